@@ -1,0 +1,130 @@
+"""Comparing torch's numbers with the reference, and failure messages that explain themselves.
+
+The check is vectorised; the message is built only on failure. Every failure message comes from
+a :class:`Mismatch`, so messages and reports cannot disagree.
+
+e.g. ``assert_close(actual, expected, tol=Tolerance(1.3e-6, 1e-5), what=...)`` fails with::
+
+    tanh: VJP w.r.t. input is not close to the reference  [float32, shape=(3, 4), device=cpu]
+    Mismatched elements: 2 / 12 (16.7%)
+    Greatest absolute difference: 3.1e-04 at index (1, 2) (up to 1e-05 allowed)
+    Greatest relative difference: 2.0e-03 at index (1, 2) (up to 1.3e-06 allowed)
+      actual[1, 2]=0.15234  expected[1, 2]=0.15265  input[1, 2]=2.4101
+    Case: ...
+    Reproduce: pytest 'tests/test_ops.py::test_gradient_matches_reference[tanh-float32-cpu]'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from suite import reproduce
+from suite.specs import Array
+from suite.tolerances import Tolerance
+
+Index = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """What differed, by how much, where, and how to get it back."""
+
+    what: str  # e.g. "tanh: VJP w.r.t. input"
+    context: str  # e.g. "float32, shape=(3, 4), device=cpu"
+    n_mismatch: int
+    n_total: int
+    max_abs: float
+    idx_abs: Index
+    max_rel: float
+    idx_rel: Index
+    tol: Tolerance
+    at_index: str  # actual, expected and the inputs at the worst index
+    case: str = ""
+    verdict: str = ""
+    reproducer: str = field(default_factory=reproduce.command)
+
+    def message(self) -> str:
+        pct = 100.0 * self.n_mismatch / max(1, self.n_total)
+        lines = [
+            f"{self.what} is not close to the reference  [{self.context}]",
+            f"Mismatched elements: {self.n_mismatch} / {self.n_total} ({pct:.1f}%)",
+            f"Greatest absolute difference: {self.max_abs:.3g} at index {self.idx_abs} "
+            f"(up to {self.tol.atol:.3g} allowed)",
+            f"Greatest relative difference: {self.max_rel:.3g} at index {self.idx_rel} "
+            f"(up to {self.tol.rtol:.3g} allowed)",
+            f"  {self.at_index}",
+        ]
+        if self.case:
+            lines += ["Case:", self.case]
+        if self.verdict:
+            lines.append(f"Verdict: {self.verdict}")
+        lines.append(f"Reproduce: {self.reproducer}")
+        return "\n".join(lines)
+
+
+def to_numpy(t: torch.Tensor) -> Array:
+    """A float64 NumPy copy of ``t`` (never a view: torch may update ``t`` in place later)."""
+    return t.detach().to("cpu", torch.float64).numpy().copy()
+
+
+def _fmt_idx(name: str, idx: Index) -> str:
+    return f"{name}[{', '.join(map(str, idx))}]" if idx else name
+
+
+def find_mismatch(actual: Array, expected: Array, *, tol: Tolerance, what: str, context: str,
+                  inputs: Mapping[str, Array] | None = None) -> Mismatch | None:
+    """The :class:`Mismatch` between ``actual`` and ``expected``, or None when they are close.
+
+    Both are promoted to float64 first. NaN matches NaN and infinities match when their signs do
+    (the reference states where torch should produce them). Shapes must agree exactly.
+    ``inputs`` of the same shape are shown at the worst index; others are summarised by range.
+    """
+    a = np.asarray(actual, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    if a.shape != e.shape:
+        return Mismatch(what, context, a.size, max(a.size, e.size), np.inf, (), np.inf, (), tol,
+                        f"shape {a.shape} but the reference has shape {e.shape}")
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(a - e)
+        same = (a == e) | (np.isnan(a) & np.isnan(e))
+        # A finite difference is required: inf <= atol + rtol * inf would pass inf vs -inf.
+        close = same | (np.isfinite(diff) & (diff <= tol.atol + tol.rtol * np.abs(e)))
+    if close.all():
+        return None
+    # Greatest differences over the mismatching elements only, as torch.testing does.
+    diff = np.where(close | np.isnan(diff), np.where(close, 0.0, np.inf), diff)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(close, 0.0, diff / np.abs(e))
+    rel = np.where(np.isnan(rel), np.inf, rel)
+    idx_abs = tuple(int(i) for i in np.unravel_index(np.argmax(diff), diff.shape))
+    idx_rel = tuple(int(i) for i in np.unravel_index(np.argmax(rel), rel.shape))
+    at = [f"{_fmt_idx('actual', idx_abs)}={a[idx_abs]:.8g}",
+          f"{_fmt_idx('expected', idx_abs)}={e[idx_abs]:.8g}"]
+    for name, x in (inputs or {}).items():
+        x = np.asarray(x)
+        if x.shape == a.shape:
+            at.append(f"{_fmt_idx(name, idx_abs)}={x[idx_abs]:.8g}")
+    return Mismatch(what, context, int((~close).sum()), a.size, float(diff[idx_abs]), idx_abs,
+                    float(rel[idx_rel]), idx_rel, tol, "  ".join(at))
+
+
+def assert_close(actual: Array, expected: Array, *, tol: Tolerance, what: str, context: str,
+                 inputs: Mapping[str, Array] | None = None, case: str = "",
+                 verdict: Any = "") -> None:
+    """Raise AssertionError with a :class:`Mismatch` message unless the arrays are close.
+
+    ``verdict`` may be a string or a zero-argument callable producing one; a callable is only
+    evaluated on failure (it may be an expensive cross-check such as finite differences).
+    """
+    __tracebackhide__ = True
+    m = find_mismatch(actual, expected, tol=tol, what=what, context=context, inputs=inputs)
+    if m is None:
+        return
+    text = verdict() if callable(verdict) else verdict
+    m = Mismatch(**{**m.__dict__, "case": case, "verdict": text})
+    raise AssertionError(m.message())

@@ -1,0 +1,162 @@
+"""The three checks of every differentiable record, and who is wrong when they disagree.
+
+1. ``check_forward``: torch's output against the reference forward.
+2. ``check_gradient``: torch autograd's VJP against the reference VJP, for one cotangent ``g``.
+3. ``check_reference_vjp``: the reference VJP against a central finite difference of the
+   reference forward along one random direction (JAX's ``check_vjp`` idea). It never touches
+   torch, so a wrong reference cannot hide a wrong torch.
+
+When (2) fails, (3) runs on the same case and the message says which side is wrong.
+Directions and cotangents are drawn from ``case.seed``: a case reproduces its whole check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from suite import compare, reproduce
+from suite import tolerances as tols
+from suite.devices import dtype_name
+from suite.specs import Array, Case, OpSpec
+
+
+def to_tensors(case: Case, dtype: torch.dtype, device: str) -> dict[str, torch.Tensor]:
+    """The case's arrays as torch tensors: floats in ``dtype``, differentiable ones with grad."""
+    tensors = {}
+    for name, a in case.arrays.items():
+        if a.dtype.kind == "f":
+            t = torch.tensor(a, dtype=dtype, device=device)
+            t.requires_grad_(name in case.differentiable)
+        else:
+            t = torch.tensor(a, device=device)
+        tensors[name] = t
+    return tensors
+
+
+def cotangent(case: Case, shape: tuple[int, ...]) -> Array:
+    """The cotangent g used for VJPs of ``case``: standard normal, seeded by the case."""
+    return np.random.default_rng([case.seed, 1]).standard_normal(shape)
+
+
+def _context(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> str:
+    shapes = ", ".join(f"{k}={tuple(a.shape)}" for k, a in case.arrays.items())
+    return f"{dtype_name(dtype)}, {shapes}, device={device}"
+
+
+def check_forward(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> None:
+    """torch's ``spec.torch_fn`` output equals the reference forward within FORWARD tolerance."""
+    __tracebackhide__ = True
+    case = case.rounded_to(dtype)
+    with torch.no_grad():
+        actual = spec.torch_fn(**to_tensors(case, dtype, device), **case.options)
+    expected = spec.ref(**case.arrays, **case.options)
+    tol = tols.resolve(dtype, tols.Kind.FORWARD, spec.tol.get((tols.Kind.FORWARD, dtype)))
+    compare.assert_close(compare.to_numpy(actual), expected, tol=tol, what=f"{spec.name}: forward",
+                         context=_context(spec, case, dtype, device), inputs=case.arrays,
+                         case=case.describe())
+
+
+def check_gradient(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> None:
+    """torch autograd's gradient of <g, f(x)> equals the reference VJP for every argument."""
+    __tracebackhide__ = True
+    case = case.rounded_to(dtype)
+    tensors = to_tensors(case, dtype, device)
+    out = spec.torch_fn(**tensors, **case.options)
+    g = cotangent(case, tuple(out.shape))
+    g = g.astype(torch.empty((), dtype=dtype).numpy().dtype).astype(np.float64)
+    out.backward(torch.tensor(g, dtype=dtype, device=device))
+    expected = spec.ref_vjp(g, **case.arrays, **case.options)
+    tol = tols.resolve(dtype, tols.Kind.GRADIENT, spec.tol.get((tols.Kind.GRADIENT, dtype)))
+    for name in case.differentiable:
+        grad = tensors[name].grad
+        actual = np.zeros(case.arrays[name].shape) if grad is None else compare.to_numpy(grad)
+        compare.assert_close(
+            actual, expected[name], tol=tol, what=f"{spec.name}: VJP w.r.t. {name}",
+            context=_context(spec, case, dtype, device), inputs=case.arrays,
+            case=case.describe(), verdict=lambda name=name: _who_is_wrong(spec, case, name))
+
+
+def _who_is_wrong(spec: OpSpec, case: Case, name: str) -> str:
+    """Run the torch-free finite-difference check to decide whether torch or the reference errs."""
+    result = reference_vjp_error(spec.ref, spec.ref_vjp, case, name, step=spec.fd_step)
+    if result.ok:
+        return (f"the reference VJP agrees with finite differences ({result.summary()}), "
+                f"so the error is torch's")
+    return (f"the reference VJP disagrees with finite differences ({result.summary()}), "
+            f"so the reference {spec.ref_vjp.__module__}.{spec.ref_vjp.__name__} is wrong")
+
+
+@dataclass(frozen=True)
+class FDResult:
+    """<g, J v> by central differences against <J^T g, v> from the VJP, for one argument."""
+
+    by_fd: float
+    by_vjp: float
+    scale: float  # sum of |terms| of both inner products: the size cancellation is judged by
+    rtol: float
+    rounding: float  # what rounding alone can make the difference quotient wrong by
+
+    @property
+    def error(self) -> float:
+        return abs(self.by_fd - self.by_vjp)
+
+    @property
+    def allowed(self) -> float:
+        return self.rtol * self.scale + self.rounding
+
+    @property
+    def ok(self) -> bool:
+        return self.error <= self.allowed
+
+    def summary(self) -> str:
+        return (f"<g, J v> by finite differences {self.by_fd:.10g}, <J^T g, v> by the VJP "
+                f"{self.by_vjp:.10g}, difference {self.error:.3g}, allowed {self.allowed:.3g}")
+
+
+def reference_vjp_error(ref: Callable[..., Array], ref_vjp: Callable[..., Mapping[str, Array]],
+                        case: Case, name: str, *, step: float = tols.FD_STEP,
+                        rtol: float = tols.FD_RTOL) -> FDResult:
+    """Compare ``ref_vjp`` with a central difference of ``ref`` along one random direction.
+
+    For a cotangent g and a direction v (both standard normal, seeded by the case) of argument
+    ``name``:  <g, (f(x + h v) - f(x - h v)) / 2h>  must equal  <J^T g, v>.  The error is judged
+    relative to the sum of the absolute values of both inner products' terms, so a result that
+    is small through cancellation is not held to an impossible standard, plus the rounding floor
+    of the difference quotient (``suite.tolerances.FD_ROUNDING_ULPS``).
+    """
+    arrays = dict(case.arrays)
+    options: dict[str, Any] = dict(case.options)
+    y = np.asarray(ref(**arrays, **options))
+    g = cotangent(case, y.shape)
+    index = list(case.arrays).index(name)
+    v = np.random.default_rng([case.seed, 2, index]).standard_normal(arrays[name].shape)
+    x = arrays[name]
+    plus = np.asarray(ref(**{**arrays, name: x + step * v}, **options))
+    minus = np.asarray(ref(**{**arrays, name: x - step * v}, **options))
+    jv = (plus - minus) / (2 * step)
+    vjp = np.asarray(ref_vjp(g, **arrays, **options)[name])
+    by_fd, by_vjp = float(np.sum(g * jv)), float(np.sum(vjp * v))
+    scale = float(np.sum(np.abs(g * jv)) + np.sum(np.abs(vjp * v)))
+    eps = float(np.finfo(np.float64).eps)
+    rounding = tols.FD_ROUNDING_ULPS * eps * float(
+        np.sum(np.abs(g) * (np.abs(plus) + np.abs(minus)))) / (2 * step)
+    return FDResult(by_fd, by_vjp, scale, rtol, rounding)
+
+
+def check_reference_vjp(spec: OpSpec, case: Case) -> None:
+    """The reference VJP agrees with finite differences of the reference forward (torch-free)."""
+    __tracebackhide__ = True
+    for name in case.differentiable:
+        result = reference_vjp_error(spec.ref, spec.ref_vjp, case, name, step=spec.fd_step)
+        if not result.ok:
+            raise AssertionError(
+                f"{spec.name}: reference VJP w.r.t. {name} disagrees with central finite "
+                f"differences of the reference forward (step {spec.fd_step:g})\n"
+                f"  {result.summary()}\n"
+                f"  so {spec.ref_vjp.__module__}.{spec.ref_vjp.__name__} (or the forward) is "
+                f"wrong\nCase:\n{case.describe()}\nReproduce: {reproduce.command()}")

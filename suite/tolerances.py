@@ -1,0 +1,111 @@
+r"""Every tolerance gradsuite uses, in one place, with the reason beside each row.
+
+A comparison passes element-wise when ``|actual - expected| <= atol + rtol * |expected|``
+(the ``torch.testing.assert_close`` rule). Both numbers are always given together: ``rtol``
+alone would let ``atol=0`` surprise you, and vice versa.
+
+How the numbers are derived. ``eps`` is the machine epsilon of the dtype under test
+(float64: 2.2e-16, float32: 1.2e-7). The reference is evaluated in float64 on the *same*
+inputs torch receives (rounded to the dtype under test, then widened), so input rounding is not
+counted: what remains is the rounding of torch's own arithmetic. An elementwise function built
+from a few correctly rounded operations is good to a few ulp; a reduction over ``n`` terms with
+pairwise or blocked summation typically to ``O(sqrt(n))`` ulp of the sum of magnitudes. With the
+value ranges the strategies draw (magnitudes around 1, reductions over at most a few hundred
+terms) the rows below leave a margin of roughly 10x over the errors observed, and they stay far
+below the size of any real bug: a wrong branch, sign or factor shows as an error of order 1.
+
+Tolerances are never scaled with array size. A record whose maths is worse conditioned widens
+them on the record itself (``OpSpec.tol``), merged here by ``max`` and visible in the catalogue.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import NamedTuple
+
+import torch
+
+
+class Tolerance(NamedTuple):
+    """Relative and absolute tolerance, always as a pair."""
+
+    rtol: float
+    atol: float
+
+
+class Kind(str, Enum):
+    """What is being compared; each kind has its own table."""
+
+    FORWARD = "forward"  # an op's output
+    GRADIENT = "gradient"  # autograd's VJP against the reference VJP
+    OPTIMIZER = "optimizer"  # parameters and state after one optimizer step
+    TRAINING = "training"  # parameters along a whole training trajectory
+
+
+_EPS64 = float(torch.finfo(torch.float64).eps)  # 2.2e-16
+_EPS32 = float(torch.finfo(torch.float32).eps)  # 1.2e-7
+
+TABLES: dict[Kind, dict[torch.dtype, Tolerance]] = {
+    Kind.FORWARD: {
+        # 2**12 ulp: libm and summation-order differences between torch and NumPy stay below
+        # ~100 ulp on the drawn ranges; a wrong formula is off by >1e-3.
+        torch.float64: Tolerance(rtol=2**12 * _EPS64, atol=2**12 * _EPS64),
+        # torch.testing's float32 defaults (rtol ~11 ulp, atol 1e-5): a few roundings of
+        # float32 arithmetic on values of magnitude ~1.
+        torch.float32: Tolerance(rtol=1.3e-6, atol=1e-5),
+    },
+    Kind.GRADIENT: {
+        # A VJP chains the forward with a few more operations (products, a reduction for
+        # softmax-like ops and for weight gradients): 2**16 ulp.
+        torch.float64: Tolerance(rtol=2**16 * _EPS64, atol=2**16 * _EPS64),
+        # ~84 ulp relative, 1e-5 absolute: weight gradients are batch reductions of products.
+        torch.float32: Tolerance(rtol=1e-5, atol=1e-5),
+    },
+    Kind.OPTIMIZER: {
+        # One update is a handful of elementwise operations (sqrt, division, lerp), computed
+        # from the same starting state on both sides: forward-sized tolerances.
+        torch.float64: Tolerance(rtol=2**12 * _EPS64, atol=2**12 * _EPS64),
+        # Adam's m / (sqrt(v) + eps) can amplify the rounding of v when sqrt(v) ~ eps; 2e-6
+        # relative (~17 ulp) on top of the float32 defaults covers that.
+        torch.float32: Tolerance(rtol=2e-6, atol=1e-5),
+    },
+    Kind.TRAINING: {
+        # A 1000-step trajectory accumulates the rounding of every step; the dynamics of the
+        # training examples are contracting, so errors stay bounded rather than growing.
+        torch.float64: Tolerance(rtol=1e-9, atol=1e-9),
+        torch.float32: Tolerance(rtol=1e-4, atol=1e-4),
+    },
+}
+
+# Finite differences (reference VJP against the reference forward, float64, torch-free).
+# A central difference with step h has truncation error O(h^2 |f'''|) and rounding error
+# O(eps |f| / h); with h = 1e-6 on inputs of magnitude ~1 both are below 1e-9 relative to the
+# scale of the inner product, so 1e-6 leaves a wide margin and still flags a VJP that is off by
+# a factor (relative error ~1) or by a sign (~2).
+FD_STEP = 1e-6
+FD_RTOL = 1e-6
+# The rounding floor of a central difference: each of f(x + h v), f(x - h v) carries an error
+# of a few ulp of |f|, so the quotient is uncertain by ~eps |f| / h, which no step can beat
+# where f is large and its derivative tiny (tanh at 9.4: f ~ 1, f' ~ 2.5e-8). The check
+# allows FD_ROUNDING_ULPS * eps * sum|g| (|f(x + h v)| + |f(x - h v)|) / (2 h) on top of the
+# relative term; on inputs of magnitude ~1 that floor is ~50x below FD_RTOL's share.
+FD_ROUNDING_ULPS = 64
+
+
+def resolve(dtype: torch.dtype, kind: Kind, override: Tolerance | None = None) -> Tolerance:
+    """The tolerance for comparing ``kind`` in ``dtype``: the table row, loosened by ``override``.
+
+    Overrides only ever loosen (element-wise ``max``), like JAX's ``join_tolerance``.
+
+    Raises:
+        KeyError: with the fix, when there is no row for ``dtype``.
+    """
+    table = TABLES[kind]
+    if dtype not in table:
+        known = ", ".join(str(d).replace("torch.", "") for d in table)
+        raise KeyError(f"no {kind.value} tolerance for {dtype}; add a row to suite/tolerances.py "
+                       f"(known: {known})")
+    base = table[dtype]
+    if override is None:
+        return base
+    return Tolerance(rtol=max(base.rtol, override.rtol), atol=max(base.atol, override.atol))
