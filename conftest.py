@@ -1,0 +1,3 @@
+"""Loads gradsuite's pytest plugin (options, profiles, report header) for every test here."""
+
+pytest_plugins = ["suite.plugin"]

@@ -1,0 +1,33 @@
+"""The catalogue: every record gradsuite checks, one module per family.
+
+``OPS`` holds the differentiable ops (activations, layers, losses), ``OPTIMIZERS`` the
+optimizers; both sorted by name. Tests, benchmarks and reports iterate these tuples.
+"""
+
+from __future__ import annotations
+
+from suite.catalog import activations, layers, losses, optimizers
+from suite.specs import OpSpec, OptimizerSpec
+
+OPS: tuple[OpSpec, ...] = tuple(
+    sorted(activations.RECORDS + layers.RECORDS + losses.RECORDS, key=lambda s: s.name))
+OPTIMIZERS: tuple[OptimizerSpec, ...] = tuple(sorted(optimizers.RECORDS, key=lambda s: s.name))
+
+
+def by_name(name: str) -> OpSpec | OptimizerSpec:
+    """The record called ``name``.
+
+    Raises:
+        KeyError: naming the known records, when there is none.
+    """
+    records: tuple[OpSpec | OptimizerSpec, ...] = (*OPS, *OPTIMIZERS)
+    for spec in records:
+        if spec.name == name:
+            return spec
+    known = ", ".join(s.name for s in records)
+    raise KeyError(f"no record named {name!r}; known records: {known}")
+
+
+def spec_id(spec: OpSpec | OptimizerSpec) -> str:
+    """The pytest id of a record: its name, so ``pytest -k gelu`` selects every check of gelu."""
+    return spec.name
