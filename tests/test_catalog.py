@@ -1,0 +1,81 @@
+"""Invariants of the catalogue and the references: names pair up, nothing is left unused,
+and references/ never sees torch."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from references import activations, layers, losses
+from suite import catalog, devices
+from suite import tolerances as tols
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+RECORDS = (*catalog.OPS, *catalog.OPTIMIZERS)
+
+# Reference functions no record uses, each with the reason.
+UNUSED_ON_PURPOSE = {
+    "identity": "the output layer of references.network's MLP; there is no torch op to check",
+    "identity_vjp": "as identity",
+}
+
+
+def test_record_names_are_unique_and_sorted() -> None:
+    for records in (catalog.OPS, catalog.OPTIMIZERS):
+        names = [s.name for s in records]
+        assert names == sorted(set(names)), f"duplicate or unsorted names: {names}"
+
+
+@pytest.mark.parametrize("spec", catalog.OPS, ids=catalog.spec_id)
+def test_reference_names_match_the_record(spec) -> None:
+    assert spec.ref.__name__ == spec.name, f"{spec.name}: ref is {spec.ref.__name__}"
+    assert spec.ref_vjp.__name__ == f"{spec.name}_vjp", \
+        f"{spec.name}: ref_vjp is {spec.ref_vjp.__name__}, expected {spec.name}_vjp"
+    assert spec.ref.__module__ == spec.ref_vjp.__module__
+    assert spec.ref.__module__.startswith("references.")
+    assert spec.docs.startswith("https://pytorch.org/docs/"), spec.docs
+
+
+@pytest.mark.parametrize("spec", catalog.OPTIMIZERS, ids=catalog.spec_id)
+def test_optimizer_reference_names_match_the_record(spec) -> None:
+    assert spec.ref_step.__name__ == spec.name
+    assert spec.ref_step.__module__ == "references.optimizers"
+
+
+def test_every_reference_function_is_used_by_a_record() -> None:
+    used = {f.__name__ for s in catalog.OPS for f in (s.ref, s.ref_vjp)}
+    for module in (activations, layers, losses):
+        public = {n for n, f in inspect.getmembers(module, inspect.isfunction)
+                  if not n.startswith("_") and f.__module__ == module.__name__}
+        missing = public - used - set(UNUSED_ON_PURPOSE)
+        assert not missing, f"{module.__name__} functions with no record: {sorted(missing)}"
+
+
+def test_every_dtype_has_a_tolerance_row() -> None:
+    for kind, table in tols.TABLES.items():
+        for name, dtype in devices.DTYPES.items():
+            assert dtype in table, f"no {kind.value} tolerance for {name}"
+
+
+def test_references_never_import_torch() -> None:
+    for path in sorted((REPO / "references").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n.split(".")[0] == "torch" for n in names), \
+                f"{path.name}:{node.lineno} imports torch"
+    code = ("import sys, references.activations, references.layers, references.losses, "
+            "references.optimizers, references.network; "
+            "sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0, \
+        "importing references/ loaded torch"
+
+
+def test_by_name_names_the_known_records_when_missing() -> None:
+    with pytest.raises(KeyError, match=r"known records: .*tanh"):
+        catalog.by_name("no_such_op")

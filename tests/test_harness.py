@@ -1,0 +1,180 @@
+"""Tests of the harness itself: every checker must fail, readably, on a planted bug.
+
+Each test plants one bug (a torch op with a wrong forward or backward, a reference VJP off by
+a factor, an optimizer with a wrong update) into an otherwise correct record and asserts both
+that the check fails and what its message says.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from references import activations, optimizers
+from suite import catalog, compare
+from suite import gradcheck as gc
+from suite import optimcheck as oc
+from suite import tolerances as tols
+from suite.specs import OptimizerRun
+
+TANH = catalog.by_name("tanh")
+LINEAR = catalog.by_name("linear")
+CASE = TANH.inputs.sized(6, seed=3)  # type: ignore[union-attr]
+
+
+class TanhWithDoubledBackward(torch.autograd.Function):
+    """tanh whose backward is off by a factor of 2: a planted torch bug."""
+
+    @staticmethod
+    def forward(ctx, x):  # type: ignore[override]
+        y = torch.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        (y,) = ctx.saved_tensors
+        return 2 * g * (1 - y * y)
+
+
+def _fails(check, *args) -> str:
+    with pytest.raises(AssertionError) as info:
+        check(*args)
+    return str(info.value)
+
+
+def test_forward_check_fails_on_a_value_off_by_more_than_tolerance(dtype) -> None:
+    bad = dataclasses.replace(TANH, torch_fn=lambda input: torch.tanh(input) * (1 + 1e-3))
+    message = _fails(gc.check_forward, bad, CASE, dtype, "cpu")
+    assert message.startswith("tanh: forward is not close to the reference")
+    assert "Mismatched elements:" in message
+    assert "Greatest absolute difference:" in message and "at index (" in message
+    assert "Greatest relative difference: 0.001 at index" in message
+    assert "input[" in message and "Reproduce: pytest" in message
+
+
+def test_forward_check_passes_on_the_correct_op() -> None:
+    gc.check_forward(TANH, CASE, torch.float64, "cpu")  # the control for the planted bugs
+
+
+def test_gradient_check_blames_torch_for_a_wrong_backward() -> None:
+    bad = dataclasses.replace(TANH, torch_fn=lambda input: TanhWithDoubledBackward.apply(input))
+    message = _fails(gc.check_gradient, bad, CASE, torch.float64, "cpu")
+    assert message.startswith("tanh: VJP w.r.t. input is not close to the reference")
+    assert "Verdict: the reference VJP agrees with finite differences" in message
+    assert "so the error is torch's" in message
+
+
+@pytest.mark.parametrize("factor", [2.0, -1.0], ids=["doubled", "sign-flipped"])
+def test_gradient_check_blames_the_reference_for_a_wrong_vjp(factor: float) -> None:
+    def wrong_vjp(g, input):
+        return {"input": factor * activations.tanh_vjp(g, input)["input"]}
+
+    bad = dataclasses.replace(TANH, ref_vjp=wrong_vjp)
+    message = _fails(gc.check_gradient, bad, CASE, torch.float64, "cpu")
+    assert "Verdict: the reference VJP disagrees with finite differences" in message
+    assert "wrong_vjp is wrong" in message
+
+
+@pytest.mark.parametrize("factor", [2.0, -1.0, 1.001], ids=["doubled", "sign-flipped", "0.1%"])
+def test_finite_difference_check_fails_on_a_wrong_reference_vjp(factor: float) -> None:
+    def wrong_vjp(g, input, weight, bias=None):
+        grads = LINEAR.ref_vjp(g, input, weight, bias)  # type: ignore[union-attr]
+        return {**grads, "weight": factor * grads["weight"]}
+
+    bad = dataclasses.replace(LINEAR, ref_vjp=wrong_vjp)
+    case = LINEAR.inputs.sized(5, seed=1)  # type: ignore[union-attr]
+    message = _fails(gc.check_reference_vjp, bad, case)
+    assert message.startswith("linear: reference VJP w.r.t. weight disagrees with central "
+                               "finite differences")
+    assert "<g, J v> by finite differences" in message and "allowed" in message
+
+
+def test_finite_difference_check_passes_on_the_correct_reference() -> None:
+    gc.check_reference_vjp(LINEAR, LINEAR.inputs.sized(5, seed=1))  # type: ignore[union-attr]
+
+
+SGD = catalog.by_name("sgd")
+RUN = OptimizerRun(params=[np.linspace(-1, 1, 6).reshape(2, 3)],
+                   grads=[[np.full((2, 3), s)] for s in (0.5, -0.25, 1.0)],
+                   hyper={"lr": 0.1, "momentum": 0.9, "dampening": 0.0, "nesterov": False,
+                          "weight_decay": 0.0, "maximize": False}, seed=0)
+
+
+class SGDWithWrongLearningRate(torch.optim.SGD):
+    """An optimizer whose update is 1% too large from the second step on: a planted bug."""
+
+    def step(self, closure=None):  # type: ignore[override]
+        steps = getattr(self, "_steps", 0) + 1
+        self._steps = steps
+        for group in self.param_groups:
+            group["lr"] = RUN.hyper["lr"] * (1.01 if steps > 1 else 1.0)
+        return super().step(closure)
+
+
+def test_optimizer_check_fails_on_a_wrong_torch_update() -> None:
+    bad = dataclasses.replace(SGD, torch_cls=SGDWithWrongLearningRate)
+    message = _fails(oc.check_run, bad, RUN, "for-loop", torch.float64, "cpu")
+    assert message.startswith("sgd: param 0 after step 2 is not close to the reference")
+
+
+def test_optimizer_check_fails_on_a_wrong_reference_state() -> None:
+    def sgd_without_dampening_memory(param, grad, state, **hyper):
+        new_param, new_state = optimizers.sgd(param, grad, state, **hyper)
+        return new_param, new_state._replace(momentum_buffer=new_state.momentum_buffer * 0.5)
+
+    bad = dataclasses.replace(SGD, ref_step=sgd_without_dampening_memory)
+    message = _fails(oc.check_run, bad, RUN, "foreach", torch.float64, "cpu")
+    assert message.startswith("sgd: state['momentum_buffer'] of param 0 after step 1")
+
+
+def test_optimizer_check_passes_on_the_correct_update() -> None:
+    oc.check_run(SGD, RUN, "for-loop", torch.float64, "cpu")
+
+
+def test_compare_treats_nan_as_equal_only_to_nan() -> None:
+    tol = tols.Tolerance(1e-7, 1e-7)
+    assert compare.find_mismatch(np.array([np.nan, 1.0]), np.array([np.nan, 1.0]), tol=tol,
+                                 what="x", context="") is None
+    m = compare.find_mismatch(np.array([np.nan, 1.0]), np.array([0.5, 1.0]), tol=tol,
+                              what="x", context="")
+    assert m is not None and m.n_mismatch == 1 and m.idx_abs == (0,)
+    for actual, expected in ((np.inf, -np.inf), (1.0, np.inf), (np.inf, 1.0)):
+        m = compare.find_mismatch(np.array([actual]), np.array([expected]), tol=tol, what="x",
+                                  context="")
+        assert m is not None and m.max_abs == np.inf, (actual, expected)
+    assert compare.find_mismatch(np.array([-np.inf]), np.array([-np.inf]), tol=tol, what="x",
+                                 context="") is None
+
+
+def test_compare_reports_the_greatest_errors_over_mismatches_only() -> None:
+    expected = np.zeros((3, 4))
+    actual = expected.copy()
+    actual[1, 2], actual[2, 3] = 5e-3, 2e-3
+    m = compare.find_mismatch(actual, expected, tol=tols.Tolerance(1e-6, 1e-5), what="x",
+                              context="")
+    assert m is not None
+    assert (m.n_mismatch, m.n_total, m.idx_abs, m.max_abs) == (2, 12, (1, 2), 5e-3)
+    assert "Mismatched elements: 2 / 12 (16.7%)" in m.message()
+
+
+def test_compare_rejects_a_shape_mismatch() -> None:
+    m = compare.find_mismatch(np.zeros(3), np.zeros((3, 1)), tol=tols.Tolerance(1, 1),
+                              what="x", context="")
+    assert m is not None and "shape (3,) but the reference has shape (3, 1)" in m.message()
+
+
+def test_tolerance_overrides_only_loosen() -> None:
+    base = tols.resolve(torch.float32, tols.Kind.FORWARD)
+    tighter = tols.resolve(torch.float32, tols.Kind.FORWARD, tols.Tolerance(0.0, 0.0))
+    looser = tols.resolve(torch.float32, tols.Kind.FORWARD, tols.Tolerance(1.0, 0.0))
+    assert tighter == base
+    assert looser == tols.Tolerance(1.0, base.atol)
+
+
+def test_tolerance_lookup_names_the_fix_for_a_missing_row() -> None:
+    with pytest.raises(KeyError, match=r"add a row to suite/tolerances\.py"):
+        tols.resolve(torch.float16, tols.Kind.FORWARD)
