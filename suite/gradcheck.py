@@ -12,6 +12,7 @@ Directions and cotangents are drawn from ``case.seed``: a case reproduces its wh
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +55,7 @@ def check_forward(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> 
     case = case.rounded_to(dtype)
     with torch.no_grad():
         actual = spec.torch_fn(**to_tensors(case, dtype, device), **case.options)
-    expected = spec.ref(**case.arrays, **case.options)
+    expected = spec.reference(case)
     tol = tols.resolve(dtype, tols.Kind.FORWARD, spec.tol.get((tols.Kind.FORWARD, dtype)))
     compare.assert_close(compare.to_numpy(actual), expected, tol=tol, what=f"{spec.name}: forward",
                          context=_context(spec, case, dtype, device), inputs=case.arrays,
@@ -70,7 +71,7 @@ def check_gradient(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) ->
     g = cotangent(case, tuple(out.shape))
     g = g.astype(torch.empty((), dtype=dtype).numpy().dtype).astype(np.float64)
     out.backward(torch.tensor(g, dtype=dtype, device=device))
-    expected = spec.ref_vjp(g, **case.arrays, **case.options)
+    expected = spec.reference_vjp(g, case)
     tol = tols.resolve(dtype, tols.Kind.GRADIENT, spec.tol.get((tols.Kind.GRADIENT, dtype)))
     for name in case.differentiable:
         grad = tensors[name].grad
@@ -81,9 +82,18 @@ def check_gradient(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) ->
             case=case.describe(), verdict=lambda name=name: _who_is_wrong(spec, case, name))
 
 
+def _for_reference(spec: OpSpec, case: Case) -> Case:
+    """``case`` with the record's reference-only options (a version's convention) merged in:
+    the finite-difference check calls only references, never torch."""
+    if not spec.ref_options:
+        return case
+    return dataclasses.replace(case, options={**case.options, **spec.ref_options})
+
+
 def _who_is_wrong(spec: OpSpec, case: Case, name: str) -> str:
     """Run the torch-free finite-difference check to decide whether torch or the reference errs."""
-    result = reference_vjp_error(spec.ref, spec.ref_vjp, case, name, step=spec.fd_step)
+    result = reference_vjp_error(spec.ref, spec.ref_vjp, _for_reference(spec, case), name,
+                                 step=spec.fd_step)
     if result.ok:
         return (f"the reference VJP agrees with finite differences ({result.summary()}), "
                 f"so the error is torch's")
@@ -152,7 +162,8 @@ def check_reference_vjp(spec: OpSpec, case: Case) -> None:
     """The reference VJP agrees with finite differences of the reference forward (torch-free)."""
     __tracebackhide__ = True
     for name in case.differentiable:
-        result = reference_vjp_error(spec.ref, spec.ref_vjp, case, name, step=spec.fd_step)
+        result = reference_vjp_error(spec.ref, spec.ref_vjp, _for_reference(spec, case), name,
+                                 step=spec.fd_step)
         if not result.ok:
             raise AssertionError(
                 f"{spec.name}: reference VJP w.r.t. {name} disagrees with central finite "

@@ -113,8 +113,24 @@ class OpSpec:
     """Visible widenings of ``suite.tolerances``; merged by max; each needs a reason."""
     fd_step: float = tols.FD_STEP
     """Finite-difference step for the reference self-check."""
+    module: Callable[..., torch.nn.Module] | None = None
+    """The ``torch.nn`` module form of ``torch_fn`` (e.g. ``nn.MSELoss``), if there is one: it is
+    built as ``module(**ctor_arrays, **options)`` and called with the other arrays in order
+    (positionally: module forwards may rename arguments, e.g. PoissonNLLLoss's ``log_input``),
+    and must agree with ``torch_fn``."""
+    ctor_arrays: tuple[str, ...] = ()
+    """Names of ``Case.arrays`` passed to ``module``'s constructor rather than to its call."""
+
     def __repr__(self) -> str:
         return f"OpSpec({self.name!r})"
+
+    def reference(self, case: Case) -> Array:
+        """The reference forward on ``case``: ``ref(**arrays, **options, **ref_options)``."""
+        return self.ref(**case.arrays, **case.options, **self.ref_options)
+
+    def reference_vjp(self, g: Array, case: Case) -> dict[str, Array]:
+        """The reference VJP on ``case`` for the cotangent ``g``."""
+        return self.ref_vjp(g, **case.arrays, **case.options, **self.ref_options)
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # Hypothesis's pretty-printer hook
         p.text(repr(self))
@@ -122,15 +138,29 @@ class OpSpec:
     overflow_prone: bool = False
     """The textbook formula overflows for large inputs (an ``exp`` of the input): torch is
     also compared with the reference at |x| = 1e4, where only a stable form stays finite."""
+    ref_options: Mapping[str, Any] = field(default_factory=dict)
+    """Keyword arguments for the reference only, never for torch: the convention of the installed
+    torch where torch changed one between releases, chosen with ``suite.versions`` when the
+    catalogue is built (docs/conventions.md lists the changes)."""
+    exact_points: Callable[[Mapping[str, Any]], tuple[float, ...]] | None = None
+    """The ``input`` values where the op is not differentiable (kinks, jumps, branch points), as
+    a function of the case's options; torch's forward and gradient are compared with the
+    reference exactly there (the reference VJP states torch's convention). None: no such point."""
 
 
 class OptimizerRun(NamedTuple):
     """A drawn optimizer scenario: initial parameters, one gradient per parameter per step."""
 
     params: list[Array]
-    grads: list[list[Array]]  # grads[step][param]
+    grads: list[list[Array | None]]  # grads[step][param]; None: no gradient at that step
     hyper: dict[str, Any]
     seed: int
+    groups: tuple[tuple[tuple[int, ...], dict[str, Any]], ...] = ()
+    """Parameter groups as (parameter indices, hyper-parameter overrides); () is one group."""
+    complex_params: bool = False
+    """Parameters are complex: each array holds (real, imaginary) pairs in a last axis of 2."""
+    tensor_lr: bool = False
+    """torch receives ``lr`` as a 0-dim tensor (where the implementation accepts one)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,9 +183,61 @@ class OptimizerSpec:
     """Which of ``suite.optimizers.IMPLEMENTATIONS`` torch offers for this algorithm."""
     docs: str
     tol: ToleranceOverride = field(default_factory=dict)
+    state_tol: Mapping[str, tols.Tolerance] = field(default_factory=dict)
+    """Widenings for single state entries torch keeps in reduced precision by design (a float32
+    scalar tensor in a float64 run), keyed by state key; each needs a reason."""
+    implementation_tol: Mapping[tuple[str, torch.dtype], tols.Tolerance] = field(
+        default_factory=dict)
+    """Widenings for one implementation variant (e.g. ``("differentiable", torch.float64)``)
+    that computes in reduced precision by design; each needs a reason."""
+    complex_params: bool = False
+    """torch supports complex parameters (updated as pairs of reals)."""
+    sparse_grad: bool = False
+    """torch requires sparse COO gradients (SparseAdam)."""
+    round_trip_tol: Mapping[torch.dtype, tols.Tolerance] = field(default_factory=dict)
+    """How far a run resumed from ``state_dict()`` may drift from the uninterrupted run (exact
+    when absent): ``load_state_dict`` casts float32 scalar state to the parameters' dtype."""
+    late_first_grad_fails: tuple[str, ...] = ()
+    """Implementations that fail when a parameter's first gradient comes after the first step
+    (a torch bug, in KNOWN_DIFFERENCES.md): their runs give every parameter a gradient at step
+    1 and may drop gradients only afterwards."""
+    constructor_only: tuple[str, ...] = ()
+    """Hyper-parameters torch reads from the constructor for every group, ignoring a group's
+    own value (never varied between groups; each is in KNOWN_DIFFERENCES.md)."""
 
     def __repr__(self) -> str:
         return f"OptimizerSpec({self.name!r})"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # Hypothesis's pretty-printer hook
+        p.text(repr(self))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SchedulerSpec:
+    """A torch.optim.lr_scheduler class and the reference of its learning-rate sequence."""
+
+    name: str
+    """pytest id and reference name: ``references.schedulers.<name>``."""
+    torch_cls: type
+    """The scheduler class."""
+    ref: Callable[..., Array]
+    """``ref(epochs, lr=<group lr>, **ref_options) -> lr after construction and each step``;
+    for a metric-driven scheduler ``ref(metrics, lr=..., **ref_options)``."""
+    options: st.SearchStrategy[dict[str, Any]]
+    """Constructor options over their documented ranges (torch's argument names)."""
+    docs: str
+    build: Callable[[torch.optim.Optimizer, dict[str, Any]], Any] | None = None
+    """How to construct torch's scheduler from the drawn options, when not
+    ``torch_cls(optimizer, **options)`` (schedulers made of other schedulers)."""
+    ref_options: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    """The reference's options for the drawn options, when they differ."""
+    max_epochs: Callable[[dict[str, Any]], int] | None = None
+    """The most steps torch allows for these options (OneCycleLR's total_steps)."""
+    metric_driven: bool = False
+    """``step(metric)`` instead of ``step()`` (ReduceLROnPlateau)."""
+
+    def __repr__(self) -> str:
+        return f"SchedulerSpec({self.name!r})"
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # Hypothesis's pretty-printer hook
         p.text(repr(self))

@@ -35,7 +35,8 @@ class Domain:
     """A named set of input values: a sampler and the magnitudes Hypothesis chooses between.
 
     ``kinks`` lists points where the op is not differentiable; drawn values closer than
-    ``kink_margin`` are pushed out to that distance, so finite differences never straddle a kink.
+    ``kink_margin`` (or a quarter of the gap between two kinks, if smaller) are pushed out to
+    that distance, so finite differences never straddle a kink.
     (Exact kink points are a separate, deliberate check.)
     """
 
@@ -47,9 +48,15 @@ class Domain:
     def sample(self, rng: np.random.Generator, shape: Shape, scale: float) -> Array:
         """Standard normal values times ``scale``, moved off the kinks."""
         x = rng.standard_normal(shape) * scale
-        for k in self.kinks:
-            near = np.abs(x - k) < self.kink_margin
-            x = np.where(near, k + np.copysign(self.kink_margin, x - k), x)
+        kinks = sorted(set(self.kinks))
+        # Kinks closer than 4 margins (softshrink with a tiny lambd) shrink the margin to a
+        # quarter of their gap: a value pushed off one kink then stays 3 margins from the next.
+        # Finite differences step ~4e-6 at most, far inside any margin this leaves.
+        gaps = np.diff(kinks)
+        margin = min(self.kink_margin, float(gaps.min()) / 4) if gaps.size else self.kink_margin
+        for k in kinks:
+            near = np.abs(x - k) < margin
+            x = np.where(near, k + np.copysign(margin, x - k), x)
         return x
 
 
@@ -98,11 +105,22 @@ def draw_options(draw: st.DrawFn, options: Mapping[str, OptionStrategy], shape: 
 
 
 def optimizer_runs(hyper: st.SearchStrategy[dict[str, Any]], *, min_steps: int = 5,
-                   max_steps: int = 8) -> st.SearchStrategy[OptimizerRun]:
+                   max_steps: int = 8, groups: bool = False, none_grads: bool = False,
+                   complex_params: bool = False, tensor_lr: bool = False,
+                   constructor_only: tuple[str, ...] = (),
+                   first_step_complete: bool = False) -> st.SearchStrategy[OptimizerRun]:
     """Several parameter tensors of different shapes and a gradient for each at every step.
 
     Gradients are normal values at a drawn scale; a drawn fraction of entries is exactly zero at
     each step, and signs change freely between steps (momentum and Adam's moments see both).
+    Optionally (each drawn, so Hypothesis shrinks towards the plain run):
+
+    * ``groups``: the parameters are split into up to 3 groups, each group but the first with
+      its own hyper-parameters drawn from ``hyper`` (``constructor_only`` keys kept equal);
+    * ``none_grads``: a parameter has no gradient (``None``) on some steps (not on the first
+      with ``first_step_complete``);
+    * ``complex_params``: complex parameters, each array a (..., 2) array of real pairs;
+    * ``tensor_lr``: ``lr`` is given to torch as a tensor.
     """
 
     @st.composite
@@ -112,15 +130,35 @@ def optimizer_runs(hyper: st.SearchStrategy[dict[str, Any]], *, min_steps: int =
         steps = draw(st.integers(min_steps, max_steps), label="steps")
         scale = draw(st.sampled_from((1.0, 1e-3, 10.0)), label="grad scale")
         zero_fraction = draw(st.sampled_from((0.0, 0.3)), label="zero fraction")
+        none_fraction = draw(st.sampled_from((0.0, 0.3)), label="none fraction") \
+            if none_grads else 0.0
+        is_complex = complex_params and draw(st.booleans(), label="complex")
+        if is_complex:
+            param_shapes = [(*s, 2) for s in param_shapes]
         seed = draw(SEEDS, label="seed")
         rng = np.random.default_rng(seed)
         params = [rng.standard_normal(s) for s in param_shapes]
 
-        def grad(s: Shape) -> Array:
+        def grad(s: Shape, step: int) -> Array | None:
+            if none_fraction and rng.random() < none_fraction and \
+                    not (first_step_complete and step == 0):
+                return None
             g = rng.standard_normal(s) * scale
             return np.where(rng.random(s) < zero_fraction, 0.0, g)
 
-        grads = [[grad(s) for s in param_shapes] for _ in range(steps)]
-        return OptimizerRun(params, grads, draw(hyper, label="hyper"), seed)
+        grads = [[grad(s, k) for s in param_shapes] for k in range(steps)]
+        defaults = draw(hyper, label="hyper")
+        split: tuple[tuple[tuple[int, ...], dict[str, Any]], ...] = ()
+        if groups and len(params) > 1:
+            labels = draw(st.lists(st.integers(0, 2), min_size=len(params),
+                                   max_size=len(params)), label="group of each param")
+            members = [tuple(i for i, g in enumerate(labels) if g == k) for k in range(3)]
+            overrides: list[dict[str, Any]] = [{}]
+            for _ in range(2):
+                drawn = draw(hyper, label="group hyper")
+                overrides.append({k: v for k, v in drawn.items() if k not in constructor_only})
+            split = tuple((m, o) for m, o in zip(members, overrides, strict=True) if m)
+        as_tensor = tensor_lr and draw(st.booleans(), label="lr as tensor")
+        return OptimizerRun(params, grads, defaults, seed, split, is_complex, as_tensor)
 
     return runs()

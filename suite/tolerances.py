@@ -40,6 +40,7 @@ class Kind(str, Enum):
     GRADIENT = "gradient"  # autograd's VJP against the reference VJP
     OPTIMIZER = "optimizer"  # parameters and state after one optimizer step
     TRAINING = "training"  # parameters along a whole training trajectory
+    SCHEDULE = "schedule"  # a learning-rate scheduler's lr sequence (Python floats)
 
 
 _EPS64 = float(torch.finfo(torch.float64).eps)  # 2.2e-16
@@ -68,6 +69,15 @@ TABLES: dict[Kind, dict[torch.dtype, Tolerance]] = {
         # Adam's m / (sqrt(v) + eps) can amplify the rounding of v when sqrt(v) ~ eps; 2e-6
         # relative (~17 ulp) on top of the float32 defaults covers that.
         torch.float32: Tolerance(rtol=2e-6, atol=1e-5),
+    },
+    Kind.SCHEDULE: {
+        # Learning rates are Python floats whatever the parameters' dtype. torch's chainable
+        # step() multiplies the previous lr by a ratio each epoch, so <= 60 epochs accumulate
+        # ~60 roundings (~1.3e-14 relative) against the reference's closed form; cosine
+        # ratios (1 + cos a) / (1 + cos b) near a = pi lose up to eps / (1 + cos b) ~ 1e-12
+        # relative for T_max <= 30. 1e-10 relative leaves 100x; atol 1e-15 covers lrs at 0.
+        torch.float64: Tolerance(rtol=1e-10, atol=1e-15),
+        torch.float32: Tolerance(rtol=1e-10, atol=1e-15),
     },
     Kind.TRAINING: {
         # A 1000-step trajectory accumulates the rounding of every step; the dynamics of the

@@ -178,3 +178,15 @@ def test_tolerance_overrides_only_loosen() -> None:
 def test_tolerance_lookup_names_the_fix_for_a_missing_row() -> None:
     with pytest.raises(KeyError, match=r"add a row to suite/tolerances\.py"):
         tols.resolve(torch.float16, tols.Kind.FORWARD)
+
+
+@pytest.mark.parametrize("kinks", [(0.0,), (-5e-4, 5e-4), (-1.0, 1.0, 1.0 + 1e-6)])
+def test_domain_keeps_draws_off_every_kink(kinks: tuple[float, ...]) -> None:
+    from suite.strategies import Domain
+
+    domain = Domain("test", kinks=kinks)
+    x = domain.sample(np.random.default_rng(0), (20000,), 1e-3)
+    gaps = np.diff(sorted(set(kinks)))
+    margin = min(domain.kink_margin, gaps.min() / 4) if gaps.size else domain.kink_margin
+    distance = np.min(np.abs(x[:, None] - np.array(kinks)[None, :]), axis=1)
+    assert distance.min() >= margin * (1 - 1e-9), (distance.min(), margin)

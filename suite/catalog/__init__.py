@@ -6,12 +6,23 @@ optimizers; both sorted by name. Tests, benchmarks and reports iterate these tup
 
 from __future__ import annotations
 
-from suite.catalog import activations, layers, losses, optimizers
-from suite.specs import OpSpec, OptimizerSpec
+from suite.catalog import (
+    activations,
+    attention,
+    conv,
+    layers,
+    losses,
+    norms,
+    optimizers,
+    schedulers,
+)
+from suite.specs import OpSpec, OptimizerSpec, SchedulerSpec
 
 OPS: tuple[OpSpec, ...] = tuple(
-    sorted(activations.RECORDS + layers.RECORDS + losses.RECORDS, key=lambda s: s.name))
+    sorted(activations.RECORDS + attention.RECORDS + conv.RECORDS + layers.RECORDS
+           + losses.RECORDS + norms.RECORDS, key=lambda s: s.name))
 OPTIMIZERS: tuple[OptimizerSpec, ...] = tuple(sorted(optimizers.RECORDS, key=lambda s: s.name))
+SCHEDULERS: tuple[SchedulerSpec, ...] = tuple(sorted(schedulers.RECORDS, key=lambda s: s.name))
 
 
 def by_name(name: str) -> OpSpec | OptimizerSpec:
@@ -28,6 +39,6 @@ def by_name(name: str) -> OpSpec | OptimizerSpec:
     raise KeyError(f"no record named {name!r}; known records: {known}")
 
 
-def spec_id(spec: OpSpec | OptimizerSpec) -> str:
+def spec_id(spec: OpSpec | OptimizerSpec | SchedulerSpec) -> str:
     """The pytest id of a record: its name, so ``pytest -k gelu`` selects every check of gelu."""
     return spec.name
