@@ -2,43 +2,84 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
 
-from suite.specs import Case
-from suite.strategies import REALS, SEEDS, Domain, OptionStrategy, draw_options, shapes
+from suite.specs import Array, Case
+from suite.strategies import REALS, SEEDS, Domain, OptionStrategy, Shape, draw_options, shapes
+
+# Points where an op is not differentiable, as a function of its options (hardtanh's bounds,
+# softshrink's +-lambd, threshold's threshold): the same rule keeps drawn values off them and
+# names the exact points the exact-point test evaluates (``OpSpec.exact_points``).
+KinkRule = Callable[[Mapping[str, Any]], tuple[float, ...]]
 
 
 @dataclass(frozen=True)
 class Elementwise:
     """One array argument ``input`` of any shape, plus options: activations and the like.
 
-    ``defaults`` are the options used by sized (benchmark) cases.
+    * ``domain``: the values of ``input``; ``kinks`` adds the points that depend on the drawn
+      options (values are moved ``domain.kink_margin`` away from them, as from the domain's own);
+    * ``min_dims``/``max_dims``: the dims the op accepts (softmax2d needs 3 or 4);
+    * ``halved``: the name of the option holding a dim that is split in two halves (GLU): its
+      drawn size is doubled, so it is always even;
+    * ``channel_weight``: also draw a differentiable ``weight`` of 1 element or one per channel
+      (dim 1 of ``input``; PReLU), of standard deviation 0.5 around 0.25 (torch's initial value);
+    * ``defaults``: the options of sized (benchmark) cases.
     """
 
     domain: Domain = REALS
     options: Mapping[str, OptionStrategy] = field(default_factory=dict)
     defaults: Mapping[str, Any] = field(default_factory=dict)
     min_dims: int = 1
+    max_dims: int = 3
+    kinks: KinkRule | None = None
+    halved: str | None = None
+    channel_weight: bool = False
+
+    def domain_for(self, options: Mapping[str, Any]) -> Domain:
+        """The domain with the option-dependent kinks added."""
+        if self.kinks is None:
+            return self.domain
+        return dataclasses.replace(self.domain, kinks=self.domain.kinks + self.kinks(options))
 
     def strategy(self) -> st.SearchStrategy[Case]:
+        return self.cases(shapes(min_dims=self.min_dims, max_dims=self.max_dims))
+
+    def cases(self, shape_strategy: st.SearchStrategy[Shape]) -> st.SearchStrategy[Case]:
+        """Cases whose ``input`` has (before any ``halved`` doubling) a shape from the strategy.
+
+        The layout tests use this to ask for 0-d and 0-size inputs.
+        """
+
         @st.composite
         def cases(draw: st.DrawFn) -> Case:
-            shape = draw(shapes(min_dims=self.min_dims), label="shape")
+            shape = draw(shape_strategy, label="shape")
             options = draw_options(draw, self.options, shape)
             scale = draw(st.sampled_from(self.domain.scales), label="scale")
+            per_channel = self.channel_weight and len(shape) >= 2 and shape[1] > 0 and draw(
+                st.booleans(), label="weight per channel")
             seed = draw(SEEDS, label="seed")
-            x = self.domain.sample(np.random.default_rng(seed), shape, scale)
-            return Case({"input": x}, ("input",), options, seed)
+            return self._case(shape, options, scale, seed, per_channel)
 
         return cases()
 
+    def _case(self, shape: Shape, options: Mapping[str, Any], scale: float, seed: int,
+              per_channel: bool) -> Case:
+        if self.halved is not None:
+            dim = options[self.halved]
+            shape = tuple(s * 2 if d == dim % len(shape) else s for d, s in enumerate(shape))
+        rng = np.random.default_rng(seed)
+        arrays: dict[str, Array] = {"input": self.domain_for(options).sample(rng, shape, scale)}
+        if self.channel_weight:
+            arrays["weight"] = 0.25 + 0.5 * rng.standard_normal(shape[1] if per_channel else 1)
+        return Case(arrays, tuple(arrays), dict(options), seed)
+
     def sized(self, n: int, seed: int = 0) -> Case:
-        x = self.domain.sample(np.random.default_rng(seed), (n, n), 1.0)
-        return Case({"input": x}, ("input",), dict(self.defaults), seed)
-
-
+        shape = (2,) * max(0, self.min_dims - 2) + (n, n)
+        return self._case(shape, self.defaults, 1.0, seed, self.channel_weight)
