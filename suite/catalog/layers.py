@@ -6,11 +6,22 @@ import torch
 import torch.nn.functional as F
 
 from references import layers as ref
-from suite import inputs as hi
+from suite.inputs import layers as hi
 from suite.specs import OpSpec
 from suite.tolerances import Kind, Tolerance
 
+_DOCS = "https://pytorch.org/docs/stable/generated/torch.nn.{}.html"
+
 RECORDS = (
+    OpSpec(name="bilinear", family="layer", torch_fn=F.bilinear, ref=ref.bilinear,
+           ref_vjp=ref.bilinear_vjp, inputs=hi.Bilinear(), docs=_DOCS.format("Bilinear"),
+           # dL/dA sums g_o x1_i x2_j over up to 64 batch rows of scale-5 inputs: terms up to
+           # ~|g| (5 * 2.5)^2 ~ 500, so float32 rounding of the sum reaches eps32 * sqrt(64)
+           # * 500 ~ 5e-4 in the worst case where it cancels to ~0 (9e-5 seen); atol 5e-4 and
+           # linear's rtol 3e-4 are still 1000x below a wrong factor or sign.
+           tol={(Kind.GRADIENT, torch.float32): Tolerance(rtol=3e-4, atol=5e-4)}),
+    OpSpec(name="embedding", family="layer", torch_fn=F.embedding, ref=ref.embedding,
+           ref_vjp=ref.embedding_vjp, inputs=hi.Lookup(), docs=_DOCS.format("Embedding")),
     OpSpec(name="linear", family="layer", torch_fn=F.linear, ref=ref.linear,
            ref_vjp=ref.linear_vjp, inputs=hi.Affine(),
            # dL/dW and dL/db sum products over up to 512 batch rows. The float32 rounding of

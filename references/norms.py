@@ -1,0 +1,253 @@
+r"""Normalization layers, NumPy float64: layer, batch, group and RMS normalization.
+
+All four normalize x over a set of axes R and then apply a per-feature affine map:
+
+    mu = mean_R(x),  var = mean_R((x - mu)^2)   (biased: divided by |R|, as torch normalizes)
+    xhat = (x - mu) / sqrt(var + eps),   y = xhat * w + b
+
+and share one backward. With dxhat = g * w and n = |R|, differentiating xhat through mu and
+var gives the standard formula (Ioffe & Szegedy 2015, Sec. 3; written compactly)
+
+    dL/dx = (1 / sqrt(var + eps)) * (dxhat - mean_R(dxhat) - xhat * mean_R(dxhat * xhat))
+
+and dL/dw = sum over the non-feature axes of g * xhat, dL/db = the same sum of g. Written in
+terms of xhat the formula never subtracts two large numbers: xhat is O(1) whatever the scale of
+x, so it stays accurate at |x| ~ 1e4. The variance is computed two-pass (mean first, then the
+mean of squared deviations), not as E[x^2] - E[x]^2, which cancels catastrophically when the
+mean is large compared with the spread.
+
+Follows https://pytorch.org/docs/stable/generated/torch.nn.LayerNorm.html,
+https://pytorch.org/docs/stable/generated/torch.nn.BatchNorm2d.html,
+https://pytorch.org/docs/stable/generated/torch.nn.GroupNorm.html,
+https://pytorch.org/docs/stable/generated/torch.nn.RMSNorm.html.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[np.float64]
+Axes = tuple[int, ...]
+
+
+def _standardize(x: Array, axes: Axes, eps: float) -> tuple[Array, Array]:
+    """xhat = (x - mean) / sqrt(var + eps) over ``axes`` (biased var), and 1 / sqrt(var + eps)."""
+    mu = np.mean(x, axis=axes, keepdims=True)
+    var = np.mean((x - mu) ** 2, axis=axes, keepdims=True)
+    inv_std = 1.0 / np.sqrt(var + eps)
+    return (x - mu) * inv_std, inv_std
+
+
+def _standardize_vjp(dxhat: Array, xhat: Array, inv_std: Array, axes: Axes) -> Array:
+    """dL/dx = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) over ``axes``."""
+    return inv_std * (dxhat - np.mean(dxhat, axis=axes, keepdims=True)
+                      - xhat * np.mean(dxhat * xhat, axis=axes, keepdims=True))
+
+
+def _affine_vjp(g: Array, xhat: Array, weight: Array | None, bias: Array | None,
+                shape: tuple[int, ...], axes: Axes) -> dict[str, Array]:
+    """dL/dw = sum over ``axes`` of g * xhat and dL/db = sum of g, in the parameter's shape."""
+    grads = {}
+    if weight is not None:
+        grads["weight"] = np.sum(g * xhat, axis=axes).reshape(np.shape(weight))
+    if bias is not None:
+        grads["bias"] = np.sum(g, axis=axes).reshape(np.shape(bias))
+    return grads
+
+
+# --- layer_norm ----------------------------------------------------------------------------
+
+
+def layer_norm(input: Array, normalized_shape: Sequence[int], weight: Array | None = None,
+               bias: Array | None = None, eps: float = 1e-5) -> Array:
+    r"""y = (x - E[x]) / sqrt(Var[x] + eps) * w + b, statistics over the last
+    len(normalized_shape) dimensions of each sample (biased variance); ``weight`` and ``bias``
+    have shape ``normalized_shape``. Backward: the module docstring's formula with R = those
+    dimensions, dL/dw and dL/db summed over the leading (batch) dimensions.
+    """
+    x = np.asarray(input, dtype=np.float64)
+    axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    xhat, _ = _standardize(x, axes, eps)
+    y = xhat if weight is None else xhat * weight
+    return y if bias is None else y + bias
+
+
+def layer_norm_vjp(g: Array, input: Array, normalized_shape: Sequence[int],
+                   weight: Array | None = None, bias: Array | None = None,
+                   eps: float = 1e-5) -> dict[str, Array]:
+    r"""VJP of :func:`layer_norm`:
+
+        dL/dx = (1 / sqrt(var + eps)) (dxhat - mean_R(dxhat) - xhat mean_R(dxhat xhat)),
+        dxhat = g * w (g where there is no weight);
+        dL/dw = sum_batch g * xhat,  dL/db = sum_batch g.
+    """
+    x = np.asarray(input, dtype=np.float64)
+    axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    batch = tuple(range(x.ndim - len(normalized_shape)))
+    xhat, inv_std = _standardize(x, axes, eps)
+    dxhat = g if weight is None else g * weight
+    return {"input": _standardize_vjp(dxhat, xhat, inv_std, axes),
+            **_affine_vjp(g, xhat, weight, bias, x.shape, batch)}
+
+
+# --- batch_norm ----------------------------------------------------------------------------
+
+
+def _channel_shape(x: Array) -> tuple[int, ...]:
+    """(1, C, 1, ...): per-channel arrays broadcast against (N, C, *)."""
+    return (1, x.shape[1]) + (1,) * (x.ndim - 2)
+
+
+def batch_norm(input: Array, running_mean: Array, running_var: Array,
+               weight: Array | None = None, bias: Array | None = None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Array:
+    r"""Per channel c of x (N, C, *):
+
+        training:  y = (x - mean_B(x)) / sqrt(var_B(x) + eps) * w + b,
+                   B = every axis but the channel axis, biased var_B (divided by |B|);
+        eval:      y = (x - running_mean) / sqrt(running_var + eps) * w + b.
+
+    In training torch also updates the running statistics in place; that update is
+    :func:`batch_norm_running_stats` (here the forward value only). ``momentum`` only affects
+    that update.
+    """
+    x = np.asarray(input, dtype=np.float64)
+    axes = (0, *range(2, x.ndim))
+    cs = _channel_shape(x)
+    if training:
+        xhat, _ = _standardize(x, axes, eps)
+    else:
+        xhat = (x - np.reshape(running_mean, cs)) / np.sqrt(np.reshape(running_var, cs) + eps)
+    y = xhat if weight is None else xhat * np.reshape(weight, cs)
+    return y if bias is None else y + np.reshape(bias, cs)
+
+
+def batch_norm_vjp(g: Array, input: Array, running_mean: Array, running_var: Array,
+                   weight: Array | None = None, bias: Array | None = None,
+                   training: bool = False, momentum: float = 0.1,
+                   eps: float = 1e-5) -> dict[str, Array]:
+    r"""VJP of :func:`batch_norm` with respect to input, weight and bias (the running
+    statistics are buffers, not differentiated):
+
+        training:  dL/dx = (1 / sqrt(var_B + eps)) (dxhat - mean_B(dxhat) - xhat mean_B(dxhat xhat))
+        eval:      dL/dx = dxhat / sqrt(running_var + eps)   (the statistics are constants)
+
+    with dxhat = g * w; dL/dw = sum_B g * xhat, dL/db = sum_B g in both modes.
+    """
+    x = np.asarray(input, dtype=np.float64)
+    axes = (0, *range(2, x.ndim))
+    cs = _channel_shape(x)
+    dxhat = g if weight is None else g * np.reshape(weight, cs)
+    if training:
+        xhat, inv_std = _standardize(x, axes, eps)
+        gx = _standardize_vjp(dxhat, xhat, inv_std, axes)
+    else:
+        inv_std = 1.0 / np.sqrt(np.reshape(running_var, cs) + eps)
+        xhat = (x - np.reshape(running_mean, cs)) * inv_std
+        gx = dxhat * inv_std
+    return {"input": gx, **_affine_vjp(g, xhat, weight, bias, x.shape, axes)}
+
+
+class RunningStats(NamedTuple):
+    """BatchNorm's buffers after a training-mode call."""
+
+    running_mean: Array
+    running_var: Array
+
+
+def batch_norm_running_stats(input: Array, running_mean: Array, running_var: Array,
+                             momentum: float = 0.1) -> RunningStats:
+    r"""The in-place update of a training-mode batch_norm call (BatchNorm docs):
+
+        running_mean <- (1 - momentum) running_mean + momentum mean_B(x)
+        running_var  <- (1 - momentum) running_var  + momentum var_B(x) |B| / (|B| - 1)
+
+    The running variance uses the unbiased estimator (divided by |B| - 1), although the
+    normalization itself uses the biased one; "momentum" is the weight of the new observation,
+    not the usual optimizer meaning.
+    """
+    x = np.asarray(input, dtype=np.float64)
+    axes = (0, *range(2, x.ndim))
+    n = x.size // x.shape[1]
+    mean = np.mean(x, axis=axes)
+    unbiased = np.sum((x - np.reshape(mean, _channel_shape(x))) ** 2, axis=axes) / (n - 1)
+    return RunningStats((1 - momentum) * running_mean + momentum * mean,
+                        (1 - momentum) * running_var + momentum * unbiased)
+
+
+# --- group_norm ----------------------------------------------------------------------------
+
+
+def group_norm(input: Array, num_groups: int, weight: Array | None = None,
+               bias: Array | None = None, eps: float = 1e-5) -> Array:
+    r"""x (N, C, *) viewed as (N, G, C / G, *); per sample n and group g
+
+        y = (x - mean_{C/G, *}(x)) / sqrt(var_{C/G, *}(x) + eps) * w[c] + b[c]
+
+    (biased variance; ``weight``, ``bias`` per channel, shape (C,)). Backward: the module
+    docstring's formula with R = the group's channels and spatial positions.
+    """
+    x = np.asarray(input, dtype=np.float64)
+    grouped = x.reshape(x.shape[0], num_groups, -1)
+    xhat = _standardize(grouped, (2,), eps)[0].reshape(x.shape)
+    cs = _channel_shape(x)
+    y = xhat if weight is None else xhat * np.reshape(weight, cs)
+    return y if bias is None else y + np.reshape(bias, cs)
+
+
+def group_norm_vjp(g: Array, input: Array, num_groups: int, weight: Array | None = None,
+                   bias: Array | None = None, eps: float = 1e-5) -> dict[str, Array]:
+    r"""VJP of :func:`group_norm`: per (n, group), with dxhat = g * w[c],
+
+        dL/dx = (1 / sqrt(var + eps)) (dxhat - mean(dxhat) - xhat mean(dxhat xhat));
+        dL/dw[c] = sum_{n, *} g * xhat,  dL/db[c] = sum_{n, *} g.
+    """
+    x = np.asarray(input, dtype=np.float64)
+    grouped = x.reshape(x.shape[0], num_groups, -1)
+    xhat_g, inv_std = _standardize(grouped, (2,), eps)
+    xhat = xhat_g.reshape(x.shape)
+    dxhat = g if weight is None else g * np.reshape(weight, _channel_shape(x))
+    gx = _standardize_vjp(np.reshape(dxhat, grouped.shape), xhat_g, inv_std, (2,))
+    axes = (0, *range(2, x.ndim))
+    return {"input": gx.reshape(x.shape), **_affine_vjp(g, xhat, weight, bias, x.shape, axes)}
+
+
+# --- rms_norm ------------------------------------------------------------------------------
+
+
+def rms_norm(input: Array, normalized_shape: Sequence[int], weight: Array | None = None,
+             eps: float = 1e-6) -> Array:
+    r"""y = x / sqrt(mean_R(x^2) + eps) * w, R = the last len(normalized_shape) dimensions
+    (Zhang & Sennrich 2019; torch's RMSNorm docs). No centring, no bias.
+
+    ``eps`` must be given: torch's default ``None`` means finfo(input dtype).eps, which a
+    float64 reference cannot know; the records always pass one.
+    """
+    x = np.asarray(input, dtype=np.float64)
+    axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    y = x / np.sqrt(np.mean(x * x, axis=axes, keepdims=True) + eps)
+    return y if weight is None else y * weight
+
+
+def rms_norm_vjp(g: Array, input: Array, normalized_shape: Sequence[int],
+                 weight: Array | None = None, eps: float = 1e-6) -> dict[str, Array]:
+    r"""VJP of :func:`rms_norm`. With r = 1 / sqrt(mean_R(x^2) + eps), xhat = x r and
+    dxhat = g * w, using d r / d x_j = -r^3 x_j / n:
+
+        dL/dx = r (dxhat - xhat mean_R(dxhat xhat)),   dL/dw = sum_batch g * xhat.
+
+    Written with xhat = x r (O(1)) rather than r^3, so nothing overflows at large |x|.
+    """
+    x = np.asarray(input, dtype=np.float64)
+    axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    r = 1.0 / np.sqrt(np.mean(x * x, axis=axes, keepdims=True) + eps)
+    xhat = x * r
+    dxhat = g if weight is None else g * weight
+    grads = {"input": r * (dxhat - xhat * np.mean(dxhat * xhat, axis=axes, keepdims=True))}
+    if weight is not None:
+        grads["weight"] = np.sum(g * xhat, axis=tuple(range(x.ndim - len(normalized_shape))))
+    return grads
