@@ -191,7 +191,18 @@ def cross_entropy(
     smoothing, which the documentation describes only in words, it follows torch's implementation
     (``cross_entropy_loss_label_smoothing``, aten/src/ATen/native/LossNLL.cpp): with weights,
     "mean" divides by D, not by N as for the equivalent class-probability target.
+
+    Class-probability targets (a floating ``target`` of the input's shape, torch's second form):
+
+        l_n = -sum_c w_c t_{n,c} log p_{n,c},   t = (1 - eps) target + eps / C,
+
+    ``ignore_index`` does not apply, and "mean" divides by the number of samples
+    N * d1 * ... (input.numel() / C), not by a weight sum. Derivatives, with
+    q_{n,c} = w_c t_{n,c}:  dl_n/dx_n = p_n sum_c q_{n,c} - q_n as above, and
+    dl_n/dtarget_{n,c} = -(1 - eps) w_c log p_{n,c}.
     """
+    if _is_probability_target(target):
+        return _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing)
     x, class_dim, y, valid, w = _class_targets(input, target, weight, ignore_index, label_smoothing)
     eps, n_classes = label_smoothing, x.shape[class_dim]
     total_weight = np.sum(w[y], where=valid)  # D
@@ -219,8 +230,12 @@ def cross_entropy_vjp(
 
     q_{n,c} = (1 - eps) w_{y_n} [c = y_n] + (eps / C) w_c is the weighted, smoothed target
     distribution and s_n = g_n, g or g / D the per-sample scale, 0 for ignored samples (selected,
-    so that D = 0 leaves their gradient 0, as in torch). Only ``input`` is differentiable.
+    so that D = 0 leaves their gradient 0, as in torch). With class-index targets only ``input``
+    is differentiable; with probability targets see ``_cross_entropy_probabilities_vjp``.
     """
+    if _is_probability_target(target):
+        return _cross_entropy_probabilities_vjp(g, input, target, weight, reduction,
+                                                label_smoothing)
     x, class_dim, y, valid, w = _class_targets(input, target, weight, ignore_index, label_smoothing)
     eps, n_classes = label_smoothing, x.shape[class_dim]
     total_weight = np.sum(w[y], where=valid)  # D
@@ -232,3 +247,904 @@ def cross_entropy_vjp(
     with np.errstate(invalid="ignore"):  # D = 0 with non-ignored samples: inf * 0 = nan, as torch
         grad = np.expand_dims(s, class_dim) * (p * np.sum(q, axis=class_dim, keepdims=True) - q)
     return {"input": grad}
+
+
+def _check_probability_target(x: Array, target: Array, label_smoothing: float) -> Array:
+    r"""Validate a class-probability target (the input's shape, floating); return it as float64."""
+    y = np.asarray(target, dtype=np.float64)
+    if y.shape != x.shape:
+        raise ValueError(f"probability target shape {y.shape} must equal input shape {x.shape}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0.0, 1.0]; got {label_smoothing}")
+    return y
+
+
+def _is_probability_target(target: Array) -> bool:
+    return np.asarray(target).dtype.kind == "f"
+
+
+def _probability_terms(
+    input: Array, target: Array, weight: Array | None, label_smoothing: float
+) -> tuple[Array, int, Array, Array, float]:
+    r"""(x, class_dim, log p, q = w t, N) for a class-probability target (see cross_entropy)."""
+    x = np.asarray(input, dtype=np.float64)
+    if x.ndim == 0:
+        raise ValueError("input must have a class dimension: shape (C,), (N, C) or (N, C, d1, ...)")
+    y = _check_probability_target(x, target, label_smoothing)
+    class_dim = 0 if x.ndim == 1 else 1
+    n_classes = x.shape[class_dim]
+    w = np.ones(n_classes) if weight is None else np.asarray(weight, dtype=np.float64)
+    if w.shape != (n_classes,):
+        raise ValueError(f"weight must have shape ({n_classes},); got {w.shape}")
+    t = (1.0 - label_smoothing) * y + label_smoothing / n_classes
+    q = _per_class(w, x.ndim, class_dim) * t
+    return x, class_dim, _log_softmax(x, dim=class_dim), q, x.size / max(n_classes, 1)
+
+
+def _cross_entropy_probabilities(
+    input: Array, target: Array, weight: Array | None, reduction: str, label_smoothing: float
+) -> Array:
+    r"""l_n = -sum_c w_c t_{n,c} log p_{n,c}; "mean" divides by N (see cross_entropy)."""
+    _, class_dim, log_p, q, n_samples = _probability_terms(input, target, weight, label_smoothing)
+    # q = 0 selects 0, not 0 * log p (a -inf logit with zero target mass must not give nan).
+    loss = -np.sum(np.where(q == 0.0, 0.0, q * log_p), axis=class_dim)
+    return _reduce(loss, reduction, n_samples)
+
+
+def _cross_entropy_probabilities_vjp(
+    g: Array, input: Array, target: Array, weight: Array | None, reduction: str,
+    label_smoothing: float,
+) -> dict[str, Array]:
+    r"""dL/dx_n = s_n (p_n sum_c q_{n,c} - q_n),  dL/dtarget_n = -s_n (1 - eps) w log p_n."""
+    x, class_dim, log_p, q, n_samples = _probability_terms(input, target, weight, label_smoothing)
+    n_classes = x.shape[class_dim]
+    w = np.ones(n_classes) if weight is None else np.asarray(weight, dtype=np.float64)
+    shape = log_p.shape[:class_dim] + log_p.shape[class_dim + 1 :]
+    s = np.expand_dims(_reduce_vjp(g, shape, reduction, n_samples), class_dim)
+    p = softmax(x, dim=class_dim)
+    d_input = s * (p * np.sum(q, axis=class_dim, keepdims=True) - q)
+    d_target = -s * (1.0 - label_smoothing) * _per_class(w, x.ndim, class_dim) * log_p
+    return {"input": d_input, "target": d_target}
+
+
+def nll_loss(
+    input: Array,
+    target: Array,
+    weight: Array | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> Array:
+    r"""Negative log likelihood of log-probabilities x against class indices y.
+
+    l_n = -w_{y_n} x_{n, y_n} for targets other than ``ignore_index``, 0 for ignored ones;
+    "mean" divides sum_n l_n by D = sum over kept n of w_{y_n} (D = 0 gives nan, as torch).
+    Shapes as cross_entropy: (C,) with a 0-d target, (N, C) with (N,), (N, C, d1, ...) with
+    (N, d1, ...).
+
+    Derivative: dl_n/dx_{n,c} = -w_{y_n} [c = y_n]; VJP dL/dx_{n,c} = -s_n w_{y_n} [c = y_n] with
+    s_n = g_n, g or g / D, and 0 for ignored samples.
+
+    Numerics: a selection and a product, exact up to one rounding; nothing to stabilise. x need
+    not be normalised (torch does not check it).
+    Follows ``torch.nn.functional.nll_loss`` / ``torch.nn.NLLLoss``
+    (https://pytorch.org/docs/stable/generated/torch.nn.NLLLoss.html).
+    """
+    x, class_dim, y, valid, w = _class_targets(input, target, weight, ignore_index, 0.0)
+    x_y = np.squeeze(np.take_along_axis(x, np.expand_dims(y, class_dim), axis=class_dim),
+                     axis=class_dim)
+    loss = np.where(valid, -w[y] * x_y, 0.0)
+    return _reduce(loss, reduction, np.sum(w[y], where=valid))
+
+
+def nll_loss_vjp(
+    g: Array,
+    input: Array,
+    target: Array,
+    weight: Array | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> dict[str, Array]:
+    r"""VJP of NLL:  dL/dx_{n,c} = -s_n w_{y_n} [c = y_n]  (0 for ignored samples)."""
+    x, class_dim, y, valid, w = _class_targets(input, target, weight, ignore_index, 0.0)
+    total_weight = np.sum(w[y], where=valid)
+    s = np.where(valid, _reduce_vjp(g, valid.shape, reduction, total_weight), 0.0)
+    one_hot = _per_class(np.arange(x.shape[class_dim]), x.ndim, class_dim) == np.expand_dims(
+        y, class_dim)
+    with np.errstate(invalid="ignore"):
+        grad = np.where(one_hot, -np.expand_dims(s * w[y], class_dim), 0.0)
+    return {"input": grad}
+
+
+def _pair(input: Array, target: Array) -> tuple[Array, Array, Array]:
+    x = np.asarray(input, dtype=np.float64)
+    y = np.asarray(target, dtype=np.float64)
+    return x, y, x - y
+
+
+def l1_loss(input: Array, target: Array, reduction: str = "mean") -> Array:
+    r"""l_n = |x_n - y_n|, reduced by "none", "sum" or "mean" (over all N elements).
+
+    Derivative: dl/dx = sign(x - y) = -dl/dy, with torch's choice sign(0) = 0 at the kink.
+    Numerics: exact up to the rounding of the difference.
+    Follows ``torch.nn.functional.l1_loss`` / ``torch.nn.L1Loss``
+    (https://pytorch.org/docs/stable/generated/torch.nn.L1Loss.html); input and target broadcast.
+    """
+    _, _, d = _pair(input, target)
+    loss = np.abs(d)
+    return _reduce(loss, reduction, loss.size)
+
+
+def l1_loss_vjp(g: Array, input: Array, target: Array, reduction: str = "mean") -> dict[str, Array]:
+    r"""dL/dx = gbar sign(x - y) (sign(0) = 0), dL/dy = -dL/dx, summed back to each shape."""
+    x, y, d = _pair(input, target)
+    d_input = _reduce_vjp(g, d.shape, reduction, d.size) * np.sign(d)
+    return {"input": _sum_to_shape(d_input, x.shape), "target": _sum_to_shape(-d_input, y.shape)}
+
+
+def smooth_l1_loss(
+    input: Array, target: Array, reduction: str = "mean", beta: float = 1.0
+) -> Array:
+    r"""l_n = 0.5 d_n^2 / beta if |d_n| < beta, else |d_n| - 0.5 beta;  d = x - y.
+
+    beta = 0 is the L1 loss (the quadratic piece is empty). Derivative: dl/dd = d / beta inside,
+    sign(d) outside (continuous at |d| = beta); for beta = 0, sign(d) with sign(0) = 0 as torch.
+    dl/dx = dl/dd = -dl/dy. Reduction over all elements.
+    Numerics: the branches are selected, never both evaluated into the result, so beta = 0 never
+    divides by zero in the output.
+    Follows ``torch.nn.functional.smooth_l1_loss`` / ``torch.nn.SmoothL1Loss``
+    (https://pytorch.org/docs/stable/generated/torch.nn.SmoothL1Loss.html).
+    """
+    _, _, d = _pair(input, target)
+    a = np.abs(d)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loss = np.where(a < beta, 0.5 * d * d / beta, a - 0.5 * beta)
+    return _reduce(loss, reduction, loss.size)
+
+
+def smooth_l1_loss_vjp(
+    g: Array, input: Array, target: Array, reduction: str = "mean", beta: float = 1.0
+) -> dict[str, Array]:
+    r"""dL/dx = gbar (d / beta if |d| < beta else sign(d)),  dL/dy = -dL/dx."""
+    x, y, d = _pair(input, target)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.where(np.abs(d) < beta, d / beta, np.sign(d))
+    d_input = _reduce_vjp(g, d.shape, reduction, d.size) * slope
+    return {"input": _sum_to_shape(d_input, x.shape), "target": _sum_to_shape(-d_input, y.shape)}
+
+
+def huber_loss(input: Array, target: Array, reduction: str = "mean", delta: float = 1.0) -> Array:
+    r"""l_n = 0.5 d_n^2 if |d_n| < delta, else delta (|d_n| - 0.5 delta);  d = x - y, delta > 0.
+
+    Huber = delta * SmoothL1 with beta = delta. Derivative: dl/dd = d inside, delta sign(d)
+    outside (continuous at |d| = delta); dl/dx = dl/dd = -dl/dy. Reduction over all elements.
+    Numerics: branch selection only.
+    Follows ``torch.nn.functional.huber_loss`` / ``torch.nn.HuberLoss``
+    (https://pytorch.org/docs/stable/generated/torch.nn.HuberLoss.html).
+    """
+    _, _, d = _pair(input, target)
+    a = np.abs(d)
+    loss = np.where(a < delta, 0.5 * d * d, delta * (a - 0.5 * delta))
+    return _reduce(loss, reduction, loss.size)
+
+
+def huber_loss_vjp(
+    g: Array, input: Array, target: Array, reduction: str = "mean", delta: float = 1.0
+) -> dict[str, Array]:
+    r"""dL/dx = gbar (d if |d| <= delta else delta sign(d)),  dL/dy = -dL/dx."""
+    x, y, d = _pair(input, target)
+    slope = np.where(np.abs(d) <= delta, d, delta * np.sign(d))
+    d_input = _reduce_vjp(g, d.shape, reduction, d.size) * slope
+    return {"input": _sum_to_shape(d_input, x.shape), "target": _sum_to_shape(-d_input, y.shape)}
+
+
+def _softplus(z: Array) -> Array:
+    r"""log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)): never overflows, exact for z << 0."""
+    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+
+
+def _sigmoid(z: Array) -> Array:
+    r"""1 / (1 + exp(-z)) through exp(-|z|) only, so neither branch overflows."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def soft_margin_loss(input: Array, target: Array, reduction: str = "mean") -> Array:
+    r"""l_n = log(1 + exp(-y_n x_n)), reduced over all elements (targets usually +-1).
+
+    Derivative: dl/dx = -y sigmoid(-y x). torch declares ``target`` not differentiable.
+    Stable form: softplus(-y x) = max(-y x, 0) + log1p(exp(-|y x|)) stays finite where
+    exp(-y x) overflows; torch's kernel evaluates log1p(exp(-y x)) literally and overflows to inf
+    for -y x > 709 (float64) / 88 (float32), see KNOWN_DIFFERENCES.md.
+    Follows ``torch.nn.functional.soft_margin_loss`` / ``torch.nn.SoftMarginLoss``
+    (https://pytorch.org/docs/stable/generated/torch.nn.SoftMarginLoss.html).
+    """
+    x, y, _ = _pair(input, target)
+    loss = _softplus(-y * x)
+    return _reduce(loss, reduction, loss.size)
+
+
+def soft_margin_loss_vjp(
+    g: Array, input: Array, target: Array, reduction: str = "mean"
+) -> dict[str, Array]:
+    r"""dL/dx = -gbar y sigmoid(-y x)."""
+    x, y, _ = _pair(input, target)
+    gbar = _reduce_vjp(g, np.broadcast_shapes(x.shape, y.shape), reduction, np.broadcast(x, y).size)
+    return {"input": _sum_to_shape(-gbar * y * _sigmoid(-y * x), x.shape)}
+
+
+def poisson_nll_loss(
+    input: Array,
+    target: Array,
+    log_input: bool = True,
+    full: bool = False,
+    eps: float = 1e-8,
+    reduction: str = "mean",
+) -> Array:
+    r"""Poisson negative log likelihood of rate exp(x) (log_input) or x, for counts y.
+
+    l_n = exp(x_n) - y_n x_n                 (log_input=True)
+    l_n = x_n - y_n log(x_n + eps)           (log_input=False)
+    plus, if ``full``, Stirling's term  y log y - y + 0.5 log(2 pi y)  where y > 1 (0 where
+    y <= 1, as torch masks it). Reduction over all elements.
+
+    Derivatives: log_input: dl/dx = exp(x) - y, dl/dy = -x; otherwise dl/dx = 1 - y / (x + eps),
+    dl/dy = -log(x + eps); Stirling adds dl/dy = log y + 1 / (2 y) for y > 1 (0 for y <= 1: the
+    term jumps at y = 1, where the loss is not differentiable in y).
+
+    Numerics: textbook forms, as torch; exp(x) overflows only where the loss itself exceeds the
+    float range. Follows ``torch.nn.functional.poisson_nll_loss`` / ``torch.nn.PoissonNLLLoss``
+    (https://pytorch.org/docs/stable/generated/torch.nn.PoissonNLLLoss.html) and torch's kernel
+    (aten/src/ATen/native/Loss.cpp) for the y <= 1 mask. At y = 0 with ``full`` torch's target
+    gradient is nan (0 * log 0 in the masked branch); this reference is not defined there for
+    the target gradient either (0 * -inf), see KNOWN_DIFFERENCES.md.
+    """
+    x, y, _ = _pair(input, target)
+    loss = np.exp(x) - y * x if log_input else x - y * np.log(x + eps)
+    if full:
+        big = y > 1
+        ys = np.where(big, y, 2.0)  # any value > 1 keeps log finite in the unselected branch
+        loss = loss + np.where(big, ys * np.log(ys) - ys + 0.5 * np.log(2 * np.pi * ys), 0.0)
+    return _reduce(loss, reduction, loss.size)
+
+
+def poisson_nll_loss_vjp(
+    g: Array,
+    input: Array,
+    target: Array,
+    log_input: bool = True,
+    full: bool = False,
+    eps: float = 1e-8,
+    reduction: str = "mean",
+) -> dict[str, Array]:
+    r"""dL/dx = gbar (exp(x) - y | 1 - y / (x + eps)), dL/dy = gbar (-x | -log(x + eps)) + Stirling.
+
+    The Stirling part of dL/dy is 0 * log(y) where y <= 1: 0 for y in (0, 1], nan at y = 0 with
+    ``full``, exactly as torch's autograd computes it (the VJP of the masked term; the true
+    derivative there is finite). KNOWN_DIFFERENCES.md.
+    """
+    x, y, d = _pair(input, target)
+    gbar = _reduce_vjp(g, d.shape, reduction, d.size)
+    if log_input:
+        d_input, d_target = np.exp(x) - y, -x + 0.0 * y
+    else:
+        d_input, d_target = 1.0 - y / (x + eps), -np.log(x + eps) + 0.0 * y
+    if full:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d_target = d_target + np.where(y > 1, np.log(y) + 0.5 / y, 0.0 * np.log(y))
+    return {"input": _sum_to_shape(gbar * d_input, x.shape),
+            "target": _sum_to_shape(gbar * d_target, y.shape)}
+
+
+def _gaussian_var(x: Array, var: Array) -> Array:
+    r"""var reshaped as torch does: input.shape[:-1] gets a trailing 1; else it must broadcast."""
+    v = np.asarray(var, dtype=np.float64)
+    if v.shape != x.shape:
+        if v.shape == x.shape[:-1]:
+            v = v[..., None]
+        elif not (v.ndim == x.ndim
+                  and sum(b for a, b in zip(x.shape, v.shape, strict=True) if a != b) == 1):
+            raise ValueError("var is of incorrect size")
+    if np.any(v < 0):
+        raise ValueError("var has negative entry/entries")
+    return v
+
+
+def gaussian_nll_loss(
+    input: Array,
+    target: Array,
+    var: Array,
+    full: bool = False,
+    eps: float = 1e-6,
+    reduction: str = "mean",
+) -> Array:
+    r"""Gaussian negative log likelihood of target y under N(x, var).
+
+    l_n = 0.5 (log v_n + (x_n - y_n)^2 / v_n)  (+ 0.5 log(2 pi) if ``full``),  v = max(var, eps),
+    reduced over all elements. ``var`` has the input's shape, or the input's shape without its
+    last dimension (one variance per row), or the input's shape with exactly one dimension of
+    size 1; it is broadcast against the input.
+
+    Derivatives: dl/dx = (x - y) / v = -dl/dy;  dl/dvar = 0.5 (1 / v - (x - y)^2 / v^2).
+    torch clamps var in place under ``torch.no_grad()``, so the clamp is invisible to autograd:
+    below eps the gradient w.r.t. var is still 0.5 (1/eps - d^2/eps^2) (a straight-through
+    clamp), not the 0 of max(var, eps). This reference follows torch (KNOWN_DIFFERENCES.md).
+    The VJP w.r.t. var sums over the broadcast dimensions.
+
+    Numerics: the textbook form; eps keeps log v and 1 / v finite at var = 0.
+    Follows ``torch.nn.functional.gaussian_nll_loss`` / ``torch.nn.GaussianNLLLoss``
+    (https://pytorch.org/docs/stable/generated/torch.nn.GaussianNLLLoss.html).
+    """
+    x, _, d = _pair(input, target)
+    v = np.maximum(_gaussian_var(x, var), eps)
+    loss = 0.5 * (np.log(v) + d * d / v)
+    if full:
+        loss = loss + 0.5 * np.log(2 * np.pi)
+    return _reduce(loss, reduction, loss.size)
+
+
+def gaussian_nll_loss_vjp(
+    g: Array,
+    input: Array,
+    target: Array,
+    var: Array,
+    full: bool = False,
+    eps: float = 1e-6,
+    reduction: str = "mean",
+) -> dict[str, Array]:
+    r"""dL/dx = gbar d / v = -dL/dy,  dL/dvar = sum over broadcast of gbar 0.5 (1/v - d^2/v^2)."""
+    x, y, d = _pair(input, target)
+    v0 = _gaussian_var(x, var)
+    v = np.maximum(v0, eps)
+    shape = np.broadcast_shapes(d.shape, v.shape)
+    gbar = _reduce_vjp(g, shape, reduction, int(np.prod(shape)))
+    d_input = gbar * d / v
+    d_var = _sum_to_shape(gbar * 0.5 * (1.0 / v - d * d / (v * v)), v0.shape)
+    return {"input": _sum_to_shape(d_input, x.shape), "target": _sum_to_shape(-d_input, y.shape),
+            "var": np.reshape(d_var, np.shape(var))}
+
+
+def kl_div(input: Array, target: Array, reduction: str = "mean", log_target: bool = False) -> Array:
+    r"""Kullback-Leibler divergence, pointwise: x = log q (the input), y = p or log p (the target).
+
+    l_n = y_n (log y_n - x_n)            (log_target=False; 0 where y_n = 0, the limit of y log y)
+    l_n = exp(y_n) (y_n - x_n)           (log_target=True)
+    Reduction: "none", "sum", "mean" (over all elements: not the divergence), or "batchmean"
+    (sum / input.shape[0], the divergence averaged over the batch; the plain sum for a 0-d input).
+
+    Derivatives: dl/dx = -y (resp. -exp(y));  dl/dy = log y + 1 - x (resp. exp(y)(y - x + 1)).
+    At y = 0 (log_target=False) the target derivative is -inf; torch returns nan there (the
+    VJP of xlogy at 0), and this reference follows torch.
+
+    Numerics: y log y is formed as xlogy (0 at y = 0, no 0 * -inf), as torch does.
+    Follows ``torch.nn.functional.kl_div`` / ``torch.nn.KLDivLoss``
+    (https://pytorch.org/docs/stable/generated/torch.nn.KLDivLoss.html).
+    """
+    x, y, _ = _pair(input, target)
+    if log_target:
+        loss = np.exp(y) * (y - x)
+    else:
+        with np.errstate(divide="ignore"):
+            loss = np.where(y == 0, 0.0, y * np.log(np.where(y == 0, 1.0, y))) - y * x
+    return _kl_reduce(loss, reduction, x)
+
+
+def _kl_denominator(reduction: str, x: Array, loss: Array) -> tuple[str, float]:
+    if reduction == "batchmean":
+        return "mean", float(x.shape[0]) if x.ndim else 1.0
+    return reduction, float(loss.size)
+
+
+def _kl_reduce(loss: Array, reduction: str, x: Array) -> Array:
+    reduction, denominator = _kl_denominator(reduction, x, loss)
+    return _reduce(loss, reduction, denominator)
+
+
+def kl_div_vjp(
+    g: Array, input: Array, target: Array, reduction: str = "mean", log_target: bool = False
+) -> dict[str, Array]:
+    r"""dL/dx = -gbar y (or -gbar e^y),  dL/dy = gbar (log y + 1 - x) (or gbar e^y (y - x + 1))."""
+    x, y, d = _pair(input, target)
+    red, denominator = _kl_denominator(reduction, x, d)
+    gbar = _reduce_vjp(g, d.shape, red, denominator)
+    if log_target:
+        e = np.exp(y)
+        d_input, d_target = -e + 0.0 * x, e * (y - x + 1.0)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # torch: nan at y = 0 (xlogy's VJP there), where the derivative is -inf.
+            d_input, d_target = -y + 0.0 * x, np.where(y == 0, np.nan, np.log(y) + 1.0 - x)
+    return {"input": _sum_to_shape(gbar * d_input, x.shape),
+            "target": _sum_to_shape(gbar * d_target, y.shape)}
+
+
+# torch's EPSILON in binary_cross_entropy_backward (aten/src/ATen/native/Loss.cpp): a C++
+# float, so 1e-12 rounded to float32 (9.9999999600e-13); it sets the gradient at x in {0, 1}.
+_BCE_EPSILON = float(np.float32(1e-12))
+
+
+def binary_cross_entropy(
+    input: Array, target: Array, weight: Array | None = None, reduction: str = "mean"
+) -> Array:
+    r"""l_n = -w_n (y_n max(log x_n, -100) + (1 - y_n) max(log(1 - x_n), -100)),  x in [0, 1].
+
+    The weight w broadcasts to the input's shape (ones when None). Reduction over all elements.
+    torch clamps each log at -100 so that x in {0, 1} gives a finite loss (documented).
+
+    Derivatives, as torch's backward computes them (not the derivative of the clamped forward):
+    dl/dx = w (x - y) / max(x (1 - x), e)  and  dl/dy = -w logit(x) = w (log(1 - x) - log x).
+    Here e = float32(1e-12). Away from x in {0, 1} these are the exact derivatives of the
+    formula; at x = 0 or 1 torch's input gradient is finite (the floor e) and its target
+    gradient is +-inf, although the clamped forward is flat in x and has finite slope in y
+    there; the reference follows torch (KNOWN_DIFFERENCES.md). ``weight`` is not
+    differentiable in torch.
+
+    Numerics: log and log1p-free textbook form, as torch. Follows
+    ``torch.nn.functional.binary_cross_entropy`` / ``torch.nn.BCELoss``
+    (https://pytorch.org/docs/stable/generated/torch.nn.BCELoss.html).
+    """
+    x, y, _ = _pair(input, target)
+    if np.any((x < 0) | (x > 1)):
+        raise ValueError("all elements of input should be between 0 and 1")
+    w = 1.0 if weight is None else np.asarray(weight, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        log_x, log_1mx = np.maximum(np.log(x), -100.0), np.maximum(np.log(1.0 - x), -100.0)
+    loss = -w * (y * log_x + (1.0 - y) * log_1mx)
+    return _reduce(loss, reduction, loss.size)
+
+
+def binary_cross_entropy_vjp(
+    g: Array, input: Array, target: Array, weight: Array | None = None, reduction: str = "mean"
+) -> dict[str, Array]:
+    r"""dL/dx = gbar w (x - y) / max(x (1 - x), e),  dL/dy = -gbar w logit(x)  (as torch)."""
+    x, y, d = _pair(input, target)
+    w = 1.0 if weight is None else np.asarray(weight, dtype=np.float64)
+    shape = np.broadcast_shapes(d.shape, np.shape(w))
+    gbar = _reduce_vjp(g, shape, reduction, int(np.prod(shape)))
+    with np.errstate(divide="ignore"):
+        logit = np.log(x) - np.log1p(-x)
+    d_input = gbar * w * d / np.maximum(x * (1.0 - x), _BCE_EPSILON)
+    return {"input": _sum_to_shape(d_input, x.shape),
+            "target": _sum_to_shape(-gbar * w * logit, y.shape)}
+
+
+def binary_cross_entropy_with_logits(
+    input: Array,
+    target: Array,
+    weight: Array | None = None,
+    reduction: str = "mean",
+    pos_weight: Array | None = None,
+) -> Array:
+    r"""BCE on logits: l_n = -w_n (p_n y_n log sigmoid(x_n) + (1 - y_n) log(1 - sigmoid(x_n))).
+
+    pos_weight p (ones when None) broadcasts against the target, typically along the last (class)
+    dimension; weight w broadcasts to the input. Reduction over all elements.
+    Rewritten as torch does:  l = w ((1 - y) x + (1 + (p - 1) y) softplus(-x)).
+
+    Derivatives: dl/dx = w ((1 + (p - 1) y) sigmoid(x) - p y)  (equivalently
+    w ((1 - y) sigmoid(x) - p y sigmoid(-x)));  dl/dy = w (p softplus(-x) - softplus(x)).
+    ``weight`` and ``pos_weight`` are not differentiable in torch.
+
+    Stable form: log sigmoid(x) = -softplus(-x) with softplus(z) = max(z, 0) + log1p(exp(-|z|)),
+    finite for any logit (the point of this loss over sigmoid + BCE).
+    Follows ``torch.nn.functional.binary_cross_entropy_with_logits`` /
+    ``torch.nn.BCEWithLogitsLoss``
+    (https://pytorch.org/docs/stable/generated/torch.nn.BCEWithLogitsLoss.html).
+    """
+    x, y, _ = _pair(input, target)
+    w = 1.0 if weight is None else np.asarray(weight, dtype=np.float64)
+    p = 1.0 if pos_weight is None else np.asarray(pos_weight, dtype=np.float64)
+    loss = w * ((1.0 - y) * x + (1.0 + (p - 1.0) * y) * _softplus(-x))
+    return _reduce(loss, reduction, loss.size)
+
+
+def binary_cross_entropy_with_logits_vjp(
+    g: Array,
+    input: Array,
+    target: Array,
+    weight: Array | None = None,
+    reduction: str = "mean",
+    pos_weight: Array | None = None,
+) -> dict[str, Array]:
+    r"""dL/dx = gbar w ((1 + (p - 1) y) sigmoid(x) - p y), dL/dy = gbar w (p sp(-x) - sp(x)).
+
+    sp is softplus (see binary_cross_entropy_with_logits).
+    """
+    x, y, _ = _pair(input, target)
+    w = 1.0 if weight is None else np.asarray(weight, dtype=np.float64)
+    p = 1.0 if pos_weight is None else np.asarray(pos_weight, dtype=np.float64)
+    shape = np.broadcast_shapes(x.shape, y.shape, np.shape(w), np.shape(p))
+    gbar = _reduce_vjp(g, shape, reduction, int(np.prod(shape)))
+    d_input = gbar * w * ((1.0 + (p - 1.0) * y) * _sigmoid(x) - p * y)
+    d_target = gbar * w * (p * _softplus(-x) - _softplus(x))
+    return {"input": _sum_to_shape(d_input, x.shape), "target": _sum_to_shape(d_target, y.shape)}
+
+
+def hinge_embedding_loss(
+    input: Array, target: Array, margin: float = 1.0, reduction: str = "mean"
+) -> Array:
+    r"""l_n = x_n if y_n = 1,  max(0, margin - x_n) if y_n = -1;  reduced over all elements.
+
+    torch's kernel adds both pieces under the masks [y != -1] and [y != 1], so a target that is
+    neither 1 nor -1 gets x + max(0, margin - x); the reference does the same.
+    Derivative: dl/dx = [y != -1] - [y != 1] [margin - x >= 0]. At the kink x = margin torch's
+    clamp_min passes the gradient (its mask is >=), so dl/dx = -1 there for y = -1.
+    ``target`` is not differentiable in torch (it only selects).
+    Numerics: exact up to one rounding. Follows ``torch.nn.functional.hinge_embedding_loss`` /
+    ``torch.nn.HingeEmbeddingLoss``
+    (https://pytorch.org/docs/stable/generated/torch.nn.HingeEmbeddingLoss.html).
+    """
+    x, y, _ = _pair(input, target)
+    loss = np.where(y != 1, np.maximum(margin - x, 0.0), 0.0) + np.where(y != -1, x, 0.0)
+    return _reduce(loss, reduction, loss.size)
+
+
+def hinge_embedding_loss_vjp(
+    g: Array, input: Array, target: Array, margin: float = 1.0, reduction: str = "mean"
+) -> dict[str, Array]:
+    r"""dL/dx = gbar ([y != -1] - [y != 1] [margin - x >= 0])."""
+    x, y, _ = _pair(input, target)
+    shape = np.broadcast_shapes(x.shape, y.shape)
+    gbar = _reduce_vjp(g, shape, reduction, int(np.prod(shape)))
+    slope = (y != -1).astype(np.float64) - ((y != 1) & (margin - x >= 0)).astype(np.float64)
+    return {"input": _sum_to_shape(gbar * slope, x.shape)}
+
+
+def margin_ranking_loss(
+    input1: Array, input2: Array, target: Array, margin: float = 0.0, reduction: str = "mean"
+) -> Array:
+    r"""l_n = max(0, -y_n (x1_n - x2_n) + margin), reduced over all elements (y usually +-1).
+
+    Derivatives, with the active set a = [-y (x1 - x2) + margin >= 0] (torch's clamp_min passes
+    the gradient at the kink): dl/dx1 = -y a, dl/dx2 = y a, dl/dy = -(x1 - x2) a (torch composes
+    the loss from differentiable ops, so the target has a gradient too).
+    Numerics: exact up to roundings. Follows ``torch.nn.functional.margin_ranking_loss`` /
+    ``torch.nn.MarginRankingLoss``
+    (https://pytorch.org/docs/stable/generated/torch.nn.MarginRankingLoss.html).
+    """
+    x1, x2, y = (np.asarray(a, dtype=np.float64) for a in (input1, input2, target))
+    loss = np.maximum(-y * (x1 - x2) + margin, 0.0)
+    return _reduce(loss, reduction, loss.size)
+
+
+def margin_ranking_loss_vjp(
+    g: Array, input1: Array, input2: Array, target: Array, margin: float = 0.0,
+    reduction: str = "mean",
+) -> dict[str, Array]:
+    r"""dL/dx1 = -gbar y a,  dL/dx2 = gbar y a,  dL/dy = -gbar (x1 - x2) a;  a = [z >= 0]."""
+    x1, x2, y = (np.asarray(a, dtype=np.float64) for a in (input1, input2, target))
+    z = -y * (x1 - x2) + margin
+    s = _reduce_vjp(g, z.shape, reduction, z.size) * (z >= 0)
+    return {"input1": _sum_to_shape(-s * y, x1.shape), "input2": _sum_to_shape(s * y, x2.shape),
+            "target": _sum_to_shape(-s * (x1 - x2), y.shape)}
+
+
+def _margin_classes(input: Array, target: Array) -> tuple[Array, NDArray[np.int64], bool]:
+    r"""(x as (N, C), target as (N,) or (N, C), whether the input was unbatched)."""
+    x = np.asarray(input, dtype=np.float64)
+    unbatched = x.ndim <= 1
+    x2 = np.reshape(x, (1, -1)) if unbatched else x
+    t = np.asarray(target).astype(np.int64)
+    t2 = np.reshape(t, (1, *t.shape)) if unbatched else t
+    return x2, t2, unbatched
+
+
+def multi_margin_loss(
+    input: Array,
+    target: Array,
+    p: int = 1,
+    margin: float = 1.0,
+    weight: Array | None = None,
+    reduction: str = "mean",
+) -> Array:
+    r"""Multi-class hinge loss of scores x (N, C) or (C,) against class indices y:
+
+        l_n = (1 / C) sum_{i != y_n} w_{y_n} max(0, margin - x_{n, y_n} + x_{n, i})^p,  p in {1, 2}.
+
+    This is torch's kernel: the class weight multiplies the p-th power. The documentation writes
+    max(0, w_{y_n} (margin - x_y + x_i))^p, which differs for p = 2 (a factor w_{y_n});
+    KNOWN_DIFFERENCES.md. Reduction over the N samples.
+
+    Derivative, with z_{n,i} = margin - x_{n,y_n} + x_{n,i} and the active set z > 0 (torch's
+    kernel uses a strict >, so the gradient is 0 at the kink z = 0):
+    dl/dx_{n,i} = w_{y_n} p z^{p-1} / C for active i != y_n, and dl/dx_{n,y_n} = -sum of those.
+    Numerics: exact up to roundings. Follows ``torch.nn.functional.multi_margin_loss`` /
+    ``torch.nn.MultiMarginLoss``
+    (https://pytorch.org/docs/stable/generated/torch.nn.MultiMarginLoss.html).
+    """
+    x, t, unbatched = _margin_classes(input, target)
+    z, active, w_y = _multi_margin_terms(x, t, margin, weight)
+    loss = w_y * np.sum(np.where(active, z**p, 0.0), axis=1) / x.shape[1]
+    loss = loss[0] if unbatched else loss
+    return _reduce(np.asarray(loss), reduction, np.size(loss))
+
+
+def _multi_margin_terms(
+    x: Array, t: NDArray[np.int64], margin: float, weight: Array | None
+) -> tuple[Array, NDArray[np.bool_], Array]:
+    c = x.shape[1]
+    x_y = np.take_along_axis(x, t[:, None], axis=1)
+    z = margin - x_y + x
+    active = (z > 0) & (np.arange(c)[None, :] != t[:, None])
+    w_y = np.ones(t.shape) if weight is None else np.asarray(weight, dtype=np.float64)[t]
+    return z, active, w_y
+
+
+def multi_margin_loss_vjp(
+    g: Array,
+    input: Array,
+    target: Array,
+    p: int = 1,
+    margin: float = 1.0,
+    weight: Array | None = None,
+    reduction: str = "mean",
+) -> dict[str, Array]:
+    r"""dL/dx_{n,i} = s_n w_{y_n} p z^{p-1} / C (active i),  dL/dx_{n,y_n} = -sum_i of those."""
+    x, t, unbatched = _margin_classes(input, target)
+    z, active, w_y = _multi_margin_terms(x, t, margin, weight)
+    n = x.shape[0]
+    s = np.reshape(_reduce_vjp(g, () if unbatched else (n,), reduction, n), (n,))
+    d = np.where(active, p * z ** (p - 1), 0.0) * (s * w_y / x.shape[1])[:, None]
+    np.put_along_axis(d, t[:, None], -np.sum(d, axis=1, keepdims=True), axis=1)
+    return {"input": np.reshape(d, np.shape(input))}
+
+
+def _multilabel_sets(t: NDArray[np.int64]) -> NDArray[np.bool_]:
+    r"""is_target[n, c]: c is among row n's targets, which end at the first -1."""
+    n, c = t.shape
+    before_stop = np.cumsum(t == -1, axis=1) == 0
+    is_target = np.zeros((n, c), dtype=bool)
+    rows, cols = np.nonzero(before_stop)
+    is_target[rows, t[rows, cols]] = True
+    return is_target
+
+
+def multilabel_margin_loss(input: Array, target: Array, reduction: str = "mean") -> Array:
+    r"""Multi-label hinge loss: for each sample, targets y_1, y_2, ... end at the first -1;
+
+        l_n = (1 / C) sum_{j in targets} sum_{i not in targets} max(0, 1 - (x_{n,y_j} - x_{n,i})).
+
+    Input (C,) or (N, C), target int64 of the same shape. Reduction over the N samples.
+    Derivative, with the active pairs z = 1 - (x_{y_j} - x_i) > 0 (torch's kernel uses a strict
+    >, so the gradient is 0 at the kink z = 0): dl/dx_i = +1/C per active pair (i, j),
+    dl/dx_{y_j} = -1/C per active pair. ``target`` is not differentiable.
+    Numerics: exact up to roundings. Follows ``torch.nn.functional.multilabel_margin_loss`` /
+    ``torch.nn.MultiLabelMarginLoss``
+    (https://pytorch.org/docs/stable/generated/torch.nn.MultiLabelMarginLoss.html).
+    """
+    x, t, unbatched = _margin_classes(input, target)
+    loss = _multilabel_terms(x, t)[0] / x.shape[1]
+    loss = loss[0] if unbatched else loss
+    return _reduce(np.asarray(loss), reduction, np.size(loss))
+
+
+def _multilabel_terms(x: Array, t: NDArray[np.int64]) -> tuple[Array, Array]:
+    r"""Per sample n: sum over active pairs of z = 1 - (x_{n,j} - x_{n,i}) (j a target, i not,
+    z > 0), and per class the count of active pairs with it as i minus those with it as j.
+
+    Row by row, so memory stays O(C^2) rather than O(N C^2).
+    """
+    is_target = _multilabel_sets(t)
+    sums, counts = np.zeros(x.shape[0]), np.zeros(x.shape)
+    for n, (row, targets) in enumerate(zip(x, is_target, strict=True)):
+        z = 1.0 - (row[:, None] - row[None, :])
+        active = targets[:, None] & ~targets[None, :] & (z > 0)
+        sums[n] = np.sum(z, where=active)
+        counts[n] = np.sum(active, axis=0) - np.sum(active, axis=1)
+    return sums, counts
+
+
+def multilabel_margin_loss_vjp(
+    g: Array, input: Array, target: Array, reduction: str = "mean"
+) -> dict[str, Array]:
+    r"""dL/dx_i = s_n / C (#active pairs with i the non-target - #active pairs with i a target)."""
+    x, t, unbatched = _margin_classes(input, target)
+    counts = _multilabel_terms(x, t)[1]  # as non-target minus as target
+    n = x.shape[0]
+    s = np.reshape(_reduce_vjp(g, () if unbatched else (n,), reduction, n), (n,))
+    d = counts * (s / x.shape[1])[:, None]
+    return {"input": np.reshape(d, np.shape(input))}
+
+
+def multilabel_soft_margin_loss(
+    input: Array, target: Array, weight: Array | None = None, reduction: str = "mean"
+) -> Array:
+    r"""l_n = -(1 / C) sum_c w_c (y_{n,c} log sigmoid(x_{n,c}) + (1 - y_{n,c}) log sigmoid(-x)).
+
+    Input (N, C) or (C,) (the class dimension is the last), target of the same shape (usually 0
+    or 1), weight (C,) (ones when None). Reduction over the samples.
+    Derivatives: dl/dx = (w / C) (sigmoid(x) - y);  dl/dy = -(w / C) x (since
+    log sigmoid(x) - log sigmoid(-x) = x); torch composes the loss from differentiable ops, so
+    the target has a gradient.
+    Stable form: log sigmoid(+-x) = -softplus(-+x), finite for any logit.
+    Follows ``torch.nn.functional.multilabel_soft_margin_loss`` /
+    ``torch.nn.MultiLabelSoftMarginLoss``
+    (https://pytorch.org/docs/stable/generated/torch.nn.MultiLabelSoftMarginLoss.html).
+    """
+    x, y, _ = _pair(input, target)
+    w = 1.0 if weight is None else np.asarray(weight, dtype=np.float64)
+    per_class = w * (y * _softplus(-x) + (1.0 - y) * _softplus(x))
+    loss = np.sum(per_class, axis=-1) / x.shape[-1]
+    return _reduce(loss, reduction, loss.size)
+
+
+def multilabel_soft_margin_loss_vjp(
+    g: Array, input: Array, target: Array, weight: Array | None = None, reduction: str = "mean"
+) -> dict[str, Array]:
+    r"""dL/dx = s (w / C) (sigmoid(x) - y),  dL/dy = -s (w / C) x."""
+    x, y, _ = _pair(input, target)
+    w = 1.0 if weight is None else np.asarray(weight, dtype=np.float64)
+    shape = x.shape[:-1]
+    s = np.expand_dims(_reduce_vjp(g, shape, reduction, int(np.prod(shape))), -1) * w / x.shape[-1]
+    return {"input": s * (_sigmoid(x) - y), "target": -s * x}
+
+
+# torch's EPSILON in cosine_embedding_loss (aten/src/ATen/native/Loss.cpp): a C++ float, so
+# 1e-12 rounded to float32 (9.9999999600e-13), which shows in the gradient at a zero vector.
+_COSINE_EPSILON = float(np.float32(1e-12))
+
+
+def cosine_embedding_loss(
+    input1: Array, input2: Array, target: Array, margin: float = 0.0, reduction: str = "mean"
+) -> Array:
+    r"""l_n = 1 - cos(x1_n, x2_n) if y_n = 1,  max(0, cos(x1_n, x2_n) - margin) if y_n = -1.
+
+    cos(a, b) = a.b / sqrt((|a|^2 + e)(|b|^2 + e)) along the last dimension (torch's
+    kernel adds e = float32(1e-12) to each squared norm). Inputs (N, D) with target (N,), or
+    (D,) with a 0-d target; a target that is neither +-1 gives 0. Reduction over the samples.
+
+    Derivative: with m_a = |a|^2 + e and cos = a.b / sqrt(m_a m_b),
+    dcos/da = b / sqrt(m_a m_b) - cos a / m_a (and symmetrically for b); dl/dcos = -1 (y = 1),
+    [cos - margin >= 0] (y = -1; torch's clamp_min passes the gradient at the kink).
+    ``target`` is not differentiable in torch.
+    Numerics: as torch; e keeps a zero vector's loss finite. Follows
+    ``torch.nn.functional.cosine_embedding_loss`` / ``torch.nn.CosineEmbeddingLoss``
+    (https://pytorch.org/docs/stable/generated/torch.nn.CosineEmbeddingLoss.html).
+    """
+    cos, y = _cosine_terms(input1, input2, target)[:2]
+    loss = np.where(y == 1, 1.0 - cos, 0.0) + np.where(y == -1, np.maximum(cos - margin, 0.0), 0.0)
+    return _reduce(loss, reduction, loss.size)
+
+
+def _cosine_terms(
+    input1: Array, input2: Array, target: Array
+) -> tuple[Array, Array, Array, Array, Array, Array]:
+    a, b = np.asarray(input1, dtype=np.float64), np.asarray(input2, dtype=np.float64)
+    y = np.asarray(target, dtype=np.float64)
+    m_a = np.sum(a * a, axis=-1) + _COSINE_EPSILON
+    m_b = np.sum(b * b, axis=-1) + _COSINE_EPSILON
+    cos = np.sum(a * b, axis=-1) / np.sqrt(m_a * m_b)
+    return cos, y, a, b, m_a, m_b
+
+
+def cosine_embedding_loss_vjp(
+    g: Array, input1: Array, input2: Array, target: Array, margin: float = 0.0,
+    reduction: str = "mean",
+) -> dict[str, Array]:
+    r"""dL/da = s dl/dcos (b / sqrt(m_a m_b) - cos a / m_a), and symmetrically for b."""
+    cos, y, a, b, m_a, m_b = _cosine_terms(input1, input2, target)
+    slope = np.where(y == 1, -1.0, 0.0) + np.where((y == -1) & (cos - margin >= 0), 1.0, 0.0)
+    s = (_reduce_vjp(g, cos.shape, reduction, cos.size) * slope)[..., None]
+    root, c = np.sqrt(m_a * m_b)[..., None], cos[..., None]
+    return {"input1": s * (b / root - c * a / m_a[..., None]),
+            "input2": s * (a / root - c * b / m_b[..., None])}
+
+
+def _pairwise_distance(a: Array, b: Array, p: float, eps: float) -> tuple[Array, Array]:
+    r"""(||a - b + eps||_p along the last dim, the difference a - b + eps), as torch."""
+    diff = a - b + eps
+    return np.sum(np.abs(diff) ** p, axis=-1) ** (1.0 / p), diff
+
+
+def _pairwise_distance_grad(diff: Array, dist: Array, p: float) -> Array:
+    r"""d||v||_p / dv = sign(v) |v|^(p-1) / ||v||^(p-1) (0 for a zero vector, as torch)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        grad = np.sign(diff) * np.abs(diff) ** (p - 1) / dist[..., None] ** (p - 1)
+    return np.where(dist[..., None] == 0, 0.0, grad)
+
+
+def _triplet(
+    anchor: Array, positive: Array, negative: Array, margin: float, p: float, eps: float,
+    swap: bool, reduction: str,
+) -> Array:
+    a, pos, neg = (np.asarray(v, dtype=np.float64) for v in (anchor, positive, negative))
+    d_pos = _pairwise_distance(a, pos, p, eps)[0]
+    d_neg = _pairwise_distance(a, neg, p, eps)[0]
+    if swap:
+        d_neg = np.minimum(d_neg, _pairwise_distance(pos, neg, p, eps)[0])
+    loss = np.maximum(margin + d_pos - d_neg, 0.0)
+    return _reduce(loss, reduction, loss.size)
+
+
+def _triplet_vjp(
+    g: Array, anchor: Array, positive: Array, negative: Array, margin: float, p: float,
+    eps: float, swap: bool, reduction: str,
+) -> dict[str, Array]:
+    a, pos, neg = (np.asarray(v, dtype=np.float64) for v in (anchor, positive, negative))
+    d_pos, diff_pos = _pairwise_distance(a, pos, p, eps)
+    d_an, diff_an = _pairwise_distance(a, neg, p, eps)
+    d_pn, diff_pn = _pairwise_distance(pos, neg, p, eps)
+    # torch.minimum splits the gradient evenly on ties; draws never tie.
+    use_pn = (d_pn < d_an) if swap else np.zeros(d_an.shape, dtype=bool)
+    d_neg = np.where(use_pn, d_pn, d_an)
+    z = margin + d_pos - d_neg
+    s = _reduce_vjp(g, z.shape, reduction, z.size) * (z >= 0)
+    s_pos = s[..., None] * _pairwise_distance_grad(diff_pos, d_pos, p)
+    s_an = (s * ~use_pn)[..., None] * _pairwise_distance_grad(diff_an, d_an, p)
+    s_pn = (s * use_pn)[..., None] * _pairwise_distance_grad(diff_pn, d_pn, p)
+    return {"anchor": s_pos - s_an, "positive": -s_pos - s_pn, "negative": s_an + s_pn}
+
+
+def triplet_margin_loss(
+    anchor: Array,
+    positive: Array,
+    negative: Array,
+    margin: float = 1.0,
+    p: float = 2.0,
+    eps: float = 1e-6,
+    swap: bool = False,
+    reduction: str = "mean",
+) -> Array:
+    r"""l_n = max(0, margin + d(a_n, p_n) - d(a_n, n_n)),  d(u, v) = ||u - v + eps||_p.
+
+    The distance is torch's pairwise_distance: eps is added to the difference (not to the norm).
+    With ``swap``, d(a, n) is replaced by min(d(a, n), d(p, n)) (Balntas et al. 2016).
+    Inputs (N, D) or (D,); reduction over the samples.
+
+    Derivatives, with the active set z = margin + d_pos - d_neg >= 0 (torch's clamp_min passes the
+    gradient at the kink) and dd(u, v)/du = sign(w) |w|^(p-1) / d^(p-1), w = u - v + eps:
+    dl/da = dd_pos/da - dd_an/da,  dl/dp = -dd_pos/da - (swap branch) dd_pn/dp,
+    dl/dn = dd_an/da (or dd_pn/dp when the swap chose d(p, n)).
+    Numerics: the plain p-norm, as torch; eps keeps a zero difference away from the norm's kink
+    at 0. Follows ``torch.nn.functional.triplet_margin_loss`` / ``torch.nn.TripletMarginLoss``
+    (https://pytorch.org/docs/stable/generated/torch.nn.TripletMarginLoss.html).
+    """
+    return _triplet(anchor, positive, negative, margin, p, eps, swap, reduction)
+
+
+def triplet_margin_loss_vjp(
+    g: Array,
+    anchor: Array,
+    positive: Array,
+    negative: Array,
+    margin: float = 1.0,
+    p: float = 2.0,
+    eps: float = 1e-6,
+    swap: bool = False,
+    reduction: str = "mean",
+) -> dict[str, Array]:
+    r"""VJP of triplet_margin_loss for anchor, positive and negative (see its docstring)."""
+    return _triplet_vjp(g, anchor, positive, negative, margin, p, eps, swap, reduction)
+
+
+def triplet_margin_with_distance_loss(
+    anchor: Array,
+    positive: Array,
+    negative: Array,
+    margin: float = 1.0,
+    swap: bool = False,
+    reduction: str = "mean",
+) -> Array:
+    r"""triplet_margin_loss with torch's default ``distance_function``, pairwise_distance:
+
+        l_n = max(0, margin + d(a_n, p_n) - d(a_n, n_n)),  d(u, v) = ||u - v + 1e-6||_2,
+
+    and the same swap rule. Derivatives as triplet_margin_loss with p = 2, eps = 1e-6.
+    A custom ``distance_function`` is not covered (the reference has no torch callable to run).
+    Follows ``torch.nn.functional.triplet_margin_with_distance_loss`` /
+    ``torch.nn.TripletMarginWithDistanceLoss``
+    (https://pytorch.org/docs/stable/generated/torch.nn.TripletMarginWithDistanceLoss.html).
+    """
+    return _triplet(anchor, positive, negative, margin, 2.0, 1e-6, swap, reduction)
+
+
+def triplet_margin_with_distance_loss_vjp(
+    g: Array,
+    anchor: Array,
+    positive: Array,
+    negative: Array,
+    margin: float = 1.0,
+    swap: bool = False,
+    reduction: str = "mean",
+) -> dict[str, Array]:
+    r"""VJP of triplet_margin_with_distance_loss (triplet_margin_loss's with p = 2, eps = 1e-6)."""
+    return _triplet_vjp(g, anchor, positive, negative, margin, 2.0, 1e-6, swap, reduction)

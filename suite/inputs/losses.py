@@ -1,17 +1,263 @@
-"""Input makers for losses."""
+"""Input makers for losses.
+
+``Pointwise`` covers every loss whose arguments are arrays of one drawn shape (or of shapes
+derived from it: a target without the class dimension, a per-class weight, a variance without
+the last dimension): each array has a maker ``(rng, shape, scale, ctx) -> array``, options are
+Hypothesis strategies, and an optional kink rule moves draws away from the points where the
+loss is not differentiable (hinges, absolute values, the max of a margin loss), so finite
+differences never straddle one. Exact kink points are generated on purpose in
+``tests/test_losses.py``.
+
+``Classification`` draws cross entropy's and NLL's class-index and class-probability targets,
+K-dimensional inputs, ignored targets and class weights.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from hypothesis import assume
 from hypothesis import strategies as st
 
 from suite.specs import Array, Case
-from suite.strategies import REALS, SEEDS, shapes
+from suite.strategies import REALS, SEEDS, OptionStrategy, Shape, draw_options, shapes
 
 REDUCTIONS = st.sampled_from(["mean", "sum", "none"])
+# KLDivLoss also has "batchmean" (the sum divided by the batch size).
+KL_REDUCTIONS = st.sampled_from(["mean", "sum", "none", "batchmean"])
+
+# How close a draw may come to a kink: 1e-3 is 1000x the finite-difference step (1e-6 times a
+# direction of magnitude ~3), and far above float32 rounding of values of magnitude <= 25.
+KINK_MARGIN = 1e-3
+
+Context = Mapping[str, Any]
+ArrayMaker = Callable[[np.random.Generator, Shape, float, Context], Array]
+KinkRule = Callable[[Mapping[str, Array], Context], Array]
+
+
+def normal(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context) -> Array:
+    """Standard normal values times the drawn scale (logits, differences, embeddings)."""
+    return rng.standard_normal(shape) * scale
+
+
+def signs(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context) -> Array:
+    """+1 or -1 labels, as float64 (hinge, soft-margin and ranking targets)."""
+    return np.where(rng.random(shape) < 0.5, -1.0, 1.0)
+
+
+def unit_interval(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context) -> Array:
+    """Probabilities in [0.01, 0.99]: BCE inputs, soft labels; log and logit stay moderate."""
+    return rng.uniform(0.01, 0.99, shape)
+
+
+def bits(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context) -> Array:
+    """0.0 or 1.0 (hard multi-label targets)."""
+    return (rng.random(shape) < 0.5).astype(np.float64)
+
+
+def positive(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context) -> Array:
+    """Values in [0.05, 4]: Poisson rates and counts, variances (well above the eps clamps)."""
+    return rng.uniform(0.05, 4.0, shape)
+
+
+def class_weight(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context) -> Array:
+    """One weight per class (the last dimension), in [0.1, 2]."""
+    return rng.uniform(0.1, 2.0, shape[-1:])
+
+
+def class_index(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context) -> Array:
+    """One class index in [0, C) per row of an (..., C) input: shape[:-1], int64."""
+    return rng.integers(0, shape[-1], size=shape[:-1]).astype(np.int64)
+
+
+def row_target(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context) -> Array:
+    """+-1 per row of an (..., D) pair of embeddings (cosine embedding targets)."""
+    return signs(rng, shape[:-1], scale, ctx)
+
+
+def multilabel_target(rng: np.random.Generator, shape: Shape, scale: float,
+                      ctx: Context) -> Array:
+    """Per row of an (..., C) input: k distinct classes (k from 0 to C), then -1 padding."""
+    c = shape[-1]
+    rows = np.full((math.prod(shape[:-1]), c), -1, dtype=np.int64)
+    for row in rows:
+        k = int(rng.integers(0, c + 1))
+        row[:k] = rng.permutation(c)[:k]
+    return rows.reshape(shape)
+
+
+def _near(z: Array) -> Array:
+    return np.abs(z) < KINK_MARGIN
+
+
+def difference_kinks(points: Callable[[Context], tuple[float, ...]]) -> KinkRule:
+    """Elements whose difference ``input - target`` is near one of ``points(options)``."""
+
+    def rule(arrays: Mapping[str, Array], ctx: Context) -> Array:
+        d = arrays["input"] - arrays["target"]
+        return np.any([_near(d - k) for k in points(ctx)], axis=0)
+
+    return rule
+
+
+def hinge_kinks(arrays: Mapping[str, Array], ctx: Context) -> Array:
+    """HingeEmbedding: x near the margin where the target is -1."""
+    return (arrays["target"] == -1) & _near(ctx.get("margin", 1.0) - arrays["input"])
+
+
+def ranking_kinks(arrays: Mapping[str, Array], ctx: Context) -> Array:
+    """MarginRanking: -y (x1 - x2) + margin near 0."""
+    y = arrays["target"]
+    return _near(-y * (arrays["input1"] - arrays["input2"]) + ctx.get("margin", 0.0))
+
+
+def stirling_kinks(arrays: Mapping[str, Array], ctx: Context) -> Array:
+    """PoissonNLL with ``full``: the Stirling term jumps at target = 1."""
+    return _near(arrays["target"] - 1.0) & bool(ctx.get("full", False))
+
+
+def multi_margin_kinks(arrays: Mapping[str, Array], ctx: Context) -> Array:
+    """MultiMargin: rows with some margin - x_y + x_i (i != y) near 0."""
+    x, t = arrays["input"], arrays["target"]
+    x_y = np.take_along_axis(x, t[..., None], axis=-1)
+    others = np.arange(x.shape[-1]) != t[..., None]
+    return np.any(others & _near(ctx.get("margin", 1.0) - x_y + x), axis=-1)
+
+
+def multilabel_margin_kinks(arrays: Mapping[str, Array], ctx: Context) -> Array:
+    """MultiLabelMargin: rows with some 1 - (x_j - x_i) near 0, j a target and i not."""
+    x, t = arrays["input"], arrays["target"]
+    c = x.shape[-1]
+    rows, ts = x.reshape(-1, c), t.reshape(-1, c)
+    is_target = np.zeros(rows.shape, dtype=bool)
+    for r, row in enumerate(ts):
+        listed = row[: int(np.argmax(row == -1)) if (row == -1).any() else c]
+        is_target[r, listed] = True
+    pairs = is_target[:, :, None] & ~is_target[:, None, :]
+    near = pairs & _near(1.0 - (rows[:, :, None] - rows[:, None, :]))
+    return np.any(near, axis=(1, 2)).reshape(x.shape[:-1])
+
+
+def _cosine(a: Array, b: Array) -> Array:
+    return np.sum(a * b, axis=-1) / np.sqrt(np.sum(a * a, axis=-1) * np.sum(b * b, axis=-1))
+
+
+def cosine_kinks(arrays: Mapping[str, Array], ctx: Context) -> Array:
+    """CosineEmbedding: rows with target -1 and cos near the margin; also rows with nearly
+    parallel vectors (|cos| > 1 - 1e-3), where 1 - cos is formed by cancellation and a central
+    difference of the forward sees only rounding."""
+    cos = _cosine(arrays["input1"], arrays["input2"])
+    parallel = np.abs(cos) > 1.0 - KINK_MARGIN
+    return parallel | ((arrays["target"] == -1) & _near(cos - ctx.get("margin", 0.0)))
+
+
+def _distance(a: Array, b: Array, p: float, eps: float) -> tuple[Array, Array]:
+    diff = a - b + eps
+    return np.sum(np.abs(diff) ** p, axis=-1) ** (1.0 / p), diff
+
+
+def triplet_kinks(arrays: Mapping[str, Array], ctx: Context) -> Array:
+    """Triplet: rows near the hinge, near a tie of the swap's min, or (p < 2) with a component
+    of a difference near 0, where |v|^p is not twice differentiable."""
+    p, eps = ctx.get("p", 2.0), ctx.get("eps", 1e-6)
+    a, pos, neg = arrays["anchor"], arrays["positive"], arrays["negative"]
+    d_pos, v_pos = _distance(a, pos, p, eps)
+    d_an, v_an = _distance(a, neg, p, eps)
+    d_pn, v_pn = _distance(pos, neg, p, eps)
+    d_neg = np.minimum(d_an, d_pn) if ctx.get("swap", False) else d_an
+    near = _near(ctx.get("margin", 1.0) + d_pos - d_neg)
+    if ctx.get("swap", False):
+        near |= _near(d_an - d_pn)
+    if p < 2:
+        near |= np.any(_near(v_pos) | _near(v_an) | _near(v_pn), axis=-1)
+    return near
+
+
+@dataclass(frozen=True)
+class Pointwise:
+    """Arrays built from one drawn shape, options, and a rule to keep away from kinks.
+
+    * ``arrays``: name -> maker; the first is the drawn shape's array (``input``, ``anchor``).
+    * ``optional``: names among ``arrays`` drawn into only half the cases (class weights).
+    * ``layouts``: extra draws handed to the makers in ``ctx`` but not to torch (the shape of
+      a variance or a weight).
+    * ``kinks``: ``(arrays, ctx) -> bool mask`` of elements (or rows: the mask covers the leading
+      dimensions of ``kink_array``) too close to a kink; those are redrawn until none is.
+    * ``sized_differentiable``: the arguments a sized (benchmark and large-input) case
+      differentiates: those that live on the whole real line. Scaling a probability by 1e4, or
+      the input of an exp, leaves the loss's domain or range, which says nothing about torch.
+      ``sized_options`` and ``sized_layout`` fix the options and layouts of sized cases.
+    * ``min_last_side``: the least size of the last dimension (an embedding's).
+    """
+
+    arrays: Mapping[str, ArrayMaker]
+    differentiable: tuple[str, ...]
+    options: Mapping[str, OptionStrategy] = field(default_factory=dict)
+    optional: tuple[str, ...] = ()
+    layouts: Mapping[str, st.SearchStrategy[Any]] = field(default_factory=dict)
+    kinks: KinkRule | None = None
+    kink_array: str = "input"
+    min_dims: int = 0
+    max_dims: int = 3
+    max_size: int = 1024
+    sized_options: Mapping[str, Any] = field(default_factory=dict)
+    sized_differentiable: tuple[str, ...] | None = None
+    sized_layout: Mapping[str, Any] = field(default_factory=dict)
+    min_last_side: int = 1
+
+    def _make(self, rng: np.random.Generator, shape: Shape, scale: float, ctx: Context,
+              present: tuple[str, ...]) -> dict[str, Array] | None:
+        arrays = {name: make(rng, shape, scale, ctx) for name, make in self.arrays.items()
+                  if name in present}
+        if self.kinks is None:
+            return arrays
+        for _ in range(50):
+            near = np.asarray(self.kinks(arrays, ctx), dtype=bool)
+            if not near.any():
+                return arrays
+            fresh = self.arrays[self.kink_array](rng, shape, scale, ctx)
+            target = arrays[self.kink_array]
+            mask = np.reshape(near, near.shape + (1,) * (target.ndim - near.ndim))
+            arrays[self.kink_array] = np.where(mask, fresh, target)
+        return None
+
+    def strategy(self) -> st.SearchStrategy[Case]:
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            shape = draw(shapes(min_dims=self.min_dims, max_dims=self.max_dims, max_side=64,
+                                max_size=self.max_size), label="shape")
+            if shape and shape[-1] < self.min_last_side:
+                shape = (*shape[:-1], self.min_last_side)
+            options = draw_options(draw, self.options, shape)
+            layout = {k: draw(s, label=k) for k, s in self.layouts.items()}
+            present = tuple(name for name in self.arrays if name not in self.optional
+                            or draw(st.booleans(), label=f"with {name}"))
+            scale = draw(st.sampled_from(REALS.scales), label="scale")
+            seed = draw(SEEDS, label="seed")
+            arrays = self._make(np.random.default_rng(seed), shape, scale,
+                                {**options, **layout}, present)
+            assume(arrays is not None)  # 50 redraws all near a kink: practically never
+            assert arrays is not None
+            return Case(arrays, tuple(d for d in self.differentiable if d in arrays), options,
+                        seed)
+
+        return cases()
+
+    def sized(self, n: int, seed: int = 0) -> Case:
+        rng = np.random.default_rng(seed)
+        shape = (n, n)
+        ctx = {**self.sized_options, **self.sized_layout}
+        required = tuple(name for name in self.arrays if name not in self.optional)
+        # No kink avoidance: benchmarks and the finiteness of large inputs do not need it, and
+        # at n = 512 some row of a margin loss is always near one.
+        arrays = {name: self.arrays[name](rng, shape, 1.0, ctx) for name in required}
+        differentiable = self.differentiable if self.sized_differentiable is None \
+            else self.sized_differentiable
+        return Case(arrays, differentiable, dict(self.sized_options), seed)
 
 
 @dataclass(frozen=True)
@@ -40,46 +286,66 @@ class Regression:
 
 @dataclass(frozen=True)
 class Classification:
-    """Logits ``input`` (N, C) or (C,), class-index ``target``, optional class ``weight``.
+    """Scores ``input`` (C,), (N, C) or (N, C, d1, ...), a ``target``, optional class ``weight``.
 
-    Options: ``reduction``, ``ignore_index`` (torch's default -100 or a real class, hit by some
-    targets), ``label_smoothing``. At least one target is never ignored, so a mean over the
-    kept targets is defined (every-target-ignored is an edge case of its own).
+    Targets are class indices (int64, the input's shape without C) or, when ``probabilities``,
+    also class probabilities (float64, the input's shape; then differentiable too). Options:
+    ``reduction``; for index targets ``ignore_index`` (torch's default -100 or a real class,
+    hit by some targets; at least one target is kept, so a mean over the kept targets is
+    defined: every-target-ignored is an edge case of its own); ``label_smoothing`` when
+    ``smoothing``. K-dimensional inputs have one or two extra dimensions.
     """
 
-    max_batch: int = 128
-    max_classes: int = 64
+    max_batch: int = 32
+    max_classes: int = 16
+    probabilities: bool = True
+    smoothing: bool = True
 
     def strategy(self) -> st.SearchStrategy[Case]:
         @st.composite
         def cases(draw: st.DrawFn) -> Case:
-            batched = draw(st.booleans(), label="batched")
+            layout = draw(st.sampled_from(["unbatched", "batched", "k-dim"]), label="layout")
             n = draw(st.one_of(st.integers(1, 4), st.integers(1, self.max_batch)), label="N")
             c = draw(st.one_of(st.integers(1, 4), st.integers(1, self.max_classes)), label="C")
+            extra: Shape = ()
+            if layout == "k-dim":
+                extra = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=2),
+                                   label="d1..."))
+            shape = (c,) if layout == "unbatched" else (n, c, *extra)
             seed = draw(SEEDS, label="seed")
             rng = np.random.default_rng(seed)
-            logits = rng.standard_normal((n, c) if batched else (c,))
-            logits *= draw(st.sampled_from(REALS.scales), label="scale")
-            target = rng.integers(0, c, size=(n,) if batched else ())
-            options: dict[str, Any] = {
-                "reduction": draw(REDUCTIONS, label="reduction"),
-                "label_smoothing": draw(st.one_of(st.just(0.0), st.floats(0.0, 1.0)),
-                                        label="label_smoothing"),
-            }
-            ignore = draw(st.sampled_from(["none", "default", "class"]), label="ignore")
-            if ignore != "none" and target.ndim == 1 and n > 1:
-                # A real class to ignore needs a second class for the target that is kept.
-                ignored = -100 if ignore == "default" or c == 1 else int(target[1])
-                if target[0] == ignored:
-                    target[0] = (ignored + 1) % c
-                dropped = rng.random(n) < 0.3
-                dropped[0] = False  # keep one target, so "mean" is defined
-                target = np.where(dropped, ignored, target)
-                options["ignore_index"] = ignored
-            arrays: dict[str, Array] = {"input": logits, "target": target.astype(np.int64)}
+            logits = rng.standard_normal(shape) * draw(st.sampled_from(REALS.scales),
+                                                       label="scale")
+            options: dict[str, Any] = {"reduction": draw(REDUCTIONS, label="reduction")}
+            if self.smoothing:
+                options["label_smoothing"] = draw(st.one_of(st.just(0.0), st.floats(0.0, 1.0)),
+                                                  label="label_smoothing")
+            arrays: dict[str, Array] = {"input": logits}
+            differentiable: tuple[str, ...] = ("input",)
+            class_dim = 0 if layout == "unbatched" else 1
+            if self.probabilities and draw(st.booleans(), label="probability target"):
+                p = rng.dirichlet(np.ones(c), size=math.prod(shape) // c)
+                probs = np.moveaxis(p.reshape(shape[:class_dim] + shape[class_dim + 1:] + (c,)),
+                                    -1, class_dim)
+                arrays["target"] = np.ascontiguousarray(probs)
+                differentiable = ("input", "target")
+            else:
+                target = rng.integers(0, c, size=shape[:class_dim] + shape[class_dim + 1:])
+                ignore = draw(st.sampled_from(["none", "default", "class"]), label="ignore")
+                if ignore != "none" and target.size > 1:
+                    flat = target.reshape(-1)
+                    # A real class to ignore needs a second class for the target that is kept.
+                    ignored = -100 if ignore == "default" or c == 1 else int(flat[-1])
+                    if flat[0] == ignored:
+                        flat[0] = (ignored + 1) % c
+                    dropped = rng.random(flat.size) < 0.3
+                    dropped[0] = False  # keep one target, so "mean" is defined
+                    target = np.where(dropped, ignored, flat).reshape(target.shape)
+                    options["ignore_index"] = ignored
+                arrays["target"] = target.astype(np.int64)
             if draw(st.booleans(), label="class weights"):
                 arrays["weight"] = rng.uniform(0.1, 2.0, size=c)
-            return Case(arrays, ("input",), options, seed)
+            return Case(arrays, differentiable, options, seed)
 
         return cases()
 
@@ -90,3 +356,39 @@ class Classification:
         return Case(arrays, ("input",), {"reduction": "mean"}, seed)
 
 
+def gaussian_var(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context) -> Array:
+    """Variances in [0.05, 4] of one of the shapes torch accepts (``ctx["var_shape"]``): the
+    input's, the input's without its last dimension, or the input's with one dimension 1."""
+    layout = ctx.get("var_shape", "same")
+    if layout == "no last dim" and shape:
+        return positive(rng, shape[:-1], scale, ctx)
+    if layout == "one dim 1" and shape:
+        dim = int(rng.integers(0, len(shape)))
+        return positive(rng, (*shape[:dim], 1, *shape[dim + 1:]), scale, ctx)
+    return positive(rng, shape, scale, ctx)
+
+
+def elementwise_weight(rng: np.random.Generator, shape: Shape, scale: float,
+                       ctx: Context) -> Array:
+    """A weight in [0, 2] (zeros included) broadcast to the input: its full shape, or its last
+    dimension only (``ctx["weight_shape"]``)."""
+    w = rng.uniform(0.0, 2.0, shape if ctx.get("weight_shape") == "full" else shape[-1:])
+    return np.where(rng.random(w.shape) < 0.1, 0.0, w)
+
+
+def pos_weight(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context) -> Array:
+    """BCEWithLogits' pos_weight in [0, 3]: per class (the last dimension), or the full shape
+    (``ctx["pos_weight_shape"]``)."""
+    return rng.uniform(0.0, 3.0, shape if ctx.get("pos_weight_shape") == "full" else shape[-1:])
+
+
+def poisson_input(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context) -> Array:
+    """A log-rate (any real) with ``log_input``, else a rate in [0.05, 4]."""
+    return normal(rng, shape, scale, ctx) if ctx.get("log_input", True) \
+        else positive(rng, shape, scale, ctx)
+
+
+def kl_target(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context) -> Array:
+    """A log-probability (any real) with ``log_target``, else a probability in [0.01, 0.99]."""
+    return normal(rng, shape, scale, ctx) if ctx.get("log_target", False) \
+        else unit_interval(rng, shape, scale, ctx)
