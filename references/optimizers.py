@@ -266,3 +266,614 @@ def adamw(
         maximize=maximize,
         decoupled_weight_decay=True,
     )
+
+
+class AdamaxState(NamedTuple):
+    r"""Per-parameter state of :func:`adamax`; fields are torch's ``state[p]`` keys.
+
+    ``step``: t (torch: a 0-dim float32 tensor, exact for integers below 2**24).
+    ``exp_avg``: the first moment m_t. ``exp_inf``: the exponentially weighted infinity norm u_t.
+    """
+
+    step: float
+    exp_avg: Array
+    exp_inf: Array
+
+
+def adamax(
+    param: Array,
+    grad: Array,
+    state: AdamaxState | None,
+    *,
+    lr: float = 2e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> tuple[Array, AdamaxState]:
+    r"""One step of Adamax, Adam's infinity-norm variant (Kingma & Ba, 2015, section 7.1).
+
+    With gamma = ``lr``, (beta1, beta2) = ``betas``, epsilon = ``eps``, lambda =
+    ``weight_decay`` and m_0 = u_0 = 0:
+
+        t       = t + 1
+        g_t     = -grad if maximize else grad
+        g_t     = g_t + lambda theta_{t-1}                 if lambda != 0
+        m_t     = beta1 m_{t-1} + (1 - beta1) g_t
+        u_t     = max(beta2 u_{t-1}, |g_t| + epsilon)
+        theta_t = theta_{t-1} - gamma / (1 - beta1^t) * m_t / u_t
+
+    Maps one to one to ``torch.optim.Adamax(params, lr, betas, eps, weight_decay,
+    maximize=...)``; torch's ``torch/optim/adamax.py`` was read for torch 2.13.0.
+
+    Divergences: torch's pseudo-code and code put epsilon *inside* the maximum (|g_t| + eps),
+    whereas the paper has no epsilon at all (u_t = max(beta2 u_{t-1}, |g_t|)); torch's form keeps
+    u_t > 0 so the division is always defined.
+    """
+    beta1, beta2 = betas
+    theta = np.asarray(param, dtype=np.float64)
+    g = np.asarray(grad, dtype=np.float64)
+    if maximize:
+        g = -g
+    if state is None:
+        step, exp_avg, exp_inf = 0.0, np.zeros_like(theta), np.zeros_like(theta)
+    else:
+        step = float(state.step)
+        exp_avg = np.asarray(state.exp_avg, dtype=np.float64)
+        exp_inf = np.asarray(state.exp_inf, dtype=np.float64)
+    step += 1.0
+    if weight_decay != 0:
+        g = g + weight_decay * theta
+    exp_avg = exp_avg + (1 - beta1) * (g - exp_avg)
+    exp_inf = np.maximum(exp_inf * beta2, np.abs(g) + eps)
+    clr = lr / (1 - beta1**step)
+    return theta - clr * exp_avg / exp_inf, AdamaxState(step, exp_avg, exp_inf)
+
+
+class AdagradState(NamedTuple):
+    r"""Per-parameter state of :func:`adagrad`; fields are torch's ``state[p]`` keys.
+
+    ``step``: t. ``sum``: the running sum of squared gradients s_t, starting at
+    ``initial_accumulator_value``. torch creates this state in the constructor (not lazily), so
+    the first step already sees ``step == 0`` and ``sum == initial_accumulator_value``.
+    """
+
+    step: float
+    sum: Array
+
+
+def adagrad(
+    param: Array,
+    grad: Array,
+    state: AdagradState | None,
+    *,
+    lr: float = 1e-2,
+    lr_decay: float = 0.0,
+    weight_decay: float = 0.0,
+    initial_accumulator_value: float = 0.0,
+    eps: float = 1e-10,
+    maximize: bool = False,
+) -> tuple[Array, AdagradState]:
+    r"""One step of Adagrad (Duchi, Hazan & Singer, 2011), dense gradients.
+
+    With gamma = ``lr``, eta = ``lr_decay``, lambda = ``weight_decay``, tau =
+    ``initial_accumulator_value`` and s_0 = tau:
+
+        t       = t + 1
+        g_t     = -grad if maximize else grad
+        g_t     = g_t + lambda theta_{t-1}                 if lambda != 0
+        gamma~  = gamma / (1 + (t - 1) eta)
+        s_t     = s_{t-1} + g_t^2
+        theta_t = theta_{t-1} - gamma~ g_t / (sqrt(s_t) + epsilon)
+
+    Maps one to one to ``torch.optim.Adagrad(params, lr, lr_decay, weight_decay,
+    initial_accumulator_value, eps, maximize=...)`` (``torch/optim/adagrad.py``, torch 2.13.0).
+
+    Divergences: the code follows torch's pseudo-code. The paper's diagonal update has no
+    epsilon, no learning-rate decay and starts the accumulator at zero (tau = 0).
+    """
+    theta = np.asarray(param, dtype=np.float64)
+    g = np.asarray(grad, dtype=np.float64)
+    if state is None:
+        step, total = 0.0, np.full_like(theta, initial_accumulator_value)
+    else:
+        step, total = float(state.step), np.asarray(state.sum, dtype=np.float64)
+    step += 1.0
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        g = g + weight_decay * theta
+    clr = lr / (1 + (step - 1) * lr_decay)
+    total = total + g * g
+    return theta - clr * g / (np.sqrt(total) + eps), AdagradState(step, total)
+
+
+class AdadeltaState(NamedTuple):
+    r"""Per-parameter state of :func:`adadelta`; fields are torch's ``state[p]`` keys.
+
+    ``step``: t. ``square_avg``: v_t, the running average of g^2. ``acc_delta``: u_t, the
+    running average of the squared updates.
+    """
+
+    step: float
+    square_avg: Array
+    acc_delta: Array
+
+
+def adadelta(
+    param: Array,
+    grad: Array,
+    state: AdadeltaState | None,
+    *,
+    lr: float = 1.0,
+    rho: float = 0.9,
+    eps: float = 1e-6,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> tuple[Array, AdadeltaState]:
+    r"""One step of Adadelta (Zeiler, 2012).
+
+    With gamma = ``lr``, rho = ``rho``, epsilon = ``eps``, lambda = ``weight_decay`` and
+    v_0 = u_0 = 0:
+
+        g_t     = -grad if maximize else grad
+        g_t     = g_t + lambda theta_{t-1}                 if lambda != 0
+        v_t     = rho v_{t-1} + (1 - rho) g_t^2
+        Delta_t = sqrt(u_{t-1} + epsilon) / sqrt(v_t + epsilon) * g_t
+        u_t     = rho u_{t-1} + (1 - rho) Delta_t^2
+        theta_t = theta_{t-1} - gamma Delta_t
+
+    Maps one to one to ``torch.optim.Adadelta(params, lr, rho, eps, weight_decay,
+    maximize=...)`` (``torch/optim/adadelta.py``, torch 2.13.0).
+
+    Divergences: the paper has no learning rate (gamma = 1, torch's default) and no weight
+    decay; otherwise the same.
+    """
+    theta = np.asarray(param, dtype=np.float64)
+    g = np.asarray(grad, dtype=np.float64)
+    if state is None:
+        step, square_avg, acc_delta = 0.0, np.zeros_like(theta), np.zeros_like(theta)
+    else:
+        step = float(state.step)
+        square_avg = np.asarray(state.square_avg, dtype=np.float64)
+        acc_delta = np.asarray(state.acc_delta, dtype=np.float64)
+    step += 1.0
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        g = g + weight_decay * theta
+    square_avg = square_avg * rho + (1 - rho) * g * g
+    delta = np.sqrt(acc_delta + eps) / np.sqrt(square_avg + eps) * g
+    acc_delta = acc_delta * rho + (1 - rho) * delta * delta
+    return theta - lr * delta, AdadeltaState(step, square_avg, acc_delta)
+
+
+class RMSpropState(NamedTuple):
+    r"""Per-parameter state of :func:`rmsprop`; fields are torch's ``state[p]`` keys.
+
+    ``step``: t. ``square_avg``: v_t. ``momentum_buffer``: b_t, only when ``momentum > 0``
+    (else None: torch has no such key). ``grad_avg``: g_t^ave, only when ``centered``.
+    """
+
+    step: float
+    square_avg: Array
+    momentum_buffer: Array | None
+    grad_avg: Array | None
+
+
+def rmsprop(
+    param: Array,
+    grad: Array,
+    state: RMSpropState | None,
+    *,
+    lr: float = 1e-2,
+    alpha: float = 0.99,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    centered: bool = False,
+    maximize: bool = False,
+) -> tuple[Array, RMSpropState]:
+    r"""One step of RMSprop (Hinton, Coursera lecture 6e), optionally centered (Graves, 2013).
+
+    With gamma = ``lr``, alpha = ``alpha``, epsilon = ``eps``, lambda = ``weight_decay``,
+    mu = ``momentum`` and v_0 = b_0 = g^ave_0 = 0:
+
+        g_t     = -grad if maximize else grad
+        g_t     = g_t + lambda theta_{t-1}                 if lambda != 0
+        v_t     = alpha v_{t-1} + (1 - alpha) g_t^2
+        v~_t    = v_t - (g^ave_t)^2, g^ave_t = alpha g^ave_{t-1} + (1 - alpha) g_t   if centered
+        b_t     = mu b_{t-1} + g_t / (sqrt(v~_t) + epsilon)                          if mu > 0
+        theta_t = theta_{t-1} - gamma b_t        (or - gamma g_t / (sqrt(v~_t) + epsilon))
+
+    Maps one to one to ``torch.optim.RMSprop(params, lr, alpha, eps, weight_decay, momentum,
+    centered, maximize=...)`` (``torch/optim/rmsprop.py``, torch 2.13.0).
+
+    Divergences: epsilon is added outside the square root (the lecture adds nothing; Graves
+    adds it inside); the momentum buffer carries 1 / (sqrt(v) + eps) but not the learning rate.
+    """
+    theta = np.asarray(param, dtype=np.float64)
+    g = np.asarray(grad, dtype=np.float64)
+    if state is None:
+        step, square_avg = 0.0, np.zeros_like(theta)
+        buf = np.zeros_like(theta) if momentum > 0 else None
+        grad_avg = np.zeros_like(theta) if centered else None
+    else:
+        step, square_avg = float(state.step), np.asarray(state.square_avg, dtype=np.float64)
+        buf, grad_avg = state.momentum_buffer, state.grad_avg
+    step += 1.0
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        g = g + weight_decay * theta
+    square_avg = square_avg * alpha + (1 - alpha) * g * g
+    if centered:
+        grad_avg = np.asarray(grad_avg, dtype=np.float64)
+        grad_avg = grad_avg + (1 - alpha) * (g - grad_avg)
+        avg = np.sqrt(square_avg - grad_avg * grad_avg) + eps
+    else:
+        avg = np.sqrt(square_avg) + eps
+    if momentum > 0:
+        buf = np.asarray(buf, dtype=np.float64) * momentum + g / avg
+        new_theta = theta - lr * buf
+    else:
+        new_theta = theta - lr * g / avg
+    return new_theta, RMSpropState(step, square_avg, buf, grad_avg)
+
+
+class NAdamState(NamedTuple):
+    r"""Per-parameter state of :func:`nadam`; fields are torch's ``state[p]`` keys.
+
+    ``step``: t. ``mu_product``: prod_{i<=t} mu_i; torch keeps it as a 0-dim float32 tensor
+    (float64 only when the default dtype is float64), so it carries float32 rounding.
+    ``exp_avg``: m_t. ``exp_avg_sq``: v_t.
+    """
+
+    step: float
+    mu_product: float
+    exp_avg: Array
+    exp_avg_sq: Array
+
+
+def nadam(
+    param: Array,
+    grad: Array,
+    state: NAdamState | None,
+    *,
+    lr: float = 2e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    momentum_decay: float = 4e-3,
+    decoupled_weight_decay: bool = False,
+    maximize: bool = False,
+) -> tuple[Array, NAdamState]:
+    r"""One step of NAdam: Adam with Nesterov momentum (Dozat, 2016).
+
+    With gamma = ``lr``, (beta1, beta2) = ``betas``, psi = ``momentum_decay``, lambda =
+    ``weight_decay``, m_0 = v_0 = 0 and mu-product 1:
+
+        t       = t + 1
+        g_t     = -grad if maximize else grad
+        theta'  = (1 - gamma lambda) theta_{t-1}           if decoupled_weight_decay
+        g_t     = g_t + lambda theta_{t-1}                 otherwise, if lambda != 0
+        mu_t    = beta1 (1 - 0.5 * 0.96^(t psi)),  mu_{t+1} = beta1 (1 - 0.5 * 0.96^((t+1) psi))
+        P_t     = P_{t-1} mu_t                                             (mu_product)
+        m_t     = beta1 m_{t-1} + (1 - beta1) g_t
+        v_t     = beta2 v_{t-1} + (1 - beta2) g_t^2
+        d_t     = sqrt(v_t / (1 - beta2^t)) + epsilon
+        theta_t = theta' - gamma (1 - mu_t) / (1 - P_t) g_t / d_t
+                         - gamma mu_{t+1} / (1 - P_t mu_{t+1}) m_t / d_t
+
+    Maps one to one to ``torch.optim.NAdam(params, lr, betas, eps, weight_decay, momentum_decay,
+    decoupled_weight_decay, maximize=...)`` (``torch/optim/nadam.py``, torch 2.13.0).
+
+    Divergences: the code follows torch's pseudo-code. Dozat's paper uses a constant or
+    warm-up schedule for mu without naming 0.96 and psi; torch follows Keras' schedule.
+    ``mu_product`` is rounded to float32 in torch at every step (see :class:`NAdamState`), so
+    float64 runs agree only to float32 precision in the step coefficients.
+    """
+    beta1, beta2 = betas
+    theta = np.asarray(param, dtype=np.float64)
+    g = np.asarray(grad, dtype=np.float64)
+    if maximize:
+        g = -g
+    if state is None:
+        step, mu_product = 0.0, 1.0
+        exp_avg, exp_avg_sq = np.zeros_like(theta), np.zeros_like(theta)
+    else:
+        step, mu_product = float(state.step), float(state.mu_product)
+        exp_avg = np.asarray(state.exp_avg, dtype=np.float64)
+        exp_avg_sq = np.asarray(state.exp_avg_sq, dtype=np.float64)
+    step += 1.0
+    bias_correction2 = 1 - beta2**step
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            theta = theta * (1 - lr * weight_decay)
+        else:
+            g = g + weight_decay * theta
+    mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
+    mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
+    mu_product = mu_product * mu
+    exp_avg = exp_avg + (1 - beta1) * (g - exp_avg)
+    exp_avg_sq = exp_avg_sq * beta2 + (1 - beta2) * g * g
+    denom = np.sqrt(exp_avg_sq / bias_correction2) + eps
+    mu_product_next = mu_product * mu_next
+    theta = theta + (-lr * (1.0 - mu) / (1.0 - mu_product)) * g / denom
+    theta = theta + ((-lr * mu_next) / (1.0 - mu_product_next)) * exp_avg / denom
+    return theta, NAdamState(step, mu_product, exp_avg, exp_avg_sq)
+
+
+class RAdamState(NamedTuple):
+    r"""Per-parameter state of :func:`radam`; fields are torch's ``state[p]`` keys.
+
+    ``step``: t. ``exp_avg``: m_t. ``exp_avg_sq``: v_t.
+    """
+
+    step: float
+    exp_avg: Array
+    exp_avg_sq: Array
+
+
+def radam(
+    param: Array,
+    grad: Array,
+    state: RAdamState | None,
+    *,
+    lr: float = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    decoupled_weight_decay: bool = False,
+    maximize: bool = False,
+) -> tuple[Array, RAdamState]:
+    r"""One step of RAdam, rectified Adam (Liu et al., 2020).
+
+    With gamma = ``lr``, (beta1, beta2) = ``betas``, lambda = ``weight_decay``, m_0 = v_0 = 0
+    and rho_inf = 2 / (1 - beta2) - 1:
+
+        t       = t + 1
+        g_t     = -grad if maximize else grad
+        theta'  = (1 - gamma lambda) theta_{t-1}           if decoupled_weight_decay
+        g_t     = g_t + lambda theta_{t-1}                 otherwise, if lambda != 0
+        m_t     = beta1 m_{t-1} + (1 - beta1) g_t;   m_hat = m_t / (1 - beta1^t)
+        v_t     = beta2 v_{t-1} + (1 - beta2) g_t^2
+        rho_t   = rho_inf - 2 t beta2^t / (1 - beta2^t)
+        if rho_t > 5:
+            l_t = sqrt(1 - beta2^t) / (sqrt(v_t) + epsilon)
+            r_t = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))
+            theta_t = theta' - gamma m_hat l_t r_t
+        else:
+            theta_t = theta' - gamma m_hat           (warm-up: plain momentum SGD)
+
+    Maps one to one to ``torch.optim.RAdam(params, lr, betas, eps, weight_decay,
+    decoupled_weight_decay, maximize=...)`` (``torch/optim/radam.py``, torch 2.13.0).
+
+    Divergences: the paper's threshold is rho_t > 4; torch (code and pseudo-code) uses
+    rho_t > 5, so step 5 with beta2 = 0.999 (rho_5 ~ 4.99) is still a warm-up step. Epsilon
+    is added to sqrt(v_t) before the bias correction, as in torch's code.
+    """
+    beta1, beta2 = betas
+    theta = np.asarray(param, dtype=np.float64)
+    g = np.asarray(grad, dtype=np.float64)
+    if maximize:
+        g = -g
+    if state is None:
+        step, exp_avg, exp_avg_sq = 0.0, np.zeros_like(theta), np.zeros_like(theta)
+    else:
+        step = float(state.step)
+        exp_avg = np.asarray(state.exp_avg, dtype=np.float64)
+        exp_avg_sq = np.asarray(state.exp_avg_sq, dtype=np.float64)
+    step += 1.0
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            theta = theta * (1 - lr * weight_decay)
+        else:
+            g = g + weight_decay * theta
+    exp_avg = exp_avg + (1 - beta1) * (g - exp_avg)
+    exp_avg_sq = exp_avg_sq * beta2 + (1 - beta2) * g * g
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    m_hat = exp_avg / bias_correction1
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
+    if rho_t > 5.0:
+        rect = ((rho_t - 4) * (rho_t - 2) * rho_inf
+                / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+        adaptive_lr = bias_correction2**0.5 / (np.sqrt(exp_avg_sq) + eps)
+        theta = theta - m_hat * lr * adaptive_lr * rect
+    else:
+        theta = theta - m_hat * lr
+    return theta, RAdamState(step, exp_avg, exp_avg_sq)
+
+
+class RpropState(NamedTuple):
+    r"""Per-parameter state of :func:`rprop`; fields are torch's ``state[p]`` keys.
+
+    ``step``: t. ``prev``: the previous (possibly zeroed) gradient. ``step_size``: the
+    per-element step sizes Delta_t, starting at ``lr``.
+    """
+
+    step: float
+    prev: Array
+    step_size: Array
+
+
+def rprop(
+    param: Array,
+    grad: Array,
+    state: RpropState | None,
+    *,
+    lr: float = 1e-2,
+    etas: tuple[float, float] = (0.5, 1.2),
+    step_sizes: tuple[float, float] = (1e-6, 50.0),
+    maximize: bool = False,
+) -> tuple[Array, RpropState]:
+    r"""One step of Rprop, resilient backpropagation (Riedmiller & Braun, 1993; iRprop-).
+
+    With (eta-, eta+) = ``etas``, (Delta_min, Delta_max) = ``step_sizes``, g_0 = 0 and
+    Delta_0 = ``lr`` everywhere:
+
+        g_t     = -grad if maximize else grad
+        s       = sign(g_t g_{t-1})
+        Delta_t = clip(Delta_{t-1} * (eta+ if s > 0, eta- if s < 0, 1 if s = 0),
+                       Delta_min, Delta_max)
+        g_t     = 0 where s < 0                            (no step after a sign change)
+        theta_t = theta_{t-1} - sign(g_t) Delta_t
+        prev    = g_t                                      (the zeroed gradient)
+
+    Maps to ``torch.optim.Rprop(params, lr, etas, step_sizes, maximize=...)``
+    (``torch/optim/rprop.py``, torch 2.13.0).
+
+    Divergences: this is the iRprop- variant (Igel & Huesken, 2000): after a sign change the
+    step is skipped and the stored gradient zeroed, rather than the previous step being
+    reverted (original Rprop's backtracking). torch's pseudo-code says the same.
+    """
+    eta_minus, eta_plus = etas
+    step_min, step_max = step_sizes
+    theta = np.asarray(param, dtype=np.float64)
+    g = np.asarray(grad, dtype=np.float64)
+    if maximize:
+        g = -g
+    if state is None:
+        step, prev, step_size = 0.0, np.zeros_like(theta), np.full_like(theta, lr)
+    else:
+        step = float(state.step)
+        prev = np.asarray(state.prev, dtype=np.float64)
+        step_size = np.asarray(state.step_size, dtype=np.float64)
+    step += 1.0
+    s = np.sign(g * prev)
+    factor = np.where(s > 0, eta_plus, np.where(s < 0, eta_minus, 1.0))
+    step_size = np.clip(step_size * factor, step_min, step_max)
+    g = np.where(s < 0, 0.0, g)
+    return theta - np.sign(g) * step_size, RpropState(step, g, step_size)
+
+
+class ASGDState(NamedTuple):
+    r"""Per-parameter state of :func:`asgd`; fields are torch's ``state[p]`` keys.
+
+    ``step``: t. ``eta``: the step size eta_t for the next step (starts at ``lr``). ``mu``: the
+    averaging coefficient mu_t (starts at 1). ``ax``: the averaged parameter. torch keeps
+    ``eta`` and ``mu`` as 0-dim float32 tensors (float64 only when the default dtype is float64).
+    """
+
+    step: float
+    eta: float
+    mu: float
+    ax: Array
+
+
+def asgd(
+    param: Array,
+    grad: Array,
+    state: ASGDState | None,
+    *,
+    lr: float = 1e-2,
+    lambd: float = 1e-4,
+    alpha: float = 0.75,
+    t0: float = 1e6,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> tuple[Array, ASGDState]:
+    r"""One step of averaged SGD (Polyak & Juditsky, 1992; schedule of Bottou, 2012).
+
+    With gamma = ``lr``, lambda = ``lambd``, lambda' = ``weight_decay``, eta_0 = gamma,
+    mu_0 = 1 and ax_0 = 0:
+
+        t       = t + 1
+        g_t     = -grad if maximize else grad
+        g_t     = g_t + lambda' theta_{t-1}                if lambda' != 0
+        theta_t = (1 - lambda eta_{t-1}) theta_{t-1} - eta_{t-1} g_t
+        ax_t    = ax_{t-1} + mu_{t-1} (theta_t - ax_{t-1})  (ax_t = theta_t when mu_{t-1} = 1)
+        eta_t   = gamma / (1 + lambda gamma t)^alpha
+        mu_t    = 1 / max(1, t - t0)
+
+    Maps one to one to ``torch.optim.ASGD(params, lr, lambd, alpha, t0, weight_decay,
+    maximize=...)`` (``torch/optim/asgd.py``, torch 2.13.0).
+
+    Divergences: torch's pseudo-code writes the averaging as
+    ax_t = ax_{t-1} + mu_t (theta_t - ax_{t-1}) "if mu_t != 1 else theta_t"; the code uses the
+    mu stored at the previous step (mu_{t-1}), as here. eta and mu live in float32 in torch.
+    """
+    theta = np.asarray(param, dtype=np.float64)
+    g = np.asarray(grad, dtype=np.float64)
+    if maximize:
+        g = -g
+    if state is None:
+        step, eta, mu, ax = 0.0, float(lr), 1.0, np.zeros_like(theta)
+    else:
+        step, eta, mu = float(state.step), float(state.eta), float(state.mu)
+        ax = np.asarray(state.ax, dtype=np.float64)
+    step += 1.0
+    if weight_decay != 0:
+        g = g + weight_decay * theta
+    theta = theta * (1 - lambd * eta) - eta * g
+    ax = ax + (theta - ax) * mu if mu != 1 else np.array(theta, copy=True)
+    new_eta = lr / ((1 + lambd * lr * step) ** alpha)
+    new_mu = 1 / max(1, step - t0)
+    return theta, ASGDState(step, new_eta, new_mu, ax)
+
+
+class SparseAdamState(NamedTuple):
+    r"""Per-parameter state of :func:`sparse_adam`; fields are torch's ``state[p]`` keys.
+
+    ``step``: t (a Python int in torch), counted on every step the parameter has a gradient,
+    even an empty one. ``exp_avg``, ``exp_avg_sq``: m_t and v_t, dense, updated only where the
+    gradient has entries.
+    """
+
+    step: float
+    exp_avg: Array
+    exp_avg_sq: Array
+
+
+def sparse_adam(
+    param: Array,
+    grad: Array,
+    state: SparseAdamState | None,
+    *,
+    lr: float = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    maximize: bool = False,
+) -> tuple[Array, SparseAdamState]:
+    r"""One step of SparseAdam: Adam applied only at the entries a sparse gradient holds.
+
+    ``grad`` is a ``numpy.ma.MaskedArray``: masked entries are absent from the sparse gradient
+    (a plain array means every entry is present). At present entries S, with m_0 = v_0 = 0:
+
+        t          = t + 1
+        g_t        = -grad if maximize else grad
+        m_t[S]     = m_{t-1}[S] + (1 - beta1)(g_t[S] - m_{t-1}[S]),  m_t = m_{t-1} elsewhere
+        v_t[S]     = v_{t-1}[S] + (1 - beta2)(g_t[S]^2 - v_{t-1}[S]), likewise
+        theta_t[S] = theta_{t-1}[S]
+                     - gamma sqrt(1 - beta2^t) / (1 - beta1^t) m_t[S] / (sqrt(v_t[S]) + epsilon)
+
+    Maps to ``torch.optim.SparseAdam(params, lr, betas, eps, maximize)`` with
+    ``torch.sparse_coo_tensor`` gradients (``torch/optim/_functional.py``, torch 2.13.0).
+
+    Divergences: epsilon is added to the *uncorrected* sqrt(v_t) and the correction folded
+    into the step size, i.e. the paper's "efficient" ordering, unlike :func:`adam`. Moments
+    of absent entries neither decay nor count their steps, so the bias correction of an entry
+    seen rarely uses the parameter's global t, not the entry's own count.
+    """
+    beta1, beta2 = betas
+    theta = np.asarray(param, dtype=np.float64)
+    present = ~np.ma.getmaskarray(grad)
+    g = np.asarray(np.ma.getdata(grad), dtype=np.float64)
+    if maximize:
+        g = -g
+    if state is None:
+        step, exp_avg, exp_avg_sq = 0.0, np.zeros_like(theta), np.zeros_like(theta)
+    else:
+        step = float(state.step)
+        exp_avg = np.asarray(state.exp_avg, dtype=np.float64)
+        exp_avg_sq = np.asarray(state.exp_avg_sq, dtype=np.float64)
+    step += 1.0
+    if not present.any():
+        return np.array(theta, copy=True), SparseAdamState(step, exp_avg, exp_avg_sq)
+    exp_avg = np.where(present, exp_avg + (1 - beta1) * (g - exp_avg), exp_avg)
+    exp_avg_sq = np.where(present, exp_avg_sq + (1 - beta2) * (g * g - exp_avg_sq), exp_avg_sq)
+    step_size = lr * np.sqrt(1 - beta2**step) / (1 - beta1**step)
+    update = step_size * exp_avg / (np.sqrt(exp_avg_sq) + eps)
+    return np.where(present, theta - update, theta), SparseAdamState(step, exp_avg, exp_avg_sq)

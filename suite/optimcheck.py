@@ -5,10 +5,23 @@ float64), takes one step with the same gradient, and the parameters and every st
 compared. Starting each step from torch's state keeps float32 rounding from compounding across
 steps, so each comparison measures one step's error against the one-step tolerance; whole
 trajectories are checked separately by the training tests.
+
+What a run may hold, and how each is mapped:
+
+* parameter groups: each parameter is stepped by the reference with its group's
+  hyper-parameters (the run's defaults updated by the group's overrides);
+* a gradient of ``None``: torch skips the parameter, so parameter and state must be unchanged;
+* complex parameters: torch updates them as pairs of reals (``view_as_real``), so the
+  reference sees the (..., 2) real view of the parameter, gradient and every state tensor;
+* ``lr`` as a tensor: torch receives ``torch.tensor(lr)``, the reference the float;
+* sparse gradients (records with ``sparse_grad``): torch receives a COO tensor holding a drawn
+  subset of rows, the reference a ``numpy.ma`` array with the absent rows masked.
 """
 
 from __future__ import annotations
 
+import copy
+import inspect
 from typing import Any
 
 import numpy as np
@@ -17,7 +30,7 @@ import torch
 from suite import compare
 from suite import tolerances as tols
 from suite.devices import dtype_name
-from suite.specs import OptimizerRun, OptimizerSpec
+from suite.specs import Array, OptimizerRun, OptimizerSpec, SchedulerSpec
 
 # torch.optim's implementations of one algorithm, and the constructor flags that select them.
 IMPLEMENTATIONS: dict[str, dict[str, bool]] = {
@@ -25,23 +38,116 @@ IMPLEMENTATIONS: dict[str, dict[str, bool]] = {
     "foreach": {"foreach": True},
     "fused": {"fused": True},
 }
+# Further variants of the same algorithm that torch offers through flags: the differentiable
+# path (the step is recorded by autograd) and the capturable path (CUDA-graph safe, state on
+# the device; torch accepts it on CUDA only, so it skips on CPU with torch's own reason).
+VARIANTS: dict[str, dict[str, bool]] = {
+    **IMPLEMENTATIONS,
+    "differentiable": {"foreach": False, "differentiable": True},
+    "capturable": {"capturable": True},
+}
+
+
+def flags_for(spec: OptimizerSpec, implementation: str) -> dict[str, bool]:
+    """The constructor flags selecting ``implementation`` of ``spec``.
+
+    An optimizer whose constructor takes no ``foreach`` (SparseAdam) has only the for-loop,
+    selected by passing no flag at all.
+    """
+    flags = VARIANTS[implementation]
+    accepted = inspect.signature(spec.torch_cls).parameters
+    if implementation == "for-loop" and "foreach" not in accepted:
+        return {}
+    return flags
 
 
 def unavailable(spec: OptimizerSpec, implementation: str, dtype: torch.dtype,
-                device: str) -> str | None:
-    """Why torch cannot run ``implementation`` of ``spec`` here, or None when it can."""
-    if implementation not in spec.implementations:
+                device: str, *, sparse_grads: bool = False) -> str | None:
+    """Why torch cannot run ``implementation`` of ``spec`` here, or None when it can.
+
+    ``sparse_grads`` says whether the caller can give sparse gradients; a record that needs them
+    (SparseAdam) is unavailable to callers with dense ones (the benchmarks).
+    """
+    if spec.sparse_grad and not sparse_grads:
+        return f"{spec.name} needs sparse gradients; this check gives dense ones"
+    if implementation not in VARIANTS:
+        raise KeyError(f"unknown implementation {implementation!r}; known: {list(VARIANTS)}")
+    if implementation in IMPLEMENTATIONS and implementation not in spec.implementations:
         return f"torch.optim has no {implementation} implementation of {spec.name}"
-    param = torch.zeros(2, dtype=dtype, device=device, requires_grad=True)
+    flags = flags_for(spec, implementation)
+    leaf = torch.zeros(2, dtype=dtype, device=device, requires_grad=True)
+    # The differentiable path updates a non-leaf parameter (as autograd needs it to).
+    param = leaf.clone() if flags.get("differentiable") else leaf
     try:
-        opt = spec.torch_cls([param], **dict(spec.bench_hyper), **IMPLEMENTATIONS[implementation])
-        param.grad = torch.ones_like(param)
+        opt = spec.torch_cls([param], **dict(spec.bench_hyper), **flags)
+        param.grad = (torch.ones_like(param).to_sparse() if spec.sparse_grad
+                      else torch.ones_like(param))
         opt.step()
-    except (RuntimeError, ValueError, TypeError) as err:
+    except (RuntimeError, ValueError, TypeError, AssertionError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         return (f"torch {torch.__version__} cannot run the {implementation} {spec.name} on "
                 f"{device} in {dtype_name(dtype)}: {first_line}")
     return None
+
+
+def tensor_lr_refusal(spec: OptimizerSpec, implementation: str) -> str | None:
+    """torch's reason for refusing ``lr`` as a tensor in ``implementation``, or None.
+
+    (torch 2.13: "lr as a Tensor is not supported for capturable=False and foreach=True" for
+    Adam and AdamW; a documented limitation, so such runs give torch the float.)
+    """
+    key = (spec.name, implementation)
+    if key not in _LR_REFUSALS:
+        _LR_REFUSALS[key] = _probe_tensor_lr(spec, implementation)
+    return _LR_REFUSALS[key]
+
+
+_LR_REFUSALS: dict[tuple[str, str], str | None] = {}
+_COMPLEX_REFUSALS: dict[tuple[str, str, torch.dtype], str | None] = {}
+
+
+def complex_refusal(spec: OptimizerSpec, implementation: str, dtype: torch.dtype) -> str | None:
+    """torch's reason for refusing complex parameters in ``implementation``, or None.
+
+    (torch 2.13: fused implementations take real floating-point parameters only.)
+    """
+    if not spec.complex_params:
+        return f"{spec.name} takes real parameters only"
+    key = (spec.name, implementation, dtype)
+    if key not in _COMPLEX_REFUSALS:
+        flags = flags_for(spec, implementation)
+        leaf = torch.zeros(2, dtype=dtype).view(torch.complex64 if dtype == torch.float32
+                                                 else torch.complex128).requires_grad_(True)
+        param = leaf.clone() if flags.get("differentiable") else leaf
+        try:
+            opt = spec.torch_cls([param], **dict(spec.bench_hyper), **flags)
+            param.grad = torch.ones_like(param)
+            opt.step()
+            _COMPLEX_REFUSALS[key] = None
+        except (RuntimeError, ValueError, TypeError, AssertionError) as err:
+            _COMPLEX_REFUSALS[key] = str(err).strip().splitlines()[0] if str(err).strip() \
+                else type(err).__name__
+    return _COMPLEX_REFUSALS[key]
+
+
+def _probe_tensor_lr(spec: OptimizerSpec, implementation: str) -> str | None:
+    flags = flags_for(spec, implementation)
+    leaf = torch.zeros(2, requires_grad=True)
+    param = leaf.clone() if flags.get("differentiable") else leaf
+    try:
+        opt = spec.torch_cls([param], **{**spec.bench_hyper, "lr": torch.tensor(1e-3)}, **flags)
+        param.grad = torch.ones_like(param).to_sparse() if spec.sparse_grad else \
+            torch.ones_like(param)
+        opt.step()
+    except (RuntimeError, ValueError, TypeError, AssertionError) as err:
+        return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return None
+
+
+def _as_numpy(t: torch.Tensor) -> Array:
+    """A float64 NumPy copy; complex tensors as their (..., 2) real view."""
+    t = t.detach()
+    return compare.to_numpy(torch.view_as_real(t) if t.is_complex() else t)
 
 
 def _state_as_numpy(state: dict[str, Any], spec: OptimizerSpec) -> Any:
@@ -53,8 +159,102 @@ def _state_as_numpy(state: dict[str, Any], spec: OptimizerSpec) -> Any:
     values = {}
     for key in spec.state_type._fields:  # type: ignore[attr-defined]
         v = state.get(key)
-        values[key] = compare.to_numpy(v) if isinstance(v, torch.Tensor) else v
+        values[key] = _as_numpy(v) if isinstance(v, torch.Tensor) else v
     return spec.state_type(**values)
+
+
+def group_hyper(run: OptimizerRun) -> list[dict[str, Any]]:
+    """The hyper-parameters each parameter is stepped with (its group's)."""
+    per_param = [dict(run.hyper) for _ in run.params]
+    for members, overrides in run.groups:
+        for i in members:
+            per_param[i] = {**run.hyper, **overrides}
+    return per_param
+
+
+def _torch_params(run: OptimizerRun, dtype: torch.dtype, device: str,
+                  differentiable: bool) -> list[torch.Tensor]:
+    params = []
+    for p in run.params:
+        t = torch.tensor(p, dtype=dtype, device=device)
+        if run.complex_params:
+            t = torch.view_as_complex(t).clone()
+        t.requires_grad_(True)
+        # The differentiable path needs non-leaf parameters (autograd records the update).
+        params.append(t.clone() if differentiable else t)
+    return params
+
+
+def lr_as_tensor(spec: OptimizerSpec, run: OptimizerRun, implementation: str) -> tuple[bool, str]:
+    """Whether torch gets ``lr`` as a tensor in this run, and a note saying how it was given."""
+    if not run.tensor_lr:
+        return False, ""
+    if refusal := tensor_lr_refusal(spec, implementation):
+        return False, f"; lr given as a float: torch refuses a tensor ({refusal})"
+    return True, "; lr given as a 0-d tensor of the parameters' dtype"
+
+
+def reference_hyper(spec: OptimizerSpec, run: OptimizerRun, implementation: str,
+                    dtype: torch.dtype) -> list[dict[str, Any]]:
+    """The hyper-parameters the reference steps each parameter with: its group's, with ``lr``
+    rounded to ``dtype`` when torch gets it as a tensor of that dtype.
+
+    (A float32 tensor lr in a float64 run makes torch compute the step size in float32:
+    KNOWN_DIFFERENCES.md, "A float32 tensor lr".)
+    """
+    as_tensor, _ = lr_as_tensor(spec, run, implementation)
+    per_param = group_hyper(run)
+    if as_tensor:
+        per_param = [{**h, "lr": float(torch.tensor(h["lr"], dtype=dtype))} for h in per_param]
+    return per_param
+
+
+def make_optimizer(spec: OptimizerSpec, run: OptimizerRun, params: list[torch.Tensor],
+                   implementation: str, dtype: torch.dtype) -> tuple[torch.optim.Optimizer, str]:
+    """torch's optimizer for ``run`` over ``params``, and a note on how lr was given."""
+    as_tensor, lr_note = lr_as_tensor(spec, run, implementation)
+
+    def hyper(h: dict[str, Any]) -> dict[str, Any]:
+        if as_tensor and "lr" in h:
+            return {**h, "lr": torch.tensor(h["lr"], dtype=dtype)}
+        return dict(h)
+
+    flags = flags_for(spec, implementation)
+    if run.groups:
+        groups = [{"params": [params[i] for i in members], **hyper(overrides)}
+                  for members, overrides in run.groups]
+        return spec.torch_cls(groups, **hyper(run.hyper), **flags), lr_note
+    return spec.torch_cls(params, **hyper(run.hyper), **flags), lr_note
+
+
+def _grad_pair(g: Array, spec: OptimizerSpec, run: OptimizerRun, step: int, index: int,
+               dtype: torch.dtype, device: str) -> tuple[torch.Tensor, Any]:
+    """torch's gradient and the reference's for one parameter at one step."""
+    if not spec.sparse_grad:
+        t = torch.tensor(g, dtype=dtype, device=device)
+        return (torch.view_as_complex(t) if run.complex_params else t), g
+    # A drawn subset of rows (of the first dimension) is present, as nn.Embedding(sparse=True)
+    # produces; a 0-d parameter is present or not as a whole.
+    rng = np.random.default_rng([run.seed, step, index])
+    rows = rng.random(g.shape[0] if g.ndim else 1) < 0.6
+    dense = torch.tensor(g, dtype=dtype, device=device)
+    if g.ndim == 0:
+        mask = np.full(g.shape, not rows[0])
+        nnz = int(rows[0])  # an explicit entry even when its value is 0, as torch keeps it
+        t = torch.sparse_coo_tensor(torch.zeros((0, nnz), dtype=torch.int64, device=device),
+                                    dense.reshape(1)[:nnz], ())
+        return t, np.ma.array(g, mask=mask)
+    idx = torch.tensor(np.flatnonzero(rows), dtype=torch.int64, device=device)
+    t = torch.sparse_coo_tensor(idx[None], dense[idx], dense.shape)
+    mask = np.broadcast_to(~rows.reshape((-1,) + (1,) * (g.ndim - 1)), g.shape)
+    return t, np.ma.array(g, mask=mask)
+
+
+def _tol(spec: OptimizerSpec, dtype: torch.dtype, implementation: str) -> tols.Tolerance:
+    tol = tols.resolve(dtype, tols.Kind.OPTIMIZER, spec.tol.get((tols.Kind.OPTIMIZER, dtype)))
+    widening = spec.implementation_tol.get((implementation, dtype))
+    return tol if widening is None else tols.Tolerance(max(tol.rtol, widening.rtol),
+                                                       max(tol.atol, widening.atol))
 
 
 def check_run(spec: OptimizerSpec, run: OptimizerRun, implementation: str, dtype: torch.dtype,
@@ -62,30 +262,46 @@ def check_run(spec: OptimizerSpec, run: OptimizerRun, implementation: str, dtype
     """Step torch and the reference through ``run`` and compare after every step."""
     __tracebackhide__ = True
     np_dtype = torch.empty((), dtype=dtype).numpy().dtype
-    params = [torch.tensor(p, dtype=dtype, device=device, requires_grad=True)
-              for p in run.params]
-    opt = spec.torch_cls(params, **run.hyper, **IMPLEMENTATIONS[implementation])
-    tol = tols.resolve(dtype, tols.Kind.OPTIMIZER, spec.tol.get((tols.Kind.OPTIMIZER, dtype)))
-    context = f"{dtype_name(dtype)}, device={device}, {implementation}"
-    case = (f"  hyper-parameters: {run.hyper}\n  parameter shapes: "
-            f"{[p.shape for p in run.params]}; {len(run.grads)} steps; values seed {run.seed}")
+    flags = VARIANTS[implementation]
+    real_dtype = dtype
+    params = _torch_params(run, real_dtype, device, bool(flags.get("differentiable")))
+    opt, lr_note = make_optimizer(spec, run, params, implementation, real_dtype)
+    tol = _tol(spec, real_dtype, implementation)
+    hyper = reference_hyper(spec, run, implementation, real_dtype)
+    context = f"{dtype_name(real_dtype)}, device={device}, {implementation}"
+    groups = f"\n  groups (param indices, overrides): {run.groups}" if run.groups else ""
+    case = (f"  hyper-parameters: {run.hyper}{groups}\n  parameter shapes: "
+            f"{[p.shape for p in run.params]}{' (complex, as real pairs)' * run.complex_params}"
+            f"; {len(run.grads)} steps; values seed {run.seed}{lr_note}")
     for step, grads in enumerate(run.grads, start=1):
-        expected = []
-        for p, g in zip(params, grads, strict=True):
-            g_rounded = g.astype(np_dtype).astype(np.float64)
-            before = compare.to_numpy(p)
-            # An empty state before a step means "first step": the reference's None.
+        expected: list[tuple[Array, Any]] = []
+        for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+            before = _as_numpy(p)
             state = _state_as_numpy(opt.state[p], spec) if opt.state[p] else None
-            expected.append(spec.ref_step(before, g_rounded, state, **run.hyper))
-            p.grad = torch.tensor(g_rounded, dtype=dtype, device=device)
+            if g is None:
+                p.grad = None
+                # torch skips a parameter without a gradient: nothing may change.
+                expected.append((before, state))
+                continue
+            g_rounded = g.astype(np_dtype).astype(np.float64)
+            p.grad, ref_grad = _grad_pair(g_rounded, spec, run, step, i, real_dtype, device)
+            # An empty state before a step means "first step": the reference's None.
+            expected.append(spec.ref_step(before, ref_grad, state, **hyper[i]))
         opt.step()
         for i, (p, (ref_param, ref_state)) in enumerate(zip(params, expected, strict=True)):
             where = f"{spec.name}: param {i} after step {step}"
-            compare.assert_close(compare.to_numpy(p), ref_param, tol=tol, what=where,
+            compare.assert_close(_as_numpy(p), ref_param, tol=tol, what=where,
                                  context=context, case=case)
+            # An empty torch state (SGD without momentum; a parameter never stepped) reads as
+            # every key absent, as does the reference's None.
             torch_state = _state_as_numpy(opt.state[p], spec)
+            if ref_state is None:
+                ref_state = _state_as_numpy({}, spec)
             for key in spec.state_type._fields:  # type: ignore[attr-defined]
-                _compare_state(getattr(torch_state, key), getattr(ref_state, key), tol=tol,
+                key_tol = spec.state_tol.get(key, tol)
+                _compare_state(getattr(torch_state, key), getattr(ref_state, key),
+                               tol=tols.Tolerance(max(tol.rtol, key_tol.rtol),
+                                                  max(tol.atol, key_tol.atol)),
                                what=f"{spec.name}: state[{key!r}] of param {i} after step {step}",
                                context=context, case=case)
 
@@ -101,3 +317,99 @@ def _compare_state(actual: Any, expected: Any, *, tol: tols.Tolerance, what: str
     compare.assert_close(np.asarray(actual, dtype=np.float64),
                          np.asarray(expected, dtype=np.float64), tol=tol, what=what,
                          context=context, case=case)
+
+
+def _snapshot(opt: torch.optim.Optimizer, params: list[torch.Tensor]) -> list[list[Array]]:
+    """Each parameter and each tensor or number in its state, as arrays, in a fixed order."""
+    out = []
+    for p in params:
+        entries = [_as_numpy(p)]
+        for key in sorted(opt.state[p]):
+            v = opt.state[p][key]
+            entries.append(_as_numpy(v) if isinstance(v, torch.Tensor)
+                           else np.asarray(v, dtype=np.float64))
+        out.append(entries)
+    return out
+
+
+def _detached(tree: Any) -> Any:
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().clone()
+    if isinstance(tree, dict):
+        return {k: _detached(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_detached(v) for v in tree)
+    return copy.deepcopy(tree)
+
+
+def check_state_dict_round_trip(spec: OptimizerSpec, run: OptimizerRun, implementation: str,
+                                dtype: torch.dtype, device: str, split: int) -> None:
+    """Save after ``split`` steps, load into a fresh optimizer over copies of the parameters,
+    go on: parameters and state must equal the uninterrupted run's exactly (or within the
+    record's ``round_trip_tol``, where loading changes a state entry's dtype)."""
+    __tracebackhide__ = True
+    flags = VARIANTS[implementation]
+    params = _torch_params(run, dtype, device, bool(flags.get("differentiable")))
+    opt, _ = make_optimizer(spec, run, params, implementation, dtype)
+    resumed: tuple[torch.optim.Optimizer, list[torch.Tensor]] | None = None
+    context = f"{dtype_name(dtype)}, device={device}, {implementation}, loaded after step {split}"
+    tol = spec.round_trip_tol.get(dtype, tols.Tolerance(0.0, 0.0))
+    case = f"  {run.hyper}; groups {run.groups}; values seed {run.seed}"
+    for step, grads in enumerate(run.grads, start=1):
+        runs = [(opt, params)] + ([resumed] if resumed else [])
+        for o, ps in runs:
+            for i, (p, g) in enumerate(zip(ps, grads, strict=True)):
+                if g is None:
+                    p.grad = None
+                else:
+                    p.grad = _grad_pair(g, spec, run, step, i, dtype, device)[0]
+            o.step()
+        if resumed:
+            for i, (a, b) in enumerate(zip(_snapshot(*resumed), _snapshot(opt, params),
+                                           strict=True)):
+                for k, (x, y) in enumerate(zip(a, b, strict=True)):
+                    what = (f"{spec.name}: {'param' if k == 0 else f'state entry {k}'} of param "
+                            f"{i} after step {step}, resumed run vs uninterrupted run")
+                    compare.assert_close(x, y, tol=tol, what=what, context=context, case=case)
+        if step == split:
+            # Detached copies: a differentiable run's state tensors carry autograd history,
+            # which neither deepcopy nor torch.save accept.
+            saved = _detached(opt.state_dict())
+            copies = [p.detach().clone().requires_grad_(True) for p in params]
+            if flags.get("differentiable"):
+                copies = [c.clone() for c in copies]
+            fresh, _ = make_optimizer(spec, run, copies, implementation, dtype)
+            fresh.load_state_dict(saved)
+            resumed = (fresh, copies)
+
+
+def check_schedule(spec: SchedulerSpec, options: dict[str, Any], lrs: list[float],
+                   steps: int | list[float], optimizer_cls: type = torch.optim.SGD) -> None:
+    """Build ``spec``'s scheduler over an optimizer with one group per entry of ``lrs``, step
+    it (``steps`` times, or once per metric when given metrics) and compare
+    ``get_last_lr()`` after construction and after every step with the reference."""
+    __tracebackhide__ = True
+    params = [torch.zeros(1, requires_grad=True) for _ in lrs]
+    # momentum: CyclicLR and OneCycleLR cycle it (their default cycle_momentum=True).
+    opt = optimizer_cls([{"params": [p], "lr": lr} for p, lr in zip(params, lrs, strict=True)],
+                        lr=lrs[0], momentum=0.9)
+    sched = spec.build(opt, options) if spec.build else spec.torch_cls(opt, **options)
+    metrics = steps if isinstance(steps, list) else None
+    n = len(metrics) if metrics is not None else int(steps)  # type: ignore[arg-type]
+    actual = [list(map(float, sched.get_last_lr()))]
+    for k in range(n):
+        opt.step()  # no gradients: nothing moves; keeps torch's call-order check quiet
+        if metrics is not None:
+            sched.step(metrics[k])
+        else:
+            sched.step()
+        actual.append(list(map(float, sched.get_last_lr())))
+    ref_options = spec.ref_options(options) if spec.ref_options else options
+    tol = tols.resolve(torch.float64, tols.Kind.SCHEDULE)
+    case = f"  options: {options}; group lrs {lrs}; {n} steps" + \
+        (f"; metrics {[round(m, 6) for m in metrics]}" if metrics is not None else "")
+    for g, lr in enumerate(lrs):
+        expected = spec.ref(metrics if metrics is not None else n, lr=lr, **ref_options)
+        compare.assert_close(np.array([a[g] for a in actual]), expected, tol=tol,
+                             what=f"{spec.name}: lr of group {g} by epoch",
+                             context="Python floats", case=case)
