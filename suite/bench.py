@@ -1,12 +1,25 @@
-"""Benchmark targets built from the records: the callables pytest-benchmark times.
+"""Benchmark targets built from the records, and how pytest-benchmark times them.
+
+Every op record is timed forward and forward+backward, every optimizer record for one step, by
+torch (on each selected device and dtype) and by the NumPy reference (CPU, float64), over a
+size sweep: ``sizes(spec)`` gives the sizes ``n`` passed to ``spec.inputs.sized(n)`` (n x n
+activations and losses, an (n, n) @ (n, n) linear layer, n x n + n optimizer parameters).
+An input maker may declare its own sweep as a ``bench_sizes`` attribute; otherwise
+``DEFAULT_SIZES`` applies, and a size whose single call exceeds ``MAX_CALL_S`` is skipped with
+the measured time (so quadratic and cubic ops stop where they get expensive, without a
+per-op table).
 
 Each target does one whole unit of work and, on CUDA, waits for the device before returning
 (pytest-benchmark's timer does not synchronise, so an unsynchronised CUDA call would time only
-the kernel launch).
+the kernel launch). ``run`` warms the target up (first calls allocate, pick kernels, fill
+caches), then times a bounded number of rounds with ``benchmark.pedantic``: every round's time
+is kept in the JSON (``stats.data``), which the regression gate (``suite.gate``) tests.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,24 +28,50 @@ import torch
 
 from suite import gradcheck as gc
 from suite import optimcheck as oc
-from suite.devices import device_name, dtype_name, synchronize
+from suite.devices import cpu_model, cuda_available, device_name, dtype_name, synchronize
 from suite.specs import Case, OpSpec, OptimizerSpec
 
 PASSES = ("forward", "forward+backward")
 IMPLS = ("torch", "numpy")
-# Sizes n of sized cases: n x n activations and losses, an (n, n) @ (n, n) linear layer.
-BENCH_SIZES = (64, 512)
+# Sizes n of sized cases, small (call overhead) to large (the asymptotic cost shows).
+DEFAULT_SIZES = (16, 64, 256, 1024)
+# A size whose one call takes longer than this is skipped: it would dominate the run.
+MAX_CALL_S = 1.0
+# Warm-up: at least this many calls and this long before timing.
+WARMUP_CALLS = 3
+WARMUP_S = 0.05
+# Each round repeats the target until it lasts about ROUND_S (timer overhead and scheduler
+# ticks are then small against it); rounds are then added up to BUDGET_S, between MIN_ROUNDS
+# (enough for the gate's rank test to reach significance) and MAX_ROUNDS (bounded JSON).
+ROUND_S = 0.005
+BUDGET_S = 0.4
+MIN_ROUNDS = 10
+MAX_ROUNDS = 40
+
+# Back-compatibility name: the sweep of records that declare none.
+BENCH_SIZES = DEFAULT_SIZES
+
+
+def sizes(spec: OpSpec | OptimizerSpec) -> tuple[int, ...]:
+    """The size sweep of a record: its input maker's ``bench_sizes``, or ``DEFAULT_SIZES``."""
+    inputs = getattr(spec, "inputs", None)
+    declared = getattr(inputs, "bench_sizes", None)
+    return tuple(declared) if declared else DEFAULT_SIZES
+
+
+def all_sizes(records: tuple[OpSpec, ...] | tuple[OptimizerSpec, ...]) -> tuple[int, ...]:
+    """Every size any of ``records`` sweeps (the benchmark parametrization)."""
+    return tuple(sorted({n for spec in records for n in sizes(spec)}))
 
 
 def op_target(spec: OpSpec, case: Case, impl: str, pass_: str, dtype: torch.dtype,
               device: str) -> Callable[[], Any]:
     """One forward (or forward and backward) of ``spec`` on ``case`` by torch or the reference."""
     if impl == "numpy":
-        arrays, options = dict(case.arrays), dict(case.options)
         if pass_ == "forward":
-            return lambda: spec.ref(**arrays, **options)
-        g_np = gc.cotangent(case, np.shape(spec.ref(**arrays, **options)))
-        return lambda: (spec.ref(**arrays, **options), spec.ref_vjp(g_np, **arrays, **options))
+            return lambda: spec.reference(case)
+        g_np = gc.cotangent(case, np.shape(spec.reference(case)))
+        return lambda: (spec.reference(case), spec.reference_vjp(g_np, case))
 
     tensors = gc.to_tensors(case, dtype, device)
     options = dict(case.options)
@@ -83,13 +122,89 @@ def optimizer_target(spec: OptimizerSpec, n: int, impl: str, dtype: torch.dtype,
     return step
 
 
-def extra_info(*, op: str, pass_: str, impl: str, device: str, dtype: torch.dtype,
-               shape: str) -> dict[str, Any]:
-    """What a saved run must carry to be compared honestly with another."""
+def warm_up(target: Callable[[], Any], device: str) -> float:
+    """Call ``target`` at least ``WARMUP_CALLS`` times and ``WARMUP_S`` long (or twice, when a
+    call exceeds ``MAX_CALL_S``); return the median wall time of one call after the first."""
+    synchronize(device)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < WARMUP_CALLS or time.perf_counter() - start < WARMUP_S:
+        t0 = time.perf_counter()
+        target()  # synchronises on CUDA before returning
+        times.append(time.perf_counter() - t0)
+        if len(times) >= 2 and times[-1] > MAX_CALL_S:  # the first call may be lazy set-up
+            break
+    synchronize(device)
+    return float(np.median(times[1:]))
+
+
+def schedule(call_s: float) -> tuple[int, int]:
+    """``(rounds, iterations)`` for a target whose one call takes ``call_s`` seconds."""
+    iterations = max(1, math.ceil(ROUND_S / max(call_s, 1e-9)))
+    round_s = iterations * max(call_s, 1e-9)
+    rounds = min(MAX_ROUNDS, max(MIN_ROUNDS, round(BUDGET_S / round_s)))
+    return rounds, iterations
+
+
+def timer(device: str) -> Callable[[], float]:
+    """The clock a benchmark on ``device`` is timed with.
+
+    On the CPU with every pool at one thread (the default: ``--torch-threads 1``, BLAS pinned
+    to one thread), all the work runs on the calling thread, so its CPU time
+    (``time.thread_time``) is the cost of the call without the time the scheduler gave to
+    other processes: on a shared 2-core machine preemption by other processes is the largest
+    source of run-to-run noise. CUDA work is not CPU time, and several threads' work is not
+    one thread's, so otherwise the wall clock (``time.perf_counter``) is used. The choice is
+    recorded in ``extra_info["timer"]`` and in the JSON's ``options.timer``.
+    """
+    if device == "cpu" and torch.get_num_threads() == 1 and all(
+            n == 1 for n in blas_threads()):
+        return time.thread_time
+    return time.perf_counter
+
+
+def run(benchmark: Any, target: Callable[[], Any], device: str) -> None:
+    """Warm ``target`` up, skip it if one call exceeds ``MAX_CALL_S``, then time it with
+    ``benchmark.pedantic`` on ``timer(device)`` (rounds, iterations and the timer recorded
+    in ``extra_info``)."""
+    import pytest
+
+    call_s = warm_up(target, device)
+    if call_s > MAX_CALL_S:
+        pytest.skip(f"one call takes {call_s:.2f} s, over the sweep's ceiling "
+                    f"suite.bench.MAX_CALL_S = {MAX_CALL_S} s")
+    rounds, iterations = schedule(call_s)
+    clock = timer(device)
+    # pytest-benchmark has one --benchmark-timer per session; the clock is a per-device
+    # choice, so it is set on this benchmark's fixture (``_timer``, the attribute its runner
+    # reads in pytest-benchmark 3 to 5; tests/benchmarks would show a change).
+    benchmark._timer = clock
+    benchmark.extra_info.update({"rounds": rounds, "iterations": iterations,
+                                 "timer": clock.__name__})
+    benchmark.pedantic(target, rounds=rounds, iterations=iterations, warmup_rounds=1)
+
+
+def blas_threads() -> list[int]:
+    """NumPy's BLAS thread counts, one per loaded BLAS library."""
     from threadpoolctl import threadpool_info
 
-    blas = [p.get("num_threads") for p in threadpool_info() if p.get("user_api") == "blas"]
+    return [int(p["num_threads"]) for p in threadpool_info()
+            if p.get("user_api") == "blas" and p.get("num_threads") is not None]
+
+
+def extra_info(*, op: str, pass_: str, impl: str, device: str, dtype: torch.dtype,
+               shape: str, n: int | None = None) -> dict[str, Any]:
+    """What a saved run must carry to be compared honestly with another."""
     return {"op": op, "pass": pass_, "impl": impl, "device": device,
             "device_name": device_name(device), "dtype": dtype_name(dtype), "shape": shape,
-            "torch": torch.__version__, "numpy": np.__version__,
-            "torch_threads": torch.get_num_threads(), "blas_threads": blas}
+            "n": n, "torch": torch.__version__, "numpy": np.__version__,
+            "torch_threads": torch.get_num_threads(), "blas_threads": blas_threads()}
+
+
+def machine_info() -> dict[str, Any]:
+    """What gradsuite adds to pytest-benchmark's ``machine_info`` (the plugin's hook): the
+    builds and settings that change timings. ``suite.gate`` warns when two runs differ here."""
+    return {"torch_version": torch.__version__, "torch_cuda": torch.version.cuda,
+            "numpy_version": np.__version__, "cpu_model": cpu_model(),
+            "cuda_device": device_name("cuda") if cuda_available() else None,
+            "torch_threads": torch.get_num_threads(), "blas_threads": blas_threads()}

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from suite import reproduce
+from suite import drift, reproduce
 from suite.specs import Array
 from suite.tolerances import Tolerance
 
@@ -94,6 +94,8 @@ def find_mismatch(actual: Array, expected: Array, *, tol: Tolerance, what: str, 
         same = (a == e) | (np.isnan(a) & np.isnan(e))
         # A finite difference is required: inf <= atol + rtol * inf would pass inf vs -inf.
         close = same | (np.isfinite(diff) & (diff <= tol.atol + tol.rtol * np.abs(e)))
+    if drift.RECORDER is not None:  # numerics drift: error relative to tolerance (suite.drift)
+        drift.observe(what, context, diff, e, same, tol)
     if close.all():
         return None
     # Greatest differences over the mismatching elements only, as torch.testing does.

@@ -16,11 +16,12 @@ import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
-from suite import devices, reproduce
+from suite import devices, drift, reproduce
 
 DEVICE_OPTION = "--device"
 DTYPE_OPTION = "--dtype"
 THREADS_OPTION = "--torch-threads"
+DRIFT_OPTION = "--drift-json"
 PROFILES = ("dev", "ci", "thorough")
 DEFAULT_PROFILE = "dev"
 
@@ -94,6 +95,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(THREADS_OPTION, metavar="N", type=parse_threads, default="1",
                     help="Threads for torch's intra-op pool (torch.set_num_threads); recorded "
                          "with every benchmark. Default: %(default)r")
+    group.addoption(DRIFT_OPTION, metavar="PATH", default=None,
+                    help="Write each test's largest error relative to its tolerance to PATH "
+                         "(JSON; merged across pytest-xdist workers), for `python -m suite "
+                         "report --drift OLD NEW`. Default: %(default)r")
 
 
 def _selected(config: pytest.Config, option: str, parse: Any) -> tuple[str, ...]:
@@ -123,6 +128,65 @@ def pytest_configure(config: pytest.Config) -> None:
         if value != parse("all"):
             options.append(f"{option}={','.join(value)}")
     reproduce.set_run_options(options)
+    if config.getoption(DRIFT_OPTION.lstrip("-").replace("-", "_"), None):
+        config.stash[_DRIFT_PARTS] = []
+        drift.start()
+    # Keep every round's time in saved runs too (--benchmark-json always does): the
+    # regression gate (python -m suite compare) tests the rounds, not one summary number.
+    if hasattr(config.option, "benchmark_save_data"):
+        config.option.benchmark_save_data = True
+
+
+_DRIFT_PARTS = pytest.StashKey[list[dict[str, Any]]]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """Attribute the comparisons made while a test runs to its node id (``--drift-json``)."""
+    recorder = drift.RECORDER
+    if recorder is not None:
+        recorder.current = item.nodeid
+    try:
+        yield
+    finally:
+        if recorder is not None:
+            recorder.current = None
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write the drift record: an xdist worker hands its part to the controller, which (or a
+    run without xdist) merges the parts and writes the file atomically."""
+    config = session.config
+    path = config.getoption(DRIFT_OPTION.lstrip("-").replace("-", "_"), None)
+    recorder = drift.RECORDER
+    if not path or recorder is None:
+        return
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["gradsuite_drift"] = recorder.entries
+        return
+    parts = [*config.stash.get(_DRIFT_PARTS, []), recorder.entries]
+    drift.save(path, drift.merge(parts), drift.metadata(
+        hypothesis_profile=_profile(config),
+        devices=list(_selected(config, "device", parse_device)),
+        dtypes=list(_selected(config, "dtype", parse_dtype))))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist: a worker finished; keep its drift part for the controller's merge."""
+    part = getattr(node, "workeroutput", {}).get("gradsuite_drift")
+    if part is not None:
+        node.config.stash.setdefault(_DRIFT_PARTS, []).append(part)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config: pytest.Config,
+                                         machine_info: dict[str, Any]) -> None:
+    """Saved benchmark runs carry the builds and settings that change timings."""
+    from suite import bench
+
+    machine_info["gradsuite"] = bench.machine_info()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
