@@ -157,19 +157,26 @@ class DriftRecord:
     tests: dict[str, Entry]
 
 
-def load(path: str | os.PathLike[str]) -> DriftRecord:
-    """Read a drift record, or raise DriftError with a one-line reason."""
+def read_json(path: str | os.PathLike[str], error: type[Exception], remedy: str) -> Any:
+    """The parsed JSON file at ``path``, or ``error`` with one line that ends in ``remedy``
+    (how to write the file again). Shared by every command that reads a result file."""
     try:
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+            return json.load(f)
     except FileNotFoundError:
-        raise DriftError(f"{path}: no such file (write one with "
-                         f"`pytest --drift-json {path}`)") from None
+        raise error(f"{path}: no such file ({remedy})") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a folder, not a file ({remedy})") from None
     except (OSError, UnicodeDecodeError) as err:
-        raise DriftError(f"{path}: cannot read it ({err})") from None
+        raise error(f"{path}: cannot read it ({err})") from None
     except json.JSONDecodeError as err:
-        raise DriftError(f"{path}: not valid JSON (line {err.lineno}: {err.msg}); "
-                         f"re-run `pytest --drift-json {path}`") from None
+        raise error(f"{path}: not valid JSON (line {err.lineno}: {err.msg}); the run that "
+                    f"wrote it may have been interrupted ({remedy})") from None
+
+
+def load(path: str | os.PathLike[str]) -> DriftRecord:
+    """Read a drift record, or raise DriftError with a one-line reason."""
+    data = read_json(path, DriftError, f"write one with `pytest --drift-json {path}`")
     if not isinstance(data, dict) or data.get("format") != FORMAT \
             or not isinstance(data.get("tests"), dict):
         raise DriftError(f"{path}: not a gradsuite drift record (expected format {FORMAT!r}, "

@@ -40,7 +40,6 @@ unknown benchmark names) raises :class:`GateError` with a one-line message.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import subprocess
@@ -52,6 +51,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from suite.drift import read_json
 
 FloatArray = NDArray[np.float64]
 
@@ -96,19 +97,7 @@ class Run:
 
 def load_run(path: str | os.PathLike[str]) -> Run:
     """Read a pytest-benchmark JSON file, or raise GateError with a one-line reason."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise GateError(f"{path}: no such file (write one with "
-                        f"`pytest -m bench --benchmark-json {path}`)") from None
-    except IsADirectoryError:
-        raise GateError(f"{path}: is a folder, not a pytest-benchmark JSON file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise GateError(f"{path}: cannot read it ({err})") from None
-    except json.JSONDecodeError as err:
-        raise GateError(f"{path}: not valid JSON (line {err.lineno}: {err.msg}); the run may "
-                        f"have been interrupted: re-run the benchmarks") from None
+    data = read_json(path, GateError, f"write one with `pytest -m bench --benchmark-json {path}`")
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise GateError(f"{path}: not a pytest-benchmark JSON file (no 'benchmarks' list); "
                         f"write one with `pytest -m bench --benchmark-json FILE`")
