@@ -45,6 +45,33 @@ class Kind(str, Enum):
 
 _EPS64 = float(torch.finfo(torch.float64).eps)  # 2.2e-16
 _EPS32 = float(torch.finfo(torch.float32).eps)  # 1.2e-7
+_EPS16 = float(torch.finfo(torch.float16).eps)  # 9.8e-4
+_EPSBF16 = float(torch.finfo(torch.bfloat16).eps)  # 7.8e-3
+
+# Half precision (float16, bfloat16; tests/test_precision.py, records with ``low_precision``).
+# torch's CPU kernels evaluate half-precision elementwise ops in float32 (the "opmath" type)
+# and round the result once: 1/2 ulp, i.e. eps/2 relative, the float32 work adding only
+# ~eps32 (1e-4 of a float16 ulp). A functional that chains a few such kernels (glu's
+# a * sigmoid(b), tanhshrink's x - tanh(x)) rounds each intermediate: 1/2 ulp per step of
+# magnitude-1 intermediates. Hence, as a pair, for the forward:
+#   rtol = 4 eps  (up to 8 roundings of the output's size: a short chain of kernels)
+#   atol = 2 eps  (a rounded intermediate of magnitude <= 4, e.g. tanh(x) in tanhshrink,
+#                 survives a cancelling subtraction as an absolute error of <= 2 eps)
+# and for the gradient, whose backward kernels often use the *saved rounded output* y
+# (sigmoid: g y (1 - y), tanh: g (1 - y^2)): rounding y by eps/2 moves f'(y) by
+# |d f'/dy| eps/2 <= eps (|d f'/dy| <= 2 for tanh), times |g| <= 4 (a standard normal
+# cotangent, itself rounded, over <= 4096 elements), an absolute error up to 4 eps:
+#   rtol = 4 eps, atol = 8 eps  (2x margin on 4 eps).
+# Nothing is fitted: a wrong branch, sign or factor is off by O(1), >= 30x these in bfloat16.
+# Reductions are not covered: their error is relative to the sum of |terms|, not to the
+# result, and needs the record's own derivation (``OpSpec.tol``). Sums of signed terms (linear,
+# conv, nll_loss with reduction="sum") are therefore off the ladder until one is derived:
+# nll_loss's float16 sum over 20 values cancelling to -0.017 was off by 0.0023 (1.4e-4 of
+# sum |terms|, well inside float16 accuracy, but 0.14 relative to the result).
+_HALF_FORWARD = {d: Tolerance(rtol=4 * e, atol=2 * e)
+                 for d, e in ((torch.float16, _EPS16), (torch.bfloat16, _EPSBF16))}
+_HALF_GRADIENT = {d: Tolerance(rtol=4 * e, atol=8 * e)
+                  for d, e in ((torch.float16, _EPS16), (torch.bfloat16, _EPSBF16))}
 
 TABLES: dict[Kind, dict[torch.dtype, Tolerance]] = {
     Kind.FORWARD: {
@@ -54,6 +81,7 @@ TABLES: dict[Kind, dict[torch.dtype, Tolerance]] = {
         # torch.testing's float32 defaults (rtol ~11 ulp, atol 1e-5): a few roundings of
         # float32 arithmetic on values of magnitude ~1.
         torch.float32: Tolerance(rtol=1.3e-6, atol=1e-5),
+        **_HALF_FORWARD,  # derived above, beside _EPS16
     },
     Kind.GRADIENT: {
         # A VJP chains the forward with a few more operations (products, a reduction for
@@ -61,6 +89,7 @@ TABLES: dict[Kind, dict[torch.dtype, Tolerance]] = {
         torch.float64: Tolerance(rtol=2**16 * _EPS64, atol=2**16 * _EPS64),
         # ~84 ulp relative, 1e-5 absolute: weight gradients are batch reductions of products.
         torch.float32: Tolerance(rtol=1e-5, atol=1e-5),
+        **_HALF_GRADIENT,  # derived above, beside _EPS16
     },
     Kind.OPTIMIZER: {
         # One update is a handful of elementwise operations (sqrt, division, lerp), computed
