@@ -19,7 +19,7 @@ import torch.nn.modules.loss as torch_losses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from suite import catalog, compare
+from suite import catalog, compare, versions
 from suite import gradcheck as gc
 from suite import tolerances as tols
 from suite.specs import Case, OpSpec
@@ -31,8 +31,6 @@ WITH_MODULE = [s for s in LOSSES if s.module is not None]
 NOT_CHECKED = {
     "NLLLoss2d": "deprecated alias: a subclass of NLLLoss that adds nothing; the nll_loss record "
                  "checks NLLLoss, whose K-dimensional inputs NLLLoss2d was for",
-    "CTCLoss": "no reference yet: the alpha-beta recursion of CTC (with input/target lengths, "
-               "blank and zero_infinity) is not written; issue 4 leaves it open",
     "LinearCrossEntropyLoss": "new in torch 2.13 and not in issue 4: a Linear layer fused with "
                               "cross entropy (it owns parameters); needs a layer+loss record",
 }
@@ -51,8 +49,11 @@ def test_every_torch_loss_has_a_record() -> None:
     assert not missing, (f"torch.nn loss classes with no record in suite/catalog/losses.py: "
                          f"{missing}; add a record (with module=...) or list the class in "
                          f"NOT_CHECKED with the reason")
-    stale = sorted(set(NOT_CHECKED) - set(classes))
-    assert not stale, f"NOT_CHECKED names classes torch {torch.__version__} lacks: {stale}"
+    # The exclusions are written against torch 2.13; an older torch lacks some of the classes
+    # they name (added later), which is not staleness.
+    if versions.torch_at_least("2.13"):
+        stale = sorted(set(NOT_CHECKED) - set(classes))
+        assert not stale, f"NOT_CHECKED names classes torch {torch.__version__} lacks: {stale}"
     both = sorted(set(NOT_CHECKED) & covered)
     assert not both, f"NOT_CHECKED lists classes that have a record: {both}"
 
@@ -117,6 +118,10 @@ class IntList(list):  # type: ignore[type-arg]
 
 
 _PAIR = ("input", "target")
+# CTC's log-probabilities, (T, N, C) = (3, 2, 3): the log_softmax of fixed logits.
+_LOGITS = np.array([[[0.5, -1.0, 0.2], [1.0, 0.0, -0.5]], [[-0.3, 0.8, 0.1], [0.2, 0.2, 0.2]],
+                    [[1.5, -0.2, 0.0], [-1.0, 0.4, 0.9]]])
+_LOG_PROBS = _LOGITS - np.log(np.sum(np.exp(_LOGITS), axis=-1, keepdims=True))
 EDGE_CASES: list[tuple[str, Callable[[], Case], str]] = [
     ("l1_loss", _c(_PAIR, {"reduction": "sum"}, input=[0.5, -1.0, 2.0], target=[0.5, -1.0, 1.0]),
      "zero difference: the subgradient sign(0) = 0"),
@@ -202,6 +207,22 @@ EDGE_CASES: list[tuple[str, Callable[[], Case], str]] = [
     ("soft_margin_loss", _c(("input",), {"reduction": "none"}, input=[30.0, -30.0, 0.0],
                             target=[1.0, 1.0, -1.0]),
      "large margins (exp(-y x) tiny and large, still finite) and x = 0"),
+    ("ctc_loss", _c(("log_probs",), {"reduction": "mean"}, log_probs=_LOG_PROBS,
+                    targets=IntList([[1, 2], [2, 2]]), input_lengths=IntList([3, 2]),
+                    target_lengths=IntList([0, 0])),
+     "zero-length targets: p = prod_t y_t(blank); mean divides by max(0, 1) = 1"),
+    ("ctc_loss", _c(("log_probs",), {"reduction": "none"}, log_probs=_LOG_PROBS,
+                    targets=IntList([[1, 1, 2], [1, 2, 0]]), input_lengths=IntList([3, 3]),
+                    target_lengths=IntList([3, 2])),
+     "impossible alignment (1 1 2 needs 4 frames, has 3): loss inf, gradient nan, as torch"),
+    ("ctc_loss", _c(("log_probs",), {"reduction": "mean", "zero_infinity": True},
+                    log_probs=_LOG_PROBS, targets=IntList([[1, 1, 2], [1, 2, 0]]),
+                    input_lengths=IntList([3, 3]), target_lengths=IntList([3, 2])),
+     "impossible alignment with zero_infinity: that loss and its gradient are 0"),
+    ("ctc_loss", _c(("log_probs",), {"reduction": "sum", "blank": 2},
+                    log_probs=_LOG_PROBS[:, :1], targets=IntList([[1, 1]]),
+                    input_lengths=IntList([3]), target_lengths=IntList([2])),
+     "batch of one, blank not 0, a repeat that needs exactly every frame (T = 3)"),
 ]
 
 
@@ -233,3 +254,18 @@ def test_torch_at_large_inputs(name: str, factor: float, dtype: torch.dtype, dev
     spec = catalog.by_name(name)
     assert isinstance(spec, OpSpec)
     gc.check_forward(spec, spec.inputs.sized(8, seed=0).scaled(factor), dtype, device)
+
+
+# Records whose torch gradient is knowingly not the derivative of torch's forward (the gradient
+# check compares torch with the reference under ``torch_vjp_options``): this compares torch with
+# the derivative itself, and fails until torch changes (strict xfail, KNOWN_DIFFERENCES.md).
+KNOWN_GRADIENT = [s for s in LOSSES if s.torch_vjp_options]
+
+
+@pytest.mark.xfail(reason="torch's CTC backward adds g * exp(log_probs) to the derivative "
+                          "(KNOWN_DIFFERENCES.md, CTCLoss's gradient is not the derivative of "
+                          "its forward)", strict=True)
+@pytest.mark.parametrize("spec", KNOWN_GRADIENT, ids=catalog.spec_id)
+def test_torch_gradient_is_the_derivative(spec: OpSpec, dtype: torch.dtype, device: str) -> None:
+    derivative = OpSpec(**{**spec.__dict__, "torch_vjp_options": {}})
+    gc.check_gradient(derivative, spec.inputs.sized(8, seed=0), dtype, device)

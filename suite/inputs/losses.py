@@ -392,3 +392,81 @@ def kl_target(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context
     """A log-probability (any real) with ``log_target``, else a probability in [0.01, 0.99]."""
     return normal(rng, shape, scale, ctx) if ctx.get("log_target", False) \
         else unit_interval(rng, shape, scale, ctx)
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """CTC: ``log_probs`` (T, N, C) or unbatched (T, C), ``targets``, input and target lengths.
+
+    log_probs are the log_softmax of drawn logits (valid log-probabilities, as torch expects).
+    Targets are padded (N, S) or concatenated (sum S_b,) labels in [0, C) without the blank;
+    target lengths include 0, and labels repeat (from a small alphabet), so alignments need
+    blanks between repeats. Each input length lies between the frames its target needs (S_b
+    plus one per adjacent repeat) and T, some below T: every alignment is possible (impossible
+    ones, with and without ``zero_infinity``, are edge cases in ``tests/test_losses.py``).
+    Options: ``blank`` (any class), ``reduction``, ``zero_infinity``.
+    """
+
+    max_frames: int = 20
+    max_batch: int = 4
+    max_classes: int = 8
+    bench_sizes: tuple[int, ...] = (16, 64, 256)  # T frames: the recursion is a loop over T
+
+    @staticmethod
+    def _labels(rng: np.random.Generator, frames: int, labels: Array) -> Array:
+        """Up to 6 labels (repeats likely) whose alignment fits in ``frames`` frames."""
+        alphabet = rng.choice(labels, size=min(len(labels), int(rng.integers(1, 4))),
+                              replace=False)
+        seq = rng.choice(alphabet, size=int(rng.integers(0, 7)))
+        while len(seq) + int(np.sum(seq[1:] == seq[:-1])) > frames:
+            seq = seq[:-1]
+        return seq.astype(np.int64)
+
+    def _case(self, rng: np.random.Generator, t: int, n: int, c: int, layout: str, scale: float,
+              options: dict[str, Any], seed: int) -> Case:
+        blank = int(options["blank"])
+        labels = np.array([k for k in range(c) if k != blank])
+        seqs = [self._labels(rng, t, labels) for _ in range(n)]
+        needed = [len(s) + int(np.sum(s[1:] == s[:-1])) for s in seqs]
+        input_lengths = np.array([int(rng.integers(k, t + 1)) for k in needed],
+                                 dtype=np.int64)
+        target_lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+        logits = rng.standard_normal((t, n, c)) * scale
+        log_probs = logits - np.max(logits, axis=-1, keepdims=True)
+        log_probs -= np.log(np.sum(np.exp(log_probs), axis=-1, keepdims=True))
+        if layout == "padded":
+            targets = rng.choice(labels, size=(n, max(1, *target_lengths))).astype(np.int64)
+            for b, s in enumerate(seqs):
+                targets[b, : len(s)] = s  # the rest is padding, which torch must ignore
+        else:
+            targets = np.concatenate([np.zeros(0, dtype=np.int64), *seqs])
+        arrays: dict[str, Array] = {"log_probs": log_probs, "targets": targets,
+                                    "input_lengths": input_lengths,
+                                    "target_lengths": target_lengths}
+        if layout == "unbatched":
+            arrays = {"log_probs": log_probs[:, 0], "targets": targets,
+                      "input_lengths": input_lengths.reshape(()),
+                      "target_lengths": target_lengths.reshape(())}
+        return Case(arrays, ("log_probs",), options, seed)
+
+    def strategy(self) -> st.SearchStrategy[Case]:
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            layout = draw(st.sampled_from(["padded", "concatenated", "unbatched"]),
+                          label="layout")
+            t = draw(st.integers(1, self.max_frames), label="T")
+            n = 1 if layout == "unbatched" else draw(st.integers(1, self.max_batch), label="N")
+            c = draw(st.integers(2, self.max_classes), label="C")
+            options = {"blank": draw(st.integers(0, c - 1), label="blank"),
+                       "reduction": draw(REDUCTIONS, label="reduction"),
+                       "zero_infinity": draw(st.booleans(), label="zero_infinity")}
+            scale = draw(st.sampled_from(REALS.scales), label="scale")
+            seed = draw(SEEDS, label="seed")
+            return self._case(np.random.default_rng(seed), t, n, c, layout, scale, options,
+                              seed)
+
+        return cases()
+
+    def sized(self, n: int, seed: int = 0) -> Case:
+        options = {"blank": 0, "reduction": "mean", "zero_infinity": False}
+        return self._case(np.random.default_rng(seed), n, 4, 8, "padded", 1.0, options, seed)
