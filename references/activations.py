@@ -444,14 +444,18 @@ def clamp(input: Array, min: float | None = None, max: float | None = None) -> A
 
 
 def clamp_vjp(g: Array, input: Array, min: float | None = None,
-              max: float | None = None) -> dict[str, Array]:
-    r"""VJP: g where min <= x <= max (1 at both bounds), else 0 (0 at NaN)."""
+              max: float | None = None, *, clamp_closed: bool = True) -> dict[str, Array]:
+    r"""VJP: g where min <= x <= max (1 at both bounds), else 0 (0 at NaN).
+
+    ``clamp_closed=False`` is torch 2.14's convention: g only where min < x < max, 0 at both
+    bounds (docs/conventions.md).
+    """
     x = np.asarray(input, dtype=np.float64)
     keep = np.ones(x.shape, dtype=bool)
     if min is not None:
-        keep &= x >= min
+        keep &= (x >= min) if clamp_closed else (x > min)
     if max is not None:
-        keep &= x <= max
+        keep &= (x <= max) if clamp_closed else (x < max)
     return {"input": np.where(keep, g, 0.0)}
 
 
@@ -472,15 +476,13 @@ def hardsigmoid_vjp(g: Array, input: Array) -> dict[str, Array]:
     return {"input": np.where((x > -3.0) & (x < 3.0), g / 6.0, 0.0)}
 
 
-def hardswish(input: Array, *, closed_band: bool = False) -> Array:
+def hardswish(input: Array) -> Array:
     r"""hardswish(x) = x min(max(x + 3, 0), 6) / 6: 0 for x <= -3, x for x >= 3.
 
     Derivative: 0 for x < -3, x/3 + 1/2 for -3 < x < 3, 1 for x > 3. Since torch 2.7
     (pytorch/pytorch#148049) ``hardswish_backward`` is ``x <= -3 ? 0 : x < 3 ? g (x/3 + 1/2) :
     g``: 0 at -3, 1 at +3 (before: -1/2 and 3/2), and g at NaN. The forward evaluates the
     product as written, so at -inf it is -inf * 0 = NaN (KNOWN_DIFFERENCES.md).
-    ``closed_band`` selects the gradient convention of torch 2.6 and older (see
-    :func:`hardswish_vjp`); the forward is the same under both.
     Follows ``torch.nn.Hardswish`` (Howard et al. 2019).
     """
     x = np.asarray(input, dtype=np.float64)

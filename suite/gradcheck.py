@@ -12,7 +12,7 @@ Directions and cotangents are drawn from ``case.seed``: a case reproduces its wh
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +23,7 @@ import torch
 from suite import compare, reproduce
 from suite import tolerances as tols
 from suite.devices import dtype_name
-from suite.specs import Array, Case, OpSpec
+from suite.specs import Array, Case, OpSpec, round_to
 
 
 def to_tensors(case: Case, dtype: torch.dtype, device: str) -> dict[str, torch.Tensor]:
@@ -69,9 +69,11 @@ def check_gradient(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) ->
     tensors = to_tensors(case, dtype, device)
     out = spec.torch_fn(**tensors, **case.options)
     g = cotangent(case, tuple(out.shape))
-    g = g.astype(torch.empty((), dtype=dtype).numpy().dtype).astype(np.float64)
+    g = round_to(g, dtype)
     out.backward(torch.tensor(g, dtype=dtype, device=device))
-    expected = spec.reference_vjp(g, case)
+    # torch_vjp_options: torch's gradient where it is knowingly not the derivative
+    expected = spec.ref_vjp(g, **case.arrays, **case.options, **spec.ref_options,
+                            **spec.torch_vjp_options)
     tol = tols.resolve(dtype, tols.Kind.GRADIENT, spec.tol.get((tols.Kind.GRADIENT, dtype)))
     for name in case.differentiable:
         grad = tensors[name].grad
@@ -82,17 +84,14 @@ def check_gradient(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) ->
             case=case.describe(), verdict=lambda name=name: _who_is_wrong(spec, case, name))
 
 
-def _for_reference(spec: OpSpec, case: Case) -> Case:
-    """``case`` with the record's reference-only options (a version's convention) merged in:
-    the finite-difference check calls only references, never torch."""
-    if not spec.ref_options:
-        return case
-    return dataclasses.replace(case, options={**case.options, **spec.ref_options})
+def _reference_vjp(spec: OpSpec) -> Callable[..., Mapping[str, Array]]:
+    """The record's reference VJP in the installed torch's convention (``ref_options``)."""
+    return functools.partial(spec.ref_vjp, **spec.ref_options)
 
 
 def _who_is_wrong(spec: OpSpec, case: Case, name: str) -> str:
     """Run the torch-free finite-difference check to decide whether torch or the reference errs."""
-    result = reference_vjp_error(spec.ref, spec.ref_vjp, _for_reference(spec, case), name,
+    result = reference_vjp_error(spec.ref, _reference_vjp(spec), case, name,
                                  step=spec.fd_step)
     if result.ok:
         return (f"the reference VJP agrees with finite differences ({result.summary()}), "
@@ -162,7 +161,7 @@ def check_reference_vjp(spec: OpSpec, case: Case) -> None:
     """The reference VJP agrees with finite differences of the reference forward (torch-free)."""
     __tracebackhide__ = True
     for name in case.differentiable:
-        result = reference_vjp_error(spec.ref, spec.ref_vjp, _for_reference(spec, case), name,
+        result = reference_vjp_error(spec.ref, _reference_vjp(spec), case, name,
                                  step=spec.fd_step)
         if not result.ok:
             raise AssertionError(

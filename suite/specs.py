@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-import numpy as np
 import torch
 from hypothesis import strategies as st
 from numpy.typing import NDArray
@@ -43,11 +42,8 @@ class Case:
         torch receives ``dtype`` values; the reference must see exactly those values, or the
         comparison would count input rounding as torch's error.
         """
-        np_dtype = torch.empty((), dtype=dtype).numpy().dtype
-        arrays = {
-            k: a.astype(np_dtype).astype(np.float64) if a.dtype.kind == "f" else a
-            for k, a in self.arrays.items()
-        }
+        arrays = {k: round_to(a, dtype) if a.dtype.kind == "f" else a
+                  for k, a in self.arrays.items()}
         return Case(arrays, self.differentiable, self.options, self.seed)
 
     def scaled(self, factor: float) -> Case:
@@ -72,6 +68,12 @@ class Case:
             lines.append(f"{name}: shape {a.shape} {a.dtype}{rng}{grad}")
         lines.append(f"options: {dict(self.options)!r}; values seed {self.seed}")
         return "\n".join("  " + line for line in lines)
+
+
+def round_to(a: Array, dtype: torch.dtype) -> Array:
+    """``a`` rounded to ``dtype`` and widened back to float64, through torch (NumPy has no
+    bfloat16)."""
+    return torch.tensor(a).to(dtype).to(torch.float64).numpy()
 
 
 class Inputs(Protocol):
@@ -125,11 +127,12 @@ class OpSpec:
         return f"OpSpec({self.name!r})"
 
     def reference(self, case: Case) -> Array:
-        """The reference forward on ``case``: ``ref(**arrays, **options, **ref_options)``."""
-        return self.ref(**case.arrays, **case.options, **self.ref_options)
+        """The reference forward on ``case``: ``ref(**arrays, **options)``."""
+        return self.ref(**case.arrays, **case.options)
 
     def reference_vjp(self, g: Array, case: Case) -> dict[str, Array]:
-        """The reference VJP on ``case`` for the cotangent ``g``."""
+        """The reference VJP on ``case`` for the cotangent ``g``, in the installed torch's
+        convention: ``ref_vjp(g, **arrays, **options, **ref_options)``."""
         return self.ref_vjp(g, **case.arrays, **case.options, **self.ref_options)
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # Hypothesis's pretty-printer hook
@@ -139,13 +142,34 @@ class OpSpec:
     """The textbook formula overflows for large inputs (an ``exp`` of the input): torch is
     also compared with the reference at |x| = 1e4, where only a stable form stays finite."""
     ref_options: Mapping[str, Any] = field(default_factory=dict)
-    """Keyword arguments for the reference only, never for torch: the convention of the installed
-    torch where torch changed one between releases, chosen with ``suite.versions`` when the
-    catalogue is built (docs/conventions.md lists the changes)."""
+    """Keyword arguments for the reference VJP only, never for torch or the forward: the
+    gradient convention of the installed torch at non-differentiable points, where torch changed
+    one between releases, chosen with ``suite.versions`` when the catalogue is built
+    (docs/conventions.md lists the changes)."""
+    torch_vjp_options: Mapping[str, Any] = field(default_factory=dict)
+    """Keyword arguments for ``ref_vjp`` only when it is compared with torch's autograd (never in
+    the finite-difference check): where torch's gradient is knowingly not the derivative of its
+    forward, the reference states torch's gradient under these options, and the difference is
+    an entry of KNOWN_DIFFERENCES.md (e.g. CTC's ``{"gradient": "torch"}``)."""
     exact_points: Callable[[Mapping[str, Any]], tuple[float, ...]] | None = None
-    """The ``input`` values where the op is not differentiable (kinks, jumps, branch points), as
-    a function of the case's options; torch's forward and gradient are compared with the
+    """The ``input`` values where the op is not differentiable (kinks, jumps, branch points), or
+    where its derivative is not, when ``order`` is 2 (softsign at 0), as a function of the
+    case's options; torch's forward and gradient are compared with the
     reference exactly there (the reference VJP states torch's convention). None: no such point."""
+    order: int = 1
+    """The highest derivative order checked against the reference. 1: values and VJPs only;
+    2: also torch.func.jvp (forward mode) and double backward (a Hessian-vector product), both
+    checked through the reference VJP and finite differences (``suite.higher``,
+    tests/test_higher_order.py)."""
+    low_precision: bool = False
+    """Also checked in float16 and bfloat16 (tests/test_precision.py) with the eps-derived rows
+    of ``suite.tolerances``: true where torch evaluates the op elementwise (in float32
+    internally) and rounds each output once or a few times, so its error is a few ulp of the
+    output. A reduction or matmul qualifies when torch accumulates it in float32 and rounds
+    the result once (linear, conv, the norms, mean/sum losses): the accumulation error
+    eps32 * sum|terms| stays below the half rows' atol unless the sum cancels by ~1e4x.
+    Compositions that round half-precision intermediates before a cancelling step need a
+    derivation on the record (``tol``) before they can set it."""
 
 
 class OptimizerRun(NamedTuple):
@@ -238,6 +262,34 @@ class SchedulerSpec:
 
     def __repr__(self) -> str:
         return f"SchedulerSpec({self.name!r})"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # Hypothesis's pretty-printer hook
+        p.text(repr(self))
+
+
+@dataclass(frozen=True)
+class ClosureOptimizerSpec:
+    """A closure-driven torch.optim algorithm (LBFGS) and its pure NumPy reference.
+
+    Unlike :class:`OptimizerSpec` the step takes no gradient but a closure re-evaluating the
+    objective, and the state is global over the flat vector of all parameters.
+    """
+
+    name: str
+    """pytest id and reference name: ``references.optimizers.<name>``."""
+    torch_cls: Callable[..., torch.optim.Optimizer]
+    """The optimizer class, called as ``torch_cls(params, **hyper)``."""
+    ref_step: Callable[..., tuple[Array, float, Any]]
+    """``ref_step(flat_params, closure, state | None, **hyper) -> (params, loss, state)`` with
+    ``closure(x) -> (loss, flat gradient)``."""
+    state_type: type
+    """The reference state NamedTuple; its field names are torch's state keys."""
+    hyper: st.SearchStrategy[dict[str, Any]]
+    """Hyper-parameters over their documented ranges."""
+    docs: str
+
+    def __repr__(self) -> str:
+        return f"ClosureOptimizerSpec({self.name!r})"
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # Hypothesis's pretty-printer hook
         p.text(repr(self))

@@ -32,3 +32,19 @@ TORCH = parse(torch.__version__)
 def torch_at_least(version: str) -> bool:
     """True when the installed torch is ``version`` or newer (``"2.4"``, ``"2.4.1"``)."""
     return TORCH >= parse(version)
+
+
+# Gradient conventions at non-differentiable points that torch changed between releases, as the
+# reference VJPs' keyword arguments (``OpSpec.ref_options``); docs/conventions.md tables them.
+#: hardswish at -3 and +3: -1/2 and 3/2 (the middle formula on the closed band) before 2.7,
+#: 0 and 1 since (pytorch/pytorch#148049).
+HARDSWISH = {"closed_band": not torch_at_least("2.7")}
+#: clamp, clamp_min, clamp_max at a bound: the gradient passed (1) through 2.13, 0 since 2.14
+#: (measured on 2.13.0 and 2.14.1); every loss built on clamp_min inherits it at its margin.
+CLAMP = {"clamp_closed": not torch_at_least("2.14")}
+
+# Bugs fixed in a later release, where an input maker avoids the case and a strict xfail keeps
+# it visible until the installed torch has the fix (KNOWN_DIFFERENCES.md).
+#: group_norm's backward with a bias but no weight raised "tensor does not have a device"
+#: (2.0.1, 2.1.2 and 2.13.0 measured); 2.14.1 computes it.
+GROUP_NORM_BIAS_WITHOUT_WEIGHT_RAISES = not torch_at_least("2.14")

@@ -19,7 +19,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from suite import catalog, compare
+from suite import catalog, compare, versions
 from suite import gradcheck as gc
 from suite import inputs as hi
 from suite import strategies as hs
@@ -54,8 +54,11 @@ def test_every_torch_nn_activation_has_a_record() -> None:
     assert not missing, (f"torch {torch.__version__} has activation classes without a record in "
                          f"suite/catalog/activations.py: {missing} (add a record, or list the "
                          f"class in NOT_ACTIVATIONS with the reason)")
-    stale = sorted(set(NOT_ACTIVATIONS) - classes)
-    assert not stale, f"NOT_ACTIVATIONS names classes torch no longer has: {stale}"
+    # The exclusions are written against torch 2.13; an older torch lacks some of the classes
+    # they name (added later), which is not staleness.
+    if versions.torch_at_least("2.13"):
+        stale = sorted(set(NOT_ACTIVATIONS) - classes)
+        assert not stale, f"NOT_ACTIVATIONS names classes torch no longer has: {stale}"
 
 
 # --- exact points -------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from references import layers as ref_layers
 from references import norms as ref_norms
-from suite import catalog, compare
+from suite import catalog, compare, versions
 from suite import gradcheck as gc
 from suite import tolerances as tols
 from suite.devices import dtype_name
@@ -189,10 +189,11 @@ def test_attention_mask_spellings_agree(lq: int, sk: int, seed: int, dtype: torc
 # --- known torch bugs ----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(raises=RuntimeError, strict=True,
-                   reason="torch 2.13.0: group_norm's backward with a bias but no weight raises "
-                          "'tensor does not have a device' (KNOWN_DIFFERENCES.md); strict, so a "
-                          "fixed torch makes this fail and the input maker can draw the case")
+@pytest.mark.xfail(versions.GROUP_NORM_BIAS_WITHOUT_WEIGHT_RAISES, raises=RuntimeError,
+                   strict=True,
+                   reason="torch 2.13 and older: group_norm's backward with a bias but no weight "
+                          "raises 'tensor does not have a device' (KNOWN_DIFFERENCES.md); fixed "
+                          "in 2.14, where this test must pass")
 def test_group_norm_backward_with_bias_and_no_weight(dtype: torch.dtype, device: str) -> None:
     spec = catalog.by_name("group_norm")
     rng = np.random.default_rng(0)

@@ -16,14 +16,19 @@ from suite.tolerances import Kind, Tolerance
 def scaled_dot_product_attention_math(**kwargs: Any) -> torch.Tensor:
     """F.scaled_dot_product_attention forced onto its math path, the documented reference
     implementation (fused CPU/CUDA kernels are other algorithms, with other roundings)."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel  # torch >= 2.3
-
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel  # torch >= 2.3
+    except ImportError:  # older torch: the math path is the CPU one unless a fused kernel applies
+        with torch.backends.cuda.sdp_kernel(enable_flash=False, enable_math=True,
+                                            enable_mem_efficient=False):
+            return F.scaled_dot_product_attention(**kwargs)
     with sdpa_kernel(SDPBackend.MATH):
         return F.scaled_dot_product_attention(**kwargs)
 
 
 RECORDS = (
     OpSpec(name="scaled_dot_product_attention", family="layer",
+           order=2,
            torch_fn=scaled_dot_product_attention_math, ref=ref.scaled_dot_product_attention,
            ref_vjp=ref.scaled_dot_product_attention_vjp, inputs=hi.Attention(),
            overflow_prone=True,

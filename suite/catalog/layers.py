@@ -14,6 +14,7 @@ _DOCS = "https://pytorch.org/docs/stable/generated/torch.nn.{}.html"
 
 RECORDS = (
     OpSpec(name="bilinear", family="layer", torch_fn=F.bilinear, ref=ref.bilinear,
+           order=2,
            ref_vjp=ref.bilinear_vjp, inputs=hi.Bilinear(), docs=_DOCS.format("Bilinear"),
            # dL/dA sums g_o x1_i x2_j over up to 64 batch rows of scale-5 inputs: terms up to
            # ~|g| (5 * 2.5)^2 ~ 500, so float32 rounding of the sum reaches eps32 * sqrt(64)
@@ -21,8 +22,10 @@ RECORDS = (
            # linear's rtol 3e-4 are still 1000x below a wrong factor or sign.
            tol={(Kind.GRADIENT, torch.float32): Tolerance(rtol=3e-4, atol=5e-4)}),
     OpSpec(name="embedding", family="layer", torch_fn=F.embedding, ref=ref.embedding,
+           order=2,
            ref_vjp=ref.embedding_vjp, inputs=hi.Lookup(), docs=_DOCS.format("Embedding")),
     OpSpec(name="linear", family="layer", torch_fn=F.linear, ref=ref.linear,
+           order=2,
            ref_vjp=ref.linear_vjp, inputs=hi.Affine(),
            # dL/dW and dL/db sum products over up to 512 batch rows. The float32 rounding of
            # such a sum grows like eps * sqrt(n) * ||terms|| ~ 1.2e-7 * 512 ~ 6e-5 for O(1)

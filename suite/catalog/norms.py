@@ -26,11 +26,16 @@ def _missing(name: str, since: str) -> Callable[..., torch.Tensor]:
     return unavailable
 
 
+# batch_norm and layer_norm stay at order 1: torch 2.13's double backward of both raises with a
+# bias and no weight (KNOWN_DIFFERENCES.md, tests/test_higher_order.py). No norm is checked in
+# half precision: the VJP's terms are |g| / sigma, so its rounding grows as the drawn groups'
+# spread shrinks (bfloat16 batch_norm of two values: 0.064 absolute) and needs a derivation.
 RECORDS = (
     OpSpec(name="batch_norm", family="layer", torch_fn=F.batch_norm, ref=ref.batch_norm,
            ref_vjp=ref.batch_norm_vjp, inputs=hi.BatchNormalized(),
            docs=_DOCS.format("BatchNorm2d")),
     OpSpec(name="group_norm", family="layer", torch_fn=F.group_norm, ref=ref.group_norm,
+           order=2,
            ref_vjp=ref.group_norm_vjp, inputs=hi.GroupNormalized(),
            docs=_DOCS.format("GroupNorm")),
     OpSpec(name="layer_norm", family="layer", torch_fn=F.layer_norm, ref=ref.layer_norm,
@@ -39,6 +44,7 @@ RECORDS = (
     # F.rms_norm exists since torch 2.4; on an older torch every check of it skips with that
     # reason (the record stays, so its reference is still checked against finite differences).
     OpSpec(name="rms_norm", family="layer",
+           order=2,
            torch_fn=getattr(F, "rms_norm", None) or _missing("rms_norm", "2.4"),
            ref=ref.rms_norm, ref_vjp=ref.rms_norm_vjp, inputs=hi.Normalized("rms"),
            docs=_DOCS.format("RMSNorm")),

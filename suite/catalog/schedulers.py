@@ -12,6 +12,7 @@ import torch
 from hypothesis import strategies as st
 
 from references import schedulers as ref
+from suite import versions
 from suite.specs import SchedulerSpec
 
 _DOCS = "https://pytorch.org/docs/stable/generated/torch.optim.lr_scheduler.{}.html"
@@ -100,7 +101,9 @@ RECORDS = (
         name="chained_scheduler", torch_cls=torch.optim.lr_scheduler.ChainedScheduler,
         ref=ref.chained_scheduler, options=st.fixed_dictionaries({"schedulers": _PART}),
         build=lambda opt, o: torch.optim.lr_scheduler.ChainedScheduler(
-            _build_parts(opt, o["schedulers"]), optimizer=opt),
+            _build_parts(opt, o["schedulers"]),
+            # the optimizer argument is newer (2.1 rejects it); it is only a consistency check
+            **({"optimizer": opt} if versions.torch_at_least("2.2") else {})),
         ref_options=lambda o: {"schedulers": _ref_parts(o["schedulers"])},
         docs=_DOCS.format("ChainedScheduler")),
     SchedulerSpec(name="constant_lr", torch_cls=torch.optim.lr_scheduler.ConstantLR,
