@@ -48,3 +48,8 @@ CLAMP = {"clamp_closed": not torch_at_least("2.14")}
 #: group_norm's backward with a bias but no weight raised "tensor does not have a device"
 #: (2.0.1, 2.1.2 and 2.13.0 measured); 2.14.1 computes it.
 GROUP_NORM_BIAS_WITHOUT_WEIGHT_RAISES = not torch_at_least("2.14")
+
+# Inputs an older torch rejects, which the input makers then do not draw.
+#: gaussian_nll_loss's var with a dimension of 1 other than the last: "var is of incorrect size"
+#: on 2.1.2, accepted on 2.13.0 (measured; the versions between are not, so they are not drawn).
+GAUSSIAN_VAR_ANY_UNIT_DIM = torch_at_least("2.13")
