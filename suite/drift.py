@@ -19,12 +19,13 @@ derandomized, so both runs draw the same examples and the ratios are comparable 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import platform
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,18 @@ def stop() -> None:
     """Stop recording; comparisons are no longer observed."""
     global RECORDER
     RECORDER = None
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[Recorder]:
+    """A fresh recorder for the block, then whatever recorded before again: tests of the
+    recorder run inside a session that may itself be recording (``--drift-json``)."""
+    global RECORDER
+    previous, RECORDER = RECORDER, Recorder()
+    try:
+        yield RECORDER
+    finally:
+        RECORDER = previous
 
 
 def error_ratio(diff: Any, expected: Any, same: Any, tol: Tolerance) -> float:

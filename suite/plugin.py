@@ -130,7 +130,7 @@ def pytest_configure(config: pytest.Config) -> None:
     reproduce.set_run_options(options)
     if config.getoption(DRIFT_OPTION.lstrip("-").replace("-", "_"), None):
         config.stash[_DRIFT_PARTS] = []
-        drift.start()
+        config.stash[_DRIFT_RECORDER] = drift.start()
     # Keep every round's time in saved runs too (--benchmark-json always does): the
     # regression gate (python -m suite compare) tests the rounds, not one summary number.
     if hasattr(config.option, "benchmark_save_data"):
@@ -138,6 +138,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _DRIFT_PARTS = pytest.StashKey[list[dict[str, Any]]]()
+_DRIFT_RECORDER = pytest.StashKey[drift.Recorder]()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -158,7 +159,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     run without xdist) merges the parts and writes the file atomically."""
     config = session.config
     path = config.getoption(DRIFT_OPTION.lstrip("-").replace("-", "_"), None)
-    recorder = drift.RECORDER
+    # The recorder this session started (not the module global, which a test may swap).
+    recorder = config.stash.get(_DRIFT_RECORDER, None)
     if not path or recorder is None:
         return
     workeroutput = getattr(config, "workeroutput", None)

@@ -21,9 +21,8 @@ TOL = Tolerance(rtol=1e-3, atol=1e-6)
 
 @pytest.fixture
 def recorder():
-    rec = drift.start()
-    yield rec
-    drift.stop()
+    with drift.recording() as rec:
+        yield rec
 
 
 def test_every_comparison_reports_its_error_relative_to_tolerance(recorder) -> None:
@@ -48,12 +47,19 @@ def test_a_non_finite_difference_is_an_infinite_ratio(recorder) -> None:
     assert recorder.entries["tests/x.py::test_y"]["ratio"] == np.inf
 
 
-def test_nothing_is_recorded_outside_a_test_or_when_off() -> None:
-    rec = drift.start()
-    compare.find_mismatch(np.ones(2), np.ones(2), tol=TOL, what="w", context="")
-    drift.stop()
-    compare.find_mismatch(np.ones(2), np.ones(2), tol=TOL, what="w", context="")
+def test_nothing_is_recorded_outside_a_test_or_when_off(monkeypatch) -> None:
+    with drift.recording() as rec:
+        compare.find_mismatch(np.ones(2), np.ones(2), tol=TOL, what="w", context="")
     assert rec.entries == {}
+    monkeypatch.setattr(drift, "RECORDER", None)
+    compare.find_mismatch(np.ones(2), np.ones(2), tol=TOL, what="w", context="")
+
+
+def test_tests_of_the_recorder_leave_the_session_recorder_in_place() -> None:
+    outer = drift.RECORDER
+    with drift.recording() as inner:
+        assert drift.RECORDER is inner
+    assert drift.RECORDER is outer
 
 
 def test_merge_keeps_the_worst_ratio_and_adds_the_counts() -> None:
