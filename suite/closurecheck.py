@@ -208,20 +208,6 @@ def _state_as_reference(state: Mapping[str, Any], spec: ClosureOptimizerSpec) ->
     return spec.state_type(**{k: conv(state.get(k)) for k in spec.state_type._fields})  # type: ignore[attr-defined]
 
 
-def _compare_entry(actual: Any, expected: Any, *, tol: tols.Tolerance, what: str, context: str,
-                   case: str) -> None:
-    __tracebackhide__ = True
-    if actual is None or expected is None:
-        if actual is not expected:
-            raise AssertionError(f"{what}: torch has {type(actual).__name__}, the reference "
-                                 f"{type(expected).__name__}  [{context}]\nCase:\n{case}")
-        return
-    # Histories arrive stacked (entries x n): unequal lengths show as a shape mismatch.
-    compare.assert_close(np.asarray(actual, dtype=np.float64),
-                         np.asarray(expected, dtype=np.float64), tol=tol, what=what,
-                         context=context, case=case)
-
-
 def check_closure_run(spec: ClosureOptimizerSpec, objective: Objective, x0: Array,
                       shapes: list[tuple[int, ...]], hyper: Mapping[str, Any], steps: int,
                       device: str) -> None:
@@ -276,5 +262,6 @@ def check_closure_run(spec: ClosureOptimizerSpec, objective: Objective, x0: Arra
             spread = 0.0 if e is None or p is None or np.shape(e) != np.shape(p) else \
                 float(np.max(np.abs(np.asarray(p, dtype=np.float64) - e), initial=0.0))
             tol = tols.Tolerance(TOL.rtol, TOL.atol + SENSITIVITY_FACTOR * spread)
-            _compare_entry(actual, e, tol=tol, what=f"{where}: {name}", context=context,
-                           case=case)
+            # Histories arrive stacked (entries x n): unequal lengths show as a shape mismatch.
+            compare.assert_state_close(actual, e, tol=tol, what=f"{where}: {name}",
+                                       context=context, case=case)

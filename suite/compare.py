@@ -130,3 +130,17 @@ def assert_close(actual: Array, expected: Array, *, tol: Tolerance, what: str, c
     text = verdict() if callable(verdict) else verdict
     m = Mismatch(**{**m.__dict__, "case": case, "verdict": text})
     raise AssertionError(m.message())
+
+
+def assert_state_close(actual: Any, expected: Any, *, tol: Tolerance, what: str, context: str,
+                       case: str = "") -> None:
+    """Like :func:`assert_close` for an optimizer state entry, which may be absent (None) on
+    both sides (e.g. no momentum buffer); absent on one side only fails, naming both types."""
+    __tracebackhide__ = True
+    if actual is None or expected is None:
+        if actual is not expected:
+            raise AssertionError(f"{what}: torch has {type(actual).__name__}, the reference "
+                                 f"{type(expected).__name__}  [{context}]\nCase:\n{case}")
+        return
+    assert_close(np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64),
+                 tol=tol, what=what, context=context, case=case)

@@ -305,10 +305,11 @@ def check_run(spec: OptimizerSpec, run: OptimizerRun, implementation: str, dtype
             for key in spec.state_type._fields:  # type: ignore[attr-defined]
                 key_tol = spec.state_tol.get(key, tol)
                 key_tol = tols.Tolerance(max(tol.rtol, key_tol.rtol), max(tol.atol, key_tol.atol))
-                _compare_state(getattr(torch_state, key), getattr(ref_state, key),
-                               tol=_loosened(key_tol, slack.get(i, {}), key),
-                               what=f"{spec.name}: state[{key!r}] of param {i} after step {step}",
-                               context=context, case=case)
+                compare.assert_state_close(
+                    getattr(torch_state, key), getattr(ref_state, key),
+                    tol=_loosened(key_tol, slack.get(i, {}), key),
+                    what=f"{spec.name}: state[{key!r}] of param {i} after step {step}",
+                    context=context, case=case)
 
 
 # Conditioning. Some updates amplify rounding without bound: centered RMSprop divides by
@@ -354,19 +355,6 @@ def _loosened(tol: tols.Tolerance, slack: dict[str, float], key: str) -> tols.To
     """``tol`` with SENSITIVITY_FACTOR times the entry's measured sensitivity added to atol."""
     extra = SENSITIVITY_FACTOR * slack.get(key, 0.0)
     return tol if extra == 0 else tols.Tolerance(tol.rtol, tol.atol + extra)
-
-
-def _compare_state(actual: Any, expected: Any, *, tol: tols.Tolerance, what: str,
-                   context: str, case: str) -> None:
-    __tracebackhide__ = True
-    if actual is None or expected is None:
-        if actual is not expected:
-            raise AssertionError(f"{what}: torch has {type(actual).__name__}, the reference "
-                                 f"{type(expected).__name__}  [{context}]\nCase:\n{case}")
-        return
-    compare.assert_close(np.asarray(actual, dtype=np.float64),
-                         np.asarray(expected, dtype=np.float64), tol=tol, what=what,
-                         context=context, case=case)
 
 
 def _snapshot(opt: torch.optim.Optimizer, params: list[torch.Tensor]) -> list[list[Array]]:
