@@ -1,9 +1,11 @@
 r"""A multi-layer perceptron, its chain-rule backward pass and two training loops, NumPy float64.
 
 The network is built only from the other references: each layer is ``layers.linear`` followed by
-an activation from ``references.activations``, the losses come from ``references.losses`` and the
-updates from ``references.optimizers``. The backward pass is written out layer by layer, so each
-factor of the chain rule is a VJP that is itself checked against torch elsewhere.
+an activation from ``references.activations``, the losses come from
+``references.losses_regression`` and ``references.losses_classification`` and the updates from
+``references.optim_sgd`` and ``references.optim_adam``. The backward pass is written out layer
+by layer, so each factor of the chain rule is a VJP that is itself checked against torch
+elsewhere.
 
 Follows ``torch.nn.Linear`` (https://pytorch.org/docs/stable/generated/torch.nn.Linear.html), the
 activation modules (``torch.nn.Tanh``, ``torch.nn.ReLU``, ...), ``torch.nn.MSELoss``,
@@ -20,8 +22,10 @@ from numpy.typing import NDArray
 
 from references import activations
 from references.layers import linear, linear_vjp
-from references.losses import cross_entropy_vjp, mse_loss_vjp
-from references.optimizers import AdamState, SGDState, adam, sgd
+from references.losses_classification import cross_entropy_vjp
+from references.losses_regression import mse_loss_vjp
+from references.optim_adam import AdamState, adam
+from references.optim_sgd import SGDState, sgd
 
 Array = NDArray[np.float64]
 
@@ -176,7 +180,7 @@ def train_mlp_classifier(
         grads         = mlp_backward(layers, cache, dL/dlogits)
         W_l, b_l      <- adam(W_l, dL/dW_l, state), adam(b_l, dL/db_l, state)
 
-    every weight and bias with its own :class:`~references.optimizers.AdamState`, and the Adam
+    every weight and bias with its own :class:`~references.optim_adam.AdamState`, and the Adam
     hyper-parameters passed through. ``target`` holds class indices, shape (N,). The loss value
     is not needed for the update and is not computed. Returns a list of ``steps`` lists of
     layers, the network after step 1, 2, ... (the initial layers are not included).

@@ -4,19 +4,25 @@ and references/ never sees torch."""
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import pathlib
+import pkgutil
 import subprocess
 import sys
+from types import ModuleType
 
 import pytest
 
-from references import activations, attention, conv, layers, losses, norms
+import references
 from suite import catalog, devices
 from suite import tolerances as tols
+from suite.catalog import optimizers as optimizer_records
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 RECORDS = (*catalog.OPS, *catalog.OPTIMIZERS)
+# Every module of the references package, private helper modules (``_*.py``) included.
+REFERENCE_MODULES = sorted(m.name for m in pkgutil.iter_modules(references.__path__))
 
 # Reference functions no record uses, each with the reason.
 UNUSED_ON_PURPOSE = {
@@ -26,6 +32,16 @@ UNUSED_ON_PURPOSE = {
     "dropout_vjp": "as dropout",
     "batch_norm_running_stats": "a buffer update, not an op: tests/test_layers.py checks it",
 }
+# Public reference modules whose functions are not the reference of a record, each with the reason.
+NOT_RECORD_MODULES = {
+    "network": "an MLP and training loops built from the other references: tests/test_training.py",
+}
+
+
+def _record_modules() -> list[ModuleType]:
+    """The public modules of references/ that hold the references of records."""
+    return [importlib.import_module(f"references.{name}") for name in REFERENCE_MODULES
+            if not name.startswith("_") and name not in NOT_RECORD_MODULES]
 
 
 def test_record_names_are_unique_and_sorted() -> None:
@@ -47,12 +63,15 @@ def test_reference_names_match_the_record(spec) -> None:
 @pytest.mark.parametrize("spec", catalog.OPTIMIZERS, ids=catalog.spec_id)
 def test_optimizer_reference_names_match_the_record(spec) -> None:
     assert spec.ref_step.__name__ == spec.name
-    assert spec.ref_step.__module__ == "references.optimizers"
+    assert spec.ref_step.__module__.startswith("references.optim_"), spec.ref_step.__module__
 
 
 def test_every_reference_function_is_used_by_a_record() -> None:
     used = {f.__name__ for s in catalog.OPS for f in (s.ref, s.ref_vjp)}
-    for module in (activations, attention, conv, layers, losses, norms):
+    used |= {s.ref_step.__name__
+             for s in (*catalog.OPTIMIZERS, *optimizer_records.CLOSURE_RECORDS)}
+    used |= {s.ref.__name__ for s in catalog.SCHEDULERS}
+    for module in _record_modules():
         public = {n for n, f in inspect.getmembers(module, inspect.isfunction)
                   if not n.startswith("_") and f.__module__ == module.__name__}
         missing = public - used - set(UNUSED_ON_PURPOSE)
@@ -72,8 +91,7 @@ def test_references_never_import_torch() -> None:
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             assert not any(n.split(".")[0] == "torch" for n in names), \
                 f"{path.name}:{node.lineno} imports torch"
-    code = ("import sys, references.activations, references.layers, references.losses, "
-            "references.optimizers, references.network; "
+    code = (f"import sys, {', '.join(f'references.{name}' for name in REFERENCE_MODULES)}; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0, \
         "importing references/ loaded torch"

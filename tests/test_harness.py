@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from references import activations, optimizers
+from references import activations, optim_sgd
 from suite import catalog, compare
 from suite import gradcheck as gc
 from suite import optimcheck as oc
@@ -123,7 +123,7 @@ def test_optimizer_check_fails_on_a_wrong_torch_update() -> None:
 
 def test_optimizer_check_fails_on_a_wrong_reference_state() -> None:
     def sgd_without_dampening_memory(param, grad, state, **hyper):
-        new_param, new_state = optimizers.sgd(param, grad, state, **hyper)
+        new_param, new_state = optim_sgd.sgd(param, grad, state, **hyper)
         return new_param, new_state._replace(momentum_buffer=new_state.momentum_buffer * 0.5)
 
     bad = dataclasses.replace(SGD, ref_step=sgd_without_dampening_memory)

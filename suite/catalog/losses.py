@@ -12,7 +12,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from hypothesis import strategies as st
 
-from references import losses as ref
+from references import losses_classification as classification
+from references import losses_ctc as ctc
+from references import losses_margin as margin
+from references import losses_probabilistic as probabilistic
+from references import losses_regression as regression
 from suite import versions
 from suite.inputs import losses as li
 from suite.specs import OpSpec
@@ -30,7 +34,7 @@ def _floats(lo: float, hi: float) -> st.SearchStrategy[float]:
 RECORDS = (
     OpSpec(name="binary_cross_entropy", family="loss", torch_fn=F.binary_cross_entropy,
            order=2,
-           ref=ref.binary_cross_entropy, ref_vjp=ref.binary_cross_entropy_vjp,
+           ref=classification.binary_cross_entropy, ref_vjp=classification.binary_cross_entropy_vjp,
            module=nn.BCELoss, ctor_arrays=("weight",), docs=_DOCS.format("BCELoss"),
            inputs=li.Pointwise(
                {"input": li.unit_interval, "target": li.unit_interval,
@@ -41,8 +45,8 @@ RECORDS = (
     OpSpec(name="binary_cross_entropy_with_logits", family="loss",
            order=2,
            torch_fn=F.binary_cross_entropy_with_logits,
-           ref=ref.binary_cross_entropy_with_logits,
-           ref_vjp=ref.binary_cross_entropy_with_logits_vjp, overflow_prone=True,
+           ref=classification.binary_cross_entropy_with_logits,
+           ref_vjp=classification.binary_cross_entropy_with_logits_vjp, overflow_prone=True,
            module=nn.BCEWithLogitsLoss, ctor_arrays=("weight", "pos_weight"),
            docs=_DOCS.format("BCEWithLogitsLoss"),
            inputs=li.Pointwise(
@@ -54,7 +58,7 @@ RECORDS = (
                sized_options={"reduction": "mean"})),
     OpSpec(name="cosine_embedding_loss", family="loss", torch_fn=F.cosine_embedding_loss,
            order=2, ref_options=versions.CLAMP,
-           ref=ref.cosine_embedding_loss, ref_vjp=ref.cosine_embedding_loss_vjp,
+           ref=margin.cosine_embedding_loss, ref_vjp=margin.cosine_embedding_loss_vjp,
            module=nn.CosineEmbeddingLoss, docs=_DOCS.format("CosineEmbeddingLoss"),
            inputs=li.Pointwise(
                {"input1": li.normal, "input2": li.normal, "target": li.row_target},
@@ -62,13 +66,14 @@ RECORDS = (
                kinks=li.cosine_kinks, kink_array="input1", min_dims=1, max_dims=2,
                min_last_side=2,  # in one dimension cos is +-1: the loss is constant
                sized_options={"reduction": "mean"})),
-    OpSpec(name="cross_entropy", family="loss", torch_fn=F.cross_entropy, ref=ref.cross_entropy,
-           order=2, low_precision=True,
-           ref_vjp=ref.cross_entropy_vjp, inputs=li.Classification(), overflow_prone=True,
+    OpSpec(name="cross_entropy", family="loss", torch_fn=F.cross_entropy,
+           ref=classification.cross_entropy, order=2, low_precision=True,
+           ref_vjp=classification.cross_entropy_vjp, inputs=li.Classification(),
+           overflow_prone=True,
            module=nn.CrossEntropyLoss, ctor_arrays=("weight",),
            docs=_DOCS.format("CrossEntropyLoss")),
-    OpSpec(name="ctc_loss", family="loss", torch_fn=F.ctc_loss, ref=ref.ctc_loss,
-           ref_vjp=ref.ctc_loss_vjp, inputs=li.Alignment(), module=nn.CTCLoss,
+    OpSpec(name="ctc_loss", family="loss", torch_fn=F.ctc_loss, ref=ctc.ctc_loss,
+           ref_vjp=ctc.ctc_loss_vjp, inputs=li.Alignment(), module=nn.CTCLoss,
            docs=_DOCS.format("CTCLoss"),
            # torch's CTC backward returns the derivative plus g * exp(log_probs) (the gradient
            # w.r.t. logits behind a log_softmax): KNOWN_DIFFERENCES.md, "CTCLoss's gradient is
@@ -83,7 +88,7 @@ RECORDS = (
            tol={(Kind.GRADIENT, torch.float32): Tolerance(rtol=1e-5, atol=2e-4)}),
     OpSpec(name="gaussian_nll_loss", family="loss", torch_fn=F.gaussian_nll_loss,
            order=2,
-           ref=ref.gaussian_nll_loss, ref_vjp=ref.gaussian_nll_loss_vjp,
+           ref=probabilistic.gaussian_nll_loss, ref_vjp=probabilistic.gaussian_nll_loss_vjp,
            module=nn.GaussianNLLLoss, docs=_DOCS.format("GaussianNLLLoss"),
            inputs=li.Pointwise(
                {"input": li.normal, "target": li.normal, "var": li.gaussian_var},
@@ -96,50 +101,50 @@ RECORDS = (
     OpSpec(name="hinge_embedding_loss", family="loss", torch_fn=F.hinge_embedding_loss,
            ref_options=versions.CLAMP,
            order=2,
-           ref=ref.hinge_embedding_loss, ref_vjp=ref.hinge_embedding_loss_vjp,
+           ref=margin.hinge_embedding_loss, ref_vjp=margin.hinge_embedding_loss_vjp,
            module=nn.HingeEmbeddingLoss, docs=_DOCS.format("HingeEmbeddingLoss"),
            inputs=li.Pointwise({"input": li.normal, "target": li.signs}, ("input",),
                                {"reduction": _R, "margin": _floats(-1.0, 2.0)},
                                kinks=li.hinge_kinks, sized_options={"reduction": "mean"})),
-    OpSpec(name="huber_loss", family="loss", torch_fn=F.huber_loss, ref=ref.huber_loss,
+    OpSpec(name="huber_loss", family="loss", torch_fn=F.huber_loss, ref=regression.huber_loss,
            order=2,
-           ref_vjp=ref.huber_loss_vjp, module=nn.HuberLoss, docs=_DOCS.format("HuberLoss"),
+           ref_vjp=regression.huber_loss_vjp, module=nn.HuberLoss, docs=_DOCS.format("HuberLoss"),
            inputs=li.Pointwise(
                {"input": li.normal, "target": li.normal}, _PAIR,
                {"reduction": _R, "delta": _floats(0.01, 3.0)},
                kinks=li.difference_kinks(lambda o: (o["delta"], -o["delta"])),
                sized_options={"reduction": "mean", "delta": 1.0})),
-    OpSpec(name="kl_div", family="loss", torch_fn=F.kl_div, ref=ref.kl_div,
+    OpSpec(name="kl_div", family="loss", torch_fn=F.kl_div, ref=probabilistic.kl_div,
            order=2,
-           ref_vjp=ref.kl_div_vjp, module=nn.KLDivLoss, docs=_DOCS.format("KLDivLoss"),
+           ref_vjp=probabilistic.kl_div_vjp, module=nn.KLDivLoss, docs=_DOCS.format("KLDivLoss"),
            inputs=li.Pointwise(
                {"input": li.normal, "target": li.kl_target}, _PAIR,
                {"reduction": li.KL_REDUCTIONS, "log_target": st.booleans()},
                # the target is a probability: scaled by -1e4 its log is undefined
                sized_differentiable=("input",),
                sized_options={"reduction": "batchmean", "log_target": False})),
-    OpSpec(name="l1_loss", family="loss", torch_fn=F.l1_loss, ref=ref.l1_loss,
+    OpSpec(name="l1_loss", family="loss", torch_fn=F.l1_loss, ref=regression.l1_loss,
            order=2, low_precision=True,
-           ref_vjp=ref.l1_loss_vjp, module=nn.L1Loss, docs=_DOCS.format("L1Loss"),
+           ref_vjp=regression.l1_loss_vjp, module=nn.L1Loss, docs=_DOCS.format("L1Loss"),
            inputs=li.Pointwise({"input": li.normal, "target": li.normal}, _PAIR,
                                {"reduction": _R}, kinks=li.difference_kinks(lambda o: (0.0,)),
                                sized_options={"reduction": "mean"})),
     OpSpec(name="margin_ranking_loss", family="loss", torch_fn=F.margin_ranking_loss,
            ref_options=versions.CLAMP,
            order=2,
-           ref=ref.margin_ranking_loss, ref_vjp=ref.margin_ranking_loss_vjp,
+           ref=margin.margin_ranking_loss, ref_vjp=margin.margin_ranking_loss_vjp,
            module=nn.MarginRankingLoss, docs=_DOCS.format("MarginRankingLoss"),
            inputs=li.Pointwise(
                {"input1": li.normal, "input2": li.normal, "target": li.signs},
                ("input1", "input2", "target"), {"reduction": _R, "margin": _floats(-1.0, 1.0)},
                kinks=li.ranking_kinks, kink_array="input1", max_dims=1,
                sized_options={"reduction": "mean"})),
-    OpSpec(name="mse_loss", family="loss", torch_fn=F.mse_loss, ref=ref.mse_loss,
+    OpSpec(name="mse_loss", family="loss", torch_fn=F.mse_loss, ref=regression.mse_loss,
            order=2, low_precision=True,
-           ref_vjp=ref.mse_loss_vjp, inputs=li.Regression(), module=nn.MSELoss,
+           ref_vjp=regression.mse_loss_vjp, inputs=li.Regression(), module=nn.MSELoss,
            docs=_DOCS.format("MSELoss")),
     OpSpec(name="multi_margin_loss", family="loss", torch_fn=F.multi_margin_loss,
-           ref=ref.multi_margin_loss, ref_vjp=ref.multi_margin_loss_vjp,
+           ref=margin.multi_margin_loss, ref_vjp=margin.multi_margin_loss_vjp,
            module=nn.MultiMarginLoss, ctor_arrays=("weight",),
            docs=_DOCS.format("MultiMarginLoss"),
            inputs=li.Pointwise(
@@ -149,29 +154,29 @@ RECORDS = (
                optional=("weight",), kinks=li.multi_margin_kinks, min_dims=1, max_dims=2,
                sized_options={"reduction": "mean"})),
     OpSpec(name="multilabel_margin_loss", family="loss", torch_fn=F.multilabel_margin_loss,
-           ref=ref.multilabel_margin_loss, ref_vjp=ref.multilabel_margin_loss_vjp,
+           ref=margin.multilabel_margin_loss, ref_vjp=margin.multilabel_margin_loss_vjp,
            module=nn.MultiLabelMarginLoss, docs=_DOCS.format("MultiLabelMarginLoss"),
            inputs=li.Pointwise({"input": li.normal, "target": li.multilabel_target}, ("input",),
                                {"reduction": _R}, kinks=li.multilabel_margin_kinks, min_dims=1,
                                max_dims=2, max_size=256, sized_options={"reduction": "mean"})),
     OpSpec(name="multilabel_soft_margin_loss", family="loss",
            order=2,
-           torch_fn=F.multilabel_soft_margin_loss, ref=ref.multilabel_soft_margin_loss,
-           ref_vjp=ref.multilabel_soft_margin_loss_vjp, overflow_prone=True,
+           torch_fn=F.multilabel_soft_margin_loss, ref=margin.multilabel_soft_margin_loss,
+           ref_vjp=margin.multilabel_soft_margin_loss_vjp, overflow_prone=True,
            module=nn.MultiLabelSoftMarginLoss, ctor_arrays=("weight",),
            docs=_DOCS.format("MultiLabelSoftMarginLoss"),
            inputs=li.Pointwise(
                {"input": li.normal, "target": li.bits, "weight": li.class_weight}, _PAIR,
                {"reduction": _R}, optional=("weight",), min_dims=1, max_dims=2,
                sized_options={"reduction": "mean"})),
-    OpSpec(name="nll_loss", family="loss", torch_fn=F.nll_loss, ref=ref.nll_loss,
+    OpSpec(name="nll_loss", family="loss", torch_fn=F.nll_loss, ref=classification.nll_loss,
            order=2,
-           ref_vjp=ref.nll_loss_vjp, module=nn.NLLLoss, ctor_arrays=("weight",),
+           ref_vjp=classification.nll_loss_vjp, module=nn.NLLLoss, ctor_arrays=("weight",),
            docs=_DOCS.format("NLLLoss"),
            inputs=li.Classification(probabilities=False, smoothing=False)),
     OpSpec(name="poisson_nll_loss", family="loss", torch_fn=F.poisson_nll_loss,
            order=2,
-           ref=ref.poisson_nll_loss, ref_vjp=ref.poisson_nll_loss_vjp,
+           ref=probabilistic.poisson_nll_loss, ref_vjp=probabilistic.poisson_nll_loss_vjp,
            module=nn.PoissonNLLLoss, docs=_DOCS.format("PoissonNLLLoss"),
            inputs=li.Pointwise(
                {"input": li.poisson_input, "target": li.positive}, _PAIR,
@@ -183,7 +188,8 @@ RECORDS = (
                sized_options={"reduction": "mean", "log_input": True, "full": False})),
     OpSpec(name="smooth_l1_loss", family="loss", torch_fn=F.smooth_l1_loss,
            order=2,
-           ref=ref.smooth_l1_loss, ref_vjp=ref.smooth_l1_loss_vjp, module=nn.SmoothL1Loss,
+           ref=regression.smooth_l1_loss, ref_vjp=regression.smooth_l1_loss_vjp,
+           module=nn.SmoothL1Loss,
            docs=_DOCS.format("SmoothL1Loss"),
            inputs=li.Pointwise(
                {"input": li.normal, "target": li.normal}, _PAIR,
@@ -192,7 +198,7 @@ RECORDS = (
                sized_options={"reduction": "mean", "beta": 1.0})),
     OpSpec(name="soft_margin_loss", family="loss", torch_fn=F.soft_margin_loss,
            order=2,
-           ref=ref.soft_margin_loss, ref_vjp=ref.soft_margin_loss_vjp,
+           ref=margin.soft_margin_loss, ref_vjp=margin.soft_margin_loss_vjp,
            module=nn.SoftMarginLoss, docs=_DOCS.format("SoftMarginLoss"),
            # overflow_prone stays False: torch's kernel overflows at -y x > 709 (a known
            # difference, xfailed in tests/test_losses.py::test_torch_at_large_inputs).
@@ -206,7 +212,7 @@ RECORDS = (
            # 1.2e-7 * 8e3 ~ 1e-3 (2.9e-5 seen on a loss of 8.3). A wrong norm or sign is O(d).
            tol={(Kind.FORWARD, torch.float32): Tolerance(rtol=1.3e-6, atol=1e-3)},
            order=2,
-           ref=ref.triplet_margin_loss, ref_vjp=ref.triplet_margin_loss_vjp,
+           ref=margin.triplet_margin_loss, ref_vjp=margin.triplet_margin_loss_vjp,
            module=nn.TripletMarginLoss, docs=_DOCS.format("TripletMarginLoss"),
            inputs=li.Pointwise(
                {"anchor": li.normal, "positive": li.normal, "negative": li.normal},
@@ -225,8 +231,8 @@ RECORDS = (
            tol={(Kind.FORWARD, torch.float32): Tolerance(rtol=1.3e-6, atol=1e-3)},
            order=2,
            torch_fn=F.triplet_margin_with_distance_loss,
-           ref=ref.triplet_margin_with_distance_loss,
-           ref_vjp=ref.triplet_margin_with_distance_loss_vjp,
+           ref=margin.triplet_margin_with_distance_loss,
+           ref_vjp=margin.triplet_margin_with_distance_loss_vjp,
            module=nn.TripletMarginWithDistanceLoss,
            docs=_DOCS.format("TripletMarginWithDistanceLoss"),
            inputs=li.Pointwise(

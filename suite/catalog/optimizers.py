@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
-from references import optimizers as ref
+from references import optim_adagrad, optim_adam, optim_lbfgs, optim_sgd
 from suite import tolerances as tols
 from suite.specs import ClosureOptimizerSpec, OptimizerSpec
 
@@ -120,35 +120,35 @@ _SPARSE_ADAM = st.fixed_dictionaries({"lr": st.floats(1e-4, 0.1), "betas": BETAS
                                       "maximize": st.booleans()})
 
 RECORDS = (
-    OptimizerSpec(name="adadelta", torch_cls=torch.optim.Adadelta, ref_step=ref.adadelta,
-                  state_type=ref.AdadeltaState, hyper=_ADADELTA, bench_hyper={"lr": 1.0},
+    OptimizerSpec(name="adadelta", torch_cls=torch.optim.Adadelta, ref_step=optim_adagrad.adadelta,
+                  state_type=optim_adagrad.AdadeltaState, hyper=_ADADELTA, bench_hyper={"lr": 1.0},
                   implementations=NOT_FUSED, complex_params=True, docs=_DOCS.format("Adadelta")),
-    OptimizerSpec(name="adagrad", torch_cls=torch.optim.Adagrad, ref_step=ref.adagrad,
-                  state_type=ref.AdagradState, hyper=_ADAGRAD, bench_hyper={"lr": 1e-2},
+    OptimizerSpec(name="adagrad", torch_cls=torch.optim.Adagrad, ref_step=optim_adagrad.adagrad,
+                  state_type=optim_adagrad.AdagradState, hyper=_ADAGRAD, bench_hyper={"lr": 1e-2},
                   implementations=ALL, complex_params=True,
                   # torch fills every group's "sum" from the constructor's value in __init__
                   # (KNOWN_DIFFERENCES.md, "Adagrad ignores a group's initial_accumulator_value").
                   constructor_only=("initial_accumulator_value",),
                   docs=_DOCS.format("Adagrad")),
-    OptimizerSpec(name="adam", torch_cls=torch.optim.Adam, ref_step=ref.adam,
-                  state_type=ref.AdamState, hyper=_adam_hyper(WEIGHT_DECAY),
+    OptimizerSpec(name="adam", torch_cls=torch.optim.Adam, ref_step=optim_adam.adam,
+                  state_type=optim_adam.AdamState, hyper=_adam_hyper(WEIGHT_DECAY),
                   bench_hyper={"lr": 1e-3}, implementations=ALL, complex_params=True,
                   implementation_tol=_FLOAT32_STEP, docs=_DOCS.format("Adam")),
-    OptimizerSpec(name="adamax", torch_cls=torch.optim.Adamax, ref_step=ref.adamax,
-                  state_type=ref.AdamaxState, hyper=_ADAMAX, bench_hyper={"lr": 2e-3},
+    OptimizerSpec(name="adamax", torch_cls=torch.optim.Adamax, ref_step=optim_adam.adamax,
+                  state_type=optim_adam.AdamaxState, hyper=_ADAMAX, bench_hyper={"lr": 2e-3},
                   implementations=NOT_FUSED, complex_params=True, docs=_DOCS.format("Adamax")),
-    OptimizerSpec(name="adamw", torch_cls=torch.optim.AdamW, ref_step=ref.adamw,
-                  state_type=ref.AdamState, hyper=_adam_hyper(st.floats(0.0, 0.1)),
+    OptimizerSpec(name="adamw", torch_cls=torch.optim.AdamW, ref_step=optim_adam.adamw,
+                  state_type=optim_adam.AdamState, hyper=_adam_hyper(st.floats(0.0, 0.1)),
                   bench_hyper={"lr": 1e-3}, implementations=ALL, complex_params=True,
                   implementation_tol=_FLOAT32_STEP, docs=_DOCS.format("AdamW")),
-    OptimizerSpec(name="asgd", torch_cls=torch.optim.ASGD, ref_step=ref.asgd,
-                  state_type=ref.ASGDState, hyper=_ASGD, bench_hyper={"lr": 1e-2},
+    OptimizerSpec(name="asgd", torch_cls=torch.optim.ASGD, ref_step=optim_sgd.asgd,
+                  state_type=optim_sgd.ASGDState, hyper=_ASGD, bench_hyper={"lr": 1e-2},
                   implementations=NOT_FUSED, complex_params=True,
                   state_tol={"eta": _FLOAT32_SCALAR, "mu": _FLOAT32_SCALAR},
                   round_trip_tol=_RELOADED_FLOAT32_SCALARS,
                   docs=_DOCS.format("ASGD")),
-    OptimizerSpec(name="nadam", torch_cls=torch.optim.NAdam, ref_step=ref.nadam,
-                  state_type=ref.NAdamState, hyper=_NADAM, bench_hyper={"lr": 2e-3},
+    OptimizerSpec(name="nadam", torch_cls=torch.optim.NAdam, ref_step=optim_adam.nadam,
+                  state_type=optim_adam.NAdamState, hyper=_NADAM, bench_hyper={"lr": 2e-3},
                   implementations=NOT_FUSED, complex_params=True,
                   state_tol={"mu_product": _FLOAT32_SCALAR},
                   round_trip_tol=_RELOADED_FLOAT32_SCALARS,
@@ -159,17 +159,17 @@ RECORDS = (
                   # most ~lr * 3 <= 0.3, so 1e-7 absolute and 5e-7 relative in float64.
                   tol={(tols.Kind.OPTIMIZER, torch.float64): tols.Tolerance(5e-7, 1e-7)},
                   docs=_DOCS.format("NAdam")),
-    OptimizerSpec(name="radam", torch_cls=torch.optim.RAdam, ref_step=ref.radam,
-                  state_type=ref.RAdamState, hyper=_RADAM, bench_hyper={"lr": 1e-3},
+    OptimizerSpec(name="radam", torch_cls=torch.optim.RAdam, ref_step=optim_adam.radam,
+                  state_type=optim_adam.RAdamState, hyper=_RADAM, bench_hyper={"lr": 1e-3},
                   implementations=NOT_FUSED, complex_params=True, docs=_DOCS.format("RAdam")),
-    OptimizerSpec(name="rmsprop", torch_cls=torch.optim.RMSprop, ref_step=ref.rmsprop,
-                  state_type=ref.RMSpropState, hyper=_RMSPROP, bench_hyper={"lr": 1e-2},
+    OptimizerSpec(name="rmsprop", torch_cls=torch.optim.RMSprop, ref_step=optim_adagrad.rmsprop,
+                  state_type=optim_adagrad.RMSpropState, hyper=_RMSPROP, bench_hyper={"lr": 1e-2},
                   implementations=NOT_FUSED, complex_params=True, docs=_DOCS.format("RMSprop")),
-    OptimizerSpec(name="rprop", torch_cls=torch.optim.Rprop, ref_step=ref.rprop,
-                  state_type=ref.RpropState, hyper=_RPROP, bench_hyper={"lr": 1e-2},
+    OptimizerSpec(name="rprop", torch_cls=torch.optim.Rprop, ref_step=optim_sgd.rprop,
+                  state_type=optim_sgd.RpropState, hyper=_RPROP, bench_hyper={"lr": 1e-2},
                   implementations=NOT_FUSED, complex_params=True, docs=_DOCS.format("Rprop")),
-    OptimizerSpec(name="sgd", torch_cls=torch.optim.SGD, ref_step=ref.sgd,
-                  state_type=ref.SGDState, hyper=_sgd_hyper(),
+    OptimizerSpec(name="sgd", torch_cls=torch.optim.SGD, ref_step=optim_sgd.sgd,
+                  state_type=optim_sgd.SGDState, hyper=_sgd_hyper(),
                   bench_hyper={"lr": 0.01, "momentum": 0.9},
                   implementations=ALL, complex_params=True,
                   # torch 2.13's fused SGD with momentum raises TypeError when a parameter gets
@@ -177,7 +177,8 @@ RECORDS = (
                   # test_fused_sgd_with_a_late_first_gradient keeps the bug visible).
                   late_first_grad_fails=("fused",), docs=_DOCS.format("SGD")),
     OptimizerSpec(name="sparse_adam", torch_cls=torch.optim.SparseAdam,
-                  ref_step=ref.sparse_adam, state_type=ref.SparseAdamState, hyper=_SPARSE_ADAM,
+                  ref_step=optim_adam.sparse_adam, state_type=optim_adam.SparseAdamState,
+                  hyper=_SPARSE_ADAM,
                   bench_hyper={"lr": 1e-3}, implementations=("for-loop",), sparse_grad=True,
                   docs=_DOCS.format("SparseAdam")),
 )
@@ -205,8 +206,8 @@ def _lbfgs_hyper(draw: st.DrawFn) -> dict[str, Any]:
 
 # Closure-driven optimizers: checked by suite.closurecheck, not by the per-gradient lockstep.
 CLOSURE_RECORDS = (
-    ClosureOptimizerSpec(name="lbfgs", torch_cls=torch.optim.LBFGS, ref_step=ref.lbfgs,
-                         state_type=ref.LBFGSState, hyper=_lbfgs_hyper(),
+    ClosureOptimizerSpec(name="lbfgs", torch_cls=torch.optim.LBFGS, ref_step=optim_lbfgs.lbfgs,
+                         state_type=optim_lbfgs.LBFGSState, hyper=_lbfgs_hyper(),
                          docs=_DOCS.format("LBFGS")),
 )
 
