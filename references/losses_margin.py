@@ -271,12 +271,14 @@ def multilabel_soft_margin_loss(
 def multilabel_soft_margin_loss_vjp(
     g: Array, input: Array, target: Array, weight: Array | None = None, reduction: str = "mean"
 ) -> dict[str, Array]:
-    r"""dL/dx = s (w / C) (sigmoid(x) - y),  dL/dy = -s (w / C) x."""
+    r"""dL/dx = s (w / C) (sigmoid(x) - y),  dL/dy = -s (w / C) x; each summed back over the
+    dimensions broadcasting added (an argument of smaller shape, e.g. a target of one row)."""
     x, y, _ = _pair(input, target)
     w = 1.0 if weight is None else np.asarray(weight, dtype=np.float64)
     shape = x.shape[:-1]
     s = np.expand_dims(_reduce_vjp(g, shape, reduction, int(np.prod(shape))), -1) * w / x.shape[-1]
-    return {"input": s * (_sigmoid(x) - y), "target": -s * x}
+    return {"input": _sum_to_shape(s * (_sigmoid(x) - y), np.shape(input)),
+            "target": _sum_to_shape(-s * x, np.shape(target))}
 
 
 # torch's EPSILON in cosine_embedding_loss (aten/src/ATen/native/Loss.cpp): a C++ float, so
@@ -297,6 +299,10 @@ def cosine_embedding_loss(
     dcos/da = b / sqrt(m_a m_b) - cos a / m_a (and symmetrically for b); dl/dcos = -1 (y = 1),
     [cos - margin >= 0] (y = -1; torch's clamp_min passes the gradient at the kink).
     ``target`` is not differentiable in torch.
+    Broadcasting, as torch's kernel does it: a.b is taken over the broadcast pair, each squared
+    norm over its own argument, so a feature dimension of size 1 broadcast against D is *not*
+    the cosine of the broadcast vectors (a = [c] against b = [c, c] gives sqrt(2);
+    KNOWN_DIFFERENCES.md); the VJP sums the a.b part over the copies and not the norm part.
     Numerics: as torch; e keeps a zero vector's loss finite. Follows
     ``torch.nn.functional.cosine_embedding_loss`` / ``torch.nn.CosineEmbeddingLoss``
     (https://pytorch.org/docs/stable/generated/torch.nn.CosineEmbeddingLoss.html).
@@ -321,14 +327,18 @@ def cosine_embedding_loss_vjp(
     g: Array, input1: Array, input2: Array, target: Array, margin: float = 0.0,
     reduction: str = "mean", *, clamp_closed: bool = True,
 ) -> dict[str, Array]:
-    r"""dL/da = s dl/dcos (b / sqrt(m_a m_b) - cos a / m_a), and symmetrically for b."""
+    r"""dL/da = s dl/dcos (b / sqrt(m_a m_b) - cos a / m_a), and symmetrically for b; each summed
+    back over the dimensions broadcasting added."""
     cos, y, a, b, m_a, m_b = _cosine_terms(input1, input2, target)
     slope = np.where(y == 1, -1.0, 0.0) + np.where(
         (y == -1) & _active(cos - margin, clamp_closed), 1.0, 0.0)
     s = (_reduce_vjp(g, cos.shape, reduction, cos.size) * slope)[..., None]
     root, c = np.sqrt(m_a * m_b)[..., None], cos[..., None]
-    return {"input1": s * (b / root - c * a / m_a[..., None]),
-            "input2": s * (a / root - c * b / m_b[..., None])}
+    # The a.b part is summed over broadcast copies; |a|^2 counts each entry of a once.
+    return {"input1": _sum_to_shape(s * b / root, a.shape)
+            - _sum_to_shape(s * c * a / m_a[..., None], a.shape),
+            "input2": _sum_to_shape(s * a / root, b.shape)
+            - _sum_to_shape(s * c * b / m_b[..., None], b.shape)}
 
 
 def _pairwise_distance(a: Array, b: Array, p: float, eps: float) -> tuple[Array, Array]:
@@ -373,7 +383,10 @@ def _triplet_vjp(
     s_pos = s[..., None] * _pairwise_distance_grad(diff_pos, d_pos, p)
     s_an = (s * ~use_pn)[..., None] * _pairwise_distance_grad(diff_an, d_an, p)
     s_pn = (s * use_pn)[..., None] * _pairwise_distance_grad(diff_pn, d_pn, p)
-    return {"anchor": s_pos - s_an, "positive": -s_pos - s_pn, "negative": s_an + s_pn}
+    # Each summed back over the dimensions broadcasting added (an argument of smaller shape).
+    return {"anchor": _sum_to_shape(s_pos - s_an, a.shape),
+            "positive": _sum_to_shape(-s_pos - s_pn, pos.shape),
+            "negative": _sum_to_shape(s_an + s_pn, neg.shape)}
 
 
 def triplet_margin_loss(

@@ -44,6 +44,7 @@ class Mismatch:
     idx_rel: Index
     tol: Tolerance
     at_index: str  # actual, expected and the inputs at the worst index
+    slack: str = ""  # the conditioning allowance at the worst index, when there is one
     case: str = ""
     verdict: str = ""
     reproducer: str = field(default_factory=reproduce.command)
@@ -54,7 +55,7 @@ class Mismatch:
             f"{self.what} is not close to the reference  [{self.context}]",
             f"Mismatched elements: {self.n_mismatch} / {self.n_total} ({pct:.1f}%)",
             f"Greatest absolute difference: {self.max_abs:.3g} at index {self.idx_abs} "
-            f"(up to {self.tol.atol:.3g} allowed)",
+            f"(up to {self.tol.atol:.3g} allowed{self.slack})",
             f"Greatest relative difference: {self.max_rel:.3g} at index {self.idx_rel} "
             f"(up to {self.tol.rtol:.3g} allowed)",
             f"  {self.at_index}",
@@ -77,10 +78,13 @@ def _fmt_idx(name: str, idx: Index) -> str:
 
 
 def find_mismatch(actual: Array, expected: Array, *, tol: Tolerance, what: str, context: str,
-                  inputs: Mapping[str, Array] | None = None) -> Mismatch | None:
+                  inputs: Mapping[str, Array] | None = None,
+                  slack: Array | None = None) -> Mismatch | None:
     """The :class:`Mismatch` between ``actual`` and ``expected``, or None when they are close.
 
-    Both are promoted to float64 first. NaN matches NaN and infinities match when their signs do
+    ``slack``, where given, is an absolute allowance per element added to ``tol.atol``: the
+    conditioning of a sum of signed terms (``suite.tolerances.SUMMATION``). Both arrays are
+    promoted to float64 first. NaN matches NaN and infinities match when their signs do
     (the reference states where torch should produce them). Shapes must agree exactly.
     ``inputs`` of the same shape are shown at the worst index; others are summarised by range.
     """
@@ -93,9 +97,10 @@ def find_mismatch(actual: Array, expected: Array, *, tol: Tolerance, what: str, 
         diff = np.abs(a - e)
         same = (a == e) | (np.isnan(a) & np.isnan(e))
         # A finite difference is required: inf <= atol + rtol * inf would pass inf vs -inf.
-        close = same | (np.isfinite(diff) & (diff <= tol.atol + tol.rtol * np.abs(e)))
+        extra = np.zeros(e.shape) if slack is None else np.broadcast_to(slack, e.shape)
+        close = same | (np.isfinite(diff) & (diff <= tol.atol + extra + tol.rtol * np.abs(e)))
     if drift.RECORDER is not None:  # numerics drift: error relative to tolerance (suite.drift)
-        drift.observe(what, context, diff, e, same, tol)
+        drift.observe(what, context, diff, e, same, tol, extra)
     if close.all():
         return None
     # Greatest differences over the mismatching elements only, as torch.testing does.
@@ -111,20 +116,22 @@ def find_mismatch(actual: Array, expected: Array, *, tol: Tolerance, what: str, 
         x = np.asarray(x)
         if x.shape == a.shape:
             at.append(f"{_fmt_idx(name, idx_abs)}={x[idx_abs]:.8g}")
+    note = "" if slack is None else f" + {extra[idx_abs]:.3g} for sum |terms| there"
     return Mismatch(what, context, int((~close).sum()), a.size, float(diff[idx_abs]), idx_abs,
-                    float(rel[idx_rel]), idx_rel, tol, "  ".join(at))
+                    float(rel[idx_rel]), idx_rel, tol, "  ".join(at), slack=note)
 
 
 def assert_close(actual: Array, expected: Array, *, tol: Tolerance, what: str, context: str,
                  inputs: Mapping[str, Array] | None = None, case: str = "",
-                 verdict: Any = "") -> None:
+                 verdict: Any = "", slack: Array | None = None) -> None:
     """Raise AssertionError with a :class:`Mismatch` message unless the arrays are close.
 
     ``verdict`` may be a string or a zero-argument callable producing one; a callable is only
     evaluated on failure (it may be an expensive cross-check such as finite differences).
     """
     __tracebackhide__ = True
-    m = find_mismatch(actual, expected, tol=tol, what=what, context=context, inputs=inputs)
+    m = find_mismatch(actual, expected, tol=tol, what=what, context=context, inputs=inputs,
+                      slack=slack)
     if m is None:
         return
     text = verdict() if callable(verdict) else verdict

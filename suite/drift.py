@@ -91,21 +91,22 @@ def recording() -> Iterator[Recorder]:
         RECORDER = previous
 
 
-def error_ratio(diff: Any, expected: Any, same: Any, tol: Tolerance) -> float:
-    """max |a - e| / (atol + rtol |e|) over the elements that are not identical (see above)."""
+def error_ratio(diff: Any, expected: Any, same: Any, tol: Tolerance, slack: Any = 0.0) -> float:
+    """max |a - e| / (atol + slack + rtol |e|) over the elements that are not identical (see
+    above); ``slack`` is the per-element conditioning allowance, where there is one."""
     if diff.size == 0:
         return 0.0
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        ratio = diff / (tol.atol + tol.rtol * np.abs(expected))
+        ratio = diff / (tol.atol + slack + tol.rtol * np.abs(expected))
     ratio = np.where(same, 0.0, np.where(np.isnan(ratio), np.inf, ratio))
     return float(np.max(ratio))
 
 
 def observe(what: str, context: str, diff: Any, expected: Any, same: Any,
-            tol: Tolerance) -> None:
+            tol: Tolerance, slack: Any = 0.0) -> None:
     """Called by ``suite.compare`` for every comparison; a no-op unless recording."""
     if RECORDER is not None and RECORDER.current is not None:
-        RECORDER.observe(what, context, error_ratio(diff, expected, same, tol))
+        RECORDER.observe(what, context, error_ratio(diff, expected, same, tol, slack))
 
 
 def merge(parts: Iterable[Mapping[str, Entry]]) -> dict[str, Entry]:

@@ -57,9 +57,12 @@ def check_forward(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> 
         actual = spec.torch_fn(**to_tensors(case, dtype, device), **case.options)
     expected = spec.reference(case)
     tol = tols.resolve(dtype, tols.Kind.FORWARD, spec.tol.get((tols.Kind.FORWARD, dtype)))
+    slack = None  # sums of signed terms: their conditioning, in half precision only
+    if spec.terms is not None and tols.summation(dtype):
+        slack = tols.summation(dtype) * spec.terms.forward(spec, case)
     compare.assert_close(compare.to_numpy(actual), expected, tol=tol, what=f"{spec.name}: forward",
                          context=_context(spec, case, dtype, device), inputs=case.arrays,
-                         case=case.describe())
+                         case=case.describe(), slack=slack)
 
 
 def check_gradient(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> None:
@@ -75,13 +78,16 @@ def check_gradient(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) ->
     expected = spec.ref_vjp(g, **case.arrays, **case.options, **spec.ref_options,
                             **spec.torch_vjp_options)
     tol = tols.resolve(dtype, tols.Kind.GRADIENT, spec.tol.get((tols.Kind.GRADIENT, dtype)))
+    per_term = tols.summation(dtype)
+    terms = {} if spec.terms is None or not per_term else spec.terms.vjp(spec, g, case)
     for name in case.differentiable:
         grad = tensors[name].grad
         actual = np.zeros(case.arrays[name].shape) if grad is None else compare.to_numpy(grad)
         compare.assert_close(
             actual, expected[name], tol=tol, what=f"{spec.name}: VJP w.r.t. {name}",
             context=_context(spec, case, dtype, device), inputs=case.arrays,
-            case=case.describe(), verdict=lambda name=name: _who_is_wrong(spec, case, name))
+            case=case.describe(), verdict=lambda name=name: _who_is_wrong(spec, case, name),
+            slack=per_term * terms[name] if name in terms else None)
 
 
 def _reference_vjp(spec: OpSpec) -> Callable[..., Mapping[str, Array]]:
@@ -170,3 +176,68 @@ def check_reference_vjp(spec: OpSpec, case: Case) -> None:
                 f"  {result.summary()}\n"
                 f"  so {spec.ref_vjp.__module__}.{spec.ref_vjp.__name__} (or the forward) is "
                 f"wrong\nCase:\n{case.describe()}\nReproduce: {reproduce.command()}")
+
+
+def _callable_name(f: Callable[..., Any]) -> str:
+    """A class's or function's name; an instance's class name (nn.Softmax2d())."""
+    return str(getattr(f, "__name__", type(f).__name__))
+
+
+def _module_output(spec: OpSpec, case: Case, tensors: dict[str, torch.Tensor], dtype: torch.dtype,
+                   device: str) -> torch.Tensor:
+    """The module form's output on ``tensors``: built by ``module_factory(case)`` or
+    ``module(**ctor_arrays, **options)``, the ``module_params`` tensors in place of its own
+    (shapes checked), the other arrays passed positionally (module forwards rename arguments:
+    PoissonNLLLoss's ``log_input``)."""
+    assert spec.module is not None
+    ctor = {k: tensors.pop(k) for k in spec.ctor_arrays if k in tensors}
+    params = {k: tensors.pop(k) for k in spec.module_params if k in tensors}
+    built = (spec.module_factory(case) if spec.module_factory is not None
+             else spec.module(**ctor, **case.options))
+    module = built.to(device=device, dtype=dtype)
+    own = {**dict(module.named_parameters()), **dict(module.named_buffers())}
+    for name, t in params.items():
+        if name not in own or own[name].shape != t.shape:
+            have = tuple(own[name].shape) if name in own else "none"
+            raise AssertionError(
+                f"{spec.name}: the module form {type(module).__name__} has no parameter or "
+                f"buffer {name!r} shaped like the case's {tuple(t.shape)} (it has {have}): "
+                f"the record's module_factory builds the wrong module\nCase:\n{case.describe()}")
+    return torch.func.functional_call(module, params, tuple(tensors.values()))
+
+
+def check_module_form(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> None:
+    """The ``torch.nn`` module form (``spec.module``) agrees with the functional form: the
+    output, the gradient of every differentiable array for one cotangent, and the value after
+    the call of every other floating array (running statistics the call updates in place).
+
+    Both forms reach the same kernel, so the tolerance is the table's, never the record's
+    widening (which covers torch against the reference): what can differ is how arrays,
+    options and modes reach the kernel, and that shows as an O(1) difference.
+    """
+    __tracebackhide__ = True
+    assert spec.module is not None
+    case = case.rounded_to(dtype)
+    results = []
+    for form in ("module", "functional"):
+        tensors = to_tensors(case, dtype, device)
+        if form == "module":
+            out = _module_output(spec, case, dict(tensors), dtype, device)
+        else:
+            out = spec.torch_fn(**tensors, **case.options)
+        g = torch.tensor(cotangent(case, tuple(out.shape)), dtype=dtype, device=device)
+        grads = torch.autograd.grad(out, [tensors[n] for n in case.differentiable], g)
+        after = [tensors[n].detach() for n, a in case.arrays.items()
+                 if a.dtype.kind == "f" and n not in case.differentiable]
+        results.append([out.detach(), *grads, *after])
+    names = ["output", *(f"gradient w.r.t. {n}" for n in case.differentiable),
+             *(f"{n} after the call" for n, a in case.arrays.items()
+               if a.dtype.kind == "f" and n not in case.differentiable)]
+    functional = _callable_name(spec.torch_fn)
+    for name, a, b in zip(names, *results, strict=True):
+        kind = tols.Kind.GRADIENT if name.startswith("gradient") else tols.Kind.FORWARD
+        compare.assert_close(
+            compare.to_numpy(a), compare.to_numpy(b), tol=tols.resolve(dtype, kind),
+            what=f"{spec.name}: {_callable_name(spec.module)} (module form) {name} against "
+                 f"{functional} (functional form, as the reference)",
+            context=_context(spec, case, dtype, device), case=case.describe())

@@ -93,6 +93,19 @@ class Inputs(Protocol):
 ToleranceOverride = Mapping[tuple[tols.Kind, torch.dtype], tols.Tolerance]
 
 
+class SumTerms(Protocol):
+    """M = sum |terms| of the sums behind a record's forward and VJP, element by element, on the
+    case's values (suite/conditioning.py): the scale of their rounding error."""
+
+    def forward(self, spec: OpSpec, case: Case) -> Array:
+        """M for each element of the forward's output."""
+        ...
+
+    def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+        """M for each element of each differentiable argument's gradient, for cotangent ``g``."""
+        ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class OpSpec:
     """A differentiable op (layer, activation or loss) and its NumPy reference."""
@@ -122,6 +135,20 @@ class OpSpec:
     and must agree with ``torch_fn``."""
     ctor_arrays: tuple[str, ...] = ()
     """Names of ``Case.arrays`` passed to ``module``'s constructor rather than to its call."""
+    module_factory: Callable[[Case], torch.nn.Module] | None = None
+    """Builds the module form from the case where ``module(**ctor_arrays, **options)`` does not
+    fit: constructor arguments named or shaped unlike the functional options (nn.Linear's
+    sizes, read from the arrays' shapes), or a mode to set (``nn.RReLU(...).eval()``, whose
+    functional form is ``F.rrelu(training=False)``). It reads values only from the options;
+    parameter values come from ``module_params``. ``module`` still names the class."""
+    module_params: tuple[str, ...] = ()
+    """Names of ``Case.arrays`` that are the module's parameters or buffers of the same name
+    (nn.PReLU's ``weight``, nn.BatchNorm2d's ``running_mean``): the module is called through
+    ``torch.func.functional_call`` with the case's tensors in their place (their shapes must
+    match the module's own), so gradients and in-place updates land on the same tensors as
+    in the functional form, and their values after the call are compared too. An optional
+    array the case lacks keeps the module's own tensor (the factory decides whether it
+    exists, e.g. ``bias=False``)."""
 
     def __repr__(self) -> str:
         return f"OpSpec({self.name!r})"
@@ -161,15 +188,26 @@ class OpSpec:
     2: also torch.func.jvp (forward mode) and double backward (a Hessian-vector product), both
     checked through the reference VJP and finite differences (``suite.higher``,
     tests/test_higher_order.py)."""
-    low_precision: bool = False
-    """Also checked in float16 and bfloat16 (tests/test_precision.py) with the eps-derived rows
-    of ``suite.tolerances``: true where torch evaluates the op elementwise (in float32
-    internally) and rounds each output once or a few times, so its error is a few ulp of the
-    output. A reduction or matmul qualifies when torch accumulates it in float32 and rounds
-    the result once (linear, conv, the norms, mean/sum losses): the accumulation error
-    eps32 * sum|terms| stays below the half rows' atol unless the sum cancels by ~1e4x.
-    Compositions that round half-precision intermediates before a cancelling step need a
-    derivation on the record (``tol``) before they can set it."""
+    low_precision: bool | str = False
+    """True: also checked in float16 and bfloat16 (tests/test_precision.py) with the
+    eps-derived rows of ``suite.tolerances``, which hold where torch evaluates the op
+    elementwise (in float32 internally) and rounds each output once or a few times; sums of
+    signed terms add their conditioning through ``terms``. A string: off the ladder, and why
+    (tests/test_catalog.py requires one or the other)."""
+    broadcasts: tuple[str, ...] = ()
+    """Arrays torch broadcasts against the others (a loss's target, margin_ranking's inputs):
+    tests/test_ops.py also checks cases where one of them has some dimensions cut to size 1,
+    the forward broadcasting it and its gradient summed back over the copies."""
+    broadcasts_last_dim: bool = True
+    """Whether ``broadcasts`` may cut the last dimension too. False for records that reduce over
+    it (cosine_embedding, triplet_margin: a feature dimension of size 1 makes a scale-invariant
+    function whose gradient is a pure cancellation, and torch's cosine of it exceeds 1;
+    KNOWN_DIFFERENCES.md)."""
+    terms: SumTerms | None = None
+    """How to compute M = sum |terms| behind each output and gradient element, for records whose
+    results are sums of signed terms (a matmul, a weight gradient summed over the batch, a
+    difference such as glu's sigmoid - sigmoid**2): half-precision comparisons allow
+    ``suite.tolerances.SUMMATION[dtype] * M`` on top of the row (suite/conditioning.py)."""
 
 
 class OptimizerRun(NamedTuple):
@@ -192,7 +230,7 @@ class OptimizerSpec:
     """A torch.optim algorithm and its pure NumPy update rule."""
 
     name: str
-    """pytest id and reference name: ``references.optimizers.<name>``."""
+    """pytest id and reference name: ``references.optim_*.<name>``."""
     torch_cls: Callable[..., torch.optim.Optimizer]
     """The optimizer class, called as ``torch_cls(params, **hyper, **implementation)``."""
     ref_step: Callable[..., tuple[Array, Any]]
@@ -276,7 +314,7 @@ class ClosureOptimizerSpec:
     """
 
     name: str
-    """pytest id and reference name: ``references.optimizers.<name>``."""
+    """pytest id and reference name: ``references.optim_*.<name>``."""
     torch_cls: Callable[..., torch.optim.Optimizer]
     """The optimizer class, called as ``torch_cls(params, **hyper)``."""
     ref_step: Callable[..., tuple[Array, float, Any]]
@@ -287,6 +325,9 @@ class ClosureOptimizerSpec:
     hyper: st.SearchStrategy[dict[str, Any]]
     """Hyper-parameters over their documented ranges."""
     docs: str
+    ref_options: Mapping[str, Any] = field(default_factory=dict)
+    """Keyword arguments for ``ref_step`` only: the installed torch's version of the algorithm
+    where torch changed it between releases (``suite.versions``; docs/conventions.md)."""
 
     def __repr__(self) -> str:
         return f"ClosureOptimizerSpec({self.name!r})"

@@ -36,6 +36,12 @@ NOT_ACTIVATIONS = {
 }
 
 
+# Activation records without a torch.nn module form, with the reason (the record says it too).
+NO_MODULE = {
+    "clamp": "torch.nn has no Clamp module (nn.Hardtanh, clamp with both bounds, has a record)",
+}
+
+
 def _documented_class(spec: OpSpec) -> str | None:
     """The torch.nn class a record's docs page names (``.../torch.nn.ReLU.html`` -> ReLU)."""
     match = re.search(r"/torch\.nn\.(\w+)\.html$", spec.docs)
@@ -43,22 +49,34 @@ def _documented_class(spec: OpSpec) -> str | None:
 
 
 def test_every_torch_nn_activation_has_a_record() -> None:
-    """Lists torch.nn's activation classes at run time: a new one fails until it has a record."""
+    """Lists torch.nn's activation classes at run time: a new one fails until it has a record
+    whose ``module`` is that class (tests/test_ops.py checks it against the functional form)."""
     module = torch.nn.modules.activation
     classes = {name for name, obj in vars(module).items()
                if inspect.isclass(obj) and issubclass(obj, torch.nn.Module)
                and obj.__module__ == module.__name__ and not name.startswith("_")
                and getattr(torch.nn, name, None) is obj}
-    covered = {_documented_class(s) for s in ACTIVATIONS}
+    covered = {s.module.__name__ for s in ACTIVATIONS if s.module is not None}
     missing = sorted(classes - covered - set(NOT_ACTIVATIONS))
-    assert not missing, (f"torch {torch.__version__} has activation classes without a record in "
-                         f"suite/catalog/activations.py: {missing} (add a record, or list the "
-                         f"class in NOT_ACTIVATIONS with the reason)")
+    assert not missing, (f"torch {torch.__version__} has activation classes without a record "
+                         f"(with module=...) in suite/catalog/activations.py: {missing} (add "
+                         f"one, or list the class in NOT_ACTIVATIONS with the reason)")
     # The exclusions are written against torch 2.13; an older torch lacks some of the classes
     # they name (added later), which is not staleness.
     if versions.torch_at_least("2.13"):
         stale = sorted(set(NOT_ACTIVATIONS) - classes)
         assert not stale, f"NOT_ACTIVATIONS names classes torch no longer has: {stale}"
+
+
+def test_every_activation_record_has_its_module_form() -> None:
+    """Each record's ``module`` is the class its docs page documents; only the records in
+    NO_MODULE have none."""
+    without = sorted(s.name for s in ACTIVATIONS if s.module is None)
+    assert without == sorted(NO_MODULE), (f"activation records without module=: {without}; "
+                                          f"expected exactly {sorted(NO_MODULE)}")
+    wrong = {s.name: (s.module.__name__, _documented_class(s)) for s in ACTIVATIONS
+             if s.module is not None and s.module.__name__ != _documented_class(s)}
+    assert not wrong, f"records whose module is not the documented class (module, docs): {wrong}"
 
 
 # --- exact points -------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from references import activations, optim_sgd
 from suite import catalog, compare
@@ -190,3 +191,48 @@ def test_domain_keeps_draws_off_every_kink(kinks: tuple[float, ...]) -> None:
     margin = min(domain.kink_margin, gaps.min() / 4) if gaps.size else domain.kink_margin
     distance = np.min(np.abs(x[:, None] - np.array(kinks)[None, :]), axis=1)
     assert distance.min() >= margin * (1 - 1e-9), (distance.min(), margin)
+
+
+HALF = pytest.mark.parametrize("half", [torch.float16, torch.bfloat16],
+                               ids=["float16", "bfloat16"])
+LINEAR_CASE = LINEAR.inputs.sized(16, seed=5)  # type: ignore[union-attr]
+
+
+@HALF
+def test_summation_allowance_does_not_hide_a_missing_term(half: torch.dtype) -> None:
+    """The half-precision allowance for sums (SUMMATION * sum |terms|) still catches a matmul
+    that drops one of its terms (the last input feature): off by one term, ~M / n."""
+    def drops_a_term(input, weight, bias=None):
+        return F.linear(input[..., :-1], weight[:, :-1], bias)
+
+    bad = dataclasses.replace(LINEAR, torch_fn=drops_a_term)
+    message = _fails(gc.check_forward, bad, LINEAR_CASE, half, "cpu")
+    assert "linear: forward is not close to the reference" in message
+    assert "for sum |terms| there" in message  # the allowance is shown where it was exceeded
+    gc.check_forward(LINEAR, LINEAR_CASE, half, "cpu")  # the control
+
+
+@HALF
+def test_summation_allowance_does_not_hide_a_wrong_weight_gradient(half: torch.dtype) -> None:
+    """...and a weight gradient summed over all but the first batch row."""
+    class SkipsARow(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, w, b):  # type: ignore[override]
+            ctx.save_for_backward(x, w)
+            return F.linear(x, w, b)
+
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[override]
+            x, w = ctx.saved_tensors
+            return g @ w, g[1:].T @ x[1:], g.sum(0)
+
+    bad = dataclasses.replace(LINEAR, torch_fn=lambda input, weight, bias=None:
+                              SkipsARow.apply(input, weight, bias))
+    message = _fails(gc.check_gradient, bad, LINEAR_CASE, half, "cpu")
+    assert "linear: VJP w.r.t. weight is not close to the reference" in message
+
+
+def test_summation_allowance_is_zero_in_float32_and_float64() -> None:
+    """Only the half rungs get the conditioning term (float32/64 atol already covers it)."""
+    assert tols.summation(torch.float32) == tols.summation(torch.float64) == 0.0
+    assert tols.summation(torch.float16) == 2 * torch.finfo(torch.float16).eps

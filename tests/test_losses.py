@@ -1,9 +1,10 @@
-"""Losses beyond the generic op checks: every torch.nn loss has a record, module and functional
-forms agree, and the exact edge cases (kinks, ignored targets, probabilities at 0 and 1,
-extreme logits, clamps) match the reference, which states torch's convention there.
+"""Losses beyond the generic op checks: every torch.nn loss has a record, and the exact edge
+cases (kinks, ignored targets, probabilities at 0 and 1, extreme logits, clamps) match the
+reference, which states torch's convention there.
 
-The generic forward, gradient, finite-difference and large-input checks of every loss record
-run in ``tests/test_ops.py``.
+The generic forward, gradient, finite-difference and large-input checks of every loss record,
+and the agreement of its module form (``nn.X``) with its functional form, run in
+``tests/test_ops.py``.
 """
 
 from __future__ import annotations
@@ -16,12 +17,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.modules.loss as torch_losses
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from suite import catalog, compare, versions
+from suite import catalog, versions
 from suite import gradcheck as gc
-from suite import tolerances as tols
 from suite.specs import Case, OpSpec
 
 LOSSES = [s for s in catalog.OPS if s.family == "loss"]
@@ -56,46 +54,6 @@ def test_every_torch_loss_has_a_record() -> None:
         assert not stale, f"NOT_CHECKED names classes torch {torch.__version__} lacks: {stale}"
     both = sorted(set(NOT_CHECKED) & covered)
     assert not both, f"NOT_CHECKED lists classes that have a record: {both}"
-
-
-def _module_and_functional(spec: OpSpec, case: Case, dtype: torch.dtype, device: str
-                           ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Output and gradients of the module form and of the functional form on the same case."""
-    assert spec.module is not None
-    results = []
-    for form in ("module", "functional"):
-        tensors = gc.to_tensors(case, dtype, device)
-        if form == "module":
-            ctor = {k: tensors.pop(k) for k in spec.ctor_arrays if k in tensors}
-            # positionally: module forwards rename arguments (PoissonNLLLoss's log_input)
-            out = spec.module(**ctor, **case.options)(*tensors.values())
-        else:
-            out = spec.torch_fn(**tensors, **case.options)
-        g = torch.tensor(gc.cotangent(case, tuple(out.shape)), dtype=dtype, device=device)
-        wrt = [tensors[name] for name in case.differentiable]
-        grads = torch.autograd.grad(out, wrt, g)
-        results.append([out.detach(), *grads])
-    return results[0], results[1]
-
-
-@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides the total loss:UserWarning")
-@pytest.mark.parametrize("spec", WITH_MODULE, ids=catalog.spec_id)
-# The module calls the same kernel as the functional form: what can differ is how arguments
-# and options reach it, which 25 draws of every option cover (the CI budget, not the numerics).
-@settings(max_examples=25)
-@given(data=st.data())
-def test_module_agrees_with_functional(spec: OpSpec, dtype: torch.dtype, device: str,
-                                       data: Any) -> None:
-    case = data.draw(spec.inputs.strategy(), label="case").rounded_to(dtype)
-    module, functional = _module_and_functional(spec, case, dtype, device)
-    names = ["output", *(f"gradient w.r.t. {n}" for n in case.differentiable)]
-    for name, a, b in zip(names, module, functional, strict=True):
-        kind = tols.Kind.FORWARD if name == "output" else tols.Kind.GRADIENT
-        compare.assert_close(
-            compare.to_numpy(a), compare.to_numpy(b), tol=tols.resolve(dtype, kind),
-            what=f"{spec.name}: {spec.module.__name__ if spec.module else ''} {name} against "
-                 f"{spec.torch_fn.__name__}", context=f"{dtype}, device={device}",
-            case=case.describe())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Every op record: forward value, torch's gradient, and the reference against finite differences.
+"""Every op record: forward value, torch's gradient, and the reference against finite differences;
+and, for records with a ``module``, the torch.nn module form against the functional form.
 
 Records and dtypes/devices are parametrized (ids name the op: ``pytest -k softmax``); Hypothesis
 draws shapes, values and options inside each test.
@@ -6,15 +7,18 @@ draws shapes, values and options inside each test.
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
+
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from suite import catalog
 from suite import gradcheck as gc
-from suite.specs import OpSpec
+from suite.specs import Case, OpSpec
 
 OPS = pytest.mark.parametrize("spec", catalog.OPS, ids=catalog.spec_id)
 
@@ -57,3 +61,149 @@ def test_reference_is_finite_at_large_inputs(spec: OpSpec, factor: float) -> Non
 @pytest.mark.parametrize("factor", LARGE, ids=["1e4", "-1e4"])
 def test_forward_matches_reference_at_large_inputs(spec: OpSpec, factor: float, dtype, device):
     gc.check_forward(spec, spec.inputs.sized(8, seed=0).scaled(factor), dtype, device)
+
+
+# Records with a torch.nn module form (nn.X beside F.x): losses, activations, layers.
+WITH_MODULE = [s for s in catalog.OPS if s.module is not None]
+
+
+@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides the total loss:UserWarning")
+@pytest.mark.parametrize("spec", WITH_MODULE, ids=catalog.spec_id)
+# The module calls the same kernel as the functional form: what can differ is how arguments,
+# options and modes reach it, which 25 draws of every option cover (the CI budget, not the
+# numerics).
+@settings(max_examples=25)
+@given(data=st.data())
+def test_module_agrees_with_functional(spec: OpSpec, dtype: torch.dtype, device: str,
+                                       data) -> None:
+    gc.check_module_form(spec, data.draw(spec.inputs.strategy(), label="case"), dtype, device)
+
+
+# --- the module check must fail on a planted bug ------------------------------------------------
+
+
+class _TanhWithDoubledBackward(torch.autograd.Function):
+    """tanh whose backward is off by a factor of 2: a planted bug in a module form."""
+
+    @staticmethod
+    def forward(ctx, x):  # type: ignore[override]
+        y = torch.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        (y,) = ctx.saved_tensors
+        return 2 * g * (1 - y * y)
+
+
+class _TanhModuleWithDoubledBackward(torch.nn.Module):
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return _TanhWithDoubledBackward.apply(input)
+
+
+def _record(name: str) -> OpSpec:
+    spec = catalog.by_name(name)
+    assert isinstance(spec, OpSpec)
+    return spec
+
+
+def _module_check_fails(spec: OpSpec, case) -> str:
+    with pytest.raises(AssertionError) as info:
+        gc.check_module_form(spec, case, torch.float64, "cpu")
+    return str(info.value)
+
+
+def test_module_check_fails_on_a_module_built_with_a_wrong_option() -> None:
+    softplus = _record("softplus")
+    bad = dataclasses.replace(softplus, module_factory=lambda case: torch.nn.Softplus(
+        beta=2 * case.options.get("beta", 1.0), threshold=case.options.get("threshold", 20.0)))
+    message = _module_check_fails(bad, softplus.inputs.sized(6, seed=3))
+    assert message.startswith("softplus: Softplus (module form) output against softplus "
+                              "(functional form, as the reference) is not close")
+    assert "Greatest absolute difference:" in message and "Reproduce: pytest" in message
+
+
+def test_module_check_fails_on_a_module_with_a_wrong_backward() -> None:
+    tanh = _record("tanh")
+    bad = dataclasses.replace(tanh, module=_TanhModuleWithDoubledBackward)
+    message = _module_check_fails(bad, tanh.inputs.sized(6, seed=3))
+    assert message.startswith("tanh: _TanhModuleWithDoubledBackward (module form) gradient "
+                              "w.r.t. input against tanh")
+
+
+def test_module_check_fails_on_a_factory_that_builds_the_wrong_parameters() -> None:
+    prelu = _record("prelu")  # sized cases have one weight per channel; nn.PReLU() has one
+    bad = dataclasses.replace(prelu, module_factory=lambda case: torch.nn.PReLU())
+    message = _module_check_fails(bad, prelu.inputs.sized(6, seed=3))
+    assert message.startswith("prelu: the module form PReLU has no parameter or buffer 'weight' "
+                              "shaped like the case's (6,) (it has (1,))")
+
+
+@pytest.mark.parametrize("name", ["softplus", "tanh", "prelu", "rrelu", "batch_norm"])
+def test_module_check_passes_on_the_correct_module(name: str) -> None:
+    spec = _record(name)  # the control for the planted bugs
+    gc.check_module_form(spec, spec.inputs.sized(6, seed=3), torch.float64, "cpu")
+
+
+def test_module_check_fails_on_a_module_left_in_training_mode() -> None:
+    rrelu = _record("rrelu")  # nn.RReLU in training mode draws random slopes
+    bad = dataclasses.replace(rrelu, module_factory=lambda case: torch.nn.RReLU(**case.options))
+    message = _module_check_fails(bad, rrelu.inputs.sized(6, seed=3))
+    assert message.startswith("rrelu: RReLU (module form) output against rrelu")
+
+
+def test_module_check_fails_on_a_module_with_a_wrong_running_statistics_update() -> None:
+    batch_norm = _record("batch_norm")  # sized: training, momentum 0.1
+
+    def wrong_momentum(case):
+        module = batch_norm.module_factory(case)  # type: ignore[misc]
+        module.momentum = 0.2
+        return module
+
+    bad = dataclasses.replace(batch_norm, module_factory=wrong_momentum)
+    message = _module_check_fails(bad, batch_norm.inputs.sized(6, seed=3))
+    assert message.startswith("batch_norm: BatchNorm2d (module form) running_mean after the "
+                              "call against batch_norm")
+
+
+BROADCASTS = [s for s in catalog.OPS if s.broadcasts]
+
+
+def _broadcast_case(spec: OpSpec, data: st.DataObject) -> Case:
+    """A drawn case with one of ``spec.broadcasts`` cut to size 1 along some of its dimensions,
+    so that torch (and NumPy, in the reference) broadcast it against the other arrays."""
+    case = data.draw(spec.inputs.strategy(), label="case")
+    name = data.draw(st.sampled_from(spec.broadcasts), label="broadcast argument")
+    array = case.arrays[name]
+    cuttable = range(array.ndim if spec.broadcasts_last_dim else array.ndim - 1)
+    long_axes = [i for i in cuttable if array.shape[i] > 1]
+    assume(long_axes)
+    cut = data.draw(st.sets(st.sampled_from(long_axes), min_size=1), label="axes cut to 1")
+    index = tuple(slice(0, 1) if i in cut else slice(None) for i in range(array.ndim))
+    return dataclasses.replace(case, arrays={**case.arrays, name: array[index].copy()})
+
+
+@pytest.mark.parametrize("spec", BROADCASTS, ids=catalog.spec_id)
+@settings(max_examples=25)  # ceiling: 13 records x 2 dtypes; the layouts vary little per draw
+@given(data=st.data())
+def test_broadcast_argument(spec: OpSpec, dtype: torch.dtype, device: str,
+                            data: st.DataObject) -> None:
+    """An argument of smaller (broadcastable) shape: torch's forward and gradients against the
+    reference, whose VJP sums the gradient back over the broadcast copies, itself checked
+    against finite differences."""
+    case = _broadcast_case(spec, data)
+    with warnings.catch_warnings():
+        # torch warns that a target size different from the input size "will likely lead to
+        # incorrect results due to broadcasting": that broadcasting is what is checked here.
+        warnings.simplefilter("ignore", UserWarning)
+        gc.check_forward(spec, case, dtype, device)
+        gc.check_gradient(spec, case, dtype, device)
+    gc.check_reference_vjp(spec, case)
+
+
+def test_every_broadcast_record_names_its_arrays() -> None:
+    """``broadcasts`` names arrays the record's input maker draws (a typo would check nothing)."""
+    for spec in BROADCASTS:
+        drawn = spec.inputs.sized(8, seed=0).arrays  # type: ignore[attr-defined]
+        assert set(spec.broadcasts) <= set(drawn), (spec.name, spec.broadcasts, list(drawn))
