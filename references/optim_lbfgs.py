@@ -188,6 +188,7 @@ def lbfgs(
     tolerance_change: float = 1e-9,
     history_size: int = 100,
     line_search_fn: str | None = None,
+    line_search_budget: bool = True,
 ) -> tuple[Array, float, LBFGSState]:
     r"""One ``step(closure)`` of torch's L-BFGS: up to ``max_iter`` quasi-Newton iterations.
 
@@ -226,6 +227,11 @@ def lbfgs(
     (the last fixed step is not re-evaluated); the initial trial step of the first iteration
     ever is scaled by 1 / ||g||_1; without a line search the step is the fixed lr, not a
     Wolfe step; the stopping tests use max-norms and absolute (not relative) tolerances.
+
+    ``line_search_budget`` (not a torch argument: the installed torch's behaviour, chosen by
+    ``suite.versions.LBFGS``): True, the strong-Wolfe search may spend at most the evaluations
+    left under max_eval (torch since pytorch/pytorch#135026, which fixed #91581); False, it
+    may always spend 25, so a step can exceed max_eval (torch before that fix).
     """
     if max_eval is None:
         max_eval = max_iter * 5 // 4
@@ -298,7 +304,8 @@ def lbfgs(
                 return float(f_t), g_t
 
             loss, flat_grad, t, ls_func_evals = _strong_wolfe(
-                phi, d, t, loss, flat_grad, gtd, max_ls=max_eval - current_evals)
+                phi, d, t, loss, flat_grad, gtd,
+                max_ls=max_eval - current_evals if line_search_budget else 25)
             x = x + t * d
             opt_cond = bool(np.max(np.abs(flat_grad)) <= tolerance_grad)
         else:

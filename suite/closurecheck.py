@@ -236,9 +236,11 @@ def check_closure_run(spec: ClosureOptimizerSpec, objective: Objective, x0: Arra
     for step in range(1, steps + 1):
         before = compare.to_numpy(_flat(params))
         state = _state_as_reference(opt.state[params[0]], spec)
-        ref_x, ref_loss, ref_state = spec.ref_step(before, objective.numpy, state, **hyper)
+        ref_x, ref_loss, ref_state = spec.ref_step(before, objective.numpy, state, **hyper,
+                                                   **spec.ref_options)
         p_x, p_loss, p_state = spec.ref_step(before, _perturbed(objective.numpy, step),
-                                             _perturbed_state(state, step), **hyper)
+                                             _perturbed_state(state, step), **hyper,
+                                             **spec.ref_options)
         loss = float(opt.step(closure))  # type: ignore[arg-type]
         where = f"{spec.name} after step {step}"
         if (p_state.n_iter, p_state.func_evals) != (ref_state.n_iter, ref_state.func_evals):

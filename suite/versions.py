@@ -43,6 +43,16 @@ HARDSWISH = {"closed_band": not torch_at_least("2.7")}
 #: (measured on 2.13.0 and 2.14.1); every loss built on clamp_min inherits it at its margin.
 CLAMP = {"clamp_closed": not torch_at_least("2.14")}
 
+# Algorithms torch changed between releases, as the references' keyword arguments.
+#: L-BFGS's strong-Wolfe line search: up to 25 evaluations whatever max_eval (so a step could
+#: exceed max_eval; pytorch/pytorch#91581) until pytorch/pytorch#135026 passed
+#: max_ls = max_eval - evaluations spent. Read from each release's torch/optim/lbfgs.py: 2.0.1,
+#: 2.1.2 and 2.5.1 have the old search; 2.13.0, 2.14.1 and 2.15.0 the new one. The PR merged in
+#: September 2024, after the 2.5 branch cut, so 2.6 is taken as the first release with it (2.6 to
+#: 2.12 not read here; tests/test_optimizers.py::test_lbfgs_line_search_budget_follows_the_
+#: installed_torch fails, naming this line, if that is wrong for the installed torch).
+LBFGS = {"line_search_budget": torch_at_least("2.6")}
+
 # Bugs fixed in a later release, where an input maker avoids the case and a strict xfail keeps
 # it visible until the installed torch has the fix (KNOWN_DIFFERENCES.md).
 #: group_norm's backward with a bias but no weight raised "tensor does not have a device"

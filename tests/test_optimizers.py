@@ -126,3 +126,37 @@ def test_fused_sgd_with_a_late_first_gradient() -> None:
     b.grad = torch.ones(2)
     opt.step()  # for-loop and foreach create b's buffer here; fused raises TypeError
     assert torch.equal(b.detach(), torch.full((2,), -0.1))
+
+
+def _rosenbrock(x: np.ndarray) -> tuple[float, np.ndarray]:
+    f = (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+    return f, np.array([-2 * (1 - x[0]) - 400 * x[0] * (x[1] - x[0] ** 2),
+                        200 * (x[1] - x[0] ** 2)])
+
+
+def test_lbfgs_line_search_budget_follows_the_installed_torch() -> None:
+    """torch's strong-Wolfe search spends at most max_eval - evaluations spent since
+    pytorch/pytorch#135026 (up to 25 before): on Rosenbrock from the origin with max_eval=1 the
+    two conventions count 2 and 4 evaluations, and torch matches the one suite.versions picks."""
+    from references import optim_lbfgs
+
+    hyper = {"max_iter": 1, "max_eval": 1, "line_search_fn": "strong_wolfe"}
+    counts = {budget: optim_lbfgs.lbfgs(np.zeros(2), _rosenbrock, None, **hyper,
+                                        line_search_budget=budget)[2].func_evals
+              for budget in (True, False)}
+    assert counts == {True: 2, False: 4}
+    x = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([x], **hyper)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+        loss.backward()
+        return loss
+
+    opt.step(closure)  # type: ignore[arg-type]
+    expected = counts[versions.LBFGS["line_search_budget"]]
+    assert opt.state[x]["func_evals"] == expected, (
+        f"torch {torch.__version__} spent {opt.state[x]['func_evals']} evaluations, the "
+        f"reference with line_search_budget={versions.LBFGS['line_search_budget']} {expected}: "
+        f"move the version boundary in suite.versions.LBFGS")

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from references import optim_adagrad, optim_adam, optim_lbfgs, optim_sgd
 from suite import tolerances as tols
+from suite import versions
 from suite.specs import ClosureOptimizerSpec, OptimizerSpec
 
 _DOCS = "https://pytorch.org/docs/stable/generated/torch.optim.{}.html"
@@ -208,7 +209,7 @@ def _lbfgs_hyper(draw: st.DrawFn) -> dict[str, Any]:
 CLOSURE_RECORDS = (
     ClosureOptimizerSpec(name="lbfgs", torch_cls=torch.optim.LBFGS, ref_step=optim_lbfgs.lbfgs,
                          state_type=optim_lbfgs.LBFGSState, hyper=_lbfgs_hyper(),
-                         docs=_DOCS.format("LBFGS")),
+                         docs=_DOCS.format("LBFGS"), ref_options=versions.LBFGS),
 )
 
 # torch.optim classes with no OptimizerSpec, and why.
