@@ -14,11 +14,17 @@ on top of the row. Everything here is NumPy float64, evaluated on the rounded ca
   cotangent ``|g|``) on the absolute values of every array gives M exactly.
 * :data:`PRELU`: the weight's gradient sums g * x over the negative inputs of a channel.
 * :data:`GLU`: the gradient w.r.t. the gate b is g a (sigmoid(b) - sigmoid(b)**2), a difference.
+* :data:`LAYER_NORM`, :data:`GROUP_NORM`, :data:`BATCH_NORM`: the centred input gradient
+  inv_std (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) is a sum of three signed terms inside
+  each Jacobian entry (for two values per group it cancels exactly), so
+  M = inv_std (|dxhat| + mean|dxhat| + |xhat| mean|dxhat xhat|); the weight and bias gradients
+  are sums of g xhat and of g over the batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -78,6 +84,106 @@ class Glu:
         return {"input": np.concatenate([np.abs(g * s), np.abs(g * a) * (s + s * s)], axis=dim)}
 
 
+Axes = tuple[int, ...]
+
+
+def _standardized(x: Array, axes: Axes, eps: float) -> tuple[Array, Array]:
+    """xhat = (x - mean) / sqrt(var + eps) over ``axes`` (biased variance), and inv_std."""
+    centred = x - np.mean(x, axis=axes, keepdims=True)
+    inv_std = 1.0 / np.sqrt(np.mean(centred**2, axis=axes, keepdims=True) + eps)
+    return centred * inv_std, inv_std
+
+
+def _centred_terms(dxhat: Array, xhat: Array, inv_std: Array, axes: Axes) -> Array:
+    """M of inv_std (dxhat - mean(dxhat) - xhat mean(dxhat xhat)): each term's magnitude."""
+    mean = functools.partial(np.mean, axis=axes, keepdims=True)
+    return inv_std * (np.abs(dxhat) + mean(np.abs(dxhat))
+                      + np.abs(xhat) * mean(np.abs(dxhat * xhat)))
+
+
+class _Normalization:
+    """M for y = xhat w + b with xhat standardized over groups; ``layout(case)`` gives the
+    input reshaped so that groups lie along ``axes``, those axes, the shape weight and bias
+    broadcast to (in the reshaped layout), and the axes their gradients sum over."""
+
+    def __init__(self, layout: Callable[[Case], tuple[Array, Axes, tuple[int, ...], Axes]]):
+        self.layout = layout
+
+    def _parts(self, case: Case) -> tuple[Array, Array, Array, Array, Array, Axes, Axes]:
+        x, axes, param_shape, param_axes = self.layout(case)
+        xhat, inv_std = _standardized(x, axes, case.options.get("eps", 1e-5))
+        w = case.arrays.get("weight")
+        b = case.arrays.get("bias")
+        w = np.ones(param_shape) if w is None else np.reshape(w, param_shape)
+        b = np.zeros(param_shape) if b is None else np.reshape(b, param_shape)
+        return x, xhat, inv_std, w, b, axes, param_axes
+
+    def forward(self, spec: OpSpec, case: Case) -> Array:
+        """M = |xhat w| + |b|, in the input's shape."""
+        _, xhat, _, w, b, _, _ = self._parts(case)
+        shape = case.arrays["input"].shape
+        return np.reshape(np.abs(xhat * w) + np.abs(b), shape)
+
+    def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+        """The centred input gradient's M; sum |g xhat| and sum |g| for weight and bias."""
+        x, xhat, inv_std, w, _, axes, param_axes = self._parts(case)
+        g = np.reshape(g, x.shape)
+        terms = {"input": np.reshape(_centred_terms(g * w, xhat, inv_std, axes),
+                                     case.arrays["input"].shape)}
+        for name, t in (("weight", np.abs(g * xhat)), ("bias", np.abs(g))):
+            if name in case.arrays:
+                terms[name] = np.reshape(np.sum(t, axis=param_axes), case.arrays[name].shape)
+        return terms
+
+
+def _layer_norm_layout(case: Case) -> tuple[Array, Axes, tuple[int, ...], Axes]:
+    x = case.arrays["input"]
+    k = len(case.options["normalized_shape"])
+    return (x, tuple(range(x.ndim - k, x.ndim)), x.shape[x.ndim - k:],
+            tuple(range(x.ndim - k)))
+
+
+def _group_norm_layout(case: Case) -> tuple[Array, Axes, tuple[int, ...], Axes]:
+    x = case.arrays["input"]
+    groups = case.options["num_groups"]
+    grouped = x.reshape(x.shape[0], groups, x.shape[1] // groups, -1)
+    return grouped, (2, 3), (1, groups, x.shape[1] // groups, 1), (0, 3)
+
+
+def _batch_norm_layout(case: Case) -> tuple[Array, Axes, tuple[int, ...], Axes]:
+    x = case.arrays["input"]
+    flat = x.reshape(x.shape[0], x.shape[1], -1)
+    return flat, (0, 2), (1, x.shape[1], 1), (0, 2)
+
+
+class _BatchNorm(_Normalization):
+    """batch_norm: centred over the batch in training; in evaluation mode the running
+    statistics are constants, nothing is centred, and the input gradient g w inv_std is one
+    product (M = its magnitude)."""
+
+    def forward(self, spec: OpSpec, case: Case) -> Array:
+        if case.options.get("training", False):
+            return super().forward(spec, case)
+        return np.abs(spec.reference(case))
+
+    def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+        if case.options.get("training", False):
+            return super().vjp(spec, g, case)
+        exact = spec.reference_vjp(g, case)
+        terms = {"input": np.abs(exact["input"])}
+        cs = (1, case.arrays["input"].shape[1]) + (1,) * (case.arrays["input"].ndim - 2)
+        xhat = (case.arrays["input"] - np.reshape(case.arrays["running_mean"], cs)) / np.sqrt(
+            np.reshape(case.arrays["running_var"], cs) + case.options.get("eps", 1e-5))
+        axes = (0, *range(2, xhat.ndim))
+        for name, t in (("weight", np.abs(g * xhat)), ("bias", np.abs(g))):
+            if name in case.arrays:
+                terms[name] = np.sum(t, axis=axes)
+        return terms
+
+
 MULTILINEAR = Multilinear()
 PRELU = Prelu()
 GLU = Glu()
+LAYER_NORM = _Normalization(_layer_norm_layout)
+GROUP_NORM = _Normalization(_group_norm_layout)
+BATCH_NORM = _BatchNorm(_batch_norm_layout)

@@ -236,3 +236,35 @@ def test_summation_allowance_is_zero_in_float32_and_float64() -> None:
     """Only the half rungs get the conditioning term (float32/64 atol already covers it)."""
     assert tols.summation(torch.float32) == tols.summation(torch.float64) == 0.0
     assert tols.summation(torch.float16) == 2 * torch.finfo(torch.float16).eps
+
+
+@HALF
+def test_centred_gradient_allowance_does_not_hide_a_missing_mean(half: torch.dtype) -> None:
+    """The norms' allowance (sum |terms| of the centred gradient) still catches a layer_norm
+    backward that forgets to subtract mean(dxhat)."""
+    layer_norm = catalog.by_name("layer_norm")
+    case = layer_norm.inputs.sized(16, seed=5)  # type: ignore[union-attr]
+
+    class NoMeanTerm(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, shape, w, b, eps):  # type: ignore[override]
+            ctx.save_for_backward(x, w)
+            ctx.eps = eps
+            return F.layer_norm(x, shape, w, b, eps)
+
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[override]
+            x, w = ctx.saved_tensors
+            mu = x.mean(-1, keepdim=True)
+            inv_std = torch.rsqrt(((x - mu) ** 2).mean(-1, keepdim=True) + ctx.eps)
+            xhat, dxhat = (x - mu) * inv_std, g * w
+            dx = inv_std * (dxhat - xhat * (dxhat * xhat).mean(-1, keepdim=True))
+            return dx, None, (g * xhat).sum(0), g.sum(0), None
+
+    def wrong(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+        return NoMeanTerm.apply(input, normalized_shape, weight, bias, eps)
+
+    bad = dataclasses.replace(layer_norm, torch_fn=wrong)
+    message = _fails(gc.check_gradient, bad, case, half, "cpu")
+    assert "layer_norm: VJP w.r.t. input is not close to the reference" in message
+    gc.check_gradient(layer_norm, case, half, "cpu")  # the control

@@ -17,17 +17,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from references import norms as ref
+from suite import conditioning
 from suite.inputs import layers as hi
 from suite.specs import Case, OpSpec
 
 _DOCS = "https://pytorch.org/docs/stable/generated/torch.nn.{}.html"
-# Off the half-precision ladder: the input gradient inv_std (g - mean(g) - xhat mean(g xhat))
-# cancels inside each Jacobian entry (exactly, for two values per group), so its error is
-# relative to inv_std (|g| + mean|g| + |xhat| mean|g xhat|), not to the result: 0.064 absolute
-# in bfloat16 where the exact gradient is ~0.005. That sum |terms| is not derived yet
-# (suite/conditioning.py); rms_norm, without the mean, stays on the ladder.
-_NORM_NOT_HALF = ("the centred input gradient cancels inside each Jacobian entry; its "
-                  "sum |terms| is not derived (0.064 absolute in bfloat16, two values per group)")
 
 
 def _missing(name: str, since: str) -> Callable[..., torch.Tensor]:
@@ -72,23 +66,25 @@ def _rms_norm_module(case: Case) -> nn.Module:
 _NORM_PARAMS = ("weight", "bias")
 
 # batch_norm and layer_norm stay at order 1: torch 2.13's double backward of both raises with a
-# bias and no weight (KNOWN_DIFFERENCES.md, tests/test_higher_order.py). Half precision: see
-# _NORM_NOT_HALF above.
+# bias and no weight (KNOWN_DIFFERENCES.md, tests/test_higher_order.py). On the half-precision
+# ladder, the centred input gradient's cancellation (exact for two values per group: 0.064
+# absolute in bfloat16 where the gradient is ~0.005) is allowed for by its sum |terms|
+# (suite/conditioning.py).
 RECORDS = (
     OpSpec(name="batch_norm", family="layer", torch_fn=F.batch_norm, ref=ref.batch_norm,
-           low_precision=_NORM_NOT_HALF,
+           low_precision=True, terms=conditioning.BATCH_NORM,
            ref_vjp=ref.batch_norm_vjp, inputs=hi.BatchNormalized(),
            docs=_DOCS.format("BatchNorm2d"),
            module=nn.BatchNorm2d, module_factory=_batch_norm_module,
            module_params=("running_mean", "running_var", *_NORM_PARAMS)),
     OpSpec(name="group_norm", family="layer", torch_fn=F.group_norm, ref=ref.group_norm,
-           low_precision=_NORM_NOT_HALF,
+           low_precision=True, terms=conditioning.GROUP_NORM,
            order=2,
            ref_vjp=ref.group_norm_vjp, inputs=hi.GroupNormalized(),
            docs=_DOCS.format("GroupNorm"),
            module=nn.GroupNorm, module_factory=_group_norm_module, module_params=_NORM_PARAMS),
     OpSpec(name="layer_norm", family="layer", torch_fn=F.layer_norm, ref=ref.layer_norm,
-           low_precision=_NORM_NOT_HALF,
+           low_precision=True, terms=conditioning.LAYER_NORM,
            ref_vjp=ref.layer_norm_vjp, inputs=hi.Normalized("layer"),
            docs=_DOCS.format("LayerNorm"),
            module=nn.LayerNorm, module_factory=_layer_norm_module, module_params=_NORM_PARAMS),

@@ -453,7 +453,9 @@ class Attention:
                 arrays["attn_mask"] = _normal(rng, mask_shape)
             elif mask == "causal":
                 options["is_causal"] = True
-            options["scale"] = draw(st.one_of(st.none(), st.floats(0.1, 2.0)), label="scale")
+            if versions.SDPA_SCALE:  # the argument exists since torch 2.1
+                options["scale"] = draw(st.one_of(st.none(), st.floats(0.1, 2.0)),
+                                        label="scale")
             differentiable = tuple(k for k, a in arrays.items() if a.dtype.kind == "f")
             return Case(arrays, differentiable, options, seed)
 
