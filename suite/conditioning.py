@@ -14,7 +14,8 @@ on top of the row. Everything here is NumPy float64, evaluated on the rounded ca
   cotangent ``|g|``) on the absolute values of every array gives M exactly.
 * :data:`PRELU`: the weight's gradient sums g * x over the negative inputs of a channel.
 * :data:`GLU`: the gradient w.r.t. the gate b is g a (sigmoid(b) - sigmoid(b)**2), a difference.
-* :data:`LAYER_NORM`, :data:`GROUP_NORM`, :data:`BATCH_NORM`: the centred input gradient
+* :data:`LAYER_NORM`, :data:`GROUP_NORM`, :data:`BATCH_NORM` (and :data:`RMS_NORM`, without
+  the mean(dxhat) term; torch 2.4 and 2.5 compose it from bfloat16 ops): the centred input gradient
   inv_std (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) is a sum of three signed terms inside
   each Jacobian entry (for two values per group it cancels exactly), so
   M = inv_std (|dxhat| + mean|dxhat| + |xhat| mean|dxhat xhat|); the weight and bias gradients
@@ -87,18 +88,22 @@ class Glu:
 Axes = tuple[int, ...]
 
 
-def _standardized(x: Array, axes: Axes, eps: float) -> tuple[Array, Array]:
-    """xhat = (x - mean) / sqrt(var + eps) over ``axes`` (biased variance), and inv_std."""
-    centred = x - np.mean(x, axis=axes, keepdims=True)
-    inv_std = 1.0 / np.sqrt(np.mean(centred**2, axis=axes, keepdims=True) + eps)
-    return centred * inv_std, inv_std
+def _standardized(x: Array, axes: Axes, eps: float, centred: bool) -> tuple[Array, Array]:
+    """xhat = (x - mean) / sqrt(var + eps) over ``axes`` (biased variance), and inv_std; without
+    centring (rms_norm), xhat = x / sqrt(mean(x^2) + eps)."""
+    if centred:
+        x = x - np.mean(x, axis=axes, keepdims=True)
+    inv_std = 1.0 / np.sqrt(np.mean(x**2, axis=axes, keepdims=True) + eps)
+    return x * inv_std, inv_std
 
 
-def _centred_terms(dxhat: Array, xhat: Array, inv_std: Array, axes: Axes) -> Array:
-    """M of inv_std (dxhat - mean(dxhat) - xhat mean(dxhat xhat)): each term's magnitude."""
+def _centred_terms(dxhat: Array, xhat: Array, inv_std: Array, axes: Axes,
+                   centred: bool) -> Array:
+    """M of inv_std (dxhat - mean(dxhat) - xhat mean(dxhat xhat)): each term's magnitude
+    (rms_norm's gradient has no mean(dxhat) term)."""
     mean = functools.partial(np.mean, axis=axes, keepdims=True)
-    return inv_std * (np.abs(dxhat) + mean(np.abs(dxhat))
-                      + np.abs(xhat) * mean(np.abs(dxhat * xhat)))
+    mean_term = mean(np.abs(dxhat)) if centred else 0.0
+    return inv_std * (np.abs(dxhat) + mean_term + np.abs(xhat) * mean(np.abs(dxhat * xhat)))
 
 
 class _Normalization:
@@ -106,12 +111,14 @@ class _Normalization:
     input reshaped so that groups lie along ``axes``, those axes, the shape weight and bias
     broadcast to (in the reshaped layout), and the axes their gradients sum over."""
 
-    def __init__(self, layout: Callable[[Case], tuple[Array, Axes, tuple[int, ...], Axes]]):
+    def __init__(self, layout: Callable[[Case], tuple[Array, Axes, tuple[int, ...], Axes]],
+                 centred: bool = True):
         self.layout = layout
+        self.centred = centred
 
     def _parts(self, case: Case) -> tuple[Array, Array, Array, Array, Array, Axes, Axes]:
         x, axes, param_shape, param_axes = self.layout(case)
-        xhat, inv_std = _standardized(x, axes, case.options.get("eps", 1e-5))
+        xhat, inv_std = _standardized(x, axes, case.options.get("eps", 1e-5), self.centred)
         w = case.arrays.get("weight")
         b = case.arrays.get("bias")
         w = np.ones(param_shape) if w is None else np.reshape(w, param_shape)
@@ -128,7 +135,7 @@ class _Normalization:
         """The centred input gradient's M; sum |g xhat| and sum |g| for weight and bias."""
         x, xhat, inv_std, w, _, axes, param_axes = self._parts(case)
         g = np.reshape(g, x.shape)
-        terms = {"input": np.reshape(_centred_terms(g * w, xhat, inv_std, axes),
+        terms = {"input": np.reshape(_centred_terms(g * w, xhat, inv_std, axes, self.centred),
                                      case.arrays["input"].shape)}
         for name, t in (("weight", np.abs(g * xhat)), ("bias", np.abs(g))):
             if name in case.arrays:
@@ -185,5 +192,6 @@ MULTILINEAR = Multilinear()
 PRELU = Prelu()
 GLU = Glu()
 LAYER_NORM = _Normalization(_layer_norm_layout)
+RMS_NORM = _Normalization(_layer_norm_layout, centred=False)
 GROUP_NORM = _Normalization(_group_norm_layout)
 BATCH_NORM = _BatchNorm(_batch_norm_layout)

@@ -91,7 +91,7 @@ RECORDS = (
     # F.rms_norm exists since torch 2.4; on an older torch every check of it skips with that
     # reason (the record stays, so its reference is still checked against finite differences).
     OpSpec(name="rms_norm", family="layer",
-           low_precision=True,
+           low_precision=True, terms=conditioning.RMS_NORM,
            order=2,
            torch_fn=getattr(F, "rms_norm", None) or _missing("rms_norm", "2.4"),
            ref=ref.rms_norm, ref_vjp=ref.rms_norm_vjp, inputs=hi.Normalized("rms"),
