@@ -19,7 +19,7 @@ from suite import catalog, compare
 from suite import gradcheck as gc
 from suite import optimcheck as oc
 from suite import tolerances as tols
-from suite.specs import OptimizerRun
+from suite.specs import OpSpec, OptimizerRun
 
 TANH = catalog.by_name("tanh")
 LINEAR = catalog.by_name("linear")
@@ -268,3 +268,76 @@ def test_centred_gradient_allowance_does_not_hide_a_missing_mean(half: torch.dty
     message = _fails(gc.check_gradient, bad, case, half, "cpu")
     assert "layer_norm: VJP w.r.t. input is not close to the reference" in message
     gc.check_gradient(layer_norm, case, half, "cpu")  # the control
+
+
+# --- the module check must fail on a planted bug ------------------------------------------------
+
+
+class _TanhModuleWithDoubledBackward(torch.nn.Module):
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return TanhWithDoubledBackward.apply(input)
+
+
+def _record(name: str) -> OpSpec:
+    spec = catalog.by_name(name)
+    assert isinstance(spec, OpSpec)
+    return spec
+
+
+def _module_check_fails(spec: OpSpec, case) -> str:
+    with pytest.raises(AssertionError) as info:
+        gc.check_module_form(spec, case, torch.float64, "cpu")
+    return str(info.value)
+
+
+def test_module_check_fails_on_a_module_built_with_a_wrong_option() -> None:
+    softplus = _record("softplus")
+    bad = dataclasses.replace(softplus, module_factory=lambda case: torch.nn.Softplus(
+        beta=2 * case.options.get("beta", 1.0), threshold=case.options.get("threshold", 20.0)))
+    message = _module_check_fails(bad, softplus.inputs.sized(6, seed=3))
+    assert message.startswith("softplus: Softplus (module form) output against softplus "
+                              "(functional form, as the reference) is not close")
+    assert "Greatest absolute difference:" in message and "Reproduce: pytest" in message
+
+
+def test_module_check_fails_on_a_module_with_a_wrong_backward() -> None:
+    tanh = _record("tanh")
+    bad = dataclasses.replace(tanh, module=_TanhModuleWithDoubledBackward)
+    message = _module_check_fails(bad, tanh.inputs.sized(6, seed=3))
+    assert message.startswith("tanh: _TanhModuleWithDoubledBackward (module form) gradient "
+                              "w.r.t. input against tanh")
+
+
+def test_module_check_fails_on_a_factory_that_builds_the_wrong_parameters() -> None:
+    prelu = _record("prelu")  # sized cases have one weight per channel; nn.PReLU() has one
+    bad = dataclasses.replace(prelu, module_factory=lambda case: torch.nn.PReLU())
+    message = _module_check_fails(bad, prelu.inputs.sized(6, seed=3))
+    assert message.startswith("prelu: the module form PReLU has no parameter or buffer 'weight' "
+                              "shaped like the case's (6,) (it has (1,))")
+
+
+@pytest.mark.parametrize("name", ["softplus", "tanh", "prelu", "rrelu", "batch_norm"])
+def test_module_check_passes_on_the_correct_module(name: str) -> None:
+    spec = _record(name)  # the control for the planted bugs
+    gc.check_module_form(spec, spec.inputs.sized(6, seed=3), torch.float64, "cpu")
+
+
+def test_module_check_fails_on_a_module_left_in_training_mode() -> None:
+    rrelu = _record("rrelu")  # nn.RReLU in training mode draws random slopes
+    bad = dataclasses.replace(rrelu, module_factory=lambda case: torch.nn.RReLU(**case.options))
+    message = _module_check_fails(bad, rrelu.inputs.sized(6, seed=3))
+    assert message.startswith("rrelu: RReLU (module form) output against rrelu")
+
+
+def test_module_check_fails_on_a_module_with_a_wrong_running_statistics_update() -> None:
+    batch_norm = _record("batch_norm")  # sized: training, momentum 0.1
+
+    def wrong_momentum(case):
+        module = batch_norm.module_factory(case)  # type: ignore[misc]
+        module.momentum = 0.2
+        return module
+
+    bad = dataclasses.replace(batch_norm, module_factory=wrong_momentum)
+    message = _module_check_fails(bad, batch_norm.inputs.sized(6, seed=3))
+    assert message.startswith("batch_norm: BatchNorm2d (module form) running_mean after the "
+                              "call against batch_norm")
