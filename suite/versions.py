@@ -63,6 +63,8 @@ GROUP_NORM_BIAS_WITHOUT_WEIGHT_RAISES = not torch_at_least("2.14")
 #: scaled_dot_product_attention's ``scale`` argument is new in 2.1 (2.0.1: "got an unexpected
 #: keyword argument 'scale'"; the default 1/sqrt(E) is still checked there).
 SDPA_SCALE = torch_at_least("2.1")
+#: nn.LayerNorm's ``bias`` argument is new in 2.1 (2.0.1: "unexpected keyword argument 'bias'").
+LAYER_NORM_BIAS_ARGUMENT = torch_at_least("2.1")
 #: gaussian_nll_loss's var with a dimension of 1 other than the last: "var is of incorrect size"
 #: on 2.1.2, accepted on 2.13.0 (measured; the versions between are not, so they are not drawn).
 GAUSSIAN_VAR_ANY_UNIT_DIM = torch_at_least("2.13")

@@ -198,6 +198,17 @@ HALF = pytest.mark.parametrize("half", [torch.float16, torch.bfloat16],
 LINEAR_CASE = LINEAR.inputs.sized(16, seed=5)  # type: ignore[union-attr]
 
 
+def _control(check, spec, case, half: torch.dtype) -> None:
+    """Run the unplanted check first; skip, with torch's message, where torch has no kernel in
+    ``half`` on the CPU (torch 2.0.1: "addmm_impl_cpu_" not implemented for 'Half')."""
+    try:
+        check(spec, case, half, "cpu")
+    except RuntimeError as error:
+        if "not implemented for" not in str(error):
+            raise
+        pytest.skip(f"torch {torch.__version__}: {str(error).splitlines()[0]}")
+
+
 @HALF
 def test_summation_allowance_does_not_hide_a_missing_term(half: torch.dtype) -> None:
     """The half-precision allowance for sums (SUMMATION * sum |terms|) still catches a matmul
@@ -205,11 +216,11 @@ def test_summation_allowance_does_not_hide_a_missing_term(half: torch.dtype) -> 
     def drops_a_term(input, weight, bias=None):
         return F.linear(input[..., :-1], weight[:, :-1], bias)
 
+    _control(gc.check_forward, LINEAR, LINEAR_CASE, half)
     bad = dataclasses.replace(LINEAR, torch_fn=drops_a_term)
     message = _fails(gc.check_forward, bad, LINEAR_CASE, half, "cpu")
     assert "linear: forward is not close to the reference" in message
     assert "for sum |terms| there" in message  # the allowance is shown where it was exceeded
-    gc.check_forward(LINEAR, LINEAR_CASE, half, "cpu")  # the control
 
 
 @HALF
@@ -226,6 +237,7 @@ def test_summation_allowance_does_not_hide_a_wrong_weight_gradient(half: torch.d
             x, w = ctx.saved_tensors
             return g @ w, g[1:].T @ x[1:], g.sum(0)
 
+    _control(gc.check_gradient, LINEAR, LINEAR_CASE, half)
     bad = dataclasses.replace(LINEAR, torch_fn=lambda input, weight, bias=None:
                               SkipsARow.apply(input, weight, bias))
     message = _fails(gc.check_gradient, bad, LINEAR_CASE, half, "cpu")
@@ -264,10 +276,10 @@ def test_centred_gradient_allowance_does_not_hide_a_missing_mean(half: torch.dty
     def wrong(input, normalized_shape, weight=None, bias=None, eps=1e-5):
         return NoMeanTerm.apply(input, normalized_shape, weight, bias, eps)
 
+    _control(gc.check_gradient, layer_norm, case, half)
     bad = dataclasses.replace(layer_norm, torch_fn=wrong)
     message = _fails(gc.check_gradient, bad, case, half, "cpu")
     assert "layer_norm: VJP w.r.t. input is not close to the reference" in message
-    gc.check_gradient(layer_norm, case, half, "cpu")  # the control
 
 
 # --- the module check must fail on a planted bug ------------------------------------------------

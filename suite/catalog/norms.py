@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from references import norms as ref
-from suite import conditioning
+from suite import conditioning, versions
 from suite.inputs import layers as hi
 from suite.specs import Case, OpSpec
 
@@ -54,8 +54,11 @@ def _group_norm_module(case: Case) -> nn.Module:
 
 
 def _layer_norm_module(case: Case) -> nn.Module:
+    # nn.LayerNorm's ``bias`` argument is new in torch 2.1; before it, a case without a bias
+    # keeps the module's own zero bias, which gives the same numbers.
+    bias = {"bias": "bias" in case.arrays} if versions.LAYER_NORM_BIAS_ARGUMENT else {}
     return nn.LayerNorm(case.options["normalized_shape"], eps=case.options["eps"],
-                        elementwise_affine=_affine(case), bias="bias" in case.arrays)
+                        elementwise_affine=_affine(case), **bias)
 
 
 def _rms_norm_module(case: Case) -> nn.Module:
