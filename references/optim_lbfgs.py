@@ -230,8 +230,8 @@ def lbfgs(
 
     ``line_search_budget`` (not a torch argument: the installed torch's behaviour, chosen by
     ``suite.versions.LBFGS``): True, the strong-Wolfe search may spend at most the evaluations
-    left under max_eval (torch since pytorch/pytorch#135026, which fixed #91581); False, it
-    may always spend 25, so a step can exceed max_eval (torch before that fix).
+    left under max_eval (torch 2.10 and newer; pytorch/pytorch#91581); False, it may always
+    spend 25, so a step can exceed max_eval (torch 2.9 and older).
     """
     if max_eval is None:
         max_eval = max_iter * 5 // 4

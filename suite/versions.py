@@ -45,13 +45,14 @@ CLAMP = {"clamp_closed": not torch_at_least("2.14")}
 
 # Algorithms torch changed between releases, as the references' keyword arguments.
 #: L-BFGS's strong-Wolfe line search: up to 25 evaluations whatever max_eval (so a step could
-#: exceed max_eval; pytorch/pytorch#91581) until pytorch/pytorch#135026 passed
-#: max_ls = max_eval - evaluations spent. Read from each release's torch/optim/lbfgs.py: 2.0.1,
-#: 2.1.2 and 2.5.1 have the old search; 2.13.0, 2.14.1 and 2.15.0 the new one. The PR merged in
-#: September 2024, after the 2.5 branch cut, so 2.6 is taken as the first release with it (2.6 to
-#: 2.12 not read here; tests/test_optimizers.py::test_lbfgs_line_search_budget_follows_the_
-#: installed_torch fails, naming this line, if that is wrong for the installed torch).
-LBFGS = {"line_search_budget": torch_at_least("2.6")}
+#: exceed max_eval; pytorch/pytorch#91581) until torch passed max_ls = max_eval - evaluations
+#: spent (proposed in pytorch/pytorch#135026). Read from each release's torch/optim/lbfgs.py: 2.0.1,
+#: 2.1.2, 2.5.1, 2.6.0 and 2.9.1 have the old search; 2.10.0, 2.11.0, 2.12.1, 2.13.0, 2.14.1
+#: and 2.15.0 the new one (2.7 and 2.8 not read; the change landed between 2.9 and 2.10).
+#: tests/test_optimizers.py::test_lbfgs_line_search_budget_follows_the_installed_torch fails,
+#: naming this line, if that is wrong for the installed torch (it caught 2.9.1, first
+#: assumed new from the PR's date).
+LBFGS = {"line_search_budget": torch_at_least("2.10")}
 
 # Bugs fixed in a later release, where an input maker avoids the case and a strict xfail keeps
 # it visible until the installed torch has the fix (KNOWN_DIFFERENCES.md).

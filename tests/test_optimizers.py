@@ -135,8 +135,8 @@ def _rosenbrock(x: np.ndarray) -> tuple[float, np.ndarray]:
 
 
 def test_lbfgs_line_search_budget_follows_the_installed_torch() -> None:
-    """torch's strong-Wolfe search spends at most max_eval - evaluations spent since
-    pytorch/pytorch#135026 (up to 25 before): on Rosenbrock from the origin with max_eval=1 the
+    """torch's strong-Wolfe search spends at most max_eval - evaluations spent since torch 2.10
+    (up to 25 before; pytorch/pytorch#91581): on Rosenbrock from the origin with max_eval=1 the
     two conventions count 2 and 4 evaluations, and torch matches the one suite.versions picks."""
     from references import optim_lbfgs
 
