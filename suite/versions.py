@@ -60,6 +60,10 @@ LBFGS = {"line_search_budget": torch_at_least("2.10")}
 #: (2.0.1, 2.1.2 and 2.13.0 measured); 2.14.1 computes it.
 GROUP_NORM_BIAS_WITHOUT_WEIGHT_RAISES = not torch_at_least("2.14")
 
+#: float32 gelu at +inf in the vectorised kernel: NaN (a bug, KNOWN_DIFFERENCES.md) on 2.1.2,
+#: 2.5.1, 2.13.0, 2.14.1 and 2.15.0; inf, correctly, on 2.0.1 (measured).
+GELU_FLOAT32_INF_IS_NAN = torch_at_least("2.1")
+
 # Inputs an older torch rejects, which the input makers then do not draw.
 #: scaled_dot_product_attention's ``scale`` argument is new in 2.1 (2.0.1: "got an unexpected
 #: keyword argument 'scale'"; the default 1/sqrt(E) is still checked there).

@@ -109,9 +109,9 @@ SPECIAL = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 # torch results that differ from the rule, each in KNOWN_DIFFERENCES.md: checked to still fail
 # (so a fix in torch shows up), then reported as xfail. Keys: (record, special value, dtype).
 KNOWN_SPECIAL = {
-    ("gelu", "inf", "float32"): "torch 2.13's vectorised float32 gelu gives NaN at +inf "
-                                "(float64 and the scalar path give inf)",
-}
+    ("gelu", "inf", "float32"): "torch 2.1 to 2.15's vectorised float32 gelu gives NaN at +inf "
+                                "(float64, the scalar path and torch 2.0.1 give inf)",
+} if versions.GELU_FLOAT32_INF_IS_NAN else {}
 
 
 def _masked_at_nan(a: np.ndarray, x: np.ndarray) -> np.ndarray:
