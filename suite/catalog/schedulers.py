@@ -6,13 +6,13 @@ test fails for any scheduler class torch offers that is in neither.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
 from hypothesis import strategies as st
 
 from references import schedulers as ref
-from suite import versions
 from suite.specs import SchedulerSpec
 
 _DOCS = "https://pytorch.org/docs/stable/generated/torch.optim.lr_scheduler.{}.html"
@@ -96,14 +96,18 @@ def _one_cycle(draw: st.DrawFn) -> dict[str, Any]:
             "three_phase": draw(st.booleans(), label="three_phase")}
 
 
+_CHAINED_TAKES_OPTIMIZER = "optimizer" in inspect.signature(
+    torch.optim.lr_scheduler.ChainedScheduler.__init__).parameters
+
 RECORDS = (
     SchedulerSpec(
         name="chained_scheduler", torch_cls=torch.optim.lr_scheduler.ChainedScheduler,
         ref=ref.chained_scheduler, options=st.fixed_dictionaries({"schedulers": _PART}),
         build=lambda opt, o: torch.optim.lr_scheduler.ChainedScheduler(
             _build_parts(opt, o["schedulers"]),
-            # the optimizer argument is newer (2.1 rejects it); it is only a consistency check
-            **({"optimizer": opt} if versions.torch_at_least("2.2") else {})),
+            # the optimizer argument is newer (2.1.2 and 2.2.2 reject it; read from the
+            # installed signature): it is only a consistency check
+            **({"optimizer": opt} if _CHAINED_TAKES_OPTIMIZER else {})),
         ref_options=lambda o: {"schedulers": _ref_parts(o["schedulers"])},
         docs=_DOCS.format("ChainedScheduler")),
     SchedulerSpec(name="constant_lr", torch_cls=torch.optim.lr_scheduler.ConstantLR,
