@@ -479,7 +479,7 @@ def hardsigmoid_vjp(g: Array, input: Array) -> dict[str, Array]:
 def hardswish(input: Array) -> Array:
     r"""hardswish(x) = x min(max(x + 3, 0), 6) / 6: 0 for x <= -3, x for x >= 3.
 
-    Derivative: 0 for x < -3, x/3 + 1/2 for -3 < x < 3, 1 for x > 3. Since torch 2.7
+    Derivative: 0 for x < -3, x/3 + 1/2 for -3 < x < 3, 1 for x > 3. Since torch 2.8
     (pytorch/pytorch#148049) ``hardswish_backward`` is ``x <= -3 ? 0 : x < 3 ? g (x/3 + 1/2) :
     g``: 0 at -3, 1 at +3 (before: -1/2 and 3/2), and g at NaN. The forward evaluates the
     product as written, so at -inf it is -inf * 0 = NaN (KNOWN_DIFFERENCES.md).
@@ -490,7 +490,7 @@ def hardswish(input: Array) -> Array:
 
 
 def hardswish_vjp(g: Array, input: Array, *, closed_band: bool = False) -> dict[str, Array]:
-    r"""VJP: 0 where x <= -3, g (x/3 + 1/2) where x < 3, else g (torch >= 2.7).
+    r"""VJP: 0 where x <= -3, g (x/3 + 1/2) where x < 3, else g (torch >= 2.8).
 
     ``closed_band=True`` is the convention of torch 2.6 and older, which used the middle
     formula on the closed band -3 <= x <= 3: -g/2 at -3 and 3g/2 at +3 (docs/conventions.md).

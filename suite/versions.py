@@ -36,9 +36,10 @@ def torch_at_least(version: str) -> bool:
 
 # Gradient conventions at non-differentiable points that torch changed between releases, as the
 # reference VJPs' keyword arguments (``OpSpec.ref_options``); docs/conventions.md tables them.
-#: hardswish at -3 and +3: -1/2 and 3/2 (the middle formula on the closed band) before 2.7,
-#: 0 and 1 since (pytorch/pytorch#148049).
-HARDSWISH = {"closed_band": not torch_at_least("2.7")}
+#: hardswish at -3 and +3: -1/2 and 3/2 (the middle formula on the closed band) through 2.7,
+#: 0 and 1 since 2.8 (pytorch/pytorch#148049; measured: 2.0.1, 2.1.2, 2.2.2, 2.5.1, 2.7.1 old,
+#: 2.8.0, 2.9.1, 2.13.0, 2.14.1, 2.15.0 new).
+HARDSWISH = {"closed_band": not torch_at_least("2.8")}
 #: clamp, clamp_min, clamp_max at a bound: the gradient passed (1) through 2.13, 0 since 2.14
 #: (measured on 2.13.0 and 2.14.1); every loss built on clamp_min inherits it at its margin.
 CLAMP = {"clamp_closed": not torch_at_least("2.14")}
@@ -48,7 +49,7 @@ CLAMP = {"clamp_closed": not torch_at_least("2.14")}
 #: exceed max_eval; pytorch/pytorch#91581) until torch passed max_ls = max_eval - evaluations
 #: spent (proposed in pytorch/pytorch#135026). Read from each release's torch/optim/lbfgs.py: 2.0.1,
 #: 2.1.2, 2.5.1, 2.6.0 and 2.9.1 have the old search; 2.10.0, 2.11.0, 2.12.1, 2.13.0, 2.14.1
-#: and 2.15.0 the new one (2.7 and 2.8 not read; the change landed between 2.9 and 2.10).
+#: and 2.15.0 the new one (2.8.0 ran the old one; the change landed between 2.9 and 2.10).
 #: tests/test_optimizers.py::test_lbfgs_line_search_budget_follows_the_installed_torch fails,
 #: naming this line, if that is wrong for the installed torch (it caught 2.9.1, first
 #: assumed new from the PR's date).

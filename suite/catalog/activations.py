@@ -155,7 +155,7 @@ RECORDS = (
             tol={(Kind.GRADIENT, torch.float64): Tolerance(rtol=6e-8, atol=6e-8)},
             module=nn.Hardsigmoid),
     _record("hardswish", F.hardswish, "Hardswish", exact_points=_at_pm3,
-            # torch 2.7 moved the gradient at +-3 from the closed band's -1/2, 3/2 to 0, 1.
+            # torch 2.8 moved the gradient at +-3 from the closed band's -1/2, 3/2 to 0, 1.
             ref_options=versions.HARDSWISH, module=nn.Hardswish),
     _record("hardtanh", F.hardtanh, "Hardtanh",
             hi.Elementwise(min_dims=0, options={"min_val": _LOWER, "max_val": _UPPER}),
