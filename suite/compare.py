@@ -97,7 +97,7 @@ def find_mismatch(actual: Array, expected: Array, *, tol: Tolerance, what: str, 
         diff = np.abs(a - e)
         same = (a == e) | (np.isnan(a) & np.isnan(e))
         # A finite difference is required: inf <= atol + rtol * inf would pass inf vs -inf.
-        extra = np.zeros(e.shape) if slack is None else np.broadcast_to(slack, e.shape)
+        extra = 0.0 if slack is None else np.broadcast_to(slack, e.shape)
         close = same | (np.isfinite(diff) & (diff <= tol.atol + extra + tol.rtol * np.abs(e)))
     if drift.RECORDER is not None:  # numerics drift: error relative to tolerance (suite.drift)
         drift.observe(what, context, diff, e, same, tol, extra)
@@ -116,7 +116,8 @@ def find_mismatch(actual: Array, expected: Array, *, tol: Tolerance, what: str, 
         x = np.asarray(x)
         if x.shape == a.shape:
             at.append(f"{_fmt_idx(name, idx_abs)}={x[idx_abs]:.8g}")
-    note = "" if slack is None else f" + {extra[idx_abs]:.3g} for sum |terms| there"
+    note = "" if slack is None else f" + {np.broadcast_to(slack, e.shape)[idx_abs]:.3g} " \
+        "for sum |terms| there"
     return Mismatch(what, context, int((~close).sum()), a.size, float(diff[idx_abs]), idx_abs,
                     float(rel[idx_rel]), idx_rel, tol, "  ".join(at), slack=note)
 

@@ -106,6 +106,16 @@ def _centred_terms(dxhat: Array, xhat: Array, inv_std: Array, axes: Axes,
     return inv_std * (np.abs(dxhat) + mean_term + np.abs(xhat) * mean(np.abs(dxhat * xhat)))
 
 
+def _parameter_terms(case: Case, g: Array, xhat: Array, axes: Axes) -> dict[str, Array]:
+    """M of the weight's and bias's gradients, sums over ``axes`` of g xhat and of g: sum |g xhat|
+    and sum |g|, shaped like the case's parameter (for those it has)."""
+    terms = {}
+    for name, t in (("weight", np.abs(g * xhat)), ("bias", np.abs(g))):
+        if name in case.arrays:
+            terms[name] = np.reshape(np.sum(t, axis=axes), case.arrays[name].shape)
+    return terms
+
+
 class _Normalization:
     """M for y = xhat w + b with xhat standardized over groups; ``layout(case)`` gives the
     input reshaped so that groups lie along ``axes``, those axes, the shape weight and bias
@@ -135,12 +145,9 @@ class _Normalization:
         """The centred input gradient's M; sum |g xhat| and sum |g| for weight and bias."""
         x, xhat, inv_std, w, _, axes, param_axes = self._parts(case)
         g = np.reshape(g, x.shape)
-        terms = {"input": np.reshape(_centred_terms(g * w, xhat, inv_std, axes, self.centred),
-                                     case.arrays["input"].shape)}
-        for name, t in (("weight", np.abs(g * xhat)), ("bias", np.abs(g))):
-            if name in case.arrays:
-                terms[name] = np.reshape(np.sum(t, axis=param_axes), case.arrays[name].shape)
-        return terms
+        return {"input": np.reshape(_centred_terms(g * w, xhat, inv_std, axes, self.centred),
+                                    case.arrays["input"].shape),
+                **_parameter_terms(case, g, xhat, param_axes)}
 
 
 def _layer_norm_layout(case: Case) -> tuple[Array, Axes, tuple[int, ...], Axes]:
@@ -176,16 +183,11 @@ class _BatchNorm(_Normalization):
     def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
         if case.options.get("training", False):
             return super().vjp(spec, g, case)
-        exact = spec.reference_vjp(g, case)
-        terms = {"input": np.abs(exact["input"])}
-        cs = (1, case.arrays["input"].shape[1]) + (1,) * (case.arrays["input"].ndim - 2)
-        xhat = (case.arrays["input"] - np.reshape(case.arrays["running_mean"], cs)) / np.sqrt(
-            np.reshape(case.arrays["running_var"], cs) + case.options.get("eps", 1e-5))
-        axes = (0, *range(2, xhat.ndim))
-        for name, t in (("weight", np.abs(g * xhat)), ("bias", np.abs(g))):
-            if name in case.arrays:
-                terms[name] = np.sum(t, axis=axes)
-        return terms
+        x, _, param_shape, param_axes = self.layout(case)
+        xhat = (x - np.reshape(case.arrays["running_mean"], param_shape)) / np.sqrt(
+            np.reshape(case.arrays["running_var"], param_shape) + case.options.get("eps", 1e-5))
+        return {"input": np.abs(spec.reference_vjp(g, case)["input"]),
+                **_parameter_terms(case, np.reshape(g, x.shape), xhat, param_axes)}
 
 
 MULTILINEAR = Multilinear()

@@ -49,6 +49,13 @@ def _context(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> str:
     return f"{dtype_name(dtype)}, {shapes}, device={device}"
 
 
+def _per_term(spec: OpSpec, dtype: torch.dtype) -> float:
+    """The allowance per unit of sum |terms| for ``spec`` in ``dtype``: the conditioning of
+    sums of signed terms (``suite.tolerances.SUMMATION``), for records that declare ``terms``
+    and in half precision only; 0 otherwise."""
+    return tols.summation(dtype) if spec.terms is not None else 0.0
+
+
 def check_forward(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> None:
     """torch's ``spec.torch_fn`` output equals the reference forward within FORWARD tolerance."""
     __tracebackhide__ = True
@@ -57,9 +64,8 @@ def check_forward(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> 
         actual = spec.torch_fn(**to_tensors(case, dtype, device), **case.options)
     expected = spec.reference(case)
     tol = tols.resolve(dtype, tols.Kind.FORWARD, spec.tol.get((tols.Kind.FORWARD, dtype)))
-    slack = None  # sums of signed terms: their conditioning, in half precision only
-    if spec.terms is not None and tols.summation(dtype):
-        slack = tols.summation(dtype) * spec.terms.forward(spec, case)
+    per_term = _per_term(spec, dtype)
+    slack = per_term * spec.terms.forward(spec, case) if per_term and spec.terms else None
     compare.assert_close(compare.to_numpy(actual), expected, tol=tol, what=f"{spec.name}: forward",
                          context=_context(spec, case, dtype, device), inputs=case.arrays,
                          case=case.describe(), slack=slack)
@@ -78,8 +84,8 @@ def check_gradient(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) ->
     expected = spec.ref_vjp(g, **case.arrays, **case.options, **spec.ref_options,
                             **spec.torch_vjp_options)
     tol = tols.resolve(dtype, tols.Kind.GRADIENT, spec.tol.get((tols.Kind.GRADIENT, dtype)))
-    per_term = tols.summation(dtype)
-    terms = {} if spec.terms is None or not per_term else spec.terms.vjp(spec, g, case)
+    per_term = _per_term(spec, dtype)
+    terms = spec.terms.vjp(spec, g, case) if per_term and spec.terms else {}
     for name in case.differentiable:
         grad = tensors[name].grad
         actual = np.zeros(case.arrays[name].shape) if grad is None else compare.to_numpy(grad)
@@ -218,6 +224,9 @@ def check_module_form(spec: OpSpec, case: Case, dtype: torch.dtype, device: str)
     __tracebackhide__ = True
     assert spec.module is not None
     case = case.rounded_to(dtype)
+    # Float arrays that are not differentiable (running statistics): compared after the call.
+    updated = [n for n, a in case.arrays.items()
+               if a.dtype.kind == "f" and n not in case.differentiable]
     results = []
     for form in ("module", "functional"):
         tensors = to_tensors(case, dtype, device)
@@ -227,12 +236,9 @@ def check_module_form(spec: OpSpec, case: Case, dtype: torch.dtype, device: str)
             out = spec.torch_fn(**tensors, **case.options)
         g = torch.tensor(cotangent(case, tuple(out.shape)), dtype=dtype, device=device)
         grads = torch.autograd.grad(out, [tensors[n] for n in case.differentiable], g)
-        after = [tensors[n].detach() for n, a in case.arrays.items()
-                 if a.dtype.kind == "f" and n not in case.differentiable]
-        results.append([out.detach(), *grads, *after])
+        results.append([out.detach(), *grads, *(tensors[n].detach() for n in updated)])
     names = ["output", *(f"gradient w.r.t. {n}" for n in case.differentiable),
-             *(f"{n} after the call" for n, a in case.arrays.items()
-               if a.dtype.kind == "f" and n not in case.differentiable)]
+             *(f"{n} after the call" for n in updated)]
     functional = _callable_name(spec.torch_fn)
     for name, a, b in zip(names, *results, strict=True):
         kind = tols.Kind.GRADIENT if name.startswith("gradient") else tols.Kind.FORWARD

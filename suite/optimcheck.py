@@ -252,9 +252,7 @@ def _grad_pair(g: Array, spec: OptimizerSpec, run: OptimizerRun, step: int, inde
 
 def _tol(spec: OptimizerSpec, dtype: torch.dtype, implementation: str) -> tols.Tolerance:
     tol = tols.resolve(dtype, tols.Kind.OPTIMIZER, spec.tol.get((tols.Kind.OPTIMIZER, dtype)))
-    widening = spec.implementation_tol.get((implementation, dtype))
-    return tol if widening is None else tols.Tolerance(max(tol.rtol, widening.rtol),
-                                                       max(tol.atol, widening.atol))
+    return tols.join(tol, spec.implementation_tol.get((implementation, dtype)))
 
 
 def check_run(spec: OptimizerSpec, run: OptimizerRun, implementation: str, dtype: torch.dtype,
@@ -303,8 +301,7 @@ def check_run(spec: OptimizerSpec, run: OptimizerRun, implementation: str, dtype
             if ref_state is None:
                 ref_state = _state_as_numpy({}, spec)
             for key in spec.state_type._fields:  # type: ignore[attr-defined]
-                key_tol = spec.state_tol.get(key, tol)
-                key_tol = tols.Tolerance(max(tol.rtol, key_tol.rtol), max(tol.atol, key_tol.atol))
+                key_tol = tols.join(tol, spec.state_tol.get(key))
                 compare.assert_state_close(
                     getattr(torch_state, key), getattr(ref_state, key),
                     tol=_loosened(key_tol, slack.get(i, {}), key),

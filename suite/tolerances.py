@@ -156,6 +156,14 @@ def summation(dtype: torch.dtype) -> float:
     return SUMMATION.get(dtype, 0.0)
 
 
+def join(base: Tolerance, other: Tolerance | None) -> Tolerance:
+    """The looser of two tolerances, element-wise ``max`` (JAX's ``join_tolerance``); ``base``
+    itself when ``other`` is None."""
+    if other is None:
+        return base
+    return Tolerance(rtol=max(base.rtol, other.rtol), atol=max(base.atol, other.atol))
+
+
 def resolve(dtype: torch.dtype, kind: Kind, override: Tolerance | None = None) -> Tolerance:
     """The tolerance for comparing ``kind`` in ``dtype``: the table row, loosened by ``override``.
 
@@ -169,7 +177,4 @@ def resolve(dtype: torch.dtype, kind: Kind, override: Tolerance | None = None) -
         known = ", ".join(str(d).replace("torch.", "") for d in table)
         raise KeyError(f"no {kind.value} tolerance for {dtype}; add a row to suite/tolerances.py "
                        f"(known: {known})")
-    base = table[dtype]
-    if override is None:
-        return base
-    return Tolerance(rtol=max(base.rtol, override.rtol), atol=max(base.atol, override.atol))
+    return join(table[dtype], override)

@@ -24,7 +24,7 @@ from suite import gradcheck as gc
 from suite import inputs as hi
 from suite import strategies as hs
 from suite import tolerances as tols
-from suite.specs import Case, OpSpec
+from suite.specs import Case, OpSpec, round_to
 
 ACTIVATIONS = [s for s in catalog.OPS if s.family == "activation"]
 ELEMENTWISE = [s for s in ACTIVATIONS if isinstance(s.inputs, hi.Elementwise)]
@@ -128,7 +128,7 @@ def _check_special(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) ->
     tensors = gc.to_tensors(case, dtype, device)
     out = spec.torch_fn(**tensors, **case.options)
     g = gc.cotangent(case, tuple(out.shape))
-    g = g.astype(torch.empty((), dtype=dtype).numpy().dtype).astype(np.float64)
+    g = round_to(g, dtype)
     out.backward(torch.tensor(g, dtype=dtype, device=device))
     expected = spec.reference_vjp(g, case)
     tol = tols.resolve(dtype, tols.Kind.GRADIENT, spec.tol.get((tols.Kind.GRADIENT, dtype)))
@@ -210,7 +210,7 @@ def _check_layout(spec: OpSpec, case: Case, layout: str, dtype: torch.dtype, dev
     others = {k: t for k, t in gc.to_tensors(case, dtype, device).items() if k != "input"}
     out = spec.torch_fn(input=view, **others, **case.options)
     g = gc.cotangent(case, tuple(out.shape))
-    g = g.astype(torch.empty((), dtype=dtype).numpy().dtype).astype(np.float64)
+    g = round_to(g, dtype)
     out.backward(torch.tensor(g, dtype=dtype, device=device))
     where = f"{layout} input, {spec.name}"
     context = f"{dtype}, input={x.shape} ({layout}), device={device}".replace("torch.", "")
