@@ -27,6 +27,10 @@ def parse(version: str) -> tuple[int, int, int]:
 
 
 TORCH = parse(torch.__version__)
+#: The vector instruction set torch's CPU kernels were dispatched to ("AVX2", "AVX512",
+#: "DEFAULT", ...): some kernel bugs live in one code path only.
+CPU_CAPABILITY: str = str(getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability",
+                                  lambda: "unknown")())
 
 
 def torch_at_least(version: str) -> bool:
@@ -62,8 +66,11 @@ LBFGS = {"line_search_budget": torch_at_least("2.10")}
 GROUP_NORM_BIAS_WITHOUT_WEIGHT_RAISES = not torch_at_least("2.14")
 
 #: float32 gelu at +inf in the vectorised kernel: NaN (a bug, KNOWN_DIFFERENCES.md) on 2.1.2,
-#: 2.5.1, 2.13.0, 2.14.1 and 2.15.0; inf, correctly, on 2.0.1 (measured).
-GELU_FLOAT32_INF_IS_NAN = torch_at_least("2.1")
+#: 2.5.1, 2.13.0, 2.14.1 and 2.15.0; inf, correctly, on 2.0.1 (measured). The NaN comes from
+#: torch's AVX512 kernels: the same 2.13.0 wheel gives inf on an AVX2-only CPU (AMD EPYC,
+#: capability AVX2, and with ATEN_CPU_CAPABILITY=default), and one binary runs the same AVX2
+#: code on every x86 CPU, so the machines that measured NaN ran the AVX512 path.
+GELU_FLOAT32_INF_IS_NAN = torch_at_least("2.1") and CPU_CAPABILITY.startswith("AVX512")
 
 # Inputs an older torch rejects, which the input makers then do not draw.
 #: scaled_dot_product_attention's ``scale`` argument is new in 2.1 (2.0.1: "got an unexpected
