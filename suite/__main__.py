@@ -30,8 +30,9 @@ def _list(args: argparse.Namespace) -> int:
     for spec in catalog.OPS:
         if args.family in (None, spec.family):
             torch_name = getattr(spec.torch_fn, "__name__", repr(spec.torch_fn))
-            rows.append((spec.name, spec.family, torch_name,
-                         f"{spec.ref.__module__}.{spec.ref.__name__}"))
+            reference = (f"{spec.ref.__module__}.{spec.ref.__name__}" if spec.ref is not None
+                         else "(reference-free)")
+            rows.append((spec.name, spec.family, torch_name, reference))
     for opt in catalog.OPTIMIZERS:
         if args.family in (None, "optimizer"):
             rows.append((opt.name, "optimizer", getattr(opt.torch_cls, "__name__", "?"),

@@ -43,10 +43,12 @@ class Multilinear:
 
     def forward(self, spec: OpSpec, case: Case) -> Array:
         """sum |terms| of each output element: f(|x|, |W|, |b|, ...)."""
+        assert spec.ref is not None
         return np.abs(spec.ref(**_absolute(case), **case.options))
 
     def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
         """sum |terms| of each gradient element: the VJP of |g| at the absolute values."""
+        assert spec.ref_vjp is not None
         grads = spec.ref_vjp(np.abs(g), **_absolute(case), **case.options, **spec.ref_options)
         return {k: np.abs(v) for k, v in grads.items()}
 
@@ -64,6 +66,7 @@ class Prelu:
         """The weight's M: the VJP of |g| at x' = min(0, x) <= 0 is -sum |g| |min(0, x)|."""
         grads = spec.reference_vjp(g, case)
         negative = {**case.arrays, "input": np.minimum(case.arrays["input"], 0.0)}
+        assert spec.ref_vjp is not None
         weight = spec.ref_vjp(np.abs(g), **negative, **case.options, **spec.ref_options)
         return {"input": np.abs(grads["input"]), "weight": np.abs(weight["weight"])}
 

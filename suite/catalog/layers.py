@@ -1,7 +1,7 @@
 """Layer records: one line each, alphabetical.
 
-Each has its ``torch.nn`` module form, built from the case's shapes (``module_factory``) with
-the case's parameters in place of its own (``module_params``), checked against the functional
+Each has its ``torch.nn`` module form, built from the case's shapes (``ModuleForm.factory``) with
+the case's parameters in place of its own (``ModuleForm.params``), checked against the functional
 form in tests/test_ops.py.
 """
 
@@ -14,7 +14,7 @@ from torch import nn
 from references import layers as ref
 from suite import conditioning
 from suite.inputs import layers as hi
-from suite.specs import Case, OpSpec
+from suite.specs import Case, ModuleForm, OpSpec
 from suite.tolerances import Kind, Tolerance
 
 _DOCS = "https://pytorch.org/docs/stable/generated/torch.nn.{}.html"
@@ -36,25 +36,22 @@ def _linear_module(case: Case) -> nn.Module:
 
 RECORDS = (
     OpSpec(name="bilinear", family="layer", torch_fn=F.bilinear, ref=ref.bilinear,
-           low_precision=True, terms=conditioning.MULTILINEAR,
-           order=2,
+           terms=conditioning.MULTILINEAR,
            ref_vjp=ref.bilinear_vjp, inputs=hi.Bilinear(), docs=_DOCS.format("Bilinear"),
-           module=nn.Bilinear, module_factory=_bilinear_module, module_params=("weight", "bias"),
+           module=ModuleForm(nn.Bilinear, factory=_bilinear_module, params=("weight", "bias")),
            # dL/dA sums g_o x1_i x2_j over up to 64 batch rows of scale-5 inputs: terms up to
            # ~|g| (5 * 2.5)^2 ~ 500, so float32 rounding of the sum reaches eps32 * sqrt(64)
            # * 500 ~ 5e-4 in the worst case where it cancels to ~0 (9e-5 seen); atol 5e-4 and
            # linear's rtol 3e-4 are still 1000x below a wrong factor or sign.
            tol={(Kind.GRADIENT, torch.float32): Tolerance(rtol=3e-4, atol=5e-4)}),
     OpSpec(name="embedding", family="layer", torch_fn=F.embedding, ref=ref.embedding,
-           low_precision=True, terms=conditioning.MULTILINEAR,
-           order=2,
+           terms=conditioning.MULTILINEAR,
            ref_vjp=ref.embedding_vjp, inputs=hi.Lookup(), docs=_DOCS.format("Embedding"),
-           module=nn.Embedding, module_factory=_embedding_module, module_params=("weight",)),
+           module=ModuleForm(nn.Embedding, factory=_embedding_module, params=("weight",))),
     OpSpec(name="linear", family="layer", torch_fn=F.linear, ref=ref.linear,
-           low_precision=True, terms=conditioning.MULTILINEAR,
-           order=2,
+           terms=conditioning.MULTILINEAR,
            ref_vjp=ref.linear_vjp, inputs=hi.Affine(),
-           module=nn.Linear, module_factory=_linear_module, module_params=("weight", "bias"),
+           module=ModuleForm(nn.Linear, factory=_linear_module, params=("weight", "bias")),
            # dL/dW and dL/db sum products over up to 512 batch rows. The float32 rounding of
            # such a sum grows like eps * sqrt(n) * ||terms|| ~ 1.2e-7 * 512 ~ 6e-5 for O(1)
            # terms (2e-5 seen at n = 256); 3e-4 keeps a 5x margin and is still 1000x below a
