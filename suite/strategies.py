@@ -21,6 +21,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
+from suite import tolerances as tols
 from suite.specs import Array, OptimizerRun
 
 Shape = tuple[int, ...]
@@ -43,7 +44,7 @@ class Domain:
     name: str
     scales: tuple[float, ...] = (1.0, 0.1, 5.0)
     kinks: tuple[float, ...] = ()
-    kink_margin: float = 1e-3
+    kink_margin: float = tols.KINK_MARGIN
 
     def sample(self, rng: np.random.Generator, shape: Shape, scale: float) -> Array:
         """Standard normal values times ``scale``, moved off the kinks."""

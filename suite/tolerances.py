@@ -149,6 +149,42 @@ FD_RTOL = 1e-6
 # relative term; on inputs of magnitude ~1 that floor is ~50x below FD_RTOL's share.
 FD_ROUNDING_ULPS = 64
 
+# Optimizer steps (suite/optimcheck.py): the conditioning of the update itself. Some updates
+# amplify rounding without bound: centered RMSprop divides by sqrt(v - m^2), and when the
+# gradient is nearly constant v ~ m^2, so float32 rounding of v and m^2 is magnified by
+# v / (v - m^2) (3.7e-6 relative seen in a momentum buffer against the OPTIMIZER row's 2e-6).
+# No fixed row can cover that, so each step also runs the reference on its inputs perturbed by
+# OPTIMIZER_SHAKE_ULPS ulp of the dtype under test (a backward-error reading of torch's
+# rounding: its result is the exact update of inputs that close) and adds OPTIMIZER_SENSITIVITY
+# times the change this causes in each compared entry to that entry's atol. One random shake
+# sees one draw of rounding-sized noise; torch's rounding is another: 16x covers the spread of
+# such draws. Well-conditioned updates change by ~1 ulp, far below the row's atol; a wrong
+# update rule is still off by O(1) (tests/test_harness.py plants one).
+OPTIMIZER_SHAKE_ULPS = 4
+OPTIMIZER_SENSITIVITY = 16.0
+
+# L-BFGS steps (suite/closurecheck.py). One step is up to max_iter (<= 8) iterations plus
+# line-search trials, each a few dot products feeding the next: a short trajectory, so the
+# float64 TRAINING row (1e-9, ~4.5e6 ulp) rather than the one-update row. That covers
+# well-conditioned steps only: near the optimum y = g_{k+1} - g_k and g^T d cancel (1 / y^T s
+# reached 1.5e8 in a probe, relative errors 1e-7), and a diverging fixed-step run on Rosenbrock
+# amplifies rounding chaotically. So each step's tolerance adds the measured sensitivity of the
+# reference itself: it is run again with every objective value and gradient perturbed by up to
+# LBFGS_PERTURB_ULPS ulp (what torch's different summation order does; the parameters it is
+# evaluated at, and the state the step starts from, likewise), and LBFGS_SENSITIVITY times the
+# greatest change of each compared entry is added to its atol. 64x covers the spread of
+# rounding draws (the greatest change over a handful of entries varies by a factor of a few
+# between draws) with a wide margin, and is still ~1e-12 or less on well-conditioned steps, far
+# below any wrong formula (relative errors ~1e-2 or more).
+LBFGS_PERTURB_ULPS = 8
+LBFGS_SENSITIVITY = 64.0
+
+# Values drawn closer than this to a point where the op is not differentiable (a kink) are
+# pushed out to this distance (suite/strategies.py Domain, suite/inputs/losses.py), so a
+# central difference of step FD_STEP (<= ~4e-6 along a direction) never straddles it; the
+# exact points themselves are checked on purpose (suite/layouts.py).
+KINK_MARGIN = 1e-3
+
 
 def summation(dtype: torch.dtype) -> float:
     """The per-unit-of-M allowance for sums of signed terms in ``dtype`` (0 where none is needed;

@@ -23,6 +23,7 @@ import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
+from suite import tolerances as tols
 from suite import versions
 from suite.specs import Array, Case
 from suite.strategies import REALS, SEEDS, OptionStrategy, Shape, draw_options, shapes
@@ -33,7 +34,7 @@ KL_REDUCTIONS = st.sampled_from(["mean", "sum", "none", "batchmean"])
 
 # How close a draw may come to a kink: 1e-3 is 1000x the finite-difference step (1e-6 times a
 # direction of magnitude ~3), and far above float32 rounding of values of magnitude <= 25.
-KINK_MARGIN = 1e-3
+KINK_MARGIN = tols.KINK_MARGIN
 
 Context = Mapping[str, Any]
 ArrayMaker = Callable[[np.random.Generator, Shape, float, Context], Array]
