@@ -101,7 +101,7 @@ def check_jvp(spec: OpSpec, case: Case, device: str = "cpu") -> None:
     # <u, J v> = <J^T u, v>: exact, so only rounding separates the two sides. Each inner
     # product is judged against the sum of |terms| of both sides (cancellation), at the float64
     # GRADIENT rtol.
-    rtol = tols.resolve(dtype, tols.Kind.GRADIENT, spec.tol.get((tols.Kind.GRADIENT, dtype))).rtol
+    rtol = spec.tolerance(tols.Kind.GRADIENT, dtype).rtol
     rng = np.random.default_rng([case.seed, 4])
     by_jvp, by_vjp, scale = [], [], 0.0
     for _ in range(N_PROBES):
@@ -179,6 +179,11 @@ def _autograd_grads(f: Callable[..., torch.Tensor], primals: Sequence[torch.Tens
                  for p, d in zip(primals, grads, strict=True)]
 
 
+# torch's own words for an autograd.Function that torch.func cannot transform (a
+# torch.library custom op's generated Function, torch 2.13.0): the check skips with them.
+_NOT_TRANSFORMABLE = "it must override the setup_context staticmethod"
+
+
 def check_func_vjp(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> None:
     """torch.func.vjp's gradients equal autograd's within the GRADIENT tolerance."""
     __tracebackhide__ = True
@@ -188,9 +193,15 @@ def check_func_vjp(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) ->
     primals = [tensors[n].detach() for n in case.differentiable]
     g = _cotangent(case, f, primals, dtype)
     by_autograd = _autograd_grads(f, primals, g)
-    vjp_fn = torch.func.vjp(f, *primals)[1]
+    try:
+        vjp_fn = torch.func.vjp(f, *primals)[1]
+    except RuntimeError as error:
+        if _NOT_TRANSFORMABLE not in str(error):
+            raise
+        pytest.skip(f"torch {torch.__version__}: torch.func cannot transform this op: "
+                    f"{_first_line(error)}")
     by_func = vjp_fn(torch.tensor(g, dtype=dtype, device=device))
-    tol = tols.resolve(dtype, tols.Kind.GRADIENT, spec.tol.get((tols.Kind.GRADIENT, dtype)))
+    tol = spec.tolerance(tols.Kind.GRADIENT, dtype)
     for name, a, e in zip(case.differentiable, by_func, by_autograd, strict=True):
         compare.assert_close(compare.to_numpy(a), e, tol=tol,
                              what=f"{spec.name}: torch.func.vjp w.r.t. {name} against autograd",
@@ -239,11 +250,11 @@ def check_compiled(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) ->
     context = _context(case, dtype, device) + ", torch.compile"
     compare.assert_close(
         compare.to_numpy(out), spec.reference(case),
-        tol=tols.resolve(dtype, tols.Kind.FORWARD, spec.tol.get((tols.Kind.FORWARD, dtype))),
+        tol=spec.tolerance(tols.Kind.FORWARD, dtype),
         what=f"{spec.name}: compiled forward", context=context, inputs=case.arrays,
         case=case.describe())
     expected = spec.reference_vjp(g, case)
-    tol = tols.resolve(dtype, tols.Kind.GRADIENT, spec.tol.get((tols.Kind.GRADIENT, dtype)))
+    tol = spec.tolerance(tols.Kind.GRADIENT, dtype)
     for name, grad in zip(case.differentiable, grads, strict=True):
         actual = np.zeros(case.arrays[name].shape) if grad is None else compare.to_numpy(grad)
         compare.assert_close(actual, expected[name], tol=tol,

@@ -118,7 +118,12 @@ SUMMARY = Option(
     "the reason, largest error relative to tolerance) to PATH; it is also appended to "
     "$GITHUB_STEP_SUMMARY when that is set. PATH's folder must exist.")
 
-OPTIONS: tuple[Option, ...] = (DEVICE, DTYPE, THREADS, DRIFT, SUMMARY)
+REPRO_DIR = Option(
+    "--repro-dir", "GRADSUITE_REPRO_DIR", parse_path, ".gradsuite/reproducers", "DIR",
+    "Where a failing check writes its standalone reproducer script (relative to the rootdir; "
+    "'none' writes none).")
+
+OPTIONS: tuple[Option, ...] = (DEVICE, DTYPE, THREADS, DRIFT, SUMMARY, REPRO_DIR)
 
 
 def add_to(group: Any) -> None:
@@ -164,6 +169,31 @@ def check_profile(config: pytest.Config) -> None:
             else PROFILE_ENV
         raise pytest.UsageError(f"unknown Hypothesis profile {chosen!r} (from {source}); use one "
                                 f"of: {', '.join(PROFILES)}")
+
+
+def writable_dir(flag: str, path: str, rootdir: Path) -> Path | None:
+    """The folder ``path`` (relative to ``rootdir``), or None for ``none``. It need not exist
+    yet, but the nearest existing folder on the way must take new files.
+
+    Raises:
+        pytest.UsageError: one line naming the fix.
+    """
+    if path.strip().lower() == "none":
+        return None
+    target = (rootdir / Path(path).expanduser()).resolve()
+    if target.exists() and not target.is_dir():
+        raise pytest.UsageError(f"{flag} {path}: is a file; give a folder")
+    existing = target
+    while not existing.exists():
+        existing = existing.parent
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".gradsuite.", suffix=".probe"):
+            pass
+    except OSError as error:
+        raise pytest.UsageError(f"{flag} {path}: cannot write in {existing} "
+                                f"({error.strerror}); choose a writable folder, or 'none'") \
+            from None
+    return target
 
 
 def writable_file(flag: str, path: str) -> Path:

@@ -18,7 +18,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
-from suite import devices, drift, reproduce, summary
+from suite import battery, devices, drift, reproduce, summary
 from suite import options as opts
 
 _COMMON: dict[str, Any] = {
@@ -48,6 +48,7 @@ _SETTINGS = pytest.StashKey[dict[str, Any]]()
 _DRIFT_PARTS = pytest.StashKey[list[dict[str, Any]]]()
 _DRIFT_RECORDER = pytest.StashKey[drift.Recorder]()
 _SUMMARY = pytest.StashKey[summary.Summary]()
+_OUTER = pytest.StashKey[tuple[Any, Any, Any]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -68,6 +69,8 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "`pytest -m bench`")
     values = {o.dest: opts.value(config, o) for o in opts.OPTIONS}
     config.stash[_SETTINGS] = values
+    # A session run inside another (pytester) must hand back what it replaces.
+    config.stash[_OUTER] = (drift.RECORDER, reproduce.saved(), _ACTIVE_SUMMARY[0])
     if config.option.help:
         return  # `pytest --help` shows the options; it must not fail on the machine's devices
     opts.check_profile(config)
@@ -75,6 +78,9 @@ def pytest_configure(config: pytest.Config) -> None:
     for option in (opts.DRIFT, opts.SUMMARY):
         if values[option.dest] is not None:
             values[option.dest] = opts.writable_file(option.flag, values[option.dest])
+    values[opts.REPRO_DIR.dest] = opts.writable_dir(opts.REPRO_DIR.flag,
+                                                    values[opts.REPRO_DIR.dest], config.rootpath)
+    reproduce.set_directory(values[opts.REPRO_DIR.dest], config.rootpath)
     torch.set_num_threads(values[opts.THREADS.dest])
     run_options = [f"--hypothesis-profile={opts.profile(config)}"]
     for option in (opts.DEVICE, opts.DTYPE):
@@ -135,10 +141,69 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     outcome = yield
+    report = outcome.get_result()
     recorder = item.config.stash.get(_DRIFT_RECORDER, None)
     if call.when == "call" and recorder is not None and item.nodeid in recorder.entries:
         ratio = float(recorder.entries[item.nodeid]["ratio"])
-        outcome.get_result().user_properties.append((summary.RATIO, ratio))
+        report.user_properties.append((summary.RATIO, ratio))
+    script = reproduce.WRITTEN.pop(item.nodeid, None)
+    if script is not None and report.failed:
+        # The failure's last line: a script that reproduces it without pytest.
+        report.sections.append(("gradsuite",
+                                f"Standalone reproducer: python {reproduce.shown(script)}"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A battery's known failures become strict expected failures (a pattern that matches no
+    parametrization of a collected test is an error); benchmarks are left out unless ``-m``
+    asks for them (in any repository, not only where addopts says ``-m "not bench"``)."""
+    batteries: dict[type, set[str]] = {}
+    for item in items:
+        cls = getattr(item, "cls", None)
+        patterns = getattr(cls, battery.KNOWN_FAILURES_ATTRIBUTE, None)
+        if not patterns:
+            continue
+        matched = batteries.setdefault(cls, set())  # type: ignore[arg-type]
+        for pattern, reason in patterns.items():
+            if battery.matches(pattern, item.name):
+                item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
+                matched.add(pattern)
+    for cls, matched in batteries.items():
+        collected = {i.name.split("[")[0] for i in items if getattr(i, "cls", None) is cls}
+        stale = [p for p in getattr(cls, battery.KNOWN_FAILURES_ATTRIBUTE)
+                 if p not in matched and p.split("[")[0] in collected]
+        if stale:
+            raise pytest.UsageError(f"known_failures pattern {stale[0]!r} matches no test of "
+                                    f"its battery: fix the pattern or remove the entry")
+    if not config.option.markexpr:
+        kept = [i for i in items if i.get_closest_marker("bench") is None]
+        if len(kept) != len(items):
+            config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+            items[:] = kept
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+    """Once per battery: the checks some of its records do not get, and why."""
+    seen: dict[type, None] = {}
+    for item in items:
+        cls = getattr(item, "cls", None)
+        if cls is not None and hasattr(cls, battery.NOT_RUN_ATTRIBUTE):
+            seen.setdefault(cls, None)
+    lines = []
+    for cls in seen:
+        not_run = getattr(cls, battery.NOT_RUN_ATTRIBUTE)
+        if not not_run:
+            continue
+        records = len(getattr(cls, "records", ()))
+        if config.option.verbose > 0 or records <= 5:
+            for record, check, reason in not_run:
+                lines.append(f"gradsuite: {record}: no {check} ({reason})")
+        else:
+            checks = len({c for _, c, _ in not_run})
+            lines.append(f"gradsuite: {len(not_run)} record/check pairs of {records} records "
+                         f"do not apply ({checks} checks); pytest -v lists them")
+    return lines
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -190,6 +255,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if github := _github_summary():
             with open(github, "a", encoding="utf-8") as f:
                 f.write(text)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Give back the recorder, reproducer settings and summary of an enclosing session."""
+    outer = config.stash.get(_OUTER, None)
+    if outer is not None:
+        drift.RECORDER, saved, _ACTIVE_SUMMARY[0] = outer
+        reproduce.restore(saved)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -19,7 +19,7 @@ from suite import catalog, compare
 from suite import gradcheck as gc
 from suite import optimcheck as oc
 from suite import tolerances as tols
-from suite.specs import OpSpec, OptimizerRun
+from suite.specs import ModuleForm, OpSpec, OptimizerRun
 
 TANH = catalog.by_name("tanh")
 LINEAR = catalog.by_name("linear")
@@ -66,7 +66,7 @@ def test_gradient_check_blames_torch_for_a_wrong_backward() -> None:
     message = _fails(gc.check_gradient, bad, CASE, torch.float64, "cpu")
     assert message.startswith("tanh: VJP w.r.t. input is not close to the reference")
     assert "Verdict: the reference VJP agrees with finite differences" in message
-    assert "so the error is torch's" in message
+    assert "so the error is torch_fn's (tests.test_harness." in message
 
 
 @pytest.mark.parametrize("factor", [2.0, -1.0], ids=["doubled", "sign-flipped"])
@@ -296,6 +296,12 @@ def _record(name: str) -> OpSpec:
     return spec
 
 
+def _with_factory(spec: OpSpec, factory) -> OpSpec:
+    """``spec`` whose module form is built by ``factory`` (a planted bug)."""
+    assert spec.module is not None
+    return dataclasses.replace(spec, module=dataclasses.replace(spec.module, factory=factory))
+
+
 def _module_check_fails(spec: OpSpec, case) -> str:
     with pytest.raises(AssertionError) as info:
         gc.check_module_form(spec, case, torch.float64, "cpu")
@@ -304,7 +310,7 @@ def _module_check_fails(spec: OpSpec, case) -> str:
 
 def test_module_check_fails_on_a_module_built_with_a_wrong_option() -> None:
     softplus = _record("softplus")
-    bad = dataclasses.replace(softplus, module_factory=lambda case: torch.nn.Softplus(
+    bad = _with_factory(softplus, lambda case: torch.nn.Softplus(
         beta=2 * case.options.get("beta", 1.0), threshold=case.options.get("threshold", 20.0)))
     message = _module_check_fails(bad, softplus.inputs.sized(6, seed=3))
     assert message.startswith("softplus: Softplus (module form) output against softplus "
@@ -314,7 +320,7 @@ def test_module_check_fails_on_a_module_built_with_a_wrong_option() -> None:
 
 def test_module_check_fails_on_a_module_with_a_wrong_backward() -> None:
     tanh = _record("tanh")
-    bad = dataclasses.replace(tanh, module=_TanhModuleWithDoubledBackward)
+    bad = dataclasses.replace(tanh, module=ModuleForm(_TanhModuleWithDoubledBackward))
     message = _module_check_fails(bad, tanh.inputs.sized(6, seed=3))
     assert message.startswith("tanh: _TanhModuleWithDoubledBackward (module form) gradient "
                               "w.r.t. input against tanh")
@@ -322,7 +328,7 @@ def test_module_check_fails_on_a_module_with_a_wrong_backward() -> None:
 
 def test_module_check_fails_on_a_factory_that_builds_the_wrong_parameters() -> None:
     prelu = _record("prelu")  # sized cases have one weight per channel; nn.PReLU() has one
-    bad = dataclasses.replace(prelu, module_factory=lambda case: torch.nn.PReLU())
+    bad = _with_factory(prelu, lambda case: torch.nn.PReLU())
     message = _module_check_fails(bad, prelu.inputs.sized(6, seed=3))
     assert message.startswith("prelu: the module form PReLU has no parameter or buffer 'weight' "
                               "shaped like the case's (6,) (it has (1,))")
@@ -336,7 +342,7 @@ def test_module_check_passes_on_the_correct_module(name: str) -> None:
 
 def test_module_check_fails_on_a_module_left_in_training_mode() -> None:
     rrelu = _record("rrelu")  # nn.RReLU in training mode draws random slopes
-    bad = dataclasses.replace(rrelu, module_factory=lambda case: torch.nn.RReLU(**case.options))
+    bad = _with_factory(rrelu, lambda case: torch.nn.RReLU(**case.options))
     message = _module_check_fails(bad, rrelu.inputs.sized(6, seed=3))
     assert message.startswith("rrelu: RReLU (module form) output against rrelu")
 
@@ -345,11 +351,12 @@ def test_module_check_fails_on_a_module_with_a_wrong_running_statistics_update()
     batch_norm = _record("batch_norm")  # sized: training, momentum 0.1
 
     def wrong_momentum(case):
-        module = batch_norm.module_factory(case)  # type: ignore[misc]
+        assert batch_norm.module is not None and batch_norm.module.factory is not None
+        module = batch_norm.module.factory(case)
         module.momentum = 0.2
         return module
 
-    bad = dataclasses.replace(batch_norm, module_factory=wrong_momentum)
+    bad = _with_factory(batch_norm, wrong_momentum)
     message = _module_check_fails(bad, batch_norm.inputs.sized(6, seed=3))
     assert message.startswith("batch_norm: BatchNorm2d (module form) running_mean after the "
                               "call against batch_norm")

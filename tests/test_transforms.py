@@ -1,4 +1,5 @@
-"""Transform agreement: torch.func.vjp against autograd, torch.compile against the reference."""
+"""Transform agreement: torch.func.vjp against autograd (the battery's check), torch.compile
+against the reference on a representative subset."""
 
 from __future__ import annotations
 
@@ -7,20 +8,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import gradsuite as gs
 from suite import catalog, higher
 from suite.specs import OpSpec
 
 OPS = pytest.mark.parametrize("spec", catalog.OPS, ids=catalog.spec_id)
 
 
-# Ceiling: every record x 2 dtypes; each example runs the op three times (the cotangent's
-# shape, autograd, torch.func). 20 examples keep the test near 20 s under the ci profile.
-@OPS
-@settings(max_examples=20)
-@given(data=st.data())
-def test_func_vjp_matches_autograd(spec: OpSpec, dtype: torch.dtype, device: str,
-                                   data: st.DataObject) -> None:
-    higher.check_func_vjp(spec, data.draw(spec.inputs.strategy(), label="case"), dtype, device)
+TestFunc = gs.battery(*catalog.OPS, only=("test_func_vjp_matches_autograd",))
 
 
 # A representative subset: an activation, a linear layer, a loss and a norm. Each compile takes
