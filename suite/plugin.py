@@ -114,6 +114,8 @@ def _profile(config: pytest.Config) -> str:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "bench: a benchmark; deselected by default, run with "
                                        "`pytest -m bench`")
+    config.addinivalue_line("markers", "distributed: starts gloo process groups (2 and 3 CPU "
+                                       "processes on 127.0.0.1); `pytest -m distributed`")
     chosen = _selected(config, DEVICE_OPTION.lstrip("-"), parse_device)
     if chosen == ("cuda",) and not devices.cuda_available():
         raise pytest.UsageError(f"--device cuda: no CUDA here ({devices.cuda_missing_reason()}); "
