@@ -71,6 +71,28 @@ def test_accumulation_scales_are_one_over_k_for_equal_means() -> None:
     np.testing.assert_array_equal(ref.micro_batch_scales([6.0, 2.0], "sum"), [1.0, 1.0])
 
 
+@given(seed=hs.SEEDS, n=st.integers(2, 30), c=st.integers(2, 5), data=st.data())
+def test_accumulation_reference_scales_reproduce_the_batch_gradient(seed, n, c, data) -> None:
+    """Torch-free: the reference's c_j = D_j / D (weighted cross entropy, some targets
+    ignored) applied to the reference VJPs of the micro-batches gives the batch's VJP."""
+    from references.losses_classification import cross_entropy_vjp
+
+    rng = np.random.default_rng(seed)
+    x, weight = rng.standard_normal((n, c)), rng.uniform(0.1, 2.0, c)
+    target = np.where(rng.random(n) < 0.3, -100, rng.integers(0, c, n))
+    target[0] = 0
+    bounds = data.draw(_splits(n), label="micro-batches")
+    one = np.ones(())
+    whole = cross_entropy_vjp(one, x, target, weight)["input"]
+    denominators = [ref.class_weight_total(target[a:b], weight) for a, b in bounds]
+    scales = ref.micro_batch_scales(denominators, "mean")
+    parts = [np.zeros_like(x) for _ in bounds]
+    for part, (a, b), s in zip(parts, bounds, scales, strict=True):
+        if s:
+            part[a:b] = cross_entropy_vjp(one, x[a:b], target[a:b], weight)["input"]
+    np.testing.assert_allclose(ref.accumulate(parts, scales), whole, rtol=1e-12, atol=1e-15)
+
+
 # --- activation checkpointing -------------------------------------------------------------
 
 VARIANTS = {"reentrant": True, "non-reentrant": False}
@@ -150,6 +172,44 @@ def test_checkpoint_reentrant_without_input_grad_leaves_the_segment_without_grad
                          label="checkpoint(non-reentrant)")
 
 
+@given(seed=hs.SEEDS, sizes=SIZES, n=st.integers(1, 6), p=st.sampled_from([0.2, 0.5]))
+def test_checkpoint_reference_gradient_is_the_derivative(seed, sizes, n, p) -> None:
+    """Torch-free: with the same mask in the forward and the recomputation, the reference's
+    gradients are the derivative of its own loss (central differences, float64)."""
+    from references import network
+    from references.layers import dropout
+    from references.losses_classification import cross_entropy
+
+    rng = np.random.default_rng(seed)
+    n_in, h1, h2, c = sizes
+    shapes = [(h1, n_in), (h2, h1), (c, h2)]
+    weights = [rng.standard_normal(s) / np.sqrt(s[1]) for s in shapes]
+    biases = [rng.standard_normal(s[0]) * 0.1 for s in shapes]
+    x, target = rng.standard_normal((n, n_in)), rng.integers(0, c, n)
+    mask = (rng.random((n, h1)) > p).astype(np.float64)
+    acts = ["sigmoid", "tanh", "identity"]
+
+    def layers(ws, bs):
+        return [network.Layer(w, b, a) for w, b, a in zip(ws, bs, acts, strict=True)]
+
+    def loss(ws, bs):
+        ls = layers(ws, bs)
+        a, _ = network.mlp_forward(ls[:1], x)
+        u, _ = network.mlp_forward(ls[1:2], dropout(a, mask, p))
+        return float(cross_entropy(network.mlp_forward(ls[2:], u)[0], target))
+
+    ls = layers(weights, biases)
+    grads = ref.dropout_mlp_gradients(ls[:1], ls[1:2], ls[2:], x, target, p=p,
+                                      forward_mask=mask, recompute_mask=mask)
+    h = 1e-6
+    for i, g in enumerate(grads):
+        v = rng.standard_normal(weights[i].shape)
+        plus = [w + h * v if j == i else w for j, w in enumerate(weights)]
+        minus = [w - h * v if j == i else w for j, w in enumerate(weights)]
+        fd = (loss(plus, biases) - loss(minus, biases)) / (2 * h)
+        assert abs(fd - np.sum(g["weight"] * v)) <= 1e-6 * (1 + abs(fd)), (i, fd)
+
+
 # --- gradient clipping --------------------------------------------------------------------
 
 NORM_TYPES = st.one_of(st.sampled_from([1.0, 2.0, math.inf, -math.inf, 0.5, 3.0]),
@@ -191,6 +251,17 @@ def test_clip_grad_norm_matches_reference(dtype, device, data, norm_type, foreac
     grads, dtypes = data.draw(_gradients(dtype), label="gradients")
     ids.check_clip_grad_norm(grads, dtypes, max_norm=max_norm, norm_type=norm_type,
                              foreach=foreach, device=device)
+
+
+@given(seed=hs.SEEDS, norm_type=st.sampled_from([1.0, 2.0, 3.0, math.inf, -math.inf, 0.0]))
+def test_clip_reference_total_norm_is_numpys_norm_of_the_concatenation(seed, norm_type) -> None:
+    """Torch-free: the reference's total norm is numpy.linalg.norm of the concatenated
+    gradients, for every ord NumPy shares with torch."""
+    rng = np.random.default_rng(seed)
+    grads = [rng.standard_normal(s) * (rng.random(s) > 0.2) for s in [(3, 2), (4,), ()]]
+    flat = np.concatenate([g.reshape(-1) for g in grads])
+    np.testing.assert_allclose(ref.total_norm(grads, norm_type), np.linalg.norm(flat, norm_type),
+                               rtol=1e-13)
 
 
 def test_clip_grad_norm_with_no_gradients_returns_zero(device) -> None:
