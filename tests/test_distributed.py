@@ -25,7 +25,12 @@ from hypothesis import strategies as st
 from suite import distributed as dd
 from suite import strategies as hs
 
-pytestmark = pytest.mark.distributed
+pytestmark = [
+    pytest.mark.distributed,
+    pytest.mark.skipif(not (dd.dist.is_available() and dd.dist.is_gloo_available()),
+                       reason=f"torch {dd.torch.__version__} was built without torch.distributed "
+                              "or its gloo backend"),
+]
 
 # Examples per test: a fifth of the profile's (dev 4, ci 20, thorough 200); each is one job
 # on every rank.

@@ -321,6 +321,18 @@ def _skip_without_grad_scaler() -> None:
         pytest.skip(reason)
 
 
+def _run_scaler_check(check, *args, **kwargs) -> None:
+    """``check(...)``, skipped with torch's own words where this torch has no kernel for the
+    scaler's unscale or update on the device ("Could not run ... with arguments from the
+    'CPU' backend"); any other error fails."""
+    try:
+        check(*args, **kwargs)
+    except NotImplementedError as e:
+        if "Could not run" in str(e) and "backend" in str(e):
+            pytest.skip(f"torch {torch.__version__}: {str(e).splitlines()[0]}")
+        raise
+
+
 @st.composite
 def _scaled_runs(draw: st.DrawFn):
     """Parameters, per-step gradients with inf/NaN planted at drawn steps, and settings."""
@@ -361,7 +373,8 @@ def test_gradscaler_state_machine_matches_reference(dtype, device, run) -> None:
     by the scale. Parameters, scale and growth tracker after every iteration."""
     _skip_without_grad_scaler()
     params, grads, settings = run
-    ids.check_grad_scaler(params, grads, dtype=dtype, device=device, **settings)
+    _run_scaler_check(ids.check_grad_scaler, params, grads, dtype=dtype, device=device,
+                      **settings)
 
 
 HALVES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -381,8 +394,8 @@ def test_gradscaler_autocast_unscaled_gradients(half, device, seed, n, n_in, n_o
     weight = rng.standard_normal((n_out, n_in)) / math.sqrt(n_in)
     bias = rng.standard_normal(n_out) / math.sqrt(n_in)
     x, y, weight, bias = (ids.round_to(a, torch.float32) for a in (x, y, weight, bias))
-    ids.check_autocast_gradients(x, y, weight, bias, half=HALVES[half], device=device,
-                                 init_scale=init_scale)
+    _run_scaler_check(ids.check_autocast_gradients, x, y, weight, bias, half=HALVES[half],
+                      device=device, init_scale=init_scale)
 
 
 # --- planted bugs: each check must catch its identity's typical bug -----------------------
@@ -448,7 +461,8 @@ def test_gradscaler_check_catches_a_scaler_that_does_not_skip_on_inf() -> None:
 def test_clip_check_catches_a_clip_that_scales_gradients_up() -> None:
     def unclamped(params, max_norm, norm_type=2.0, foreach=None):
         grads = [p.grad for p in params if p.grad is not None]
-        total = torch.nn.utils.get_total_norm(grads, norm_type)
+        total = torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(g, norm_type) for g in grads]), norm_type)
         for g in grads:
             g.mul_(max_norm / (total + 1e-6))  # the bug: no clamp of the coefficient to 1
         return total
