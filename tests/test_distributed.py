@@ -15,6 +15,11 @@ a start of W processes (seconds). ``pytest -m distributed`` selects this module,
 
 from __future__ import annotations
 
+import os
+import pathlib
+import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -246,3 +251,40 @@ def test_ddp_group_with_a_crashed_peer_fails_at_once_and_kills_every_process(wor
         assert group.started == 2 and not set(fresh) & set(pids)
     finally:
         group.close()
+
+
+_ORPHAN_SCRIPT = """
+import time
+from suite import distributed as dd
+if __name__ == "__main__":
+    group = dd.ProcessGroup(2)
+    group.start()
+    print(" ".join(map(str, group.pids)), flush=True)
+    time.sleep(600)
+"""
+
+
+def test_ddp_group_workers_leave_when_their_parent_is_killed(tmp_path) -> None:
+    """A parent killed with SIGKILL runs no cleanup at all; its workers notice they are
+    orphaned (they poll their parent id between jobs) and exit within seconds."""
+    script = tmp_path / "parent.py"
+    script.write_text(_ORPHAN_SCRIPT)
+    root = str(pathlib.Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                              env=env)
+    try:
+        line = parent.stdout.readline() if parent.stdout else ""  # after the group started
+        pids = [int(p) for p in line.split()]
+        assert len(pids) == 2, f"the parent printed {line!r}"
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 30.0
+        while any(dd.pid_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = [p for p in pids if dd.pid_alive(p)]
+        assert not left, f"workers {left} outlived their killed parent by 30 s"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(timeout=30)
