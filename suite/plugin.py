@@ -67,6 +67,8 @@ def chosen(config: pytest.Config, option: opts.Option) -> Any:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "bench: a benchmark; deselected by default, run with "
                                        "`pytest -m bench`")
+    config.addinivalue_line("markers", "distributed: starts gloo process groups (2 and 3 CPU "
+                                       "processes on 127.0.0.1); `pytest -m distributed`")
     values = {o.dest: opts.value(config, o) for o in opts.OPTIONS}
     config.stash[_SETTINGS] = values
     # A session run inside another (pytester) must hand back what it replaces.

@@ -41,6 +41,7 @@ class Kind(str, Enum):
     OPTIMIZER = "optimizer"  # parameters and state after one optimizer step
     TRAINING = "training"  # parameters along a whole training trajectory
     SCHEDULE = "schedule"  # a learning-rate scheduler's lr sequence (Python floats)
+    SCALER = "scaler"  # torch.amp.GradScaler's scale (a float32 tensor whatever the params' dtype)
 
 
 _EPS64 = float(torch.finfo(torch.float64).eps)  # 2.2e-16
@@ -127,6 +128,17 @@ TABLES: dict[Kind, dict[torch.dtype, Tolerance]] = {
         torch.float64: Tolerance(rtol=1e-10, atol=1e-15),
         torch.float32: Tolerance(rtol=1e-10, atol=1e-15),
     },
+    Kind.SCALER: {
+        # The scale S is a float32 tensor for parameters of any dtype; each update multiplies
+        # it by a float64 factor and rounds once to float32, which the reference reproduces
+        # (references.training.grad_scaler_update), so today S agrees exactly (observed: 0
+        # ulp on torch 2.13.0). The row allows one ulp per update, for a torch that rounds the
+        # factor to float32 first, over at most 16 updates (the longest run the tests draw):
+        # 16 eps32 = 1.9e-6 relative. A wrong state transition is off by a whole factor
+        # (>= 1.1x: growth and backoff factors are drawn from [1.1, 4] and [0.25, 0.9]).
+        torch.float64: Tolerance(rtol=16 * _EPS32, atol=0.0),
+        torch.float32: Tolerance(rtol=16 * _EPS32, atol=0.0),
+    },
     Kind.TRAINING: {
         # A 1000-step trajectory accumulates the rounding of every step; the dynamics of the
         # training examples are contracting, so errors stay bounded rather than growing.
@@ -134,6 +146,29 @@ TABLES: dict[Kind, dict[torch.dtype, Tolerance]] = {
         torch.float32: Tolerance(rtol=1e-4, atol=1e-4),
     },
 }
+
+# AMP: gradients of a model run under torch.autocast in float16 or bfloat16
+# (tests/test_identities.py, the gradscaler checks). With a power-of-two scale S the scaled
+# backward differs from the unscaled one only by exponents, so the two round identically, except
+# where the unscaled run's half-precision gradient falls below the normal range (float16 below
+# 2**-14: subnormals are spaced 2**-24 apart, and 2**-25 is lost per rounding, 0 for
+# bfloat16, whose range is float32's). Scaling exists to avoid exactly that loss. The unscaled
+# weight gradient sum_n dz_n x_n then differs by at most AUTOCAST_SUBNORMAL * sum_n |x_n| (an
+# allowance per element, twice 2**-25), plus one rounding of the half-precision result each
+# side: rtol = eps of the half type (both results are rounded once, 1/2 ulp each).
+AUTOCAST_SUBNORMAL = {torch.float16: 2.0**-24, torch.bfloat16: 0.0}
+# Against the float64 reference on the half-rounded parameters and inputs: one linear layer
+# z = x W^T + b computed in half (float32 accumulation, one rounding: u |z| with u = eps/2),
+# an MSE loss in float32 (autocast runs it in float32) whose gradient dz = 2 (z - y) / n
+# carries z's error, dz rounded to half on the way back (u |dz|), and dW = sum_n dz_n x_n
+# rounded once (u |dW|). The first-order bound is
+#   |dW_torch - dW| <= u |dW| + u sum_n (|dz_n| + (2/n) |z_n|) |x_n|
+# (float32 terms, ~eps32 M, are 1e-4 of it and left out). The check allows twice that:
+# rtol = eps, and AUTOCAST_TERMS * sum_n (|dz_n| + (2/n) |z_n|) |x_n| per element with
+# AUTOCAST_TERMS = eps (bias: the same with x_n = 1). A wrong unscale (a factor S or 1/S) is off
+# by 2**4 or more, a dropped bias or sign by O(|dW|).
+AUTOCAST_RTOL = {torch.float16: _EPS16, torch.bfloat16: _EPSBF16}
+AUTOCAST_TERMS = {torch.float16: _EPS16, torch.bfloat16: _EPSBF16}
 
 # Finite differences (reference VJP against the reference forward, float64, torch-free).
 # A central difference with step h has truncation error O(h^2 |f'''|) and rounding error

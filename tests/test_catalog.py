@@ -35,6 +35,8 @@ UNUSED_ON_PURPOSE = {
 # Public reference modules whose functions are not the reference of a record, each with the reason.
 NOT_RECORD_MODULES = {
     "network": "an MLP and training loops built from the other references: tests/test_training.py",
+    "training": "training-level identities (accumulation, data parallelism, clipping, AMP's "
+                "scaler, checkpointing): tests/test_identities.py, tests/test_distributed.py",
 }
 
 
