@@ -130,8 +130,8 @@ def assert_named_close(actual: Grads, expected: Grads, *, tol: Tolerance, what: 
 
 
 def _grad_tol(dtype: torch.dtype, spec: OpSpec | None = None) -> Tolerance:
-    override = None if spec is None else spec.tol.get((Kind.GRADIENT, dtype))
-    return tols.resolve(dtype, Kind.GRADIENT, override)
+    return tols.resolve(dtype, Kind.GRADIENT) if spec is None else \
+        spec.tolerance(Kind.GRADIENT, dtype)
 
 
 # --- gradient accumulation ----------------------------------------------------------------
