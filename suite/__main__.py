@@ -78,6 +78,12 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if slower else 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from suite import usercheck
+
+    return usercheck.run(args.target, args.like, args.reference, args.pytest_args)
+
+
 def _check_machines(base: Run, new: Run, allow: bool) -> None:
     """Refuse runs from different hardware (unless allowed); warn on every differing field."""
     from suite import gate
@@ -203,14 +209,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     gate_options(reporting)
     reporting.set_defaults(run=_report)
 
-    args = parser.parse_args(argv)
+    checking = commands.add_parser(
+        "check", help="run the battery on your own op or optimizer class (no test file)",
+        usage="python -m suite check MODULE:ATTR --like NAME [--reference MODULE:ATTR] "
+              "[-- PYTEST_ARGS]",
+        description="Runs gradsuite's battery on MODULE:ATTR (a function, a torch.library custom "
+                    "op, or an optimizer class, importable from the working folder) with the "
+                    "mathematics of the built-in record --like NAME. Arguments after -- go to "
+                    "pytest. Exit status and summary are pytest's; bad input exits 2 with one "
+                    "line.")
+    checking.add_argument("target", metavar="MODULE:ATTR", help="e.g. mypkg.ops:my_gelu")
+    checking.add_argument("--like", required=True, metavar="NAME",
+                          help="the built-in record whose reference, inputs and tolerances to "
+                               "use (`python -m suite list` lists them)")
+    checking.add_argument("--reference", metavar="MODULE:ATTR",
+                          help="your own NumPy reference: ATTR(**arrays, **options) and "
+                               "ATTR_vjp(g, **arrays, **options) in place of the record's")
+    checking.set_defaults(run=_check)
+
+    # Everything after a bare -- goes to pytest (check); argparse would read it as options.
+    given = list(sys.argv[1:] if argv is None else argv)
+    cut = given.index("--") if "--" in given else len(given)
+    args = parser.parse_args(given[:cut])
+    args.pytest_args = given[cut + 1:]
     from suite.drift import DriftError
     from suite.gate import GateError
     from suite.matrix import MatrixError
+    from suite.usercheck import CheckError
 
     try:
         return int(args.run(args))
-    except (GateError, DriftError, MatrixError) as err:
+    except (GateError, DriftError, MatrixError, CheckError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
