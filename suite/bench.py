@@ -14,11 +14,15 @@ Each target does one whole unit of work and, on CUDA, waits for the device befor
 the kernel launch). ``run`` warms the target up (first calls allocate, pick kernels, fill
 caches), then times a bounded number of rounds with ``benchmark.pedantic``: every round's time
 is kept in the JSON (``stats.data``), which the regression gate (``suite.gate``) tests.
+
+For the gate study only (``python -m suite gate-study``), ``GRADSUITE_BENCH_PLANTED_SLOWDOWN=F``
+makes every target take F times as long (:func:`planted`), and says so in ``extra_info``.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +32,7 @@ import torch
 
 from suite import gradcheck as gc
 from suite import optimcheck as oc
+from suite import sampling
 from suite.devices import cpu_model, cuda_available, device_name, dtype_name, synchronize
 from suite.specs import Case, OpSpec, OptimizerSpec
 
@@ -163,18 +168,39 @@ def timer(device: str) -> Callable[[], float]:
     return time.perf_counter
 
 
+def planted(target: Callable[[], Any], factor: float,
+            clock: Callable[[], float]) -> Callable[[], Any]:
+    """``target`` made ``factor`` times as slow on ``clock``: each call is followed by a busy
+    wait of (factor - 1) times the call's own duration, so the slowdown follows the call's
+    speed in this process (its speed mode included). The gate study's planted regression."""
+    def slowed() -> Any:
+        t0 = clock()
+        out = target()
+        end = t0 + factor * (clock() - t0)
+        while clock() < end:
+            pass
+        return out
+
+    return slowed
+
+
 def run(benchmark: Any, target: Callable[[], Any], device: str) -> None:
     """Warm ``target`` up, skip it if one call exceeds ``MAX_CALL_S``, then time it with
     ``benchmark.pedantic`` on ``timer(device)`` (rounds, iterations and the timer recorded
-    in ``extra_info``)."""
+    in ``extra_info``). With ``GRADSUITE_BENCH_PLANTED_SLOWDOWN`` set, the target is
+    :func:`planted` first."""
     import pytest
 
+    clock = timer(device)
+    factor = sampling.planted_slowdown(os.environ)
+    if factor is not None:
+        target = planted(target, factor, clock)
+        benchmark.extra_info["planted_slowdown"] = factor
     call_s = warm_up(target, device)
     if call_s > MAX_CALL_S:
         pytest.skip(f"one call takes {call_s:.2f} s, over the sweep's ceiling "
                     f"suite.bench.MAX_CALL_S = {MAX_CALL_S} s")
     rounds, iterations = schedule(call_s)
-    clock = timer(device)
     # pytest-benchmark has one --benchmark-timer per session; the clock is a per-device
     # choice, so it is set on this benchmark's fixture (``_timer``, the attribute its runner
     # reads in pytest-benchmark 3 to 5; tests/benchmarks would show a change).
