@@ -143,14 +143,17 @@ def _probe(folder: Path, what: str) -> None:
 
 
 def _existing_ancestor(path: Path) -> Path:
-    current = path.absolute()
-    while not current.exists() and current != current.parent:
-        current = current.parent
-    return current
+    """``path`` or its nearest parent that exists (relative paths stay relative)."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return Path(".")
 
 
 def check_out_dir(out: str, option: str = "--out") -> None:
     """``out`` is, or can be created as, a folder this process can write in."""
+    if not out:
+        raise InputError(f"{option} needs a folder name, got ''")
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise InputError(f"{option} {out}: is a file, not a folder; name a folder")
@@ -163,12 +166,17 @@ def check_out_dir(out: str, option: str = "--out") -> None:
 
 def check_out_file(out: str, option: str = "--out") -> None:
     """``out`` can be written as a file: not a folder, its folder writable or creatable."""
+    if not out:
+        raise InputError(f"{option} needs a file name, got ''")
     path = Path(out)
-    if path.is_dir():
-        raise InputError(f"{option} {out}: is a folder; name a file such as {out}/run.json")
-    if not path.name or out.endswith(os.sep):
-        raise InputError(f"{option} {out}: names a folder; name a file such as run.json")
-    check_out_dir(str(path.parent) if str(path.parent) else ".", option)
+    if path.is_dir() or out.endswith(("/", os.sep)):
+        raise InputError(f"{option} {out}: is a folder; name a file such as "
+                         f"{out.rstrip('/' + os.sep)}/run.json")
+    ancestor = _existing_ancestor(path.parent)
+    if not ancestor.is_dir():
+        raise InputError(f"{option} {out}: {ancestor} is a file, so no file can be made "
+                         f"below it; name a file in a folder")
+    _probe(ancestor, f"{option} {out}")
 
 
 # --- list ---------------------------------------------------------------------------------
@@ -285,12 +293,12 @@ def _measure(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from suite import drift, gate, matrix, report
 
-    if args.bench is None and args.drift is None and args.versions is None:
-        raise InputError("report needs something to report: a benchmark run (BENCH_JSON), "
-                         "--drift OLD NEW, --versions RESULTS_DIR, or a combination")
     if args.baseline and args.bench is None:
         raise InputError("--baseline needs the new run: python -m suite report NEW "
                          "--baseline BASELINE")
+    if args.bench is None and args.drift is None and args.versions is None:
+        raise InputError("report needs something to report: a benchmark run (BENCH_JSON), "
+                         "--drift OLD NEW, --versions RESULTS_DIR, or a combination")
     check_out_dir(args.out)
     # Read every input before writing anything.
     versions_text = None
@@ -392,7 +400,8 @@ def parser() -> argparse.ArgumentParser:
                                 "on their node ids, here, in as many processes as NEW has) "
                                 "and fail only when the slowdown shows again")
     comparing.add_argument("--pytest-arg", action="append", default=[], metavar="ARG",
-                           help="an extra pytest argument for --rerun (repeatable)")
+                           help="an extra pytest argument for --rerun (repeatable; write "
+                                "options as --pytest-arg=-x)")
     comparing.add_argument("--list", action="store_true",
                            help="list the benchmarks of BASELINE and exit")
     comparing.set_defaults(run=_compare)
@@ -473,8 +482,31 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _unrecognized(top: argparse.ArgumentParser, args: argparse.Namespace,
+                  extra: list[str]) -> None:
+    """argparse's usage error for arguments no option takes, from the subcommand, with the
+    closest option or, for measure, where pytest's arguments go."""
+    import difflib
+
+    sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    command = sub.choices[args.command]
+    message = f"unrecognized arguments: {' '.join(extra)}"
+    if args.command == "measure":
+        message += ("; pytest's arguments go after --, as in: python -m suite measure "
+                    "--out run.json -- -k tanh")
+    else:
+        options = [o for a in command._actions for o in a.option_strings]
+        close = difflib.get_close_matches(extra[0].split("=", 1)[0], options, n=1)
+        if close:
+            message += f" (did you mean {close[0]}?)"
+    command.error(message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    top = parser()
+    args, extra = top.parse_known_args(argv)
+    if extra:
+        _unrecognized(top, args, extra)
     from suite.drift import DriftError
     from suite.gate import GateError
     from suite.matrix import MatrixError

@@ -162,22 +162,21 @@ def _object(data: Mapping[str, Any], key: str, path: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise GateError(f"{path}: {key!r} is not a JSON object; not a run this tool wrote "
-                        f"(write one with `pytest -m bench --benchmark-json FILE`)")
+        raise GateError(f"{path}: {key!r} is not a JSON object, so not a run this tool wrote; "
+                        f"measure one with `python -m suite measure --out {path}`")
     return dict(value)
 
 
 def load_run(path: str | os.PathLike[str]) -> Run:
     """Read a benchmark run (one process or several), or raise GateError with a one-line
     reason."""
-    remedy = f"write one with `pytest -m bench --benchmark-json {path}`"
+    remedy = f"measure one with `python -m suite measure --out {path}`"
     data = read_json(path, GateError, remedy)
     if isinstance(data, dict) and str(data.get("format", "")).startswith("gradsuite-drift"):
         raise GateError(f"{path}: is a drift record, not a benchmark run (pass it to "
                         f"`python -m suite report --drift OLD NEW`)")
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
-        raise GateError(f"{path}: not a pytest-benchmark JSON file (no 'benchmarks' list); "
-                        f"{remedy}")
+        raise GateError(f"{path}: not a benchmark run (no 'benchmarks' list); {remedy}")
     ours = _object(data, "gradsuite", str(path))
     processes = 1
     if ours.get("format") == PROCESSES_FORMAT:

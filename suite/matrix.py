@@ -149,6 +149,9 @@ def load_environment(folder: Path, records: set[str]) -> Environment:
 
 def load(results: Path, records: set[str]) -> list[Environment]:
     """Every environment folder under ``results`` (those holding a ``junit.xml``), by name."""
+    if results.exists() and not results.is_dir():
+        raise MatrixError(f"{results}: is a file, not a folder of results (one <env>/junit.xml "
+                          f"per environment, as `tox -m matrix` saves them under .results/)")
     if not results.is_dir():
         raise MatrixError(f"{results}: no such folder (run the tox matrix first: "
                           f"`tox -m matrix`, which saves results under .results/)")

@@ -41,7 +41,8 @@ from suite import gate as gt
 # the gate study's planted regression, never set in ordinary runs.
 PLANTED_ENV = "GRADSUITE_BENCH_PLANTED_SLOWDOWN"
 # pytest options measure sets itself.
-OWN_OPTIONS = ("--benchmark-json", "--benchmark-autosave", "--benchmark-save")
+OWN_OPTIONS = ("--benchmark-json", "--benchmark-autosave", "--benchmark-save",
+               "--benchmark-storage")
 
 
 def planted_slowdown(environ: Mapping[str, str]) -> float | None:
@@ -63,9 +64,12 @@ def planted_slowdown(environ: Mapping[str, str]) -> float | None:
 
 def pytest_command(pytest_args: Sequence[str], json_path: str) -> list[str]:
     """One measuring process: the benchmarks selected by ``pytest_args``, saved to
-    ``json_path``."""
+    ``json_path``; pytest-benchmark's storage folder beside it (a temporary folder), so
+    that measuring leaves nothing in the working folder."""
+    storage = Path(json_path).parent / "storage"
     return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "bench",
-            *pytest_args, f"--benchmark-json={json_path}"]
+            *pytest_args, f"--benchmark-json={json_path}",
+            f"--benchmark-storage=file://{storage}"]
 
 
 def check_pytest_args(pytest_args: Sequence[str]) -> None:

@@ -325,7 +325,7 @@ def test_measure_merges_processes_keeping_each_ones_rounds(tmp_path: Path, monke
     calls = _fake_pytest(tmp_path, monkeypatch, skip_in=(2,))
     out = tmp_path / "sub" / "run.json"
     assert main(["measure", "--processes", "4", "--out", str(out), "--", "-k", "tanh"]) == 0
-    assert len(calls) == 4 and all(c[-3:-1] == ["-k", "tanh"] for c in calls)
+    assert len(calls) == 4 and all(c[-4:-2] == ["-k", "tanh"] for c in calls)
     data = json.loads(out.read_text())
     assert data["gradsuite"] == {"format": gate.PROCESSES_FORMAT, "processes": 4,
                                  "pytest_args": ["-k", "tanh"], "planted_slowdown": None}
