@@ -456,7 +456,7 @@ def parser() -> argparse.ArgumentParser:
         "gate-study", help="measure the gate's false-alarm and detection rates",
         description="Measures, over a benchmark subset of every family (default: 3 "
                     "activations, 3 layers, 3 losses, 2 optimizers, float64 and float32, "
-                    "n = 16, 64, 256: 186 benchmarks), PAIRS same-build pairs of runs and "
+                    "n = 16, 64, 256: 204 benchmarks), PAIRS same-build pairs of runs and "
                     "PAIRS runs with every benchmark planted SLOWDOWN times slower, each "
                     "run PROCESSES fresh processes; then reports the pairs that alarmed at "
                     "10%% and 20%% and the slowed pairs caught (suite/study.py). Writes "

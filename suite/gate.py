@@ -242,19 +242,33 @@ def rank_average(values: FloatArray) -> tuple[FloatArray, NDArray[np.int64]]:
     return average[inverse].astype(np.float64), counts.astype(np.int64)
 
 
-def _exact_greater(x: FloatArray, y: FloatArray) -> float:
-    """P(rank sum of x >= observed) over all C(N, m) splits of the pooled values: doubled
-    midranks are integers, and ``ways[k, s]`` counts the k-subsets of the ranks seen so far
-    with doubled sum s (a 0/1 knapsack over the N ranks)."""
-    ranks, _ = rank_average(np.concatenate([x, y]))
-    doubled = np.rint(2 * ranks).astype(np.int64)
-    m, total = x.size, int(doubled.sum())
+def _rank_sum_tail(doubled: tuple[int, ...], m: int) -> FloatArray:
+    """P(doubled rank sum of m values drawn from ``doubled`` >= s), for every s: a 0/1
+    knapsack, ``ways[k, s]`` counting the k-subsets of the ranks seen so far with sum s."""
+    total = sum(doubled)
     ways = np.zeros((m + 1, total + 1))
     ways[0, 0] = 1.0
     for r in doubled:
         ways[1:, r:] += ways[:-1, :total + 1 - r].copy()
+    return np.cumsum(ways[m, ::-1])[::-1] / ways[m].sum()
+
+
+_untied_tail = functools.lru_cache(maxsize=512)(_rank_sum_tail)
+
+
+def _exact_greater(x: FloatArray, y: FloatArray) -> float:
+    """P(rank sum of x >= observed) over all C(N, m) splits of the pooled values. Doubled
+    midranks are integers; without ties they are 2, 4, ..., 2N whatever the values, so the
+    distribution depends on (m, n) only and is computed once per pair of sizes."""
+    ranks, ties = rank_average(np.concatenate([x, y]))
+    doubled = np.rint(2 * ranks).astype(np.int64)
+    m, n = x.size, y.size
     observed = int(doubled[:m].sum())
-    return float(ways[m, observed:].sum() / ways[m].sum())
+    if np.all(ties == 1):
+        tail = _untied_tail(tuple(range(2, 2 * (m + n) + 1, 2)), m)
+    else:
+        tail = _rank_sum_tail(tuple(int(r) for r in np.sort(doubled)), m)
+    return float(tail[observed])
 
 
 def _normal_greater(x: FloatArray, y: FloatArray) -> float:
@@ -397,9 +411,11 @@ def _planted(run: Run) -> float | None:
 
 
 def compare_runs(base: Run, new: Run, *, threshold: float = 0.20, alpha: float = 0.05,
-                 names: Sequence[str] = (), allow_missing: bool = False) -> GateResult:
+                 names: Sequence[str] = (), allow_missing: bool = False,
+                 intervals: bool = True) -> GateResult:
     """Test every benchmark of ``base`` (or those named) against ``new`` at
-    ``threshold``/``alpha``; see the module docstring for the method and the refusals."""
+    ``threshold``/``alpha``; see the module docstring for the method and the refusals.
+    ``intervals=False`` skips the bootstrap intervals (NaN), for many comparisons."""
     if not 0 <= threshold <= THRESHOLD_RANGE[1] / 100 or not 0 < alpha < 1:
         raise GateError(f"need 0 <= threshold <= 1 and 0 < alpha < 1, got {threshold}, {alpha}")
     wanted = select(base, names, also=[new])
@@ -458,7 +474,8 @@ def compare_runs(base: Run, new: Run, *, threshold: float = 0.20, alpha: float =
         b, n = base.benchmarks[k], new.benchmarks[k]
         verdict = "SLOWER" if p_slow[i] < alpha else "faster" if p_fast[i] < alpha else "same"
         rows.append(Comparison(k, n.name, n.group, n.extra_info, b.median, n.median,
-                               ratio_ci(*pairs[i], seed=i), p_slow[i], p_fast[i], verdict))
+                               ratio_ci(*pairs[i], seed=i) if intervals else (math.nan, math.nan),
+                               p_slow[i], p_fast[i], verdict))
     return GateResult(rows, missing, only_new, threshold, alpha, unit,
                       (base.processes, new.processes), tuple(warnings))
 
