@@ -21,6 +21,7 @@ makes every target take F times as long (:func:`planted`), and says so in ``extr
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
@@ -168,20 +169,59 @@ def timer(device: str) -> Callable[[], float]:
     return time.perf_counter
 
 
-def planted(target: Callable[[], Any], factor: float,
-            clock: Callable[[], float]) -> Callable[[], Any]:
-    """``target`` made ``factor`` times as slow on ``clock``: each call is followed by a busy
-    wait of (factor - 1) times the call's own duration, so the slowdown follows the call's
-    speed in this process (its speed mode included). The gate study's planted regression."""
-    def slowed() -> Any:
-        t0 = clock()
-        out = target()
-        end = t0 + factor * (clock() - t0)
-        while clock() < end:
-            pass
-        return out
+def _spin(n: int) -> None:
+    """Busy work: n turns of an empty loop (over ``itertools.repeat``, whose turns all cost
+    the same, unlike ``range``'s: integers above 256 are allocated, smaller ones cached)."""
+    for _ in itertools.repeat(None, n):
+        pass
 
-    return slowed
+
+def per_call(fn: Callable[[], Any], clock: Callable[[], float], *, batch_s: float = 0.002,
+             samples: int = 5) -> float:
+    """The median time of one call of ``fn`` on ``clock``, timed in batches of about
+    ``batch_s`` (so that reading the clock costs nothing per call)."""
+    start = clock()
+    fn()
+    calls = max(1, math.ceil(batch_s / max(clock() - start, 1e-9)))
+    times = []
+    for _ in range(samples):
+        t0 = clock()
+        for _ in range(calls):
+            fn()
+        times.append((clock() - t0) / calls)
+    return float(np.median(times))
+
+
+def planted(target: Callable[[], Any], factor: float, clock: Callable[[], float], *,
+            spin: Callable[[int], None] = _spin) -> Callable[[], Any]:
+    """``target`` made ``factor`` times as slow on ``clock``: each call is followed by busy
+    work lasting (factor - 1) times the call's duration. The gate study's planted regression.
+
+    The call's duration d and the cost of one turn of the busy loop are measured here, in this
+    process (so the slowdown follows the speed mode the process landed in), in batches; the
+    wrapper itself costs a little (a Python call), which is taken out of the busy work. No
+    clock is read per call: reading a CPU-time clock costs about 1 us, which on a 4 us call
+    would plant 1.7x instead of 1.5x."""
+    duration = per_call(target, clock)
+    turns = 10_000
+    turn = per_call(lambda: spin(turns), clock) / turns
+
+    def with_turns(fn: Callable[[], Any], n: int) -> Callable[[], Any]:
+        def slowed() -> Any:
+            out = fn()
+            spin(n)
+            return out
+
+        return slowed
+
+    def nothing() -> None:
+        return None
+
+    # The wrapper's own cost, measured around a call that does nothing (measured around the
+    # target, it would drown in the target's own variation).
+    overhead = max(0.0, per_call(with_turns(nothing, 0), clock) - per_call(nothing, clock))
+    n = max(0, round(((factor - 1) * duration - overhead) / max(turn, 1e-12)))
+    return with_turns(target, n)
 
 
 def run(benchmark: Any, target: Callable[[], Any], device: str) -> None:

@@ -358,22 +358,27 @@ def test_measure_interrupted_writes_nothing(tmp_path: Path, monkeypatch, capsys)
 
 
 def test_planted_slowdown_multiplies_each_calls_time(monkeypatch) -> None:
-    """suite.bench.planted on a fake clock: a call of 10 ticks takes 15 at 1.5x, whatever
-    the call's speed (a slow-mode call of 12 ticks takes 18)."""
+    """suite.bench.planted on a fake clock: a call of 10 ticks takes 15 at 1.5x, a slow-mode
+    call of 12 takes 18, with busy work of 1/100 tick a turn, and a wrapper that costs 1/4
+    tick a call taken out of it."""
     now = [0.0]
 
     def clock() -> float:
-        now[0] += 0.001  # reading the clock costs a little, as it does
         return now[0]
+
+    def spin(n: int) -> None:
+        now[0] += 0.25 + n / 100  # a call of the wrapper's busy work, then its turns
 
     for ticks in (10.0, 12.0):
         def call(ticks: float = ticks) -> str:
             now[0] += ticks
             return "out"
 
+        slowed = bench.planted(call, 1.5, clock, spin=spin)
         start = now[0]
-        assert bench.planted(call, 1.5, clock)() == "out"
-        assert 1.5 * ticks <= now[0] - start <= 1.5 * ticks + 0.01
+        assert slowed() == "out"
+        assert now[0] - start == pytest.approx(1.5 * ticks, abs=0.01)
+    assert bench.per_call(lambda: None, clock) == 0.0  # the fake clock stands still
     for text, factor in (("", None), ("1.5", 1.5), (" 2 ", 2.0)):
         assert sampling.planted_slowdown({sampling.PLANTED_ENV: text}) == factor
     for text in ("0.5", "fast", "inf"):
