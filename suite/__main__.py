@@ -380,7 +380,7 @@ def parser() -> argparse.ArgumentParser:
 
     comparing = commands.add_parser(
         "compare", help="the regression gate: BASELINE vs NEW benchmark run",
-        description="Per benchmark: the change of the median with a bootstrap 95%% interval "
+        description="Per benchmark: the change of the median with a bootstrap 95% interval "
                     "and a one-sided Mann-Whitney U test that the slowdown exceeds "
                     "--threshold, Holm-adjusted. The unit is the process when both runs hold "
                     "several (python -m suite measure), else the rounds of one process (with "
@@ -456,10 +456,10 @@ def parser() -> argparse.ArgumentParser:
         "gate-study", help="measure the gate's false-alarm and detection rates",
         description="Measures, over a benchmark subset of every family (default: 3 "
                     "activations, 3 layers, 3 losses, 2 optimizers, float64 and float32, "
-                    "n = 16, 64, 256: 204 benchmarks), PAIRS same-build pairs of runs and "
-                    "PAIRS runs with every benchmark planted SLOWDOWN times slower, each "
-                    "run PROCESSES fresh processes; then reports the pairs that alarmed at "
-                    "10%% and 20%% and the slowed pairs caught (suite/study.py). Writes "
+                    "n = 16, 64, 256: 204 benchmarks), --pairs same-build pairs of runs and "
+                    "--pairs runs with every benchmark planted --slowdown times slower, each "
+                    "run --processes fresh processes; then reports the pairs that alarmed at "
+                    "10% and 20% and the slowed pairs caught (suite/study.py). Writes "
                     "OUT/runs/*.json (reused when the study is run again) and "
                     "OUT/study.md. Long: see --plan and the README.")
     studying.add_argument("--pairs", type=_count(1), default=10, metavar="N",
