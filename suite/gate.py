@@ -29,11 +29,11 @@ Method.
 
   answered by a Mann-Whitney U (Wilcoxon rank-sum) test of x against the *scaled* baseline
   (1 + t) b. U counts the pairs (x_i, (1 + t) b_j) with x_i larger (ties count 1/2).
-  For N = m + n <= EXACT_MAX (every several-process comparison: 10 processes a side is
-  N = 20) the p-value is exact: the permutation distribution of the rank sum of x over all
+  For N = m + n <= EXACT_MAX (several-process runs of up to 25 processes a side; 10 a side
+  is N = 20) the p-value is exact: the permutation distribution of the rank sum of x over all
   C(N, m) ways to split the N pooled values (midranks for ties, so the test stays exact
-  conditional on the ties), counted by dynamic programming over the ranks. Above that (runs
-  of 10-40 rounds a side) it is the normal approximation with tie and continuity
+  conditional on the ties), counted by dynamic programming over the ranks. Above that
+  (one-process runs of more than 25 rounds a side) it is the normal approximation with tie and continuity
   corrections: mean mn/2, variance mn/12 ((N + 1) - sum(tau^3 - tau) / (N (N - 1))) with tau
   the sizes of tied groups (within 0.006 of the exact p-value for m = n = 8 without ties).
   Rank tests ignore how far an outlier lies (a round or a process hit by the scheduler counts
@@ -42,8 +42,8 @@ Method.
   that the runs differ.
 
   Many benchmarks are compared at once, so the p-values are adjusted by Holm's step-down
-  method (family-wise error rate <= alpha across all benchmarks): sorted ascending,
-  p_(i) is multiplied by (K - i + 1) and made monotone. A benchmark is SLOWER when its
+  method (family-wise error rate <= alpha across all M benchmarks): sorted ascending,
+  p_(i) is multiplied by (M - i + 1) and made monotone. A benchmark is SLOWER when its
   adjusted p-value is below alpha; the command exits 1 when any benchmark is SLOWER, 0
   otherwise. FASTER is the mirror test (the baseline slower than (1 + t) times the new run).
 
