@@ -33,9 +33,10 @@ Method.
   is N = 20) the p-value is exact: the permutation distribution of the rank sum of x over all
   C(N, m) ways to split the N pooled values (midranks for ties, so the test stays exact
   conditional on the ties), counted by dynamic programming over the ranks. Above that
-  (one-process runs of more than 25 rounds a side) it is the normal approximation with tie and continuity
-  corrections: mean mn/2, variance mn/12 ((N + 1) - sum(tau^3 - tau) / (N (N - 1))) with tau
-  the sizes of tied groups (within 0.006 of the exact p-value for m = n = 8 without ties).
+  (one-process runs of more than 25 rounds a side) it is the normal approximation with tie
+  and continuity corrections: mean mn/2, variance
+  mn/12 ((N + 1) - sum(tau^3 - tau) / (N (N - 1))) with tau the sizes of tied groups
+  (within 0.006 of the exact p-value for m = n = 8 without ties).
   Rank tests ignore how far an outlier lies (a round or a process hit by the scheduler counts
   as one rank), which is what a noisy machine needs. Because the test is against the scaled
   baseline, a significant result means the slowdown itself exceeds the threshold, not merely
