@@ -14,11 +14,16 @@ Each target does one whole unit of work and, on CUDA, waits for the device befor
 the kernel launch). ``run`` warms the target up (first calls allocate, pick kernels, fill
 caches), then times a bounded number of rounds with ``benchmark.pedantic``: every round's time
 is kept in the JSON (``stats.data``), which the regression gate (``suite.gate``) tests.
+
+For the gate study only (``python -m suite gate-study``), ``GRADSUITE_BENCH_PLANTED_SLOWDOWN=F``
+makes every target take F times as long (:func:`planted`), and says so in ``extra_info``.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +33,7 @@ import torch
 
 from suite import gradcheck as gc
 from suite import optimcheck as oc
+from suite import sampling
 from suite.devices import cpu_model, cuda_available, device_name, dtype_name, synchronize
 from suite.specs import Case, OpSpec, OptimizerSpec
 
@@ -163,18 +169,79 @@ def timer(device: str) -> Callable[[], float]:
     return time.perf_counter
 
 
+def _spin(n: int) -> None:
+    """Busy work: n turns of an empty loop (over ``itertools.repeat``, whose turns all cost
+    the same, unlike ``range``'s: integers above 256 are allocated, smaller ones cached)."""
+    for _ in itertools.repeat(None, n):
+        pass
+
+
+def per_call(fn: Callable[[], Any], clock: Callable[[], float], *, batch_s: float = 0.002,
+             samples: int = 5) -> float:
+    """The median time of one call of ``fn`` on ``clock``, timed in batches of about
+    ``batch_s`` (so that reading the clock costs nothing per call)."""
+    start = clock()
+    fn()
+    calls = max(1, math.ceil(batch_s / max(clock() - start, 1e-9)))
+    times = []
+    for _ in range(samples):
+        t0 = clock()
+        for _ in range(calls):
+            fn()
+        times.append((clock() - t0) / calls)
+    return float(np.median(times))
+
+
+def planted(target: Callable[[], Any], factor: float, clock: Callable[[], float], *,
+            spin: Callable[[int], None] = _spin) -> Callable[[], Any]:
+    """``target`` made ``factor`` times as slow on ``clock``: each call is followed by busy
+    work lasting (factor - 1) times the call's duration. The gate study's planted regression.
+
+    The call's duration d and the cost of one turn of the busy loop are measured here, in this
+    process (so the slowdown follows the speed mode the process landed in), in batches; the
+    wrapper itself costs a little (a Python call), which is taken out of the busy work. No
+    clock is read per call: reading a CPU-time clock costs about 1 us, which on a 4 us call
+    would plant 1.7x instead of 1.5x."""
+    duration = per_call(target, clock)
+    turns = 10_000
+    turn = per_call(lambda: spin(turns), clock) / turns
+
+    def with_turns(fn: Callable[[], Any], n: int) -> Callable[[], Any]:
+        def slowed() -> Any:
+            out = fn()
+            spin(n)
+            return out
+
+        return slowed
+
+    def nothing() -> None:
+        return None
+
+    # The wrapper's own cost, measured around a call that does nothing (measured around the
+    # target, it would drown in the target's own variation).
+    overhead = max(0.0, per_call(with_turns(nothing, 0), clock) - per_call(nothing, clock))
+    n = max(0, round(((factor - 1) * duration - overhead) / max(turn, 1e-12)))
+    return with_turns(target, n)
+
+
 def run(benchmark: Any, target: Callable[[], Any], device: str) -> None:
     """Warm ``target`` up, skip it if one call exceeds ``MAX_CALL_S``, then time it with
     ``benchmark.pedantic`` on ``timer(device)`` (rounds, iterations and the timer recorded
-    in ``extra_info``)."""
+    in ``extra_info``). With ``GRADSUITE_BENCH_PLANTED_SLOWDOWN`` set, the target is
+    :func:`planted` first."""
     import pytest
 
+    clock = timer(device)
+    factor = sampling.planted_slowdown(os.environ)
+    if factor is not None:
+        warm_up(target, device)  # calibrate the planted work on a warm target
+        target = planted(target, factor, clock)
+        benchmark.extra_info["planted_slowdown"] = factor
     call_s = warm_up(target, device)
     if call_s > MAX_CALL_S:
         pytest.skip(f"one call takes {call_s:.2f} s, over the sweep's ceiling "
                     f"suite.bench.MAX_CALL_S = {MAX_CALL_S} s")
     rounds, iterations = schedule(call_s)
-    clock = timer(device)
     # pytest-benchmark has one --benchmark-timer per session; the clock is a per-device
     # choice, so it is set on this benchmark's fixture (``_timer``, the attribute its runner
     # reads in pytest-benchmark 3 to 5; tests/benchmarks would show a change).

@@ -26,7 +26,7 @@ import io
 import math
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -204,12 +204,19 @@ def _drift_markdown(paths: Sequence[str], growth: float) -> list[str]:
 
 def render(current: gt.Run | None, *, out: str, baseline: gt.Run | None = None,
            drift_paths: Sequence[str] | None = None, threshold: float = 0.20,
-           alpha: float = 0.05, plots: bool = True, growth: float = 2.0) -> list[str]:
-    """Write the summary and plots to ``out``; return the paths written."""
+           alpha: float = 0.05, plots: bool = True, growth: float = 2.0,
+           allow_missing: bool = False,
+           warn: Callable[[str], None] | None = None) -> list[str]:
+    """Write the summary and plots to ``out``; return the paths written. Every input is read
+    and compared before the first file is written; ``warn`` receives the gate's warnings."""
     outdir = Path(out)
     drift_lines = _drift_markdown(drift_paths, growth) if drift_paths else []
-    result = gt.compare_runs(baseline, current, threshold=threshold, alpha=alpha) \
+    result = gt.compare_runs(baseline, current, threshold=threshold, alpha=alpha,
+                             allow_missing=allow_missing) \
         if baseline is not None and current is not None else None
+    if result is not None and warn is not None:
+        for line in result.warnings:
+            warn(line)
     if plots:
         _pyplot()  # fail before writing anything when matplotlib is missing
     try:

@@ -86,7 +86,7 @@ def test_missing_matplotlib_names_the_extra(tmp_path: Path, monkeypatch, capsys)
 
 
 @pytest.mark.parametrize(("args", "says"), [
-    ([], "report needs a benchmark JSON file"),
+    ([], "report needs something to report"),
     (["missing.json"], "no such file"),
     (["--drift", "missing-old.json", "missing-new.json", "--no-plots"], "no such file"),
 ])
