@@ -508,7 +508,7 @@ def parser() -> argparse.ArgumentParser:
     checking.add_argument("--reference", metavar="MODULE:ATTR",
                           help="your own NumPy reference: ATTR(**arrays, **options) and "
                                "ATTR_vjp(g, **arrays, **options) in place of the record's")
-    checking.add_argument("pytest_args", nargs="*", metavar="PYTEST_ARG",
+    checking.add_argument("pytest_args", nargs="*", default=[], metavar="PYTEST_ARG",
                           help="pytest's options, after `--`")
     checking.set_defaults(run=_check)
     return top

@@ -9,7 +9,7 @@ them where it runs:
   binary_cross_entropy_with_logits, mse_loss; optimizers adam and sgd), timed by torch in
   float64 and float32 and by the NumPy reference (float64), forward and forward+backward (one
   step per implementation for optimizers: for-loop, foreach, fused), at n = 16, 64 and 256:
-  the node ids of ``tests/benchmarks/test_bench.py`` that match, 204 with the defaults
+  the benchmark node ids of ``tests/test_ops.py`` and ``tests/test_optimizers.py`` that match, 204 with the defaults
   (54 activation, 54 layer, 54 loss, 42 optimizer benchmarks);
 - **runs**: for each pair i = 1..PAIRS, in this order, ``same-i-a``, ``same-i-b`` (the same
   build twice) and ``slow-i`` (the same build with every benchmark's target made SLOWDOWN
@@ -48,10 +48,11 @@ DEFAULT_OPS = ("tanh", "gelu", "relu", "linear", "layer_norm", "conv2d", "cross_
 DEFAULT_SIZES = (16, 64, 256)
 DTYPES = ("float64", "float32")
 THRESHOLDS = (0.10, 0.20)
-BENCH_FILE = "tests/benchmarks/test_bench.py"
-_OP_ID = re.compile(r"::test_op\[cpu-(?P<dtype>float\d+)-(?P<op>\w+)-(?:forward\+backward|"
+# The battery's benchmark methods of gradsuite's own op and optimizer records.
+BENCH_FILES = ("tests/test_ops.py", "tests/test_optimizers.py")
+_OP_ID = re.compile(r"::test_benchmark\[cpu-(?P<dtype>float\d+)-(?P<op>\w+)-(?:forward\+backward|"
                     r"forward)-(?P<impl>torch|numpy)-n(?P<n>\d+)\]$")
-_STEP_ID = re.compile(r"::test_optimizer_step\[cpu-(?P<dtype>float\d+)-(?P<op>\w+)-"
+_STEP_ID = re.compile(r"::test_benchmark_step\[cpu-(?P<dtype>float\d+)-(?P<op>\w+)-"
                       r"(?P<impl>for-loop|foreach|fused|numpy)-n(?P<n>\d+)\]$")
 
 
@@ -78,13 +79,14 @@ class Plan:
 
 
 def collect(pytest_args: Sequence[str] = ()) -> list[str]:
-    """The benchmark node ids of ``BENCH_FILE`` on the CPU in ``DTYPES`` (pytest
+    """The benchmark node ids of ``BENCH_FILES`` on the CPU in ``DTYPES`` (pytest
     --collect-only, from the repository root)."""
-    if not Path(BENCH_FILE).exists():
-        raise gt.GateError(f"{BENCH_FILE} is not here: run the gate study from the "
+    missing = [f for f in BENCH_FILES if not Path(f).exists()]
+    if missing:
+        raise gt.GateError(f"{missing[0]} is not here: run the gate study from the "
                            f"repository root")
     cmd = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-           "-m", "bench", BENCH_FILE, "--device", "cpu", "--dtype", ",".join(DTYPES),
+           "-m", "bench", *BENCH_FILES, "--device", "cpu", "--dtype", ",".join(DTYPES),
            *pytest_args]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:

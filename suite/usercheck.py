@@ -39,7 +39,7 @@ def load(target: str, what: str = "MODULE:ATTR") -> Any:
     try:
         module = importlib.import_module(module_name)
     except Exception as error:
-        raise CheckError(f"cannot import {module_name!r} from {Path.cwd()}: "
+        raise CheckError(f"cannot import {module_name!r} from the working folder: "
                          f"{type(error).__name__}: {error}") from None
     value: Any = module
     for part in attr.split("."):

@@ -104,6 +104,8 @@ def make_files(folder: Path) -> None:
     drift.save(folder / "drift.json", {"t.py::test_x": {"ratio": 0.5, "what": "x", "context": "",
                                                         "comparisons": 1}},
                {"torch_version": "2.13.0"})
+    (folder / "ops.py").write_text("def my_gelu(input, approximate='none'):\n"
+                                   "    return input\n\nnumber = 3.0\n")
     (folder / "folder").mkdir()
     (folder / "junkresults" / "env").mkdir(parents=True)
     (folder / "junkresults" / "env" / "junit.xml").write_text("<testsuites><testcase")

@@ -23,7 +23,7 @@ MACHINE: dict[str, Any] = {
     "machine": "x86_64", "cpu": {"brand_raw": "test CPU"}, "python_version": "3.11.7",
     "gradsuite": {"torch_version": "2.13.0", "numpy_version": "2.4.6", "cpu_model": "test CPU",
                   "torch_threads": 1, "blas_threads": [1]}}
-FILE = "tests/benchmarks/test_bench.py"
+FILE = "tests/test_ops.py::TestOps"
 # A benchmark whose processes land in a fast or a 1.19x slower mode, the slow one more often:
 # the shape issue 15 measured (576-598 us in 3 processes, 686-693 us in 5 others).
 TWO_MODES = ((1.0, 3 / 8), (1.19, 5 / 8))

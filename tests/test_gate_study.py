@@ -11,12 +11,11 @@ import pytest
 from suite import gate, sampling, study
 from tests import synthetic_runs as sr
 
-FILE = "tests/benchmarks/test_bench.py"
-NODES = [f"{FILE}::test_op[cpu-{dtype}-{op}-{pass_}-{impl}-n{n}]"
+NODES = [f"tests/test_ops.py::TestOps::test_benchmark[cpu-{dtype}-{op}-{pass_}-{impl}-n{n}]"
          for op in ("tanh", "hardtanh", "linear") for dtype in ("float64", "float32")
          for pass_ in ("forward", "forward+backward") for impl in ("torch", "numpy")
          for n in (16, 64, 256, 1024)]
-NODES += [f"{FILE}::test_optimizer_step[cpu-{dtype}-adam-{impl}-n{n}]"
+NODES += [f"tests/test_optimizers.py::TestOptimizers::test_benchmark_step[cpu-{dtype}-adam-{impl}-n{n}]"
           for dtype in ("float64", "float32") for impl in ("for-loop", "foreach", "fused", "numpy")
           for n in (16, 64)]
 
@@ -52,7 +51,7 @@ def _fake_measure(calls: list[str]):
     def measure(args, processes, out, *, env=None, progress=None):
         calls.append(str(out))
         factor = float((env or {}).get(sampling.PLANTED_ENV) or 1.0)
-        per = sr.simulate(len(calls), [a.split("::")[1] for a in args], processes=processes,
+        per = sr.simulate(len(calls), [a.split("::")[-1] for a in args], processes=processes,
                           modes=sr.TWO_MODES, slowdown=factor)
         data = sr.run_data(per, extra_info={"planted_slowdown": factor} if factor > 1 else {})
         data["gradsuite"].update(pytest_args=list(args),
