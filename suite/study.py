@@ -9,8 +9,8 @@ them where it runs:
   binary_cross_entropy_with_logits, mse_loss; optimizers adam and sgd), timed by torch in
   float64 and float32 and by the NumPy reference (float64), forward and forward+backward (one
   step per implementation for optimizers: for-loop, foreach, fused), at n = 16, 64 and 256:
-  the benchmark node ids of ``tests/test_ops.py`` and ``tests/test_optimizers.py`` that match, 204 with the defaults
-  (54 activation, 54 layer, 54 loss, 42 optimizer benchmarks);
+  the benchmark node ids of ``tests/test_ops.py`` and ``tests/test_optimizers.py`` that match,
+  204 with the defaults (54 activation, 54 layer, 54 loss, 42 optimizer benchmarks);
 - **runs**: for each pair i = 1..PAIRS, in this order, ``same-i-a``, ``same-i-b`` (the same
   build twice) and ``slow-i`` (the same build with every benchmark's target made SLOWDOWN
   times slower, ``GRADSUITE_BENCH_PLANTED_SLOWDOWN``, ``suite.bench.planted``); each run is

@@ -15,7 +15,8 @@ NODES = [f"tests/test_ops.py::TestOps::test_benchmark[cpu-{dtype}-{op}-{pass_}-{
          for op in ("tanh", "hardtanh", "linear") for dtype in ("float64", "float32")
          for pass_ in ("forward", "forward+backward") for impl in ("torch", "numpy")
          for n in (16, 64, 256, 1024)]
-NODES += [f"tests/test_optimizers.py::TestOptimizers::test_benchmark_step[cpu-{dtype}-adam-{impl}-n{n}]"
+STEP = "tests/test_optimizers.py::TestOptimizers::test_benchmark_step"
+NODES += [f"{STEP}[cpu-{dtype}-adam-{impl}-n{n}]"
           for dtype in ("float64", "float32") for impl in ("for-loop", "foreach", "fused", "numpy")
           for n in (16, 64)]
 
