@@ -10,9 +10,12 @@ least that of a correctly rounded result, half an ulp of the largest |expected| 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
+from suite import compare
 from suite.devices import dtype_name
 from suite.specs import Array, OpSpec
 
@@ -45,7 +48,7 @@ def floor(expected: Array, dtype: torch.dtype) -> float:
 
 
 def assert_within(actual: Array, baseline: Array, expected: Array, *, k: float,
-                  dtype: torch.dtype, what: str, context: str, case: str = "") -> None:
+                  dtype: torch.dtype, what: str, context: str, case: Any = "") -> None:
     """Raise AssertionError, showing both errors, unless ``actual`` is within ``k`` times the
     baseline's error of ``expected``."""
     __tracebackhide__ = True
@@ -58,5 +61,5 @@ def assert_within(actual: Array, baseline: Array, expected: Array, *, k: float,
              f"{dtype_name(dtype)} op on the same inputs: {theirs:.3g}; allowed {k:g} x "
              f"max({theirs:.3g}, half an ulp {floor(expected, dtype):.3g}) = {allowed:.3g})"]
     if case:
-        lines += ["Case:", case]
+        lines += ["Case:", compare.described(case)]
     raise AssertionError("\n".join(lines))

@@ -39,7 +39,13 @@ from hypothesis import strategies as st
 from suite import checks, layouts, optimcheck, reproduce
 from suite import strategies as hs
 from suite.inputs import Elementwise
-from suite.specs import ClosureOptimizerSpec, OpSpec, OptimizerRun, OptimizerSpec
+from suite.specs import (
+    ClosureOptimizerSpec,
+    OpSpec,
+    OptimizerRun,
+    OptimizerSpec,
+    cached_strategy,
+)
 
 Record = OpSpec | OptimizerSpec | ClosureOptimizerSpec
 NOT_RUN_ATTRIBUTE = "gradsuite_not_run"
@@ -63,7 +69,7 @@ def _run(record: Any, check: str, case: Any, **params: Any) -> None:
 
 
 def _draw(spec: OpSpec, data: st.DataObject) -> Any:
-    return data.draw(spec.inputs.strategy(), label="case")
+    return data.draw(spec.cases(), label="case")
 
 
 # --- which checks apply to an op record, and why not ------------------------------------------
@@ -259,10 +265,11 @@ def _layouts(records: list[OpSpec]) -> Callable[..., None]:
         inputs = spec.inputs
         assert isinstance(inputs, Elementwise)
         min_dims = max(inputs.min_dims, layouts.LAYOUTS[layout][1])
-        shape = hs.shapes(min_dims=min_dims, max_dims=max(min_dims, inputs.max_dims),
-                          max_size=256)
-        _run(spec, "layout", data.draw(inputs.cases(shape), label="case"), layout=layout,
-             dtype=dtype, device=device)
+        strategy = cached_strategy(inputs, ("layout", min_dims), lambda: inputs.cases(
+            hs.shapes(min_dims=min_dims, max_dims=max(min_dims, inputs.max_dims),
+                      max_size=256)))
+        _run(spec, "layout", data.draw(strategy, label="case"), layout=layout, dtype=dtype,
+             device=device)
     return test_non_contiguous_input
 
 
@@ -275,9 +282,9 @@ def _empty(records: list[OpSpec]) -> Callable[..., None]:
         """0-size dims (and 0-d tensors, where the record accepts them) forward and backward."""
         inputs = spec.inputs
         assert isinstance(inputs, Elementwise)
-        shapes = layouts.odd_shapes(inputs.min_dims, inputs.max_dims)
-        _run(spec, "empty", data.draw(inputs.cases(st.sampled_from(shapes)), label="case"),
-             dtype=dtype, device=device)
+        strategy = cached_strategy(inputs, "empty", lambda: inputs.cases(
+            st.sampled_from(layouts.odd_shapes(inputs.min_dims, inputs.max_dims))))
+        _run(spec, "empty", data.draw(strategy, label="case"), dtype=dtype, device=device)
     return test_empty_and_zero_dim_inputs
 
 
@@ -411,6 +418,12 @@ STEP_EXAMPLES = 50
 
 def _runs(spec: OptimizerSpec, implementation: str,
           dtype: torch.dtype) -> st.SearchStrategy[OptimizerRun]:
+    return cached_strategy(spec, (implementation, dtype),
+                           lambda: _build_runs(spec, implementation, dtype))
+
+
+def _build_runs(spec: OptimizerSpec, implementation: str,
+                dtype: torch.dtype) -> st.SearchStrategy[OptimizerRun]:
     # Complex parameters wherever torch takes them (not in fused implementations).
     complex_ok = optimcheck.complex_refusal(spec, implementation, dtype) is None
     return hs.optimizer_runs(spec.hyper, min_steps=1, max_steps=20, groups=True,

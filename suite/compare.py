@@ -123,12 +123,14 @@ def find_mismatch(actual: Array, expected: Array, *, tol: Tolerance, what: str, 
 
 
 def assert_close(actual: Array, expected: Array, *, tol: Tolerance, what: str, context: str,
-                 inputs: Mapping[str, Array] | None = None, case: str = "",
+                 inputs: Mapping[str, Array] | None = None, case: Any = "",
                  verdict: Any = "", slack: Array | None = None) -> None:
     """Raise AssertionError with a :class:`Mismatch` message unless the arrays are close.
 
-    ``verdict`` may be a string or a zero-argument callable producing one; a callable is only
-    evaluated on failure (it may be an expensive cross-check such as finite differences).
+    ``verdict`` and ``case`` may be strings or zero-argument callables producing one (or, for
+    ``case``, an object with a ``describe()`` method, e.g. a ``suite.specs.Case``); they are
+    only evaluated on failure (the verdict may be an expensive cross-check such as finite
+    differences; describing a case costs more than a passing comparison).
     """
     __tracebackhide__ = True
     m = find_mismatch(actual, expected, tol=tol, what=what, context=context, inputs=inputs,
@@ -136,8 +138,15 @@ def assert_close(actual: Array, expected: Array, *, tol: Tolerance, what: str, c
     if m is None:
         return
     text = verdict() if callable(verdict) else verdict
-    m = Mismatch(**{**m.__dict__, "case": case, "verdict": text})
+    m = Mismatch(**{**m.__dict__, "case": described(case), "verdict": text})
     raise AssertionError(m.message())
+
+
+def described(case: Any) -> str:
+    """A case argument as text: a string, a callable producing one, or a describable object."""
+    if hasattr(case, "describe"):
+        return str(case.describe())
+    return str(case() if callable(case) else case)
 
 
 def assert_state_close(actual: Any, expected: Any, *, tol: Tolerance, what: str, context: str,

@@ -74,14 +74,14 @@ def check_forward(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> 
         assert spec.baseline is not None and spec.baseline.torch_fn is not None
         baselines.assert_within(actual[0], run(spec.baseline.torch_fn)[0], expected,
                                 k=spec.baseline.forward, dtype=dtype, what=what,
-                                context=context, case=case.describe())
+                                context=context, case=case)
         return
     tol = spec.tolerance(tols.Kind.FORWARD, dtype)
     per_term = _per_term(spec, dtype)
     slack = per_term * spec.terms.forward(spec, case) if per_term and spec.terms else None
     compare.assert_close(
         actual[0], expected, tol=tol, what=what, context=context, inputs=case.arrays,
-        case=case.describe(), slack=slack,
+        case=case, slack=slack,
         verdict=lambda: nondeterminism.verdict(spec, "forward", case, dtype, device, actual, run))
 
 
@@ -120,7 +120,7 @@ def check_gradient(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) ->
         for name, a, b in zip(case.differentiable, actual, theirs, strict=True):
             baselines.assert_within(a, b, expected[name], k=spec.baseline.gradient, dtype=dtype,
                                     what=f"{spec.name}: VJP w.r.t. {name}", context=context,
-                                    case=case.describe())
+                                    case=case)
         return
     tol = spec.tolerance(tols.Kind.GRADIENT, dtype)
     per_term = _per_term(spec, dtype)
@@ -136,7 +136,7 @@ def check_gradient(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) ->
 
         compare.assert_close(
             grad, expected[name], tol=tol, what=f"{spec.name}: VJP w.r.t. {name}",
-            context=context, inputs=case.arrays, case=case.describe(), verdict=verdict,
+            context=context, inputs=case.arrays, case=case, verdict=verdict,
             slack=per_term * terms[name] if name in terms else None)
 
 
@@ -336,4 +336,4 @@ def check_module_form(spec: OpSpec, case: Case, dtype: torch.dtype, device: str)
             compare.to_numpy(a), compare.to_numpy(b), tol=tols.resolve(dtype, kind),
             what=f"{spec.name}: {spec.module.name} (module form) {name} against "
                  f"{functional} (functional form, as the reference)",
-            context=_context(spec, case, dtype, device), case=case.describe())
+            context=_context(spec, case, dtype, device), case=case)

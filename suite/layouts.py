@@ -83,7 +83,7 @@ def check_special_value(spec: OpSpec, case: Case, value: str, dtype: torch.dtype
             what=f"{spec.name}: VJP w.r.t. {name} with {value} in the input (NaN inputs' own "
                  f"entries not compared)",
             context=f"{dtype_name(dtype)}, input={x.shape}, device={device}",
-            inputs={"input": x}, case=case.describe())
+            inputs={"input": x}, case=case)
 
 
 # --- views ----------------------------------------------------------------------------------
@@ -145,21 +145,21 @@ def check_layout(spec: OpSpec, case: Case, layout: str, dtype: torch.dtype,
     context = f"{dtype_name(dtype)}, input={x.shape} ({layout}), device={device}"
     compare.assert_close(compare.to_numpy(out), spec.reference(case),
                          tol=spec.tolerance(tols.Kind.FORWARD, dtype), what=f"{where}: forward",
-                         context=context, inputs={"input": x}, case=case.describe())
+                         context=context, inputs={"input": x}, case=case)
     expected = spec.reference_vjp(g, case, as_torch=True)
     gtol = spec.tolerance(tols.Kind.GRADIENT, dtype)
     leaf_grad = leaf.grad
     assert leaf_grad is not None, f"{where}: torch gave the viewed tensor no gradient"
     compare.assert_close(compare.to_numpy(leaf_grad), pull(expected["input"]), tol=gtol,
                          what=f"{where}: VJP w.r.t. the viewed tensor", context=context,
-                         case=case.describe())
+                         case=case)
     for name, t in others.items():
         if name in case.differentiable:
             grad = t.grad
             actual = np.zeros(case.arrays[name].shape) if grad is None else compare.to_numpy(grad)
             compare.assert_close(actual, expected[name], tol=gtol,
                                  what=f"{where}: VJP w.r.t. {name}", context=context,
-                                 case=case.describe())
+                                 case=case)
 
 
 # --- empty and 0-d --------------------------------------------------------------------------
@@ -180,7 +180,7 @@ def odd_shapes(min_dims: int, max_dims: int) -> list[tuple[int, ...]]:
 def broadcast_case(spec: OpSpec, data: st.DataObject) -> Case:
     """A drawn case with one of ``spec.broadcasts`` cut to size 1 along some of its dimensions,
     so that torch (and NumPy, in the reference) broadcast it against the other arrays."""
-    case = data.draw(spec.inputs.strategy(), label="case")
+    case = data.draw(spec.cases(), label="case")
     name = data.draw(st.sampled_from(spec.broadcasts), label="broadcast argument")
     array = case.arrays[name]
     cuttable = range(array.ndim if spec.broadcasts_last_dim else array.ndim - 1)

@@ -77,6 +77,19 @@ def round_to(a: Array, dtype: torch.dtype) -> Array:
     return torch.tensor(a).to(dtype).to(torch.float64).numpy()
 
 
+_STRATEGIES: dict[tuple[int, Any], tuple[object, Any]] = {}
+
+
+def cached_strategy(owner: object, key: Any, build: Callable[[], Any]) -> Any:
+    """``build()``, once per (``owner``, ``key``) for as long as ``owner`` lives (keyed by
+    identity: input makers hold dicts and are not hashable)."""
+    entry = _STRATEGIES.get((id(owner), key))
+    if entry is None or entry[0] is not owner:
+        entry = (owner, build())
+        _STRATEGIES[(id(owner), key)] = entry
+    return entry[1]
+
+
 class Inputs(Protocol):
     """How a record's inputs are made: drawn by Hypothesis for tests, sized for benchmarks."""
 
@@ -250,6 +263,12 @@ class OpSpec:
     @property
     def has_reference(self) -> bool:
         return self.ref is not None
+
+    def cases(self) -> st.SearchStrategy[Case]:
+        """``inputs.strategy()``, built once per input maker: building a strategy costs
+        milliseconds (Hypothesis reads the source of every composite it makes), more than
+        drawing from it, so it must not be rebuilt for every example."""
+        return cached_strategy(self.inputs, "cases", self.inputs.strategy)
 
     def tolerance(self, kind: tols.Kind, dtype: torch.dtype) -> tols.Tolerance:
         """The tolerance for comparing ``kind`` in ``dtype``: the table's row, loosened by this

@@ -193,7 +193,8 @@ from my_sgd import BadSGD
 TestBadSGD = gs.battery(gs.like("sgd", torch_cls=BadSGD,
                                 hyper=st.fixed_dictionaries({"lr": st.floats(0.01, 1.0)})))
 """)
-    result = run("-k", "test_optimizer_steps_match_reference and for-loop and float64")
+    result = run("-k", "test_optimizer_steps_match_reference and for-loop and float64",
+                 subprocess=True)
     result.assert_outcomes(failed=1)
     assert any("sgd: param" in line and "after step 2" in line for line in result.outlines)
     script = _script(result, pytester.path)

@@ -47,7 +47,7 @@ def test_accumulation_of_a_record_matches_one_batch(batched, dtype, device, data
     """A record's gradients accumulated over k micro-batches (loss j times D_j / D for "mean",
     1 for "sum" and for non-loss records) equal one backward on the batch and the reference."""
     spec = catalog.by_name(batched.name)
-    case = data.draw(spec.inputs.strategy(), label="case")
+    case = data.draw(spec.cases(), label="case")
     assume(batched.usable(case))
     n = case.arrays["input"].shape[0]
     bounds = data.draw(_splits(n), label="micro-batches")
