@@ -390,10 +390,12 @@ _LayerOptions = dict[str, Any]
 
 
 def _options(num_layers: int, bidirectional: bool, batch_first: bool, dropout: float,
-             dropout_mask: Array | None, nonlinearity: str) -> _LayerOptions:
+             dropout_mask: Array | None, training: bool, nonlinearity: str) -> _LayerOptions:
+    """The network's options; dropout acts only in ``training`` (nn.Module.train()), as in
+    torch, where an eval-mode module ignores its ``dropout``."""
     return {"num_layers": num_layers, "bidirectional": bidirectional,
-            "batch_first": batch_first, "dropout": dropout, "dropout_mask": dropout_mask,
-            "nonlinearity": nonlinearity}
+            "batch_first": batch_first, "dropout": dropout if training else 0.0,
+            "dropout_mask": dropout_mask, "nonlinearity": nonlinearity}
 
 
 def _layers_vjp(kind: str, g: Array, input: Array, h_0: Array | None, c_0: Array | None,
@@ -414,7 +416,7 @@ def _layers_vjp(kind: str, g: Array, input: Array, h_0: Array | None, c_0: Array
 #   lengths    (B,) int: the valid steps of each sequence, what pack_padded_sequence is
 #              given; enforce_sorted (how torch is told their order) does not change the values
 #   dropout    p, with dropout_mask (num_layers - 1, *output shape): the 0/1 masks torch drew
-#              between layers (kept elements scaled by 1 / (1 - p)); 0 in eval mode
+#              between layers (kept elements scaled by 1 / (1 - p)); ignored unless training
 #   weights    torch's parameter names: weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k},
 #              bias_hh_l{k} (and weight_hr_l{k}), the same with _reverse; hidden and input
 #              sizes, bias and projection are read from them
@@ -425,78 +427,133 @@ def _layers_vjp(kind: str, g: Array, input: Array, h_0: Array | None, c_0: Array
 # output at once.
 
 
-def rnn(input: Array, h_0: Array | None = None, lengths: Array | None = None, *,
-        num_layers: int = 1, bidirectional: bool = False, batch_first: bool = False,
-        nonlinearity: str = "tanh", enforce_sorted: bool = True, dropout: float = 0.0,
-        dropout_mask: Array | None = None, **weights: Array) -> Array:
-    r"""torch.nn.RNN: per layer and direction h_t = phi(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh),
-    phi = tanh or relu (``nonlinearity``), unrolled over t as the module docstring says
-    (shared arguments and the flat result: the comment above)."""
+def rnn_tanh(input: Array, h_0: Array | None = None, lengths: Array | None = None, *,
+             num_layers: int = 1, bidirectional: bool = False, batch_first: bool = False,
+             enforce_sorted: bool = True, dropout: float = 0.0,
+             dropout_mask: Array | None = None, training: bool = True,
+             **weights: Array) -> Array:
+    r"""torch.nn.RNN(nonlinearity="tanh"): per layer and direction
+    h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), unrolled over t as the module docstring
+    says (shared arguments and the flat result: the comment above)."""
     options = _options(num_layers, bidirectional, batch_first, dropout, dropout_mask,
-                       nonlinearity)
+                       training, "tanh")
     return _flat(_forward("rnn", input, h_0, None, lengths, weights, **options))
 
 
-def rnn_vjp(g: Array, input: Array, h_0: Array | None = None, lengths: Array | None = None, *,
-            num_layers: int = 1, bidirectional: bool = False, batch_first: bool = False,
-            nonlinearity: str = "tanh", enforce_sorted: bool = True, dropout: float = 0.0,
-            dropout_mask: Array | None = None, **weights: Array) -> dict[str, Array]:
-    r"""BPTT for :func:`rnn` (the module docstring): for the cotangent ``g`` of the flat
-    (output, h_n), from the last step back to the first, da_t = (d out_t + dh_t) phi'(a_t),
+def rnn_tanh_vjp(g: Array, input: Array, h_0: Array | None = None, lengths: Array | None = None,
+                 *, num_layers: int = 1, bidirectional: bool = False, batch_first: bool = False,
+                 enforce_sorted: bool = True, dropout: float = 0.0,
+                 dropout_mask: Array | None = None, training: bool = True,
+                 **weights: Array) -> dict[str, Array]:
+    r"""BPTT for :func:`rnn_tanh` (the module docstring): for the cotangent ``g`` of the flat
+    (output, h_n), from the last step back to the first, da_t = (d out_t + dh_t) (1 - h_t^2),
     dh_{t-1} = da_t W_hh, dx_t = da_t W_ih, dW_ih = sum_t da_t^T x_t, dW_hh = sum_t da_t^T
     h_{t-1}, db = sum_t da_t; layer by layer, top down. Gradients of ``input``, ``h_0`` (when
     given) and every weight and bias."""
     options = _options(num_layers, bidirectional, batch_first, dropout, dropout_mask,
-                       nonlinearity)
+                       training, "tanh")
     return _layers_vjp("rnn", g, input, h_0, None, lengths, weights, options)
 
 
+def rnn_relu(input: Array, h_0: Array | None = None, lengths: Array | None = None, *,
+             num_layers: int = 1, bidirectional: bool = False, batch_first: bool = False,
+             enforce_sorted: bool = True, dropout: float = 0.0,
+             dropout_mask: Array | None = None, training: bool = True,
+             **weights: Array) -> Array:
+    r"""torch.nn.RNN(nonlinearity="relu"): per layer and direction
+    h_t = max(0, W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), unrolled over t as the module
+    docstring says (shared arguments and the flat result: the comment above). Not
+    differentiable where a pre-activation is 0 (:func:`relu_pre_activations`)."""
+    options = _options(num_layers, bidirectional, batch_first, dropout, dropout_mask,
+                       training, "relu")
+    return _flat(_forward("rnn", input, h_0, None, lengths, weights, **options))
+
+
+def rnn_relu_vjp(g: Array, input: Array, h_0: Array | None = None, lengths: Array | None = None,
+                 *, num_layers: int = 1, bidirectional: bool = False, batch_first: bool = False,
+                 enforce_sorted: bool = True, dropout: float = 0.0,
+                 dropout_mask: Array | None = None, training: bool = True,
+                 **weights: Array) -> dict[str, Array]:
+    r"""BPTT for :func:`rnn_relu`: as :func:`rnn_tanh_vjp` with relu'(a_t) = [a_t > 0] in
+    place of 1 - h_t^2 (0 at the kink, as torch's relu backward gives)."""
+    options = _options(num_layers, bidirectional, batch_first, dropout, dropout_mask,
+                       training, "relu")
+    return _layers_vjp("rnn", g, input, h_0, None, lengths, weights, options)
+
+
+def relu_pre_activations(input: Array, h_0: Array | None = None,
+                         lengths: Array | None = None, *, num_layers: int = 1,
+                         bidirectional: bool = False, batch_first: bool = False,
+                         enforce_sorted: bool = True, dropout: float = 0.0,
+                         dropout_mask: Array | None = None, training: bool = True,
+                         **weights: Array) -> Array:
+    r"""Every pre-activation a_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh of
+    :func:`rnn_relu` at a valid step, of every layer and direction, flat: where one is 0, relu'
+    jumps and the network is not differentiable there (the input maker and the dropout test
+    keep them away from 0; not a torch op, so no record)."""
+    options = _options(num_layers, bidirectional, batch_first, dropout, dropout_mask,
+                       training, "relu")
+    net = _forward("rnn", input, h_0, None, lengths, weights, **options)
+    return np.concatenate([scan.caches[t]["a"][net.valid[t]].ravel()
+                           for scan in net.scans.values() for t in sorted(scan.caches)])
+
+
 def lstm(input: Array, h_0: Array | None = None, c_0: Array | None = None,
-         lengths: Array | None = None, *, num_layers: int = 1, bidirectional: bool = False,
-         batch_first: bool = False, enforce_sorted: bool = True, dropout: float = 0.0,
-         dropout_mask: Array | None = None, **weights: Array) -> Array:
+lengths: Array | None = None, *,
+         num_layers: int = 1, bidirectional: bool = False, batch_first: bool = False,
+         enforce_sorted: bool = True, dropout: float = 0.0,
+         dropout_mask: Array | None = None, training: bool = True,
+         **weights: Array) -> Array:
     r"""torch.nn.LSTM: per layer and direction the LSTM cell of the module docstring,
     c_t = f_t c_{t-1} + i_t g_t, h_t = o_t tanh(c_t) (times W_hr when ``weight_hr_l{k}`` (P, H)
     is given: proj_size = P; c keeps size H), unrolled over t (shared arguments and the flat
     result, which ends with c_n: the comment above)."""
-    options = _options(num_layers, bidirectional, batch_first, dropout, dropout_mask, "tanh")
+    options = _options(num_layers, bidirectional, batch_first, dropout, dropout_mask,
+                       training, "tanh")
     return _flat(_forward("lstm", input, h_0, c_0, lengths, weights, **options))
 
 
 def lstm_vjp(g: Array, input: Array, h_0: Array | None = None, c_0: Array | None = None,
-             lengths: Array | None = None, *, num_layers: int = 1, bidirectional: bool = False,
-             batch_first: bool = False, enforce_sorted: bool = True, dropout: float = 0.0,
-             dropout_mask: Array | None = None, **weights: Array) -> dict[str, Array]:
+lengths: Array | None = None,
+             *, num_layers: int = 1, bidirectional: bool = False, batch_first: bool = False,
+             enforce_sorted: bool = True, dropout: float = 0.0,
+             dropout_mask: Array | None = None, training: bool = True,
+             **weights: Array) -> dict[str, Array]:
     r"""BPTT for :func:`lstm` (the module docstring): for the cotangent ``g`` of the flat
     (output, h_n, c_n), from the last step back, dm_t = (d out_t + dh_t) (W_hr), dc_t +=
     dm_t o_t (1 - tanh(c_t)^2), dc_{t-1} = dc_t f_t, the gates' da_t from do, di, df, dg, and
     dh_{t-1} = da_t W_hh: the cell state carries its own cotangent through time beside h's.
     Gradients of ``input``, ``h_0`` and ``c_0`` (when given), every weight and bias, and
     ``weight_hr_l{k}``."""
-    options = _options(num_layers, bidirectional, batch_first, dropout, dropout_mask, "tanh")
+    options = _options(num_layers, bidirectional, batch_first, dropout, dropout_mask,
+                       training, "tanh")
     return _layers_vjp("lstm", g, input, h_0, c_0, lengths, weights, options)
 
 
 def gru(input: Array, h_0: Array | None = None, lengths: Array | None = None, *,
         num_layers: int = 1, bidirectional: bool = False, batch_first: bool = False,
-        enforce_sorted: bool = True, dropout: float = 0.0, dropout_mask: Array | None = None,
+        enforce_sorted: bool = True, dropout: float = 0.0,
+        dropout_mask: Array | None = None, training: bool = True,
         **weights: Array) -> Array:
     r"""torch.nn.GRU: per layer and direction the GRU cell of the module docstring,
     n_t = tanh(W_in x_t + b_in + r_t (W_hn h_{t-1} + b_hn)), h_t = (1 - z_t) n_t + z_t h_{t-1},
     unrolled over t (shared arguments and the flat result: the comment above)."""
-    options = _options(num_layers, bidirectional, batch_first, dropout, dropout_mask, "tanh")
+    options = _options(num_layers, bidirectional, batch_first, dropout, dropout_mask,
+                       training, "tanh")
     return _flat(_forward("gru", input, h_0, None, lengths, weights, **options))
 
 
-def gru_vjp(g: Array, input: Array, h_0: Array | None = None, lengths: Array | None = None, *,
-            num_layers: int = 1, bidirectional: bool = False, batch_first: bool = False,
-            enforce_sorted: bool = True, dropout: float = 0.0, dropout_mask: Array | None = None,
+def gru_vjp(g: Array, input: Array, h_0: Array | None = None, lengths: Array | None = None,
+            *, num_layers: int = 1, bidirectional: bool = False, batch_first: bool = False,
+            enforce_sorted: bool = True, dropout: float = 0.0,
+            dropout_mask: Array | None = None, training: bool = True,
             **weights: Array) -> dict[str, Array]:
     r"""BPTT for :func:`gru` (the module docstring): for the cotangent ``g`` of the flat
     (output, h_n), from the last step back, dh_{t-1} = dh'_t z_t + [da_r, da_z, da_n r]_t W_hh
     with dh'_t = d out_t + dh_t; gradients of ``input``, ``h_0`` (when given) and every weight
     and bias."""
-    options = _options(num_layers, bidirectional, batch_first, dropout, dropout_mask, "tanh")
+    options = _options(num_layers, bidirectional, batch_first, dropout, dropout_mask,
+                       training, "tanh")
     return _layers_vjp("gru", g, input, h_0, None, lengths, weights, options)
 
 
@@ -553,23 +610,41 @@ def _cell_vjp(kind: str, g: Array, input: Array, h_0: Array | None, c_0: Array |
 # (G H, in), weight_hh (G H, H), optional bias_ih, bias_hh (G H,), G the gate blocks (GATES).
 
 
-def rnn_cell(input: Array, weight_ih: Array, weight_hh: Array, bias_ih: Array | None = None,
-             bias_hh: Array | None = None, h_0: Array | None = None,
-             nonlinearity: str = "tanh") -> Array:
-    r"""One step of torch.nn.RNNCell: h' = phi(W_ih x + b_ih + W_hh h + b_hh), phi = tanh or
-    relu (``nonlinearity``); h' (B, H), or (H,) unbatched (shapes: the comment above)."""
+def rnn_tanh_cell(input: Array, weight_ih: Array, weight_hh: Array,
+                  bias_ih: Array | None = None, bias_hh: Array | None = None,
+                  h_0: Array | None = None) -> Array:
+    r"""One step of torch.nn.RNNCell(nonlinearity="tanh"): h' = tanh(W_ih x + b_ih + W_hh h
+    + b_hh); h' (B, H), or (H,) unbatched (shapes: the comment above)."""
     new, _, batched = _cell("rnn", input, h_0, None, weight_ih, weight_hh, bias_ih, bias_hh,
-                            nonlinearity)
+                            "tanh")
     return _cell_flat(new, batched)
 
 
-def rnn_cell_vjp(g: Array, input: Array, weight_ih: Array, weight_hh: Array,
-                 bias_ih: Array | None = None, bias_hh: Array | None = None,
-                 h_0: Array | None = None, nonlinearity: str = "tanh") -> dict[str, Array]:
-    r"""da = g * phi'(a) (tanh' = 1 - h'^2, relu' = [a > 0]); dx = da W_ih, dh = da W_hh,
-    dW_ih = da^T x, dW_hh = da^T h, db_ih = db_hh = sum_batch da."""
+def rnn_tanh_cell_vjp(g: Array, input: Array, weight_ih: Array, weight_hh: Array,
+                      bias_ih: Array | None = None, bias_hh: Array | None = None,
+                      h_0: Array | None = None) -> dict[str, Array]:
+    r"""da = g (1 - h'^2); dx = da W_ih, dh = da W_hh, dW_ih = da^T x, dW_hh = da^T h,
+    db_ih = db_hh = sum_batch da."""
     return _cell_vjp("rnn", g, input, h_0, None, weight_ih, weight_hh, bias_ih, bias_hh,
-                     nonlinearity)
+                     "tanh")
+
+
+def rnn_relu_cell(input: Array, weight_ih: Array, weight_hh: Array,
+                  bias_ih: Array | None = None, bias_hh: Array | None = None,
+                  h_0: Array | None = None) -> Array:
+    r"""One step of torch.nn.RNNCell(nonlinearity="relu"): h' = max(0, W_ih x + b_ih + W_hh h
+    + b_hh); h' (B, H), or (H,) unbatched (shapes: the comment above)."""
+    new, _, batched = _cell("rnn", input, h_0, None, weight_ih, weight_hh, bias_ih, bias_hh,
+                            "relu")
+    return _cell_flat(new, batched)
+
+
+def rnn_relu_cell_vjp(g: Array, input: Array, weight_ih: Array, weight_hh: Array,
+                      bias_ih: Array | None = None, bias_hh: Array | None = None,
+                      h_0: Array | None = None) -> dict[str, Array]:
+    r"""da = g [a > 0] (0 at the kink, as torch); then as :func:`rnn_tanh_cell_vjp`."""
+    return _cell_vjp("rnn", g, input, h_0, None, weight_ih, weight_hh, bias_ih, bias_hh,
+                     "relu")
 
 
 def lstm_cell(input: Array, weight_ih: Array, weight_hh: Array, bias_ih: Array | None = None,
