@@ -395,7 +395,8 @@ def test_bptt_check_blames_torch_for_an_rnn_dropping_a_recurrent_term() -> None:
     assert "so the error is torch's" in message
 
 
-def test_bptt_check_blames_the_reference_for_an_lstm_dropping_a_cell_state_term(monkeypatch) -> None:
+def test_bptt_check_blames_the_reference_for_an_lstm_dropping_a_cell_state_term(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A reference BPTT that loses the LSTM's cell-state cotangent (dc_{t-1} = dc_t f_t) at one
     step fails against finite differences, and the gradient check blames the reference."""
     case = _one_layer_case(LSTM)
