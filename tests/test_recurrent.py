@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from references import recurrent as ref
 from suite import catalog, compare, higher
 from suite import gradcheck as gc
+from suite import tolerances as tols
 from suite.catalog import recurrent as records
 from suite.inputs import recurrent as ri
 from suite.specs import Array, Case, OpSpec
@@ -348,3 +349,79 @@ def test_relu_cases_keep_their_pre_activations_off_the_kink(spec: OpSpec,
                      else {}),
                   **{f"{k}_l0": v for k, v in arrays.items()}}
     assert ri.kink_distance(arrays, dict(case.options)) >= ri.RELU_MARGIN
+
+
+@pytest.mark.parametrize("spec", [s for s in RELU if s in records.RECORDS], ids=catalog.spec_id)
+def test_relu_rnn_at_a_pre_activation_of_exactly_zero(spec: OpSpec, dtype: torch.dtype,
+                                                      device: str) -> None:
+    """Exactly at relu's kink (a = 0.5 * 1 - 0.5 = 0, exact in every dtype) torch takes
+    relu'(0) = 0, as the reference does: the weight_ih gradient there is 0, not g x."""
+    arrays: dict[str, Array] = {"input": np.ones((1, 1)), "weight_ih": np.full((1, 1), 0.5),
+                                "weight_hh": np.zeros((1, 1)), "bias_ih": np.full(1, -0.5),
+                                "bias_hh": np.zeros(1)}
+    options: dict[str, Any] = {}
+    if "weight_ih" not in spec.inputs.sized(2).arrays:  # a layer: T = 1, B = 1, one layer
+        arrays = {"input": arrays["input"][None],
+                  **{f"{k}_l0": v for k, v in arrays.items() if k != "input"}}
+        options = {"num_layers": 1, "bidirectional": False, "batch_first": False}
+    case = Case(arrays, tuple(arrays), options, 0)
+    gc.check_forward(spec, case, dtype, device)
+    gc.check_gradient(spec, case, dtype, device)
+
+
+# --- layouts: non-contiguous views of every array ----------------------------------------------
+
+
+def _view(a: Array, dtype: torch.dtype, device: str
+          ) -> tuple[torch.Tensor, torch.Tensor, Callable[[Array], Array]]:
+    """A leaf tensor, a non-contiguous view of it holding ``a``'s values (transposed for 2 or
+    more dimensions, every other element for one), and the map of a gradient of the view onto
+    the leaf."""
+    if a.ndim >= 2:
+        leaf = torch.tensor(np.ascontiguousarray(a.T), dtype=dtype, device=device,
+                            requires_grad=True)
+        return leaf, leaf.T if a.ndim == 2 else leaf.permute(*reversed(range(a.ndim))), \
+            lambda g: np.ascontiguousarray(g.T)
+    base = np.zeros(2 * a.size)
+    base[::2] = a
+
+    def pull(g: Array) -> Array:
+        out = np.zeros(base.shape)
+        out[::2] = g
+        return out
+
+    leaf = torch.tensor(base, dtype=dtype, device=device, requires_grad=True)
+    return leaf, leaf[::2], pull
+
+
+@pytest.mark.parametrize("spec", [*records.RECORDS, *records.PACKED], ids=catalog.spec_id)
+@settings(max_examples=10)  # the layout is fixed; the draws only vary the views' extents
+@given(data=st.data())
+def test_non_contiguous_arrays(spec: OpSpec, dtype: torch.dtype, device: str,
+                               data: st.DataObject) -> None:
+    """Every float array (input, initial states, weights, biases) given as a non-contiguous
+    view: forward and every gradient (of the leaf behind the view) against the reference."""
+    case = data.draw(spec.inputs.strategy(), label="case").rounded_to(dtype)
+    views = {name: _view(a, dtype, device) for name, a in case.arrays.items()
+             if name in case.differentiable}
+    # a view is non-contiguous wherever it can be (two sides > 1, or a 1-D array of > 1)
+    assert all(not v.is_contiguous() for _, v, _ in views.values()
+               if sum(n > 1 for n in v.shape) >= min(2, v.ndim))
+    others = {k: t for k, t in gc.to_tensors(case, dtype, device).items() if k not in views}
+    out = spec.torch_fn(**{k: v for k, (_, v, _) in views.items()}, **others, **case.options)
+    g = gc.round_to(gc.cotangent(case, tuple(out.shape)), dtype)
+    out.backward(torch.tensor(g, dtype=dtype, device=device))
+    context = f"{dtype}, non-contiguous views, device={device}".replace("torch.", "")
+    tol = dict(spec.tol)
+    compare.assert_close(compare.to_numpy(out), spec.reference(case),
+                         tol=tols.resolve(dtype, tols.Kind.FORWARD,
+                                          tol.get((tols.Kind.FORWARD, dtype))),
+                         what=f"{spec.name} on non-contiguous views: forward", context=context,
+                         case=case.describe())
+    expected = spec.reference_vjp(g, case)
+    for name, (leaf, _, pull) in views.items():
+        compare.assert_close(compare.to_numpy(leaf.grad), pull(expected[name]),
+                             tol=tols.resolve(dtype, tols.Kind.GRADIENT,
+                                              tol.get((tols.Kind.GRADIENT, dtype))),
+                             what=f"{spec.name} on non-contiguous views: VJP w.r.t. {name}",
+                             context=context, case=case.describe())
