@@ -1,12 +1,13 @@
 """Recurrent behaviour the generic record checks cannot run: packed sequences (which torch.func
-cannot transform), dropout between layers with torch's own masks, eval mode.
+cannot transform), dropout between layers with torch's own masks, eval mode, a relu kink hit
+exactly, non-contiguous arrays.
 
 The records without sequence lengths (suite/catalog/recurrent.py ``RECORDS``) go through every
-generic check in tests/test_ops.py, test_higher_order.py, test_transforms.py and
-test_precision.py. Here the same check functions (``suite.gradcheck``, ``suite.higher``) run on
-the packed records (``PACKED``: off the half-precision ladder like the others, for the
-reason their records give) and on cases with dropout; every comparison goes through
-``suite.compare`` with the tolerances of ``suite.tolerances`` and the records' own widenings.
+generic check in tests/test_ops.py, test_higher_order.py and test_transforms.py (all are off
+the half-precision ladder, each record saying why). Here the same check functions
+(``suite.gradcheck``, ``suite.higher``) run on the packed records (``PACKED``) and on cases
+with dropout; every comparison goes through ``suite.compare`` with the tolerances of
+``suite.tolerances`` and the records' own widenings (none today).
 """
 
 from __future__ import annotations

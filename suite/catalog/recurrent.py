@@ -11,9 +11,11 @@ concatenation of (output, h_n) (and c_n), as the references in references/recurr
 one cotangent then reaches every output, and the generic checks (forward, gradient of every
 weight, bias and initial state, finite differences of the reference, JVP and double backward,
 torch.func.vjp, large inputs, benchmarks) apply unchanged. There is no second torch form to
-compare the module with (``module`` stays None). Dropout between layers draws its mask inside
-torch's kernel: tests/test_recurrent.py recovers it and checks it there; the records run
-without dropout (torch's default, and eval mode).
+compare the module with (``module`` stays None). On the CPU, float32 nn.LSTM runs oneDNN's
+kernel (with ``proj_size`` torch warns that oneDNN lacks projections and falls back), float64
+and the other modules torch's own: the dtype parametrization checks both paths. Dropout
+between layers draws its mask inside torch's kernel: tests/test_recurrent.py recovers it and
+checks it there; the records run without dropout (torch's default).
 """
 
 from __future__ import annotations
@@ -191,8 +193,8 @@ RECORDS = (
 # "Cannot access data pointer of Tensor that doesn't have storage", pytorch/functorch#629, and
 # forward AD of _pack_padded_sequence "has not been implemented yet"), and the generic checks
 # run every transform on every record. tests/test_recurrent.py runs the other generic checks on
-# these (forward, gradient, finite differences of the reference, double backward, the
-# half-precision ladder) and keeps both transforms as strict xfails.
+# these (forward, gradient, finite differences of the reference, double backward, layouts,
+# dropout) and keeps both transforms as strict xfails.
 PACKED = tuple(
     dataclasses.replace(spec, name=f"{spec.name}_packed",
                         inputs=dataclasses.replace(spec.inputs, packed=True))
