@@ -14,12 +14,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from references import activations, optim_sgd
+from references import activations, optim_sgd, recurrent
 from suite import catalog, compare
 from suite import gradcheck as gc
 from suite import optimcheck as oc
 from suite import tolerances as tols
-from suite.specs import ModuleForm, OpSpec, OptimizerRun
+from suite.specs import Case, ModuleForm, OpSpec, OptimizerRun
 
 TANH = catalog.by_name("tanh")
 LINEAR = catalog.by_name("linear")
@@ -360,3 +360,68 @@ def test_module_check_fails_on_a_module_with_a_wrong_running_statistics_update()
     message = _module_check_fails(bad, batch_norm.inputs.sized(6, seed=3))
     assert message.startswith("batch_norm: BatchNorm2d (module form) running_mean after the "
                               "call against batch_norm")
+
+
+# --- backpropagation through time: a dropped recurrent term is caught ----------------------------
+
+
+RNN_TANH = _record("rnn_tanh")
+LSTM = _record("lstm")
+
+
+def _one_layer_case(spec: OpSpec, steps: int = 4) -> Case:
+    """A 1-layer, 1-direction case of ``spec`` (T = ``steps``, B = 2, in 3, hidden 3, bias,
+    h_0 (and c_0) given)."""
+    case = spec.inputs.sized(3, seed=4)  # type: ignore[union-attr]
+    rng = np.random.default_rng(4)
+    arrays = {**case.arrays, "input": rng.standard_normal((steps, 2, 3))}
+    arrays |= {k: a[:, :2] for k, a in arrays.items() if k in ("h_0", "c_0")}
+    return Case(arrays, case.differentiable, case.options, case.seed)
+
+
+def _truncated_rnn(input, h_0=None, lengths=None, **options):
+    """nn.RNN(tanh) unrolled with nn.RNNCell, the hidden state entering step 2 detached: the
+    forward is exact, but BPTT drops that step's recurrent term (a planted torch bug)."""
+    params = {k.removesuffix("_l0"): v for k, v in options.items() if k.endswith("_l0")}
+    cell = torch.nn.RNNCell(input.shape[-1], h_0.shape[-1], device="meta", dtype=input.dtype)
+    h, outs = h_0[0], []
+    for t in range(input.shape[0]):
+        h = torch.func.functional_call(cell, params, (input[t], h.detach() if t == 2 else h))
+        outs.append(h)
+    return torch.cat([torch.stack(outs).reshape(-1), h.reshape(-1)])
+
+
+def test_bptt_check_blames_torch_for_an_rnn_dropping_a_recurrent_term() -> None:
+    case = _one_layer_case(RNN_TANH)
+    bad = dataclasses.replace(RNN_TANH, torch_fn=_truncated_rnn)
+    gc.check_forward(bad, case, torch.float64, "cpu")  # the forward is exact: only BPTT is wrong
+    gc.check_gradient(RNN_TANH, case, torch.float64, "cpu")  # the control
+    message = _fails(gc.check_gradient, bad, case, torch.float64, "cpu")
+    assert message.startswith("rnn_tanh: VJP w.r.t. ")
+    assert "Verdict: the reference VJP agrees with finite differences" in message
+    assert "so the error is torch_fn's (" in message
+
+
+def test_bptt_check_blames_the_reference_for_an_lstm_dropping_a_cell_state_term(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reference BPTT that loses the LSTM's cell-state cotangent (dc_{t-1} = dc_t f_t) at one
+    step fails against finite differences, and the gradient check blames the reference."""
+    case = _one_layer_case(LSTM)
+    steps = case.arrays["input"].shape[0]
+    step_vjp = recurrent._step_vjp
+    calls = [0]
+
+    def loses_dc(kind, d_new, cache, p, nonlinearity):
+        dx, d_state, grads = step_vjp(kind, d_new, cache, p, nonlinearity)
+        calls[0] += 1
+        if calls[0] % steps == 2:  # the third step from the end (one layer, one direction)
+            d_state = (d_state[0], np.zeros_like(d_state[1]))
+        return dx, d_state, grads
+
+    gc.check_reference_vjp(LSTM, case)  # the control
+    monkeypatch.setattr(recurrent, "_step_vjp", loses_dc)
+    message = _fails(gc.check_reference_vjp, LSTM, case)
+    assert message.startswith("lstm: reference VJP w.r.t. ")
+    message = _fails(gc.check_gradient, LSTM, case, torch.float64, "cpu")
+    assert "Verdict: the reference VJP disagrees with finite differences" in message
+    assert "references.recurrent.lstm_vjp is wrong" in message
