@@ -55,8 +55,7 @@ def record(name: str) -> OpSpec | OptimizerSpec | ClosureOptimizerSpec:
         return everything[name]
     close = difflib.get_close_matches(name, list(everything), n=4, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}? " if close else ""
-    raise KeyError(f"no record named {name!r}; {hint}`python -m suite list` lists all "
-                   f"{len(everything)}")
+    raise KeyError(f"no record named {name!r}; {hint}`python -m suite list` lists them all")
 
 
 def spec_id(spec: OpSpec | OptimizerSpec | SchedulerSpec | ClosureOptimizerSpec) -> str:
