@@ -11,7 +11,7 @@ e.g. ``assert_close(actual, expected, tol=Tolerance(1.3e-6, 1e-5), what=...)`` f
     Greatest relative difference: 2.0e-03 at index (1, 2) (up to 1.3e-06 allowed)
       actual[1, 2]=0.15234  expected[1, 2]=0.15265  input[1, 2]=2.4101
     Case: ...
-    Reproduce: pytest 'tests/test_ops.py::TestOps::test_gradient_matches_reference[cpu-float32-tanh]'
+    Reproduce: pytest 'tests/test_ops.py::TestOps::test_gradient_matches_reference[cpu-tanh]'
 """
 
 from __future__ import annotations
