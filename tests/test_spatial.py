@@ -1,5 +1,5 @@
-"""Layouts of the spatial layers' inputs: convolution, pooling, fold/unfold (and every record of
-those catalogue modules), fed through non-contiguous views.
+"""Layouts of the spatial layers' inputs: convolution, pooling, fold/unfold, padding, shuffles and
+interpolation (every record of those catalogue modules), fed through non-contiguous views.
 
 torch picks other kernels for other memory layouts (channels-last convolution and pooling
 kernels, strided reads), so each layout is a separate path to the same numbers. Each layout
@@ -26,17 +26,19 @@ from hypothesis import strategies as st
 from suite import compare
 from suite import gradcheck as gc
 from suite import tolerances as tols
-from suite.catalog import conv, pooling
+from suite.catalog import conv, pooling, resampling
 from suite.devices import dtype_name
 from suite.specs import Array, Case, OpSpec, round_to
 
-SPATIAL = sorted(conv.RECORDS + pooling.RECORDS, key=lambda s: s.name)
+SPATIAL = sorted(conv.RECORDS + pooling.RECORDS + resampling.RECORDS, key=lambda s: s.name)
 
 Layout = Callable[[Array], tuple[Array, Callable[[torch.Tensor], torch.Tensor],
                                  Callable[[Array], Array]]]
 
 
 def _channels_last(a: Array) -> tuple[Array, Callable, Callable]:
+    if a.ndim < 2:  # nothing to move (a 1-d input to constant padding): the plain layout
+        return a.copy(), lambda t: t, lambda g: g
     order = (0, *range(2, a.ndim), 1)  # the leaf's axes: channel last
     back = tuple(int(i) for i in np.argsort(order))
     return (np.ascontiguousarray(np.transpose(a, order)), lambda t: t.permute(back),
@@ -109,10 +111,17 @@ def _unbatched_channels_last(case: Case, view: torch.Tensor) -> bool:
         and not view.is_contiguous()
 
 
+def _batched_channels_last_3d(case: Case, view: torch.Tensor) -> bool:
+    """A 5-d input ((*, C, H, W) with two batch dimensions) whose strides torch reads as
+    channels_last_3d."""
+    return view.ndim == 5 and view.is_contiguous(memory_format=torch.channels_last_3d) \
+        and not view.is_contiguous()
+
+
 # torch defects a layout runs into, each in KNOWN_DIFFERENCES.md with a strict xfail of its own
-# (tests/test_pooling.py): (record, layout) -> (the cases it hits, given the case and the view
-# torch sees; the error torch raises there). Those cases check that torch still raises it, so
-# a fix shows up as a failure here.
+# (tests/test_pooling.py, below): (record, layout) -> (the cases it hits, given the case and the
+# view torch sees; the error torch raises there). Those cases check that torch still raises it,
+# so a fix shows up as a failure here.
 KNOWN_LAYOUT: dict[tuple[str, str], tuple[Callable[[Case, torch.Tensor], bool], str]] = {
     # torch 2.13.0: max_pool3d refuses an unbatched input with 2-d channels_last strides ...
     ("max_pool3d", "channels_last"): (_unbatched_channels_last, "Unsupported memory format"),
@@ -121,6 +130,10 @@ KNOWN_LAYOUT: dict[tuple[str, str], tuple[Callable[[Case, torch.Tensor], bool], 
         lambda case, view: (abs(case.options["norm_type"]) == float("inf")
                             and _unbatched_channels_last(case, view)),
         "Unsupported memory format"),
+    # torch 2.13.0: pixel (un)shuffle refuses a 5-d input with channels_last_3d strides
+    ("pixel_shuffle", "channels_last"): (_batched_channels_last_3d, "Unsupported memory format"),
+    ("pixel_unshuffle", "channels_last"): (_batched_channels_last_3d,
+                                           "Unsupported memory format"),
 }
 
 
@@ -150,3 +163,45 @@ def test_layouts_cover_the_spatial_records() -> None:
     """Every convolution and pooling record is checked in every layout (a record added to those
     catalogue modules is picked up here)."""
     assert len(SPATIAL) >= 28, [s.name for s in SPATIAL]
+
+
+# --- known differences (KNOWN_DIFFERENCES.md) ----------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, raises=RuntimeError,
+                   reason="torch 2.13.0: pixel_shuffle and pixel_unshuffle raise 'Unsupported "
+                          "memory format. Supports only ChannelsLast, Contiguous' for a 5-d "
+                          "input whose strides match channels_last_3d (KNOWN_DIFFERENCES.md)")
+@pytest.mark.parametrize("name", ["pixel_shuffle", "pixel_unshuffle"])
+def test_pixel_shuffle_of_a_5d_input_with_channels_last_3d_strides(name: str) -> None:
+    spec = next(s for s in SPATIAL if s.name == name)
+    x = np.arange(2 * 4 * 4 * 2 * 2, dtype=np.float64).reshape(2, 4, 4, 2, 2)
+    t = torch.tensor(x).contiguous(memory_format=torch.channels_last_3d)
+    out = spec.torch_fn(t, 2)
+    compare.assert_close(compare.to_numpy(out), spec.ref(x, 2),
+                         tol=tols.resolve(torch.float64, tols.Kind.FORWARD),
+                         what=f"{name} of a 5-d input with channels_last_3d strides",
+                         context="float64")
+
+
+@pytest.mark.xfail(strict=True, reason="torch 2.13.0: circular padding checks a positive "
+                                       "padding against the input's side, but wraps around the "
+                                       "side left after negative padding crops: a padding "
+                                       "larger than that side raises an unrelated error or "
+                                       "returns uninitialised memory (KNOWN_DIFFERENCES.md)")
+@pytest.mark.parametrize("pad", [(-4, 3), (-6, 1), (3, -5)],
+                         ids=["crop 4 pad 3", "crop 6 pad 1", "pad 3 crop 5"])
+def test_circular_padding_beyond_the_cropped_side_is_refused(pad: tuple[int, int]) -> None:
+    """[0 .. 5] cropped by the negative entry leaves fewer elements than the positive entry
+    pads: the circular wrap would go around more than once, which torch refuses (with
+    'Padding value causes wrapping around more than once') when no cropping is involved."""
+    x = torch.arange(6, dtype=torch.float64).reshape(1, 1, 6)
+    with pytest.raises(RuntimeError, match="wrapping around more than once"):
+        torch.nn.functional.pad(x, pad, mode="circular")
+
+
+def test_circular_padding_beyond_the_side_is_refused() -> None:
+    """The check torch does make, without cropping (the message the test above expects)."""
+    x = torch.arange(6, dtype=torch.float64).reshape(1, 1, 6)
+    with pytest.raises(RuntimeError, match="wrapping around more than once"):
+        torch.nn.functional.pad(x, (7, 0), mode="circular")

@@ -15,13 +15,15 @@ from suite.catalog import (
     norms,
     optimizers,
     pooling,
+    resampling,
     schedulers,
 )
 from suite.specs import OpSpec, OptimizerSpec, SchedulerSpec
 
 OPS: tuple[OpSpec, ...] = tuple(
     sorted(activations.RECORDS + attention.RECORDS + conv.RECORDS + layers.RECORDS
-           + losses.RECORDS + norms.RECORDS + pooling.RECORDS, key=lambda s: s.name))
+           + losses.RECORDS + norms.RECORDS + pooling.RECORDS
+           + resampling.RECORDS, key=lambda s: s.name))
 OPTIMIZERS: tuple[OptimizerSpec, ...] = tuple(sorted(optimizers.RECORDS, key=lambda s: s.name))
 SCHEDULERS: tuple[SchedulerSpec, ...] = tuple(sorted(schedulers.RECORDS, key=lambda s: s.name))
 

@@ -427,3 +427,117 @@ class Blocks:
     def sized(self, n: int, seed: int = 0) -> Case:
         side = spatial_side(n, 2)
         return self._case([side, side], 8, (4,), [3, 3], [1, 1], [1, 1], [1, 1], 1.0, seed)
+
+
+# --- padding -------------------------------------------------------------------------------
+
+PAD_MODES = ("constant", "zero", "reflect", "replicate", "circular")
+
+
+@dataclass(frozen=True)
+class Padding:
+    """F.pad of the last ``dims`` dimensions in ``mode`` ("zero" is constant padding without a
+    value): ``input`` with ``dims`` padded sides of 1 to ``max_side`` and 1-2 leading
+    dimensions ((C, *) or (N, C, *), what the modules accept; constant and zero padding also
+    take none or a third). Each side's (left, right) padding is drawn from -3 to 3, negative
+    entries cropping at most side - 1 elements in all; positive reflect padding is below the
+    side, circular at most the side left after cropping (torch's rules: it removes the
+    negatively padded ends before wrapping; KNOWN_DIFFERENCES.md). Constant padding draws a
+    fill ``value``."""
+
+    mode: str
+    dims: int
+    max_side: int = 6
+
+    def _pads(self, draw: st.DrawFn, sides: list[int]) -> tuple[int, ...]:
+        pad: list[int] = []
+        for i, n in reversed(list(enumerate(sides))):  # torch's order: last dimension first
+            left = draw(st.integers(-min(3, n - 1), 3), label=f"left[{i}]")
+            cropped = max(-left, 0)
+            right = draw(st.integers(-min(3, n - 1 - cropped), 3), label=f"right[{i}]")
+            kept = n - cropped - max(-right, 0)
+            if self.mode == "reflect":
+                left, right = min(left, n - 1), min(right, n - 1)
+            elif self.mode == "circular":
+                left, right = min(left, kept), min(right, kept)
+            pad += [left, right]
+        return tuple(pad)
+
+    def strategy(self) -> st.SearchStrategy[Case]:
+        d = self.dims
+
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            sides = _per_dim(draw, st.integers(1, self.max_side), d, "side")
+            pad = self._pads(draw, sides)
+            lowest, highest = (0, 3) if self.mode in ("constant", "zero") else (1, 2)
+            lead = draw(st.lists(st.integers(1, 3), min_size=lowest, max_size=highest),
+                        label="leading dims")
+            scale = draw(VALUE_SCALES, label="scale")
+            seed = draw(SEEDS, label="seed")
+            x = _normal(np.random.default_rng(seed), (*lead, *sides), scale)
+            return Case({"input": x}, ("input",), self._options(draw, pad), seed)
+
+        return cases()
+
+    def _options(self, draw: st.DrawFn | None, pad: tuple[int, ...]) -> dict[str, Any]:
+        if self.mode == "zero":
+            return {"pad": pad}
+        options: dict[str, Any] = {"pad": pad, "mode": self.mode}
+        if self.mode == "constant":
+            options["value"] = 0.5 if draw is None else draw(
+                st.sampled_from([0.0, 1.5, -2.25, 0.1]), label="value")
+        return options
+
+    def sized(self, n: int, seed: int = 0) -> Case:
+        side = spatial_side(n, self.dims)
+        x = _normal(np.random.default_rng(seed), (4, 8, *(side,) * self.dims))
+        return Case({"input": x}, ("input",), self._options(None, (2, 1) * self.dims), seed)
+
+
+# --- shuffles ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shuffling:
+    """pixel_shuffle (``kind="pixel"``: (*, C r^2, H, W), 0-2 batch dimensions, r 1-3),
+    pixel_unshuffle (``kind="unpixel"``: (*, C, H r, W r)) or channel_shuffle
+    (``kind="channel"``: (N, C, *) with 1-3 further dimensions, C = groups x channels per
+    group)."""
+
+    kind: str
+
+    def strategy(self) -> st.SearchStrategy[Case]:
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            scale = draw(VALUE_SCALES, label="scale")
+            if self.kind == "channel":
+                groups = draw(st.integers(1, 4), label="groups")
+                per_group = draw(st.integers(1, 3), label="channels per group")
+                n = draw(st.integers(1, 2), label="N")
+                rest = draw(st.lists(st.integers(1, 4), min_size=1, max_size=3), label="rest")
+                shape: Shape = (n, groups * per_group, *rest)
+                options = {"groups": groups}
+            else:
+                r = draw(st.integers(1, 3), label="factor")
+                batch = draw(st.lists(st.integers(1, 2), max_size=2), label="batch")
+                c = draw(st.integers(1, 3), label="C")
+                h, w = draw(st.integers(1, 4), label="H"), draw(st.integers(1, 4), label="W")
+                if self.kind == "pixel":
+                    shape, options = (*batch, c * r * r, h, w), {"upscale_factor": r}
+                else:
+                    shape, options = (*batch, c, h * r, w * r), {"downscale_factor": r}
+            seed = draw(SEEDS, label="seed")
+            x = _normal(np.random.default_rng(seed), shape, scale)
+            return Case({"input": x}, ("input",), options, seed)
+
+        return cases()
+
+    def sized(self, n: int, seed: int = 0) -> Case:
+        side = spatial_side(n, 2)
+        side -= side % 2
+        shape, options = {"pixel": ((4, 16, side, side), {"upscale_factor": 2}),
+                          "unpixel": ((4, 4, side, side), {"downscale_factor": 2}),
+                          "channel": ((4, 16, side, side), {"groups": 4})}[self.kind]
+        return Case({"input": _normal(np.random.default_rng(seed), shape)}, ("input",), options,
+                    seed)

@@ -1,0 +1,71 @@
+"""Padding, shuffle and interpolation records, alphabetical.
+
+Each has its ``torch.nn`` module form (checked against the functional form in
+tests/test_ops.py): the padding modules are built from the functional ``pad`` tuple (and
+``value``), the shuffles and nn.Upsample take the functional options as they are. These ops
+move or mix values with fixed weights: linear, so their second derivatives vanish (``order``
+2 checks that), and on the half-precision ladder: the shuffles are exact permutations, padding's
+VJP sums g over an element's copies (``terms``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch.nn.functional as F
+from torch import nn
+
+from references import padding as ref_padding
+from references import shuffle as ref_shuffle
+from suite import conditioning
+from suite.inputs import spatial
+from suite.specs import Case, OpSpec
+
+_DOCS = "https://pytorch.org/docs/stable/generated/torch.nn.{}.html"
+
+# (record name prefix, torch.nn class prefix, input maker mode)
+_PAD_FAMILIES = (("constant_pad", "ConstantPad", "constant"), ("zero_pad", "ZeroPad", "zero"),
+                 ("reflection_pad", "ReflectionPad", "reflect"),
+                 ("replication_pad", "ReplicationPad", "replicate"),
+                 ("circular_pad", "CircularPad", "circular"))
+
+
+def _pad_module(cls: type[nn.Module]) -> Callable[[Case], nn.Module]:
+    """Builds nn.<Mode>Pad{d}d from the functional ``pad`` tuple (the modules take the same
+    (left, right, top, ...) order) and, for constant padding, ``value``."""
+
+    def build(case: Case) -> nn.Module:
+        value = case.options.get("value")
+        return cls(case.options["pad"]) if value is None else cls(case.options["pad"], value)
+
+    return build
+
+
+def _pad(prefix: str, cls_prefix: str, mode: str, d: int) -> OpSpec:
+    name = f"{prefix}{d}d"
+    cls = getattr(nn, f"{cls_prefix}{d}d")
+    return OpSpec(name=name, family="layer", torch_fn=F.pad, ref=getattr(ref_padding, name),
+                  ref_vjp=getattr(ref_padding, f"{name}_vjp"), low_precision=True, order=2,
+                  # the VJP adds g over an element's copies (replicated edges, mirror images,
+                  # periodic copies): sums of signed terms, linear in g (conditioning)
+                  terms=conditioning.MULTILINEAR,
+                  inputs=spatial.Padding(mode, d, max_side=8 if d < 3 else 5),
+                  docs=_DOCS.format(f"{cls_prefix}{d}d"), module=cls,
+                  module_factory=_pad_module(cls))
+
+
+RECORDS = (
+    *(_pad(prefix, cls, mode, d) for prefix, cls, mode in _PAD_FAMILIES for d in (1, 2, 3)),
+    OpSpec(name="channel_shuffle", family="layer", torch_fn=F.channel_shuffle,
+           ref=ref_shuffle.channel_shuffle, ref_vjp=ref_shuffle.channel_shuffle_vjp,
+           low_precision=True, order=2, inputs=spatial.Shuffling("channel"),
+           docs=_DOCS.format("ChannelShuffle"), module=nn.ChannelShuffle),
+    OpSpec(name="pixel_shuffle", family="layer", torch_fn=F.pixel_shuffle,
+           ref=ref_shuffle.pixel_shuffle, ref_vjp=ref_shuffle.pixel_shuffle_vjp,
+           low_precision=True, order=2, inputs=spatial.Shuffling("pixel"),
+           docs=_DOCS.format("PixelShuffle"), module=nn.PixelShuffle),
+    OpSpec(name="pixel_unshuffle", family="layer", torch_fn=F.pixel_unshuffle,
+           ref=ref_shuffle.pixel_unshuffle, ref_vjp=ref_shuffle.pixel_unshuffle_vjp,
+           low_precision=True, order=2, inputs=spatial.Shuffling("unpixel"),
+           docs=_DOCS.format("PixelUnshuffle"), module=nn.PixelUnshuffle),
+)
