@@ -234,3 +234,37 @@ def test_max_pool3d_unbatched_input_with_channels_last_strides() -> None:
     t = torch.tensor(x).contiguous(memory_format=torch.channels_last)  # a valid strided view
     _close(F.max_pool3d(t, 2), ref_conv.max_pool3d(x, 2), tols.Kind.FORWARD,
            "max_pool3d of an unbatched input with channels_last strides")
+
+
+# --- the tie check must fail on a planted bug ----------------------------------------------
+
+
+def _even_split_vjp(g: Array, input: Array, kernel_size: int, stride: int | None = None,
+                    padding: int = 0, dilation: int = 1, ceil_mode: bool = False
+                    ) -> dict[str, Array]:
+    """A planted wrong convention: tied maxima share the window's gradient equally."""
+    pool = ref_conv._pool_setup(input, 2, kernel_size, stride, padding, dilation, ceil_mode,
+                                -np.inf)
+    flat, _ = ref_conv._max_windows(pool)
+    top = flat == flat.max(axis=2, keepdims=True)
+    share = top / top.sum(axis=2, keepdims=True) * np.asarray(g)[:, :, None]
+    gx = ref_conv._windows_vjp(share.reshape(*flat.shape[:2], *pool.kernel, *pool.out),
+                               pool.xp.shape, pool.kernel, pool.stride, pool.dilation)
+    return {"input": ref_conv._crop(gx, pool.pads, np.shape(input)[-2:])}
+
+
+TIED = Case({"input": np.zeros((1, 2, 4, 4))}, ("input",), {"kernel_size": 2, "stride": 2}, 3)
+
+
+def test_tie_check_fails_on_a_wrong_tie_convention() -> None:
+    """An all-zero input ties every window: a reference that splits the gradient among the
+    tied maxima disagrees with torch's first-maximum rule, and the check says so."""
+    spec = catalog.by_name("max_pool2d")
+    planted = OpSpec(**{**spec.__dict__, "ref_vjp": _even_split_vjp})  # type: ignore[arg-type]
+    with pytest.raises(AssertionError, match=r"VJP w\.r\.t\. input"):
+        gc.check_gradient(planted, TIED, torch.float64, "cpu")
+
+
+def test_tie_check_passes_with_the_first_maximum_rule() -> None:
+    spec = catalog.by_name("max_pool2d")  # the control for the planted convention
+    gc.check_gradient(spec, TIED, torch.float64, "cpu")  # type: ignore[arg-type]

@@ -205,3 +205,33 @@ def test_circular_padding_beyond_the_side_is_refused() -> None:
     x = torch.arange(6, dtype=torch.float64).reshape(1, 1, 6)
     with pytest.raises(RuntimeError, match="wrapping around more than once"):
         torch.nn.functional.pad(x, (7, 0), mode="circular")
+
+
+# --- the layout check must fail on a planted bug -------------------------------------------
+
+
+def _on_strided_inputs(factor: float, gradient_only: bool) -> Callable[..., torch.Tensor]:
+    """conv2d that is off by ``factor`` (its forward, or only its gradient) whenever its input
+    is not contiguous: a planted layout-dependent bug."""
+
+    def conv2d(input: torch.Tensor, **kwargs: object) -> torch.Tensor:
+        out = torch.nn.functional.conv2d(input, **kwargs)  # type: ignore[arg-type]
+        if input.is_contiguous():
+            return out
+        if gradient_only:  # same values, gradient scaled by factor
+            return out * factor - (out * (factor - 1)).detach()
+        return out * factor
+
+    return conv2d
+
+
+@pytest.mark.parametrize("gradient_only", [False, True], ids=["forward", "gradient"])
+@pytest.mark.parametrize("layout", ["channels_last", "strided"])
+def test_layout_check_fails_on_a_layout_dependent_bug(layout: str, gradient_only: bool) -> None:
+    spec = next(s for s in SPATIAL if s.name == "conv2d")
+    planted = OpSpec(**{**spec.__dict__,  # type: ignore[arg-type]
+                        "torch_fn": _on_strided_inputs(1.001, gradient_only)})
+    case = spec.inputs.sized(8)
+    with pytest.raises(AssertionError, match="forward" if not gradient_only else "VJP"):
+        _check_layout(planted, case, layout, torch.float64, "cpu")
+    _check_layout(spec, case, layout, torch.float64, "cpu")  # the control

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from hypothesis import assume
 from hypothesis import strategies as st
 
 from references import conv as ref_conv
@@ -541,3 +542,119 @@ class Shuffling:
                           "channel": ((4, 16, side, side), {"groups": 4})}[self.kind]
         return Case({"input": _normal(np.random.default_rng(seed), shape)}, ("input",), options,
                     seed)
+
+
+# --- interpolation -------------------------------------------------------------------------
+
+SCALE_FACTORS = st.one_of(st.sampled_from([0.5, 0.75, 1.5, 2.0, 2.5, 3.0, 0.6, 1.7, 0.8, 1.25]),
+                          st.floats(0.3, 3.2).map(lambda s: round(s, 3)))
+"""Scale factors: round ones (exact and inexact in binary) and arbitrary ones."""
+
+
+def _torch_nearest_source(j: Array, n: int, o: int, s: float | None, exact: bool) -> Array:
+    """The source index torch's CPU kernel computes for nearest (``exact``: nearest-exact):
+    the scale as a float32 (1 / s, or n / o), and the coordinate in float32 (nearest) or
+    rounded to float32 from a double product (nearest-exact). Used only to keep draws away from
+    coordinates whose float32 and float64 roundings pick different neighbours."""
+    scale = np.float32(1.0 / s) if s is not None and s > 0 else np.float32(n) / np.float32(o)
+    if exact:
+        src = np.floor(((j + 0.5) * np.float64(scale)).astype(np.float32))
+    else:
+        src = np.floor(j.astype(np.float32) * scale)
+    return np.minimum(src.astype(np.int64), n - 1)
+
+
+@dataclass(frozen=True)
+class Resize:
+    """F.interpolate in ``mode`` (torch's name) over ``dims`` spatial dimensions (one drawn):
+    ``input`` (N, C, *spatial), sides 1 to ``max_side``; the output given as ``size`` (sides 1
+    to 2n + 3, an int or a tuple) or as ``scale_factor`` (SCALE_FACTORS, a float or a tuple,
+    with recompute_scale_factor None, False or True); align_corners None, False or True where
+    the mode takes it (``align_corners``); ``antialias=True`` for the antialiased records.
+
+    Draws where torch 2.13 departs from its documented semantics are left out, each checked by
+    a strict xfail in tests/test_interpolation.py (KNOWN_DIFFERENCES.md):
+    ``avoid_kept_side``: a given scale factor (not recomputed) whose output side equals the
+    input side (torch then copies that dimension, or its backward does);
+    ``avoid_doubled_side``: the same for an output side twice the input (nearest);
+    ``avoid_single_width``: an antialiased output of width 1 whose height changes.
+    For the nearest modes, coordinates whose index torch's float32 arithmetic and the
+    reference's float64 would floor differently (an exact integer coordinate with an inexact
+    scale) are also left out: that is a rounding convention, not the formula.
+    """
+
+    mode: str
+    dims: tuple[int, ...]
+    align_corners: bool = False
+    antialias: bool = False
+    avoid_kept_side: bool = False
+    avoid_doubled_side: bool = False
+    avoid_single_width: bool = False
+    max_side: int = 7
+
+    def _valid(self, sides: list[int], out: list[int], scales: list[float | None]) -> bool:
+        for n, o, s in zip(sides, out, scales, strict=True):
+            if s is not None and self.avoid_kept_side and o == n and s != 1.0:
+                return False
+            if s is not None and self.avoid_doubled_side and o == 2 * n and s != 2.0:
+                return False
+            if self.mode in ("nearest", "nearest-exact"):
+                j = np.arange(o)
+                offset = 0.5 if self.mode == "nearest-exact" else 0.0
+                scale = 1.0 / s if s is not None else n / o
+                exact = np.minimum(np.floor((j + offset) * scale), n - 1)
+                if not np.array_equal(exact, _torch_nearest_source(j, n, o, s,
+                                                                   offset > 0)):
+                    return False
+        return not (self.avoid_single_width and out[-1] == 1 and len(out) > 1
+                    and out[-2] != sides[-2] and sides[-2] > 1)
+
+    def strategy(self) -> st.SearchStrategy[Case]:
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            d = draw(st.sampled_from(self.dims), label="spatial dims")
+            top = self.max_side if d < 3 else min(self.max_side, 4)
+            sides = _per_dim(draw, st.integers(1, top), d, "side")
+            options: dict[str, Any] = {"mode": self.mode}
+            if draw(st.booleans(), label="size given"):
+                out = [draw(st.integers(1, 2 * n + 3), label=f"size[{i}]")
+                       for i, n in enumerate(sides)]
+                options["size"] = _spelled(draw, out, "size")
+                scales: list[float | None] = [None] * d
+            else:
+                factors = [draw(SCALE_FACTORS, label=f"scale_factor[{i}]") for i in range(d)]
+                factors = [s if math.floor(n * s) >= 1 else 1.0 / n + 0.25
+                           for n, s in zip(sides, factors, strict=True)]
+                if len(set(factors)) == 1 and draw(st.booleans(), label="scale as float"):
+                    options["scale_factor"] = factors[0]
+                else:
+                    options["scale_factor"] = tuple(factors)
+                out = [math.floor(n * s) for n, s in zip(sides, factors, strict=True)]
+                recompute = draw(st.sampled_from([None, False, True]),
+                                 label="recompute_scale_factor")
+                if recompute is not None:
+                    options["recompute_scale_factor"] = recompute
+                scales = [None] * d if recompute or self.mode == "area" else list(factors)
+            assume(self._valid(sides, out, scales))
+            if self.align_corners:
+                corners = draw(st.sampled_from([None, False, True]), label="align_corners")
+                if corners is not None:
+                    options["align_corners"] = corners
+            if self.antialias:
+                options["antialias"] = True
+            batch = (draw(st.integers(1, 2), label="N"), draw(st.integers(1, 3), label="C"))
+            scale = draw(VALUE_SCALES, label="scale")
+            seed = draw(SEEDS, label="seed")
+            x = _normal(np.random.default_rng(seed), (*batch, *sides), scale)
+            return Case({"input": x}, ("input",), options, seed)
+
+        return cases()
+
+    def sized(self, n: int, seed: int = 0) -> Case:
+        d = self.dims[-1]
+        side = spatial_side(n, d)
+        x = _normal(np.random.default_rng(seed), (4, 8, *(side,) * d))
+        options: dict[str, Any] = {"mode": self.mode, "size": (2 * side - 1,) * d}
+        if self.antialias:
+            options = {**options, "size": (side // 2 + 1,) * d, "antialias": True}
+        return Case({"input": x}, ("input",), options, seed)
