@@ -100,6 +100,32 @@ def test_linear_modes_use_the_given_scale_factor_on_a_kept_side(mode: str, dims:
     _close(out, expected, tols.Kind.FORWARD, f"{mode} forward, scale factor {KEPT}")
 
 
+@pytest.mark.xfail(strict=True, reason="torch 2.13.0: bicubic interpolation with scale factors "
+                                       "that keep every side uses them forward but copies "
+                                       "backward: the gradient is not the derivative of the "
+                                       "forward (KNOWN_DIFFERENCES.md)")
+def test_bicubic_gradient_is_the_derivative_when_every_side_is_kept() -> None:
+    x = np.random.default_rng(0).standard_normal((1, 2, 4, 5))  # floor(4.8) = 4, floor(5.5) = 5
+    options = {"scale_factor": (1.2, KEPT), "mode": "bicubic", "align_corners": False}
+    out, grad, g = _forward_and_gradient(x, **options)
+    _close(out, ref.interpolate_bicubic(x, **options), tols.Kind.FORWARD,  # type: ignore[arg-type]
+           "bicubic forward, scale factors (1.2, 1.1) on sides (4, 5)")
+    _close(grad, ref.interpolate_bicubic_vjp(g, x, **options)["input"],  # type: ignore[arg-type]
+           tols.Kind.GRADIENT, "bicubic gradient, scale factors (1.2, 1.1) on sides (4, 5)")
+
+
+def test_bicubic_uses_the_given_scale_factor_on_one_kept_side() -> None:
+    """With another side resized, the same kept side is interpolated with the given factor in
+    both directions (the xfail above needs every side kept)."""
+    x = _input(2)
+    options = {"scale_factor": (1.5, KEPT), "mode": "bicubic", "align_corners": False}
+    out, grad, g = _forward_and_gradient(x, **options)
+    _close(out, ref.interpolate_bicubic(x, **options), tols.Kind.FORWARD,  # type: ignore[arg-type]
+           "bicubic forward, scale factors (1.5, 1.1)")
+    _close(grad, ref.interpolate_bicubic_vjp(g, x, **options)["input"],  # type: ignore[arg-type]
+           tols.Kind.GRADIENT, "bicubic gradient, scale factors (1.5, 1.1)")
+
+
 ANTIALIASED = [("bilinear", "interpolate_bilinear_antialias"),
                ("bicubic", "interpolate_bicubic_antialias"), ("lanczos", "interpolate_lanczos")]
 

@@ -577,7 +577,9 @@ class Resize:
     ``avoid_kept_side``: a given scale factor (not recomputed) whose output side equals the
     input side (torch then copies that dimension, or its backward does);
     ``avoid_doubled_side``: the same for an output side twice the input (nearest);
-    ``avoid_single_width``: an antialiased output of width 1 whose height changes.
+    ``avoid_single_width``: an antialiased output of width 1 whose height changes;
+    ``avoid_all_kept``: given scale factors that keep every side (bicubic's backward copies).
+    With align_corners=True a kept side's scale is 1 whatever the factor: nothing to avoid.
     For the nearest modes, coordinates whose index torch's float32 arithmetic and the
     reference's float64 would floor differently (an exact integer coordinate with an inexact
     scale) are also left out: that is a rounding convention, not the formula.
@@ -590,13 +592,19 @@ class Resize:
     avoid_kept_side: bool = False
     avoid_doubled_side: bool = False
     avoid_single_width: bool = False
+    avoid_all_kept: bool = False
     max_side: int = 7
 
-    def _valid(self, sides: list[int], out: list[int], scales: list[float | None]) -> bool:
-        for n, o, s in zip(sides, out, scales, strict=True):
-            if s is not None and self.avoid_kept_side and o == n and s != 1.0:
+    def _valid(self, sides: list[int], out: list[int], scales: list[float | None],
+               corners: bool) -> bool:
+        given = [s is not None and not corners for s in scales]
+        if self.avoid_all_kept and all(given) and out == sides and any(
+                s != 1.0 for s in scales):
+            return False
+        for n, o, s, scaled in zip(sides, out, scales, given, strict=True):
+            if scaled and self.avoid_kept_side and o == n and s != 1.0:
                 return False
-            if s is not None and self.avoid_doubled_side and o == 2 * n and s != 2.0:
+            if scaled and self.avoid_doubled_side and o == 2 * n and s != 2.0:
                 return False
             if self.mode in ("nearest", "nearest-exact"):
                 j = np.arange(o)
@@ -635,11 +643,12 @@ class Resize:
                 if recompute is not None:
                     options["recompute_scale_factor"] = recompute
                 scales = [None] * d if recompute or self.mode == "area" else list(factors)
-            assume(self._valid(sides, out, scales))
+            corners = None
             if self.align_corners:
                 corners = draw(st.sampled_from([None, False, True]), label="align_corners")
                 if corners is not None:
                     options["align_corners"] = corners
+            assume(self._valid(sides, out, scales, bool(corners)))
             if self.antialias:
                 options["antialias"] = True
             batch = (draw(st.integers(1, 2), label="N"), draw(st.integers(1, 3), label="C"))
