@@ -268,3 +268,13 @@ def test_tie_check_fails_on_a_wrong_tie_convention() -> None:
 def test_tie_check_passes_with_the_first_maximum_rule() -> None:
     spec = catalog.by_name("max_pool2d")  # the control for the planted convention
     gc.check_gradient(spec, TIED, torch.float64, "cpu")  # type: ignore[arg-type]
+
+
+def test_a_functional_torch_lacks_skips_saying_so() -> None:
+    """Records of functions an older torch lacks (lp_pool3d, channel_shuffle) skip every check
+    there with the reason, rather than failing the catalogue's import."""
+    from suite.catalog.pooling import functional
+
+    assert functional("max_pool2d") is F.max_pool2d
+    with pytest.raises(pytest.skip.Exception, match=r"has no torch\.nn\.functional\.no_such_op"):
+        functional("no_such_op")(torch.zeros(1))

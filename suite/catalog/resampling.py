@@ -22,6 +22,7 @@ from references import interpolation as ref_interpolation
 from references import padding as ref_padding
 from references import shuffle as ref_shuffle
 from suite import conditioning
+from suite.catalog.pooling import functional
 from suite.inputs import spatial
 from suite.specs import Case, OpSpec
 
@@ -47,7 +48,8 @@ def _pad_module(cls: type[nn.Module]) -> Callable[[Case], nn.Module]:
 
 def _pad(prefix: str, cls_prefix: str, mode: str, d: int) -> OpSpec:
     name = f"{prefix}{d}d"
-    cls = getattr(nn, f"{cls_prefix}{d}d")
+    # nn.CircularPad* and nn.ZeroPad1d/3d are newer than torch 2.0: no module form there
+    cls = getattr(nn, f"{cls_prefix}{d}d", None)
     return OpSpec(name=name, family="layer", torch_fn=F.pad, ref=getattr(ref_padding, name),
                   ref_vjp=getattr(ref_padding, f"{name}_vjp"), low_precision=True, order=2,
                   # the VJP adds g over an element's copies (replicated edges, mirror images,
@@ -55,7 +57,7 @@ def _pad(prefix: str, cls_prefix: str, mode: str, d: int) -> OpSpec:
                   terms=conditioning.MULTILINEAR,
                   inputs=spatial.Padding(mode, d, max_side=8 if d < 3 else 5),
                   docs=_DOCS.format(f"{cls_prefix}{d}d"), module=cls,
-                  module_factory=_pad_module(cls))
+                  module_factory=None if cls is None else _pad_module(cls))
 
 
 def _has_lanczos() -> bool:
@@ -114,10 +116,10 @@ RECORDS = (
     _interpolation("interpolate_nearest_exact", "nearest-exact", (1, 2, 3)),
     _interpolation("interpolate_trilinear", "trilinear", (3,), align_corners=True, max_side=4,
                    **_KEPT),
-    OpSpec(name="channel_shuffle", family="layer", torch_fn=F.channel_shuffle,
+    OpSpec(name="channel_shuffle", family="layer", torch_fn=functional("channel_shuffle"),
            ref=ref_shuffle.channel_shuffle, ref_vjp=ref_shuffle.channel_shuffle_vjp,
            low_precision=True, order=2, inputs=spatial.Shuffling("channel"),
-           docs=_DOCS.format("ChannelShuffle"), module=nn.ChannelShuffle),
+           docs=_DOCS.format("ChannelShuffle"), module=getattr(nn, "ChannelShuffle", None)),
     OpSpec(name="pixel_shuffle", family="layer", torch_fn=F.pixel_shuffle,
            ref=ref_shuffle.pixel_shuffle, ref_vjp=ref_shuffle.pixel_shuffle_vjp,
            low_precision=True, order=2, inputs=spatial.Shuffling("pixel"),
