@@ -163,6 +163,13 @@ class ModuleForm:
     def name(self) -> str:
         return str(getattr(self.cls, "__name__", type(self.cls).__name__))
 
+    @classmethod
+    def optional(cls, module: Callable[..., torch.nn.Module] | None,
+                 **fields: Any) -> ModuleForm | None:
+        """The module form, or None where the installed torch lacks the class (an older
+        release: ``getattr(nn, "RMSNorm", None)``)."""
+        return None if module is None else cls(module, **fields)
+
 
 @dataclass(frozen=True)
 class Baseline:

@@ -33,6 +33,10 @@ UNUSED_ON_PURPOSE = {
     "batch_norm_running_stats": "a buffer update, not an op: tests/test_layers.py checks it",
     "relu_pre_activations": "where the relu RNN is not differentiable: suite/inputs/recurrent.py "
                             "keeps drawn cases off it",
+    "max_pool_indices": "return_indices of max pooling, not differentiable: "
+                        "tests/test_pooling.py compares torch's indices with it, and the "
+                        "max_unpool input makers draw their indices with it",
+    "adaptive_max_pool_indices": "return_indices of adaptive max pooling: tests/test_pooling.py",
 }
 # Public reference modules whose functions are not the reference of a record, each with the reason.
 NOT_RECORD_MODULES = {

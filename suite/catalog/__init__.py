@@ -14,14 +14,17 @@ from suite.catalog import (
     losses,
     norms,
     optimizers,
+    pooling,
     recurrent,
+    resampling,
     schedulers,
 )
 from suite.specs import ClosureOptimizerSpec, OpSpec, OptimizerSpec, SchedulerSpec
 
 OPS: tuple[OpSpec, ...] = tuple(
     sorted(activations.RECORDS + attention.RECORDS + conv.RECORDS + layers.RECORDS
-           + losses.RECORDS + norms.RECORDS + recurrent.RECORDS, key=lambda s: s.name))
+           + losses.RECORDS + norms.RECORDS + pooling.RECORDS + recurrent.RECORDS
+           + resampling.RECORDS, key=lambda s: s.name))
 OPTIMIZERS: tuple[OptimizerSpec, ...] = tuple(sorted(optimizers.RECORDS, key=lambda s: s.name))
 SCHEDULERS: tuple[SchedulerSpec, ...] = tuple(sorted(schedulers.RECORDS, key=lambda s: s.name))
 
