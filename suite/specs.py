@@ -158,6 +158,13 @@ class ModuleForm:
     the functional form, and their values after the call are compared too. An optional array the
     case lacks keeps the module's own tensor (the factory decides whether it exists, e.g.
     ``bias=False``)."""
+    param_names: Mapping[str, str] = field(default_factory=dict)
+    """The module's name for a ``params`` array named otherwise in the functional form, where
+    the module also stores it flattened or reshaped (nn.LinearCrossEntropyLoss keeps
+    F.linear_cross_entropy's ``linear_weight`` as ``linear.weight`` of shape
+    (C * prod(out_features), in_features), which its forward reshapes back): the case's tensor
+    is reshaped to the module's own shape (the same elements in the same order; a different
+    count fails as a wrong factory)."""
 
     @property
     def name(self) -> str:

@@ -425,3 +425,63 @@ def test_bptt_check_blames_the_reference_for_an_lstm_dropping_a_cell_state_term(
     message = _fails(gc.check_gradient, LSTM, case, torch.float64, "cpu")
     assert "Verdict: the reference VJP disagrees with finite differences" in message
     assert "references.recurrent.lstm_vjp is wrong" in message
+
+
+# --- the fused linear + cross entropy: its half-precision allowance and its module form ---------
+
+LINEAR_CE = catalog.by_name("linear_cross_entropy")
+LINEAR_CE_CASE = Case({"input": np.random.default_rng(7).standard_normal((12, 6)),
+                       "linear_weight": np.random.default_rng(8).standard_normal((9, 6)) * 0.6,
+                       "target": np.arange(12, dtype=np.int64) % 9,
+                       "linear_bias": np.random.default_rng(9).standard_normal(9)},
+                      ("input", "linear_weight", "linear_bias"), {"reduction": "sum"}, seed=4)
+
+
+@pytest.mark.skipif(not hasattr(F, "linear_cross_entropy"),
+                    reason=f"torch {torch.__version__} has no F.linear_cross_entropy (new in 2.13)")
+@HALF
+def test_linear_cross_entropy_allowance_does_not_hide_a_missing_bias(half: torch.dtype) -> None:
+    """The fused loss's half-precision allowance (its logits' rounding, through the softmax and
+    the Linear layer's VJP) still catches a kernel that drops the bias of one class."""
+    def drops_a_bias(input, linear_weight, target, *, linear_bias=None, **options):
+        bias = torch.cat([linear_bias[:-1], torch.zeros_like(linear_bias[-1:])])
+        return F.linear_cross_entropy(input, linear_weight, target, linear_bias=bias, **options)
+
+    _control(gc.check_gradient, LINEAR_CE, LINEAR_CE_CASE, half)
+    bad = dataclasses.replace(LINEAR_CE, torch_fn=drops_a_bias)
+    message = _fails(gc.check_gradient, bad, LINEAR_CE_CASE, half, "cpu")
+    # Every logit gradient moves (the input's gradient, in float16, fails first; in bfloat16
+    # the bias's own gradient does, 0 where 0.12 is due).
+    assert message.startswith("linear_cross_entropy: VJP w.r.t. "), message
+    assert "is not close to the reference" in message and "for sum |terms| there" in message
+
+
+@pytest.mark.skipif(not hasattr(torch.nn, "LinearCrossEntropyLoss"),
+                    reason=f"torch {torch.__version__} has no nn.LinearCrossEntropyLoss (2.13)")
+def test_module_check_fails_on_a_renamed_parameter_of_the_wrong_size() -> None:
+    """ModuleForm.param_names reshapes the case's linear_weight to the module's flat
+    linear.weight only when the element counts agree: a module with one class too many fails
+    as a wrong factory, naming both names."""
+    def one_class_too_many(case: Case) -> torch.nn.Module:
+        c, features = case.arrays["linear_weight"].shape
+        return torch.nn.LinearCrossEntropyLoss(features, c + 1, bias=True, reduction="sum")
+
+    message = _module_check_fails(_with_factory(LINEAR_CE, one_class_too_many), LINEAR_CE_CASE)
+    assert message.startswith("linear_cross_entropy: the module form LinearCrossEntropyLoss has "
+                              "no parameter or buffer 'linear.weight' shaped like the case's "
+                              "'linear_weight' (9, 6) (it has (10, 6))")
+
+
+@pytest.mark.skipif(not hasattr(torch.nn, "LinearCrossEntropyLoss"),
+                    reason=f"torch {torch.__version__} has no nn.LinearCrossEntropyLoss (2.13)")
+def test_module_check_passes_on_the_fused_loss_with_a_k_dimensional_weight() -> None:
+    """The control: a K-dimensional weight (C, d1, in) reaches the module's flat linear.weight
+    (C * d1, in) and its gradient comes back in the case's shape."""
+    rng = np.random.default_rng(2)
+    case = Case({"input": rng.standard_normal((5, 4)),
+                 "linear_weight": rng.standard_normal((3, 2, 4)),
+                 "target": rng.integers(0, 3, (5, 2)).astype(np.int64),
+                 "linear_bias": rng.standard_normal((3, 2))},
+                ("input", "linear_weight", "linear_bias"), {"reduction": "mean"}, seed=1)
+    gc.check_module_form(LINEAR_CE, case, torch.float64, "cpu")
+    gc.check_forward(LINEAR_CE, case, torch.float64, "cpu")
