@@ -21,6 +21,7 @@ What a run may hold, and how each is mapped:
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -104,6 +105,8 @@ def reference_hyper(spec: OptimizerSpec, run: OptimizerRun, implementation: str,
     per_param = group_hyper(run)
     if as_tensor:
         per_param = [{**h, "lr": float(torch.tensor(h["lr"], dtype=dtype))} for h in per_param]
+    if spec.dtype_eps is not None:  # the update depends on the dtype (OptimizerSpec.dtype_eps)
+        per_param = [{**h, spec.dtype_eps: float(torch.finfo(dtype).eps)} for h in per_param]
     return per_param
 
 
@@ -172,6 +175,7 @@ def check_run(spec: OptimizerSpec, run: OptimizerRun, implementation: str, dtype
     for step, grads in enumerate(run.grads, start=1):
         expected: list[tuple[Array, Any]] = []
         slack: dict[int, dict[str, float]] = {}
+        allowed: dict[int, Mapping[str, float]] = {}  # OptimizerSpec.step_allowance
         for i, (p, g) in enumerate(zip(params, grads, strict=True)):
             before = _as_numpy(p)
             state = _state_as_numpy(opt.state[p], spec) if opt.state[p] else None
@@ -187,10 +191,12 @@ def check_run(spec: OptimizerSpec, run: OptimizerRun, implementation: str, dtype
             shaken = _shaken(np.random.default_rng([run.seed, step, i]), real_dtype,
                              (before, ref_grad, state))
             slack[i] = _sensitivity(expected[-1], spec.ref_step(*shaken, **hyper[i]))
+            if spec.step_allowance is not None:
+                allowed[i] = spec.step_allowance(before, ref_grad, state, real_dtype, **hyper[i])
         opt.step()
         for i, (p, (ref_param, ref_state)) in enumerate(zip(params, expected, strict=True)):
             where = f"{spec.name}: param {i} after step {step}"
-            param_tol = _loosened(tol, slack.get(i, {}), "param")
+            param_tol = _loosened(tol, slack.get(i, {}), "param", allowed.get(i, {}))
             compare.assert_close(_as_numpy(p), ref_param, tol=param_tol, what=where,
                                  context=context, case=case)
             # An empty torch state (SGD without momentum; a parameter never stepped) reads as
@@ -202,7 +208,7 @@ def check_run(spec: OptimizerSpec, run: OptimizerRun, implementation: str, dtype
                 key_tol = tols.join(tol, spec.state_tol.get(key))
                 compare.assert_state_close(
                     getattr(torch_state, key), getattr(ref_state, key),
-                    tol=_loosened(key_tol, slack.get(i, {}), key),
+                    tol=_loosened(key_tol, slack.get(i, {}), key, allowed.get(i, {})),
                     what=f"{spec.name}: state[{key!r}] of param {i} after step {step}",
                     context=context, case=case)
 
@@ -239,9 +245,11 @@ def _sensitivity(expected: tuple[Array, Any], shaken: tuple[Array, Any]) -> dict
     return out
 
 
-def _loosened(tol: tols.Tolerance, slack: dict[str, float], key: str) -> tols.Tolerance:
-    """``tol`` with OPTIMIZER_SENSITIVITY times the entry's measured sensitivity added to atol."""
-    extra = tols.OPTIMIZER_SENSITIVITY * slack.get(key, 0.0)
+def _loosened(tol: tols.Tolerance, slack: dict[str, float], key: str,
+              allowed: Mapping[str, float] | None = None) -> tols.Tolerance:
+    """``tol`` with OPTIMIZER_SENSITIVITY times the entry's measured sensitivity added to atol,
+    and the record's step allowance for the entry (``OptimizerSpec.step_allowance``)."""
+    extra = tols.OPTIMIZER_SENSITIVITY * slack.get(key, 0.0) + (allowed or {}).get(key, 0.0)
     return tol if extra == 0 else tols.Tolerance(tol.rtol, tol.atol + extra)
 
 

@@ -365,9 +365,26 @@ class OptimizerSpec:
     """Implementations that fail when a parameter's first gradient comes after the first step
     (a torch bug, in KNOWN_DIFFERENCES.md): their runs give every parameter a gradient at step
     1 and may drop gradients only afterwards."""
+    tensor_lr_fails: tuple[str, ...] = ()
+    """Implementations that crash on some runs with ``lr`` as a tensor (a torch bug, in
+    KNOWN_DIFFERENCES.md): their runs give ``lr`` as a float."""
     constructor_only: tuple[str, ...] = ()
     """Hyper-parameters torch reads from the constructor for every group, ignoring a group's
     own value (never varied between groups; each is in KNOWN_DIFFERENCES.md)."""
+    param_dims: tuple[int, int] = (0, 2)
+    """The least and the most dimensions of the drawn parameters: (2, 2) for Muon, which takes
+    matrices only; (0, 3) for Adafactor, which factors the last two dimensions of any parameter
+    of two or more."""
+    dtype_eps: str | None = None
+    """The ``ref_step`` keyword that receives ``torch.finfo(dtype).eps`` of the run's
+    parameters, where torch's update depends on the dtype (Adafactor's eps1=None is that
+    epsilon); None: the reference takes nothing of the dtype."""
+    step_allowance: Callable[..., Mapping[str, float]] | None = None
+    """``step_allowance(param, grad, state, dtype, **hyper) -> {entry: atol}``: what one step
+    may add to the atol of ``"param"`` or of a state key, where torch's rounding is
+    undetermined by design (Muon rounds its Newton-Schulz iteration to bfloat16, and a value
+    within torch's float32 accumulation error of a bfloat16 tie may round either way); {} where
+    it is determined. Each needs its derivation where the record is declared."""
 
     def __repr__(self) -> str:
         return f"OptimizerSpec({self.name!r})"

@@ -13,11 +13,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from references import activations, optim_sgd, recurrent
 from suite import catalog, compare
 from suite import gradcheck as gc
 from suite import optimcheck as oc
+from suite import strategies as hs
 from suite import tolerances as tols
 from suite.specs import Case, ModuleForm, OpSpec, OptimizerRun
 
@@ -485,3 +488,28 @@ def test_module_check_passes_on_the_fused_loss_with_a_k_dimensional_weight() -> 
                 ("input", "linear_weight", "linear_bias"), {"reduction": "mean"}, seed=1)
     gc.check_module_form(LINEAR_CE, case, torch.float64, "cpu")
     gc.check_forward(LINEAR_CE, case, torch.float64, "cpu")
+
+
+def test_optimizer_step_allowance_widens_only_the_entry_it_names() -> None:
+    """OptimizerSpec.step_allowance adds its atol to the named entry: a 1% wrong update fails
+    with an allowance far below the error (and with one for a state key only) and passes with
+    one that covers it, so the allowance is applied and nothing else is loosened."""
+    # The planted error: lr 1% too large at step 2, 0.001 lr |update| ~ 1e-4 on the parameter.
+    bad = dataclasses.replace(SGD, torch_cls=SGDWithWrongLearningRate)
+    for allowance in ({"param": 1e-7}, {"momentum_buffer": 1.0}):
+        spec = dataclasses.replace(bad, step_allowance=lambda *_, a=allowance, **__: a)
+        message = _fails(oc.check_run, spec, RUN, "for-loop", torch.float64, "cpu")
+        assert message.startswith("sgd: param 0 after step 2 is not close to the reference")
+    covering = dataclasses.replace(bad, step_allowance=lambda *_, **__: {"param": 1e-2})
+    oc.check_run(covering, RUN, "for-loop", torch.float64, "cpu")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_optimizer_runs_keep_to_the_parameter_dimensions(data: st.DataObject) -> None:
+    """optimizer_runs(param_dims=...) draws parameters of those dimensions only (Muon takes
+    matrices, Adafactor up to 3-D)."""
+    low, high = data.draw(st.sampled_from([(2, 2), (0, 3), (0, 2)]))
+    run = data.draw(hs.optimizer_runs(st.just({"lr": 0.1}), min_steps=1, max_steps=2,
+                                      param_dims=(low, high)))
+    assert all(low <= np.ndim(p) <= high for p in run.params), [np.shape(p) for p in run.params]
