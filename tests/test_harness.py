@@ -513,3 +513,18 @@ def test_optimizer_runs_keep_to_the_parameter_dimensions(data: st.DataObject) ->
     run = data.draw(hs.optimizer_runs(st.just({"lr": 0.1}), min_steps=1, max_steps=2,
                                       param_dims=(low, high)))
     assert all(low <= np.ndim(p) <= high for p in run.params), [np.shape(p) for p in run.params]
+
+
+def test_optimizer_check_passes_the_dtype_epsilon_to_the_reference() -> None:
+    """Adafactor's eps1=None is finfo(dtype).eps: with 1e-8 gradients (V below eps1^2 in
+    float32) a reference left at float64's epsilon (dtype_eps dropped: a planted bug) fails the
+    float32 run, and the record as written passes it."""
+    adafactor = catalog.by_name("adafactor")
+    run = OptimizerRun(params=[np.linspace(-1, 1, 3)],
+                       grads=[[np.array([1e-8, -2e-8, 3e-8])] for _ in range(2)],
+                       hyper={"lr": 0.1, "beta2_decay": -0.8, "eps": (None, 1e-3), "d": 1.0,
+                              "weight_decay": 0.0, "maximize": False}, seed=0)
+    bad = dataclasses.replace(adafactor, dtype_eps=None)
+    message = _fails(oc.check_run, bad, run, "for-loop", torch.float32, "cpu")
+    assert message.startswith("adafactor: param 0 after step 1 is not close to the reference")
+    oc.check_run(adafactor, run, "for-loop", torch.float32, "cpu")
