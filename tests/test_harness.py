@@ -528,3 +528,27 @@ def test_optimizer_check_passes_the_dtype_epsilon_to_the_reference() -> None:
     message = _fails(oc.check_run, bad, run, "for-loop", torch.float32, "cpu")
     assert message.startswith("adafactor: param 0 after step 1 is not close to the reference")
     oc.check_run(adafactor, run, "for-loop", torch.float32, "cpu")
+
+
+@pytest.mark.skipif(not hasattr(torch.optim, "Muon"),
+                    reason=f"torch {torch.__version__} has no optim.Muon")
+def test_muon_check_fails_on_a_wrong_update_despite_the_tie_allowance() -> None:
+    """Muon's step allowance (bfloat16 ties, tols.MUON_TIE_UNITS) leaves a 1% larger step
+    visible: a planted bug in the learning rate fails the lockstep check."""
+    muon = catalog.by_name("muon")
+    rng = np.random.default_rng(5)
+    run = OptimizerRun(params=[rng.standard_normal((4, 6))],
+                       grads=[[rng.standard_normal((4, 6))] for _ in range(2)],
+                       hyper={"lr": 0.02, "weight_decay": 0.0, "momentum": 0.9,
+                              "nesterov": True}, seed=0)
+
+    class MuonWithWrongLearningRate(torch.optim.Muon):  # type: ignore[name-defined,misc]
+        def step(self, closure=None):  # type: ignore[override]
+            for group in self.param_groups:
+                group["lr"] = run.hyper["lr"] * 1.01
+            return super().step(closure)
+
+    bad = dataclasses.replace(muon, torch_cls=MuonWithWrongLearningRate)
+    message = _fails(oc.check_run, bad, run, "for-loop", torch.float64, "cpu")
+    assert message.startswith("muon: param 0 after step 1 is not close to the reference")
+    oc.check_run(muon, run, "for-loop", torch.float64, "cpu")

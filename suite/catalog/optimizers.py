@@ -20,6 +20,7 @@ from references import (
     optim_adagrad,
     optim_adam,
     optim_lbfgs,
+    optim_muon,
     optim_sgd,
 )
 from suite import tolerances as tols
@@ -143,6 +144,15 @@ _ADAFACTOR = st.fixed_dictionaries({
     # d = 1 clips most updates (RMS(U) ~ 1), 5 almost none.
     "d": st.one_of(st.just(1.0), st.floats(1.0, 5.0)),
     "weight_decay": WEIGHT_DECAY, "maximize": st.booleans()})
+_MUON = st.fixed_dictionaries({
+    "lr": st.floats(1e-4, 0.1), "weight_decay": st.one_of(st.just(0.0), st.floats(0.0, 0.2)),
+    "momentum": st.one_of(st.just(0.0), st.floats(0.0, 0.99)), "nesterov": st.booleans(),
+    # Jordan's quintic (the default), the classic quintic Newton-Schulz and the cubic one.
+    "ns_coefficients": st.sampled_from([optim_muon.NS_COEFFICIENTS, (1.875, -1.25, 0.375),
+                                        (1.5, -0.5, 0.0)]),
+    # 1e-3 exceeds the norm of some 1e-3-scale updates (the clamp then sets the scale).
+    "eps": st.sampled_from([1e-7, 1e-3]), "ns_steps": st.integers(0, 6),
+    "adjust_lr_fn": st.sampled_from([None, "original", "match_rms_adamw"])})
 
 
 def _optimizer(name: str, since: str) -> Callable[..., torch.optim.Optimizer]:
@@ -159,6 +169,27 @@ def _optimizer(name: str, since: str) -> Callable[..., torch.optim.Optimizer]:
     unavailable.__name__ = name
     return unavailable
 
+
+def _muon_ties(param: np.ndarray, grad: np.ndarray, state: Any, dtype: torch.dtype,
+               **hyper: Any) -> dict[str, float]:
+    """Muon's step allowance (tols.MUON_TIE_UNITS): none where the reference's bfloat16
+    Newton-Schulz has no rounding within torch's accumulation error of a tie; else
+    MUON_TIE_UNITS * 2**-8 * max|O| times the adjusted lr on the parameter. torch forms the
+    iteration's input with two lerps in the parameters' dtype, each within ~3 ulp of
+    |g| + |buffers|: 8 ulp of that bounds how far torch's input may be from the reference's."""
+    defaults = {"momentum": 0.95, "nesterov": True, "ns_coefficients": optim_muon.NS_COEFFICIENTS,
+                "eps": 1e-7, "ns_steps": 5, "adjust_lr_fn": None, "lr": 1e-3}
+    h = {**defaults, **hyper}
+    previous = np.zeros_like(grad) if state is None else state.momentum_buffer
+    buf, update = optim_muon._momentum(grad, state, h["momentum"], h["nesterov"])
+    input_error = 8 * float(torch.finfo(dtype).eps) * (np.abs(grad) + np.abs(previous)
+                                                       + np.abs(buf))
+    ortho, ties = optim_muon._newton_schulz(update, h["ns_coefficients"], h["ns_steps"],
+                                            h["eps"], input_error)
+    if not ties:
+        return {}
+    lr = optim_muon._adjusted_lr(h["lr"], h["adjust_lr_fn"], np.shape(param))
+    return {"param": tols.MUON_TIE_UNITS * 2.0**-8 * float(np.max(np.abs(ortho))) * lr}
 
 RECORDS = (
     OptimizerSpec(name="adafactor", torch_cls=_optimizer("Adafactor", "2.5"),
@@ -199,6 +230,12 @@ RECORDS = (
                   state_tol={"eta": _FLOAT32_SCALAR, "mu": _FLOAT32_SCALAR},
                   round_trip_tol=_RELOADED_FLOAT32_SCALARS,
                   docs=_DOCS.format("ASGD")),
+    OptimizerSpec(name="muon", torch_cls=_optimizer("Muon", "2.9"), ref_step=optim_muon.muon,
+                  state_type=optim_muon.MuonState, hyper=_MUON, bench_hyper={"lr": 0.02},
+                  # matrices only; no foreach or fused path (torch 2.13 raises "Foreach is not
+                  # supported for Muon yet"; the constructor takes no flag).
+                  implementations=("for-loop",), param_dims=(2, 2), step_allowance=_muon_ties,
+                  docs=_DOCS.format("Muon")),
     OptimizerSpec(name="nadam", torch_cls=torch.optim.NAdam, ref_step=optim_adam.nadam,
                   state_type=optim_adam.NAdamState, hyper=_NADAM, bench_hyper={"lr": 2e-3},
                   implementations=NOT_FUSED, complex_params=True,
@@ -263,8 +300,5 @@ CLOSURE_RECORDS = (
                          docs=_DOCS.format("LBFGS"), ref_options=versions.LBFGS),
 )
 
-# torch.optim classes with no OptimizerSpec, and why.
-EXCLUDED: dict[str, str] = {
-    "Muon": "not in issue 5's list; 2-D parameters only with a Newton-Schulz orthogonalisation: "
-            "no reference written yet",
-}
+# torch.optim classes with no OptimizerSpec, and why (none left in torch 2.13).
+EXCLUDED: dict[str, str] = {}
