@@ -37,7 +37,10 @@ def run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
         # A session in a subprocess where torch's operator registry must start afresh (a
         # nested in-process run re-imports modules that register operators once only).
         runner = pytester.runpytest_subprocess if subprocess else pytester.runpytest_inprocess
-        return runner("-p", "no:cacheprovider", "--device", "cpu", "--repro-dir", "repro", *args)
+        # The quick profile: these runs exercise gradsuite's own path (a planted bug fails on
+        # its first example), not torch.
+        return runner("-p", "no:cacheprovider", "--device", "cpu", "--repro-dir", "repro",
+                      "--hypothesis-profile=quick", *args)
 
     return invoke
 
