@@ -15,12 +15,13 @@ from suite.catalog import (
     norms,
     optimizers,
     schedulers,
+    transformer,
 )
 from suite.specs import OpSpec, OptimizerSpec, SchedulerSpec
 
 OPS: tuple[OpSpec, ...] = tuple(
     sorted(activations.RECORDS + attention.RECORDS + conv.RECORDS + layers.RECORDS
-           + losses.RECORDS + norms.RECORDS, key=lambda s: s.name))
+           + losses.RECORDS + norms.RECORDS + transformer.RECORDS, key=lambda s: s.name))
 OPTIMIZERS: tuple[OptimizerSpec, ...] = tuple(sorted(optimizers.RECORDS, key=lambda s: s.name))
 SCHEDULERS: tuple[SchedulerSpec, ...] = tuple(sorted(schedulers.RECORDS, key=lambda s: s.name))
 

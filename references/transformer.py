@@ -1,0 +1,396 @@
+r"""Multi-head attention and the transformer layers, NumPy float64, composed from the layer
+references: ``references.layers.linear`` (the projections and the feed-forward network),
+``references.attention.scaled_dot_product_attention`` (each head), ``references.activations``
+(softmax for the returned weights, relu and gelu) and ``references.norms.layer_norm``. Every
+VJP is the chain rule through those pieces, each piece's own VJP doing its part.
+
+Multi-head attention (Vaswani et al. 2017, sec. 3.2.2; ``torch.nn.MultiheadAttention``,
+https://pytorch.org/docs/stable/generated/torch.nn.MultiheadAttention.html):
+
+    q = query W_q^T + b_q,   k = key W_k^T + b_k,   v = value W_v^T + b_v      (E = H hd)
+    [bias_k: k gets one more row, bias_k, after the projection; bias_v likewise for v]
+    split the last axis into H heads of hd;  [add_zero_attn: one more all-zero key and value]
+    head_h = softmax(q_h k_h^T / sqrt(hd) + M) v_h
+    out = concat_h(head_h) W_o^T + b_o
+
+with M the additive mask: attn_mask (boolean: True is *not* allowed, i.e. -inf; float: added)
+plus key_padding_mask (one row per batch entry, the same convention), both padded with 0
+(allowed) for the bias_k and zero-attention columns. ``W_q, W_k, W_v`` are the three row blocks
+of ``in_proj_weight`` (packed: query, key and value all have E features) or
+``q/k/v_proj_weight`` (separate: key has kdim, value vdim features); ``b_q, b_k, b_v`` the
+three blocks of ``in_proj_bias`` in both cases. The returned weights are the softmax
+probabilities P (N, H, L, S'), averaged over the heads when ``average_attn_weights``.
+
+The transformer layers (``torch.nn.TransformerEncoderLayer`` and ``TransformerDecoderLayer``,
+https://pytorch.org/docs/stable/generated/torch.nn.TransformerEncoderLayer.html,
+https://pytorch.org/docs/stable/generated/torch.nn.TransformerDecoderLayer.html) chain
+self-attention, (decoder only) attention over the encoder's ``memory`` and the feed-forward
+network ff(x) = linear2(activation(linear1(x))), each wrapped in a residual connection and a
+layer normalization: post-norm (``norm_first=False``, the paper's) x <- LN(x + block(x)), or
+pre-norm x <- x + block(LN(x)). Dropout is the identity (evaluation mode); training-mode
+dropout is checked with torch's own masks in tests/test_layers.py.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from references import activations, attention, layers
+
+Array = NDArray[np.float64]
+Grads = dict[str, Array]
+
+
+# --- layouts and masks ---------------------------------------------------------------------
+
+
+def _batch_first(x: Array, batched: bool, batch_first: bool) -> Array:
+    """(N, L, E) from torch's layout: (L, N, E) unless batch_first, (L, E) unbatched."""
+    if not batched:
+        return x[None]
+    return x if batch_first else np.swapaxes(x, 0, 1)
+
+
+def _from_batch_first(x: Array, batched: bool, batch_first: bool) -> Array:
+    """Back from (N, L, E) to torch's layout (the inverse of :func:`_batch_first`)."""
+    if not batched:
+        return x[0]
+    return x if batch_first else np.swapaxes(x, 0, 1)
+
+
+def _additive(mask: Array | None) -> Array | None:
+    """A mask as additive scores: boolean True (not allowed) is -inf, False is 0; float as is."""
+    if mask is None:
+        return None
+    if mask.dtype == np.bool_:
+        return np.where(mask, -np.inf, 0.0)
+    return np.asarray(mask, dtype=np.float64)
+
+
+def _is_float(mask: Array | None) -> bool:
+    return mask is not None and mask.dtype != np.bool_
+
+
+# --- one multi-head attention call, batch-first ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Projections:
+    """The parameters of one multi-head attention block, by torch's argument names."""
+
+    out_proj_weight: Array
+    in_proj_weight: Array | None = None
+    q_proj_weight: Array | None = None
+    k_proj_weight: Array | None = None
+    v_proj_weight: Array | None = None
+    in_proj_bias: Array | None = None
+    bias_k: Array | None = None
+    bias_v: Array | None = None
+    out_proj_bias: Array | None = None
+
+    def weights(self) -> tuple[Array, Array, Array]:
+        """W_q, W_k, W_v: the row blocks of in_proj_weight, or the separate weights."""
+        if self.in_proj_weight is not None:
+            w_q, w_k, w_v = np.split(np.asarray(self.in_proj_weight, dtype=np.float64), 3)
+            return w_q, w_k, w_v
+        assert self.q_proj_weight is not None and self.k_proj_weight is not None
+        assert self.v_proj_weight is not None
+        return self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
+
+    def biases(self) -> tuple[Array | None, Array | None, Array | None]:
+        if self.in_proj_bias is None:
+            return None, None, None
+        b_q, b_k, b_v = np.split(np.asarray(self.in_proj_bias, dtype=np.float64), 3)
+        return b_q, b_k, b_v
+
+
+@dataclass(frozen=True)
+class _Attention:
+    """One multi-head attention call's intermediates, all batch-first: what its VJP reads."""
+
+    p: _Projections
+    heads: int
+    q_in: Array  # (N, L, E)
+    k_in: Array  # (N, S, kdim)
+    v_in: Array  # (N, S, vdim)
+    q4: Array  # (N, H, L, hd)
+    k4: Array  # (N, H, S', hd), S' = S + [bias_k] + [add_zero_attn]
+    v4: Array
+    mask: Array | None  # (N, H, L, S') additive
+    scores: Array  # (N, H, L, S')
+    probs: Array  # softmax(scores)
+    concat: Array  # (N, L, E), the heads side by side
+    output: Array  # (N, L, E)
+    attn_mask: Array | None
+    key_padding_mask: Array | None  # (N, S)
+    add_zero_attn: bool
+    dropped: Array | None  # attention dropout: the kept/dropped factor m / (1 - p), or None
+
+
+def _split_heads(x: Array, heads: int) -> Array:
+    """(N, T, E) -> (N, H, T, E / H)."""
+    n, t, e = x.shape
+    return x.reshape(n, t, heads, e // heads).transpose(0, 2, 1, 3)
+
+
+def _merge_heads(x: Array) -> Array:
+    """(N, H, T, hd) -> (N, T, H hd): the inverse of :func:`_split_heads`."""
+    n, h, t, hd = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(n, t, h * hd)
+
+
+def _combined_mask(attn_mask: Array | None, key_padding_mask: Array | None, n: int, h: int,
+                   lq: int, s: int, pad: int) -> Array | None:
+    """M (N, H, L, S + pad): attn_mask ((L, S) shared, or (N H, L, S)) plus key_padding_mask
+    ((N, S), broadcast over heads and queries), both additive, padded with ``pad`` allowed
+    (zero) columns for bias_k and the zero-attention key."""
+    if attn_mask is None and key_padding_mask is None:
+        return None
+    m = np.zeros((n, h, lq, s))
+    am, kp = _additive(attn_mask), _additive(key_padding_mask)
+    if am is not None:
+        m = m + (am if am.ndim == 2 else am.reshape(n, h, lq, s))
+    if kp is not None:
+        m = m + kp[:, None, None, :]
+    return np.concatenate([m, np.zeros((n, h, lq, pad))], axis=-1)
+
+
+def _attend(q_in: Array, k_in: Array, v_in: Array, p: _Projections, heads: int,
+            attn_mask: Array | None, key_padding_mask: Array | None,
+            add_zero_attn: bool, dropped: Array | None = None) -> _Attention:
+    """One multi-head attention call on batch-first arrays (the module docstring's formula).
+
+    ``dropped`` (N, H, L, S'): attention dropout's factor m / (1 - p) for a given 0/1 mask m
+    (torch drops attention probabilities: head_h = (P_h * dropped_h) v_h); None: no dropout,
+    and each head is the scaled dot-product attention reference.
+    """
+    n, lq, e = q_in.shape
+    s = k_in.shape[1]
+    w_q, w_k, w_v = p.weights()
+    b_q, b_k, b_v = p.biases()
+    q = layers.linear(q_in, w_q, b_q)
+    k = layers.linear(k_in, w_k, b_k)
+    v = layers.linear(v_in, w_v, b_v)
+    if p.bias_k is not None and p.bias_v is not None:
+        k = np.concatenate([k, np.broadcast_to(np.reshape(p.bias_k, (1, 1, e)), (n, 1, e))], 1)
+        v = np.concatenate([v, np.broadcast_to(np.reshape(p.bias_v, (1, 1, e)), (n, 1, e))], 1)
+    q4, k4, v4 = (_split_heads(x, heads) for x in (q, k, v))
+    if add_zero_attn:
+        zeros = np.zeros((n, heads, 1, e // heads))
+        k4, v4 = np.concatenate([k4, zeros], axis=2), np.concatenate([v4, zeros], axis=2)
+    mask = _combined_mask(attn_mask, key_padding_mask, n, heads, lq, s, k4.shape[2] - s)
+    scores = q4 @ np.swapaxes(k4, -1, -2) / math.sqrt(e // heads)
+    if mask is not None:
+        scores = scores + mask
+    probs = activations.softmax(scores)
+    if dropped is None:
+        heads_out = attention.scaled_dot_product_attention(q4, k4, v4, attn_mask=mask)
+    else:
+        probs = probs * dropped
+        heads_out = probs @ v4
+    concat = _merge_heads(heads_out)
+    return _Attention(p, heads, q_in, k_in, v_in, q4, k4, v4, mask, scores, probs, concat,
+                      layers.linear(concat, p.out_proj_weight, p.out_proj_bias),
+                      attn_mask, key_padding_mask, add_zero_attn, dropped)
+
+
+def _attend_vjp(a: _Attention, g_out: Array | None, g_probs: Array | None = None) -> Grads:
+    """VJP of :func:`_attend` for a cotangent on the output (N, L, E) and/or on the attention
+    probabilities (N, H, L, S'). Keys: ``q_in``, ``k_in``, ``v_in``, the projections' names,
+    and ``attn_mask`` / ``key_padding_mask`` for float masks (in their batched shapes).
+
+        d concat, dW_o, db_o = linear's VJP of g_out
+        dq_h, dk_h, dv_h, dM = scaled dot-product attention's VJP of d head_h   (each head)
+        dS = softmax's VJP of g_probs;  dq_h += dS k_h / sqrt(hd),  dk_h += dS^T q_h / sqrt(hd),
+        dM += dS
+        [with attention dropout, head_h = (P_h * D_h) v_h: dv_h = (P_h * D_h)^T d head_h, and
+        d head_h v_h^T joins g_probs (both are cotangents of P * D), times D before softmax's]
+        the zero-attention rows dropped; d bias_k = the sum over the batch of k's extra row;
+        dW, db, d input of each projection = linear's VJP; dM summed to each mask's shape.
+    """
+    p, n, lq, e = a.p, *a.q_in.shape
+    s, h = a.k_in.shape[1], a.heads
+    grads: Grads = {}
+    dq4, dk4, dv4 = np.zeros(a.q4.shape), np.zeros(a.k4.shape), np.zeros(a.v4.shape)
+    dmask = np.zeros(a.scores.shape)
+    if g_out is not None:
+        out = layers.linear_vjp(g_out, a.concat, p.out_proj_weight, p.out_proj_bias)
+        grads["out_proj_weight"] = out["weight"]
+        if p.out_proj_bias is not None:
+            grads["out_proj_bias"] = out["bias"]
+        d_heads = _split_heads(out["input"], h)
+        if a.dropped is None:
+            sd = attention.scaled_dot_product_attention_vjp(d_heads, a.q4, a.k4, a.v4,
+                                                            attn_mask=a.mask)
+            dq4, dk4, dv4 = dq4 + sd["query"], dk4 + sd["key"], dv4 + sd["value"]
+            if a.mask is not None:
+                dmask = dmask + sd["attn_mask"]
+        else:  # head = (P * dropped) v: dv = (P * dropped)^T d head, dP = d head v^T * dropped
+            dv4 = dv4 + np.swapaxes(a.probs, -1, -2) @ d_heads
+            d_probs = d_heads @ np.swapaxes(a.v4, -1, -2)
+            g_probs = d_probs if g_probs is None else g_probs + d_probs
+    else:
+        grads["out_proj_weight"] = np.zeros(np.shape(p.out_proj_weight))
+        if p.out_proj_bias is not None:
+            grads["out_proj_bias"] = np.zeros(np.shape(p.out_proj_bias))
+    if g_probs is not None:
+        if a.dropped is not None:  # the returned weights are the dropped ones, P * dropped
+            g_probs = g_probs * a.dropped
+        ds = activations.softmax_vjp(g_probs, a.scores)["input"]
+        scale = 1.0 / math.sqrt(e // h)
+        dq4 = dq4 + ds @ a.k4 * scale
+        dk4 = dk4 + np.swapaxes(ds, -1, -2) @ a.q4 * scale
+        dmask = dmask + ds
+    if a.add_zero_attn:
+        dk4, dv4 = dk4[:, :, :-1], dv4[:, :, :-1]
+    dq, dk, dv = _merge_heads(dq4), _merge_heads(dk4), _merge_heads(dv4)
+    if p.bias_k is not None and p.bias_v is not None:
+        grads["bias_k"] = dk[:, s:].sum(axis=0).reshape(np.shape(p.bias_k))
+        grads["bias_v"] = dv[:, s:].sum(axis=0).reshape(np.shape(p.bias_v))
+        dk, dv = dk[:, :s], dv[:, :s]
+    w_q, w_k, w_v = p.weights()
+    b_q, b_k, b_v = p.biases()
+    proj = [layers.linear_vjp(d, x, w, b)
+            for d, x, w, b in ((dq, a.q_in, w_q, b_q), (dk, a.k_in, w_k, b_k),
+                               (dv, a.v_in, w_v, b_v))]
+    grads["q_in"], grads["k_in"], grads["v_in"] = (d["input"] for d in proj)
+    if p.in_proj_weight is not None:
+        grads["in_proj_weight"] = np.concatenate([d["weight"] for d in proj])
+    else:
+        grads["q_proj_weight"], grads["k_proj_weight"], grads["v_proj_weight"] = (
+            d["weight"] for d in proj)
+    if p.in_proj_bias is not None:
+        grads["in_proj_bias"] = np.concatenate([d["bias"] for d in proj])
+    dm = dmask[..., :s]  # the bias_k and zero-attention columns are constants of torch's
+    if _is_float(a.attn_mask):
+        assert a.attn_mask is not None
+        grads["attn_mask"] = dm.sum(axis=(0, 1)) if a.attn_mask.ndim == 2 \
+            else dm.reshape(n * h, lq, s)
+    if _is_float(a.key_padding_mask):
+        grads["key_padding_mask"] = dm.sum(axis=(1, 2))
+    return grads
+
+
+# --- nn.MultiheadAttention -----------------------------------------------------------------
+
+_PROJECTIONS = ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight",
+                "in_proj_bias", "bias_k", "bias_v", "out_proj_weight", "out_proj_bias")
+
+
+def _mha_call(query: Array, key: Array | None, value: Array | None,
+              key_padding_mask: Array | None, attn_mask: Array | None,
+              params: Mapping[str, Array | None], num_heads: int, add_zero_attn: bool,
+              batch_first: bool, attn_dropout_mask: Array | None = None,
+              dropout_p: float = 0.0) -> tuple[_Attention, bool]:
+    """torch's layouts to one batch-first call: key defaults to query (self-attention), value
+    to key; an unbatched call is a batch of one (its key_padding_mask (S,) one row, its
+    attn_dropout_mask (H, L, S') one entry)."""
+    batched = np.ndim(query) == 3
+    key = query if key is None else key
+    value = key if value is None else value
+    q_in, k_in, v_in = (_batch_first(np.asarray(x, dtype=np.float64), batched, batch_first)
+                        for x in (query, key, value))
+    if key_padding_mask is not None and not batched:
+        key_padding_mask = key_padding_mask[None]
+    assert params.get("out_proj_weight") is not None, "out_proj_weight is required"
+    p = _Projections(**{k: v for k, v in params.items() if v is not None})
+    dropped = None
+    if dropout_p > 0.0:
+        assert attn_dropout_mask is not None, "attention dropout needs the mask torch drew"
+        m = np.asarray(attn_dropout_mask, dtype=np.float64)
+        dropped = (m if batched else m[None]) / (1.0 - dropout_p)
+    return _attend(q_in, k_in, v_in, p, num_heads, attn_mask, key_padding_mask,
+                   add_zero_attn, dropped), batched
+
+
+def multi_head_attention(
+    query: Array, key: Array | None = None, value: Array | None = None,
+    key_padding_mask: Array | None = None, attn_mask: Array | None = None,
+    in_proj_weight: Array | None = None, q_proj_weight: Array | None = None,
+    k_proj_weight: Array | None = None, v_proj_weight: Array | None = None,
+    in_proj_bias: Array | None = None, bias_k: Array | None = None, bias_v: Array | None = None,
+    out_proj_weight: Array | None = None, out_proj_bias: Array | None = None,
+    attn_dropout_mask: Array | None = None, *, num_heads: int, add_zero_attn: bool = False,
+    batch_first: bool = False, need_weights: bool = True, average_attn_weights: bool = True,
+    is_causal: bool = False, output: str = "attn_output", dropout_p: float = 0.0,
+) -> Array:
+    r"""nn.MultiheadAttention's ``attn_output`` (``output="attn_output"``) or its
+    ``attn_output_weights`` (``output="attn_output_weights"``): the module docstring's formula.
+
+    Shapes (torch's): ``query`` (L, N, E), ``key`` (S, N, kdim), ``value`` (S, N, vdim)
+    ((N, L, E) ... with ``batch_first``; (L, E) ... unbatched); ``key`` None means ``query``
+    (self-attention, as torch's ``query is key``), ``value`` None means ``key``.
+    ``key_padding_mask`` (N, S) or (S,); ``attn_mask`` (L, S) or (N H, L, S); ``bias_k``,
+    ``bias_v`` (1, 1, E). attn_output has the query's shape; the weights are (N, L, S') averaged
+    over heads, or (N, H, L, S'), without N unbatched. Every query must be allowed one key (a
+    fully masked row is 0 / 0, NaN in torch too).
+
+    ``need_weights`` changes torch's algorithm (False: fused scaled_dot_product_attention, True:
+    explicit softmax), not the values. ``is_causal`` is a hint that ``attn_mask`` is the causal
+    mask, which torch may use instead of it; the reference uses ``attn_mask``, so the two must
+    agree (torch's documentation: an incorrect hint is undefined behaviour).
+
+    Attention dropout (``dropout_p`` > 0, training) drops attention probabilities: it needs
+    torch's 0/1 mask ``attn_dropout_mask`` (N, H, L, S') (torch draws it; tests/test_layers.py
+    recovers it from the per-head weights, which torch returns *after* dropout), and then
+    head_h = (P_h * m_h / (1 - p)) v_h and the weights are P * m / (1 - p).
+    Stable forms: those of the pieces (the max-shifted softmax); nothing here overflows at
+    |x| ~ 1e4.
+    """
+    params = {k: v for k, v in locals().items() if k in _PROJECTIONS}
+    a, batched = _mha_call(query, key, value, key_padding_mask, attn_mask, params, num_heads,
+                           add_zero_attn, batch_first, attn_dropout_mask, dropout_p)
+    if output == "attn_output":
+        return _from_batch_first(a.output, batched, batch_first)
+    if output != "attn_output_weights":
+        raise ValueError(f"output must be 'attn_output' or 'attn_output_weights', got {output!r}")
+    assert need_weights, "torch returns no weights without need_weights"
+    w = a.probs.mean(axis=1) if average_attn_weights else a.probs
+    return w if batched else w[0]
+
+
+def multi_head_attention_vjp(
+    g: Array, query: Array, key: Array | None = None, value: Array | None = None,
+    key_padding_mask: Array | None = None, attn_mask: Array | None = None,
+    in_proj_weight: Array | None = None, q_proj_weight: Array | None = None,
+    k_proj_weight: Array | None = None, v_proj_weight: Array | None = None,
+    in_proj_bias: Array | None = None, bias_k: Array | None = None, bias_v: Array | None = None,
+    out_proj_weight: Array | None = None, out_proj_bias: Array | None = None,
+    attn_dropout_mask: Array | None = None, *, num_heads: int, add_zero_attn: bool = False,
+    batch_first: bool = False, need_weights: bool = True, average_attn_weights: bool = True,
+    is_causal: bool = False, output: str = "attn_output", dropout_p: float = 0.0,
+) -> Grads:
+    r"""VJP of :func:`multi_head_attention`: :func:`_attend_vjp` (linear's VJP for every
+    projection, scaled dot-product attention's for each head; for the weights, softmax's VJP of
+    g, spread evenly over the heads when averaged), then self-attention sums the gradients of
+    query, key and value onto the arrays they share (d query = d q_in + d k_in + d v_in when
+    ``key`` and ``value`` are None), and each gradient goes back to its argument's layout.
+    Gradients w.r.t. arrays the chosen output does not depend on (value, W_o for the weights)
+    are zeros; boolean masks have none.
+    """
+    params = {k: v for k, v in locals().items() if k in _PROJECTIONS}
+    a, batched = _mha_call(query, key, value, key_padding_mask, attn_mask, params, num_heads,
+                           add_zero_attn, batch_first, attn_dropout_mask, dropout_p)
+    if output == "attn_output":
+        grads = _attend_vjp(a, _batch_first(np.asarray(g), batched, batch_first))
+    else:
+        g4 = np.asarray(g) if batched else np.asarray(g)[None]
+        if average_attn_weights:
+            g4 = np.broadcast_to(g4[:, None] / num_heads, a.probs.shape)
+        grads = _attend_vjp(a, None, g4)
+    dq, dk, dv = (_from_batch_first(grads.pop(k), batched, batch_first)
+                  for k in ("q_in", "k_in", "v_in"))
+    if key is None:
+        grads["query"] = dq + dk + dv
+    elif value is None:
+        grads["query"], grads["key"] = dq, dk + dv
+    else:
+        grads["query"], grads["key"], grads["value"] = dq, dk, dv
+    if "key_padding_mask" in grads and not batched:
+        grads["key_padding_mask"] = grads["key_padding_mask"][0]
+    return grads

@@ -1,0 +1,193 @@
+"""Input makers for multi-head attention and the transformer layers.
+
+Sizes stay small (embedding dimensions <= 12, sequences <= 5, batches <= 3): the references
+are exact float64 compositions whatever the size, and what varies the code path is the
+options and layouts, which every draw varies: packed or separate projections (kdim, vdim),
+self-attention (key and value are the query), shared key and value, or three arrays; biases;
+bias_k/bias_v; add_zero_attn; boolean or float masks (attention and key padding), 2-D or 3-D;
+batch_first or not, and unbatched inputs; need_weights, average_attn_weights; the causal hint.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from suite.specs import Array, Case
+from suite.strategies import SEEDS, Shape
+
+VALUE_SCALES = st.sampled_from((1.0, 0.1, 5.0))
+MASK_KINDS = ("none", "bool", "float")
+_NOT_IN_THE_WEIGHTS = ("value", "v_proj_weight", "bias_v", "out_proj_weight", "out_proj_bias")
+
+
+def _normal(rng: np.random.Generator, shape: Shape, scale: float = 1.0) -> Array:
+    return rng.standard_normal(shape) * scale
+
+
+def _sequence(n: int | None, length: int, features: int, batch_first: bool) -> Shape:
+    """torch's layout of a sequence: (L, E) unbatched, (N, L, E) batch_first, else (L, N, E)."""
+    if n is None:
+        return (length, features)
+    return (n, length, features) if batch_first else (length, n, features)
+
+
+@dataclass(frozen=True)
+class Masks:
+    """How masks are drawn: their kind (``MASK_KINDS``), which are present, the attention
+    mask's rank (2: (L, S) shared by the batch; 3: (N H, L, S)), and the causal hint."""
+
+    kind: str
+    attn: bool
+    padding: bool
+    attn_3d: bool = False
+    causal: bool = False
+
+
+def draw_masks(draw: st.DrawFn, *, allow_3d: bool = True, allow_causal: bool = True,
+               prefix: str = "") -> Masks:
+    kind = draw(st.sampled_from(MASK_KINDS), label=f"{prefix}mask kind")
+    if kind == "none":
+        return Masks(kind, False, False)
+    attn = draw(st.booleans(), label=f"{prefix}attn_mask")
+    padding = draw(st.booleans(), label=f"{prefix}key_padding_mask")
+    attn_3d = attn and allow_3d and draw(st.booleans(), label=f"{prefix}3-D attn_mask")
+    causal = (attn and not attn_3d and kind == "bool" and allow_causal
+              and draw(st.booleans(), label=f"{prefix}is_causal"))
+    return Masks(kind, attn, padding, attn_3d, causal)
+
+
+def make_masks(rng: np.random.Generator, masks: Masks, n: int | None, heads: int, lq: int,
+               s: int) -> dict[str, Array]:
+    """``attn_mask`` and ``key_padding_mask`` for a batch of ``n`` (None: unbatched), in
+    torch's multi-head attention convention (boolean True: not allowed; float: added).
+
+    Boolean masks keep one key s0[b] allowed for every query of batch entry b (in both masks),
+    so no softmax row is empty (0 / 0); the causal mask allows key j to query i iff j <= i
+    (upper-left aligned, as torch's ``is_causal``), and then key 0 is never padded.
+    Float masks are standard normal (differentiable, finite).
+    """
+    arrays: dict[str, Array] = {}
+    if masks.kind == "none":
+        return arrays
+    b = 1 if n is None else n
+    am_shape = (b * heads, lq, s) if masks.attn_3d else (lq, s)
+    if masks.kind == "float":
+        if masks.attn:
+            arrays["attn_mask"] = _normal(rng, am_shape)
+        if masks.padding:
+            arrays["key_padding_mask"] = _normal(rng, (b, s) if n is not None else (s,))
+        return arrays
+    keep = np.zeros(b, dtype=np.int64) if masks.causal else rng.integers(0, s, b)
+    if masks.attn:
+        if masks.causal:
+            am = np.triu(np.ones((lq, s), dtype=bool), 1)
+        else:
+            am = rng.random(am_shape) < 0.4
+            for i, k in enumerate(keep):
+                if masks.attn_3d:
+                    am[i * heads:(i + 1) * heads, :, k] = False
+                else:
+                    am[:, k] = False
+        arrays["attn_mask"] = am
+    if masks.padding:
+        kp = rng.random((b, s)) < 0.4
+        kp[np.arange(b), keep] = False
+        arrays["key_padding_mask"] = kp if n is not None else kp[0]
+    return arrays
+
+
+@dataclass(frozen=True)
+class MultiheadAttention:
+    """nn.MultiheadAttention / F.multi_head_attention_forward: ``query``, optional ``key`` and
+    ``value`` (absent: self-attention or shared key and value), masks (:func:`make_masks`),
+    projections packed (``in_proj_weight``) or separate (kdim, vdim with (kdim, vdim) !=
+    (E, E), where nn.MultiheadAttention uses them), biases, ``bias_k``/``bias_v``; options
+    num_heads, add_zero_attn, batch_first, need_weights, average_attn_weights, is_causal and
+    which output is compared. Weights are scaled by 1 / sqrt(fan_in) (torch's initialisation's
+    order), so scores stay of order one for unit inputs."""
+
+    def _case(self, *, n: int | None, heads: int, head_dim: int, lq: int, s: int, kind: str,
+              kdim: int | None, vdim: int | None, bias: bool, bias_kv: bool, masks: Masks,
+              options: dict[str, Any], scale: float, seed: int) -> Case:
+        rng = np.random.default_rng(seed)
+        e = heads * head_dim
+        batch_first = options["batch_first"]
+        if kind == "self":
+            s = lq
+        arrays: dict[str, Array] = {"query": _normal(rng, _sequence(n, lq, e, batch_first),
+                                                     scale)}
+        kd, vd = kdim or e, vdim or e
+        if kind != "self":
+            arrays["key"] = _normal(rng, _sequence(n, s, kd, batch_first), scale)
+        if kind == "separate":
+            arrays["value"] = _normal(rng, _sequence(n, s, vd, batch_first), scale)
+        arrays |= make_masks(rng, masks, n, heads, lq, s)
+        if kdim is None:
+            arrays["in_proj_weight"] = _normal(rng, (3 * e, e)) / math.sqrt(e)
+        else:
+            arrays["q_proj_weight"] = _normal(rng, (e, e)) / math.sqrt(e)
+            arrays["k_proj_weight"] = _normal(rng, (e, kd)) / math.sqrt(kd)
+            arrays["v_proj_weight"] = _normal(rng, (e, vd)) / math.sqrt(vd)
+        if bias:
+            arrays["in_proj_bias"] = _normal(rng, (3 * e,)) * 0.5
+        if bias_kv:
+            arrays["bias_k"] = _normal(rng, (1, 1, e))
+            arrays["bias_v"] = _normal(rng, (1, 1, e))
+        arrays["out_proj_weight"] = _normal(rng, (e, e)) / math.sqrt(e)
+        if bias:
+            arrays["out_proj_bias"] = _normal(rng, (e,)) * 0.5
+        # The weights do not depend on the values or the output projection: those arrays are
+        # left out of the gradients then (torch's autograd.grad refuses unused inputs).
+        unused = _NOT_IN_THE_WEIGHTS if options["output"] == "attn_output_weights" else ()
+        differentiable = tuple(k for k, a in arrays.items()
+                               if a.dtype.kind == "f" and k not in unused)
+        return Case(arrays, differentiable, {"num_heads": heads, **options}, seed)
+
+    def strategy(self) -> st.SearchStrategy[Case]:
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            heads = draw(st.integers(1, 3), label="num_heads")
+            head_dim = draw(st.integers(1, 4), label="head_dim")
+            e = heads * head_dim
+            n = draw(st.one_of(st.none(), st.integers(1, 3)), label="batch (None: unbatched)")
+            lq, s = draw(st.integers(1, 5), label="L"), draw(st.integers(1, 5), label="S")
+            kind = draw(st.sampled_from(["self", "shared key/value", "separate"]),
+                        label="query/key/value")
+            kdim = vdim = None
+            if kind != "self" and draw(st.booleans(), label="separate projections"):
+                kdim = draw(st.integers(1, 6), label="kdim")
+                vdim = kdim if kind != "separate" else draw(st.integers(1, 6), label="vdim")
+                if (kdim, vdim) == (e, e):  # nn.MultiheadAttention packs them then
+                    kdim = vdim = e + 1
+            bias_kv = draw(st.booleans(), label="add_bias_kv")
+            zero = draw(st.booleans(), label="add_zero_attn")
+            masks = draw_masks(draw, allow_causal=not (bias_kv or zero))
+            need_weights = draw(st.booleans(), label="need_weights")
+            weights = need_weights and draw(st.booleans(), label="compare the weights")
+            options = {"add_zero_attn": zero,
+                       "batch_first": draw(st.booleans(), label="batch_first"),
+                       "need_weights": need_weights,
+                       "average_attn_weights": draw(st.booleans(), label="average_attn_weights"),
+                       "is_causal": masks.causal,
+                       "output": "attn_output_weights" if weights else "attn_output"}
+            return self._case(n=n, heads=heads, head_dim=head_dim, lq=lq, s=s, kind=kind,
+                              kdim=kdim, vdim=vdim, bias=draw(st.booleans(), label="bias"),
+                              bias_kv=bias_kv, masks=masks, options=options,
+                              scale=draw(VALUE_SCALES, label="scale"),
+                              seed=draw(SEEDS, label="seed"))
+
+        return cases()
+
+    def sized(self, n: int, seed: int = 0) -> Case:
+        length = max(2, n // 8)
+        options = {"add_zero_attn": False, "batch_first": True, "need_weights": False,
+                   "average_attn_weights": True, "is_causal": False, "output": "attn_output"}
+        return self._case(n=2, heads=4, head_dim=4, lq=length, s=length, kind="separate",
+                          kdim=None, vdim=None, bias=True, bias_kv=False,
+                          masks=Masks("none", False, False), options=options, scale=1.0,
+                          seed=seed)
