@@ -35,12 +35,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
-from references import activations, attention, layers
+from references import activations, attention, layers, norms
 
 Array = NDArray[np.float64]
 Grads = dict[str, Array]
@@ -394,3 +394,370 @@ def multi_head_attention_vjp(
     if "key_padding_mask" in grads and not batched:
         grads["key_padding_mask"] = grads["key_padding_mask"][0]
     return grads
+
+
+# --- nn.TransformerEncoderLayer and nn.TransformerDecoderLayer ------------------------------
+
+_ACTIVATIONS = {"relu": (activations.relu, activations.relu_vjp),
+                "gelu": (activations.gelu, activations.gelu_vjp)}
+
+
+@dataclass(frozen=True)
+class _Block:
+    """One residual sublayer of a transformer layer: self-attention, attention over the
+    memory, or the feed-forward network, with its layer normalization and its masks' names."""
+
+    kind: str  # "self_attn", "multihead_attn" or "ff"
+    norm: str  # "norm1", "norm2", "norm3"
+    dropout: str  # the nn.Dropout applied to the block's output: "dropout1", ...
+    attn_mask: str = ""
+    key_padding_mask: str = ""
+
+
+_ENCODER = (_Block("self_attn", "norm1", "dropout1", "src_mask", "src_key_padding_mask"),
+            _Block("ff", "norm2", "dropout2"))
+_DECODER = (_Block("self_attn", "norm1", "dropout1", "tgt_mask", "tgt_key_padding_mask"),
+            _Block("multihead_attn", "norm2", "dropout2", "memory_mask",
+                   "memory_key_padding_mask"),
+            _Block("ff", "norm3", "dropout3"))
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """A layer call's arrays (by the public functions' names; masks in batched shapes, the
+    memory batch-first) and options."""
+
+    arrays: Mapping[str, Array | None]
+    memory: Array | None
+    nhead: int
+    activation: str
+    eps: float
+    norm_first: bool
+    dropped: Mapping[str, Array] = field(default_factory=dict)
+    """Training-mode dropout: m / (1 - p) for torch's 0/1 mask m of each nn.Dropout by its
+    name ("dropout" inside the feed-forward network, "dropout1", ... after the blocks), in the
+    batch-first layout; empty in evaluation mode (dropout the identity)."""
+
+    def drop(self, name: str, x: Array) -> Array:
+        """x through the nn.Dropout ``name``: x m / (1 - p) in training, x in evaluation."""
+        return x * self.dropped[name] if name in self.dropped else x
+
+    def get(self, name: str) -> Array | None:
+        return self.arrays.get(name)
+
+    def required(self, name: str) -> Array:
+        a = self.arrays.get(name)
+        assert a is not None, f"{name} is required"
+        return a
+
+    def projections(self, prefix: str) -> _Projections:
+        names = ("in_proj_weight", "in_proj_bias", "out_proj_weight", "out_proj_bias")
+        found = {n: self.get(f"{prefix}_{n}") for n in names}
+        assert found["out_proj_weight"] is not None, f"{prefix}_out_proj_weight is required"
+        return _Projections(**{n: a for n, a in found.items() if a is not None})
+
+    def layer_norm(self, norm: str, x: Array) -> Array:
+        return norms.layer_norm(x, (x.shape[-1],), self.get(f"{norm}_weight"),
+                                self.get(f"{norm}_bias"), self.eps)
+
+    def layer_norm_vjp(self, norm: str, g: Array, x: Array) -> tuple[Array, Grads]:
+        d = norms.layer_norm_vjp(g, x, (x.shape[-1],), self.get(f"{norm}_weight"),
+                                 self.get(f"{norm}_bias"), self.eps)
+        return d.pop("input"), {f"{norm}_{k}": v for k, v in d.items()}
+
+
+@dataclass(frozen=True)
+class _FeedForward:
+    """ff(h) = linear2(dropout(activation(z))), z = linear1(h): what its VJP needs."""
+
+    h: Array
+    z: Array
+    act: Array  # dropout(activation(z))
+
+
+def _block(layer: _Layer, b: _Block, h: Array) -> tuple[Array, _FeedForward | _Attention]:
+    """The sublayer's function of its input h: attention (query h; keys and values h, or the
+    memory) or ff(h) = linear2(activation(linear1(h))). Returns (output, what its VJP needs)."""
+    if b.kind == "ff":
+        z = layers.linear(h, layer.required("linear1_weight"), layer.get("linear1_bias"))
+        act = layer.drop("dropout", _ACTIVATIONS[layer.activation][0](z))
+        out = layers.linear(act, layer.required("linear2_weight"), layer.get("linear2_bias"))
+        return layer.drop(b.dropout, out), _FeedForward(h, z, act)
+    kv = h if b.kind == "self_attn" else layer.memory
+    assert kv is not None
+    a = _attend(h, kv, kv, layer.projections(b.kind), layer.nhead, layer.get(b.attn_mask),
+                layer.get(b.key_padding_mask), add_zero_attn=False)
+    return layer.drop(b.dropout, a.output), a
+
+
+def _block_vjp(layer: _Layer, b: _Block, g: Array,
+               cache: _FeedForward | _Attention) -> tuple[Array, Grads]:
+    """VJP of :func:`_block`: d h, and the gradients of the block's parameters (and of the
+    memory and float masks for attention), by the public functions' names. Dropout's VJP is
+    the same product: g m / (1 - p)."""
+    g = layer.drop(b.dropout, g)
+    if isinstance(cache, _FeedForward):
+        second = layers.linear_vjp(g, cache.act, layer.required("linear2_weight"),
+                                   layer.get("linear2_bias"))
+        dact = layer.drop("dropout", second.pop("input"))
+        dz = _ACTIVATIONS[layer.activation][1](dact, cache.z)["input"]
+        first = layers.linear_vjp(dz, cache.h, layer.required("linear1_weight"),
+                                  layer.get("linear1_bias"))
+        grads = {f"linear1_{k}": v for k, v in first.items() if k != "input"}
+        grads |= {f"linear2_{k}": v for k, v in second.items()}
+        return first["input"], grads
+    d = _attend_vjp(cache, g)
+    dh = d.pop("q_in")
+    dk, dv = d.pop("k_in"), d.pop("v_in")
+    grads = {}
+    if b.kind == "self_attn":
+        dh = dh + dk + dv
+    else:
+        grads["memory"] = dk + dv
+    for mask, name in (("attn_mask", b.attn_mask), ("key_padding_mask", b.key_padding_mask)):
+        if mask in d:
+            grads[name] = d.pop(mask)
+    grads |= {f"{b.kind}_{k}": v for k, v in d.items()}
+    return dh, grads
+
+
+def _layer_forward(layer: _Layer, blocks: tuple[_Block, ...], x: Array
+                   ) -> tuple[Array, list[tuple[Array, Array, _FeedForward | _Attention]]]:
+    """Each block as a residual sublayer: post-norm x <- LN(x + f(x)), pre-norm
+    x <- x + f(LN(x)). Returns the output and, per block, (x, the LN's or f's input, f's
+    cache)."""
+    caches = []
+    for b in blocks:
+        if layer.norm_first:
+            h = layer.layer_norm(b.norm, x)
+            y, cache = _block(layer, b, h)
+            caches.append((x, h, cache))
+            x = x + y
+        else:
+            y, cache = _block(layer, b, x)
+            u = x + y
+            caches.append((x, u, cache))
+            x = layer.layer_norm(b.norm, u)
+    return x, caches
+
+
+def _layer_vjp(layer: _Layer, blocks: tuple[_Block, ...], g: Array,
+               caches: list[tuple[Array, Array, _FeedForward | _Attention]]) -> tuple[Array, Grads]:
+    """The chain rule back through :func:`_layer_forward`, block by block:
+
+        post-norm: du = LN's VJP of g at u = x + f(x);   dx = du + f's VJP of du
+        pre-norm:  dh = f's VJP of g;                     dx = g + LN's VJP of dh at x
+
+    Gradients of arrays used by several blocks (the memory) are summed.
+    """
+    grads: Grads = {}
+
+    def add(more: Grads) -> None:
+        for k, v in more.items():
+            grads[k] = grads[k] + v if k in grads else v
+
+    for b, (x, inner, cache) in zip(reversed(blocks), reversed(caches), strict=True):
+        if layer.norm_first:
+            dh, block_grads = _block_vjp(layer, b, g, cache)
+            dx, norm_grads = layer.layer_norm_vjp(b.norm, dh, x)
+            g = g + dx
+        else:
+            du, norm_grads = layer.layer_norm_vjp(b.norm, g, inner)
+            dx, block_grads = _block_vjp(layer, b, du, cache)
+            g = du + dx
+        add(block_grads)
+        add(norm_grads)
+    return g, grads
+
+
+def _prepare(x: Array, memory: Array | None, arrays: Mapping[str, Array | None], nhead: int,
+             activation: str, layer_norm_eps: float, batch_first: bool, norm_first: bool,
+             dropout: float = 0.0, dropout_masks: Mapping[str, Array] | None = None
+             ) -> tuple[_Layer, Array, bool]:
+    """torch's layouts to one batch-first layer call: (the layer, x batch-first, batched).
+    Unbatched inputs are a batch of one, their key padding masks one row; dropout masks
+    (in their inputs' layouts) become the factors m / (1 - p)."""
+    batched = np.ndim(x) == 3
+    arrays = {k: (v[None] if v is not None and k.endswith("key_padding_mask") and not batched
+                  else v) for k, v in arrays.items()}
+    mem = None if memory is None else _batch_first(np.asarray(memory, dtype=np.float64),
+                                                   batched, batch_first)
+    dropped = {} if not dropout else {
+        name: _batch_first(np.asarray(m, dtype=np.float64), batched, batch_first) / (1 - dropout)
+        for name, m in (dropout_masks or {}).items()}
+    layer = _Layer(arrays, mem, nhead, activation, layer_norm_eps, norm_first, dropped)
+    return layer, _batch_first(np.asarray(x, dtype=np.float64), batched, batch_first), batched
+
+
+def _finish_grads(grads: Grads, first: str, dx: Array, layer: _Layer, batched: bool,
+                  batch_first: bool) -> Grads:
+    """Gradients back to torch's layouts: the input ``first`` and the memory to their
+    sequence layout, an unbatched key padding mask's gradient to one row."""
+    grads[first] = _from_batch_first(dx, batched, batch_first)
+    if "memory" in grads:
+        grads["memory"] = _from_batch_first(grads["memory"], batched, batch_first)
+    for k in grads:
+        if k.endswith("key_padding_mask") and not batched:
+            grads[k] = grads[k][0]
+    return grads
+
+
+def _layer_arrays(values: Mapping[str, object]) -> dict[str, Array | None]:
+    """The array arguments among a public function's ``locals()``."""
+    return {k: v for k, v in values.items()
+            if k != "dropout_masks" and (isinstance(v, np.ndarray) or v is None)}
+
+
+def transformer_encoder_layer(
+    src: Array, src_mask: Array | None = None, src_key_padding_mask: Array | None = None,
+    self_attn_in_proj_weight: Array | None = None, self_attn_in_proj_bias: Array | None = None,
+    self_attn_out_proj_weight: Array | None = None,
+    self_attn_out_proj_bias: Array | None = None, linear1_weight: Array | None = None,
+    linear1_bias: Array | None = None, linear2_weight: Array | None = None,
+    linear2_bias: Array | None = None, norm1_weight: Array | None = None,
+    norm1_bias: Array | None = None, norm2_weight: Array | None = None,
+    norm2_bias: Array | None = None, *, nhead: int, activation: str = "relu",
+    layer_norm_eps: float = 1e-5, batch_first: bool = False, norm_first: bool = False,
+    is_causal: bool = False, dropout: float = 0.0,
+    dropout_masks: Mapping[str, Array] | None = None,
+) -> Array:
+    r"""nn.TransformerEncoderLayer in evaluation mode (dropout the identity):
+
+        post-norm:  x = LN_1(src + SA(src));   out = LN_2(x + FF(x))
+        pre-norm:   x = src + SA(LN_1(src));   out = x + FF(LN_2(x))
+
+    SA is multi-head self-attention (:func:`multi_head_attention`, ``nhead`` heads, packed
+    projections ``self_attn_*``, masks ``src_mask`` (L, L) or (N nhead, L, L) and
+    ``src_key_padding_mask`` (N, L), torch's convention: boolean True is not allowed, float is
+    added); FF(x) = linear2(activation(linear1(x))) with ``activation`` "relu" or "gelu" (exact
+    erf form, F.gelu's default); LN_i = layer_norm over the last dimension with weight, bias
+    (absent with ``bias=False``) and ``layer_norm_eps``. ``src`` is (L, N, E), (N, L, E) with
+    ``batch_first``, or (L, E). ``is_causal``: a hint that ``src_mask`` is the causal mask (the
+    reference uses the mask). Derivatives: :func:`transformer_encoder_layer_vjp`.
+
+    Training-mode dropout (``dropout`` = p > 0) needs torch's 0/1 masks, ``dropout_masks``
+    by module name: "dropout1" (after self-attention) and "dropout2" (after FF), of x's shape,
+    and "dropout" (inside FF, after the activation), of linear1's output's shape; each scales
+    by m / (1 - p). (Self-attention's own attention dropout is not observable from outside the
+    module; tests/test_layers.py sets it to 0 and checks it in multi_head_attention's test.)
+    """
+    layer, x, batched = _prepare(src, None, _layer_arrays(locals()), nhead, activation,
+                                 layer_norm_eps, batch_first, norm_first, dropout,
+                                 dropout_masks)
+    return _from_batch_first(_layer_forward(layer, _ENCODER, x)[0], batched, batch_first)
+
+
+def transformer_encoder_layer_vjp(
+    g: Array, src: Array, src_mask: Array | None = None,
+    src_key_padding_mask: Array | None = None, self_attn_in_proj_weight: Array | None = None,
+    self_attn_in_proj_bias: Array | None = None, self_attn_out_proj_weight: Array | None = None,
+    self_attn_out_proj_bias: Array | None = None, linear1_weight: Array | None = None,
+    linear1_bias: Array | None = None, linear2_weight: Array | None = None,
+    linear2_bias: Array | None = None, norm1_weight: Array | None = None,
+    norm1_bias: Array | None = None, norm2_weight: Array | None = None,
+    norm2_bias: Array | None = None, *, nhead: int, activation: str = "relu",
+    layer_norm_eps: float = 1e-5, batch_first: bool = False, norm_first: bool = False,
+    is_causal: bool = False, dropout: float = 0.0,
+    dropout_masks: Mapping[str, Array] | None = None,
+) -> Grads:
+    r"""VJP of :func:`transformer_encoder_layer`: the chain rule back through the residual
+    sublayers (post-norm: du = LN's VJP of g, dx = du + block's VJP of du; pre-norm:
+    dx = g + LN's VJP of the block's VJP of g), each block by its own pieces' VJPs
+    (multi-head attention's :func:`_attend_vjp`, linear's, relu's or gelu's, layer_norm's);
+    self-attention sums the query's, key's and value's gradients onto x."""
+    arrays = _layer_arrays(locals())
+    arrays.pop("g")
+    layer, x, batched = _prepare(src, None, arrays, nhead, activation, layer_norm_eps,
+                                 batch_first, norm_first, dropout, dropout_masks)
+    _, caches = _layer_forward(layer, _ENCODER, x)
+    dx, grads = _layer_vjp(layer, _ENCODER, _batch_first(np.asarray(g), batched, batch_first),
+                           caches)
+    return _finish_grads(grads, "src", dx, layer, batched, batch_first)
+
+
+def transformer_decoder_layer(
+    tgt: Array, memory: Array, tgt_mask: Array | None = None,
+    memory_mask: Array | None = None, tgt_key_padding_mask: Array | None = None,
+    memory_key_padding_mask: Array | None = None,
+    self_attn_in_proj_weight: Array | None = None, self_attn_in_proj_bias: Array | None = None,
+    self_attn_out_proj_weight: Array | None = None,
+    self_attn_out_proj_bias: Array | None = None,
+    multihead_attn_in_proj_weight: Array | None = None,
+    multihead_attn_in_proj_bias: Array | None = None,
+    multihead_attn_out_proj_weight: Array | None = None,
+    multihead_attn_out_proj_bias: Array | None = None, linear1_weight: Array | None = None,
+    linear1_bias: Array | None = None, linear2_weight: Array | None = None,
+    linear2_bias: Array | None = None, norm1_weight: Array | None = None,
+    norm1_bias: Array | None = None, norm2_weight: Array | None = None,
+    norm2_bias: Array | None = None, norm3_weight: Array | None = None,
+    norm3_bias: Array | None = None, *, nhead: int, activation: str = "relu",
+    layer_norm_eps: float = 1e-5, batch_first: bool = False, norm_first: bool = False,
+    tgt_is_causal: bool = False, memory_is_causal: bool = False, dropout: float = 0.0,
+    dropout_masks: Mapping[str, Array] | None = None,
+) -> Array:
+    r"""nn.TransformerDecoderLayer in evaluation mode (dropout the identity):
+
+        post-norm:  x = LN_1(tgt + SA(tgt));  x = LN_2(x + MHA(x, memory));  out = LN_3(x + FF(x))
+        pre-norm:   x = tgt + SA(LN_1(tgt));  x = x + MHA(LN_2(x), memory);  out = x + FF(LN_3(x))
+
+    SA as in :func:`transformer_encoder_layer` with ``tgt_mask``, ``tgt_key_padding_mask``;
+    MHA attends from x to ``memory`` (S, N, E) (keys and values; ``multihead_attn_*``
+    projections, ``memory_mask`` (L, S) or (N nhead, L, S), ``memory_key_padding_mask``
+    (N, S)). The causal hints are hints (the reference uses the masks). Derivatives:
+    :func:`transformer_decoder_layer_vjp`. Dropout as the encoder layer's, with "dropout1",
+    "dropout2" and "dropout3" after the three blocks.
+    """
+    arrays = _layer_arrays(locals())
+    layer, x, batched = _prepare(tgt, memory, arrays, nhead, activation, layer_norm_eps,
+                                 batch_first, norm_first, dropout, dropout_masks)
+    return _from_batch_first(_layer_forward(layer, _DECODER, x)[0], batched, batch_first)
+
+
+def transformer_decoder_layer_vjp(
+    g: Array, tgt: Array, memory: Array, tgt_mask: Array | None = None,
+    memory_mask: Array | None = None, tgt_key_padding_mask: Array | None = None,
+    memory_key_padding_mask: Array | None = None,
+    self_attn_in_proj_weight: Array | None = None, self_attn_in_proj_bias: Array | None = None,
+    self_attn_out_proj_weight: Array | None = None,
+    self_attn_out_proj_bias: Array | None = None,
+    multihead_attn_in_proj_weight: Array | None = None,
+    multihead_attn_in_proj_bias: Array | None = None,
+    multihead_attn_out_proj_weight: Array | None = None,
+    multihead_attn_out_proj_bias: Array | None = None, linear1_weight: Array | None = None,
+    linear1_bias: Array | None = None, linear2_weight: Array | None = None,
+    linear2_bias: Array | None = None, norm1_weight: Array | None = None,
+    norm1_bias: Array | None = None, norm2_weight: Array | None = None,
+    norm2_bias: Array | None = None, norm3_weight: Array | None = None,
+    norm3_bias: Array | None = None, *, nhead: int, activation: str = "relu",
+    layer_norm_eps: float = 1e-5, batch_first: bool = False, norm_first: bool = False,
+    tgt_is_causal: bool = False, memory_is_causal: bool = False, dropout: float = 0.0,
+    dropout_masks: Mapping[str, Array] | None = None,
+) -> Grads:
+    r"""VJP of :func:`transformer_decoder_layer`, as the encoder layer's; the memory's gradient
+    is the attention block's key and value gradients summed."""
+    arrays = _layer_arrays(locals())
+    arrays.pop("g")
+    layer, x, batched = _prepare(tgt, memory, arrays, nhead, activation, layer_norm_eps,
+                                 batch_first, norm_first, dropout, dropout_masks)
+    _, caches = _layer_forward(layer, _DECODER, x)
+    dx, grads = _layer_vjp(layer, _DECODER, _batch_first(np.asarray(g), batched, batch_first),
+                           caches)
+    return _finish_grads(grads, "tgt", dx, layer, batched, batch_first)
+
+
+def _feedforward_inputs(name: str, **arguments: object) -> Array:
+    """The feed-forward network's pre-activations linear1(h) of a layer call (``name``:
+    "transformer_encoder_layer" or "transformer_decoder_layer", with that function's
+    arguments): input makers keep relu's kink at 0 away from them."""
+    first, blocks = ("src", _ENCODER) if name == "transformer_encoder_layer" else ("tgt", _DECODER)
+    arrays = {k: v for k, v in arguments.items() if isinstance(v, np.ndarray)}
+    options = {k: v for k, v in arguments.items() if not isinstance(v, np.ndarray)}
+    nhead = options["nhead"]
+    eps = options.get("layer_norm_eps", 1e-5)
+    assert isinstance(nhead, int) and isinstance(eps, float)
+    layer, x, _ = _prepare(arrays[first], arrays.get("memory"), arrays, nhead,
+                           str(options.get("activation", "relu")), eps,
+                           bool(options.get("batch_first")), bool(options.get("norm_first")))
+    cache = _layer_forward(layer, blocks, x)[1][-1][2]
+    assert isinstance(cache, _FeedForward)
+    return cache.z

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from unittest import mock
 
 import numpy as np
@@ -416,3 +416,128 @@ def test_multi_head_attention_causal_hint_with_appended_keys(appended: str, dtyp
         bias_kv=appended == "add_bias_kv", masks=ti.Masks("bool", True, False, causal=True),
         options=options, scale=1.0, seed=0)
     gc.check_forward(MHA, case, dtype, device)
+
+
+# --- transformer layers: the fused evaluation-mode kernels, training-mode dropout ----------
+
+LAYERS = ("transformer_encoder_layer", "transformer_decoder_layer")
+# The fused kernel each layer reaches in evaluation mode without autograd: the encoder layer
+# has its own; the decoder layer's self-attention takes nn.MultiheadAttention's.
+FUSED = {"transformer_encoder_layer": "_transformer_encoder_layer_fwd",
+         "transformer_decoder_layer": "_native_multi_head_attention"}
+
+
+def _layer_case(name: str, draw: st.DrawFn, *, batch_first: bool, even_heads: bool,
+                bias: bool | None = None, mask_kinds: tuple[str, ...] = ("none", "bool"),
+                causal: bool = False) -> Case:
+    """A transformer layer case from the record's input maker with some draws pinned."""
+    decoder = name == "transformer_decoder_layer"
+    nhead = 2 if even_heads else draw(st.integers(1, 3), label="nhead")
+    masks = []
+    for prefix in ("tgt", "memory") if decoder else ("src",):
+        kind = draw(st.sampled_from(mask_kinds), label=f"{prefix} mask kind")
+        attn = kind != "none" and draw(st.booleans(), label=f"{prefix} attn_mask")
+        padding = kind != "none" and draw(st.booleans(), label=f"{prefix} key padding")
+        masks.append(ti.Masks(kind, attn, padding))
+    options: dict[str, object] = {
+        "activation": draw(st.sampled_from(["relu", "gelu"]), label="activation"),
+        "layer_norm_eps": 1e-5, "batch_first": batch_first,
+        "norm_first": draw(st.booleans(), label="norm_first")}
+    options |= dict.fromkeys(("tgt_is_causal", "memory_is_causal") if decoder
+                             else ("is_causal",), causal)
+    return ti.TransformerLayer(name)._case(
+        n=draw(st.integers(1, 3), label="N"), nhead=nhead,
+        head_dim=draw(st.integers(2, 3), label="head_dim"),
+        ff=draw(st.integers(1, 8), label="dim_feedforward"),
+        lq=draw(st.integers(1, 4), label="L"), s=draw(st.integers(1, 4), label="S"),
+        masks=tuple(masks), bias=draw(st.booleans(), label="bias") if bias is None else bias,
+        options=options, scale=1.0, seed=draw(SEEDS, label="seed"))
+
+
+def _layer_module(name: str, case: Case, tensors: dict[str, torch.Tensor],
+                  dropout: float = 0.1) -> torch.nn.Module:
+    o = case.options
+    return transformer_records.build_layer(name, tensors, o["nhead"], o["activation"],
+                                           o["layer_norm_eps"], o["batch_first"],
+                                           o["norm_first"], dropout)
+
+
+def _hints(case: Case) -> dict[str, bool]:
+    return {k: v for k, v in case.options.items() if k.endswith("is_causal")}
+
+
+@pytest.mark.parametrize("name", LAYERS)
+@settings(max_examples=15)
+@given(data=st.data())
+def test_transformer_layer_fast_path(name: str, dtype: torch.dtype, device: str,
+                                     data: st.DataObject) -> None:
+    """In evaluation mode without autograd torch runs a fused kernel when its conditions hold
+    (batched, batch_first, biases, an even number of heads, relu or gelu, boolean masks). The
+    spy proves it ran; its output, and the composite path's (fast path switched off), are
+    compared with the reference forward."""
+    spec = _op(name)
+    case = _layer_case(name, data.draw, batch_first=True, even_heads=True,
+                       bias=True).rounded_to(dtype)
+    tensors = gc.to_tensors(case, dtype, device)
+    tensors = {k: t.detach() for k, t in tensors.items()}
+    module = _layer_module(name, case, tensors).eval()
+    expected = spec.reference(case)
+    for fast in (True, False):
+        with transformer_records.fastpath(fast), torch.no_grad(), mock.patch.object(
+                torch, FUSED[name], wraps=getattr(torch, FUSED[name])) as fused:
+            out = transformer_records.layer_call(name, module, tensors, _hints(case))
+        path = f"torch.{FUSED[name]}" if fast else "the composite path (fast path off)"
+        assert fused.called == fast, f"{name}: expected {path}; fused kernel ran: {fused.called}"
+        _check_against(spec, out, expected, tols.Kind.FORWARD, dtype,
+                       f"{name}: forward through {path}", f"  {case!r}")
+
+
+@pytest.mark.parametrize("name", LAYERS)
+@settings(max_examples=15)
+@given(data=st.data(), p=st.floats(0.05, 0.9))
+def test_transformer_layer_dropout_with_torchs_masks(name: str, p: float, dtype: torch.dtype,
+                                                     device: str,
+                                                     data: st.DataObject) -> None:
+    """Training mode: every nn.Dropout of the layer (after each block, and inside the
+    feed-forward network) draws a mask; forward hooks read each one's input and output, and
+    m = (output != 0), or 1 where the input is 0 (after relu: m does not matter there). Given
+    those masks, the output and the gradients of every array are compared with the reference.
+    The attention blocks' own attention dropout cannot be seen from outside (need_weights is
+    False inside the layer): it is set to 0 here and checked in
+    test_multi_head_attention_dropout_with_torchs_mask."""
+    spec = _op(name)
+    case = _layer_case(name, data.draw, batch_first=data.draw(st.booleans(), label="bf"),
+                       even_heads=False, mask_kinds=("none", "bool", "float"))
+    case = case.rounded_to(dtype)
+    tensors = gc.to_tensors(case, dtype, device)
+    module = _layer_module(name, case, tensors, dropout=p).train()
+    for attention in ("self_attn", "multihead_attn"):
+        if hasattr(module, attention):
+            getattr(module, attention).dropout = 0.0
+    masks: dict[str, Array] = {}
+
+    def record(name: str) -> Callable[..., None]:
+        def hook(_: torch.nn.Module, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
+            x, y = (compare.to_numpy(t.detach()) for t in (inputs[0], output))
+            masks[name] = ((y != 0) | (x == 0)).astype(np.float64)
+        return hook
+
+    dropouts = [n for n, m in module.named_children() if isinstance(m, torch.nn.Dropout)]
+    for n in dropouts:
+        getattr(module, n).register_forward_hook(record(n))
+    torch.manual_seed(case.seed)
+    out = transformer_records.layer_call(name, module, tensors, _hints(case))
+    assert sorted(masks) == sorted(dropouts), (sorted(masks), dropouts)
+    options = {**case.options, "dropout": p, "dropout_masks": masks}
+    kept = ", ".join(f"{k} {int(m.sum())}/{m.size}" for k, m in sorted(masks.items()))
+    description = f"  {case!r}, dropout={p}, kept: {kept}"
+    _check_against(spec, out, spec.ref(**case.arrays, **options), tols.Kind.FORWARD, dtype,
+                   f"{name}: training-mode output given torch's dropout masks", description)
+    g = _rounded(np.random.default_rng([case.seed, 8]).standard_normal(out.shape), dtype)
+    out.backward(torch.tensor(g, dtype=dtype, device=device))
+    expected = spec.ref_vjp(g, **case.arrays, **options)
+    for k in case.differentiable:
+        grad = tensors[k].grad
+        _check_against(spec, np.zeros(case.arrays[k].shape) if grad is None else grad,
+                       expected[k], tols.Kind.GRADIENT, dtype,
+                       f"{name}: VJP w.r.t. {k} given torch's dropout masks", description)

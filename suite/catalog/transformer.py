@@ -4,10 +4,20 @@
 does (its ``batch_first`` transposes, its ``is`` identities for self-attention), and its module
 form is nn.MultiheadAttention itself (a subclass that only routes the case's arrays to its
 ``forward`` and picks the compared output), checked against it in tests/test_ops.py.
+
+The transformer layers have no functional form: the record's torch callable *is* the module
+(nn.TransformerEncoderLayer / nn.TransformerDecoderLayer in evaluation mode, built from the
+case's sizes and options and called through torch.func.functional_call with the case's
+parameters), so there is no second form to compare it with (``module`` is None). The eval-mode
+fast path (a fused kernel torch takes without autograd) is switched off here, so every check
+sees the composite path; tests/test_layers.py checks the fused kernel's forward on its own,
+and training-mode dropout with torch's masks.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -24,6 +34,18 @@ _DOCS = "https://pytorch.org/docs/stable/generated/torch.nn.{}.html"
 _MHA_INPUTS = ("query", "key", "value", "key_padding_mask", "attn_mask")
 _MHA_PARAMS = ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight",
                "in_proj_bias", "bias_k", "bias_v", "out_proj_weight", "out_proj_bias")
+
+
+# float32 rounds each score s = q.k / sqrt(hd) to eps32 |s|, and the softmax passes
+# that on as a relative change of p (scaled_dot_product_attention's record). Here
+# q, k, v are projections of scale-5 inputs (components up to ~15), so |s| reaches
+# ~100 and out = p v moves by eps32 * 100 * 8 ~ 1e-4 (1.4e-5 seen in 400 draws).
+# The projections' weight gradients then sum dq x over up to N L = 15 rows with
+# |dq| ~ eps32 |s| |k| relative error and |x| ~ 5: eps32 * 100 * 5 * 5 * sqrt(15)
+# ~ 1e-3 (2.5e-4 seen). Both stay 100x below a wrong mask, scale or head split,
+# which moves outputs and gradients by O(0.1..1).
+_ATTENTION_FLOAT32 = {(Kind.FORWARD, torch.float32): Tolerance(rtol=1.3e-6, atol=1e-4),
+                      (Kind.GRADIENT, torch.float32): Tolerance(rtol=1e-5, atol=1e-3)}
 
 
 def multi_head_attention_outputs(
@@ -112,6 +134,80 @@ class _MultiheadAttention(nn.MultiheadAttention):
         return out if self._output == "attn_output" else weights
 
 
+@contextlib.contextmanager
+def fastpath(enabled: bool) -> Iterator[None]:
+    """torch.backends.mha's fast-path switch (nn.MultiheadAttention's and the transformer
+    layers' fused eval-mode kernels) set to ``enabled`` for a block, where torch has it."""
+    mha = getattr(torch.backends, "mha", None)
+    if mha is None or not hasattr(mha, "set_fastpath_enabled"):
+        yield
+        return
+    before = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(enabled)
+    try:
+        yield
+    finally:
+        mha.set_fastpath_enabled(before)
+
+
+def layer_parameter(array: str) -> str:
+    """The module's parameter name of a transformer layer case's array: dots for underscores
+    between the submodule and the parameter (``self_attn_out_proj_weight`` is
+    ``self_attn.out_proj.weight``, ``linear1_bias`` is ``linear1.bias``)."""
+    for block in ("self_attn", "multihead_attn"):
+        if array.startswith(f"{block}_"):
+            return f"{block}." + array[len(block) + 1:].replace("out_proj_", "out_proj.")
+    module, parameter = array.rsplit("_", 1)
+    return f"{module}.{parameter}"
+
+
+_LAYER_INPUTS = {
+    "transformer_encoder_layer": ("src", "src_mask", "src_key_padding_mask"),
+    "transformer_decoder_layer": ("tgt", "memory", "tgt_mask", "memory_mask",
+                                  "tgt_key_padding_mask", "memory_key_padding_mask"),
+}
+_HINTS = ("is_causal", "tgt_is_causal", "memory_is_causal")
+
+
+def build_layer(name: str, arrays: dict[str, torch.Tensor], nhead: int, activation: str,
+                layer_norm_eps: float, batch_first: bool, norm_first: bool,
+                dropout: float = 0.1) -> nn.Module:
+    """The nn.Transformer{Encoder,Decoder}Layer of a case: d_model and dim_feedforward from
+    linear1's weight, bias from whether its bias is there; in training mode (the caller picks
+    the mode), on the first input's device and dtype."""
+    cls = nn.TransformerEncoderLayer if name == "transformer_encoder_layer" \
+        else nn.TransformerDecoderLayer
+    x = arrays[_LAYER_INPUTS[name][0]]
+    dim_feedforward, d_model = arrays["linear1_weight"].shape
+    bias = {} if "linear1_bias" in arrays else {"bias": False}
+    return cls(d_model, nhead, dim_feedforward, dropout=dropout, activation=activation,
+               layer_norm_eps=layer_norm_eps, batch_first=batch_first, norm_first=norm_first,
+               device=x.device, dtype=x.dtype, **bias)
+
+
+def layer_call(name: str, module: nn.Module, arrays: dict[str, torch.Tensor],
+               hints: dict[str, bool]) -> torch.Tensor:
+    """``module`` (built by :func:`build_layer`) on the case's tensors: its inputs and masks by
+    name, its parameters through torch.func.functional_call."""
+    inputs = {k: v for k, v in arrays.items() if k in _LAYER_INPUTS[name]}
+    params = {layer_parameter(k): v for k, v in arrays.items() if k not in inputs}
+    return torch.func.functional_call(module, params, (), {**inputs, **hints})
+
+
+def _transformer_layer(name: str) -> Callable[..., torch.Tensor]:
+    def layer(*, nhead: int, activation: str, layer_norm_eps: float, batch_first: bool,
+              norm_first: bool, **arrays_and_hints: Any) -> torch.Tensor:
+        hints = {k: arrays_and_hints.pop(k) for k in _HINTS if k in arrays_and_hints}
+        module = build_layer(name, arrays_and_hints, nhead, activation, layer_norm_eps,
+                             batch_first, norm_first).eval()
+        with fastpath(False):
+            return layer_call(name, module, arrays_and_hints, hints)
+
+    layer.__name__ = "nn." + ("TransformerEncoderLayer" if "encoder" in name
+                              else "TransformerDecoderLayer")
+    return layer
+
+
 RECORDS = (
     OpSpec(name="multi_head_attention", family="layer", torch_fn=multi_head_attention,
            ref=ref.multi_head_attention, ref_vjp=ref.multi_head_attention_vjp,
@@ -126,14 +222,20 @@ RECORDS = (
                          "projections, attention, output projection) whose sum |terms| is not "
                          "derived yet; scaled_dot_product_attention and linear are on the "
                          "ladder by themselves",
-           # float32 rounds each score s = q.k / sqrt(hd) to eps32 |s|, and the softmax passes
-           # that on as a relative change of p (scaled_dot_product_attention's record). Here
-           # q, k, v are projections of scale-5 inputs (components up to ~15), so |s| reaches
-           # ~100 and out = p v moves by eps32 * 100 * 8 ~ 1e-4 (1.4e-5 seen in 400 draws).
-           # The projections' weight gradients then sum dq x over up to N L = 15 rows with
-           # |dq| ~ eps32 |s| |k| relative error and |x| ~ 5: eps32 * 100 * 5 * 5 * sqrt(15)
-           # ~ 1e-3 (2.5e-4 seen). Both stay 100x below a wrong mask, scale or head split,
-           # which moves outputs and gradients by O(0.1..1).
-           tol={(Kind.FORWARD, torch.float32): Tolerance(rtol=1.3e-6, atol=1e-4),
-                (Kind.GRADIENT, torch.float32): Tolerance(rtol=1e-5, atol=1e-3)}),
+           tol=_ATTENTION_FLOAT32),
+    *(OpSpec(name=name, family="layer", torch_fn=_transformer_layer(name),
+             ref=getattr(ref, name), ref_vjp=getattr(ref, f"{name}_vjp"),
+             inputs=ti.TransformerLayer(name), docs=_DOCS.format(cls),
+             # No functional form: the torch callable is the module (module docstring).
+             # Order 1: self-attention runs with need_weights=False, scaled_dot_product_attention's
+             # fused CPU kernel, which has no second derivatives (multi_head_attention's record).
+             low_precision="a chain of attention, feed-forward and layer normalization, each a "
+                           "rounded sum of signed terms, whose sum |terms| is not derived yet; "
+                           "the pieces (linear, attention, layer_norm) are on the ladder",
+             # Each layer holds multi-head attention blocks (the same derivation, on inputs of
+             # scale up to 5 before the first layer norm); seen in 300 draws each: forward
+             # 3.1e-6, gradients 7.0e-5 (d_model >= 4: the input maker says why).
+             tol=_ATTENTION_FLOAT32)
+      for name, cls in (("transformer_decoder_layer", "TransformerDecoderLayer"),
+                        ("transformer_encoder_layer", "TransformerEncoderLayer"))),
 )

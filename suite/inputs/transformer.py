@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
+from references import transformer as ref
+from suite import versions
 from suite.specs import Array, Case
 from suite.strategies import SEEDS, Shape
 
@@ -191,3 +193,123 @@ class MultiheadAttention:
                           kdim=None, vdim=None, bias=True, bias_kv=False,
                           masks=Masks("none", False, False), options=options, scale=1.0,
                           seed=seed)
+
+
+_HINTS = {"transformer_encoder_layer": ("is_causal",),
+          "transformer_decoder_layer": ("tgt_is_causal", "memory_is_causal")}
+# Pre-activations of relu closer than this to 0 are redrawn: a finite-difference step (1e-6
+# times a direction of size ~10 at most) then never straddles the kink.
+_RELU_MARGIN = 1e-3
+
+
+@dataclass(frozen=True)
+class TransformerLayer:
+    """nn.TransformerEncoderLayer (``name="transformer_encoder_layer"``) or
+    nn.TransformerDecoderLayer: ``src`` (or ``tgt`` and ``memory``), the masks of each attention
+    block (:func:`make_masks`: ``src_mask``/``src_key_padding_mask``, or ``tgt_*`` and
+    ``memory_*``), and every parameter under the module's name with dots as underscores
+    (``self_attn_in_proj_weight``, ``linear1_weight``, ``norm2_bias``, ...; biases absent with
+    ``bias=False``); options nhead, activation, layer_norm_eps, batch_first, norm_first and
+    the causal hints. With relu, cases whose feed-forward pre-activations come within
+    ``_RELU_MARGIN`` of the kink are redrawn from the next seed (deterministically)."""
+
+    name: str
+
+    @property
+    def decoder(self) -> bool:
+        return self.name == "transformer_decoder_layer"
+
+    def _case(self, *, n: int | None, nhead: int, head_dim: int, ff: int, lq: int, s: int,
+              masks: tuple[Masks, ...], bias: bool, options: dict[str, Any], scale: float,
+              seed: int) -> Case:
+        for attempt in range(100):
+            case = self._draw_arrays(n=n, nhead=nhead, head_dim=head_dim, ff=ff, lq=lq, s=s,
+                                     masks=masks, bias=bias, options=options, scale=scale,
+                                     seed=(seed + attempt) % 2**32)
+            if options["activation"] != "relu":
+                return case
+            z = ref._feedforward_inputs(self.name, **case.arrays, **case.options)
+            if np.min(np.abs(z)) >= _RELU_MARGIN:
+                return case
+        raise AssertionError(f"{self.name}: no draw kept relu's inputs off 0 (seed {seed})")
+
+    def _draw_arrays(self, *, n: int | None, nhead: int, head_dim: int, ff: int, lq: int,
+                     s: int, masks: tuple[Masks, ...], bias: bool, options: dict[str, Any],
+                     scale: float, seed: int) -> Case:
+        rng = np.random.default_rng(seed)
+        e = nhead * head_dim
+        batch_first = options["batch_first"]
+        first = "tgt" if self.decoder else "src"
+        arrays: dict[str, Array] = {first: _normal(rng, _sequence(n, lq, e, batch_first),
+                                                   scale)}
+        if self.decoder:
+            arrays["memory"] = _normal(rng, _sequence(n, s, e, batch_first), scale)
+        prefixes = ("tgt", "memory") if self.decoder else ("src",)
+        for prefix, m in zip(prefixes, masks, strict=True):
+            keys = s if prefix == "memory" else lq
+            drawn = make_masks(rng, m, n, nhead, lq, keys)
+            for kind in ("attn_mask", "key_padding_mask"):
+                if kind in drawn:
+                    arrays[f"{prefix}_mask" if kind == "attn_mask"
+                           else f"{prefix}_key_padding_mask"] = drawn[kind]
+        blocks = ("self_attn", "multihead_attn") if self.decoder else ("self_attn",)
+        for block in blocks:
+            arrays[f"{block}_in_proj_weight"] = _normal(rng, (3 * e, e)) / math.sqrt(e)
+            if bias:
+                arrays[f"{block}_in_proj_bias"] = _normal(rng, (3 * e,)) * 0.5
+            arrays[f"{block}_out_proj_weight"] = _normal(rng, (e, e)) / math.sqrt(e)
+            if bias:
+                arrays[f"{block}_out_proj_bias"] = _normal(rng, (e,)) * 0.5
+        arrays["linear1_weight"] = _normal(rng, (ff, e)) / math.sqrt(e)
+        if bias:
+            arrays["linear1_bias"] = _normal(rng, (ff,)) * 0.5
+        arrays["linear2_weight"] = _normal(rng, (e, ff)) / math.sqrt(ff)
+        if bias:
+            arrays["linear2_bias"] = _normal(rng, (e,)) * 0.5
+        for i in range(1, 4 if self.decoder else 3):
+            arrays[f"norm{i}_weight"] = 1.0 + 0.5 * _normal(rng, (e,))
+            if bias:
+                arrays[f"norm{i}_bias"] = 0.5 * _normal(rng, (e,))
+        differentiable = tuple(k for k, a in arrays.items() if a.dtype.kind == "f")
+        return Case(arrays, differentiable, {"nhead": nhead, **options}, seed)
+
+    def strategy(self) -> st.SearchStrategy[Case]:
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            nhead = draw(st.integers(1, 3), label="nhead")
+            # d_model >= 4: a layer norm over E features divides by their spread sigma, and
+            # over 2 values sigma = |x1 - x2| / 2 is often near 0, where float32 results are
+            # rounding noise amplified by 1 / sigma (the layer_norm record draws its spread for
+            # that reason; here the normalized values are the layer's own).
+            head_dim = draw(st.integers(-(-4 // nhead), 4), label="head_dim")
+            n = draw(st.one_of(st.none(), st.integers(1, 3)), label="batch (None: unbatched)")
+            lq = draw(st.integers(1, 5), label="L")
+            s = draw(st.integers(1, 5), label="S") if self.decoder else lq
+            prefixes = ("tgt ", "memory ") if self.decoder else ("src ",)
+            masks = tuple(draw_masks(draw, prefix=p) for p in prefixes)
+            options: dict[str, Any] = {
+                "activation": draw(st.sampled_from(["relu", "gelu"]), label="activation"),
+                "layer_norm_eps": draw(st.sampled_from((1e-5, 1e-3, 0.1)),
+                                       label="layer_norm_eps"),
+                "batch_first": draw(st.booleans(), label="batch_first"),
+                "norm_first": draw(st.booleans(), label="norm_first")}
+            for hint, m in zip(_HINTS[self.name], masks, strict=True):
+                options[hint] = m.causal
+            bias = not versions.TRANSFORMER_BIAS_ARGUMENT or draw(st.booleans(), label="bias")
+            return self._case(n=n, nhead=nhead, head_dim=head_dim,
+                              ff=draw(st.integers(1, 12), label="dim_feedforward"), lq=lq,
+                              s=s, masks=masks, bias=bias, options=options,
+                              scale=draw(VALUE_SCALES, label="scale"),
+                              seed=draw(SEEDS, label="seed"))
+
+        return cases()
+
+    def sized(self, n: int, seed: int = 0) -> Case:
+        length = max(2, n // 8)
+        options: dict[str, Any] = {"activation": "gelu", "layer_norm_eps": 1e-5,
+                                   "batch_first": True, "norm_first": False}
+        options |= dict.fromkeys(_HINTS[self.name], False)
+        none = Masks("none", False, False)
+        return self._case(n=2, nhead=4, head_dim=4, ff=32, lq=length, s=length,
+                          masks=(none, none) if self.decoder else (none,), bias=True,
+                          options=options, scale=1.0, seed=seed)
