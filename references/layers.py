@@ -130,3 +130,117 @@ def dropout_vjp(g: Array, input: Array, mask: Array, p: float = 0.5) -> dict[str
     if p == 1.0:
         return {"input": np.zeros(np.shape(input))}
     return {"input": g * mask / (1.0 - p)}
+
+
+# --- embedding_bag -------------------------------------------------------------------------
+
+
+def _bags(input: Array, offsets: Array | None, include_last_offset: bool
+          ) -> tuple[NDArray[np.int64], NDArray[np.int64], int]:
+    """(the flat indices, the bag of each position, the number of bags B). A 2-D input
+    (B, N) has one bag per row; a 1-D input is cut at ``offsets`` (bag b is
+    input[offsets[b]:offsets[b + 1]], the last one running to the end, or to offsets[-1] with
+    ``include_last_offset``, where offsets has B + 1 entries)."""
+    idx = np.asarray(input, dtype=np.int64)
+    if idx.ndim == 2:
+        return idx.reshape(-1), np.repeat(np.arange(idx.shape[0]), idx.shape[1]), idx.shape[0]
+    assert offsets is not None, "a 1-D input needs offsets"
+    starts = np.asarray(offsets, dtype=np.int64)
+    if include_last_offset:
+        assert starts[-1] == idx.size, "the last offset is the input's length"
+        starts = starts[:-1]
+    bag = np.searchsorted(starts, np.arange(idx.size), side="right") - 1
+    return idx, bag, starts.size
+
+
+def _bag_terms(input: Array, weight: Array, offsets: Array | None,
+               per_sample_weights: Array | None, include_last_offset: bool,
+               padding_idx: int | None) -> tuple[NDArray[np.int64], NDArray[np.int64], Array,
+                                                 Array, Array, int]:
+    """(indices, bag of each position, kept-position flags, per-position weights w_p, kept
+    count per bag, B); positions equal to ``padding_idx`` are not kept."""
+    idx, bag, n_bags = _bags(input, offsets, include_last_offset)
+    table = np.asarray(weight, dtype=np.float64)
+    keep = np.ones(idx.size, dtype=bool)
+    if padding_idx is not None:
+        keep = idx != padding_idx % table.shape[0]
+    w = np.ones(idx.size) if per_sample_weights is None else np.reshape(per_sample_weights, -1)
+    counts = np.bincount(bag[keep], minlength=n_bags).astype(np.float64)
+    return idx, bag, keep.astype(np.float64), w, counts, n_bags
+
+
+def _bag_max(table: Array, idx: NDArray[np.int64], bag: NDArray[np.int64], keep: Array,
+             counts: Array, n_bags: int) -> tuple[Array, Array]:
+    """The elementwise max over each bag's kept rows (0 for a bag with none), and for each
+    position and column whether it is the first position of its bag attaining the max (the
+    one row the gradient goes to: a row repeated in a bag is one candidate, as in torch)."""
+    rows = table[idx]
+    out = np.full((n_bags, table.shape[1]), -np.inf)
+    kept = keep.astype(bool)
+    np.maximum.at(out, bag[kept], rows[kept])
+    out[counts == 0] = 0.0
+    hit = (rows == out[bag]) & kept[:, None]
+    before = np.cumsum(hit, axis=0) - hit  # hits at earlier positions, over all bags
+    starts = np.searchsorted(bag, np.arange(n_bags))  # first position of each bag
+    base = np.vstack([np.zeros((1, hit.shape[1]), dtype=np.int64), np.cumsum(hit, axis=0)])
+    return out, hit & (before - base[starts][bag] == 0)
+
+
+def embedding_bag(input: Array, weight: Array, offsets: Array | None = None,
+                  per_sample_weights: Array | None = None, mode: str = "mean",
+                  include_last_offset: bool = False, padding_idx: int | None = None) -> Array:
+    r"""Per bag b (the positions p of ``input`` in it, :func:`_bags`), over the kept positions
+    (``input[p] != padding_idx``; a negative padding_idx counts from the end):
+
+        sum:   out_b = sum_p w_p W[input_p]          (w_p = per_sample_weights[p], or 1)
+        mean:  out_b = (1 / n_b) sum_p W[input_p]    (n_b kept positions)
+        max:   out_b[j] = max_p W[input_p, j]
+
+    and 0 for a bag with no kept position. Shapes: ``input`` (B, N) or 1-D with ``offsets``
+    (B or B + 1 entries, offsets[0] = 0), ``weight`` (num_embeddings, D), out (B, D).
+    per_sample_weights only with mode "sum" (as torch). Follows
+    ``torch.nn.functional.embedding_bag`` / ``torch.nn.EmbeddingBag``
+    (https://pytorch.org/docs/stable/generated/torch.nn.EmbeddingBag.html); max_norm,
+    scale_grad_by_freq and sparse are not covered (an in-place renormalisation and two
+    gradient conventions, not the function).
+    """
+    table = np.asarray(weight, dtype=np.float64)
+    idx, bag, keep, w, counts, n_bags = _bag_terms(input, table, offsets, per_sample_weights,
+                                                   include_last_offset, padding_idx)
+    if mode == "max":
+        return _bag_max(table, idx, bag, keep, counts, n_bags)[0]
+    out = np.zeros((n_bags, table.shape[1]))
+    np.add.at(out, bag, (keep * w)[:, None] * table[idx])
+    return out / np.maximum(counts, 1)[:, None] if mode == "mean" else out
+
+
+def embedding_bag_vjp(g: Array, input: Array, weight: Array, offsets: Array | None = None,
+                      per_sample_weights: Array | None = None, mode: str = "mean",
+                      include_last_offset: bool = False,
+                      padding_idx: int | None = None) -> dict[str, Array]:
+    r"""VJP of :func:`embedding_bag` for g (B, D), a scatter-add onto the rows read:
+
+        sum:   dW[input_p] += w_p g_b,   d per_sample_weights[p] = <g_b, W[input_p]>
+        mean:  dW[input_p] += g_b / n_b
+        max:   dW[r, j] += g_b[j] for the row r = input_p of the bag's first maximum in column j
+
+    over kept positions only (padding positions get nothing, their per-sample weight's
+    gradient is 0). Here padding is excluded from the forward, so this is its derivative
+    (unlike F.embedding's padding_idx).
+    """
+    table = np.asarray(weight, dtype=np.float64)
+    idx, bag, keep, w, counts, n_bags = _bag_terms(input, table, offsets, per_sample_weights,
+                                                   include_last_offset, padding_idx)
+    gw = np.zeros(table.shape)
+    g = np.asarray(g, dtype=np.float64)
+    if mode == "max":
+        first = _bag_max(table, idx, bag, keep, counts, n_bags)[1]
+        np.add.at(gw, idx, first * g[bag])
+        return {"weight": gw}
+    scale = keep * w / (np.maximum(counts, 1)[bag] if mode == "mean" else 1.0)
+    np.add.at(gw, idx, scale[:, None] * g[bag])
+    grads = {"weight": gw}
+    if per_sample_weights is not None:
+        grads["per_sample_weights"] = np.reshape(
+            keep * np.sum(g[bag] * table[idx], axis=1), np.shape(per_sample_weights))
+    return grads

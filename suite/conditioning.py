@@ -197,3 +197,24 @@ LAYER_NORM = _Normalization(_layer_norm_layout)
 RMS_NORM = _Normalization(_layer_norm_layout, centred=False)
 GROUP_NORM = _Normalization(_group_norm_layout)
 BATCH_NORM = _BatchNorm(_batch_norm_layout)
+
+
+class EmbeddingBag:
+    """embedding_bag: sum and mean are linear in the table (and sum bilinear with the
+    per-sample weights): :data:`MULTILINEAR`. In max mode each output element is one table
+    entry (M = its magnitude), and each table gradient element sums the cotangents of the bags
+    whose maximum it is, M = sum |g| over them: the VJP of |g| at the case's own values (the
+    argmax does not move), not at their absolute values."""
+
+    def forward(self, spec: OpSpec, case: Case) -> Array:
+        if case.options.get("mode") == "max":
+            return np.abs(spec.reference(case))
+        return MULTILINEAR.forward(spec, case)
+
+    def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+        if case.options.get("mode") == "max":
+            return {k: np.abs(v) for k, v in spec.reference_vjp(np.abs(g), case).items()}
+        return MULTILINEAR.vjp(spec, g, case)
+
+
+EMBEDDING_BAG = EmbeddingBag()

@@ -541,3 +541,24 @@ def test_transformer_layer_dropout_with_torchs_masks(name: str, p: float, dtype:
         _check_against(spec, np.zeros(case.arrays[k].shape) if grad is None else grad,
                        expected[k], tols.Kind.GRADIENT, dtype,
                        f"{name}: VJP w.r.t. {k} given torch's dropout masks", description)
+
+
+# --- embedding_bag at its exact points -----------------------------------------------------
+
+
+@given(num=st.integers(2, 6), dim=st.integers(1, 4), size=st.integers(2, 6), seed=SEEDS)
+def test_embedding_bag_max_at_ties(num: int, dim: int, size: int, seed: int,
+                                   dtype: torch.dtype, device: str) -> None:
+    """Max mode is not differentiable where two rows of a bag tie in a column (the record's
+    tables never tie). torch gives the column's gradient to the bag's first position attaining
+    the maximum, as the reference does: tables of small integers tie often here, and a row
+    repeated in a bag is one candidate."""
+    rng = np.random.default_rng(seed)
+    table = rng.integers(-2, 3, (num, dim)).astype(np.float64)
+    idx = rng.integers(0, num, 2 * size)
+    arrays = {"input": idx, "weight": table, "offsets": np.array([0, size])}
+    case = Case(arrays, ("weight",), {"mode": "max", "include_last_offset": False,
+                                      "padding_idx": None}, seed)
+    spec = _op("embedding_bag")
+    gc.check_forward(spec, case, dtype, device)
+    gc.check_gradient(spec, case, dtype, device)

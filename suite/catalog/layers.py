@@ -25,6 +25,19 @@ def _bilinear_module(case: Case) -> nn.Module:
     return nn.Bilinear(n1, n2, n_out, bias="bias" in case.arrays)
 
 
+class _EmbeddingBag(nn.EmbeddingBag):
+    """nn.EmbeddingBag built from the case (sizes from the table, the functional options as
+    they are) whose forward takes the case's other arrays positionally and passes them by
+    name (a 2-D input has per_sample_weights but no offsets: positions would misplace it)."""
+
+    def __init__(self, case: Case):
+        super().__init__(*case.arrays["weight"].shape, **case.options)
+        self._names = tuple(k for k in case.arrays if k != "weight")
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(**dict(zip(self._names, tensors, strict=True)))
+
+
 def _embedding_module(case: Case) -> nn.Module:
     return nn.Embedding(*case.arrays["weight"].shape, **case.options)
 
@@ -61,4 +74,11 @@ RECORDS = (
            # wrong factor or sign.
            tol={(Kind.GRADIENT, torch.float32): Tolerance(rtol=3e-4, atol=3e-4)},
            docs="https://pytorch.org/docs/stable/generated/torch.nn.Linear.html"),
+    # torch 2.13.0 has neither forward-mode AD nor a double backward for _embedding_bag
+    # ("not implemented"): order 1.
+    OpSpec(name="embedding_bag", family="layer", torch_fn=F.embedding_bag,
+           ref=ref.embedding_bag, ref_vjp=ref.embedding_bag_vjp, inputs=hi.Bags(),
+           low_precision=True, terms=conditioning.EMBEDDING_BAG,
+           docs=_DOCS.format("EmbeddingBag"), module=nn.EmbeddingBag,
+           module_factory=_EmbeddingBag, module_params=("weight",)),
 )

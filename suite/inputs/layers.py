@@ -466,3 +466,68 @@ class Attention:
         length = max(2, n // 8)
         arrays = {k: _normal(rng, (2, 4, length, 16)) for k in ("query", "key", "value")}
         return Case(arrays, tuple(arrays), {}, seed)
+
+
+@dataclass(frozen=True)
+class Bags:
+    """embedding_bag: int64 indices ``input``, 2-D (B, N: a bag per row) or 1-D with
+    ``offsets`` (bags of 0-4 indices, empty bags included; B + 1 offsets with
+    include_last_offset), a table ``weight`` (num_embeddings, D), and for mode "sum"
+    optionally ``per_sample_weights`` (the input's shape). Options mode, include_last_offset,
+    padding_idx (None or any row, negative spellings included; the padding row is looked up
+    often). Max mode's table has distinct values (:func:`distinct_values`): no two rows tie
+    in a column, so its argmax (and gradient) is unique far beyond rounding and
+    finite-difference steps."""
+
+    def _case(self, *, num: int, dim: int, layout: str, sizes: list[int], width: int,
+              mode: str, weighted: bool, padding_idx: int | None, scale: float,
+              seed: int) -> Case:
+        rng = np.random.default_rng(seed)
+        table = distinct_values(rng, (num, dim), scale) if mode == "max" \
+            else _normal(rng, (num, dim), scale)
+        if layout == "2-D":
+            idx = rng.integers(0, num, (len(sizes), width))
+        else:
+            idx = rng.integers(0, num, sum(sizes))
+        if padding_idx is not None and idx.size:  # the padding row is looked up
+            flat = idx.reshape(-1)
+            flat[rng.random(flat.size) < 0.3] = padding_idx % num
+        arrays: dict[str, Array] = {"input": idx.astype(np.int64), "weight": table}
+        include_last = layout == "offsets, include_last_offset"
+        if layout != "2-D":
+            starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+            arrays["offsets"] = np.append(starts, idx.size) if include_last else starts
+        if weighted:
+            arrays["per_sample_weights"] = _normal(rng, idx.shape)
+        options = {"mode": mode, "include_last_offset": include_last,
+                   "padding_idx": padding_idx}
+        differentiable = tuple(k for k in ("weight", "per_sample_weights") if k in arrays)
+        return Case(arrays, differentiable, options, seed)
+
+    def strategy(self) -> st.SearchStrategy[Case]:
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            num = draw(st.integers(1, 10), label="num_embeddings")
+            layout = draw(st.sampled_from(["2-D", "offsets", "offsets, include_last_offset"]),
+                          label="layout")
+            bags = draw(st.integers(1, 5), label="bags")
+            sizes = [draw(st.integers(0, 4), label=f"bag size {i}") for i in range(bags)]
+            if layout != "2-D" and sum(sizes) == 0:
+                sizes[-1] = 1  # at least one index
+            mode = draw(st.sampled_from(["sum", "mean", "max"]), label="mode")
+            padding = draw(st.one_of(st.none(), st.integers(-num, num - 1)),
+                           label="padding_idx")
+            return self._case(num=num, dim=draw(st.integers(1, 6), label="embedding_dim"),
+                              layout=layout, sizes=sizes,
+                              width=draw(st.integers(1, 4), label="bag width (2-D)"),
+                              mode=mode,
+                              weighted=mode == "sum" and draw(st.booleans(),
+                                                              label="per_sample_weights"),
+                              padding_idx=padding, scale=draw(VALUE_SCALES, label="scale"),
+                              seed=draw(SEEDS, label="seed"))
+
+        return cases()
+
+    def sized(self, n: int, seed: int = 0) -> Case:
+        return self._case(num=n, dim=16, layout="offsets", sizes=[4] * n, width=4,
+                          mode="sum", weighted=True, padding_idx=None, scale=1.0, seed=seed)
