@@ -14,7 +14,8 @@ on top of the row. Everything here is NumPy float64, evaluated on the rounded ca
   cotangent ``|g|``) on the absolute values of every array gives M exactly.
 * :data:`PRELU`: the weight's gradient sums g * x over the negative inputs of a channel.
 * :data:`GLU`: the gradient w.r.t. the gate b is g a (sigmoid(b) - sigmoid(b)**2), a difference.
-* :data:`LAYER_NORM`, :data:`GROUP_NORM`, :data:`BATCH_NORM` (and :data:`RMS_NORM`, without
+* :data:`LAYER_NORM`, :data:`GROUP_NORM`, :data:`BATCH_NORM`, :data:`INSTANCE_NORM` (and
+  :data:`RMS_NORM`, without
   the mean(dxhat) term; torch 2.4 and 2.5 compose it from bfloat16 ops): the centred input gradient
   inv_std (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) is a sum of three signed terms inside
   each Jacobian entry (for two values per group it cancels exactly), so
@@ -175,19 +176,36 @@ class _BatchNorm(_Normalization):
     statistics are constants, nothing is centred, and the input gradient g w inv_std is one
     product (M = its magnitude)."""
 
+    def _centred(self, case: Case) -> bool:
+        return bool(case.options.get("training", False))
+
     def forward(self, spec: OpSpec, case: Case) -> Array:
-        if case.options.get("training", False):
+        if self._centred(case):
             return super().forward(spec, case)
         return np.abs(spec.reference(case))
 
     def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
-        if case.options.get("training", False):
+        if self._centred(case):
             return super().vjp(spec, g, case)
         x, _, param_shape, param_axes = self.layout(case)
         xhat = (x - np.reshape(case.arrays["running_mean"], param_shape)) / np.sqrt(
             np.reshape(case.arrays["running_var"], param_shape) + case.options.get("eps", 1e-5))
         return {"input": np.abs(spec.reference_vjp(g, case)["input"]),
                 **_parameter_terms(case, np.reshape(g, x.shape), xhat, param_axes)}
+
+
+def _instance_norm_layout(case: Case) -> tuple[Array, Axes, tuple[int, ...], Axes]:
+    x = case.arrays["input"]
+    flat = x.reshape(x.shape[0], x.shape[1], -1)
+    return flat, (2,), (1, x.shape[1], 1), (0, 2)
+
+
+class _InstanceNorm(_BatchNorm):
+    """instance_norm: centred over each instance's spatial positions with use_input_stats; with
+    the running statistics, nothing is centred (as batch_norm's evaluation mode)."""
+
+    def _centred(self, case: Case) -> bool:
+        return bool(case.options.get("use_input_stats", True))
 
 
 MULTILINEAR = Multilinear()
@@ -197,6 +215,7 @@ LAYER_NORM = _Normalization(_layer_norm_layout)
 RMS_NORM = _Normalization(_layer_norm_layout, centred=False)
 GROUP_NORM = _Normalization(_group_norm_layout)
 BATCH_NORM = _BatchNorm(_batch_norm_layout)
+INSTANCE_NORM = _InstanceNorm(_instance_norm_layout)
 
 
 class EmbeddingBag:

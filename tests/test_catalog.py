@@ -31,6 +31,7 @@ UNUSED_ON_PURPOSE = {
     "dropout": "F.dropout draws its own mask; tests/test_layers.py recovers it and checks this",
     "dropout_vjp": "as dropout",
     "batch_norm_running_stats": "a buffer update, not an op: tests/test_layers.py checks it",
+    "instance_norm_running_stats": "as batch_norm_running_stats",
 }
 # Public reference modules whose functions are not the reference of a record, each with the reason.
 NOT_RECORD_MODULES = {

@@ -562,3 +562,68 @@ def test_embedding_bag_max_at_ties(num: int, dim: int, size: int, seed: int,
     spec = _op("embedding_bag")
     gc.check_forward(spec, case, dtype, device)
     gc.check_gradient(spec, case, dtype, device)
+
+
+# --- instance_norm: running statistics, double backward ------------------------------------
+
+
+@given(shape=st.sampled_from([(2, 3, 4), (1, 2, 3, 3), (3, 1, 2, 2, 2), (2, 2, 2)]),
+       momentum=st.floats(0.0, 1.0), steps=st.integers(1, 3), seed=SEEDS)
+def test_instance_norm_running_stats_follow_the_documented_update(
+        shape: tuple[int, ...], momentum: float, steps: int, seed: int, dtype: torch.dtype,
+        device: str) -> None:
+    """After each call with use_input_stats and running statistics, running_mean/var equal
+    (1 - m) old + m times the batch mean of each instance's mean / unbiased variance; then a
+    call with use_input_stats=False normalizes with them."""
+    rng = np.random.default_rng(seed)
+    c = shape[1]
+    mean, var = _rounded(rng.standard_normal(c), dtype), _rounded(rng.uniform(0.5, 2, c), dtype)
+    t_mean = torch.tensor(mean, dtype=dtype, device=device)
+    t_var = torch.tensor(var, dtype=dtype, device=device)
+    case = f"  input shape {shape}, momentum {momentum}, {steps} steps, seed {seed}"
+    for step in range(steps):
+        x = _rounded(rng.standard_normal(shape) * 2 + 1, dtype)
+        F.instance_norm(torch.tensor(x, dtype=dtype, device=device), t_mean, t_var,
+                        use_input_stats=True, momentum=momentum)
+        mean, var = ref_norms.instance_norm_running_stats(x, mean, var, momentum)
+        for name, actual, expected in (("running_mean", t_mean, mean),
+                                       ("running_var", t_var, var)):
+            _close(actual, expected, tols.Kind.FORWARD, dtype,
+                   f"instance_norm: {name} after call {step + 1}", case)
+        mean, var = compare.to_numpy(t_mean), compare.to_numpy(t_var)
+    x = _rounded(rng.standard_normal(shape), dtype)
+    out = F.instance_norm(torch.tensor(x, dtype=dtype, device=device), t_mean, t_var,
+                          use_input_stats=False)
+    _close(out, ref_norms.instance_norm(x, mean, var, use_input_stats=False),
+           tols.Kind.FORWARD, dtype, "instance_norm: output with the running statistics", case)
+
+
+@pytest.mark.xfail(strict=True, raises=RuntimeError,
+                   reason="torch 2.13.0: instance_norm (a batch_norm underneath) raises in its "
+                          "double backward with a bias and no weight, as batch_norm does "
+                          "(KNOWN_DIFFERENCES.md); the record stays at order 1 until fixed")
+@pytest.mark.parametrize("use_input_stats", [True, False])
+def test_instance_norm_double_backward_with_bias_and_no_weight(use_input_stats: bool,
+                                                               device: str) -> None:
+    rng = np.random.default_rng(0)
+    arrays = {"input": rng.standard_normal((2, 3, 4)), "running_mean": rng.standard_normal(3),
+              "running_var": rng.uniform(0.5, 2.0, 3), "bias": rng.standard_normal(3)}
+    case = Case(arrays, ("input", "bias"), {"use_input_stats": use_input_stats,
+                                            "momentum": 0.1, "eps": 1e-5}, 0)
+    higher.check_double_backward(_op("instance_norm"), case, device)
+
+
+@settings(max_examples=15)  # two float64 second-order checks per example
+@given(data=st.data())
+def test_instance_norm_second_order_with_a_weight(device: str, data: st.DataObject) -> None:
+    """The record stays at order 1 for torch's bias-without-weight failure (above); every
+    other case has second derivatives, checked here (a weight is added where a bias has none)."""
+    spec = _op("instance_norm")
+    case = data.draw(spec.inputs.strategy(), label="case")
+    if "bias" in case.arrays and "weight" not in case.arrays:
+        weight = 1.0 + 0.5 * np.random.default_rng(case.seed).standard_normal(
+            case.arrays["bias"].shape)
+        case = dataclasses.replace(case, arrays={**case.arrays, "weight": weight},
+                                   differentiable=(*case.differentiable, "weight"))
+    higher.check_jvp(spec, case, device)
+    higher.check_double_backward(spec, case, device)

@@ -531,3 +531,48 @@ class Bags:
     def sized(self, n: int, seed: int = 0) -> Case:
         return self._case(num=n, dim=16, layout="offsets", sizes=[4] * n, width=4,
                           mode="sum", weighted=True, padding_idx=None, scale=1.0, seed=seed)
+
+
+@dataclass(frozen=True)
+class InstanceNormalized:
+    """instance_norm: ``input`` (N, C, *spatial) with 1-3 spatial dimensions of at least two
+    elements in all, each (n, c) with a drawn offset and spread (:func:`_spread`); running
+    statistics (buffers, the variance positive) always when ``use_input_stats`` is False,
+    drawn otherwise (then updated in place); optional per-channel ``weight``, ``bias``;
+    options ``use_input_stats``, ``momentum``, ``eps``."""
+
+    def strategy(self) -> st.SearchStrategy[Case]:
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            d = draw(st.integers(1, 3), label="spatial dims")
+            spatial = draw(shapes(min_dims=d, max_dims=d, max_side=5, max_size=24).filter(
+                lambda s: math.prod(s) >= 2), label="spatial")
+            n = draw(st.integers(1, 3), label="N")
+            channels = draw(st.integers(1, 4), label="C")
+            use_input_stats = draw(st.booleans(), label="use_input_stats")
+            running = not use_input_stats or draw(st.booleans(), label="running stats")
+            scale = draw(VALUE_SCALES, label="scale")
+            offset = draw(st.sampled_from((0.0, 3.0)), label="offset")
+            seed = draw(SEEDS, label="seed")
+            rng = np.random.default_rng(seed)
+            shape = (n, channels, *spatial)
+            arrays = {"input": _spread(rng, shape, tuple(range(2, 2 + d)), scale, offset)}
+            if running:
+                arrays["running_mean"] = _normal(rng, (channels,))
+                arrays["running_var"] = rng.uniform(0.25, 4.0, channels)
+            arrays |= _affine_params(draw, rng, (channels,))
+            options = {"use_input_stats": use_input_stats,
+                       "momentum": draw(st.floats(0.0, 1.0), label="momentum"),
+                       "eps": draw(EPS, label="eps")}
+            differentiable = tuple(k for k in arrays if not k.startswith("running_"))
+            return Case(arrays, differentiable, options, seed)
+
+        return cases()
+
+    def sized(self, n: int, seed: int = 0) -> Case:
+        rng = np.random.default_rng(seed)
+        arrays = {"input": _normal(rng, (4, 8, max(2, n), max(2, n // 8))),
+                  "running_mean": np.zeros(8), "running_var": np.ones(8),
+                  "weight": 1 + 0.5 * _normal(rng, (8,)), "bias": _normal(rng, (8,))}
+        return Case(arrays, ("input", "weight", "bias"),
+                    {"use_input_stats": True, "momentum": 0.1, "eps": 1e-5}, seed)
