@@ -331,3 +331,51 @@ def instance_norm_running_stats(input: Array, running_mean: Array, running_var: 
     unbiased = np.var(x, axis=spatial, ddof=1)
     return RunningStats((1 - momentum) * running_mean + momentum * mean.mean(axis=0),
                         (1 - momentum) * running_var + momentum * unbiased.mean(axis=0))
+
+
+# --- local_response_norm -------------------------------------------------------------------
+
+
+def _channel_window_sum(a: Array, before: int, after: int) -> Array:
+    """sum_{c' = c - before}^{c + after} a[:, c'] for every channel c (axis 1), the channels
+    outside [0, C) counting as 0."""
+    pad = [(0, 0)] * a.ndim
+    pad[1] = (before, after)
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(a, pad), before + after + 1,
+                                                       axis=1)
+    return np.sum(windows, axis=-1)
+
+
+def _lrn_scale(x: Array, size: int, alpha: float, k: float) -> Array:
+    """s_c = k + alpha / size * sum of x_{c'}^2 over c' = c - size // 2 .. c + (size - 1) // 2."""
+    return k + alpha / size * _channel_window_sum(x * x, size // 2, (size - 1) // 2)
+
+
+def local_response_norm(input: Array, size: int, alpha: float = 1e-4, beta: float = 0.75,
+                        k: float = 1.0) -> Array:
+    r"""b_c = a_c / s_c^beta,  s_c = k + (alpha / n) sum_{c'} a_{c'}^2,  n = ``size``,
+
+    the sum over the channels c' = c - floor(n / 2) .. c + floor((n - 1) / 2) that exist
+    (channels are axis 1 of (N, C, *), at least one further axis; the division is by n
+    however many channels the window holds, as torch's zero-padded average does). Follows
+    ``torch.nn.functional.local_response_norm`` / ``torch.nn.LocalResponseNorm``
+    (https://pytorch.org/docs/stable/generated/torch.nn.LocalResponseNorm.html; Krizhevsky et
+    al. 2012, sec. 3.3). Smooth for k > 0 (s >= k); no cancellation in the forward.
+    """
+    x = np.asarray(input, dtype=np.float64)
+    return x * _lrn_scale(x, size, alpha, k) ** -beta
+
+
+def local_response_norm_vjp(g: Array, input: Array, size: int, alpha: float = 1e-4,
+                            beta: float = 0.75, k: float = 1.0) -> dict[str, Array]:
+    r"""VJP of :func:`local_response_norm`. With ds_c / da_j = 2 (alpha / n) a_j for every
+    channel c whose window holds j (c = j - floor((n - 1) / 2) .. j + floor(n / 2), the
+    window transposed):
+
+        dL/da_j = g_j s_j^(-beta) - (2 alpha beta / n) a_j sum_{c} g_c a_c s_c^(-beta - 1).
+    """
+    x = np.asarray(input, dtype=np.float64)
+    s = _lrn_scale(x, size, alpha, k)
+    r = g * x * s ** (-beta - 1.0)
+    back = _channel_window_sum(r, (size - 1) // 2, size // 2)
+    return {"input": g * s**-beta - 2.0 * alpha * beta / size * x * back}

@@ -12,6 +12,7 @@ on top of the row. Everything here is NumPy float64, evaluated on the rounded ca
   a convolution, a bilinear form, a weighted mean of picked log-probabilities), every term is a
   product of one entry from each argument, so evaluating the reference forward (and VJP, with
   cotangent ``|g|``) on the absolute values of every array gives M exactly.
+* :data:`LOCAL_RESPONSE_NORM`: the input gradient is a difference of two terms, one a sum.
 * :data:`PRELU`: the weight's gradient sums g * x over the negative inputs of a channel.
 * :data:`GLU`: the gradient w.r.t. the gate b is g a (sigmoid(b) - sigmoid(b)**2), a difference.
 * :data:`LAYER_NORM`, :data:`GROUP_NORM`, :data:`BATCH_NORM`, :data:`INSTANCE_NORM` (and
@@ -30,6 +31,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from references import norms
 from suite.specs import Array, Case, OpSpec
 
 
@@ -208,6 +210,24 @@ class _InstanceNorm(_BatchNorm):
         return bool(case.options.get("use_input_stats", True))
 
 
+class LocalResponseNorm:
+    """local_response_norm: the forward x s^(-beta) is a product (s a sum of squares, no
+    cancellation): M = |out|. The input gradient g_j s_j^(-beta) - (2 alpha beta / n) x_j
+    sum_c g_c x_c s_c^(-beta - 1) is a difference of two terms, the second a sum of signed
+    terms: M = |g_j| s_j^(-beta) + (2 alpha beta / n) |x_j| sum_c |g_c x_c| s_c^(-beta - 1),
+    i.e. |g| s^(-beta) minus the VJP of |g| at |x| (s is even in x)."""
+
+    def forward(self, spec: OpSpec, case: Case) -> Array:
+        return np.abs(spec.reference(case))
+
+    def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+        o = case.options
+        x = np.abs(case.arrays["input"])
+        first = np.abs(g) * norms._lrn_scale(x, o["size"], o["alpha"], o["k"]) ** -o["beta"]
+        at_abs = spec.ref_vjp(np.abs(g), x, **o)["input"]
+        return {"input": first + (first - at_abs)}
+
+
 MULTILINEAR = Multilinear()
 PRELU = Prelu()
 GLU = Glu()
@@ -216,6 +236,7 @@ RMS_NORM = _Normalization(_layer_norm_layout, centred=False)
 GROUP_NORM = _Normalization(_group_norm_layout)
 BATCH_NORM = _BatchNorm(_batch_norm_layout)
 INSTANCE_NORM = _InstanceNorm(_instance_norm_layout)
+LOCAL_RESPONSE_NORM = LocalResponseNorm()
 
 
 class EmbeddingBag:

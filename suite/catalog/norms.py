@@ -112,6 +112,11 @@ RECORDS = (
            ref_vjp=ref.layer_norm_vjp, inputs=hi.Normalized("layer"),
            docs=_DOCS.format("LayerNorm"),
            module=nn.LayerNorm, module_factory=_layer_norm_module, module_params=_NORM_PARAMS),
+    OpSpec(name="local_response_norm", family="layer", torch_fn=F.local_response_norm,
+           ref=ref.local_response_norm, ref_vjp=ref.local_response_norm_vjp,
+           low_precision=True, terms=conditioning.LOCAL_RESPONSE_NORM, order=2,
+           inputs=hi.ResponseNormalized(), docs=_DOCS.format("LocalResponseNorm"),
+           module=nn.LocalResponseNorm),
     # F.rms_norm exists since torch 2.4; on an older torch every check of it skips with that
     # reason (the record stays, so its reference is still checked against finite differences).
     OpSpec(name="rms_norm", family="layer",

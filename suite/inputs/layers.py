@@ -576,3 +576,33 @@ class InstanceNormalized:
                   "weight": 1 + 0.5 * _normal(rng, (8,)), "bias": _normal(rng, (8,))}
         return Case(arrays, ("input", "weight", "bias"),
                     {"use_input_stats": True, "momentum": 0.1, "eps": 1e-5}, seed)
+
+
+@dataclass(frozen=True)
+class ResponseNormalized:
+    """local_response_norm: ``input`` (N, C, *spatial) with 1-3 spatial dimensions (torch
+    wants at least one), C <= 8, ``size`` from 1 to C + 2 (windows wider than the channels
+    included); alpha, beta, k > 0 from a few decades."""
+
+    def strategy(self) -> st.SearchStrategy[Case]:
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            spatial = draw(shapes(min_dims=1, max_dims=3, max_side=4, max_size=16),
+                           label="spatial")
+            channels = draw(st.integers(1, 8), label="C")
+            n = draw(st.integers(1, 3), label="N")
+            seed = draw(SEEDS, label="seed")
+            x = _normal(np.random.default_rng(seed), (n, channels, *spatial),
+                        draw(VALUE_SCALES, label="scale"))
+            options = {"size": draw(st.integers(1, channels + 2), label="size"),
+                       "alpha": draw(st.sampled_from((1e-4, 0.01, 0.5, 2.0)), label="alpha"),
+                       "beta": draw(st.sampled_from((0.75, 0.5, 1.0, 2.0)), label="beta"),
+                       "k": draw(st.sampled_from((1.0, 0.5, 2.0)), label="k")}
+            return Case({"input": x}, ("input",), options, seed)
+
+        return cases()
+
+    def sized(self, n: int, seed: int = 0) -> Case:
+        x = _normal(np.random.default_rng(seed), (4, 16, max(2, n // 4), max(2, n // 4)))
+        return Case({"input": x}, ("input",),
+                    {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0}, seed)
