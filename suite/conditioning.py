@@ -13,6 +13,7 @@ on top of the row. Everything here is NumPy float64, evaluated on the rounded ca
   product of one entry from each argument, so evaluating the reference forward (and VJP, with
   cotangent ``|g|``) on the absolute values of every array gives M exactly.
 * :data:`LOCAL_RESPONSE_NORM`: the input gradient is a difference of two terms, one a sum.
+* :data:`COSINE_SIMILARITY`: a dot product, and a gradient that subtracts cos a / |a|^2.
 * :data:`PRELU`: the weight's gradient sums g * x over the negative inputs of a channel.
 * :data:`GLU`: the gradient w.r.t. the gate b is g a (sigmoid(b) - sigmoid(b)**2), a difference.
 * :data:`LAYER_NORM`, :data:`GROUP_NORM`, :data:`BATCH_NORM`, :data:`INSTANCE_NORM` (and
@@ -31,7 +32,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from references import norms
+from references import distance, norms
 from suite.specs import Array, Case, OpSpec
 
 
@@ -228,6 +229,31 @@ class LocalResponseNorm:
         return {"input": first + (first - at_abs)}
 
 
+class CosineSimilarity:
+    """cosine_similarity: the forward (a . b) / (c_a c_b) sums signed products, M = the same on
+    absolute values (the norms are sums of squares: no cancellation); the gradient
+    g (b / (c_a c_b) - cos a / (c_a n_a)) is a difference of two terms, the second holding the
+    signed sum cos: M = |g| (|b| / (c_a c_b) + cos(|a|, |b|) |a| / (c_a n_a)), summed back over
+    broadcast copies like the gradient."""
+
+    def forward(self, spec: OpSpec, case: Case) -> Array:
+        return MULTILINEAR.forward(spec, case)
+
+    def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+        dim, eps = case.options.get("dim", 1), case.options.get("eps", 1e-8)
+        a, b = np.broadcast_arrays(np.abs(case.arrays["x1"]), np.abs(case.arrays["x2"]))
+        n_a = np.linalg.norm(a, axis=dim, keepdims=True)
+        n_b = np.linalg.norm(b, axis=dim, keepdims=True)
+        c_a, c_b = np.maximum(n_a, eps), np.maximum(n_b, eps)
+        cos = np.sum(a * b, axis=dim, keepdims=True) / (c_a * c_b)
+        gk = np.abs(np.expand_dims(g, dim))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            m_a = gk * (b / (c_a * c_b) + np.where(n_a > 0, cos * a / (c_a * n_a), 0.0))
+            m_b = gk * (a / (c_a * c_b) + np.where(n_b > 0, cos * b / (c_b * n_b), 0.0))
+        return {"x1": distance._sum_to_shape(m_a, case.arrays["x1"].shape),
+                "x2": distance._sum_to_shape(m_b, case.arrays["x2"].shape)}
+
+
 MULTILINEAR = Multilinear()
 PRELU = Prelu()
 GLU = Glu()
@@ -237,6 +263,7 @@ GROUP_NORM = _Normalization(_group_norm_layout)
 BATCH_NORM = _BatchNorm(_batch_norm_layout)
 INSTANCE_NORM = _InstanceNorm(_instance_norm_layout)
 LOCAL_RESPONSE_NORM = LocalResponseNorm()
+COSINE_SIMILARITY = CosineSimilarity()
 
 
 class EmbeddingBag:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import re
 from collections.abc import Callable, Iterator
 from unittest import mock
@@ -692,3 +693,75 @@ def test_cross_map_lrn2d_gradient_is_the_derivative(size: int, dtype: torch.dtyp
                                                     device: str) -> None:
     spec = dataclasses.replace(LRN, torch_fn=_cross_map)
     gc.check_gradient(spec, _cross_map_case(size, size // 2 + 1, 0), dtype, device)
+
+
+# --- distances at their exact points -------------------------------------------------------
+
+PAIRWISE = _op("pairwise_distance")
+COSINE = _op("cosine_similarity")
+
+
+@pytest.mark.parametrize("p", [0.5, 1.0, 1.5, 2.0, 3.0, math.inf, -math.inf, -1.0, 0.0],
+                         ids=str)
+@given(rows=st.integers(1, 4), d=st.integers(1, 5), seed=SEEDS)
+def test_pairwise_distance_at_zero_differences(p: float, rows: int, d: int, seed: int,
+                                               dtype: torch.dtype, device: str) -> None:
+    """d = x1 - x2 + eps is exactly 0 in some components (eps = 0, x1 = x2 there; whole rows
+    too), where |d_i|^p has a kink (p <= 1: no derivative; torch gives 0, as the reference)
+    or the norm is 0. p = 0 (a count: the record does not draw it, since torch gives it no
+    gradient at all) is checked here too: its gradient is 0."""
+    rng = np.random.default_rng(seed)
+    x2 = rng.integers(-4, 5, (rows, d)) / 4.0
+    x1 = x2 + rng.choice([0.0, 0.0, 0.5, -0.75], (rows, d))
+    x1[0] = x2[0]  # a zero vector
+    case = Case({"x1": x1, "x2": x2}, ("x1", "x2"), {"p": p, "eps": 0.0, "keepdim": False},
+                seed)
+    gc.check_forward(PAIRWISE, case, dtype, device)
+    gc.check_gradient(PAIRWISE, case, dtype, device)
+
+
+def _below_eps_case(seed: int, zero: bool) -> Case:
+    """x1's rows have norms strictly between 0 and eps = 1e-3 (or are 0), x2's are O(1)."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.standard_normal((3, 4))
+    x1 = x1 / np.linalg.norm(x1, axis=1, keepdims=True) * rng.uniform(0.1, 0.9, (3, 1)) * 1e-3
+    if zero:
+        x1[1] = 0.0
+    return Case({"x1": x1, "x2": rng.standard_normal((3, 4))}, ("x1", "x2"),
+                {"dim": 1, "eps": 1e-3}, seed)
+
+
+@given(seed=SEEDS, zero=st.booleans())
+def test_cosine_similarity_below_eps_follows_torchs_straight_through_clamp(
+        seed: int, zero: bool, dtype: torch.dtype, device: str) -> None:
+    """Below eps the norm is clamped: the forward is (a . b) / (eps c_b), as documented. torch
+    clamps the norm in place under no_grad, so its gradient differentiates the unclamped norm
+    (the reference's ``straight_through=True``); at a zero vector both are b / (eps c_b)."""
+    case = _below_eps_case(seed, zero)
+    torch_side = dataclasses.replace(COSINE, torch_vjp_options={"straight_through": True})
+    gc.check_forward(COSINE, case, dtype, device)
+    gc.check_gradient(torch_side, case, dtype, device)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="torch 2.13.0: F.cosine_similarity's gradient below eps is not the "
+                          "derivative of its clamped forward (the norm is clamped in place "
+                          "under no_grad; KNOWN_DIFFERENCES.md)")
+def test_cosine_similarity_gradient_below_eps_is_the_derivative(dtype: torch.dtype,
+                                                                device: str) -> None:
+    gc.check_gradient(COSINE, _below_eps_case(0, zero=False), dtype, device)
+
+
+def test_cosine_similarity_follows_the_functional_docstring(dtype: torch.dtype,
+                                                            device: str) -> None:
+    """F.cosine_similarity's docs divide by max(||x1||, eps) max(||x2||, eps); nn.CosineSimilarity's
+    by max(||x1|| ||x2||, eps). They differ when a norm is below eps: x1 = x2 = [1e-5, 0] with
+    eps = 1e-8 is 1 by the first and 0.01 by the second. torch (both forms) gives 1."""
+    x = np.array([[1e-5, 0.0]])
+    case = Case({"x1": x, "x2": x.copy()}, ("x1", "x2"), {"dim": 1, "eps": 1e-8}, 0)
+    gc.check_forward(COSINE, case, dtype, device)
+    assert COSINE.reference(case)[0] == pytest.approx(1.0)
+    module = torch.nn.CosineSimilarity(dim=1, eps=1e-8)
+    t = torch.tensor(x, dtype=dtype, device=device)
+    assert float(module(t, t)[0]) == pytest.approx(1.0, rel=1e-5), \
+        "nn.CosineSimilarity no longer follows F.cosine_similarity's formula"

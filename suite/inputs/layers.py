@@ -606,3 +606,69 @@ class ResponseNormalized:
         x = _normal(np.random.default_rng(seed), (4, 16, max(2, n // 4), max(2, n // 4)))
         return Case({"input": x}, ("input",),
                     {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0}, seed)
+
+
+# --- distances -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pair:
+    """cosine_similarity (``kind="cosine"``) or pairwise_distance (``kind="pairwise"``):
+    ``x1``, ``x2`` of one shape with 1-3 dimensions (tests/test_ops.py's broadcast check cuts
+    dimensions of either to 1).
+
+    cosine: ``dim`` any axis, negative spellings included; eps 1e-8 or 1e-6, far below the
+    drawn norms (the clamp below eps has its own test in tests/test_layers.py). Entries are
+    s (0.5 + |z|), random signs, scale s 1 or 5: the cosine is scale-invariant, so its
+    gradient is O(1 / |x|) and cancels to 0 for parallel vectors (always, for one element or
+    a broadcast one), leaving float32 rounding of eps32 / |x|: entries away from 0 keep that
+    below 1e-6 (scale 0.1 or entries near 0 would only test the rounding).
+    pairwise: the difference d = x1 - x2 + eps is drawn first: every |d_i| >= 1e-3 (p <= 1
+    has a kink at 0), and for p = +-inf the |d_i| of a row are distinct by >= 2e-3 x scale
+    (the max or min switches component there); p from 2, 1, 3, 1.5, 0.5, +-inf, -1 (p = 0, a
+    count without a gradient, has its own test); eps 1e-6, 0 or 1e-3; keepdim.
+    """
+
+    kind: str
+
+    def _case(self, shape: Shape, options: dict[str, Any], scale: float, seed: int) -> Case:
+        rng = np.random.default_rng(seed)
+        x2 = _normal(rng, shape, scale)
+        if self.kind == "cosine":
+            x1, x2 = (scale * (0.5 + np.abs(rng.standard_normal(shape)))
+                      * rng.choice([-1.0, 1.0], shape) for _ in range(2))
+        else:
+            p = options["p"]
+            if math.isinf(p):
+                rows, d = math.prod(shape[:-1]), shape[-1]
+                ranks = np.argsort(rng.random((rows, d)), axis=-1)
+                magnitude = scale * (0.1 + (ranks + rng.uniform(0.0, 0.5, (rows, d))) / d)
+            else:
+                magnitude = np.abs(_normal(rng, shape, scale)) + 1e-3
+            diff = np.reshape(magnitude, shape) * rng.choice([-1.0, 1.0], shape)
+            x1 = x2 - options["eps"] + diff
+        return Case({"x1": x1, "x2": x2}, ("x1", "x2"), options, seed)
+
+    def strategy(self) -> st.SearchStrategy[Case]:
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            shape = draw(shapes(min_dims=1, max_dims=3, max_side=8, max_size=48), label="shape")
+            if self.kind == "cosine":
+                options: dict[str, Any] = {
+                    "dim": draw(st.integers(-len(shape), len(shape) - 1), label="dim"),
+                    "eps": draw(st.sampled_from((1e-8, 1e-6)), label="eps")}
+            else:
+                options = {"p": draw(st.sampled_from((2.0, 1.0, 3.0, 1.5, 0.5, math.inf,
+                                                       -math.inf, -1.0)), label="p"),
+                           "eps": draw(st.sampled_from((1e-6, 0.0, 1e-3)), label="eps"),
+                           "keepdim": draw(st.booleans(), label="keepdim")}
+            scales = st.sampled_from((1.0, 5.0)) if self.kind == "cosine" else VALUE_SCALES
+            return self._case(shape, options, draw(scales, label="scale"),
+                              draw(SEEDS, label="seed"))
+
+        return cases()
+
+    def sized(self, n: int, seed: int = 0) -> Case:
+        options: dict[str, Any] = {"dim": 1, "eps": 1e-8} if self.kind == "cosine" \
+            else {"p": 2.0, "eps": 1e-6, "keepdim": False}
+        return self._case((n, n), options, 1.0, seed)

@@ -1,0 +1,35 @@
+"""Distance function records, alphabetical: torch.nn's CosineSimilarity and PairwiseDistance.
+
+Both modules take the functional options as they are (``module(**options)``) and are checked
+against the functional form in tests/test_ops.py. Their arguments broadcast against each other
+(``broadcasts``): the broadcast check cuts dimensions of either to size 1, the reduced one
+included (torch takes the norms over the broadcast vectors, so a repeated feature is a
+legitimate cosine, unlike cosine_embedding_loss's; KNOWN_DIFFERENCES.md).
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+from references import distance as ref
+from suite import conditioning
+from suite.inputs import layers as hi
+from suite.specs import OpSpec
+
+_DOCS = "https://pytorch.org/docs/stable/generated/torch.nn.{}.html"
+
+RECORDS = (
+    OpSpec(name="cosine_similarity", family="layer", torch_fn=F.cosine_similarity,
+           ref=ref.cosine_similarity, ref_vjp=ref.cosine_similarity_vjp,
+           inputs=hi.Pair("cosine"), docs=_DOCS.format("CosineSimilarity"),
+           module=nn.CosineSimilarity, broadcasts=("x1", "x2"), order=2,
+           low_precision=True, terms=conditioning.COSINE_SIMILARITY),
+    OpSpec(name="pairwise_distance", family="layer", torch_fn=F.pairwise_distance,
+           ref=ref.pairwise_distance, ref_vjp=ref.pairwise_distance_vjp,
+           inputs=hi.Pair("pairwise"), docs=_DOCS.format("PairwiseDistance"),
+           module=nn.PairwiseDistance, broadcasts=("x1", "x2"), order=2,
+           low_precision="d = x1 - x2 + eps cancels for close inputs, and the norm's "
+                         "derivative divides d's rounding by ||d||_p (by |d_i|^(1 - p) for "
+                         "p < 1): a conditioning not derived yet (as the triplet losses')"),
+)
