@@ -12,6 +12,8 @@ Follows ``torch.nn.functional.linear`` / ``torch.nn.Linear``
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -244,3 +246,44 @@ def embedding_bag_vjp(g: Array, input: Array, weight: Array, offsets: Array | No
         grads["per_sample_weights"] = np.reshape(
             keep * np.sum(g[bag] * table[idx], axis=1), np.shape(per_sample_weights))
     return grads
+
+
+# --- alpha dropout -------------------------------------------------------------------------
+
+# SELU's negative saturation value alpha' = -lambda alpha (Klambauer et al. 2017,
+# "Self-Normalizing Neural Networks", eq. 2 and sec. "New Dropout Technique": lambda =
+# 1.0507009873554805, alpha = 1.6732632423543772), the value dropped units are set to.
+SELU_SATURATION = -1.0507009873554805 * 1.6732632423543772
+
+
+def alpha_dropout_affine(p: float) -> tuple[float, float]:
+    r"""(a, b) of alpha dropout with drop probability p (Klambauer et al. 2017, with keep
+    probability q = 1 - p): a = ((1 - p)(1 + p alpha'^2))^(-1/2), b = -a alpha' p, which keep
+    mean 0 and variance 1 of SELU activations."""
+    a = 1.0 / math.sqrt((1.0 - p) * (1.0 + p * SELU_SATURATION**2))
+    return a, -a * SELU_SATURATION * p
+
+
+def alpha_dropout(input: Array, mask: Array, p: float = 0.5) -> Array:
+    r"""y = a (x m + alpha' (1 - m)) + b for a given 0/1 mask m (1: kept), with alpha' = SELU's
+    saturation -lambda alpha ~ -1.7581 and the affine correction (a, b) of
+    :func:`alpha_dropout_affine`: kept units become a x + b, dropped ones the constant
+    a alpha' + b. Follows ``torch.nn.functional.alpha_dropout`` / ``torch.nn.AlphaDropout``
+    (https://pytorch.org/docs/stable/generated/torch.nn.AlphaDropout.html); the mask may
+    broadcast (``feature_alpha_dropout`` drops whole channels: m of shape (N, C, 1, ...)).
+    torch draws m ~ Bernoulli(1 - p) itself; tests/test_layers.py recovers it from its output.
+    p = 1 drops everything, and torch returns x * 0 (zeros; a is infinite there).
+    """
+    x = np.asarray(input, dtype=np.float64)
+    if p == 1.0:
+        return x * 0.0
+    a, b = alpha_dropout_affine(p)
+    return a * (x * mask + SELU_SATURATION * (1.0 - mask)) + b
+
+
+def alpha_dropout_vjp(g: Array, input: Array, mask: Array, p: float = 0.5) -> dict[str, Array]:
+    r"""VJP of :func:`alpha_dropout`: dL/dx = a m g (0 when p = 1)."""
+    if p == 1.0:
+        return {"input": np.zeros(np.shape(input))}
+    a, _ = alpha_dropout_affine(p)
+    return {"input": np.broadcast_to(a * mask * g, np.shape(input)).copy()}

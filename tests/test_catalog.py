@@ -30,6 +30,10 @@ UNUSED_ON_PURPOSE = {
     "identity_vjp": "as identity",
     "dropout": "F.dropout draws its own mask; tests/test_layers.py recovers it and checks this",
     "dropout_vjp": "as dropout",
+    "alpha_dropout": "as dropout: tests/test_layers.py recovers F.alpha_dropout's and "
+                     "F.feature_alpha_dropout's masks and checks this",
+    "alpha_dropout_vjp": "as alpha_dropout",
+    "alpha_dropout_affine": "alpha_dropout's constants, checked with it",
     "batch_norm_running_stats": "a buffer update, not an op: tests/test_layers.py checks it",
     "instance_norm_running_stats": "as batch_norm_running_stats",
 }

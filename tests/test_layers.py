@@ -448,7 +448,7 @@ def _layer_case(name: str, draw: st.DrawFn, *, batch_first: bool, even_heads: bo
                              else ("is_causal",), causal)
     return ti.TransformerLayer(name)._case(
         n=draw(st.integers(1, 3), label="N"), nhead=nhead,
-        head_dim=draw(st.integers(2, 3), label="head_dim"),
+        head_dim=draw(st.integers(-(-4 // nhead), 4), label="head_dim"),  # d_model >= 4
         ff=draw(st.integers(1, 8), label="dim_feedforward"),
         lq=draw(st.integers(1, 4), label="L"), s=draw(st.integers(1, 4), label="S"),
         masks=tuple(masks), bias=draw(st.booleans(), label="bias") if bias is None else bias,
@@ -765,3 +765,121 @@ def test_cosine_similarity_follows_the_functional_docstring(dtype: torch.dtype,
     t = torch.tensor(x, dtype=dtype, device=device)
     assert float(module(t, t)[0]) == pytest.approx(1.0, rel=1e-5), \
         "nn.CosineSimilarity no longer follows F.cosine_similarity's formula"
+
+
+# --- alpha dropout, feature alpha dropout and channel dropout with torch's masks -----------
+
+
+def _no_zeros(rng: np.random.Generator, shape: tuple[int, ...], dtype: torch.dtype) -> Array:
+    """Values with |x| >= 0.1, away from SELU's saturation value -1.758 by >= 0.1: a dropped
+    unit (0, or alpha dropout's constant) is then told from a kept one far beyond rounding."""
+    x = (np.abs(rng.standard_normal(shape)) + 0.1) * rng.choice([-1, 1], shape)
+    near = np.abs(x - ref_layers.SELU_SATURATION) < 0.1
+    return _rounded(np.where(near, x + 0.25, x), dtype)
+
+
+def _alpha_mask(out: Array, x: Array, p: float) -> Array:
+    """Which units alpha dropout kept: out is a x + b there and a alpha' + b elsewhere (their
+    distance is a |x - alpha'| >= 0.1 a); the nearer candidate decides."""
+    a, b = ref_layers.alpha_dropout_affine(p)
+    kept = np.abs(out - (a * x + b)) < np.abs(out - (a * ref_layers.SELU_SATURATION + b))
+    return kept.astype(np.float64)
+
+
+def _channel_mask(mask: Array, what: str, case: str) -> Array:
+    """An elementwise mask reduced to one value per (sample, channel), after checking that every
+    channel is kept or dropped whole (the feature variants' promise)."""
+    axes = tuple(range(2, mask.ndim))
+    lo, hi = mask.min(axis=axes, keepdims=True), mask.max(axis=axes, keepdims=True)
+    assert np.array_equal(lo, hi), \
+        f"{what}: a channel is partly dropped (channel masks must be whole)\nCase:\n{case}"
+    return lo
+
+
+@pytest.mark.parametrize("feature", [False, True], ids=["alpha_dropout", "feature_alpha_dropout"])
+@given(shape=st.sampled_from([(64,), (8, 16), (2, 3, 17), (3, 4, 2, 5), (2, 2, 3, 2, 2)]),
+       p=st.one_of(st.sampled_from([0.0, 0.5]), st.floats(0.05, 0.95)),
+       module=st.booleans(), seed=SEEDS)
+def test_alpha_dropout_with_torchs_mask(feature: bool, shape: tuple[int, ...], p: float,
+                                        module: bool, seed: int, dtype: torch.dtype,
+                                        device: str) -> None:
+    """F.alpha_dropout / nn.AlphaDropout (and the feature variants, whose mask drops whole
+    channels of (N, C, *) inputs) in training: the mask is recovered from the output
+    (:func:`_alpha_mask`); given it, out = a (x m + alpha' (1 - m)) + b and dL/dx = a m g with
+    the SELU paper's a, b (references.layers.alpha_dropout)."""
+    if feature and len(shape) < 3:
+        shape = (2, *shape, 3) if len(shape) == 1 else (*shape, 2)
+    rng = np.random.default_rng(seed)
+    x = _no_zeros(rng, shape, dtype)
+    g = _rounded(rng.standard_normal(shape), dtype)
+    t = torch.tensor(x, dtype=dtype, device=device, requires_grad=True)
+    torch.manual_seed(seed)
+    if module:
+        layer = (torch.nn.FeatureAlphaDropout if feature else torch.nn.AlphaDropout)(p)
+        out = layer.train()(t)
+    else:
+        out = (F.feature_alpha_dropout if feature else F.alpha_dropout)(t, p, training=True)
+    out.backward(torch.tensor(g, dtype=dtype, device=device))
+    name = ("nn.FeatureAlphaDropout" if feature else "nn.AlphaDropout") if module \
+        else ("F.feature_alpha_dropout" if feature else "F.alpha_dropout")
+    mask = _alpha_mask(compare.to_numpy(out.detach()), x, p)
+    case = f"  input shape {shape}, p={p}, seed {seed}, {int(mask.sum())} of {mask.size} kept"
+    if feature:
+        mask = _channel_mask(mask, name, case)
+    _close(out, ref_layers.alpha_dropout(x, mask, p), tols.Kind.FORWARD, dtype,
+           f"{name}: output given torch's mask", case)
+    _close(t.grad, ref_layers.alpha_dropout_vjp(g, x, mask, p)["input"], tols.Kind.GRADIENT,
+           dtype, f"{name}: VJP w.r.t. input given torch's mask", case)
+
+
+@pytest.mark.parametrize("feature", [False, True], ids=["alpha_dropout", "feature_alpha_dropout"])
+def test_alpha_dropout_edge_probabilities(feature: bool, dtype: torch.dtype,
+                                         device: str) -> None:
+    """p = 1 gives x * 0 (zeros), p = 0 and training=False the identity."""
+    fn = F.feature_alpha_dropout if feature else F.alpha_dropout
+    x = torch.linspace(-2, 2, 24, dtype=dtype, device=device).reshape(2, 3, 4)
+    xs = compare.to_numpy(x)
+    ones = np.ones(xs.shape)
+    for p, training, mask, label in ((1.0, True, 0 * ones, "p = 1"), (0.0, True, ones, "p = 0"),
+                                     (0.7, False, ones, "training=False")):
+        expected = ref_layers.alpha_dropout(xs, mask, p) if training else xs
+        _close(fn(x, p, training=training), expected, tols.Kind.FORWARD, dtype,
+               f"{fn.__name__}: {label}", "  linspace(-2, 2, 24) as (2, 3, 4)")
+
+
+CHANNEL_DROPOUTS = {
+    "dropout1d": (F.dropout1d, torch.nn.Dropout1d, [(2, 3, 7), (4, 9)]),
+    "dropout2d": (F.dropout2d, torch.nn.Dropout2d, [(2, 3, 4, 5), (1, 6, 2, 2)]),
+    "dropout3d": (F.dropout3d, torch.nn.Dropout3d, [(2, 3, 2, 3, 4), (4, 2, 3, 2)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHANNEL_DROPOUTS))
+@given(data=st.data(), p=st.one_of(st.sampled_from([0.0, 0.5]), st.floats(0.05, 0.95)),
+       module=st.booleans(), seed=SEEDS)
+def test_channel_dropout_with_torchs_mask(name: str, p: float, module: bool, seed: int,
+                                          dtype: torch.dtype, device: str,
+                                          data: st.DataObject) -> None:
+    """F.dropout1d/2d/3d and nn.Dropout1d/2d/3d zero whole channels: the input has no zeros,
+    so mask = (out != 0), which must be constant over each channel (unbatched inputs:
+    (C, *spatial), one mask per channel). Given it, out = x m / (1 - p) and
+    dL/dx = g m / (1 - p) (references.layers.dropout with the channel mask broadcast)."""
+    fn, cls, layouts = CHANNEL_DROPOUTS[name]
+    shape = data.draw(st.sampled_from(layouts), label="shape")
+    rng = np.random.default_rng(seed)
+    x = _no_zeros(rng, shape, dtype)
+    g = _rounded(rng.standard_normal(shape), dtype)
+    t = torch.tensor(x, dtype=dtype, device=device, requires_grad=True)
+    torch.manual_seed(seed)
+    out = cls(p).train()(t) if module else fn(t, p, training=True)
+    out.backward(torch.tensor(g, dtype=dtype, device=device))
+    mask = (compare.to_numpy(out.detach()) != 0).astype(np.float64)
+    unbatched = len(shape) == len(layouts[0]) - 1
+    case = f"  {cls.__name__ if module else name}, input shape {shape}, p={p}, seed {seed}"
+    channel = _channel_mask(mask[None] if unbatched else mask, name, case)
+    channel = channel[0] if unbatched else channel
+    _close(out, ref_layers.dropout(x, channel, p), tols.Kind.FORWARD, dtype,
+           f"{name}: output given torch's channel mask", case)
+    _close(t.grad, np.broadcast_to(ref_layers.dropout_vjp(g, x, channel, p)["input"], shape),
+           tols.Kind.GRADIENT, dtype, f"{name}: VJP w.r.t. input given torch's channel mask",
+           case)
