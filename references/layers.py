@@ -287,3 +287,43 @@ def alpha_dropout_vjp(g: Array, input: Array, mask: Array, p: float = 0.5) -> di
         return {"input": np.zeros(np.shape(input))}
     a, _ = alpha_dropout_affine(p)
     return {"input": np.broadcast_to(a * mask * g, np.shape(input)).copy()}
+
+
+# --- flatten and unflatten -----------------------------------------------------------------
+
+
+def flatten(input: Array, start_dim: int = 0, end_dim: int = -1) -> Array:
+    r"""The dimensions start_dim .. end_dim (negative spellings count from the end) merged into
+    one of their product's size, in row-major order; a 0-d input becomes shape (1,). Follows
+    ``torch.flatten`` / ``torch.nn.Flatten`` (whose defaults are start_dim=1, end_dim=-1:
+    https://pytorch.org/docs/stable/generated/torch.nn.Flatten.html). A reshape: the Jacobian
+    is a permutation matrix (the identity on the data), so the VJP is g reshaped back.
+    """
+    x = np.asarray(input, dtype=np.float64)
+    if x.ndim == 0:
+        return x.reshape(1)
+    start, end = start_dim % x.ndim, end_dim % x.ndim
+    merged = int(np.prod(x.shape[start:end + 1]))
+    return x.reshape(*x.shape[:start], merged, *x.shape[end + 1:])
+
+
+def flatten_vjp(g: Array, input: Array, start_dim: int = 0, end_dim: int = -1
+                ) -> dict[str, Array]:
+    r"""VJP of :func:`flatten`: g reshaped to the input's shape."""
+    return {"input": np.reshape(g, np.shape(input))}
+
+
+def unflatten(input: Array, dim: int, sizes: tuple[int, ...]) -> Array:
+    r"""Dimension ``dim`` split into ``sizes`` (row-major; one entry may be -1, inferred).
+    Follows ``torch.unflatten`` / ``torch.nn.Unflatten``
+    (https://pytorch.org/docs/stable/generated/torch.nn.Unflatten.html). A reshape: the VJP is
+    g reshaped back.
+    """
+    x = np.asarray(input, dtype=np.float64)
+    d = dim % x.ndim
+    return x.reshape(*x.shape[:d], *sizes, *x.shape[d + 1:])
+
+
+def unflatten_vjp(g: Array, input: Array, dim: int, sizes: tuple[int, ...]) -> dict[str, Array]:
+    r"""VJP of :func:`unflatten`: g reshaped to the input's shape."""
+    return {"input": np.reshape(g, np.shape(input))}

@@ -42,6 +42,10 @@ def _embedding_module(case: Case) -> nn.Module:
     return nn.Embedding(*case.arrays["weight"].shape, **case.options)
 
 
+def _unflatten_module(case: Case) -> nn.Module:
+    return nn.Unflatten(case.options["dim"], case.options["sizes"])
+
+
 def _linear_module(case: Case) -> nn.Module:
     n_out, n_in = case.arrays["weight"].shape
     return nn.Linear(n_in, n_out, bias="bias" in case.arrays)
@@ -81,4 +85,13 @@ RECORDS = (
            low_precision=True, terms=conditioning.EMBEDDING_BAG,
            docs=_DOCS.format("EmbeddingBag"), module=nn.EmbeddingBag,
            module_factory=_EmbeddingBag, module_params=("weight",)),
+    # Reshapes: every output element is one input element, exact in any dtype, and the
+    # Jacobian is constant (second derivatives 0).
+    OpSpec(name="flatten", family="layer", torch_fn=torch.flatten, ref=ref.flatten,
+           ref_vjp=ref.flatten_vjp, inputs=hi.Reshaped("flatten"), order=2,
+           low_precision=True, docs=_DOCS.format("Flatten"), module=nn.Flatten),
+    OpSpec(name="unflatten", family="layer", torch_fn=torch.unflatten, ref=ref.unflatten,
+           ref_vjp=ref.unflatten_vjp, inputs=hi.Reshaped("unflatten"), order=2,
+           low_precision=True, docs=_DOCS.format("Unflatten"), module=nn.Unflatten,
+           module_factory=_unflatten_module),
 )

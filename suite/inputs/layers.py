@@ -672,3 +672,60 @@ class Pair:
         options: dict[str, Any] = {"dim": 1, "eps": 1e-8} if self.kind == "cosine" \
             else {"p": 2.0, "eps": 1e-6, "keepdim": False}
         return self._case((n, n), options, 1.0, seed)
+
+
+# --- flatten and unflatten -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reshaped:
+    """flatten (``kind="flatten"``): ``input`` of 0-4 dimensions, now and then with a side of 0,
+    start_dim <= end_dim, each spelled positive or negative. unflatten: ``input`` of 1-3
+    dimensions, ``dim`` (either spelling) split into 1-3 factors of its size, one of them
+    sometimes -1 (inferred)."""
+
+    kind: str
+
+    def strategy(self) -> st.SearchStrategy[Case]:
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            low = 0 if self.kind == "flatten" else 1
+            shape = list(draw(shapes(min_dims=low, max_dims=4 if low == 0 else 3, max_side=12,
+                                     max_size=64), label="shape"))
+            ndim = len(shape)
+            if self.kind == "flatten" and ndim and draw(st.booleans(), label="a side of 0"):
+                shape[draw(st.integers(0, ndim - 1), label="empty side")] = 0
+            seed = draw(SEEDS, label="seed")
+            x = _normal(np.random.default_rng(seed), tuple(shape),
+                        draw(VALUE_SCALES, label="scale"))
+
+            def spelled(d: int, label: str) -> int:
+                return d - max(ndim, 1) if draw(st.booleans(), label=f"{label} negative") else d
+
+            if self.kind == "flatten":
+                start = draw(st.integers(0, max(ndim - 1, 0)), label="start")
+                end = draw(st.integers(start, max(ndim - 1, 0)), label="end")
+                options: dict[str, Any] = {"start_dim": spelled(start, "start_dim"),
+                                           "end_dim": spelled(end, "end_dim")}
+            else:
+                dim = draw(st.integers(0, ndim - 1), label="dim")
+                n, sizes = shape[dim], []
+                for i in range(draw(st.integers(0, 2), label="splits")):
+                    divisors = [k for k in range(1, n + 1) if n % k == 0]
+                    k = draw(st.sampled_from(divisors), label=f"factor {i}")
+                    sizes.append(k)
+                    n //= k
+                sizes.append(n)
+                sizes = draw(st.permutations(sizes), label="order")
+                if draw(st.booleans(), label="infer one size"):
+                    sizes[draw(st.integers(0, len(sizes) - 1), label="inferred")] = -1
+                options = {"dim": spelled(dim, "dim"), "sizes": tuple(sizes)}
+            return Case({"input": x}, ("input",), options, seed)
+
+        return cases()
+
+    def sized(self, n: int, seed: int = 0) -> Case:
+        x = _normal(np.random.default_rng(seed), (n, 4, n))
+        options: dict[str, Any] = {"start_dim": 1, "end_dim": -1} if self.kind == "flatten" \
+            else {"dim": 1, "sizes": (2, 2)}
+        return Case({"input": x}, ("input",), options, seed)
