@@ -761,3 +761,270 @@ def _feedforward_inputs(name: str, **arguments: object) -> Array:
     cache = _layer_forward(layer, blocks, x)[1][-1][2]
     assert isinstance(cache, _FeedForward)
     return cache.z
+
+
+# --- stacks: nn.TransformerEncoder, nn.TransformerDecoder, nn.Transformer ------------------
+
+
+@dataclass(frozen=True)
+class _Stack:
+    """num_layers layers of one kind, each with its own parameters (slices of the stacked
+    arrays), sharing the masks and the memory; then an optional final layer norm."""
+
+    blocks: tuple[_Block, ...]
+    masks: Mapping[str, Array | None]  # by the layer function's names, batched
+    params: Mapping[str, Array]  # (num_layers, ...) by the layer function's names
+    memory: Array | None  # batch-first
+    nhead: int
+    activation: str
+    eps: float
+    norm_first: bool
+    norm_weight: Array | None = None
+    norm_bias: Array | None = None
+    final_norm: bool = False
+
+    @property
+    def num_layers(self) -> int:
+        return len(next(iter(self.params.values())))
+
+    def layer(self, i: int) -> _Layer:
+        arrays = {**self.masks, **{k: v[i] for k, v in self.params.items()}}
+        return _Layer(arrays, self.memory, self.nhead, self.activation, self.eps,
+                      self.norm_first)
+
+
+_StackCaches = tuple[list[list[tuple[Array, Array, _FeedForward | _Attention]]], Array]
+
+
+def _stack_forward(s: _Stack, x: Array) -> tuple[Array, _StackCaches]:
+    """x through every layer in turn, then the final layer norm if there is one."""
+    caches = []
+    for i in range(s.num_layers):
+        x, cache = _layer_forward(s.layer(i), s.blocks, x)
+        caches.append(cache)
+    before_norm = x
+    if s.final_norm:
+        x = norms.layer_norm(x, (x.shape[-1],), s.norm_weight, s.norm_bias, s.eps)
+    return x, (caches, before_norm)
+
+
+def _stack_vjp(s: _Stack, g: Array, caches: _StackCaches) -> tuple[Array, Grads]:
+    """The chain rule back through :func:`_stack_forward`: the final norm's VJP, then each
+    layer's (:func:`_layer_vjp`) from the last to the first. Each parameter's gradient is
+    stacked like the parameter; the memory's and the float masks' are summed over layers."""
+    layer_caches, before_norm = caches
+    grads: Grads = {}
+    if s.final_norm:
+        d = norms.layer_norm_vjp(g, before_norm, (g.shape[-1],), s.norm_weight, s.norm_bias,
+                                 s.eps)
+        g = d.pop("input")
+        grads |= {f"norm_{k}": v for k, v in d.items()}
+    per_layer: list[Grads] = []
+    for i in reversed(range(s.num_layers)):
+        g, layer_grads = _layer_vjp(s.layer(i), s.blocks, g, layer_caches[i])
+        per_layer.insert(0, layer_grads)
+    for k in per_layer[0]:
+        parts = [lg[k] for lg in per_layer]
+        grads[k] = np.stack(parts) if k in s.params else np.sum(parts, axis=0)
+    return g, grads
+
+
+def _stack_layout(x: Array, memory: Array | None, masks: Mapping[str, Array | None],
+                  batch_first: bool) -> tuple[Array, Array | None, dict[str, Array | None],
+                                              bool]:
+    """torch's layouts to batch-first (unbatched: a batch of one, key padding masks one row)."""
+    batched = np.ndim(x) == 3
+    masks = {k: (v[None] if v is not None and k.endswith("key_padding_mask") and not batched
+                 else v) for k, v in masks.items()}
+    mem = None if memory is None else _batch_first(np.asarray(memory, dtype=np.float64),
+                                                   batched, batch_first)
+    return _batch_first(np.asarray(x, dtype=np.float64), batched, batch_first), mem, masks, \
+        batched
+
+
+def _unbatch_masks(grads: Grads, batched: bool) -> Grads:
+    return {k: (v[0] if k.endswith("key_padding_mask") and not batched else v)
+            for k, v in grads.items()}
+
+
+def transformer_encoder(src: Array, mask: Array | None = None,
+                        src_key_padding_mask: Array | None = None,
+                        norm_weight: Array | None = None, norm_bias: Array | None = None, *,
+                        nhead: int, activation: str = "relu", layer_norm_eps: float = 1e-5,
+                        batch_first: bool = False, norm_first: bool = False,
+                        **layers: Array) -> Array:
+    r"""nn.TransformerEncoder (evaluation mode): x_0 = src, x_i = layer_i(x_{i-1}) for
+    i = 1 .. num_layers (:func:`transformer_encoder_layer`, every layer with ``mask`` as its
+    src_mask and the same ``src_key_padding_mask``), then out = LN(x_num_layers) when
+    the module has a ``norm`` (a LayerNorm: weight ``norm_weight``, bias ``norm_bias``, eps
+    ``layer_norm_eps``; given the weight) or x_num_layers. ``layers``: each layer parameter of
+    :func:`transformer_encoder_layer` by its name, stacked along a leading axis of
+    num_layers. torch's causal-mask detection is a hint the reference does not need.
+    Derivatives: :func:`transformer_encoder_vjp`.
+    """
+    x, _, masks, batched = _stack_layout(src, None, {"src_mask": mask, "src_key_padding_mask":
+                                                     src_key_padding_mask}, batch_first)
+    s = _Stack(_ENCODER, masks, layers, None, nhead, activation, layer_norm_eps, norm_first,
+               norm_weight, norm_bias, norm_weight is not None)
+    return _from_batch_first(_stack_forward(s, x)[0], batched, batch_first)
+
+
+def transformer_encoder_vjp(g: Array, src: Array, mask: Array | None = None,
+                            src_key_padding_mask: Array | None = None,
+                            norm_weight: Array | None = None, norm_bias: Array | None = None,
+                            *, nhead: int, activation: str = "relu",
+                            layer_norm_eps: float = 1e-5, batch_first: bool = False,
+                            norm_first: bool = False, **layers: Array) -> Grads:
+    r"""VJP of :func:`transformer_encoder` (:func:`_stack_vjp`): the final norm's, then each
+    layer's from the last to the first; stacked parameters get stacked gradients, the float
+    masks the sum over layers."""
+    x, _, masks, batched = _stack_layout(src, None, {"src_mask": mask, "src_key_padding_mask":
+                                                     src_key_padding_mask}, batch_first)
+    s = _Stack(_ENCODER, masks, layers, None, nhead, activation, layer_norm_eps, norm_first,
+               norm_weight, norm_bias, norm_weight is not None)
+    _, caches = _stack_forward(s, x)
+    dx, grads = _stack_vjp(s, _batch_first(np.asarray(g), batched, batch_first), caches)
+    if "src_mask" in grads:
+        grads["mask"] = grads.pop("src_mask")
+    grads["src"] = _from_batch_first(dx, batched, batch_first)
+    return _unbatch_masks(grads, batched)
+
+
+def transformer_decoder(tgt: Array, memory: Array, tgt_mask: Array | None = None,
+                        memory_mask: Array | None = None,
+                        tgt_key_padding_mask: Array | None = None,
+                        memory_key_padding_mask: Array | None = None,
+                        norm_weight: Array | None = None, norm_bias: Array | None = None, *,
+                        nhead: int, activation: str = "relu", layer_norm_eps: float = 1e-5,
+                        batch_first: bool = False, norm_first: bool = False,
+                        memory_is_causal: bool = False, **layers: Array) -> Array:
+    r"""nn.TransformerDecoder (evaluation mode): num_layers :func:`transformer_decoder_layer`
+    in turn, all attending to the same ``memory`` with the same masks, then the optional final
+    layer norm; ``layers`` stacked as in :func:`transformer_encoder`. Derivatives:
+    :func:`transformer_decoder_vjp` (the memory's gradient sums every layer's)."""
+    x, mem, masks, batched = _stack_layout(
+        tgt, memory, {"tgt_mask": tgt_mask, "memory_mask": memory_mask,
+                      "tgt_key_padding_mask": tgt_key_padding_mask,
+                      "memory_key_padding_mask": memory_key_padding_mask}, batch_first)
+    s = _Stack(_DECODER, masks, layers, mem, nhead, activation, layer_norm_eps, norm_first,
+               norm_weight, norm_bias, norm_weight is not None)
+    return _from_batch_first(_stack_forward(s, x)[0], batched, batch_first)
+
+
+def transformer_decoder_vjp(g: Array, tgt: Array, memory: Array, tgt_mask: Array | None = None,
+                            memory_mask: Array | None = None,
+                            tgt_key_padding_mask: Array | None = None,
+                            memory_key_padding_mask: Array | None = None,
+                            norm_weight: Array | None = None, norm_bias: Array | None = None,
+                            *, nhead: int, activation: str = "relu",
+                            layer_norm_eps: float = 1e-5, batch_first: bool = False,
+                            norm_first: bool = False, memory_is_causal: bool = False,
+                            **layers: Array) -> Grads:
+    r"""VJP of :func:`transformer_decoder`, as :func:`transformer_encoder_vjp`'s."""
+    x, mem, masks, batched = _stack_layout(
+        tgt, memory, {"tgt_mask": tgt_mask, "memory_mask": memory_mask,
+                      "tgt_key_padding_mask": tgt_key_padding_mask,
+                      "memory_key_padding_mask": memory_key_padding_mask}, batch_first)
+    s = _Stack(_DECODER, masks, layers, mem, nhead, activation, layer_norm_eps, norm_first,
+               norm_weight, norm_bias, norm_weight is not None)
+    _, caches = _stack_forward(s, x)
+    dx, grads = _stack_vjp(s, _batch_first(np.asarray(g), batched, batch_first), caches)
+    grads["tgt"] = _from_batch_first(dx, batched, batch_first)
+    grads["memory"] = _from_batch_first(grads["memory"], batched, batch_first)
+    return _unbatch_masks(grads, batched)
+
+
+def _transformer_stacks(src: Array, tgt: Array, masks: Mapping[str, Array | None],
+                        norm: Mapping[str, Array | None], layers: Mapping[str, Array],
+                        nhead: int, activation: str, layer_norm_eps: float, batch_first: bool,
+                        norm_first: bool) -> tuple[_Stack, _Stack, Array, Array, bool]:
+    """nn.Transformer's two stacks (the decoder's memory filled in by the caller), with the
+    inputs batch-first."""
+    x, _, enc_masks, batched = _stack_layout(
+        src, None, {k: masks[k] for k in ("src_mask", "src_key_padding_mask")}, batch_first)
+    y, _, dec_masks, _ = _stack_layout(
+        tgt, None, {k: masks[k] for k in ("tgt_mask", "memory_mask", "tgt_key_padding_mask",
+                                          "memory_key_padding_mask")}, batch_first)
+
+    def stack(prefix: str, blocks: tuple[_Block, ...], m: dict[str, Array | None]) -> _Stack:
+        params = {k[len(prefix):]: v for k, v in layers.items() if k.startswith(prefix)}
+        return _Stack(blocks, m, params, None, nhead, activation, layer_norm_eps, norm_first,
+                      norm[f"{prefix}norm_weight"], norm[f"{prefix}norm_bias"], True)
+
+    return stack("encoder_", _ENCODER, enc_masks), stack("decoder_", _DECODER, dec_masks), x, \
+        y, batched
+
+
+def transformer(src: Array, tgt: Array, src_mask: Array | None = None,
+                tgt_mask: Array | None = None, memory_mask: Array | None = None,
+                src_key_padding_mask: Array | None = None,
+                tgt_key_padding_mask: Array | None = None,
+                memory_key_padding_mask: Array | None = None,
+                encoder_norm_weight: Array | None = None, encoder_norm_bias: Array | None = None,
+                decoder_norm_weight: Array | None = None, decoder_norm_bias: Array | None = None,
+                *, nhead: int, activation: str = "relu", layer_norm_eps: float = 1e-5,
+                batch_first: bool = False, norm_first: bool = False,
+                memory_is_causal: bool = False, **layers: Array) -> Array:
+    r"""nn.Transformer (evaluation mode; Vaswani et al. 2017, fig. 1):
+
+        memory = LN_enc(encoder stack(src));   out = LN_dec(decoder stack(tgt, memory))
+
+    (:func:`transformer_encoder` and :func:`transformer_decoder`, both with their final layer
+    norm, which nn.Transformer always has). ``layers``: the encoder layers' stacked parameters
+    prefixed ``encoder_`` and the decoder layers' prefixed ``decoder_``. Derivatives:
+    :func:`transformer_vjp`."""
+    norm = {"encoder_norm_weight": encoder_norm_weight, "encoder_norm_bias": encoder_norm_bias,
+            "decoder_norm_weight": decoder_norm_weight, "decoder_norm_bias": decoder_norm_bias}
+    masks = {"src_mask": src_mask, "tgt_mask": tgt_mask, "memory_mask": memory_mask,
+             "src_key_padding_mask": src_key_padding_mask,
+             "tgt_key_padding_mask": tgt_key_padding_mask,
+             "memory_key_padding_mask": memory_key_padding_mask}
+    enc, dec, x, y, batched = _transformer_stacks(src, tgt, masks, norm, layers, nhead,
+                                                  activation, layer_norm_eps, batch_first,
+                                                  norm_first)
+    memory = _stack_forward(enc, x)[0]
+    dec = _replace_memory(dec, memory)
+    return _from_batch_first(_stack_forward(dec, y)[0], batched, batch_first)
+
+
+def _replace_memory(s: _Stack, memory: Array) -> _Stack:
+    return _Stack(s.blocks, s.masks, s.params, memory, s.nhead, s.activation, s.eps,
+                  s.norm_first, s.norm_weight, s.norm_bias, s.final_norm)
+
+
+def transformer_vjp(g: Array, src: Array, tgt: Array, src_mask: Array | None = None,
+                    tgt_mask: Array | None = None, memory_mask: Array | None = None,
+                    src_key_padding_mask: Array | None = None,
+                    tgt_key_padding_mask: Array | None = None,
+                    memory_key_padding_mask: Array | None = None,
+                    encoder_norm_weight: Array | None = None,
+                    encoder_norm_bias: Array | None = None,
+                    decoder_norm_weight: Array | None = None,
+                    decoder_norm_bias: Array | None = None, *, nhead: int,
+                    activation: str = "relu", layer_norm_eps: float = 1e-5,
+                    batch_first: bool = False, norm_first: bool = False,
+                    memory_is_causal: bool = False, **layers: Array) -> Grads:
+    r"""VJP of :func:`transformer`: the decoder stack's VJP (which gives the memory's
+    gradient), then the encoder stack's with it; names prefixed back."""
+    norm = {"encoder_norm_weight": encoder_norm_weight, "encoder_norm_bias": encoder_norm_bias,
+            "decoder_norm_weight": decoder_norm_weight, "decoder_norm_bias": decoder_norm_bias}
+    masks = {"src_mask": src_mask, "tgt_mask": tgt_mask, "memory_mask": memory_mask,
+             "src_key_padding_mask": src_key_padding_mask,
+             "tgt_key_padding_mask": tgt_key_padding_mask,
+             "memory_key_padding_mask": memory_key_padding_mask}
+    enc, dec, x, y, batched = _transformer_stacks(src, tgt, masks, norm, layers, nhead,
+                                                  activation, layer_norm_eps, batch_first,
+                                                  norm_first)
+    memory, enc_caches = _stack_forward(enc, x)
+    dec = _replace_memory(dec, memory)
+    _, dec_caches = _stack_forward(dec, y)
+    dy, dec_grads = _stack_vjp(dec, _batch_first(np.asarray(g), batched, batch_first),
+                               dec_caches)
+    dx, enc_grads = _stack_vjp(enc, dec_grads.pop("memory"), enc_caches)
+    grads = {("decoder_" + k if k in dec.params or k.startswith("norm_") else k): v
+             for k, v in dec_grads.items()}
+    grads |= {("encoder_" + k if k in enc.params or k.startswith("norm_") else k): v
+              for k, v in enc_grads.items()}
+    grads["src"] = _from_batch_first(dx, batched, batch_first)
+    grads["tgt"] = _from_batch_first(dy, batched, batch_first)
+    return _unbatch_masks(grads, batched)

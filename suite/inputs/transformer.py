@@ -313,3 +313,114 @@ class TransformerLayer:
         return self._case(n=2, nhead=4, head_dim=4, ff=32, lq=length, s=length,
                           masks=(none, none) if self.decoder else (none,), bias=True,
                           options=options, scale=1.0, seed=seed)
+
+
+# Input scales of the stacks: not 0.1. Pre-norm layer norms of inputs that small (token
+# spread ~0.01 against eps 1e-3) are nearly singular, and over 2-3 layers their curvature puts
+# a central difference's truncation error (h^2 times the third derivative) above the
+# finite-difference check's 1e-6: measured 1.2e-5 relative at h = 1e-6, falling as h^2
+# (1.2e-7 at h = 1e-7), so the reference VJP is right and such a draw only tests the step.
+# The layer records keep scale 0.1.
+_STACK_SCALES = st.sampled_from((1.0, 5.0))
+@dataclass(frozen=True)
+class TransformerStack:
+    """nn.TransformerEncoder (``name="transformer_encoder"``), nn.TransformerDecoder or
+    nn.Transformer: 1-2 layers (nn.Transformer: 1 encoder and 1 decoder layer) whose
+    parameters are the layer makers' (:class:`TransformerLayer`, each from its own seed)
+    stacked along a leading axis of num_layers, under the layer's names (nn.Transformer:
+    prefixed ``encoder_`` and ``decoder_``); the inputs and
+    masks of the first layer's draw (nn.TransformerEncoder's attention mask is ``mask``); a
+    final layer norm (``norm_weight``, ``norm_bias``) drawn for the encoder and decoder stacks,
+    always there in nn.Transformer (``encoder_norm_*``, ``decoder_norm_*``). gelu only: relu's
+    kink would need every layer's pre-activations kept off 0, and the layer records check relu
+    (stacks check the composition)."""
+
+    name: str
+
+    def _layers(self, kind: str, count: int, *, n: int | None, nhead: int, head_dim: int,
+                ff: int, lq: int, s: int, masks: tuple[Masks, ...], bias: bool,
+                options: dict[str, Any], scale: float, seed: int) -> dict[str, Array]:
+        maker = TransformerLayer(f"transformer_{kind}_layer")
+        draws = [maker._draw_arrays(n=n, nhead=nhead, head_dim=head_dim, ff=ff, lq=lq, s=s,
+                                    masks=masks, bias=bias, options=options, scale=scale,
+                                    seed=(seed + 7919 * i) % 2**32).arrays
+                 for i in range(count)]
+        params = [k for k in draws[0] if k.startswith(("self_attn", "multihead_attn",
+                                                       "linear", "norm"))]
+        arrays = {k: v for k, v in draws[0].items() if k not in params}
+        return arrays | {k: np.stack([d[k] for d in draws]) for k in params}
+
+    def _case(self, *, layers: tuple[int, int], n: int | None, nhead: int, head_dim: int,
+              ff: int, lq: int, s: int, masks: tuple[Masks, ...], bias: bool, final_norm: bool,
+              options: dict[str, Any], scale: float, seed: int) -> Case:
+        rng = np.random.default_rng([seed, 1])
+        e = nhead * head_dim
+        common: dict[str, Any] = {"n": n, "nhead": nhead, "head_dim": head_dim, "ff": ff,
+                                  "options": options, "bias": bias, "scale": scale,
+                                  "seed": seed}
+        arrays: dict[str, Array] = {}
+        if self.name == "transformer_encoder":
+            drawn = self._layers("encoder", layers[0], lq=lq, s=lq, masks=masks[:1], **common)
+            arrays = {"mask" if k == "src_mask" else k: v for k, v in drawn.items()}
+        elif self.name == "transformer_decoder":
+            arrays = self._layers("decoder", layers[1], lq=lq, s=s, masks=masks[1:], **common)
+        else:
+            enc = self._layers("encoder", layers[0], lq=s, s=s, masks=masks[:1], **common)
+            dec = self._layers("decoder", layers[1], lq=lq, s=s, masks=masks[1:], **common)
+            dec.pop("memory")
+            inputs = ("src", "src_mask", "src_key_padding_mask", "tgt", "tgt_mask",
+                      "memory_mask", "tgt_key_padding_mask", "memory_key_padding_mask")
+            both = {**enc, **dec}
+            arrays = {k: both[k] for k in inputs if k in both}
+            arrays |= {f"encoder_{k}": v for k, v in enc.items() if k not in inputs}
+            arrays |= {f"decoder_{k}": v for k, v in dec.items() if k not in inputs}
+        norms = ("encoder_norm", "decoder_norm") if self.name == "transformer" \
+            else ("norm",) if final_norm else ()
+        for norm in norms:
+            arrays[f"{norm}_weight"] = 1.0 + 0.5 * _normal(rng, (e,))
+            if bias:
+                arrays[f"{norm}_bias"] = 0.5 * _normal(rng, (e,))
+        differentiable = tuple(k for k, a in arrays.items() if a.dtype.kind == "f")
+        return Case(arrays, differentiable, {"nhead": nhead, **options}, seed)
+
+    def strategy(self) -> st.SearchStrategy[Case]:
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            nhead = draw(st.integers(1, 2), label="nhead")
+            head_dim = draw(st.integers(-(-4 // nhead), 4), label="head_dim")  # d_model >= 4
+            n = draw(st.one_of(st.none(), st.integers(1, 2)), label="batch (None: unbatched)")
+            masks = (draw_masks(draw, prefix="src "), draw_masks(draw, prefix="tgt "),
+                     draw_masks(draw, prefix="memory "))
+            options: dict[str, Any] = {
+                "activation": "gelu",
+                "layer_norm_eps": draw(st.sampled_from((1e-5, 1e-3)), label="layer_norm_eps"),
+                "batch_first": draw(st.booleans(), label="batch_first"),
+                "norm_first": draw(st.booleans(), label="norm_first")}
+            if self.name != "transformer_encoder":
+                options["memory_is_causal"] = masks[2].causal
+            bias = not versions.TRANSFORMER_BIAS_ARGUMENT or draw(st.booleans(), label="bias")
+            return self._case(
+                # nn.Transformer: one layer each (its stacks are nn.TransformerEncoder and
+                # nn.TransformerDecoder, whose records draw two; every layer multiplies the
+                # finite-difference check's cost, ~0.5 s an example at two each)
+                layers=(1, 1) if self.name == "transformer" else
+                (draw(st.integers(1, 2), label="layers"),) * 2,
+                n=n, nhead=nhead, head_dim=head_dim,
+                ff=draw(st.integers(1, 6), label="dim_feedforward"),
+                lq=draw(st.integers(1, 4), label="L"), s=draw(st.integers(1, 4), label="S"),
+                masks=masks, bias=bias, final_norm=draw(st.booleans(), label="final norm"),
+                options=options, scale=draw(_STACK_SCALES, label="scale"),
+                seed=draw(SEEDS, label="seed"))
+
+        return cases()
+
+    def sized(self, n: int, seed: int = 0) -> Case:
+        length = max(2, n // 8)
+        options: dict[str, Any] = {"activation": "gelu", "layer_norm_eps": 1e-5,
+                                   "batch_first": True, "norm_first": False}
+        if self.name != "transformer_encoder":
+            options["memory_is_causal"] = False
+        none = Masks("none", False, False)
+        return self._case(layers=(2, 2), n=2, nhead=4, head_dim=4, ff=32, lq=length, s=length,
+                          masks=(none, none, none), bias=True, final_norm=True,
+                          options=options, scale=1.0, seed=seed)
