@@ -10,6 +10,7 @@ from suite.catalog import (
     activations,
     attention,
     conv,
+    distance,
     layers,
     losses,
     norms,
@@ -18,13 +19,15 @@ from suite.catalog import (
     recurrent,
     resampling,
     schedulers,
+    transformer,
 )
 from suite.specs import ClosureOptimizerSpec, OpSpec, OptimizerSpec, SchedulerSpec
 
 OPS: tuple[OpSpec, ...] = tuple(
-    sorted(activations.RECORDS + attention.RECORDS + conv.RECORDS + layers.RECORDS
-           + losses.RECORDS + norms.RECORDS + pooling.RECORDS + recurrent.RECORDS
-           + resampling.RECORDS, key=lambda s: s.name))
+    sorted(activations.RECORDS + attention.RECORDS + conv.RECORDS + distance.RECORDS
+           + layers.RECORDS + losses.RECORDS + norms.RECORDS + pooling.RECORDS
+           + recurrent.RECORDS + resampling.RECORDS + transformer.RECORDS,
+           key=lambda s: s.name))
 OPTIMIZERS: tuple[OptimizerSpec, ...] = tuple(sorted(optimizers.RECORDS, key=lambda s: s.name))
 SCHEDULERS: tuple[SchedulerSpec, ...] = tuple(sorted(schedulers.RECORDS, key=lambda s: s.name))
 
