@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -1056,3 +1057,96 @@ def test_cosine_similarity_broadcast(dtype: torch.dtype, device: str,
     gc.check_gradient(COSINE, case, dtype, device)
     if case.options["dim"] % array.ndim not in cut:
         gc.check_reference_vjp(COSINE, case)
+
+
+# --- the layer census ------------------------------------------------------------------------
+# Every torch.nn module class of the installed torch has a record (its module form, or the
+# class its docs page names), is built by a record's module factory for some drawn case, is
+# checked by a bespoke test here or beside its family, or carries a written reason.
+
+# Classes a record's ModuleForm.factory builds for some inputs (checked below by finding one).
+BUILT_BY_FACTORY = {"BatchNorm1d": "batch_norm", "BatchNorm3d": "batch_norm",
+                    "InstanceNorm1d": "instance_norm", "InstanceNorm3d": "instance_norm"}
+# Classes checked by bespoke tests rather than records, and where.
+CHECKED_ELSEWHERE = {
+    "Dropout": "tests/test_layers.py::test_dropout_scales_the_kept_elements (torch's own mask)",
+    "Dropout1d": "tests/test_layers.py::test_channel_dropout_with_torchs_mask",
+    "Dropout2d": "tests/test_layers.py::test_channel_dropout_with_torchs_mask",
+    "Dropout3d": "tests/test_layers.py::test_channel_dropout_with_torchs_mask",
+    "AlphaDropout": "tests/test_layers.py::test_alpha_dropout_with_torchs_mask",
+    "FeatureAlphaDropout": "tests/test_layers.py::test_alpha_dropout_with_torchs_mask",
+    "CrossMapLRN2d": "tests/test_layers.py::test_cross_map_lrn2d_* (its forward and gradient "
+                     "differ from local response norm: KNOWN_DIFFERENCES.md)",
+    "UpsamplingNearest2d": "tests/test_interpolation.py (a deprecated alias of nn.Upsample)",
+    "UpsamplingBilinear2d": "tests/test_interpolation.py (a deprecated alias of nn.Upsample)",
+}
+# Classes that are not layers to check, each with the reason.
+NOT_LAYERS = {
+    "Module": "the base class of every layer",
+    "Container": "a deprecated container base class",
+    "Sequential": "a container: it calls its children, each of which has its record",
+    "ModuleList": "a container of modules",
+    "ModuleDict": "a container of modules",
+    "ParameterList": "a container of parameters",
+    "ParameterDict": "a container of parameters",
+    "RNNBase": "the base class of nn.RNN, nn.LSTM and nn.GRU (each has a record)",
+    "RNNCellBase": "the base class of the recurrent cells (each has a record)",
+    "Identity": "returns its input: there is nothing to compute",
+    "DataParallel": "a multi-GPU container that replicates a module (no GPU here; its gradient "
+                    "identity is the one DistributedDataParallel's tests check)",
+    "SyncBatchNorm": "batch norm whose statistics are reduced across processes: needs a CUDA "
+                     "process group (no GPU here); its single-process maths is batch_norm's",
+    "AdaptiveLogSoftmaxWithLoss": "not checked: a head-and-tail cluster model whose reference "
+                                  "(linear + log_softmax per cluster) is not written yet",
+    **{name: "a lazy variant: infers in_features / num_features at the first call, then is "
+             "the eager class, which has a record"
+       for name in ("LazyLinear", "LazyConv1d", "LazyConv2d", "LazyConv3d",
+                    "LazyConvTranspose1d", "LazyConvTranspose2d", "LazyConvTranspose3d",
+                    "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d",
+                    "LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d")},
+}
+
+
+def _documented_class(spec: OpSpec) -> str | None:
+    match = re.search(r"/torch\.nn\.(\w+)\.html$", spec.docs or "")
+    return match.group(1) if match else None
+
+
+def _torch_nn_modules() -> set[str]:
+    """torch.nn's module classes but its losses (tests/test_losses.py has their census)."""
+    from torch.nn.modules.loss import _Loss
+
+    return {name for name, obj in vars(torch.nn).items()
+            if inspect.isclass(obj) and issubclass(obj, torch.nn.Module)
+            and not issubclass(obj, _Loss)}
+
+
+def test_every_torch_nn_module_class_has_a_record_or_a_reason() -> None:
+    classes = _torch_nn_modules()
+    recorded = {s.module.name for s in catalog.OPS if s.module is not None}
+    recorded |= {c for s in catalog.OPS if (c := _documented_class(s))}
+    accounted = recorded | set(BUILT_BY_FACTORY) | set(CHECKED_ELSEWHERE) | set(NOT_LAYERS)
+    missing = sorted(classes - accounted)
+    assert not missing, (f"torch {torch.__version__} has torch.nn module classes with no record, "
+                         f"no bespoke test and no reason: {missing} (add a record, or list the "
+                         f"class in tests/test_layers.py with where it is checked or why not)")
+    if versions.torch_at_least("2.13"):
+        stale = sorted((set(BUILT_BY_FACTORY) | set(CHECKED_ELSEWHERE) | set(NOT_LAYERS))
+                       - classes)
+        assert not stale, f"listed classes torch no longer has: {stale}"
+    both = sorted(recorded & (set(CHECKED_ELSEWHERE) | set(NOT_LAYERS)))
+    assert not both, f"classes with a record that are also listed as exempt: {both}"
+
+
+@pytest.mark.parametrize("cls", sorted(BUILT_BY_FACTORY))
+def test_a_record_factory_builds_the_class_it_is_said_to(cls: str) -> None:
+    """The census's claim that a record checks ``cls`` through its module factory holds: some
+    drawn case makes the factory build exactly that class."""
+    from hypothesis import find
+
+    spec = catalog.by_name(BUILT_BY_FACTORY[cls])
+    assert isinstance(spec, OpSpec) and spec.module is not None
+    factory = spec.module.factory
+    assert factory is not None
+    found = find(spec.cases(), lambda case: type(factory(case)).__name__ == cls)
+    assert type(factory(found)).__name__ == cls

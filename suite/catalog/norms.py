@@ -40,9 +40,10 @@ def _affine(case: Case) -> bool:
 
 
 def _batch_norm_module(case: Case) -> nn.Module:
-    # (N, C) and (N, C, L) inputs take BatchNorm1d, (N, C, H, W) BatchNorm2d; the mode is the
-    # case's ``training`` option (a module's own default is training).
-    cls = nn.BatchNorm2d if case.arrays["input"].ndim == 4 else nn.BatchNorm1d
+    # (N, C) and (N, C, L) inputs take BatchNorm1d, (N, C, H, W) BatchNorm2d, (N, C, D, H, W)
+    # BatchNorm3d; the mode is the case's ``training`` option (a module's default: training).
+    cls = (nn.BatchNorm1d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)[
+        case.arrays["input"].ndim - 2]
     module = cls(case.arrays["input"].shape[1], eps=case.options["eps"],
                  momentum=case.options["momentum"], affine=_affine(case))
     return module.train(case.options["training"])

@@ -375,7 +375,8 @@ class BatchNormalized:
         def cases(draw: st.DrawFn) -> Case:
             training = draw(st.booleans(), label="training")
             channels = draw(st.integers(1, 6), label="C")
-            spatial = draw(shapes(min_dims=0, max_dims=2, max_side=6, max_size=24),
+            # 0-3 spatial dims: (N, C) to (N, C, D, H, W), every rank nn.BatchNorm1d/2d/3d takes
+            spatial = draw(shapes(min_dims=0, max_dims=3, max_side=6, max_size=24),
                            label="spatial")
             n = draw(st.integers(2 if math.prod(spatial) == 1 else 1, 4), label="N")
             scale = draw(VALUE_SCALES, label="scale")
