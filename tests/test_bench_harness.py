@@ -1,0 +1,306 @@
+"""The benchmark harness computes what it says: the check-cost ratio (suite/checkcost.py).
+
+No test here depends on this machine's timings: clocks are fake where a figure is asserted,
+and runs on the real clock assert only what ran and what was recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from suite import catalog, checkcost, gate, report
+from suite.specs import Case
+
+
+class FakeClock:
+    """A clock that only moves when told to."""
+
+    __name__ = "fake_clock"
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def taking(self, seconds: float, calls: list[str] | None = None,
+               label: str = "") -> Any:
+        def call() -> tuple[str, ...]:
+            self.now += seconds
+            if calls is not None:
+                calls.append(label)
+            return ()
+        return call
+
+
+class FakeBenchmark:
+    """What suite.checkcost uses of pytest-benchmark's fixture, with pedantic's order: each
+    round calls ``setup`` (untimed), then the target between two readings of ``_timer``."""
+
+    def __init__(self) -> None:
+        self.extra_info: dict[str, Any] = {}
+        self._timer: Any = None
+        self.stats: Any = None
+
+    def pedantic(self, target, setup=None, rounds=1, iterations=1, warmup_rounds=0) -> None:
+        assert iterations == 1 and warmup_rounds == 0
+        data = []
+        for _ in range(rounds):
+            if setup is not None:
+                setup()
+            t0 = self._timer()
+            target()
+            data.append(self._timer() - t0)
+        self.stats = SimpleNamespace(stats=SimpleNamespace(data=data))
+
+
+class SkippedError(Exception):
+    pass
+
+
+def _skip(reason: str) -> None:
+    raise SkippedError(reason)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_measurements():
+    """Each test starts without the sizes earlier tests measured (suite.checkcost remembers
+    them per process to predict larger sizes)."""
+    checkcost._SEEN.clear()
+    yield
+    checkcost._SEEN.clear()
+
+
+def _record(name: str):
+    return next(s for s in catalog.OPS if s.name == name)
+
+
+# --- check cost: the ratio ----------------------------------------------------------------
+
+
+def test_check_cost_ratio_is_ours_over_gradcheck_on_one_clock() -> None:
+    clock, calls = FakeClock(), []
+    bench = FakeBenchmark()
+    info = checkcost.run(bench, _record("tanh"), 10**4, clock=clock, skip=_skip,
+                         make_ours=lambda s, c: clock.taking(3e-3, calls, "ours"),
+                         make_theirs=lambda s, c: clock.taking(2e-3, calls, "theirs"))
+    assert info["ratio"] == pytest.approx(1.5)
+    assert info["ours_median"] == pytest.approx(3e-3)
+    assert info["gradcheck_median"] == pytest.approx(2e-3)
+    assert info["gradcheck"] == "ran" and info["kind"] == checkcost.KIND
+    assert info["elements"] == 10**4 and info["n"] == 100 and info["target_elements"] == 10**4
+    # Alternating rounds: a gradcheck call before each timed call of ours.
+    rounds = info["rounds"]
+    assert len(info["gradcheck_rounds"]) == rounds == len(bench.stats.stats.data)
+    timed = calls[-2 * rounds:]
+    assert timed == ["theirs", "ours"] * rounds
+    assert checkcost.rounds(3e-3) == rounds  # scheduled on the dearer side's warm call
+
+
+def test_check_cost_records_why_gradcheck_did_not_run() -> None:
+    clock = FakeClock()
+    info = checkcost.run(FakeBenchmark(), _record("ctc_loss"), 10**3, clock=clock, skip=_skip,
+                         make_ours=lambda s, c: clock.taking(1e-3))
+    assert info["ratio"] is None and info["gradcheck_rounds"] == []
+    assert "torch_vjp_options" in info["gradcheck"]
+
+
+def test_a_size_measured_over_the_ceiling_is_skipped_with_its_time() -> None:
+    clock = FakeClock()
+    with pytest.raises(SkippedError, match=r"took 100\.0 s, over the ceiling"):
+        checkcost.run(FakeBenchmark(), _record("tanh"), 10**2, clock=clock, skip=_skip,
+                      make_ours=lambda s, c: clock.taking(100.0),
+                      make_theirs=lambda s, c: clock.taking(1.0))
+
+
+def test_a_size_predicted_over_the_ceiling_is_not_run() -> None:
+    """1 s at 1e3 after 0.1 s at 1e2 grows like n^1: 10 s at 1e4 is under the ceiling, 100 s
+    at 1e5 is not — and that size is skipped before any call of it."""
+    clock, calls = FakeClock(), []
+    spec = _record("tanh")
+    checkcost._SEEN.update({(spec.name, 10**2): 0.1, (spec.name, 10**3): 1.0})
+    assert checkcost.predict(checkcost.seen(spec), 10**4) == pytest.approx(10.0)
+    checkcost._SEEN[(spec.name, 10**4)] = 10.0
+    with pytest.raises(SkippedError, match="predicted to take 100 s"):
+        checkcost.run(FakeBenchmark(), spec, 10**5, clock=clock, skip=_skip,
+                      make_ours=lambda s, c: clock.taking(1.0, calls, "ours"),
+                      make_theirs=lambda s, c: clock.taking(1.0, calls, "theirs"))
+    assert calls == []
+
+
+def test_prediction_uses_the_growth_between_the_two_sizes_below() -> None:
+    quadratic = {100: 1e-3, 1000: 1e-1}
+    assert checkcost.predict(quadratic, 10**4) == pytest.approx(10.0)
+    assert checkcost.predict({100: 1.0, 1000: 1.0}, 10**4) == pytest.approx(10.0)  # k >= 1
+    assert checkcost.predict({}, 10**4) is None
+
+
+def test_smaller_sizes_are_probed_when_a_large_one_runs_alone() -> None:
+    clock, calls = FakeClock(), []
+    checkcost.run(FakeBenchmark(), _record("tanh"), 10**4, clock=clock, skip=_skip,
+                  make_ours=lambda s, c: clock.taking(1e-3, calls, f"ours {largest(c)}"),
+                  make_theirs=lambda s, c: clock.taking(1e-3))
+    assert calls[:2] == ["ours 100", "ours 1024"]  # one probe call each, smallest first
+
+
+def largest(case: Case) -> int:
+    return checkcost.largest(case)
+
+
+@pytest.mark.parametrize(("name", "target", "n"), [
+    ("tanh", 10**4, 100), ("tanh", 10**6, 1000), ("linear", 10**4, 100),
+    ("conv1d", 10**3, 31), ("embedding", 10**4, 625)])
+def test_sizes_are_chosen_by_elements_of_the_largest_array(name, target, n) -> None:
+    sized = checkcost.sized_for(_record(name), target)
+    assert sized.n == n and sized.skip is None
+    assert sized.elements == checkcost.largest(_record(name).inputs.sized(n))
+    assert abs(math.log(sized.elements / target)) < math.log(1.1)
+
+
+def test_a_size_no_case_reaches_is_skipped_naming_the_nearest() -> None:
+    sized = checkcost.sized_for(_record("conv2d"), 10**2)
+    assert sized.skip is not None and "holds 800" in sized.skip and "input(4, 8, 5, 5)" in \
+        sized.skip
+
+
+# --- check cost: both sides really run ----------------------------------------------------
+
+
+def _counting(spec, counts: dict[str, int]):
+    def wrap(name: str, fn):
+        def counted(*args, **kwargs):
+            counts[name] = counts.get(name, 0) + 1
+            return fn(*args, **kwargs)
+        return counted
+    return dataclasses.replace(spec, torch_fn=wrap("torch", spec.torch_fn),
+                               ref=wrap("ref", spec.ref), ref_vjp=wrap("ref_vjp", spec.ref_vjp))
+
+
+def test_ours_runs_the_three_checks_and_gradcheck_runs_fast_mode() -> None:
+    """One call of each side on tanh (one differentiable input): ours calls torch twice
+    (forward, gradient), the reference forward 4 times (forward check; finite differences:
+    f(x), f(x + hv), f(x - hv)) and its VJP twice; gradcheck's fast mode calls torch 3 times
+    (f(x) and f(x +- eps u): not once per element, which would be slow mode)."""
+    counts: dict[str, int] = {}
+    spec = _counting(_record("tanh"), counts)
+    case = spec.inputs.sized(10)
+    assert checkcost.three_way(spec, case)() == ()
+    assert counts == {"torch": 2, "ref": 4, "ref_vjp": 2}
+    counts.clear()
+    assert checkcost.gradcheck_call(spec, case)() is True
+    assert counts == {"torch": 3}
+
+
+def test_the_benchmark_times_both_sides_every_round() -> None:
+    counts: dict[str, int] = {}
+    spec = _counting(_record("tanh"), counts)
+    bench = FakeBenchmark()
+    info = checkcost.run(bench, spec, 10**2, skip=_skip)
+    ours_calls = counts["ref_vjp"] // 2
+    gradcheck_calls = (counts["torch"] - 2 * ours_calls) // 3
+    assert counts["ref"] == 4 * ours_calls
+    # the warm-up calls (two each: the first is cheap), then one of each per round
+    assert ours_calls == info["rounds"] + 2 and gradcheck_calls == info["rounds"] + 2
+    assert info["ratio"] == pytest.approx(np.median(bench.stats.stats.data)
+                                          / np.median(info["gradcheck_rounds"]))
+    assert info["check_failures"] == [] and info["gradcheck"] == "ran"
+
+
+class _WrongBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.tanh(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 2 * g * (1 - torch.tanh(x) ** 2)
+
+
+def test_a_gradcheck_failure_is_recorded_without_its_slow_mode() -> None:
+    calls: list[int] = []
+
+    def counted(input):
+        calls.append(1)
+        return _WrongBackward.apply(input)
+
+    spec = dataclasses.replace(_record("tanh"), torch_fn=counted)
+    _, reason = checkcost.first_gradcheck(
+        checkcost.gradcheck_call(spec, spec.inputs.sized(10)), time.perf_counter)
+    assert reason is not None and "fast mode" in reason
+    assert len(calls) == 3, "slow mode would evaluate the op twice per element (200 calls)"
+    info = checkcost.run(FakeBenchmark(), spec, 10**2, skip=_skip)
+    assert info["ratio"] is None and "fast mode" in info["gradcheck"]
+    assert info["check_failures"] and info["check_failures"][0].startswith("gradient")
+
+
+# --- check cost: reading a run --------------------------------------------------------------
+
+
+def _cell_run(path: Path, ratios: dict[tuple[str, int], float | None]) -> Path:
+    benchmarks = []
+    for (op, target), r in ratios.items():
+        name = f"test_checkcost[{op}-{target}]"
+        benchmarks.append({
+            "name": name, "fullname": f"tests/benchmarks/test_check_cost.py::{name}",
+            "group": "check cost", "stats": {"data": [1e-3] * 5},
+            "extra_info": {"kind": checkcost.KIND, "op": op, "target_elements": target,
+                           "elements": target, "ratio": r, "ours_median": 1e-3,
+                           "gradcheck_median": None if r is None else 1e-3 / r,
+                           "gradcheck": "ran" if r is not None else "it cannot"}})
+    path.write_text(json.dumps({"machine_info": {}, "benchmarks": benchmarks}))
+    return path
+
+
+RATIOS: dict[tuple[str, int], float | None] = {
+    ("tanh", 10**4): 0.8, ("tanh", 10**6): 1.3, ("gelu", 10**4): 2.0, ("gelu", 10**6): 7.5,
+    ("relu", 10**4): 1.0, ("relu", 10**6): 0.9, ("ctc_loss", 10**4): None}
+
+
+def test_records_above_one_are_named_per_judged_size(tmp_path: Path, capsys) -> None:
+    run = gate.load_run(_cell_run(tmp_path / "run.json", RATIOS))
+    found = checkcost.cells(list(run.benchmarks.values()))
+    dear = checkcost.above(found)
+    assert [c.op for c in dear[10**4]] == ["gelu"]  # 1.0 is not above 1
+    assert [c.op for c in dear[10**6]] == ["gelu", "tanh"]  # dearest first
+    assert checkcost.main([str(tmp_path / "run.json")]) == 0
+    out = capsys.readouterr().out
+    assert "Above 1 at 1e4 elements (1 of 3 records measured): gelu (2.00)" in out
+    assert "Above 1 at 1e6 elements (2 of 3 records measured): gelu (7.50), tanh (1.30)" in out
+    assert "gradcheck: it cannot" in out
+
+
+def test_report_lists_and_plots_the_check_cost(tmp_path: Path) -> None:
+    run = gate.load_run(_cell_run(tmp_path / "run.json", RATIOS))
+    plots = True
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        plots = False
+    written = report.render(run, out=str(tmp_path / "r"), plots=plots)
+    summary = Path(written[0]).read_text()
+    assert "## Check cost against gradcheck's fast mode" in summary
+    assert "| gelu |  | **2.00** | **7.50** |" not in summary  # only the measured sizes
+    assert "| gelu | **2.00** | **7.50** |  |" in summary
+    assert "gelu (7.50), tanh (1.30)" in summary
+    if plots:
+        assert (tmp_path / "r" / "checkcost.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_checkcost_command_refuses_a_run_without_check_costs(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps({"benchmarks": [
+        {"name": "t", "fullname": "t.py::t", "stats": {"data": [1e-3] * 3}}]}))
+    assert checkcost.main([str(path)]) == 2
+    assert "no check-cost benchmarks" in capsys.readouterr().err
