@@ -42,12 +42,14 @@ MAX_CHART_ROWS = 30
 
 
 def series_label(info: dict[str, Any]) -> str:
-    """``numpy`` or ``torch cpu float32`` (optimizers: ``torch foreach cpu float32``)."""
+    """``numpy`` or ``torch cpu float32`` (optimizers: ``torch foreach cpu float32``); a
+    setting other than the default adds its variant: ``torch cpu bfloat16 [dilation2]``."""
     impl = str(info.get("impl", "?"))
     if impl == "numpy":
         return "numpy"
     prefix = "torch" if impl == "torch" else f"torch {impl}"
-    return f"{prefix} {info.get('device', '?')} {info.get('dtype', '?')}"
+    variant = f" [{info['variant']}]" if info.get("variant") else ""
+    return f"{prefix} {info.get('device', '?')} {info.get('dtype', '?')}{variant}"
 
 
 def scaling(run: gt.Run) -> dict[str, dict[str, dict[str, dict[int, float]]]]:
@@ -127,11 +129,14 @@ def _safe(name: str) -> str:
 
 
 def plot_scaling(op: str, passes: dict[str, dict[str, dict[int, float]]], path: Path) -> None:
-    """Time against size for one op: a log-log panel per pass, a line per implementation."""
+    """Time against size for one op: a log-log panel per pass, a line per implementation and
+    dtype (settings with a variant, timed at two sizes only, are in the table, not here)."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(passes), figsize=(4.6 * len(passes), 3.6), squeeze=False)
     for ax, (pass_, series) in zip(axes[0], passes.items(), strict=True):
         for label, pts in sorted(series.items()):
+            if label.endswith("]"):
+                continue
             ns = sorted(pts)
             k = growth_exponent(pts)
             style = "--" if label == "numpy" else "-"
