@@ -304,3 +304,139 @@ def test_checkcost_command_refuses_a_run_without_check_costs(tmp_path: Path, cap
         {"name": "t", "fullname": "t.py::t", "stats": {"data": [1e-3] * 3}}]}))
     assert checkcost.main([str(path)]) == 2
     assert "no check-cost benchmarks" in capsys.readouterr().err
+
+
+# --- benchmarks in more settings: half precision and the input makers' variants -------------
+
+
+def _param_ids(records) -> list[str]:
+    from suite import battery
+
+    mark = battery._benchmark_cases(list(records)).mark
+    return [p.id for p in mark.args[1]]
+
+
+def test_default_benchmark_ids_are_unchanged_and_complete() -> None:
+    """The default setting keeps the ids saved baselines were made with (record, pass,
+    implementation, size), over the record's whole sweep, NumPy beside torch."""
+    ids = _param_ids([_record("gelu"), _record("ctc_loss")])
+    default = [i for i in ids if i.startswith("gelu-forward") or i.startswith("gelu-forward+")]
+    assert default == [f"gelu-{p}-{impl}-n{n}" for p in ("forward", "forward+backward")
+                       for impl in ("torch", "numpy") for n in (16, 64, 256, 1024)]
+    assert "ctc_loss-forward-numpy-n256" in ids and "ctc_loss-forward-torch-n1024" not in ids
+
+
+def test_settings_follow_the_ladder_and_the_input_makers_variants() -> None:
+    from suite import bench
+
+    def names(name: str) -> list[str]:
+        return [s.id for s in bench.settings(_record(name))]
+
+    assert names("gelu") == ["", "float16", "bfloat16"]  # on the ladder, no variants
+    assert names("clamp") == [""]  # off the ladder (low_precision is a reason)
+    assert names("binary_cross_entropy_with_logits") == ["", "reduction_none", "reduction_sum"]
+    conv2d = names("conv2d")
+    for variant in ("stride2", "dilation2", "groups2", "depthwise", "channels_last"):
+        assert {variant, f"{variant}-float16", f"{variant}-bfloat16"} <= set(conv2d)
+    assert "channels_last" not in names("conv1d")  # 3-d tensors have no channels-last format
+    assert "dilation2" in names("max_pool2d") and "dilation2" not in names("avg_pool2d")
+    assert names("kl_div")[1:] == ["reduction_none", "reduction_mean", "reduction_sum"]
+
+
+def test_other_settings_time_torch_only_at_the_largest_size() -> None:
+    ids = _param_ids([_record("conv2d")])
+    dilated = [i for i in ids if "-dilation2-bfloat16-" in i]
+    assert dilated == ["conv2d-dilation2-bfloat16-forward-torch-n1024",
+                       "conv2d-dilation2-bfloat16-forward+backward-torch-n1024"]
+    assert not [i for i in ids if "numpy" in i and ("-float16" in i or "dilation" in i)]
+
+
+# torch warns that kl_div's 'mean' is not the KL divergence's mean: the variant is torch's own
+@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides the total loss:UserWarning")
+@pytest.mark.parametrize("name", [s.name for s in catalog.OPS
+                                  if getattr(s.inputs, "bench_variants", None)])
+def test_every_variant_is_a_valid_case_torch_and_the_reference_agree_on(name) -> None:
+    """Each variant's case is one torch accepts and the reference computes alike (a variant
+    whose options and arrays disagree — a grouped weight left ungrouped — fails here), with its
+    options in effect and its layout applied."""
+    from suite import bench
+    from suite import gradcheck as gc
+
+    spec = _record(name)
+    base = spec.inputs.sized(16)
+    for variant_name, variant in bench.variants(spec).items():
+        case = variant.case(base)
+        assert {**base.options, **variant.options} == dict(case.options), variant_name
+        gc.check_forward(spec, case, torch.float64, "cpu")
+        tensors = variant.layout(gc.to_tensors(case, torch.float64, "cpu"))
+        if variant.memory_format == "channels_last":
+            four_d = [t for t in tensors.values() if t.dim() == 4]
+            assert four_d and all(t.is_contiguous(memory_format=torch.channels_last)
+                                  and not t.is_contiguous() for t in four_d), variant_name
+        for k in case.differentiable:
+            assert tensors[k].requires_grad and tensors[k].is_leaf, (variant_name, k)
+
+
+def test_a_grouped_weight_has_in_channels_over_groups_inputs() -> None:
+    from suite import bench
+
+    spec = _record("conv2d")
+    case = bench.setting_case(spec, 64, bench.Setting(variant="depthwise"))
+    assert case.arrays["weight"].shape == (8, 1, 3, 3) and case.options["groups"] == 8
+    case = bench.setting_case(spec, 64, bench.Setting(variant="groups2"))
+    assert case.arrays["weight"].shape == (8, 4, 3, 3)
+
+
+def test_the_timed_target_gets_the_variants_layout(monkeypatch) -> None:
+    """op_target hands torch the variant's layout: what torch_fn receives is channels-last."""
+    from suite import bench
+
+    seen: list[bool] = []
+    spec = _record("conv2d")
+
+    def conv(input, weight, bias, **options):
+        seen.append(input.is_contiguous(memory_format=torch.channels_last)
+                    and weight.is_contiguous(memory_format=torch.channels_last))
+        return torch.nn.functional.conv2d(input, weight, bias, **options)
+
+    spec = dataclasses.replace(spec, torch_fn=conv)
+    variant = bench.variants(spec)["channels_last"]
+    case = variant.case(spec.inputs.sized(64))
+    for pass_ in bench.PASSES:
+        bench.op_target(spec, case, "torch", pass_, torch.float32, "cpu", variant)()
+    assert seen and all(seen)
+
+
+_RELU_BENCH = """
+import gradsuite as gs
+
+TestRelu = gs.battery(gs.like("relu"), gs.like("mse_loss"), only=["test_benchmark"])
+"""
+
+
+def test_other_settings_run_once_per_device_in_the_float32_slot(pytester, monkeypatch) -> None:
+    """Half precision and the variants run in the float32 slot and skip, saying so, in the
+    float64 one; what runs records its dtype and variant."""
+    monkeypatch.delenv("GRADSUITE_BENCH_PLANTED_SLOWDOWN", raising=False)
+    pytester.makepyfile(test_relu=_RELU_BENCH)
+    result = pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "--device", "cpu", "-m", "bench", "-rs",
+        "-k", "n1024 and (relu-bfloat16 or mse_loss-bfloat16 or mse_loss-reduction_sum-forward "
+              "or mse_loss-reduction_sum-bfloat16)",
+        "--benchmark-json", "out.json")
+    # relu-bfloat16, mse_loss-bfloat16, mse_loss-reduction_sum, mse_loss-reduction_sum-bfloat16:
+    # 4 settings x 2 passes, each run in the float32 slot and skipped in the float64 one
+    result.assert_outcomes(passed=8, skipped=8)
+    result.stdout.fnmatch_lines(["*timed once per device, in the float32 slot of --dtype*"])
+    data = json.loads((pytester.path / "out.json").read_text())
+    got = sorted((b["extra_info"]["op"], b["extra_info"]["dtype"],
+                  b["extra_info"].get("variant") or "", b["extra_info"]["pass"])
+                 for b in data["benchmarks"])
+    want = sorted((op, dtype, variant, p) for op, dtype, variant in (
+        ("relu", "bfloat16", ""), ("mse_loss", "bfloat16", ""),
+        ("mse_loss", "float32", "reduction_sum"), ("mse_loss", "bfloat16", "reduction_sum"))
+        for p in ("forward", "forward+backward"))
+    assert got == want
+    sums = [b for b in data["benchmarks"] if b["extra_info"].get("variant") == "reduction_sum"]
+    assert all(b["extra_info"]["options"]["reduction"] == "sum" for b in sums)
+    assert all(b["group"].endswith("reduction_sum") for b in sums)
