@@ -1,4 +1,6 @@
-"""The benchmark harness computes what it says: the check-cost ratio (suite/checkcost.py).
+"""The benchmark harness computes what it says: the check-cost ratio (suite/checkcost.py), the
+benchmark settings (suite/bench.py, suite/inputs/variants.py), the timer-agreement table
+(suite/accuracy.py) and the GPU script's skip path (.ci/gpu).
 
 No test here depends on this machine's timings: clocks are fake where a figure is asserted,
 and runs on the real clock assert only what ran and what was recorded.
@@ -18,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from suite import catalog, checkcost, gate, report
+from suite import accuracy, catalog, checkcost, gate, report
 from suite.specs import Case
 
 
@@ -53,14 +55,18 @@ class FakeBenchmark:
         self.stats: Any = None
 
     def pedantic(self, target, setup=None, rounds=1, iterations=1, warmup_rounds=0) -> None:
-        assert iterations == 1 and warmup_rounds == 0
+        assert not (setup and iterations > 1)  # pytest-benchmark refuses it too
+        self.target = target
+        for _ in range(warmup_rounds):
+            target()
         data = []
         for _ in range(rounds):
             if setup is not None:
                 setup()
             t0 = self._timer()
-            target()
-            data.append(self._timer() - t0)
+            for _ in range(iterations):
+                target()
+            data.append((self._timer() - t0) / iterations)
         self.stats = SimpleNamespace(stats=SimpleNamespace(data=data))
 
 
@@ -440,3 +446,68 @@ def test_other_settings_run_once_per_device_in_the_float32_slot(pytester, monkey
     sums = [b for b in data["benchmarks"] if b["extra_info"].get("variant") == "reduction_sum"]
     assert all(b["extra_info"]["options"]["reduction"] == "sum" for b in sums)
     assert all(b["group"].endswith("reduction_sum") for b in sums)
+
+
+# --- timer agreement (suite/accuracy.py) ----------------------------------------------------
+
+
+def test_timer_agreement_times_the_benchmarked_callable_itself() -> None:
+    seen: list[Any] = []
+
+    def timers(fn, clock):
+        seen.append(fn)
+        return {"timer_blocked": 1.0, "timer_adaptive": 2.0, "timer_blocked_same_clock": 3.0}
+
+    bench_ = FakeBenchmark()
+    target = accuracy.Target("tanh", "forward", "torch", 16, "float32")
+    info = accuracy.run(bench_, target, "cpu", timers=timers)
+    assert seen == [bench_.target], "Timer must time the very callable the benchmark timed"
+    assert info["bench_median"] == pytest.approx(float(np.median(bench_.stats.stats.data)))
+    assert info["kind"] == accuracy.KIND and info["target"] == target.id
+    assert info["torch_threads"] == torch.get_num_threads()
+    assert (info["timer_blocked"], info["timer_adaptive"]) == (1.0, 2.0)
+
+
+def test_every_accuracy_target_builds() -> None:
+    assert len(accuracy.TARGETS) >= 12 and set(accuracy.QUICK) <= {t.id for t in accuracy.TARGETS}
+    families = set()
+    for target in accuracy.TARGETS:
+        assert callable(accuracy.callable_for(target, "cpu"))
+        record = catalog.record(target.record)
+        families.add(getattr(record, "family", "optimizer"))
+    assert {"activation", "layer", "loss", "optimizer"} <= families
+
+
+def _accuracy_run(path: Path, medians: dict[str, tuple[float, float, float, float]]) -> Path:
+    benchmarks = []
+    for target, (ours, blocked, adaptive, same) in medians.items():
+        benchmarks.append({
+            "name": f"test_accuracy[{target}]", "fullname": f"t.py::test_accuracy[{target}]",
+            "group": "timer agreement", "stats": {"data": [ours] * 5},
+            "extra_info": {"kind": accuracy.KIND, "target": target, "device": "cpu",
+                           "torch_threads": 1, "timer": "thread_time", "bench_median": ours,
+                           "timer_blocked": blocked, "timer_adaptive": adaptive,
+                           "timer_blocked_same_clock": same}})
+    path.write_text(json.dumps({"machine_info": {}, "benchmarks": benchmarks}))
+    return path
+
+
+def test_agreement_table_reports_percent_differences(tmp_path: Path, capsys) -> None:
+    path = _accuracy_run(tmp_path / "acc.json", {
+        "a": (1e-3, 1.04e-3, 0.9e-3, 1.0e-3), "b": (2e-6, 2.2e-6, 2.0e-6, 2.02e-6)})
+    assert accuracy.main(["--from", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "+4.0%" in out and "-10.0% *" in out and "+10.0% *" in out and "+1.0%" in out
+    assert "Timer.blocked_autorange: 1 of 2 targets within ±5%" in out
+    assert "Timer.adaptive_autorange: 1 of 2 targets within ±5%" in out
+    assert "blocked, bench's clock: 2 of 2 targets within ±5%" in out
+    assert accuracy.difference(2.0, 3.0) == pytest.approx(0.5)  # Timer 50% slower
+    assert accuracy.difference(None, 3.0) is None
+
+
+def test_agreement_command_refuses_a_run_without_its_benchmarks(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps({"benchmarks": [
+        {"name": "t", "fullname": "t.py::t", "stats": {"data": [1e-3] * 3}}]}))
+    assert accuracy.main(["--from", str(path)]) == 2
+    assert "no timer-agreement benchmarks" in capsys.readouterr().err
