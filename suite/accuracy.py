@@ -15,7 +15,10 @@ loaded machine the wall clock also counts the time other processes took the core
 method. The third column is ``blocked_autorange`` on gradsuite's own clock
 (``Timer(timer=suite.bench.timer(device))``), which separates the two: a difference there is
 the methods' (rounds, loop overhead, garbage collection, which ``timeit`` switches off).
-Measure on a quiet machine for the figure that counts.
+Measure on a quiet machine for the figure that counts. On CUDA a fourth column times each
+call between two CUDA events (:func:`event_median`): the GPU's own clock, against which
+``suite.bench``'s wall clock (every target synchronises the device before it returns) must
+agree up to the launch and synchronisation overhead of a call.
 
     python -m suite.accuracy                      # every target, the table
     python -m suite.accuracy --quick              # four targets (a minute)
@@ -32,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +44,7 @@ import numpy as np
 import torch
 
 from suite import bench
+from suite.devices import device_type
 
 KIND = "timer agreement"
 """``extra_info["kind"]`` of an accuracy benchmark."""
@@ -104,9 +109,37 @@ def callable_for(target: Target, device: str) -> Callable[[], Any]:
                            device)
 
 
-def timer_medians(fn: Callable[[], Any], clock: Callable[[], float]) -> dict[str, float]:
+def event_median(fn: Callable[[], Any], device: str, *, min_run_s: float = MIN_RUN_S,
+                 min_calls: int = 10, events: Callable[[], Any] | None = None) -> float:
+    """``fn``'s median time on the GPU's own clock: a CUDA event recorded on the device's
+    current stream before and after each call (``elapsed_time``, waiting for the second),
+    over at least ``min_calls`` calls and ``min_run_s`` seconds. ``events`` makes an event
+    (``torch.cuda.Event(enable_timing=True)``; a fake one in tests)."""
+    import time
+
+    def make() -> Any:
+        return torch.cuda.Event(enable_timing=True)
+
+    new_event = events or make
+    times: list[float] = []
+    with torch.cuda.device(torch.device(device)) if events is None else nullcontext():
+        fn()  # one untimed call: the target is already warm, this only settles the stream
+        start = time.perf_counter()
+        while len(times) < min_calls or time.perf_counter() - start < min_run_s:
+            before, after = new_event(), new_event()
+            before.record()
+            fn()
+            after.record()
+            after.synchronize()
+            times.append(before.elapsed_time(after) / 1e3)  # milliseconds -> seconds
+    return float(np.median(times))
+
+
+def timer_medians(fn: Callable[[], Any], clock: Callable[[], float],
+                  device: str = "cpu") -> dict[str, float | None]:
     """``fn``'s median by Timer: blocked and adaptive on Timer's clock, blocked on ``clock``;
-    with this process's torch thread count."""
+    with this process's torch thread count; on CUDA also by CUDA events (:func:`event_median`,
+    the check that ``suite.bench``'s synchronised wall-clock timing covers the GPU's work)."""
     from torch.utils import benchmark as tb
 
     threads = torch.get_num_threads()
@@ -120,12 +153,13 @@ def timer_medians(fn: Callable[[], Any], clock: Callable[[], float]) -> dict[str
         "timer_blocked": float(made().blocked_autorange(min_run_time=MIN_RUN_S).median),
         "timer_adaptive": float(made().adaptive_autorange(max_run_time=ADAPTIVE_MAX_S).median),
         "timer_blocked_same_clock": float(made(clock).blocked_autorange(
-            min_run_time=MIN_RUN_S).median)}
+            min_run_time=MIN_RUN_S).median),
+        "cuda_events": event_median(fn, device) if device_type(device) == "cuda" else None}
 
 
 def run(benchmark: Any, target: Target, device: str, *,
-        timers: Callable[[Callable[[], Any], Callable[[], float]], dict[str, float]]
-        = timer_medians) -> dict[str, Any]:
+        timers: Callable[[Callable[[], Any], Callable[[], float], str],
+                         dict[str, float | None]] = timer_medians) -> dict[str, Any]:
     """Time ``target`` with ``suite.bench.run`` (the benchmark's own median), then with
     ``timers`` (Timer) on the same callable; record both in ``benchmark.extra_info``."""
     import pytest
@@ -140,7 +174,7 @@ def run(benchmark: Any, target: Target, device: str, *,
     stats = getattr(getattr(benchmark, "stats", None), "stats", None)
     data = [float(v) for v in getattr(stats, "data", None) or ()]
     benchmark.extra_info["bench_median"] = float(np.median(data)) if data else None
-    benchmark.extra_info.update(timers(fn, bench.timer(device)))
+    benchmark.extra_info.update(timers(fn, bench.timer(device), device))
     return dict(benchmark.extra_info)
 
 
@@ -148,7 +182,8 @@ def run(benchmark: Any, target: Target, device: str, *,
 
 COLUMNS = (("timer_blocked", "Timer.blocked_autorange"),
            ("timer_adaptive", "Timer.adaptive_autorange"),
-           ("timer_blocked_same_clock", "blocked, bench's clock"))
+           ("timer_blocked_same_clock", "blocked, bench's clock"),
+           ("cuda_events", "CUDA events"))
 
 
 def difference(ours: float | None, theirs: float | None) -> float | None:
@@ -187,14 +222,16 @@ def table(found: Sequence[dict[str, Any]], *, tolerance: float = TOLERANCE) -> l
             return "-"
         return f"{100 * v:+.1f}%" + ("" if abs(v) <= tolerance else " *")
 
+    # CUDA events only where some target ran on CUDA
+    columns = [(k, label) for k, label in COLUMNS if any(r[k] is not None for r in found)]
     head = ["target", "device", "threads", "bench (clock)"]
-    for _, label in COLUMNS:
+    for _, label in columns:
         head += [label, "diff"]
     body = []
     for r in found:
         cells = [str(r["target"]), str(r["device"]), str(r["threads"]),
                  f"{time(r['bench'])} ({r['clock']})"]
-        for key, _ in COLUMNS:
+        for key, _ in columns:
             cells += [time(r[key]), pct(r[f"{key}_diff"])]
         body.append(cells)
     widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head))]

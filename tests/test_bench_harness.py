@@ -11,6 +11,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -454,7 +457,7 @@ def test_other_settings_run_once_per_device_in_the_float32_slot(pytester, monkey
 def test_timer_agreement_times_the_benchmarked_callable_itself() -> None:
     seen: list[Any] = []
 
-    def timers(fn, clock):
+    def timers(fn, clock, device):
         seen.append(fn)
         return {"timer_blocked": 1.0, "timer_adaptive": 2.0, "timer_blocked_same_clock": 3.0}
 
@@ -466,6 +469,27 @@ def test_timer_agreement_times_the_benchmarked_callable_itself() -> None:
     assert info["kind"] == accuracy.KIND and info["target"] == target.id
     assert info["torch_threads"] == torch.get_num_threads()
     assert (info["timer_blocked"], info["timer_adaptive"]) == (1.0, 2.0)
+
+
+def test_cuda_events_time_each_call_between_two_events() -> None:
+    """event_median on a fake GPU clock: an event notes the fake clock when recorded; a call
+    of 3 ms between two events reads 3 ms, whatever the host did around it."""
+    clock = FakeClock()
+
+    class Event:
+        def record(self) -> None:
+            self.at = clock()
+
+        def synchronize(self) -> None:
+            clock.now += 0.5  # the host waits: not GPU time
+
+        def elapsed_time(self, other) -> float:
+            return (other.at - self.at) * 1e3  # milliseconds, as torch's
+
+    calls: list[str] = []
+    median = accuracy.event_median(clock.taking(3e-3, calls), "cuda", events=Event,
+                                   min_run_s=0.0, min_calls=7)
+    assert median == pytest.approx(3e-3) and len(calls) == 8  # one untimed call first
 
 
 def test_every_accuracy_target_builds() -> None:
@@ -511,3 +535,27 @@ def test_agreement_command_refuses_a_run_without_its_benchmarks(tmp_path: Path, 
         {"name": "t", "fullname": "t.py::t", "stats": {"data": [1e-3] * 3}}]}))
     assert accuracy.main(["--from", str(path)]) == 2
     assert "no timer-agreement benchmarks" in capsys.readouterr().err
+
+
+# --- the GPU script (.ci/gpu) ----------------------------------------------------------------
+
+GPU_SCRIPT = Path(__file__).resolve().parent.parent / ".ci" / "gpu"
+
+
+def test_gpu_script_is_valid_bash() -> None:
+    done = subprocess.run(["bash", "-n", str(GPU_SCRIPT)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is here: .ci/gpu would run for "
+                                                      "minutes instead of skipping")
+def test_gpu_script_without_cuda_says_why_in_one_line_and_exits_0(tmp_path: Path) -> None:
+    from suite.devices import cuda_missing_reason
+
+    env = {**os.environ, "PYTHON": sys.executable}
+    done = subprocess.run(["bash", str(GPU_SCRIPT), str(tmp_path / "out")], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines() == [f"gpu: skipped, no CUDA here: {cuda_missing_reason()}"]
+    assert done.stderr == ""
+    assert not (tmp_path / "out").exists(), "a skipped run writes nothing"
