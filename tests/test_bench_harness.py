@@ -559,3 +559,23 @@ def test_gpu_script_without_cuda_says_why_in_one_line_and_exits_0(tmp_path: Path
     assert done.stdout.splitlines() == [f"gpu: skipped, no CUDA here: {cuda_missing_reason()}"]
     assert done.stderr == ""
     assert not (tmp_path / "out").exists(), "a skipped run writes nothing"
+
+
+# --- which benchmarks run on request only (tests/benchmarks/conftest.py) ---------------------
+
+
+@pytest.mark.parametrize(("keyword", "markexpr", "args", "checkcost", "accuracy"), [
+    ("", "bench", ["tests"], False, False),  # pytest -m bench: the gate's run, neither
+    ("checkcost and 1e4", "bench", ["tests"], True, False),
+    ("accuracy", "bench", [], False, True),
+    ("", "bench", ["tests/benchmarks/test_bench_accuracy.py"], False, True),
+    ("", "bench", ["tests/benchmarks/test_check_cost.py::test_checkcost[tanh-1e2]"], True, False),
+])
+def test_check_cost_and_timer_agreement_run_only_when_named(keyword, markexpr, args, checkcost,
+                                                            accuracy) -> None:
+    from tests.benchmarks.conftest import requested
+
+    config = SimpleNamespace(option=SimpleNamespace(keyword=keyword, markexpr=markexpr),
+                             args=args)
+    assert requested(config, "test_checkcost") is checkcost
+    assert requested(config, "test_accuracy") is accuracy
