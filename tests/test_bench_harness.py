@@ -579,3 +579,26 @@ def test_check_cost_and_timer_agreement_run_only_when_named(keyword, markexpr, a
                              args=args)
     assert requested(config, "test_checkcost") is checkcost
     assert requested(config, "test_accuracy") is accuracy
+
+
+def test_report_keeps_a_variant_apart_from_the_default(tmp_path: Path) -> None:
+    """A variant's benchmark is its own series (the default's median is not overwritten), in
+    the table; the time-against-size plot leaves it out (two sizes at most)."""
+    def entry(name: str, variant: str | None, median: float, n: int) -> dict[str, Any]:
+        info = {"op": "conv2d", "pass": "forward", "impl": "torch", "device": "cpu",
+                "dtype": "float32", "n": n}
+        if variant:
+            info["variant"] = variant
+        return {"name": name, "fullname": f"t.py::{name}", "group": "g",
+                "extra_info": info, "stats": {"data": [median] * 5}}
+
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"machine_info": {}, "benchmarks": [
+        entry("a", None, 1e-3, 256), entry("b", None, 4e-3, 1024),
+        entry("c", "dilation2", 9e-3, 1024)]}))
+    table = report.scaling(gate.load_run(path))
+    series = table["conv2d"]["forward"]
+    assert series["torch cpu float32"] == {256: 1e-3, 1024: 4e-3}
+    assert series["torch cpu float32 [dilation2]"] == {1024: 9e-3}
+    written = report.render(gate.load_run(path), out=str(tmp_path / "r"), plots=False)
+    assert "| conv2d | forward | torch cpu float32 [dilation2] |" in Path(written[0]).read_text()
