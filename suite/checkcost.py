@@ -29,7 +29,9 @@ record whose torch gradient is knowingly not the derivative of its forward
 (``OpSpec.torch_vjp_options``: gradcheck would fail on it), and any input where fast mode
 disagrees (a kink of a piecewise op straddled by gradcheck's step, or a real error): a failing
 fast-mode gradcheck recomputes the whole Jacobian in slow mode for its message (hours at
-10^6 elements), so the first call runs with that recomputation replaced by an exception.
+10^6 elements), so the first call runs with that recomputation replaced by an exception. No op
+record draws random numbers (rrelu's is ``F.rrelu`` with ``training=False``, its default:
+leaky_relu with the mean slope), so gradcheck's repeated calls see one function.
 
 Sizes. ``sized_for(spec, elements)`` picks the ``n`` of ``spec.inputs.sized(n)`` whose largest
 array is nearest ``elements`` (on a log scale); a target that no ``n`` reaches within a factor

@@ -426,7 +426,13 @@ TestRelu = gs.battery(gs.like("relu"), gs.like("mse_loss"), only=["test_benchmar
 def test_other_settings_run_once_per_device_in_the_float32_slot(pytester, monkeypatch) -> None:
     """Half precision and the variants run in the float32 slot and skip, saying so, in the
     float64 one; what runs records its dtype and variant."""
+    from suite import bench
+
     monkeypatch.delenv("GRADSUITE_BENCH_PLANTED_SLOWDOWN", raising=False)
+    # A few short rounds: what is checked is which benchmarks run, not their times.
+    for name, value in (("WARMUP_S", 0.0), ("ROUND_S", 1e-4), ("BUDGET_S", 0.0),
+                        ("MIN_ROUNDS", 2)):
+        monkeypatch.setattr(bench, name, value)
     pytester.makepyfile(test_relu=_RELU_BENCH)
     result = pytester.runpytest_inprocess(
         "-p", "no:cacheprovider", "--device", "cpu", "-m", "bench", "-rs",
@@ -496,7 +502,8 @@ def test_every_accuracy_target_builds() -> None:
     assert len(accuracy.TARGETS) >= 12 and set(accuracy.QUICK) <= {t.id for t in accuracy.TARGETS}
     families = set()
     for target in accuracy.TARGETS:
-        assert callable(accuracy.callable_for(target, "cpu"))
+        small = dataclasses.replace(target, n=16)  # the same construction, quicker
+        assert callable(accuracy.callable_for(small, "cpu"))
         record = catalog.record(target.record)
         families.add(getattr(record, "family", "optimizer"))
     assert {"activation", "layer", "loss", "optimizer"} <= families
