@@ -10,6 +10,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from suite import versions
+from suite.inputs.variants import BenchVariant, grouped
 from suite.specs import Array, Case
 from suite.strategies import SEEDS, Shape, shapes
 
@@ -184,6 +185,19 @@ class Convolution:
 
         return cases()
 
+    @property
+    def bench_variants(self) -> dict[str, BenchVariant]:
+        """Settings that select other kernels (suite.inputs.variants): stride 2, dilation 2,
+        2 groups, depthwise (8 groups of one channel), and for 2-d convolutions channels-last
+        tensors."""
+        variants = {"stride2": BenchVariant(options={"stride": 2}),
+                    "dilation2": BenchVariant(options={"dilation": 2}),
+                    "groups2": BenchVariant(options={"groups": 2}, transform=grouped(2)),
+                    "depthwise": BenchVariant(options={"groups": 8}, transform=grouped(8))}
+        if self.dims == 2:
+            variants["channels_last"] = BenchVariant(memory_format="channels_last")
+        return variants
+
     def sized(self, n: int, seed: int = 0) -> Case:
         rng = np.random.default_rng(seed)
         # at least 5 per side (the sizes these benchmarks have always had in 1-d and 2-d)
@@ -260,6 +274,16 @@ class Pooling:
             return Case({"input": x}, ("input",), options, seed)
 
         return cases()
+
+    @property
+    def bench_variants(self) -> dict[str, BenchVariant]:
+        """Settings that select other kernels (suite.inputs.variants): stride 1 (overlapping
+        windows), dilation 2 (max pooling), channels-last tensors."""
+        variants = {"stride1": BenchVariant(options={"stride": 1})}
+        if self.kind == "max":
+            variants["dilation2"] = BenchVariant(options={"dilation": 2})
+        variants["channels_last"] = BenchVariant(memory_format="channels_last")
+        return variants
 
     def sized(self, n: int, seed: int = 0) -> Case:
         side = spatial_side(n, self.dims)
