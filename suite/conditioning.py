@@ -5,7 +5,7 @@ M = sum_k |t_k|, not of |s| (Higham, "Accuracy and Stability of Numerical Algori
 sec. 4.2). Where the terms cancel, M / |s| is large, and a half-precision result is only
 accurate to eps * M: that is the op's conditioning, not a defect of torch. Each record whose
 outputs or gradients are such sums names here how to compute M on the case's own values
-(``OpSpec.terms``); the half-precision checks allow ``suite.tolerances.SUMMATION[dtype] * M``
+(``OpSpec.terms``); the checks allow ``suite.tolerances.SUMMATION[dtype] * M``
 on top of the row. Everything here is NumPy float64, evaluated on the rounded case torch saw.
 
 * :data:`MULTILINEAR`: for an op that is linear in each array argument separately (a matmul,

@@ -16,11 +16,16 @@ import sys
 
 import pytest
 import torch
+import torch._inductor.test_operators
 import torch.nn.functional as F
 
 import gradsuite as gs
 from suite import optimcheck
 
+# The import above registers torch's "_inductor_test" operator library in this process before
+# any in-process pytest run: pytester restores sys.modules after each run, and a run that
+# imported that module for the first time would have it imported (and registered) again by the
+# next one, which torch refuses ("Only a single TORCH_LIBRARY can be used ...").
 REPO = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 

@@ -224,9 +224,11 @@ def test_summation_allowance_does_not_hide_a_missing_term(half: torch.dtype) -> 
     assert "for sum |terms| there" in message  # the allowance is shown where it was exceeded
 
 
-@HALF
+@pytest.mark.parametrize("half", [torch.float32, torch.float16, torch.bfloat16],
+                         ids=["float32", "float16", "bfloat16"])
 def test_summation_allowance_does_not_hide_a_wrong_weight_gradient(half: torch.dtype) -> None:
-    """...and a weight gradient summed over all but the first batch row."""
+    """...and a weight gradient summed over all but the first batch row (float32 has the
+    allowance too)."""
     class SkipsARow(torch.autograd.Function):
         @staticmethod
         def forward(ctx, x, w, b):  # type: ignore[override]
@@ -245,10 +247,12 @@ def test_summation_allowance_does_not_hide_a_wrong_weight_gradient(half: torch.d
     assert "linear: VJP w.r.t. weight is not close to the reference" in message
 
 
-def test_summation_allowance_is_zero_in_float32_and_float64() -> None:
-    """Only the half rungs get the conditioning term (float32/64 atol already covers it)."""
-    assert tols.summation(torch.float32) == tols.summation(torch.float64) == 0.0
-    assert tols.summation(torch.float16) == 2 * torch.finfo(torch.float16).eps
+@pytest.mark.parametrize("rung", [torch.float64, torch.float32, torch.float16, torch.bfloat16],
+                         ids=["float64", "float32", "float16", "bfloat16"])
+def test_summation_allowance_is_two_ulp_per_unit_of_terms(rung: torch.dtype) -> None:
+    """Every dtype's conditioning term is 2 eps per unit of sum |terms| (tolerances.py)."""
+    assert tols.summation(rung) == 2 * torch.finfo(rung).eps
+
 
 
 @HALF
