@@ -370,6 +370,7 @@ def test_every_variant_is_a_valid_case_torch_and_the_reference_agree_on(name) ->
     options in effect and its layout applied."""
     from suite import bench
     from suite import gradcheck as gc
+    from suite.inputs.variants import MEMORY_FORMATS
 
     spec = _record(name)
     base = spec.inputs.sized(16)
@@ -378,10 +379,11 @@ def test_every_variant_is_a_valid_case_torch_and_the_reference_agree_on(name) ->
         assert {**base.options, **variant.options} == dict(case.options), variant_name
         gc.check_forward(spec, case, torch.float64, "cpu")
         tensors = variant.layout(gc.to_tensors(case, torch.float64, "cpu"))
-        if variant.memory_format == "channels_last":
-            four_d = [t for t in tensors.values() if t.dim() == 4]
-            assert four_d and all(t.is_contiguous(memory_format=torch.channels_last)
-                                  and not t.is_contiguous() for t in four_d), variant_name
+        if variant.memory_format is not None:
+            ndim, memory_format = MEMORY_FORMATS[variant.memory_format]
+            laid_out = [t for t in tensors.values() if t.dim() == ndim]
+            assert laid_out and all(t.is_contiguous(memory_format=memory_format)
+                                    and not t.is_contiguous() for t in laid_out), variant_name
         for k in case.differentiable:
             assert tensors[k].requires_grad and tensors[k].is_leaf, (variant_name, k)
 
@@ -429,6 +431,9 @@ def test_other_settings_run_once_per_device_in_the_float32_slot(pytester, monkey
     from suite import bench
 
     monkeypatch.delenv("GRADSUITE_BENCH_PLANTED_SLOWDOWN", raising=False)
+    # pytest-benchmark turns itself off inside an xdist worker (it reads this variable), and
+    # this test may run in one: the in-process run below is not parallel.
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     # A few short rounds: what is checked is which benchmarks run, not their times.
     for name, value in (("WARMUP_S", 0.0), ("ROUND_S", 1e-4), ("BUDGET_S", 0.0),
                         ("MIN_ROUNDS", 2)):

@@ -278,11 +278,15 @@ class Pooling:
     @property
     def bench_variants(self) -> dict[str, BenchVariant]:
         """Settings that select other kernels (suite.inputs.variants): stride 1 (overlapping
-        windows), dilation 2 (max pooling), channels-last tensors."""
+        windows), dilation 2 (max pooling), channels-last tensors (2-d and 3-d pooling: torch has
+        no channels-last format of 3-d tensors)."""
         variants = {"stride1": BenchVariant(options={"stride": 1})}
         if self.kind == "max":
             variants["dilation2"] = BenchVariant(options={"dilation": 2})
-        variants["channels_last"] = BenchVariant(memory_format="channels_last")
+        if self.dims == 2:
+            variants["channels_last"] = BenchVariant(memory_format="channels_last")
+        elif self.dims == 3:
+            variants["channels_last_3d"] = BenchVariant(memory_format="channels_last_3d")
         return variants
 
     def sized(self, n: int, seed: int = 0) -> Case:
