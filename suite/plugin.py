@@ -27,6 +27,9 @@ _COMMON: dict[str, Any] = {
     # Cases are a few draws and a seed; slow examples are torch's cost, not Hypothesis's.
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
 }
+# quick: a smoke run (and what gradsuite's own tests of the harness use for the runs they
+# start); dev: the default; ci: derandomized, what CI runs; thorough: before a release.
+settings.register_profile("quick", max_examples=5, **_COMMON)
 settings.register_profile("dev", max_examples=20, **_COMMON)
 settings.register_profile("ci", max_examples=100, derandomize=True, print_blob=True, **_COMMON)
 settings.register_profile("thorough", max_examples=1000, **_COMMON)

@@ -269,7 +269,7 @@ class OpSpec:
     terms: SumTerms | None = None
     """How to compute M = sum |terms| behind each output and gradient element, for records whose
     results are sums of signed terms (a matmul, a weight gradient summed over the batch, a
-    difference such as glu's sigmoid - sigmoid**2): half-precision comparisons allow
+    difference such as glu's sigmoid - sigmoid**2): comparisons allow
     ``suite.tolerances.SUMMATION[dtype] * M`` on top of the row (suite/conditioning.py)."""
 
     def __post_init__(self) -> None:
