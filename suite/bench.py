@@ -197,7 +197,7 @@ def optimizer_target(spec: OptimizerSpec, n: int, impl: str, dtype: torch.dtype,
     tensors = [torch.tensor(p, dtype=dtype, device=device, requires_grad=True) for p in params]
     for t, g in zip(tensors, grads, strict=True):
         t.grad = torch.tensor(g, dtype=dtype, device=device)
-    opt = spec.torch_cls(tensors, **hyper, **oc.IMPLEMENTATIONS[impl])
+    opt = spec.torch_cls(tensors, **hyper, **oc.flags_for(spec, impl))  # Muon: no foreach flag
     opt.step()
 
     def step() -> None:
