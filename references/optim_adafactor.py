@@ -38,6 +38,12 @@ class AdafactorState(NamedTuple):
     variance: Array | None
 
 
+def _weight_in(weight: float, param_eps: float) -> float:
+    """A lerp weight as torch's kernel holds it: in the parameters' precision, float32 for
+    float32 (and for float16/bfloat16, whose kernels compute in float32); exact in float64."""
+    return weight if param_eps <= _FLOAT64_EPS else float(np.float32(weight))
+
+
 def adafactor(
     param: Array,
     grad: Array,
@@ -78,7 +84,10 @@ def adafactor(
     with means, as torch's documentation notes). Evaluation order as torch's single-tensor and
     foreach paths: the row and column means as ||G_t||^2 / size along the dimension; the running
     means by torch's ``lerp_`` (``references._optim_common._lerp``: exactly the new mean when
-    1 - b2_t = 1); the
+    1 - b2_t = 1), whose scalar weight 1 - b2_t torch's kernel takes in the parameters' precision
+    (float32 for float32 and half parameters: ``_weight_in``; with tau near 0, b2_t ~ -tau ln t
+    is of the order of float32's rounding of 1 - b2_t, so the rounding changes the memory b2_t
+    by tens of percent, and a variance estimate dominated by a past gradient with it); the
     clamp of V^_t at eps1^2 before the reciprocal square root; alpha_t / max(1, ||U_t||_2 /
     (sqrt(numel) d)) times U_t subtracted last. lr as a tensor is its value (torch's
     ``_to_scalar``).
@@ -95,7 +104,7 @@ def adafactor(
         eps1 = param_eps
     theta_prev, g = _gradient(param, grad, maximize=maximize)
     t = _next_step(state)
-    one_minus_beta2 = t**beta2_decay
+    one_minus_beta2 = _weight_in(t**beta2_decay, param_eps)
     rho = min(lr, 1 / t**0.5)
     alpha = max(eps2, float(np.linalg.norm(theta_prev.ravel())) / theta_prev.size**0.5) * rho
     theta = theta_prev * (1 - lr * weight_decay) if weight_decay != 0 else theta_prev
