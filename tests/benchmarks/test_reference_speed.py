@@ -1,0 +1,147 @@
+"""The NumPy references' speed against torch's CPU kernels, per op record (``refspeed``).
+
+Not part of the default run::
+
+    pytest -m bench -k refspeed                      # the table is printed at the end
+    GRADSUITE_REFSPEED_MD=refspeed.md pytest -m bench -k refspeed   # and written there
+
+For every op record, one case of about ``ELEMENTS`` elements (``spec.inputs.sized(n)`` with
+the largest ``n`` whose biggest array holds at most ``ELEMENTS``; ``SUPERLINEAR`` names the
+records whose cost grows faster than their arrays, and the size they are timed at instead):
+the reference forward and VJP (``spec.reference`` + ``spec.reference_vjp``) against torch's
+forward and backward (``torch.autograd.grad``), both float64 on the CPU, torch on one thread
+(``--torch-threads``, default 1) and NumPy's BLAS on one thread (the plugin). Each side is the
+median of ``REPEATS`` calls after one warm-up call, on ``suite.bench.timer``'s clock (the
+calling thread's CPU time when everything runs on one thread: other processes on a shared
+machine then disturb it little). The reference is timed by pytest-benchmark (so
+``--benchmark-json`` keeps it), torch beside it; ``extra_info`` carries both medians and
+``ratio`` = reference / torch. The goal (issue 15): every ratio <= 3, the median <= 2.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from suite import bench, catalog
+from suite.specs import Case, OpSpec
+
+pytestmark = pytest.mark.bench
+
+ELEMENTS = 10**6
+REPEATS = 5
+GOAL_EACH, GOAL_MEDIAN = 3.0, 2.0
+
+# Records whose cost grows faster than their largest array: timed at an explicit n, with why.
+SUPERLINEAR: dict[str, tuple[int, str]] = {
+    "scaled_dot_product_attention": (
+        2832, "L = n/8 = 354: the attention weights (2, 4, L, L) hold 1.0e6 elements "
+              "(the inputs (2, 4, L, 16) only 4.5e4; 10^6-element inputs would need 4e8 "
+              "weights)"),
+}
+
+RESULTS: dict[str, dict[str, Any]] = {}
+
+
+def largest_array(case: Case) -> int:
+    return max(a.size for a in case.arrays.values())
+
+
+def refspeed_n(spec: OpSpec, elements: int = ELEMENTS) -> int:
+    """The largest n whose ``sized(n)`` case has at most ``elements`` in its biggest array."""
+    lo, hi = 2, 4
+    while largest_array(spec.inputs.sized(hi)) <= elements:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:  # largest_array(sized(lo)) <= elements < largest_array(sized(hi))
+        mid = (lo + hi) // 2
+        if largest_array(spec.inputs.sized(mid)) <= elements:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def median_time(target: Callable[[], Any], clock: Callable[[], float]) -> float:
+    target()  # warm-up: allocation, kernel choice
+    times = []
+    for _ in range(REPEATS):
+        t0 = clock()
+        target()
+        times.append(clock() - t0)
+    return statistics.median(times)
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    """The markdown table of ``results``, one row per record, and a summary line."""
+    lines = ["| record | n | largest array | NumPy (ms) | torch (ms) | ratio |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name in sorted(results):
+        r = results[name]
+        note = " *" if name in SUPERLINEAR else ""
+        lines.append(f"| {name}{note} | {r['n']} | {r['elements']:.2g} | "
+                     f"{1e3 * r['numpy_s']:.3g} | {1e3 * r['torch_s']:.3g} | "
+                     f"{r['ratio']:.2f} |")
+    ratios = [r["ratio"] for r in results.values()]
+    over = sorted((n for n, r in results.items() if r["ratio"] > GOAL_EACH),
+                  key=lambda n: -results[n]["ratio"])
+    lines += ["", f"{len(ratios)} records, median ratio {statistics.median(ratios):.2f} "
+              f"(goal <= {GOAL_MEDIAN:g}); above {GOAL_EACH:g}x: "
+              + (", ".join(f"{n} {results[n]['ratio']:.1f}x" for n in over) or "none")]
+    lines += [f"* {name}: {why}" for name, (_, why) in SUPERLINEAR.items() if name in results]
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _summary(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After the module: print the table (and write it to $GRADSUITE_REFSPEED_MD if set)."""
+    yield
+    if not RESULTS:
+        return
+    text = table(RESULTS)
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("")
+        reporter.write_line("NumPy reference / torch CPU (1 thread), forward + VJP, float64:")
+        for line in text.splitlines():
+            reporter.write_line(line)
+    path = os.environ.get("GRADSUITE_REFSPEED_MD")
+    if path:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+
+
+@pytest.mark.parametrize("spec", catalog.OPS, ids=catalog.spec_id)
+def test_refspeed(benchmark: Any, spec: OpSpec) -> None:
+    n = SUPERLINEAR[spec.name][0] if spec.name in SUPERLINEAR else refspeed_n(spec)
+    case = spec.inputs.sized(n)
+    reference = bench.op_target(spec, case, "numpy", "forward+backward", torch.float64, "cpu")
+    torch_call = bench.op_target(spec, case, "torch", "forward+backward", torch.float64, "cpu")
+    # Not a timing: the reference's VJP must give every differentiable argument its shape.
+    g = np.zeros(np.shape(spec.reference(case)))
+    grads = spec.reference_vjp(g, case)
+    for name in case.differentiable:
+        assert np.shape(grads[name]) == case.arrays[name].shape, (
+            f"{spec.name}: the reference VJP w.r.t. {name} has shape "
+            f"{np.shape(grads[name])}, its argument {case.arrays[name].shape}")
+
+    clock = bench.timer("cpu")
+    torch_s = median_time(torch_call, clock)
+    benchmark.group = f"refspeed {spec.name}"
+    benchmark._timer = clock  # as suite.bench.run: pytest-benchmark's per-fixture clock
+    benchmark.pedantic(reference, rounds=REPEATS, iterations=1, warmup_rounds=1)
+    stats = getattr(benchmark.stats, "stats", None)  # None under --benchmark-disable
+    numpy_s = float(stats.median) if stats is not None else median_time(reference, clock)
+    shape = ", ".join(f"{k}{tuple(a.shape)}" for k, a in case.arrays.items())
+    result = {"n": n, "elements": largest_array(case), "numpy_s": numpy_s, "torch_s": torch_s,
+              "ratio": numpy_s / torch_s}
+    RESULTS[spec.name] = result
+    benchmark.extra_info.update(bench.extra_info(
+        op=spec.name, pass_="forward+backward", impl="numpy", device="cpu",
+        dtype=torch.float64, shape=shape, n=n))
+    benchmark.extra_info.update({**result, "timer": clock.__name__})
