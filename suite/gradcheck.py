@@ -13,7 +13,7 @@ Directions and cotangents are drawn from ``case.seed``: a case reproduces its wh
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +83,7 @@ def check_gradient(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) ->
     # torch_vjp_options: torch's gradient where it is knowingly not the derivative
     expected = spec.ref_vjp(g, **case.arrays, **case.options, **spec.ref_options,
                             **spec.torch_vjp_options)
+    require_vjp_shapes(expected, case.arrays, case.differentiable, spec.ref_vjp)
     tol = tols.resolve(dtype, tols.Kind.GRADIENT, spec.tol.get((tols.Kind.GRADIENT, dtype)))
     per_term = _per_term(spec, dtype)
     terms = spec.terms.vjp(spec, g, case) if per_term and spec.terms else {}
@@ -94,6 +95,33 @@ def check_gradient(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) ->
             context=_context(spec, case, dtype, device), inputs=case.arrays,
             case=case.describe(), verdict=lambda name=name: _who_is_wrong(spec, case, name),
             slack=per_term * terms[name] if name in terms else None)
+
+
+def _qualified_name(f: Callable[..., Any]) -> str:
+    """``module.name`` of a function (of the function inside a ``functools.partial``)."""
+    f = getattr(f, "func", f)
+    return f"{getattr(f, '__module__', '?')}.{getattr(f, '__qualname__', _callable_name(f))}"
+
+
+def require_vjp_shapes(grads: Mapping[str, Array], arrays: Mapping[str, Array],
+                       names: Sequence[str], ref_vjp: Callable[..., Any]) -> None:
+    """Every gradient in ``grads`` for ``names`` has exactly its argument's shape.
+
+    Inner products such as <J^T g, v> broadcast, so a VJP returned unreduced over broadcast
+    dimensions (a (4, 4, 3, 8) gradient for a (4, 3, 8) argument) would pass them unseen: every
+    check that uses a reference VJP requires the shape first.
+
+    Raises:
+        AssertionError: one line naming the reference, the argument and both shapes.
+    """
+    __tracebackhide__ = True
+    for name in names:
+        shape = np.shape(grads[name]) if name in grads else None
+        if shape != np.shape(arrays[name]):
+            raise AssertionError(
+                f"{_qualified_name(ref_vjp)} returned the gradient w.r.t. {name} with shape "
+                f"{shape}, but {name} has shape {np.shape(arrays[name])}: a VJP must have "
+                f"exactly its argument's shape")
 
 
 def _reference_vjp(spec: OpSpec) -> Callable[..., Mapping[str, Array]]:
@@ -160,7 +188,9 @@ def reference_vjp_error(ref: Callable[..., Array], ref_vjp: Callable[..., Mappin
     plus = np.asarray(ref(**{**arrays, name: x + step * v}, **options))
     minus = np.asarray(ref(**{**arrays, name: x - step * v}, **options))
     jv = (plus - minus) / (2 * step)
-    vjp = np.asarray(ref_vjp(g, **arrays, **options)[name])
+    grads = ref_vjp(g, **arrays, **options)
+    require_vjp_shapes(grads, arrays, [name], ref_vjp)
+    vjp = np.asarray(grads[name])
     by_fd, by_vjp = float(np.sum(g * jv)), float(np.sum(vjp * v))
     scale = float(np.sum(np.abs(g * jv)) + np.sum(np.abs(vjp * v)))
     eps = float(np.finfo(np.float64).eps)

@@ -58,8 +58,11 @@ def _ref(spec: OpSpec, case: Case, **replace: Array) -> Array:
 
 
 def _ref_vjp(spec: OpSpec, g: Array, case: Case, **replace: Array) -> dict[str, Array]:
-    return spec.reference_vjp(g, Case({**case.arrays, **replace}, case.differentiable,
-                                      case.options, case.seed))
+    """The reference VJP, each gradient required to have its argument's shape."""
+    arrays = {**case.arrays, **replace}
+    grads = spec.reference_vjp(g, Case(arrays, case.differentiable, case.options, case.seed))
+    gc.require_vjp_shapes(grads, arrays, case.differentiable, spec.ref_vjp)
+    return grads
 
 
 def _as_function(spec: OpSpec, case: Case, tensors: dict[str, torch.Tensor]

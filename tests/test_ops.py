@@ -52,6 +52,7 @@ def test_reference_is_finite_at_large_inputs(spec: OpSpec, factor: float) -> Non
     value = spec.reference(case)
     g = gc.cotangent(case, np.shape(value))
     grads = spec.reference_vjp(g, case)
+    gc.require_vjp_shapes(grads, case.arrays, case.differentiable, spec.ref_vjp)
     bad = [name for name, a in {"forward": value, **grads}.items() if not np.isfinite(a).all()]
     assert not bad, f"{spec.name}: reference is not finite at |x| ~ {abs(factor):g} in: {bad}\n" \
                     f"Case:\n{case.describe()}"
