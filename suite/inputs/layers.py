@@ -422,27 +422,47 @@ class Lookup:
 MASKS = ("none", "bool", "float", "causal")
 
 
+def _broadcast_batch(draw: st.DrawFn, batch: Shape, name: str) -> Shape:
+    """``batch``, or a batch shape torch broadcasts up to it: some leading dimensions dropped,
+    or some dimensions cut to 1 (the gradient must then be summed back over the copies)."""
+    how = draw(st.sampled_from(["full", "dropped", "cut"]) if batch else st.just("full"),
+               label=f"{name} batch")
+    if how == "dropped":
+        return batch[draw(st.integers(1, len(batch)), label=f"{name} dims dropped"):]
+    if how == "cut":
+        cut = draw(st.sets(st.integers(0, len(batch) - 1), min_size=1), label=f"{name} cut")
+        return tuple(1 if i in cut else n for i, n in enumerate(batch))
+    return batch
+
+
 @dataclass(frozen=True)
 class Attention:
     """scaled_dot_product_attention: ``query`` (*, L, E), ``key`` (*, S, E), ``value``
-    (*, S, Ev), 0-2 batch dimensions, sides <= 8; a mask drawn from ``MASKS``: none, boolean
-    (True takes part; every query keeps at least one key), additive float (differentiable),
-    or ``is_causal``; broadcast masks (L, S) or full-shape ones; ``scale`` None or drawn."""
+    (*, S, Ev), 0-2 batch dimensions, sides <= 8; each of query, key and value has the full
+    batch shape or one torch broadcasts against it (leading dimensions dropped, or some cut to
+    1: :func:`_broadcast_batch`); a mask drawn from ``MASKS``: none, boolean (True takes part;
+    every query keeps at least one key), additive float (differentiable), or ``is_causal``;
+    broadcast masks (L, S) or ones of the scores' full shape; ``scale`` None or drawn."""
 
     def strategy(self) -> st.SearchStrategy[Case]:
         @st.composite
         def cases(draw: st.DrawFn) -> Case:
             batch = draw(shapes(min_dims=0, max_dims=2, max_side=3, max_size=6), label="batch")
+            q_batch, k_batch, v_batch = (_broadcast_batch(draw, batch, name)
+                                         for name in ("query", "key", "value"))
             lq, sk, e, ev = (draw(st.integers(1, 8), label=k) for k in ("L", "S", "E", "Ev"))
             mask = draw(st.sampled_from(MASKS), label="mask")
             scale = draw(VALUE_SCALES, label="value scale")
             seed = draw(SEEDS, label="seed")
             rng = np.random.default_rng(seed)
-            arrays = {"query": _normal(rng, (*batch, lq, e), scale),
-                      "key": _normal(rng, (*batch, sk, e), scale),
-                      "value": _normal(rng, (*batch, sk, ev))}
+            arrays = {"query": _normal(rng, (*q_batch, lq, e), scale),
+                      "key": _normal(rng, (*k_batch, sk, e), scale),
+                      "value": _normal(rng, (*v_batch, sk, ev))}
             options: dict[str, Any] = {}
-            mask_shape = (*batch, lq, sk) if draw(st.booleans(), label="full mask") \
+            # torch adds the mask to the scores in place: it may broadcast up to their batch
+            # shape (query's and key's, broadcast), never beyond it.
+            scores_batch = np.broadcast_shapes(q_batch, k_batch)
+            mask_shape = (*scores_batch, lq, sk) if draw(st.booleans(), label="full mask") \
                 else (lq, sk)
             if mask == "bool":
                 allowed = rng.random(mask_shape) < 0.6
