@@ -66,13 +66,19 @@ def positive(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context)
 
 
 def class_weight(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context) -> Array:
-    """One weight per class (the last dimension), in [0.1, 2]."""
-    return rng.uniform(0.1, 2.0, shape[-1:])
+    """One weight per class (the last dimension; one class for a 0-d input), in [0.1, 2]."""
+    return rng.uniform(0.1, 2.0, shape[-1:] or (1,))
 
 
 def class_index(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context) -> Array:
-    """One class index in [0, C) per row of an (..., C) input: shape[:-1], int64."""
-    return rng.integers(0, shape[-1], size=shape[:-1]).astype(np.int64)
+    """One class index in [0, C) per row of an (..., C) input: shape[:-1], int64. An unbatched
+    input ((C,), or 0-d: one class) takes a 0-d target or, half the time, one of shape (1,):
+    torch accepts both."""
+    classes = shape[-1] if shape else 1
+    rows = shape[:-1]
+    if len(shape) <= 1 and rng.random() < 0.5:
+        rows = (1,)
+    return rng.integers(0, classes, size=rows).astype(np.int64)
 
 
 def row_target(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context) -> Array:
@@ -82,12 +88,18 @@ def row_target(rng: np.random.Generator, shape: Shape, scale: float, ctx: Contex
 
 def multilabel_target(rng: np.random.Generator, shape: Shape, scale: float,
                       ctx: Context) -> Array:
-    """Per row of an (..., C) input: k distinct classes (k from 0 to C), then -1 padding."""
-    c = shape[-1]
+    """Per row of an (..., C) input (0-d: one row of one class): k target positions (k from 0
+    to C), then a -1, then anything in [-1, C) (torch reads only up to the first -1). Half the
+    rows list distinct classes, the other half draw them with repeats (a class listed twice
+    counts twice in the loss)."""
+    c = shape[-1] if shape else 1
     rows = np.full((math.prod(shape[:-1]), c), -1, dtype=np.int64)
     for row in rows:
         k = int(rng.integers(0, c + 1))
-        row[:k] = rng.permutation(c)[:k]
+        distinct = rng.random() < 0.5
+        row[:k] = rng.permutation(c)[:k] if distinct else rng.integers(0, c, k)
+        if k + 1 < c:
+            row[k + 1:] = rng.integers(-1, c, c - k - 1)  # ignored: after the first -1
     return rows.reshape(shape)
 
 
@@ -121,26 +133,31 @@ def stirling_kinks(arrays: Mapping[str, Array], ctx: Context) -> Array:
     return _near(arrays["target"] - 1.0) & bool(ctx.get("full", False))
 
 
+def _rows(x: Array) -> Array:
+    """An (..., C) input as (rows, C); a 0-d input is one row of one class."""
+    return np.reshape(x, (-1, x.shape[-1] if x.ndim else 1))
+
+
 def multi_margin_kinks(arrays: Mapping[str, Array], ctx: Context) -> Array:
     """MultiMargin: rows with some margin - x_y + x_i (i != y) near 0."""
-    x, t = arrays["input"], arrays["target"]
-    x_y = np.take_along_axis(x, t[..., None], axis=-1)
-    others = np.arange(x.shape[-1]) != t[..., None]
-    return np.any(others & _near(ctx.get("margin", 1.0) - x_y + x), axis=-1)
+    x = _rows(arrays["input"])
+    t = np.reshape(arrays["target"], (-1, 1))
+    x_y = np.take_along_axis(x, t, axis=-1)
+    others = np.arange(x.shape[-1]) != t
+    near = np.any(others & _near(ctx.get("margin", 1.0) - x_y + x), axis=-1)
+    return near.reshape(arrays["input"].shape[:-1])
 
 
 def multilabel_margin_kinks(arrays: Mapping[str, Array], ctx: Context) -> Array:
     """MultiLabelMargin: rows with some 1 - (x_j - x_i) near 0, j a target and i not."""
-    x, t = arrays["input"], arrays["target"]
-    c = x.shape[-1]
-    rows, ts = x.reshape(-1, c), t.reshape(-1, c)
+    rows, ts = _rows(arrays["input"]), _rows(arrays["target"])
     is_target = np.zeros(rows.shape, dtype=bool)
     for r, row in enumerate(ts):
-        listed = row[: int(np.argmax(row == -1)) if (row == -1).any() else c]
+        listed = row[: int(np.argmax(row == -1)) if (row == -1).any() else len(row)]
         is_target[r, listed] = True
     pairs = is_target[:, :, None] & ~is_target[:, None, :]
     near = pairs & _near(1.0 - (rows[:, :, None] - rows[:, None, :]))
-    return np.any(near, axis=(1, 2)).reshape(x.shape[:-1])
+    return np.any(near, axis=(1, 2)).reshape(arrays["input"].shape[:-1])
 
 
 def _cosine(a: Array, b: Array) -> Array:
