@@ -61,10 +61,14 @@ def _per_dim(draw: st.DrawFn, values: st.SearchStrategy[int], d: int, label: str
 
 
 def _spelled(draw: st.DrawFn, values: list[int], label: str) -> int | tuple[int, ...]:
-    """An int when every dimension agrees and a coin says so, else a tuple: both spellings
-    torch accepts for stride, padding, dilation and kernel sizes."""
-    if len(set(values)) == 1 and draw(st.booleans(), label=f"{label} as int"):
-        return values[0]
+    """Every spelling torch accepts for stride, padding, dilation and kernel sizes: when every
+    dimension agrees, an int, a tuple of one value or a tuple per dimension; else the latter."""
+    if len(set(values)) == 1:
+        spelling = draw(st.sampled_from(["int", "one-tuple", "tuple"]), label=f"{label} as")
+        if spelling == "int":
+            return values[0]
+        if spelling == "one-tuple":
+            return (values[0],)
     return tuple(values)
 
 
@@ -225,9 +229,12 @@ class Pooling:
             batch = draw(st.sampled_from([(), (1,), (2,)]), label="batch")
             channels = draw(st.integers(1, 4), label="channels")
             options: dict[str, Any] = {"kernel_size": _spelled(draw, kernel, "kernel_size")}
-            if draw(st.booleans(), label="stride given"):
+            stride = draw(st.sampled_from(["default", "given", "empty"]), label="stride")
+            if stride == "given":
                 options["stride"] = _spelled(draw, _per_dim(draw, st.integers(1, 3), 2,
                                                             "stride"), "stride")
+            elif stride == "empty":
+                options["stride"] = ()  # torch reads an empty stride as kernel_size, as None
             options["padding"] = _spelled(draw, pads, "padding")
             options["ceil_mode"] = draw(st.booleans(), label="ceil_mode")
             if self.kind == "max":
@@ -306,8 +313,9 @@ class Normalized:
 @dataclass(frozen=True)
 class GroupNormalized:
     """group_norm: ``input`` (N, C, *spatial) with 0-2 spatial dimensions, C = num_groups x
-    channels per group, optional per-channel ``weight`` and ``bias``, ``eps``. Every group
-    holds at least two values, with a drawn offset and spread (:func:`_spread`)."""
+    channels per group, N = 0 to 3 (an empty batch one time in eight), optional per-channel
+    ``weight`` and ``bias``, ``eps``. Every group holds at least two values, with a drawn offset
+    and spread (:func:`_spread`)."""
 
     def strategy(self) -> st.SearchStrategy[Case]:
         @st.composite
@@ -319,7 +327,10 @@ class GroupNormalized:
                            label="spatial")
             if per_group * math.prod(spatial) == 1:  # a group needs two values (_spread)
                 spatial = (2,)
-            n = draw(st.integers(1, 3), label="N")
+            # An empty batch now and then: torch accepts it (an empty output, zero parameter
+            # gradients).
+            empty = draw(st.integers(0, 7), label="empty batch if 0") == 0
+            n = 0 if empty else draw(st.integers(1, 3), label="N")
             scale = draw(VALUE_SCALES, label="scale")
             offset = draw(st.sampled_from((0.0, 3.0)), label="offset")
             seed = draw(SEEDS, label="seed")
@@ -350,7 +361,9 @@ class BatchNormalized:
     """batch_norm: ``input`` (N, C, *spatial) with 0-2 spatial dimensions, running statistics
     (buffers, not differentiated; the variance positive), optional ``weight``, ``bias``;
     options ``training``, ``momentum``, ``eps``. Each channel has at least two values (torch
-    refuses one in training), with a drawn offset and spread (:func:`_spread`)."""
+    refuses one in training), with a drawn offset and spread (:func:`_spread`). An empty 1-D
+    input, which F.batch_norm accepts (no channel dimension, empty statistics), is not drawn:
+    the module form (nn.BatchNorm1d) rejects 1-D inputs; tests/test_layers.py checks it."""
 
     def strategy(self) -> st.SearchStrategy[Case]:
         @st.composite
