@@ -40,6 +40,9 @@ GOAL_EACH, GOAL_MEDIAN = 3.0, 2.0
 
 # Records whose cost grows faster than their largest array: timed at an explicit n, with why.
 SUPERLINEAR: dict[str, tuple[int, str]] = {
+    "ctc_loss": (
+        707, "T = n = 707 frames, 4 sequences of ~n/4 labels: the alpha and beta tables "
+             "(T, N, 2 S + 1) hold 1.0e6 elements (log_probs (T, N, 8) only 2.3e4)"),
     "scaled_dot_product_attention": (
         2832, "L = n/8 = 354: the attention weights (2, 4, L, L) hold 1.0e6 elements "
               "(the inputs (2, 4, L, 16) only 4.5e4; 10^6-element inputs would need 4e8 "
