@@ -56,7 +56,7 @@ def _ctc_sequences(
 def _shifted(v: Array, k: int) -> Array:
     r"""v shifted by k positions along its last axis (v_{s-k}), -inf (log 0) where none."""
     size = v.shape[-1]
-    pad = np.full(v.shape[:-1] + (min(abs(k), size),), -np.inf)
+    pad = np.full((*v.shape[:-1], min(abs(k), size)), -np.inf)
     if k > 0:
         return np.concatenate([pad, v[..., : max(size - k, 0)]], axis=-1)
     return np.concatenate([v[..., min(-k, size):], pad], axis=-1)
@@ -105,7 +105,7 @@ def _ctc_alpha_beta(
     0 (-inf in logs) outside each sequence's positions s < 2 S_b + 1 and frames t < T_b. The
     loop runs over the frames t only; each step is vectorised over the sequences and positions.
     """
-    frames, n, _ = y.shape
+    frames = y.shape[0]
     alive = lattice.valid[None] & (np.arange(frames)[:, None] < t_len)[..., None]  # (T, N, L)
     log_alpha = np.full(y.shape, -np.inf)
     if frames:
@@ -122,7 +122,7 @@ def _ctc_alpha_beta(
     for t in range(frames - 1, -1, -1):
         b = log_beta[t + 1] if t + 1 < frames else log_beta[t]
         paths = _log_add(b, _shifted(b, -1), np.where(skip_from, _shifted(b, -2), -np.inf))
-        last = (t == t_len - 1)[:, None]  # frame T_b - 1: where sequence b's paths end
+        last = np.equal(t_len - 1, t)[:, None]  # frame T_b - 1: where sequence b's paths end
         log_beta[t] = np.where(alive[t], np.where(last, np.where(lattice.ends, 0.0, -np.inf),
                                                   paths) + y[t], -np.inf)
     return log_alpha, log_beta
