@@ -53,15 +53,6 @@ def _ctc_sequences(
     return x, labels, t_len, s_len, unbatched
 
 
-def _shifted(v: Array, k: int) -> Array:
-    r"""v shifted by k positions along its last axis (v_{s-k}), -inf (log 0) where none."""
-    size = v.shape[-1]
-    pad = np.full((*v.shape[:-1], min(abs(k), size)), -np.inf)
-    if k > 0:
-        return np.concatenate([pad, v[..., : max(size - k, 0)]], axis=-1)
-    return np.concatenate([v[..., min(-k, size):], pad], axis=-1)
-
-
 class _Lattice(NamedTuple):
     r"""Every sequence's extended labelling l' = (blank, l_1, blank, ..., l_S, blank), padded to
     L = 2 max_b S_b + 1 positions, and what the recursions need of it, all (N, L)."""
@@ -83,12 +74,19 @@ def _lattice(labels: NDArray[np.int64], s_len: NDArray[np.int64], blank: int) ->
     return _Lattice(ext, valid, skip & valid, ends)
 
 
-def _log_add(*terms: Array) -> Array:
-    r"""log(sum_i exp(term_i)), elementwise: ``np.logaddexp`` (log 0 = -inf is exact)."""
-    total = terms[0]
-    for term in terms[1:]:
-        total = np.logaddexp(total, term)
-    return total
+def _paths_into(v: Array, skip: NDArray[np.bool_], step: int) -> Array:
+    r"""log(v(s) + v(s - step) + [skip(s)] v(s - 2 step)) per position s along the last axis
+    (step 1: the paths into s from the previous frame; step -1: into s from the next frame,
+    read backwards), each missing neighbour log 0 = -inf. Sums of two are ``np.logaddexp``
+    (max(a, b) + log1p(exp(-|a - b|)), exact for -inf)."""
+    paths = v.copy()
+    if step > 0:
+        np.logaddexp(v[:, 1:], v[:, :-1], out=paths[:, 1:])
+        np.logaddexp(paths[:, 2:], v[:, :-2], out=paths[:, 2:], where=skip[:, 2:])
+    else:
+        np.logaddexp(v[:, :-1], v[:, 1:], out=paths[:, :-1])
+        np.logaddexp(paths[:, :-2], v[:, 2:], out=paths[:, :-2], where=skip[:, :-2])
+    return paths
 
 
 def _ctc_alpha_beta(
@@ -102,29 +100,28 @@ def _ctc_alpha_beta(
         beta_{T_b-1}(s) = y_{T_b-1}(l'_s) for s in {2S - 1, 2S},
         beta_t(s) = (beta_{t+1}(s) + beta_{t+1}(s+1) + [skip(s+2)] beta_{t+1}(s+2)) y_t(l'_s),
 
-    0 (-inf in logs) outside each sequence's positions s < 2 S_b + 1 and frames t < T_b. The
-    loop runs over the frames t only; each step is vectorised over the sequences and positions.
+    0 (-inf in logs) outside each sequence's positions s < 2 S_b + 1 and frames t < T_b (there
+    y is taken as log 0). The loop runs over the frames t only; each step is vectorised over
+    the sequences and positions.
     """
     frames = y.shape[0]
     alive = lattice.valid[None] & (np.arange(frames)[:, None] < t_len)[..., None]  # (T, N, L)
+    y = np.where(alive, y, -np.inf)
     log_alpha = np.full(y.shape, -np.inf)
     if frames:
-        log_alpha[0, :, :2] = np.where(alive[0, :, :2], y[0, :, :2], -np.inf)
+        log_alpha[0, :, :2] = y[0, :, :2]
     for t in range(1, frames):
-        a = log_alpha[t - 1]
-        paths = _log_add(a, _shifted(a, 1), np.where(lattice.skip, _shifted(a, 2), -np.inf))
-        log_alpha[t] = np.where(alive[t], paths + y[t], -np.inf)
+        log_alpha[t] = _paths_into(log_alpha[t - 1], lattice.skip, 1) + y[t]
     if not with_beta:
         return log_alpha, None
     skip_from = np.zeros_like(lattice.skip)  # skip_from[s] = skip(s + 2)
     skip_from[:, :-2] = lattice.skip[:, 2:]
+    ends = np.where(lattice.ends, 0.0, -np.inf)  # log 1 where the paths end, else log 0
     log_beta = np.full(y.shape, -np.inf)
     for t in range(frames - 1, -1, -1):
-        b = log_beta[t + 1] if t + 1 < frames else log_beta[t]
-        paths = _log_add(b, _shifted(b, -1), np.where(skip_from, _shifted(b, -2), -np.inf))
-        last = np.equal(t_len - 1, t)[:, None]  # frame T_b - 1: where sequence b's paths end
-        log_beta[t] = np.where(alive[t], np.where(last, np.where(lattice.ends, 0.0, -np.inf),
-                                                  paths) + y[t], -np.inf)
+        into = _paths_into(log_beta[t + 1], skip_from, -1) if t + 1 < frames else ends
+        last = np.equal(t_len - 1, t)[:, None]  # frame T_b - 1: sequence b's paths end here
+        log_beta[t] = np.where(last, ends, into) + y[t]
     return log_alpha, log_beta
 
 
