@@ -10,10 +10,9 @@ The torch documentation followed is named in each docstring (https://pytorch.org
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numpy.typing import NDArray
+from scipy import special
 
 Array = NDArray[np.float64]
 
@@ -154,11 +153,7 @@ _SELU_ALPHA = 1.6732632423543772848170429916717  # Klambauer et al. 2017, torch.
 _SELU_SCALE = 1.0507009873554804934193349852946
 _SQRT_2_OVER_PI = np.sqrt(2.0 / np.pi)
 _GELU_KAPPA = 0.044715  # the tanh approximation's cubic coefficient (torch.nn.GELU docs)
-
-
-def _erfc(x: Array) -> Array:
-    """erfc, elementwise: NumPy has none, and ``math.erfc`` is accurate to a few ulp."""
-    return np.asarray(np.frompyfunc(math.erfc, 1, 1)(x), dtype=np.float64)
+_INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
 
 
 def _expm1_negative_part(x: Array) -> Array:
@@ -227,8 +222,9 @@ def gelu(input: Array, approximate: str = "none") -> Array:
     u = sqrt(2 / pi) (x + 0.044715 x^3) and t = tanh(u):
     0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2 / pi) (1 + 3 * 0.044715 x^2).
 
-    Phi(x) = erfc(-x / sqrt 2) / 2 keeps relative precision in the left tail (torch's
-    1 + erf(x / sqrt 2) rounds to 0 there; the difference is far below the absolute tolerance).
+    Phi is ``scipy.special.ndtr``, which evaluates erfc(-x / sqrt 2) / 2 for x < -1/sqrt 2 and so
+    keeps relative precision in the left tail (torch's 1 + erf(x / sqrt 2) rounds to 0 there;
+    the difference is far below the absolute tolerance).
     Likewise 0.5 (1 + tanh(u)) = sigmoid(2 u) and 1 - tanh(u)^2 = 4 s (1 - s), s = sigmoid(2 u),
     with the stable ``sigmoid``: 1 + tanh(u) cancels for u << 0.
     At -inf both forms evaluate -inf * 0 = NaN, as torch does (the limit would be 0).
@@ -239,7 +235,7 @@ def gelu(input: Array, approximate: str = "none") -> Array:
         return x * sigmoid(2.0 * _SQRT_2_OVER_PI * (x + _GELU_KAPPA * x**3))
     if approximate != "none":
         raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
-    return x * 0.5 * _erfc(-x / np.sqrt(2.0))
+    return x * special.ndtr(x)
 
 
 def gelu_vjp(g: Array, input: Array, approximate: str = "none") -> dict[str, Array]:
@@ -253,8 +249,8 @@ def gelu_vjp(g: Array, input: Array, approximate: str = "none") -> dict[str, Arr
         du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_KAPPA * x * x)
         return {"input": g * (s + 2.0 * x * s * (1.0 - s) * du)}  # 0.5 x (1 - t^2) = 2x s (1-s)
     gelu(x, approximate)  # validates ``approximate``
-    pdf = np.exp(-0.5 * x * x) / np.sqrt(2.0 * np.pi)
-    return {"input": g * (0.5 * _erfc(-x / np.sqrt(2.0)) + x * pdf)}
+    pdf = np.exp(-0.5 * x * x) * _INV_SQRT_2PI  # phi(x)
+    return {"input": g * (special.ndtr(x) + x * pdf)}
 
 
 def silu(input: Array) -> Array:
