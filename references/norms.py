@@ -42,10 +42,10 @@ def _standardize(x: Array, axes: Axes, eps: float) -> tuple[Array, Array]:
     """
     if x.size == 0:
         return np.zeros(x.shape), np.ones([1 if a in axes else n for a, n in enumerate(x.shape)])
-    mu = np.mean(x, axis=axes, keepdims=True)
-    var = np.mean((x - mu) ** 2, axis=axes, keepdims=True)
+    centred = x - np.mean(x, axis=axes, keepdims=True)
+    var = np.mean(centred * centred, axis=axes, keepdims=True)
     inv_std = 1.0 / np.sqrt(var + eps)
-    return (x - mu) * inv_std, inv_std
+    return centred * inv_std, inv_std
 
 
 def _standardize_vjp(dxhat: Array, xhat: Array, inv_std: Array, axes: Axes) -> Array:
@@ -53,8 +53,9 @@ def _standardize_vjp(dxhat: Array, xhat: Array, inv_std: Array, axes: Axes) -> A
     (empty for an empty input)."""
     if dxhat.size == 0:
         return np.zeros(dxhat.shape)
-    return inv_std * (dxhat - np.mean(dxhat, axis=axes, keepdims=True)
-                      - xhat * np.mean(dxhat * xhat, axis=axes, keepdims=True))
+    mean_dxhat = np.mean(dxhat, axis=axes, keepdims=True)
+    mean_dxhat_xhat = np.mean(dxhat * xhat, axis=axes, keepdims=True)
+    return (dxhat - (xhat * mean_dxhat_xhat + mean_dxhat)) * inv_std
 
 
 def _affine_vjp(g: Array, xhat: Array, weight: Array | None, bias: Array | None,
