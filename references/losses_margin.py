@@ -217,7 +217,8 @@ def multilabel_margin_loss(input: Array, target: Array, reduction: str = "mean")
     u = (m == 0).astype(np.float64)
     loss = np.empty(x.shape[0])
     for rows in _pair_blocks(x.shape):
-        hinge = np.maximum(_multilabel_z(x[rows]), 0.0)
+        z = _multilabel_z(x[rows])
+        hinge = np.maximum(z, 0.0, out=z)
         loss[rows] = np.sum(m[rows] * (hinge @ u[rows, :, None])[..., 0], axis=1)
     loss = loss / x.shape[1]
     return _reduce(loss[0] if unbatched else loss, reduction, loss.size)
@@ -261,7 +262,8 @@ def multilabel_margin_loss_vjp(
     s = np.reshape(_reduce_vjp(g, () if unbatched else (n,), reduction, n), (n,))
     d = np.empty(x.shape)
     for rows in _pair_blocks(x.shape):
-        active = (_multilabel_z(x[rows]) > 0).astype(np.float64)
+        z = _multilabel_z(x[rows])
+        active = np.greater(z, 0.0, out=z)  # [z > 0] as 1.0 / 0.0, in z's place
         as_non_target = (m[rows, None, :] @ active)[:, 0] * u[rows]
         as_target = m[rows] * (active @ u[rows, :, None])[..., 0]
         d[rows] = as_non_target - as_target
