@@ -105,8 +105,10 @@ def softmax(input: Array, dim: int = -1) -> Array:
     Follows ``torch.nn.functional.softmax`` / ``torch.nn.Softmax``.
     """
     x = np.asarray(input, dtype=np.float64)
-    e = np.exp(x - np.max(x, axis=dim, keepdims=True, initial=-np.inf))
-    return e / np.sum(e, axis=dim, keepdims=True)
+    e = x - np.max(x, axis=dim, keepdims=True, initial=-np.inf)
+    np.exp(e, out=e)  # exp(x - m), in the shifted array's place
+    e /= np.sum(e, axis=dim, keepdims=True)
+    return e
 
 
 def softmax_vjp(g: Array, input: Array, dim: int = -1) -> dict[str, Array]:
