@@ -105,6 +105,19 @@ def mlp_backward(
     layer order, ``{"weight": dL/dW_l, "bias": dL/db_l}``, the gradients torch's autograd puts
     in ``linear.weight.grad`` and ``linear.bias.grad`` after ``loss.backward()``.
     """
+    return mlp_vjp(layers, cache, g_out)[0]
+
+
+def mlp_vjp(
+    layers: Sequence[Layer], cache: Sequence[Cache], g_out: Array
+) -> tuple[list[dict[str, Array]], Array]:
+    r"""The chain rule of :func:`mlp_backward`, also returning the input's cotangent dL/da_0.
+
+    Returns ``(grads, dL/dx)``: the per-layer ``{"weight", "bias"}`` gradients of
+    :func:`mlp_backward` and the last line of the recursion at l = 1,
+    dL/da_0 = dL/dz_1 W_1, shape of the input x. A network cut in two pieces (around a
+    dropout, say) is differentiated by handing the second piece's dL/da_0 to the first.
+    """
     if len(cache) != len(layers):
         raise ValueError(f"{len(cache)} cache entries for {len(layers)} layers")
     grads: list[dict[str, Array]] = [{} for _ in layers]
@@ -116,7 +129,7 @@ def mlp_backward(
         g_linear = linear_vjp(g_z, a, layer.weight, layer.bias)
         grads[i] = {"weight": g_linear["weight"], "bias": g_linear["bias"]}
         g = g_linear["input"]
-    return grads
+    return grads, g
 
 
 def train_linear_regression(

@@ -23,23 +23,10 @@ from suite import compare
 from suite import tolerances as tols
 from suite.specs import Array, ClosureOptimizerSpec
 
-# One step is up to max_iter (<= 8) L-BFGS iterations plus line-search trials, each a few dot
-# products (length <= 8) feeding the next: a short trajectory, so the float64 training row
-# (1e-9, ~4.5e6 ulp) rather than the one-update optimizer row. That covers well-conditioned
-# steps only: near the optimum y = g_{k+1} - g_k and g^T d cancel (1 / y^T s reached 1.5e8 in
-# a probe, relative errors 1e-7), and a diverging fixed-step run on Rosenbrock amplifies
-# rounding chaotically. So each step's tolerance adds the *measured* sensitivity of the
-# reference itself: the reference is run again with every objective value and gradient
-# perturbed by up to PERTURB (a few ulp, what torch's different summation order does; the
-# parameters it is evaluated at, and the state the step starts from, likewise), and
-# SENSITIVITY_FACTOR times the greatest change of each compared entry is added to its atol.
+# The L-BFGS tolerance: the float64 TRAINING row plus the reference's own measured sensitivity
+# (suite/tolerances.py, LBFGS_PERTURB_ULPS and LBFGS_SENSITIVITY, derives both).
 TOL = tols.resolve(torch.float64, tols.Kind.TRAINING)
-PERTURB = 8 * float(torch.finfo(torch.float64).eps)
-# The perturbed run sees one random draw of rounding-sized noise; torch's rounding is another.
-# 64x covers the spread of such draws (the greatest change over a handful of entries varies by
-# a factor of a few between draws) with a wide margin, and is still ~1e-12 or less on
-# well-conditioned steps, far below any wrong formula (relative errors ~1e-2 or more).
-SENSITIVITY_FACTOR = 64.0
+PERTURB = tols.LBFGS_PERTURB_ULPS * float(torch.finfo(torch.float64).eps)
 
 
 @dataclass(frozen=True)
@@ -263,7 +250,18 @@ def check_closure_run(spec: ClosureOptimizerSpec, objective: Objective, x0: Arra
             e, p = expected[name], shifted[name]
             spread = 0.0 if e is None or p is None or np.shape(e) != np.shape(p) else \
                 float(np.max(np.abs(np.asarray(p, dtype=np.float64) - e), initial=0.0))
-            tol = tols.Tolerance(TOL.rtol, TOL.atol + SENSITIVITY_FACTOR * spread)
+            tol = tols.Tolerance(TOL.rtol, TOL.atol + tols.LBFGS_SENSITIVITY * spread)
             # Histories arrive stacked (entries x n): unequal lengths show as a shape mismatch.
             compare.assert_state_close(actual, e, tol=tol, what=f"{where}: {name}",
                                        context=context, case=case)
+
+
+def check_steps(spec: ClosureOptimizerSpec, *, objective: str, n: int, seed: int,
+                shapes: list[tuple[int, ...]], hyper: Mapping[str, Any], steps: int,
+                device: str) -> None:
+    """:func:`check_closure_run` on the objective and starting point a drawn scenario names
+    (what a standalone reproducer stores: a few numbers, not arrays)."""
+    __tracebackhide__ = True
+    problem = make_objective(objective, n, seed)
+    x0 = np.random.default_rng(seed + 1).uniform(-1.5, 1.5, n)
+    check_closure_run(spec, problem, x0, [tuple(s) for s in shapes], hyper, steps, device)

@@ -181,8 +181,11 @@ def read_json(path: str | os.PathLike[str], error: type[Exception], remedy: str)
         raise error(f"{path}: no such file ({remedy})") from None
     except IsADirectoryError:
         raise error(f"{path}: is a folder, not a file ({remedy})") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise error(f"{path}: cannot read it ({err})") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a text file, so not JSON ({remedy})") from None
+    except OSError as err:
+        raise error(f"{path}: cannot read it ({err.strerror or err}); check that it is a "
+                    f"readable file") from None
     except json.JSONDecodeError as err:
         raise error(f"{path}: not valid JSON (line {err.lineno}: {err.msg}); the run that "
                     f"wrote it may have been interrupted ({remedy})") from None

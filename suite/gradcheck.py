@@ -13,14 +13,14 @@ Directions and cotangents are drawn from ``case.seed``: a case reproduces its wh
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from suite import compare, reproduce
+from suite import baselines, compare, nondeterminism, reproduce
 from suite import tolerances as tols
 from suite.devices import dtype_name
 from suite.specs import Array, Case, OpSpec, round_to
@@ -51,93 +51,138 @@ def _context(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> str:
 
 def _per_term(spec: OpSpec, dtype: torch.dtype) -> float:
     """The allowance per unit of sum |terms| for ``spec`` in ``dtype``: the conditioning of
-    sums of signed terms (``suite.tolerances.SUMMATION``), for records that declare ``terms``
-    and in half precision only; 0 otherwise."""
+    sums of signed terms (``suite.tolerances.SUMMATION``), for records that declare ``terms``;
+    0 otherwise."""
     return tols.summation(dtype) if spec.terms is not None else 0.0
 
 
 def check_forward(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> None:
-    """torch's ``spec.torch_fn`` output equals the reference forward within FORWARD tolerance."""
+    """torch's ``spec.torch_fn`` output equals the reference forward within FORWARD tolerance
+    (or, for a record with a ``baseline`` in this dtype, within k times torch's own error)."""
     __tracebackhide__ = True
     case = case.rounded_to(dtype)
-    with torch.no_grad():
-        actual = spec.torch_fn(**to_tensors(case, dtype, device), **case.options)
+    nondeterminism.refuse_known(spec, "forward", case, dtype, device)
+
+    def run(fn: Callable[..., torch.Tensor] = spec.torch_fn) -> list[Array]:
+        with torch.no_grad():
+            return [compare.to_numpy(fn(**to_tensors(case, dtype, device), **case.options))]
+
+    actual = run()
     expected = spec.reference(case)
-    tol = tols.resolve(dtype, tols.Kind.FORWARD, spec.tol.get((tols.Kind.FORWARD, dtype)))
+    what, context = f"{spec.name}: forward", _context(spec, case, dtype, device)
+    if baselines.applies(spec, dtype):
+        assert spec.baseline is not None and spec.baseline.torch_fn is not None
+        baselines.assert_within(actual[0], run(spec.baseline.torch_fn)[0], expected,
+                                k=spec.baseline.forward, dtype=dtype, what=what,
+                                context=context, case=case)
+        return
+    tol = spec.tolerance(tols.Kind.FORWARD, dtype)
     per_term = _per_term(spec, dtype)
     slack = per_term * spec.terms.forward(spec, case) if per_term and spec.terms else None
-    compare.assert_close(compare.to_numpy(actual), expected, tol=tol, what=f"{spec.name}: forward",
-                         context=_context(spec, case, dtype, device), inputs=case.arrays,
-                         case=case.describe(), slack=slack)
+    compare.assert_close(
+        actual[0], expected, tol=tol, what=what, context=context, inputs=case.arrays,
+        case=case, slack=slack,
+        verdict=lambda: nondeterminism.verdict(spec, "forward", case, dtype, device, actual, run))
+
+
+def _torch_gradients(spec: OpSpec, case: Case, dtype: torch.dtype, device: str,
+                     g: Array | None = None,
+                     fn: Callable[..., torch.Tensor] | None = None) -> tuple[list[Array], Array]:
+    """torch autograd's gradient of <g, f(x)> for each differentiable array (zeros where torch
+    gives None), and the cotangent g (drawn from the case and rounded to ``dtype`` when not
+    given)."""
+    tensors = to_tensors(case, dtype, device)
+    out = (fn or spec.torch_fn)(**tensors, **case.options)
+    if g is None:
+        g = round_to(cotangent(case, tuple(out.shape)), dtype)
+    out.backward(torch.tensor(g, dtype=dtype, device=device))
+    grads = []
+    for name in case.differentiable:
+        grad = tensors[name].grad
+        grads.append(np.zeros(case.arrays[name].shape) if grad is None
+                     else compare.to_numpy(grad))
+    return grads, g
 
 
 def check_gradient(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> None:
     """torch autograd's gradient of <g, f(x)> equals the reference VJP for every argument."""
     __tracebackhide__ = True
     case = case.rounded_to(dtype)
-    tensors = to_tensors(case, dtype, device)
-    out = spec.torch_fn(**tensors, **case.options)
-    g = cotangent(case, tuple(out.shape))
-    g = round_to(g, dtype)
-    out.backward(torch.tensor(g, dtype=dtype, device=device))
-    # torch_vjp_options: torch's gradient where it is knowingly not the derivative
-    expected = spec.ref_vjp(g, **case.arrays, **case.options, **spec.ref_options,
-                            **spec.torch_vjp_options)
-    require_vjp_shapes(expected, case.arrays, case.differentiable, spec.ref_vjp)
-    tol = tols.resolve(dtype, tols.Kind.GRADIENT, spec.tol.get((tols.Kind.GRADIENT, dtype)))
+    nondeterminism.refuse_known(spec, "gradient", case, dtype, device)
+    actual, g = _torch_gradients(spec, case, dtype, device)
+    # as_torch: torch's gradient where it is knowingly not the derivative (torch_vjp_options)
+    expected = spec.reference_vjp(g, case, as_torch=True)
+    check_vjp_shapes(spec, case, expected)
+    context = _context(spec, case, dtype, device)
+    if baselines.applies(spec, dtype):
+        assert spec.baseline is not None and spec.baseline.torch_fn is not None
+        theirs, _ = _torch_gradients(spec, case, dtype, device, g, spec.baseline.torch_fn)
+        for name, a, b in zip(case.differentiable, actual, theirs, strict=True):
+            baselines.assert_within(a, b, expected[name], k=spec.baseline.gradient, dtype=dtype,
+                                    what=f"{spec.name}: VJP w.r.t. {name}", context=context,
+                                    case=case)
+        return
+    tol = spec.tolerance(tols.Kind.GRADIENT, dtype)
     per_term = _per_term(spec, dtype)
     terms = spec.terms.vjp(spec, g, case) if per_term and spec.terms else {}
-    for name in case.differentiable:
-        grad = tensors[name].grad
-        actual = np.zeros(case.arrays[name].shape) if grad is None else compare.to_numpy(grad)
+
+    def again() -> list[Array]:
+        return _torch_gradients(spec, case, dtype, device, g)[0]
+
+    for name, grad in zip(case.differentiable, actual, strict=True):
+        def verdict(name: str = name) -> str:
+            repeat = nondeterminism.verdict(spec, "gradient", case, dtype, device, actual, again)
+            return repeat or _who_is_wrong(spec, case, name)
+
         compare.assert_close(
-            actual, expected[name], tol=tol, what=f"{spec.name}: VJP w.r.t. {name}",
-            context=_context(spec, case, dtype, device), inputs=case.arrays,
-            case=case.describe(), verdict=lambda name=name: _who_is_wrong(spec, case, name),
+            grad, expected[name], tol=tol, what=f"{spec.name}: VJP w.r.t. {name}",
+            context=context, inputs=case.arrays, case=case, verdict=verdict,
             slack=per_term * terms[name] if name in terms else None)
 
 
-def _qualified_name(f: Callable[..., Any]) -> str:
-    """``module.name`` of a function (of the function inside a ``functools.partial``)."""
-    f = getattr(f, "func", f)
-    return f"{getattr(f, '__module__', '?')}.{getattr(f, '__qualname__', _callable_name(f))}"
-
-
-def require_vjp_shapes(grads: Mapping[str, Array], arrays: Mapping[str, Array],
-                       names: Sequence[str], ref_vjp: Callable[..., Any]) -> None:
-    """Every gradient in ``grads`` for ``names`` has exactly its argument's shape.
-
-    Inner products such as <J^T g, v> broadcast, so a VJP returned unreduced over broadcast
-    dimensions (a (4, 4, 3, 8) gradient for a (4, 3, 8) argument) would pass them unseen: every
-    check that uses a reference VJP requires the shape first.
-
-    Raises:
-        AssertionError: one line naming the reference, the argument and both shapes.
-    """
+def check_vjp_shapes(spec: OpSpec, case: Case, vjp: Mapping[str, Array]) -> None:
+    """Every gradient of the reference VJP has exactly its argument's shape: an unreduced
+    gradient of a broadcast argument would otherwise pass the finite-difference check, whose
+    <J^T g, v> broadcasts v."""
     __tracebackhide__ = True
-    for name in names:
-        shape = np.shape(grads[name]) if name in grads else None
-        if shape != np.shape(arrays[name]):
-            raise AssertionError(
-                f"{_qualified_name(ref_vjp)} returned the gradient w.r.t. {name} with shape "
-                f"{shape}, but {name} has shape {np.shape(arrays[name])}: a VJP must have "
-                f"exactly its argument's shape")
+    assert spec.ref_vjp is not None
+    for name in case.differentiable:
+        if name not in vjp:
+            raise AssertionError(f"{spec.name}: the reference VJP "
+                                 f"{spec.ref_vjp.__module__}.{spec.ref_vjp.__name__} returns no "
+                                 f"gradient for {name!r} (it returns {sorted(vjp)})")
+        got, want = np.shape(vjp[name]), case.arrays[name].shape
+        if got != want:
+            raise AssertionError(f"{spec.name}: the reference VJP "
+                                 f"{spec.ref_vjp.__module__}.{spec.ref_vjp.__name__} returns a "
+                                 f"gradient of shape {got} for {name!r}, whose shape is {want}: "
+                                 f"a gradient must have exactly its argument's shape (sum over "
+                                 f"broadcast copies)")
 
 
 def _reference_vjp(spec: OpSpec) -> Callable[..., Mapping[str, Array]]:
     """The record's reference VJP in the installed torch's convention (``ref_options``)."""
+    assert spec.ref_vjp is not None
     return functools.partial(spec.ref_vjp, **spec.ref_options)
+
+
+def _subject(spec: OpSpec) -> str:
+    """What the finite-difference check judges: the reference VJP, or for a reference-free
+    record torch's own autograd (``suite.selfref``)."""
+    assert spec.ref_vjp is not None
+    return getattr(spec.ref_vjp, "subject",
+                   f"the reference {spec.ref_vjp.__module__}.{spec.ref_vjp.__name__}")
 
 
 def _who_is_wrong(spec: OpSpec, case: Case, name: str) -> str:
     """Run the torch-free finite-difference check to decide whether torch or the reference errs."""
-    result = reference_vjp_error(spec.ref, _reference_vjp(spec), case, name,
-                                 step=spec.fd_step)
+    assert spec.ref is not None
+    result = reference_vjp_error(spec.ref, _reference_vjp(spec), case, name)
     if result.ok:
         return (f"the reference VJP agrees with finite differences ({result.summary()}), "
-                f"so the error is torch's")
+                f"so the error is torch_fn's ({callable_path(spec.torch_fn)})")
     return (f"the reference VJP disagrees with finite differences ({result.summary()}), "
-            f"so the reference {spec.ref_vjp.__module__}.{spec.ref_vjp.__name__} is wrong")
+            f"so {_subject(spec)} is wrong")
 
 
 @dataclass(frozen=True)
@@ -188,9 +233,11 @@ def reference_vjp_error(ref: Callable[..., Array], ref_vjp: Callable[..., Mappin
     plus = np.asarray(ref(**{**arrays, name: x + step * v}, **options))
     minus = np.asarray(ref(**{**arrays, name: x - step * v}, **options))
     jv = (plus - minus) / (2 * step)
-    grads = ref_vjp(g, **arrays, **options)
-    require_vjp_shapes(grads, arrays, [name], ref_vjp)
-    vjp = np.asarray(grads[name])
+    vjp = np.asarray(ref_vjp(g, **arrays, **options)[name])
+    if vjp.shape != x.shape:
+        raise AssertionError(f"the VJP {getattr(ref_vjp, '__name__', ref_vjp)} returns a gradient "
+                             f"of shape {vjp.shape} for {name!r}, whose shape is {x.shape}: a "
+                             f"gradient must have exactly its argument's shape")
     by_fd, by_vjp = float(np.sum(g * jv)), float(np.sum(vjp * v))
     scale = float(np.sum(np.abs(g * jv)) + np.sum(np.abs(vjp * v)))
     eps = float(np.finfo(np.float64).eps)
@@ -200,18 +247,27 @@ def reference_vjp_error(ref: Callable[..., Array], ref_vjp: Callable[..., Mappin
 
 
 def check_reference_vjp(spec: OpSpec, case: Case) -> None:
-    """The reference VJP agrees with finite differences of the reference forward (torch-free)."""
+    """The reference VJP agrees with finite differences of the reference forward (torch-free;
+    for a reference-free record, torch's float64 autograd against its own forward)."""
     __tracebackhide__ = True
+    assert spec.ref is not None
+    own = hasattr(spec.ref_vjp, "subject")  # a reference-free record (suite.selfref)
+    label, source = ("torch's autograd VJP", "op's own float64") if own else \
+        ("reference VJP", "reference")
     for name in case.differentiable:
-        result = reference_vjp_error(spec.ref, _reference_vjp(spec), case, name,
-                                 step=spec.fd_step)
+        result = reference_vjp_error(spec.ref, _reference_vjp(spec), case, name)
         if not result.ok:
             raise AssertionError(
-                f"{spec.name}: reference VJP w.r.t. {name} disagrees with central finite "
-                f"differences of the reference forward (step {spec.fd_step:g})\n"
-                f"  {result.summary()}\n"
-                f"  so {spec.ref_vjp.__module__}.{spec.ref_vjp.__name__} (or the forward) is "
-                f"wrong\nCase:\n{case.describe()}\nReproduce: {reproduce.command()}")
+                f"{spec.name}: {label} w.r.t. {name} disagrees with central finite differences "
+                f"of the {source} forward (step {tols.FD_STEP:g})\n  {result.summary()}\n  so "
+                f"{_subject(spec)} (or the forward) is wrong\nCase:\n{case.describe()}\n"
+                f"Reproduce: {reproduce.command()}")
+
+
+def callable_path(f: Callable[..., Any]) -> str:
+    """``torch.nn.functional.gelu``, ``mypkg.ops.my_gelu``: where a callable lives."""
+    module = getattr(f, "__module__", None) or type(f).__module__
+    return f"{module}.{getattr(f, '__qualname__', _callable_name(f))}"
 
 
 def _callable_name(f: Callable[..., Any]) -> str:
@@ -221,15 +277,15 @@ def _callable_name(f: Callable[..., Any]) -> str:
 
 def _module_output(spec: OpSpec, case: Case, tensors: dict[str, torch.Tensor], dtype: torch.dtype,
                    device: str) -> torch.Tensor:
-    """The module form's output on ``tensors``: built by ``module_factory(case)`` or
-    ``module(**ctor_arrays, **options)``, the ``module_params`` tensors in place of its own
-    (shapes checked), the other arrays passed positionally (module forwards rename arguments:
+    """The module form's output on ``tensors``: built by its ``factory(case)`` or
+    ``cls(**ctor_arrays, **options)``, its ``params`` tensors in place of its own (shapes
+    checked), the other arrays passed positionally (module forwards rename arguments:
     PoissonNLLLoss's ``log_input``)."""
-    assert spec.module is not None
-    ctor = {k: tensors.pop(k) for k in spec.ctor_arrays if k in tensors}
-    params = {k: tensors.pop(k) for k in spec.module_params if k in tensors}
-    built = (spec.module_factory(case) if spec.module_factory is not None
-             else spec.module(**ctor, **case.options))
+    form = spec.module
+    assert form is not None
+    ctor = {k: tensors.pop(k) for k in form.ctor_arrays if k in tensors}
+    params = {k: tensors.pop(k) for k in form.params if k in tensors}
+    built = form.factory(case) if form.factory is not None else form.cls(**ctor, **case.options)
     module = built.to(device=device, dtype=dtype)
     own = {**dict(module.named_parameters()), **dict(module.named_buffers())}
     for name, t in params.items():
@@ -238,7 +294,8 @@ def _module_output(spec: OpSpec, case: Case, tensors: dict[str, torch.Tensor], d
             raise AssertionError(
                 f"{spec.name}: the module form {type(module).__name__} has no parameter or "
                 f"buffer {name!r} shaped like the case's {tuple(t.shape)} (it has {have}): "
-                f"the record's module_factory builds the wrong module\nCase:\n{case.describe()}")
+                f"the record's ModuleForm.factory builds the wrong module\n"
+                f"Case:\n{case.describe()}")
     return torch.func.functional_call(module, params, tuple(tensors.values()))
 
 
@@ -265,7 +322,10 @@ def check_module_form(spec: OpSpec, case: Case, dtype: torch.dtype, device: str)
         else:
             out = spec.torch_fn(**tensors, **case.options)
         g = torch.tensor(cotangent(case, tuple(out.shape)), dtype=dtype, device=device)
-        grads = torch.autograd.grad(out, [tensors[n] for n in case.differentiable], g)
+        grads = torch.autograd.grad(out, [tensors[n] for n in case.differentiable], g,
+                                    allow_unused=True)
+        grads = tuple(torch.zeros_like(tensors[n]) if d is None else d
+                      for n, d in zip(case.differentiable, grads, strict=True))
         results.append([out.detach(), *grads, *(tensors[n].detach() for n in updated)])
     names = ["output", *(f"gradient w.r.t. {n}" for n in case.differentiable),
              *(f"{n} after the call" for n in updated)]
@@ -274,6 +334,6 @@ def check_module_form(spec: OpSpec, case: Case, dtype: torch.dtype, device: str)
         kind = tols.Kind.GRADIENT if name.startswith("gradient") else tols.Kind.FORWARD
         compare.assert_close(
             compare.to_numpy(a), compare.to_numpy(b), tol=tols.resolve(dtype, kind),
-            what=f"{spec.name}: {_callable_name(spec.module)} (module form) {name} against "
+            what=f"{spec.name}: {spec.module.name} (module form) {name} against "
                  f"{functional} (functional form, as the reference)",
-            context=_context(spec, case, dtype, device), case=case.describe())
+            context=_context(spec, case, dtype, device), case=case)

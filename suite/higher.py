@@ -59,9 +59,9 @@ def _ref(spec: OpSpec, case: Case, **replace: Array) -> Array:
 
 def _ref_vjp(spec: OpSpec, g: Array, case: Case, **replace: Array) -> dict[str, Array]:
     """The reference VJP, each gradient required to have its argument's shape."""
-    arrays = {**case.arrays, **replace}
-    grads = spec.reference_vjp(g, Case(arrays, case.differentiable, case.options, case.seed))
-    gc.require_vjp_shapes(grads, arrays, case.differentiable, spec.ref_vjp)
+    at = Case({**case.arrays, **replace}, case.differentiable, case.options, case.seed)
+    grads = spec.reference_vjp(g, at)
+    gc.check_vjp_shapes(spec, at, grads)
     return grads
 
 
@@ -90,6 +90,15 @@ def _fd_tolerance(values: Sequence[Array], result: Array) -> Tolerance:
     return Tolerance(rtol=tols.FD_RTOL, atol=tols.FD_RTOL * peak + floor)
 
 
+def _torch_side(spec: OpSpec) -> Tolerance:
+    """What torch's own float64 J v or H v may be off by: the GRADIENT row its VJP is held to
+    (a derivative torch computes from cancelling terms of size ~1, e.g. gelu's tanh form far in
+    its tail, is accurate to that row's absolute error, not relative to its tiny value). The
+    finite difference it is compared with is uncertain by ``_fd_tolerance``; a comparison
+    allows the larger of the two."""
+    return spec.tolerance(tols.Kind.GRADIENT, torch.float64)
+
+
 def check_jvp(spec: OpSpec, case: Case, device: str = "cpu") -> None:
     """torch.func.jvp's J v against the reference VJP (identity) and finite differences."""
     __tracebackhide__ = True
@@ -104,7 +113,7 @@ def check_jvp(spec: OpSpec, case: Case, device: str = "cpu") -> None:
     # <u, J v> = <J^T u, v>: exact, so only rounding separates the two sides. Each inner
     # product is judged against the sum of |terms| of both sides (cancellation), at the float64
     # GRADIENT rtol.
-    rtol = tols.resolve(dtype, tols.Kind.GRADIENT, spec.tol.get((tols.Kind.GRADIENT, dtype))).rtol
+    rtol = spec.tolerance(tols.Kind.GRADIENT, dtype).rtol
     rng = np.random.default_rng([case.seed, 4])
     by_jvp, by_vjp, scale = [], [], 0.0
     for _ in range(N_PROBES):
@@ -122,16 +131,16 @@ def check_jvp(spec: OpSpec, case: Case, device: str = "cpu") -> None:
     compare.assert_close(
         np.array(by_jvp), np.array(by_vjp), tol=Tolerance(rtol=rtol, atol=rtol * scale),
         what=f"{spec.name}: <u, J v> by torch.func.jvp against <J^T u, v> by the reference VJP "
-             f"(one element per random u)", context=context, case=case.describe())
+             f"(one element per random u)", context=context, case=case)
     # J v element by element against a central difference of the reference forward.
     h = tols.FD_STEP
     plus = _ref(spec, case, **{n: case.arrays[n] + h * v[n] for n in case.differentiable})
     minus = _ref(spec, case, **{n: case.arrays[n] - h * v[n] for n in case.differentiable})
     fd = (plus - minus) / (2 * h)
     compare.assert_close(
-        jv, fd, tol=_fd_tolerance((plus, minus), fd),
+        jv, fd, tol=tols.join(_fd_tolerance((plus, minus), fd), _torch_side(spec)),
         what=f"{spec.name}: J v by torch.func.jvp against central differences of the reference "
-             f"forward (step {h:g})", context=context, case=case.describe())
+             f"forward (step {h:g})", context=context, case=case)
 
 
 def check_double_backward(spec: OpSpec, case: Case, device: str = "cpu") -> None:
@@ -161,10 +170,11 @@ def check_double_backward(spec: OpSpec, case: Case, device: str = "cpu") -> None
             else np.zeros(case.arrays[name].shape)
         fd = (plus[name] - minus[name]) / (2 * h)
         compare.assert_close(
-            actual, fd, tol=_fd_tolerance((plus[name], minus[name], g), fd),
+            actual, fd, tol=tols.join(_fd_tolerance((plus[name], minus[name], g), fd),
+                                      _torch_side(spec)),
             what=f"{spec.name}: VJP of VJP (double backward, H v) w.r.t. {name} against "
                  f"central differences of the reference VJP (step {h:g})",
-            context=_context(case, dtype, device), inputs=case.arrays, case=case.describe())
+            context=_context(case, dtype, device), inputs=case.arrays, case=case)
 
 
 def _is_zero(t: torch.Tensor | None) -> bool:
@@ -182,6 +192,11 @@ def _autograd_grads(f: Callable[..., torch.Tensor], primals: Sequence[torch.Tens
                  for p, d in zip(primals, grads, strict=True)]
 
 
+# torch's own words for an autograd.Function that torch.func cannot transform (a
+# torch.library custom op's generated Function, torch 2.13.0): the check skips with them.
+_NOT_TRANSFORMABLE = "it must override the setup_context staticmethod"
+
+
 def check_func_vjp(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> None:
     """torch.func.vjp's gradients equal autograd's within the GRADIENT tolerance."""
     __tracebackhide__ = True
@@ -191,13 +206,19 @@ def check_func_vjp(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) ->
     primals = [tensors[n].detach() for n in case.differentiable]
     g = _cotangent(case, f, primals, dtype)
     by_autograd = _autograd_grads(f, primals, g)
-    vjp_fn = torch.func.vjp(f, *primals)[1]
+    try:
+        vjp_fn = torch.func.vjp(f, *primals)[1]
+    except RuntimeError as error:
+        if _NOT_TRANSFORMABLE not in str(error):
+            raise
+        pytest.skip(f"torch {torch.__version__}: torch.func cannot transform this op: "
+                    f"{_first_line(error)}")
     by_func = vjp_fn(torch.tensor(g, dtype=dtype, device=device))
-    tol = tols.resolve(dtype, tols.Kind.GRADIENT, spec.tol.get((tols.Kind.GRADIENT, dtype)))
+    tol = spec.tolerance(tols.Kind.GRADIENT, dtype)
     for name, a, e in zip(case.differentiable, by_func, by_autograd, strict=True):
         compare.assert_close(compare.to_numpy(a), e, tol=tol,
                              what=f"{spec.name}: torch.func.vjp w.r.t. {name} against autograd",
-                             context=_context(case, dtype, device), case=case.describe())
+                             context=_context(case, dtype, device), case=case)
 
 
 def _cotangent(case: Case, f: Callable[..., torch.Tensor], primals: Sequence[torch.Tensor],
@@ -242,16 +263,16 @@ def check_compiled(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) ->
     context = _context(case, dtype, device) + ", torch.compile"
     compare.assert_close(
         compare.to_numpy(out), spec.reference(case),
-        tol=tols.resolve(dtype, tols.Kind.FORWARD, spec.tol.get((tols.Kind.FORWARD, dtype))),
+        tol=spec.tolerance(tols.Kind.FORWARD, dtype),
         what=f"{spec.name}: compiled forward", context=context, inputs=case.arrays,
-        case=case.describe())
+        case=case)
     expected = spec.reference_vjp(g, case)
-    tol = tols.resolve(dtype, tols.Kind.GRADIENT, spec.tol.get((tols.Kind.GRADIENT, dtype)))
+    tol = spec.tolerance(tols.Kind.GRADIENT, dtype)
     for name, grad in zip(case.differentiable, grads, strict=True):
         actual = np.zeros(case.arrays[name].shape) if grad is None else compare.to_numpy(grad)
         compare.assert_close(actual, expected[name], tol=tol,
                              what=f"{spec.name}: compiled VJP w.r.t. {name}", context=context,
-                             inputs=case.arrays, case=case.describe())
+                             inputs=case.arrays, case=case)
 
 
 class CompileError(RuntimeError):

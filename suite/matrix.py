@@ -7,12 +7,17 @@ of its run (``junit.xml``: pass, fail, skip and time per test) and its drift rec
 in the test id, e.g. ``tanh`` in ``test_forward_matches_reference[cpu-float32-tanh]``; tests that
 name no record keep their own name) and one column per environment:
 
-    op    | torch 2.0.1 (py311-torch20-numpy1) | torch 2.13.0 (py311-torch213-numpy2)
-    tanh  | pass 0.031 · 1.2 s                 | pass 0.029 · 1.1 s
-    relu  | FAIL 1/12                          | pass 0 · 0.8 s
+    op        | torch 2.0.1 (py311-torch20-numpy1) | torch 2.13.0 (py311-torch213-numpy2)
+    tanh      | pass 0.031 · 1.2 s                 | pass 0.029 · 1.1 s
+    relu      | FAIL 1/12 · skip 2                 | pass 0 · skip 2 · 0.8 s
+    ctc_loss  | FAIL 1/22 · xfail 1                | pass 0.12 · xfail 1 · 2.8 s
 
-A cell is ``pass``, ``FAIL k/n`` (k of the op's n tests failed or errored) or ``skip`` (every
-test skipped), then the largest error ratio (1 is the tolerance) and the total test time.
+Each outcome gets its own figure. ``pass R``: the op's passing tests, R the largest error ratio
+(1 is the tolerance) over those tests only (``pass`` alone when none recorded a comparison).
+``FAIL k/n``: k of the op's n tests failed or errored (a strict xfail that passed is a
+failure). ``xfail k``: k tests failed as expected (a recorded torch defect, strict xfail): their
+error ratios, however large, are not the op's accuracy and are left out of R. ``skip k``: k tests
+skipped. Then the total test time. A cell with no passing test shows only its other figures.
 """
 
 from __future__ import annotations
@@ -33,19 +38,50 @@ class Cell:
     """What one op did in one environment."""
 
     tests: int = 0
+    passed: int = 0
     failed: int = 0
+    xfailed: int = 0
     skipped: int = 0
     seconds: float = 0.0
-    ratio: float = 0.0  # greatest error / tolerance over the op's tests (0 when none recorded)
+    # Greatest error / tolerance over the op's *passing* tests; None when none recorded one.
+    ratio: float | None = None
+
+    def add(self, outcome: str, seconds: float, ratio: float | None) -> None:
+        """Count one test: ``outcome`` is passed, failed, xfailed or skipped; ``ratio`` its
+        recorded error ratio (counted only when it passed)."""
+        self.tests += 1
+        self.seconds += seconds
+        setattr(self, outcome, getattr(self, outcome) + 1)
+        if outcome == "passed" and ratio is not None:
+            self.ratio = ratio if self.ratio is None else max(self.ratio, ratio)
 
     def render(self) -> str:
         if self.tests == 0:
             return "—"
+        parts = []
         if self.failed:
-            return f"FAIL {self.failed}/{self.tests}"
-        if self.skipped == self.tests:
-            return "skip"
-        return f"pass {self.ratio:.3g} · {self.seconds:.1f} s"
+            parts.append(f"FAIL {self.failed}/{self.tests}")
+        elif self.passed:
+            parts.append("pass" if self.ratio is None else f"pass {self.ratio:.3g}")
+        if self.xfailed:
+            parts.append(f"xfail {self.xfailed}")
+        if self.skipped:
+            parts.append(f"skip {self.skipped}")
+        if not self.failed and (self.passed or self.xfailed):
+            parts.append(f"{self.seconds:.1f} s")
+        return " · ".join(parts)
+
+
+def outcome(case: ET.Element) -> str:
+    """passed, failed, xfailed or skipped, from a JUnit ``testcase`` as pytest writes it
+    (an expected failure is ``<skipped type="pytest.xfail">``; a strict xfail that passed is
+    a ``<failure>``)."""
+    if case.find("failure") is not None or case.find("error") is not None:
+        return "failed"
+    skipped = case.find("skipped")
+    if skipped is None:
+        return "passed"
+    return "xfailed" if skipped.get("type") == "pytest.xfail" else "skipped"
 
 
 @dataclass
@@ -101,19 +137,21 @@ def load_environment(folder: Path, records: set[str]) -> Environment:
     env = Environment(folder.name, torch_version)
     for case in root.iter("testcase"):
         node = _node_id(case)
-        cell = env.cells.setdefault(op_of(node, records), Cell())
-        cell.tests += 1
-        cell.seconds += float(case.get("time", 0) or 0)
-        if case.find("failure") is not None or case.find("error") is not None:
-            cell.failed += 1
-        elif case.find("skipped") is not None:
-            cell.skipped += 1
-        cell.ratio = max(cell.ratio, ratios.get(node, 0.0))
+        try:
+            seconds = float(case.get("time", 0) or 0)
+        except ValueError:
+            raise MatrixError(f"{junit}: test {node!r} has time {case.get('time')!r}, not a "
+                              f"number; re-run that env") from None
+        env.cells.setdefault(op_of(node, records), Cell()).add(outcome(case), seconds,
+                                                                ratios.get(node))
     return env
 
 
 def load(results: Path, records: set[str]) -> list[Environment]:
     """Every environment folder under ``results`` (those holding a ``junit.xml``), by name."""
+    if results.exists() and not results.is_dir():
+        raise MatrixError(f"{results}: is a file, not a folder of results (one <env>/junit.xml "
+                          f"per environment, as `tox -m matrix` saves them under .results/)")
     if not results.is_dir():
         raise MatrixError(f"{results}: no such folder (run the tox matrix first: "
                           f"`tox -m matrix`, which saves results under .results/)")
@@ -137,6 +175,8 @@ def render_markdown(envs: list[Environment]) -> str:
     lines += ["", f"{len(ops)} ops x {len(envs)} environments; "
               f"{len(failing)} op/environment pairs failing" + (":" if failing else ".")]
     lines += [f"- {item}" for item in failing]
-    lines += ["", "Cells: pass / FAIL k/n / skip, then the largest error relative to its "
-              "tolerance (1 = at the tolerance) and the total test time."]
+    lines += ["", "Cells: `pass R` (R: the largest error relative to its tolerance over the "
+              "passing tests, 1 = at the tolerance) or `FAIL k/n` (k of n tests failed); "
+              "`xfail k`: k expected failures (recorded torch defects; their errors are not "
+              "in R); `skip k`: k skipped; then the total test time."]
     return "\n".join(lines)

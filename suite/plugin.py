@@ -1,11 +1,13 @@
 """gradsuite's pytest plugin: options, markers, Hypothesis profiles, report header. Hooks only.
 
-Loaded by the repository's ``conftest.py``. Every option lives in the ``gradsuite`` group.
+Installed as a pytest plugin (the ``pytest11`` entry point ``gradsuite``), so it is active in
+any repository where gradsuite is installed. Every option lives in the ``gradsuite`` group and
+has an environment-variable fallback (``suite.options``); every input is checked in
+``pytest_configure``, before any test runs or any file is written.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 from typing import Any
@@ -16,14 +18,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
-from suite import devices, drift, reproduce
-
-DEVICE_OPTION = "--device"
-DTYPE_OPTION = "--dtype"
-THREADS_OPTION = "--torch-threads"
-DRIFT_OPTION = "--drift-json"
-PROFILES = ("dev", "ci", "thorough")
-DEFAULT_PROFILE = "dev"
+from suite import battery, devices, drift, reproduce, summary
+from suite import options as opts
 
 _COMMON: dict[str, Any] = {
     # torch's first call on a new shape can take tens of milliseconds; a deadline would flake.
@@ -31,13 +27,19 @@ _COMMON: dict[str, Any] = {
     # Cases are a few draws and a seed; slow examples are torch's cost, not Hypothesis's.
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
 }
+# quick: a smoke run (and what gradsuite's own tests of the harness use for the runs they
+# start); dev: the default; ci: derandomized, what CI runs; thorough: before a release.
+settings.register_profile("quick", max_examples=5, **_COMMON)
 settings.register_profile("dev", max_examples=20, **_COMMON)
 settings.register_profile("ci", max_examples=100, derandomize=True, print_blob=True, **_COMMON)
 settings.register_profile("thorough", max_examples=1000, **_COMMON)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", DEFAULT_PROFILE))
+# An unknown $HYPOTHESIS_PROFILE is refused in pytest_configure with the fix; loading it here
+# would crash while the plugin is imported.
+if os.environ.get(opts.PROFILE_ENV, opts.DEFAULT_PROFILE) in opts.PROFILES:
+    settings.load_profile(os.environ.get(opts.PROFILE_ENV, opts.DEFAULT_PROFILE))
 
 # numpy's BLAS pool and torch's OpenMP pool stall each other when calls alternate (8.0 ms vs
-# 0.71 ms per check on 2 cores, DESIGN.md): the references run single-threaded BLAS.
+# 0.71 ms per check on 2 cores): the references run single-threaded BLAS.
 try:
     from threadpoolctl import threadpool_limits
 
@@ -45,100 +47,82 @@ try:
 except ImportError:  # pragma: no cover - threadpoolctl is a declared dependency
     _BLAS_LIMIT = None
 
-
-def parse_device(value: str) -> tuple[str, ...]:
-    """``cpu``, ``cuda`` or ``all`` -> the devices to run on."""
-    if value == "all":
-        return devices.DEVICES
-    if value in devices.DEVICES:
-        return (value,)
-    raise argparse.ArgumentTypeError(
-        f"unknown device {value!r}; use one of: {', '.join((*devices.DEVICES, 'all'))}")
-
-
-def parse_dtype(value: str) -> tuple[str, ...]:
-    """``float32``, ``float64``, a comma-separated list of them, or ``all``."""
-    if value == "all":
-        return tuple(devices.DTYPES)
-    names = tuple(v.strip() for v in value.split(","))
-    unknown = [n for n in names if n not in devices.DTYPES]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown dtype {', '.join(map(repr, unknown))}; use {', '.join(devices.DTYPES)}, "
-            f"a comma-separated list of them, or all")
-    return names
-
-
-def parse_threads(value: str) -> int:
-    """A positive thread count for torch's intra-op pool."""
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"--torch-threads needs a positive integer, got {value!r}")
-    return n
+# Markers of tiers too slow for a plain `pytest` (README: the default run and its cost).
+SLOW_TIERS = ("distributed",)
+_SETTINGS = pytest.StashKey[dict[str, Any]]()
+_DRIFT_PARTS = pytest.StashKey[list[dict[str, Any]]]()
+_DRIFT_RECORDER = pytest.StashKey[drift.Recorder]()
+_SUMMARY = pytest.StashKey[summary.Summary]()
+_OUTER = pytest.StashKey[tuple[Any, Any, Any]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("gradsuite", "gradsuite: checking torch against NumPy references")
-    group.addoption(DEVICE_OPTION, metavar="DEVICE", type=parse_device, default="all",
-                    help="Devices to check: cpu, cuda or all (CUDA checks skip with a reason "
-                         "when no GPU is visible; asking for cuda alone is then an error). "
-                         "Default: %(default)r")
-    group.addoption(DTYPE_OPTION, metavar="DTYPE", type=parse_dtype, default="all",
-                    help="Floating dtypes to check: float32, float64, a comma-separated list, "
-                         "or all. Default: %(default)r")
-    # The checks run many small ops: a second thread only adds synchronisation, and with
-    # another busy process (or pytest-xdist workers) OpenMP's spinning made one MLP training
-    # step take 86 ms instead of 0.5 ms on the 2-core machine.
-    group.addoption(THREADS_OPTION, metavar="N", type=parse_threads, default="1",
-                    help="Threads for torch's intra-op pool (torch.set_num_threads); recorded "
-                         "with every benchmark. Default: %(default)r")
-    group.addoption(DRIFT_OPTION, metavar="PATH", default=None,
-                    help="Write each test's largest error relative to its tolerance to PATH "
-                         "(JSON; merged across pytest-xdist workers), for `python -m suite "
-                         "report --drift OLD NEW`. Default: %(default)r")
+    opts.add_to(group)
 
 
-def _selected(config: pytest.Config, option: str, parse: Any) -> tuple[str, ...]:
-    value = config.getoption(option)
-    return parse(value) if isinstance(value, str) else tuple(value)
+def chosen(config: pytest.Config, option: opts.Option) -> Any:
+    """The validated value of one of the plugin's options (after ``pytest_configure``)."""
+    return config.stash[_SETTINGS][option.dest]
 
 
-def _profile(config: pytest.Config) -> str:
-    return str(config.getoption("hypothesis_profile", None)
-               or os.environ.get("HYPOTHESIS_PROFILE", DEFAULT_PROFILE))
-
-
+# First, so that a bad profile is refused here, with the fix, before Hypothesis's own plugin
+# tries to load it and fails with a traceback.
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "bench: a benchmark; deselected by default, run with "
                                        "`pytest -m bench`")
-    chosen = _selected(config, DEVICE_OPTION.lstrip("-"), parse_device)
-    if chosen == ("cuda",) and not devices.cuda_available():
-        raise pytest.UsageError(f"--device cuda: no CUDA here ({devices.cuda_missing_reason()}); "
-                                f"run with --device cpu, or --device all to skip CUDA checks")
-    torch.set_num_threads(config.getoption(THREADS_OPTION.lstrip("-").replace("-", "_")))
-    if _profile(config) not in PROFILES:
-        raise pytest.UsageError(f"unknown Hypothesis profile {_profile(config)!r}; use one of: "
-                                f"{', '.join(PROFILES)}")
-    options = [f"--hypothesis-profile={_profile(config)}"]
-    for option, parse in ((DEVICE_OPTION, parse_device), (DTYPE_OPTION, parse_dtype)):
-        value = _selected(config, option.lstrip("-"), parse)
-        if value != parse("all"):
-            options.append(f"{option}={','.join(value)}")
-    reproduce.set_run_options(options)
-    if config.getoption(DRIFT_OPTION.lstrip("-").replace("-", "_"), None):
+    config.addinivalue_line("markers", "distributed: starts gloo process groups (2 and 3 CPU "
+                                       "processes on 127.0.0.1); not in a plain `pytest`: "
+                                       "`pytest -m distributed` or `-k ddp`")
+    values = {o.dest: opts.value(config, o) for o in opts.OPTIONS}
+    config.stash[_SETTINGS] = values
+    # A session run inside another (pytester) must hand back what it replaces.
+    config.stash[_OUTER] = (drift.RECORDER, reproduce.saved(), _ACTIVE_SUMMARY[0])
+    if config.option.help:
+        return  # `pytest --help` shows the options; it must not fail on the machine's devices
+    opts.check_profile(config)
+    _check_devices(values[opts.DEVICE.dest])
+    for option in (opts.DRIFT, opts.SUMMARY):
+        if values[option.dest] is not None:
+            values[option.dest] = opts.writable_file(option.flag, values[option.dest])
+    values[opts.REPRO_DIR.dest] = opts.writable_dir(opts.REPRO_DIR.flag,
+                                                    values[opts.REPRO_DIR.dest], config.rootpath)
+    reproduce.set_directory(values[opts.REPRO_DIR.dest], config.rootpath)
+    torch.set_num_threads(values[opts.THREADS.dest])
+    run_options = [f"--hypothesis-profile={opts.profile(config)}"]
+    for option in (opts.DEVICE, opts.DTYPE):
+        if values[option.dest] != option.parse("all"):
+            run_options.append(f"{option.flag}={','.join(values[option.dest])}")
+    reproduce.set_run_options(run_options)
+    if values[opts.DRIFT.dest] or values[opts.SUMMARY.dest] or _github_summary():
+        # The recorder feeds both the drift record and the summary's error ratios.
         config.stash[_DRIFT_PARTS] = []
         config.stash[_DRIFT_RECORDER] = drift.start()
+        config.stash[_SUMMARY] = summary.Summary()
     # Keep every round's time in saved runs too (--benchmark-json always does): the
     # regression gate (python -m suite compare) tests the rounds, not one summary number.
     if hasattr(config.option, "benchmark_save_data"):
         config.option.benchmark_save_data = True
 
 
-_DRIFT_PARTS = pytest.StashKey[list[dict[str, Any]]]()
-_DRIFT_RECORDER = pytest.StashKey[drift.Recorder]()
+def _check_devices(chosen_devices: tuple[str, ...]) -> None:
+    """A device named on purpose must be there; ``all`` skips CUDA with the reason instead."""
+    everything = devices.everything()
+    for device in chosen_devices:
+        if device in everything and device == "cuda":
+            continue  # "cuda" alone is checked below: it may come from "all"
+        reason = devices.unavailable(device)
+        if reason:
+            raise pytest.UsageError(f"--device {device}: not available here ({reason}); run "
+                                    f"with --device cpu, or --device all to skip what is missing")
+    if chosen_devices == ("cuda",) and devices.unavailable("cuda"):
+        raise pytest.UsageError(f"--device cuda: no CUDA here ({devices.cuda_missing_reason()}); "
+                                f"run with --device cpu, or --device all to skip CUDA checks")
+
+
+def _github_summary() -> str | None:
+    return os.environ.get("GITHUB_STEP_SUMMARY") or None
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -154,24 +138,145 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
             recorder.current = None
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Write the drift record: an xdist worker hands its part to the controller, which (or a
-    run without xdist) merges the parts and writes the file atomically."""
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Label the test with the record, dtype and device it checks (for the summary; JUnit XML
+    keeps them as properties)."""
+    if _SUMMARY in item.config.stash:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        item.user_properties += list(summary.labels(params, item.nodeid.split("::")[0]).items())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    recorder = item.config.stash.get(_DRIFT_RECORDER, None)
+    if call.when == "call" and recorder is not None and item.nodeid in recorder.entries:
+        ratio = float(recorder.entries[item.nodeid]["ratio"])
+        report.user_properties.append((summary.RATIO, ratio))
+    script = reproduce.WRITTEN.pop(item.nodeid, None)
+    if script is not None and report.failed:
+        # The failure's last line: a script that reproduces it without pytest.
+        report.sections.append(("gradsuite",
+                                f"Standalone reproducer: python {reproduce.shown(script)}"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A battery's known failures become strict expected failures (a pattern that matches no
+    parametrization of a collected test is an error); benchmarks are left out unless ``-m``
+    asks for them (in any repository, not only where addopts says ``-m "not bench"``), and
+    the slow tiers (``SLOW_TIERS``) unless ``-m`` or ``-k`` selects tests."""
+    batteries: dict[type, set[str]] = {}
+    for item in items:
+        cls = getattr(item, "cls", None)
+        patterns = getattr(cls, battery.KNOWN_FAILURES_ATTRIBUTE, None)
+        if not patterns:
+            continue
+        matched = batteries.setdefault(cls, set())  # type: ignore[arg-type]
+        for pattern, reason in patterns.items():
+            if battery.matches(pattern, item.name):
+                item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
+                matched.add(pattern)
+    for cls, matched in batteries.items():
+        collected = {i.name.split("[")[0] for i in items if getattr(i, "cls", None) is cls}
+        stale = [p for p in getattr(cls, battery.KNOWN_FAILURES_ATTRIBUTE)
+                 if p not in matched and p.split("[")[0] in collected]
+        if stale:
+            raise pytest.UsageError(f"known_failures pattern {stale[0]!r} matches no test of "
+                                    f"its battery: fix the pattern or remove the entry")
+    # Benchmarks run only when -m asks for them; the slow tiers (multi-process groups) only
+    # when -m or -k selects them (`pytest -k ddp`), not in a plain `pytest`.
+    left_out = set() if config.option.markexpr else {"bench"}
+    if not config.option.markexpr and not config.option.keyword:
+        left_out |= set(SLOW_TIERS)
+    if left_out:
+        kept = [i for i in items if not any(i.get_closest_marker(m) for m in left_out)]
+        if len(kept) != len(items):
+            config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+            items[:] = kept
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+    """Once per battery: the checks some of its records do not get, and why."""
+    seen: dict[type, None] = {}
+    for item in items:
+        cls = getattr(item, "cls", None)
+        if cls is not None and hasattr(cls, battery.NOT_RUN_ATTRIBUTE):
+            seen.setdefault(cls, None)
+    lines = []
+    for cls in seen:
+        not_run = getattr(cls, battery.NOT_RUN_ATTRIBUTE)
+        if not not_run:
+            continue
+        records = len(getattr(cls, "records", ()))
+        if config.option.verbose > 0 or records <= 5:
+            for record, check, reason in not_run:
+                lines.append(f"gradsuite: {record}: no {check} ({reason})")
+        else:
+            checks = len({c for _, c, _ in not_run})
+            lines.append(f"gradsuite: {len(not_run)} record/check pairs of {records} records "
+                         f"do not apply ({checks} checks); pytest -v lists them")
+    return lines
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Every report reaches the controller (pytest-xdist sends the workers' here)."""
+    collected = _ACTIVE_SUMMARY[0]
+    if collected is not None:
+        collected.add(report)
+
+
+# pytest_runtest_logreport receives no config: the session's summary is kept here.
+_ACTIVE_SUMMARY: list[summary.Summary | None] = [None]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _ACTIVE_SUMMARY[0] = session.config.stash.get(_SUMMARY, None)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Write the drift record and the summary: an xdist worker hands its drift part to the
+    controller, which (or a run without xdist) merges the parts and writes the files atomically.
+    An interrupted run writes neither (a partial record would read as a complete one)."""
     config = session.config
-    path = config.getoption(DRIFT_OPTION.lstrip("-").replace("-", "_"), None)
     # The recorder this session started (not the module global, which a test may swap).
     recorder = config.stash.get(_DRIFT_RECORDER, None)
-    if not path or recorder is None:
+    if recorder is None:
         return
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput["gradsuite_drift"] = recorder.entries
         return
-    parts = [*config.stash.get(_DRIFT_PARTS, []), recorder.entries]
-    drift.save(path, drift.merge(parts), drift.metadata(
-        hypothesis_profile=_profile(config),
-        devices=list(_selected(config, "device", parse_device)),
-        dtypes=list(_selected(config, "dtype", parse_dtype))))
+    drift_path = chosen(config, opts.DRIFT)
+    summary_path = chosen(config, opts.SUMMARY)
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        written = [str(p) for p in (drift_path, summary_path) if p]
+        if written:
+            print(f"\ngradsuite: the run was interrupted; not written: {', '.join(written)}")
+        return
+    if drift_path:
+        parts = [*config.stash.get(_DRIFT_PARTS, []), recorder.entries]
+        drift.save(drift_path, drift.merge(parts), drift.metadata(
+            hypothesis_profile=opts.profile(config),
+            devices=list(chosen(config, opts.DEVICE)), dtypes=list(chosen(config, opts.DTYPE))))
+    collected = config.stash.get(_SUMMARY, None)
+    if collected is not None:
+        text = collected.markdown(header=[f"torch {torch.__version__}, Hypothesis profile "
+                                          f"{opts.profile(config)}"])
+        if summary_path:
+            drift.write_bytes_atomic(summary_path, text.encode())
+        if github := _github_summary():
+            with open(github, "a", encoding="utf-8") as f:
+                f.write(text)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Give back the recorder, reproducer settings and summary of an enclosing session."""
+    outer = config.stash.get(_OUTER, None)
+    if outer is not None:
+        drift.RECORDER, saved, _ACTIVE_SUMMARY[0] = outer
+        reproduce.restore(saved)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -196,27 +301,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     config = metafunc.config
     if "device" in metafunc.fixturenames:
         params = []
-        for device in _selected(config, DEVICE_OPTION.lstrip("-"), parse_device):
-            marks = []
-            if device == "cuda" and not devices.cuda_available():
-                marks.append(pytest.mark.skip(
-                    reason=f"CUDA checks skipped: {devices.cuda_missing_reason()}"))
+        for device in chosen(config, opts.DEVICE):
+            reason = devices.unavailable(device)
+            marks = [pytest.mark.skip(reason=f"{device} checks skipped: {reason}")] if reason \
+                else []
             params.append(pytest.param(device, marks=marks, id=device))
         metafunc.parametrize("device", params)
     if "dtype" in metafunc.fixturenames:
-        names = _selected(config, DTYPE_OPTION.lstrip("-"), parse_dtype)
+        names = chosen(config, opts.DTYPE)
         metafunc.parametrize("dtype", [devices.DTYPES[n] for n in names], ids=list(names))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    cuda = devices.device_name("cuda") if devices.cuda_available() else "none visible"
+    chosen_devices = chosen(config, opts.DEVICE)
+    named = ", ".join(f"{d}: {devices.device_name(d) if not devices.unavailable(d) else 'none'}"
+                      for d in chosen_devices)
     blas = "1 thread (threadpoolctl)" if _BLAS_LIMIT is not None else "library default"
     return [
         f"gradsuite: torch {torch.__version__}, numpy {np.__version__}, hypothesis "
         f"{hypothesis.__version__}, python {platform.python_version()}",
-        f"gradsuite: devices {','.join(_selected(config, 'device', parse_device))} "
-        f"(CPU: {devices.cpu_model()}; CUDA: {cuda}); dtypes "
-        f"{','.join(_selected(config, 'dtype', parse_dtype))}",
-        f"gradsuite: Hypothesis profile {_profile(config)}; torch threads "
+        f"gradsuite: devices {named}; dtypes {','.join(chosen(config, opts.DTYPE))}",
+        f"gradsuite: Hypothesis profile {opts.profile(config)}; torch threads "
         f"{torch.get_num_threads()}; NumPy BLAS {blas}",
     ]

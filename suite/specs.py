@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
+import numpy as np
 import torch
 from hypothesis import strategies as st
 from numpy.typing import NDArray
@@ -70,10 +71,32 @@ class Case:
         return "\n".join("  " + line for line in lines)
 
 
+# float64 and float32: NumPy's cast rounds to nearest even exactly as torch's does, ~10x cheaper
+# for the small arrays the checks draw. Half precision goes through torch: torch casts float64 to
+# float16 through float32 (a double rounding that differs from NumPy's direct cast in rare
+# ties), and NumPy has no bfloat16.
+_NUMPY_FLOATS = {torch.float64: np.float64, torch.float32: np.float32}
+
+
 def round_to(a: Array, dtype: torch.dtype) -> Array:
-    """``a`` rounded to ``dtype`` and widened back to float64, through torch (NumPy has no
-    bfloat16)."""
+    """``a`` rounded to ``dtype`` and widened back to float64 (a new array)."""
+    if dtype in _NUMPY_FLOATS:
+        with np.errstate(over="ignore"):  # beyond the dtype's range is inf, as in torch
+            return np.asarray(a).astype(_NUMPY_FLOATS[dtype]).astype(np.float64)
     return torch.tensor(a).to(dtype).to(torch.float64).numpy()
+
+
+_STRATEGIES: dict[tuple[int, Any], tuple[object, Any]] = {}
+
+
+def cached_strategy(owner: object, key: Any, build: Callable[[], Any]) -> Any:
+    """``build()``, once per (``owner``, ``key``) for as long as ``owner`` lives (keyed by
+    identity: input makers hold dicts and are not hashable)."""
+    entry = _STRATEGIES.get((id(owner), key))
+    if entry is None or entry[0] is not owner:
+        entry = (owner, build())
+        _STRATEGIES[(id(owner), key)] = entry
+    return entry[1]
 
 
 class Inputs(Protocol):
@@ -106,65 +129,100 @@ class SumTerms(Protocol):
         ...
 
 
-@dataclass(frozen=True, kw_only=True)
-class OpSpec:
-    """A differentiable op (layer, activation or loss) and its NumPy reference."""
+@dataclass(frozen=True)
+class ModuleForm:
+    """The ``torch.nn`` module form of an op (``nn.MSELoss`` beside ``F.mse_loss``), checked to
+    agree with the functional form: output, gradients, and buffers the call updates.
 
-    name: str
-    """pytest id, benchmark group and reference name: ``references.<module>.<name>``."""
-    family: str
-    """``"activation"``, ``"layer"`` or ``"loss"``: groups reports and benchmarks."""
-    torch_fn: Callable[..., torch.Tensor]
-    """The torch callable under test, called as ``torch_fn(**tensors, **options)``."""
-    ref: Callable[..., Array]
-    """The NumPy forward, called as ``ref(**arrays, **options)``."""
-    ref_vjp: Callable[..., dict[str, Array]]
-    """The NumPy VJP, ``ref_vjp(g, **arrays, **options) -> {argument name: gradient}``."""
-    inputs: Inputs
-    """How inputs are drawn (domain, shapes, options, kink-avoidance rule)."""
-    docs: str
-    """The torch documentation the reference follows."""
-    tol: ToleranceOverride = field(default_factory=dict)
-    """Visible widenings of ``suite.tolerances``; merged by max; each needs a reason."""
-    fd_step: float = tols.FD_STEP
-    """Finite-difference step for the reference self-check."""
-    module: Callable[..., torch.nn.Module] | None = None
-    """The ``torch.nn`` module form of ``torch_fn`` (e.g. ``nn.MSELoss``), if there is one: it is
-    built as ``module(**ctor_arrays, **options)`` and called with the other arrays in order
-    (positionally: module forwards may rename arguments, e.g. PoissonNLLLoss's ``log_input``),
-    and must agree with ``torch_fn``."""
+    By default the module is built as ``cls(**ctor_arrays, **options)`` and called with the
+    case's other arrays in order (positionally: module forwards may rename arguments, e.g.
+    PoissonNLLLoss's ``log_input``).
+    """
+
+    cls: Callable[..., torch.nn.Module]
+    """The class (its name labels the check)."""
+    factory: Callable[[Case], torch.nn.Module] | None = None
+    """Builds the module from the case where ``cls(**ctor_arrays, **options)`` does not fit:
+    constructor arguments named or shaped unlike the functional options (nn.Linear's sizes,
+    read from the arrays' shapes), or a mode to set (``nn.RReLU(...).eval()``, whose functional
+    form is ``F.rrelu(training=False)``). It reads values only from the options; parameter
+    values come from ``params``."""
     ctor_arrays: tuple[str, ...] = ()
-    """Names of ``Case.arrays`` passed to ``module``'s constructor rather than to its call."""
-    module_factory: Callable[[Case], torch.nn.Module] | None = None
-    """Builds the module form from the case where ``module(**ctor_arrays, **options)`` does not
-    fit: constructor arguments named or shaped unlike the functional options (nn.Linear's
-    sizes, read from the arrays' shapes), or a mode to set (``nn.RReLU(...).eval()``, whose
-    functional form is ``F.rrelu(training=False)``). It reads values only from the options;
-    parameter values come from ``module_params``. ``module`` still names the class."""
-    module_params: tuple[str, ...] = ()
+    """Names of ``Case.arrays`` passed to the constructor rather than to the call (a loss's
+    class ``weight``)."""
+    params: tuple[str, ...] = ()
     """Names of ``Case.arrays`` that are the module's parameters or buffers of the same name
     (nn.PReLU's ``weight``, nn.BatchNorm2d's ``running_mean``): the module is called through
     ``torch.func.functional_call`` with the case's tensors in their place (their shapes must
-    match the module's own), so gradients and in-place updates land on the same tensors as
-    in the functional form, and their values after the call are compared too. An optional
-    array the case lacks keeps the module's own tensor (the factory decides whether it
-    exists, e.g. ``bias=False``)."""
+    match the module's own), so gradients and in-place updates land on the same tensors as in
+    the functional form, and their values after the call are compared too. An optional array the
+    case lacks keeps the module's own tensor (the factory decides whether it exists, e.g.
+    ``bias=False``)."""
 
-    def __repr__(self) -> str:
-        return f"OpSpec({self.name!r})"
+    @property
+    def name(self) -> str:
+        return str(getattr(self.cls, "__name__", type(self.cls).__name__))
 
-    def reference(self, case: Case) -> Array:
-        """The reference forward on ``case``: ``ref(**arrays, **options)``."""
-        return self.ref(**case.arrays, **case.options)
+    @classmethod
+    def optional(cls, module: Callable[..., torch.nn.Module] | None,
+                 **fields: Any) -> ModuleForm | None:
+        """The module form, or None where the installed torch lacks the class (an older
+        release: ``getattr(nn, "RMSNorm", None)``)."""
+        return None if module is None else cls(module, **fields)
 
-    def reference_vjp(self, g: Array, case: Case) -> dict[str, Array]:
-        """The reference VJP on ``case`` for the cotangent ``g``, in the installed torch's
-        convention: ``ref_vjp(g, **arrays, **options, **ref_options)``."""
-        return self.ref_vjp(g, **case.arrays, **case.options, **self.ref_options)
 
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # Hypothesis's pretty-printer hook
-        p.text(repr(self))
+@dataclass(frozen=True)
+class Baseline:
+    """Judge a kernel by the standard it replaces: in ``dtypes``, its error against the float64
+    reference may be at most ``forward`` (outputs) or ``gradient`` (gradients) times the error
+    of ``torch_fn`` (torch eager's op, which the kernel replaces) on the same rounded inputs.
 
+    FlashAttention's tests use 2 for outputs and 3 for gradients: a fused kernel may round in
+    another order than torch, but not much worse. Where torch's own error is below a correctly
+    rounded result's (half an ulp of the largest reference value), that floor is used instead,
+    so an exact torch does not demand an exact kernel.
+    """
+
+    torch_fn: Callable[..., torch.Tensor] | None = None
+    """torch's own op; ``gradsuite.like`` fills in the built-in record's ``torch_fn``."""
+    forward: float = 2.0
+    gradient: float = 3.0
+    dtypes: tuple[torch.dtype, ...] = (torch.float16, torch.bfloat16, torch.float32)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpSpec:
+    """A differentiable op (layer, activation or loss) and its NumPy reference.
+
+    Only ``name``, ``torch_fn`` and ``inputs`` are required. Every other field's default keeps
+    a check on where one can run: a record without a reference (``ref=None``) gets the
+    reference-free checks instead, and ``gradsuite.battery`` lists once, per record, the checks
+    that do not apply and why.
+    """
+
+    name: str
+    """pytest id, benchmark group and reference name: ``references.<module>.<name>``."""
+    torch_fn: Callable[..., torch.Tensor]
+    """The torch callable under test, called as ``torch_fn(**tensors, **options)``."""
+    inputs: Inputs
+    """How inputs are drawn (domain, shapes, options, kink-avoidance rule)."""
+    ref: Callable[..., Array] | None = None
+    """The NumPy forward, called as ``ref(**arrays, **options)``; None: reference-free (the op
+    is checked against finite differences and its own float64 results)."""
+    ref_vjp: Callable[..., dict[str, Array]] | None = None
+    """The NumPy VJP, ``ref_vjp(g, **arrays, **options) -> {argument name: gradient}``, each
+    gradient of exactly its argument's shape; required with ``ref``."""
+    family: str = "op"
+    """``"activation"``, ``"layer"``, ``"loss"`` (the catalogue's), or anything: groups reports
+    and benchmarks."""
+    docs: str = ""
+    """The documentation the reference follows."""
+    tol: ToleranceOverride = field(default_factory=dict)
+    """Visible widenings of ``suite.tolerances``; merged by max; each needs a reason."""
+    baseline: Baseline | None = None
+    """Judge low-precision results relative to torch's own error instead of by the eps rows."""
+    module: ModuleForm | None = None
+    """The ``torch.nn`` module form, checked against ``torch_fn``."""
     overflow_prone: bool = False
     """The textbook formula overflows for large inputs (an ``exp`` of the input): torch is
     also compared with the reference at |x| = 1e4, where only a stable form stays finite."""
@@ -180,24 +238,22 @@ class OpSpec:
     an entry of KNOWN_DIFFERENCES.md (e.g. CTC's ``{"gradient": "torch"}``)."""
     exact_points: Callable[[Mapping[str, Any]], tuple[float, ...]] | None = None
     """The ``input`` values where the op is not differentiable (kinks, jumps, branch points), or
-    where its derivative is not, when ``order`` is 2 (softsign at 0), as a function of the
-    case's options; torch's forward and gradient are compared with the
-    reference exactly there (the reference VJP states torch's convention). None: no such point."""
-    order: int = 1
-    """The highest derivative order checked against the reference. 1: values and VJPs only;
-    2: also torch.func.jvp (forward mode) and double backward (a Hessian-vector product), both
-    checked through the reference VJP and finite differences (``suite.higher``,
-    tests/test_higher_order.py)."""
-    low_precision: bool | str = False
-    """True: also checked in float16 and bfloat16 (tests/test_precision.py) with the
-    eps-derived rows of ``suite.tolerances``, which hold where torch evaluates the op
-    elementwise (in float32 internally) and rounds each output once or a few times; sums of
-    signed terms add their conditioning through ``terms``. A string: off the ladder, and why
-    (tests/test_catalog.py requires one or the other)."""
+    where its derivative is not (softsign at 0), as a function of the case's options; torch's
+    forward and gradient are compared with the reference exactly there (the reference VJP states
+    torch's convention). None: no such point."""
+    second_order: bool | str = True
+    """True: torch.func.jvp (forward mode) and double backward (a Hessian-vector product) are
+    checked too, through the reference VJP and finite differences (``suite.higher``). A string:
+    not checked, and why (e.g. torch implements no double backward for the op)."""
+    low_precision: bool | str = True
+    """True: also checked in float16 and bfloat16 with the eps-derived rows of
+    ``suite.tolerances``, which hold where torch evaluates the op elementwise (in float32
+    internally) and rounds each output once or a few times; sums of signed terms add their
+    conditioning through ``terms``. A string: off the ladder, and why."""
     broadcasts: tuple[str, ...] = ()
     """Arrays torch broadcasts against the others (a loss's target, margin_ranking's inputs):
-    tests/test_ops.py also checks cases where one of them has some dimensions cut to size 1,
-    the forward broadcasting it and its gradient summed back over the copies."""
+    cases where one of them has some dimensions cut to size 1 are checked too, the forward
+    broadcasting it and its gradient summed back over the copies."""
     broadcasts_last_dim: bool = True
     """Whether ``broadcasts`` may cut the last dimension too. False for records that reduce over
     it (cosine_embedding, triplet_margin: a feature dimension of size 1 makes a scale-invariant
@@ -206,8 +262,47 @@ class OpSpec:
     terms: SumTerms | None = None
     """How to compute M = sum |terms| behind each output and gradient element, for records whose
     results are sums of signed terms (a matmul, a weight gradient summed over the batch, a
-    difference such as glu's sigmoid - sigmoid**2): half-precision comparisons allow
+    difference such as glu's sigmoid - sigmoid**2): comparisons allow
     ``suite.tolerances.SUMMATION[dtype] * M`` on top of the row (suite/conditioning.py)."""
+
+    def __post_init__(self) -> None:
+        if (self.ref is None) != (self.ref_vjp is None):
+            raise ValueError(f"record {self.name!r}: give both ref and ref_vjp (a reference "
+                             f"forward and its VJP), or neither for a reference-free record")
+
+    def __repr__(self) -> str:
+        return f"OpSpec({self.name!r})"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # Hypothesis's pretty-printer hook
+        p.text(repr(self))
+
+    @property
+    def has_reference(self) -> bool:
+        return self.ref is not None
+
+    def cases(self) -> st.SearchStrategy[Case]:
+        """``inputs.strategy()``, built once per input maker: building a strategy costs
+        milliseconds (Hypothesis reads the source of every composite it makes), more than
+        drawing from it, so it must not be rebuilt for every example."""
+        return cached_strategy(self.inputs, "cases", self.inputs.strategy)
+
+    def tolerance(self, kind: tols.Kind, dtype: torch.dtype) -> tols.Tolerance:
+        """The tolerance for comparing ``kind`` in ``dtype``: the table's row, loosened by this
+        record's visible widening (``tol``) where it has one."""
+        return tols.resolve(dtype, kind, self.tol.get((kind, dtype)))
+
+    def reference(self, case: Case) -> Array:
+        """The reference forward on ``case``: ``ref(**arrays, **options)``."""
+        assert self.ref is not None, f"{self.name} has no reference"
+        return np.asarray(self.ref(**case.arrays, **case.options))
+
+    def reference_vjp(self, g: Array, case: Case, *, as_torch: bool = False) -> dict[str, Array]:
+        """The reference VJP on ``case`` for the cotangent ``g``, in the installed torch's
+        convention: ``ref_vjp(g, **arrays, **options, **ref_options)``; with ``as_torch``, also
+        ``torch_vjp_options`` (torch's gradient where it is knowingly not the derivative)."""
+        assert self.ref_vjp is not None, f"{self.name} has no reference"
+        extra = {**self.ref_options, **(self.torch_vjp_options if as_torch else {})}
+        return self.ref_vjp(g, **case.arrays, **case.options, **extra)
 
 
 class OptimizerRun(NamedTuple):

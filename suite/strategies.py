@@ -12,6 +12,8 @@ and Hypothesis still shrinks shapes, options and scales.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
+from suite import tolerances as tols
 from suite.specs import Array, OptimizerRun
 
 Shape = tuple[int, ...]
@@ -43,7 +46,7 @@ class Domain:
     name: str
     scales: tuple[float, ...] = (1.0, 0.1, 5.0)
     kinks: tuple[float, ...] = ()
-    kink_margin: float = 1e-3
+    kink_margin: float = tols.KINK_MARGIN
 
     def sample(self, rng: np.random.Generator, shape: Shape, scale: float) -> Array:
         """Standard normal values times ``scale``, moved off the kinks."""
@@ -64,6 +67,9 @@ REALS = Domain("reals")
 REALS_WITH_KINK_AT_0 = Domain("reals, kink at 0", kinks=(0.0,))
 
 
+# Memoised: input makers ask for shapes inside their composites on every draw, and building a
+# composite strategy costs milliseconds (Hypothesis reads its source); strategies are immutable.
+@functools.cache
 def shapes(*, min_dims: int = 1, max_dims: int = 3, max_side: int = 256,
            max_size: int = 4096) -> st.SearchStrategy[Shape]:
     """Shapes with sides from 1 (a batch of one) to ``max_side`` and at most ``max_size`` elements.
@@ -86,10 +92,30 @@ def shapes(*, min_dims: int = 1, max_dims: int = 3, max_side: int = 256,
         sides: list[int] = []
         for _ in range(ndim):
             room = max(1, min(max_side, max_size // max(1, math.prod(sides))))
-            sides.append(draw(st.one_of(st.integers(1, min(8, room)), st.integers(1, room))))
-        return tuple(draw(st.permutations(sides)))
+            sides.append(draw(_side(room)))
+        # The large sides, drawn first, may land in any position: one of the ndim! orders
+        # (index 0, the drawn order, is where Hypothesis shrinks to).
+        order = _orders(ndim)[draw(_order_index(ndim))] if ndim > 1 else tuple(range(ndim))
+        return tuple(sides[i] for i in order)
 
     return draw_shape()
+
+
+# Strategies reused across draws (building one per draw cost most of a shape's 4 ms).
+@functools.cache
+def _side(room: int) -> st.SearchStrategy[int]:
+    """A side of at most ``room``: small (<= 8) half the time, anything up to room otherwise."""
+    return st.one_of(st.integers(1, min(8, room)), st.integers(1, room))
+
+
+@functools.cache
+def _orders(ndim: int) -> tuple[tuple[int, ...], ...]:
+    return tuple(itertools.permutations(range(ndim)))
+
+
+@functools.cache
+def _order_index(ndim: int) -> st.SearchStrategy[int]:
+    return st.integers(0, math.factorial(ndim) - 1)
 
 
 def any_dim(shape: Shape) -> st.SearchStrategy[int]:
@@ -123,16 +149,22 @@ def optimizer_runs(hyper: st.SearchStrategy[dict[str, Any]], *, min_steps: int =
     * ``tensor_lr``: ``lr`` is given to torch as a tensor.
     """
 
+    # Built once, drawn from many times (building a strategy per draw cost more than drawing).
+    shape_lists = st.lists(shapes(min_dims=0, max_dims=2, max_size=256), min_size=1, max_size=3)
+    step_counts = st.integers(min_steps, max_steps)
+    scales = st.sampled_from((1.0, 1e-3, 10.0))
+    fractions = st.sampled_from((0.0, 0.3))
+    flags = st.booleans()
+    group_labels = {n: st.lists(st.integers(0, 2), min_size=n, max_size=n) for n in (2, 3)}
+
     @st.composite
     def runs(draw: st.DrawFn) -> OptimizerRun:
-        param_shapes = draw(st.lists(shapes(min_dims=0, max_dims=2, max_size=256), min_size=1,
-                                     max_size=3), label="param shapes")
-        steps = draw(st.integers(min_steps, max_steps), label="steps")
-        scale = draw(st.sampled_from((1.0, 1e-3, 10.0)), label="grad scale")
-        zero_fraction = draw(st.sampled_from((0.0, 0.3)), label="zero fraction")
-        none_fraction = draw(st.sampled_from((0.0, 0.3)), label="none fraction") \
-            if none_grads else 0.0
-        is_complex = complex_params and draw(st.booleans(), label="complex")
+        param_shapes = draw(shape_lists, label="param shapes")
+        steps = draw(step_counts, label="steps")
+        scale = draw(scales, label="grad scale")
+        zero_fraction = draw(fractions, label="zero fraction")
+        none_fraction = draw(fractions, label="none fraction") if none_grads else 0.0
+        is_complex = complex_params and draw(flags, label="complex")
         if is_complex:
             param_shapes = [(*s, 2) for s in param_shapes]
         seed = draw(SEEDS, label="seed")
@@ -150,15 +182,14 @@ def optimizer_runs(hyper: st.SearchStrategy[dict[str, Any]], *, min_steps: int =
         defaults = draw(hyper, label="hyper")
         split: tuple[tuple[tuple[int, ...], dict[str, Any]], ...] = ()
         if groups and len(params) > 1:
-            labels = draw(st.lists(st.integers(0, 2), min_size=len(params),
-                                   max_size=len(params)), label="group of each param")
+            labels = draw(group_labels[len(params)], label="group of each param")
             members = [tuple(i for i, g in enumerate(labels) if g == k) for k in range(3)]
             overrides: list[dict[str, Any]] = [{}]
             for _ in range(2):
                 drawn = draw(hyper, label="group hyper")
                 overrides.append({k: v for k, v in drawn.items() if k not in constructor_only})
             split = tuple((m, o) for m, o in zip(members, overrides, strict=True) if m)
-        as_tensor = tensor_lr and draw(st.booleans(), label="lr as tensor")
+        as_tensor = tensor_lr and draw(flags, label="lr as tensor")
         return OptimizerRun(params, grads, defaults, seed, split, is_complex, as_tensor)
 
     return runs()

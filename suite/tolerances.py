@@ -41,6 +41,7 @@ class Kind(str, Enum):
     OPTIMIZER = "optimizer"  # parameters and state after one optimizer step
     TRAINING = "training"  # parameters along a whole training trajectory
     SCHEDULE = "schedule"  # a learning-rate scheduler's lr sequence (Python floats)
+    SCALER = "scaler"  # torch.amp.GradScaler's scale (a float32 tensor whatever the params' dtype)
 
 
 _EPS64 = float(torch.finfo(torch.float64).eps)  # 2.2e-16
@@ -84,9 +85,14 @@ _EPSBF16 = float(torch.finfo(torch.bfloat16).eps)  # 7.8e-3
 # ladder then passed 300 draws per record and dtype with it. A wrong term (a bias added
 # twice, a transposed weight) is off by the size of that term, O(M / n) for n terms: 1e-2..1e-1
 # relative, 10x to 100x above 2 eps M for the drawn sizes in float16, and the harness shows a
-# planted bias error failing (tests/test_harness.py). float32 and float64 need no such term:
-# their atol already exceeds 2 eps M for the drawn sums (M <= ~50).
-SUMMATION = {torch.float16: 2 * _EPS16, torch.bfloat16: 2 * _EPSBF16}
+# planted bias error failing (tests/test_harness.py). The same bound holds in float32 and
+# float64, whose kernels also round blocked partial sums: their rows' atol covers 2 eps M only
+# while M stays small, and a float32 conv2d weight gradient over inputs of scale ~17 (M in the
+# thousands) was 2e-5 off against the row's 1e-5 with torch right (the reference agreeing with
+# finite differences): so every dtype gets 2 eps per unit of M, the float32 row's 1e-5 being
+# ~40 eps32 a sum with M <= 40 never needs it.
+SUMMATION = {torch.float16: 2 * _EPS16, torch.bfloat16: 2 * _EPSBF16,
+             torch.float32: 2 * _EPS32, torch.float64: 2 * _EPS64}
 _HALF_FORWARD = {d: Tolerance(rtol=4 * e, atol=2 * e)
                  for d, e in ((torch.float16, _EPS16), (torch.bfloat16, _EPSBF16))}
 _HALF_GRADIENT = {d: Tolerance(rtol=4 * e, atol=8 * e)
@@ -127,6 +133,17 @@ TABLES: dict[Kind, dict[torch.dtype, Tolerance]] = {
         torch.float64: Tolerance(rtol=1e-10, atol=1e-15),
         torch.float32: Tolerance(rtol=1e-10, atol=1e-15),
     },
+    Kind.SCALER: {
+        # The scale S is a float32 tensor for parameters of any dtype; each update multiplies
+        # it by a float64 factor and rounds once to float32, which the reference reproduces
+        # (references.training.grad_scaler_update), so today S agrees exactly (observed: 0
+        # ulp on torch 2.13.0). The row allows one ulp per update, for a torch that rounds the
+        # factor to float32 first, over at most 16 updates (the longest run the tests draw):
+        # 16 eps32 = 1.9e-6 relative. A wrong state transition is off by a whole factor
+        # (>= 1.1x: growth and backoff factors are drawn from [1.1, 4] and [0.25, 0.9]).
+        torch.float64: Tolerance(rtol=16 * _EPS32, atol=0.0),
+        torch.float32: Tolerance(rtol=16 * _EPS32, atol=0.0),
+    },
     Kind.TRAINING: {
         # A 1000-step trajectory accumulates the rounding of every step; the dynamics of the
         # training examples are contracting, so errors stay bounded rather than growing.
@@ -134,6 +151,29 @@ TABLES: dict[Kind, dict[torch.dtype, Tolerance]] = {
         torch.float32: Tolerance(rtol=1e-4, atol=1e-4),
     },
 }
+
+# AMP: gradients of a model run under torch.autocast in float16 or bfloat16
+# (tests/test_identities.py, the gradscaler checks). With a power-of-two scale S the scaled
+# backward differs from the unscaled one only by exponents, so the two round identically, except
+# where the unscaled run's half-precision gradient falls below the normal range (float16 below
+# 2**-14: subnormals are spaced 2**-24 apart, and 2**-25 is lost per rounding, 0 for
+# bfloat16, whose range is float32's). Scaling exists to avoid exactly that loss. The unscaled
+# weight gradient sum_n dz_n x_n then differs by at most AUTOCAST_SUBNORMAL * sum_n |x_n| (an
+# allowance per element, twice 2**-25), plus one rounding of the half-precision result each
+# side: rtol = eps of the half type (both results are rounded once, 1/2 ulp each).
+AUTOCAST_SUBNORMAL = {torch.float16: 2.0**-24, torch.bfloat16: 0.0}
+# Against the float64 reference on the half-rounded parameters and inputs: one linear layer
+# z = x W^T + b computed in half (float32 accumulation, one rounding: u |z| with u = eps/2),
+# an MSE loss in float32 (autocast runs it in float32) whose gradient dz = 2 (z - y) / n
+# carries z's error, dz rounded to half on the way back (u |dz|), and dW = sum_n dz_n x_n
+# rounded once (u |dW|). The first-order bound is
+#   |dW_torch - dW| <= u |dW| + u sum_n (|dz_n| + (2/n) |z_n|) |x_n|
+# (float32 terms, ~eps32 M, are 1e-4 of it and left out). The check allows twice that:
+# rtol = eps, and AUTOCAST_TERMS * sum_n (|dz_n| + (2/n) |z_n|) |x_n| per element with
+# AUTOCAST_TERMS = eps (bias: the same with x_n = 1). A wrong unscale (a factor S or 1/S) is off
+# by 2**4 or more, a dropped bias or sign by O(|dW|).
+AUTOCAST_RTOL = {torch.float16: _EPS16, torch.bfloat16: _EPSBF16}
+AUTOCAST_TERMS = {torch.float16: _EPS16, torch.bfloat16: _EPSBF16}
 
 # Finite differences (reference VJP against the reference forward, float64, torch-free).
 # A central difference with step h has truncation error O(h^2 |f'''|) and rounding error
@@ -148,6 +188,42 @@ FD_RTOL = 1e-6
 # allows FD_ROUNDING_ULPS * eps * sum|g| (|f(x + h v)| + |f(x - h v)|) / (2 h) on top of the
 # relative term; on inputs of magnitude ~1 that floor is ~50x below FD_RTOL's share.
 FD_ROUNDING_ULPS = 64
+
+# Optimizer steps (suite/optimcheck.py): the conditioning of the update itself. Some updates
+# amplify rounding without bound: centered RMSprop divides by sqrt(v - m^2), and when the
+# gradient is nearly constant v ~ m^2, so float32 rounding of v and m^2 is magnified by
+# v / (v - m^2) (3.7e-6 relative seen in a momentum buffer against the OPTIMIZER row's 2e-6).
+# No fixed row can cover that, so each step also runs the reference on its inputs perturbed by
+# OPTIMIZER_SHAKE_ULPS ulp of the dtype under test (a backward-error reading of torch's
+# rounding: its result is the exact update of inputs that close) and adds OPTIMIZER_SENSITIVITY
+# times the change this causes in each compared entry to that entry's atol. One random shake
+# sees one draw of rounding-sized noise; torch's rounding is another: 16x covers the spread of
+# such draws. Well-conditioned updates change by ~1 ulp, far below the row's atol; a wrong
+# update rule is still off by O(1) (tests/test_harness.py plants one).
+OPTIMIZER_SHAKE_ULPS = 4
+OPTIMIZER_SENSITIVITY = 16.0
+
+# L-BFGS steps (suite/closurecheck.py). One step is up to max_iter (<= 8) iterations plus
+# line-search trials, each a few dot products feeding the next: a short trajectory, so the
+# float64 TRAINING row (1e-9, ~4.5e6 ulp) rather than the one-update row. That covers
+# well-conditioned steps only: near the optimum y = g_{k+1} - g_k and g^T d cancel (1 / y^T s
+# reached 1.5e8 in a probe, relative errors 1e-7), and a diverging fixed-step run on Rosenbrock
+# amplifies rounding chaotically. So each step's tolerance adds the measured sensitivity of the
+# reference itself: it is run again with every objective value and gradient perturbed by up to
+# LBFGS_PERTURB_ULPS ulp (what torch's different summation order does; the parameters it is
+# evaluated at, and the state the step starts from, likewise), and LBFGS_SENSITIVITY times the
+# greatest change of each compared entry is added to its atol. 64x covers the spread of
+# rounding draws (the greatest change over a handful of entries varies by a factor of a few
+# between draws) with a wide margin, and is still ~1e-12 or less on well-conditioned steps, far
+# below any wrong formula (relative errors ~1e-2 or more).
+LBFGS_PERTURB_ULPS = 8
+LBFGS_SENSITIVITY = 64.0
+
+# Values drawn closer than this to a point where the op is not differentiable (a kink) are
+# pushed out to this distance (suite/strategies.py Domain, suite/inputs/losses.py), so a
+# central difference of step FD_STEP (<= ~4e-6 along a direction) never straddles it; the
+# exact points themselves are checked on purpose (suite/layouts.py).
+KINK_MARGIN = 1e-3
 
 
 def summation(dtype: torch.dtype) -> float:

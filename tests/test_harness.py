@@ -14,12 +14,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from references import activations, optim_sgd
+from references import activations, optim_sgd, recurrent
 from suite import catalog, compare, higher
 from suite import gradcheck as gc
 from suite import optimcheck as oc
 from suite import tolerances as tols
-from suite.specs import Case, OpSpec, OptimizerRun
+from suite.inputs import layers as hi
+from suite.specs import Case, ModuleForm, OpSpec, OptimizerRun
 
 TANH = catalog.by_name("tanh")
 LINEAR = catalog.by_name("linear")
@@ -66,7 +67,7 @@ def test_gradient_check_blames_torch_for_a_wrong_backward() -> None:
     message = _fails(gc.check_gradient, bad, CASE, torch.float64, "cpu")
     assert message.startswith("tanh: VJP w.r.t. input is not close to the reference")
     assert "Verdict: the reference VJP agrees with finite differences" in message
-    assert "so the error is torch's" in message
+    assert "so the error is torch_fn's (tests.test_harness." in message
 
 
 @pytest.mark.parametrize("factor", [2.0, -1.0], ids=["doubled", "sign-flipped"])
@@ -133,9 +134,9 @@ def test_checks_require_each_vjp_to_have_its_arguments_shape(check: str) -> None
         message = _fails(gc.check_gradient, bad, MSE_BROADCAST, torch.float64, "cpu")
     else:
         message = _fails(higher.check_jvp, bad, MSE_BROADCAST)
-    assert message.splitlines()[0] == (
-        "tests.test_harness._unreduced_mse_vjp returned the gradient w.r.t. target with shape "
-        "(3, 4), but target has shape (1, 4): a VJP must have exactly its argument's shape")
+    first = message.splitlines()[0]
+    assert "_unreduced_mse_vjp returns a gradient of shape (3, 4) for 'target', whose shape " \
+           "is (1, 4): a gradient must have exactly its argument's shape" in first, first
 
 
 @pytest.mark.filterwarnings("ignore:Using a target size:UserWarning")
@@ -270,9 +271,11 @@ def test_summation_allowance_does_not_hide_a_missing_term(half: torch.dtype) -> 
     assert "for sum |terms| there" in message  # the allowance is shown where it was exceeded
 
 
-@HALF
+@pytest.mark.parametrize("half", [torch.float32, torch.float16, torch.bfloat16],
+                         ids=["float32", "float16", "bfloat16"])
 def test_summation_allowance_does_not_hide_a_wrong_weight_gradient(half: torch.dtype) -> None:
-    """...and a weight gradient summed over all but the first batch row."""
+    """...and a weight gradient summed over all but the first batch row (float32 has the
+    allowance too)."""
     class SkipsARow(torch.autograd.Function):
         @staticmethod
         def forward(ctx, x, w, b):  # type: ignore[override]
@@ -291,10 +294,12 @@ def test_summation_allowance_does_not_hide_a_wrong_weight_gradient(half: torch.d
     assert "linear: VJP w.r.t. weight is not close to the reference" in message
 
 
-def test_summation_allowance_is_zero_in_float32_and_float64() -> None:
-    """Only the half rungs get the conditioning term (float32/64 atol already covers it)."""
-    assert tols.summation(torch.float32) == tols.summation(torch.float64) == 0.0
-    assert tols.summation(torch.float16) == 2 * torch.finfo(torch.float16).eps
+@pytest.mark.parametrize("rung", [torch.float64, torch.float32, torch.float16, torch.bfloat16],
+                         ids=["float64", "float32", "float16", "bfloat16"])
+def test_summation_allowance_is_two_ulp_per_unit_of_terms(rung: torch.dtype) -> None:
+    """Every dtype's conditioning term is 2 eps per unit of sum |terms| (tolerances.py)."""
+    assert tols.summation(rung) == 2 * torch.finfo(rung).eps
+
 
 
 @HALF
@@ -329,6 +334,114 @@ def test_centred_gradient_allowance_does_not_hide_a_missing_mean(half: torch.dty
     assert "layer_norm: VJP w.r.t. input is not close to the reference" in message
 
 
+class _PlantedBackward(torch.autograd.Function):
+    """``forward(fn, backward, *tensors)``: fn's values, and ``backward(g, *tensors)`` as its
+    gradients (a planted wrong backward for the half-precision allowance tests below)."""
+
+    @staticmethod
+    def forward(ctx, fn, backward, *tensors):  # type: ignore[override]
+        ctx.backward_fn = backward
+        ctx.save_for_backward(*tensors)
+        return fn(*tensors)
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        return (None, None, *ctx.backward_fn(g, *ctx.saved_tensors))
+
+
+@HALF
+def test_local_response_norm_allowance_does_not_hide_a_missing_cross_term(
+        half: torch.dtype) -> None:
+    """local_response_norm's allowance (sum |terms| of its two-term gradient) still catches a
+    backward that keeps only g s^(-beta), dropping the window's cross term."""
+    spec = catalog.by_name("local_response_norm")
+    options = {"size": 3, "alpha": 1.0, "beta": 0.75, "k": 1.0}
+    case = Case({"input": np.random.default_rng(5).standard_normal((2, 6, 5))}, ("input",),
+                options, 5)
+
+    def wrong(input, size, alpha, beta, k):
+        def scale_only(g, x):
+            s = F.avg_pool2d(F.pad((x * x).unsqueeze(1), (0, 0, size // 2, (size - 1) // 2)),
+                             (size, 1), stride=1).squeeze(1) * alpha + k
+            return (g * s ** -beta,)
+        return _PlantedBackward.apply(
+            lambda x: F.local_response_norm(x, size, alpha, beta, k), scale_only, input)
+
+    _control(gc.check_gradient, spec, case, half)
+    message = _fails(gc.check_gradient, dataclasses.replace(spec, torch_fn=wrong), case, half,
+                     "cpu")
+    assert "local_response_norm: VJP w.r.t. input is not close to the reference" in message
+
+
+@HALF
+def test_cosine_similarity_allowance_does_not_hide_a_missing_term(half: torch.dtype) -> None:
+    """cosine_similarity's allowance still catches a gradient without - cos a / |a|^2."""
+    spec = catalog.by_name("cosine_similarity")
+    case = spec.inputs.sized(16, seed=5)  # type: ignore[union-attr]
+
+    def wrong(x1, x2, dim=1, eps=1e-8):
+        def first_terms(g, a, b):
+            na, nb = a.norm(dim=dim, keepdim=True), b.norm(dim=dim, keepdim=True)
+            gk = g.unsqueeze(dim)
+            return gk * b / (na * nb), gk * a / (na * nb)
+        return _PlantedBackward.apply(lambda a, b: F.cosine_similarity(a, b, dim, eps),
+                                      first_terms, x1, x2)
+
+    _control(gc.check_gradient, spec, case, half)
+    message = _fails(gc.check_gradient, dataclasses.replace(spec, torch_fn=wrong), case, half,
+                     "cpu")
+    assert "cosine_similarity: VJP w.r.t. x1 is not close to the reference" in message
+
+
+@HALF
+def test_embedding_bag_max_allowance_does_not_hide_a_gradient_to_every_row(
+        half: torch.dtype) -> None:
+    """embedding_bag's max-mode allowance (sum |g| onto the argmax rows) still catches a
+    backward that sends each bag's gradient to all of its rows, as sum mode would."""
+    spec = catalog.by_name("embedding_bag")
+    case = hi.Bags()._case(num=8, dim=4, layout="offsets", sizes=[3, 3, 2], width=1,
+                           mode="max", weighted=False, padding_idx=None, scale=1.0, seed=5)
+
+    def wrong(input, weight, offsets=None, mode="mean", include_last_offset=False,
+              padding_idx=None):
+        def to_every_row(g, w):
+            grad = torch.zeros_like(w)
+            bags = torch.bucketize(torch.arange(len(input)), offsets, right=True) - 1
+            return (grad.index_add(0, input, g[bags]),)
+        return _PlantedBackward.apply(
+            lambda w: F.embedding_bag(input, w, offsets, mode=mode), to_every_row, weight)
+
+    _control(gc.check_gradient, spec, case, half)
+    message = _fails(gc.check_gradient, dataclasses.replace(spec, torch_fn=wrong), case, half,
+                     "cpu")
+    assert "embedding_bag: VJP w.r.t. weight is not close to the reference" in message
+
+
+@HALF
+def test_instance_norm_allowance_does_not_hide_a_missing_mean(half: torch.dtype) -> None:
+    """instance_norm's allowance (the centred gradient's sum |terms|) still catches a backward
+    that forgets to subtract mean(dxhat)."""
+    spec = catalog.by_name("instance_norm")
+    rng = np.random.default_rng(5)
+    case = Case({"input": rng.standard_normal((2, 3, 16))}, ("input",),
+                {"use_input_stats": True, "momentum": 0.1, "eps": 1e-5}, 5)
+
+    def wrong(input, running_mean=None, running_var=None, weight=None, bias=None,
+              use_input_stats=True, momentum=0.1, eps=1e-5):
+        def no_mean_term(g, x):
+            mu = x.mean(-1, keepdim=True)
+            inv_std = torch.rsqrt(((x - mu) ** 2).mean(-1, keepdim=True) + eps)
+            xhat = (x - mu) * inv_std
+            return (inv_std * (g - xhat * (g * xhat).mean(-1, keepdim=True)),)
+        return _PlantedBackward.apply(lambda x: F.instance_norm(x, eps=eps), no_mean_term,
+                                      input)
+
+    _control(gc.check_gradient, spec, case, half)
+    message = _fails(gc.check_gradient, dataclasses.replace(spec, torch_fn=wrong), case, half,
+                     "cpu")
+    assert "instance_norm: VJP w.r.t. input is not close to the reference" in message
+
+
 # --- the module check must fail on a planted bug ------------------------------------------------
 
 
@@ -343,6 +456,12 @@ def _record(name: str) -> OpSpec:
     return spec
 
 
+def _with_factory(spec: OpSpec, factory) -> OpSpec:
+    """``spec`` whose module form is built by ``factory`` (a planted bug)."""
+    assert spec.module is not None
+    return dataclasses.replace(spec, module=dataclasses.replace(spec.module, factory=factory))
+
+
 def _module_check_fails(spec: OpSpec, case) -> str:
     with pytest.raises(AssertionError) as info:
         gc.check_module_form(spec, case, torch.float64, "cpu")
@@ -351,7 +470,7 @@ def _module_check_fails(spec: OpSpec, case) -> str:
 
 def test_module_check_fails_on_a_module_built_with_a_wrong_option() -> None:
     softplus = _record("softplus")
-    bad = dataclasses.replace(softplus, module_factory=lambda case: torch.nn.Softplus(
+    bad = _with_factory(softplus, lambda case: torch.nn.Softplus(
         beta=2 * case.options.get("beta", 1.0), threshold=case.options.get("threshold", 20.0)))
     message = _module_check_fails(bad, softplus.inputs.sized(6, seed=3))
     assert message.startswith("softplus: Softplus (module form) output against softplus "
@@ -361,7 +480,7 @@ def test_module_check_fails_on_a_module_built_with_a_wrong_option() -> None:
 
 def test_module_check_fails_on_a_module_with_a_wrong_backward() -> None:
     tanh = _record("tanh")
-    bad = dataclasses.replace(tanh, module=_TanhModuleWithDoubledBackward)
+    bad = dataclasses.replace(tanh, module=ModuleForm(_TanhModuleWithDoubledBackward))
     message = _module_check_fails(bad, tanh.inputs.sized(6, seed=3))
     assert message.startswith("tanh: _TanhModuleWithDoubledBackward (module form) gradient "
                               "w.r.t. input against tanh")
@@ -369,7 +488,7 @@ def test_module_check_fails_on_a_module_with_a_wrong_backward() -> None:
 
 def test_module_check_fails_on_a_factory_that_builds_the_wrong_parameters() -> None:
     prelu = _record("prelu")  # sized cases have one weight per channel; nn.PReLU() has one
-    bad = dataclasses.replace(prelu, module_factory=lambda case: torch.nn.PReLU())
+    bad = _with_factory(prelu, lambda case: torch.nn.PReLU())
     message = _module_check_fails(bad, prelu.inputs.sized(6, seed=3))
     assert message.startswith("prelu: the module form PReLU has no parameter or buffer 'weight' "
                               "shaped like the case's (6,) (it has (1,))")
@@ -383,7 +502,7 @@ def test_module_check_passes_on_the_correct_module(name: str) -> None:
 
 def test_module_check_fails_on_a_module_left_in_training_mode() -> None:
     rrelu = _record("rrelu")  # nn.RReLU in training mode draws random slopes
-    bad = dataclasses.replace(rrelu, module_factory=lambda case: torch.nn.RReLU(**case.options))
+    bad = _with_factory(rrelu, lambda case: torch.nn.RReLU(**case.options))
     message = _module_check_fails(bad, rrelu.inputs.sized(6, seed=3))
     assert message.startswith("rrelu: RReLU (module form) output against rrelu")
 
@@ -392,11 +511,77 @@ def test_module_check_fails_on_a_module_with_a_wrong_running_statistics_update()
     batch_norm = _record("batch_norm")  # sized: training, momentum 0.1
 
     def wrong_momentum(case):
-        module = batch_norm.module_factory(case)  # type: ignore[misc]
+        assert batch_norm.module is not None and batch_norm.module.factory is not None
+        module = batch_norm.module.factory(case)
         module.momentum = 0.2
         return module
 
-    bad = dataclasses.replace(batch_norm, module_factory=wrong_momentum)
+    bad = _with_factory(batch_norm, wrong_momentum)
     message = _module_check_fails(bad, batch_norm.inputs.sized(6, seed=3))
     assert message.startswith("batch_norm: BatchNorm2d (module form) running_mean after the "
                               "call against batch_norm")
+
+
+# --- backpropagation through time: a dropped recurrent term is caught ----------------------------
+
+
+RNN_TANH = _record("rnn_tanh")
+LSTM = _record("lstm")
+
+
+def _one_layer_case(spec: OpSpec, steps: int = 4) -> Case:
+    """A 1-layer, 1-direction case of ``spec`` (T = ``steps``, B = 2, in 3, hidden 3, bias,
+    h_0 (and c_0) given)."""
+    case = spec.inputs.sized(3, seed=4)  # type: ignore[union-attr]
+    rng = np.random.default_rng(4)
+    arrays = {**case.arrays, "input": rng.standard_normal((steps, 2, 3))}
+    arrays |= {k: a[:, :2] for k, a in arrays.items() if k in ("h_0", "c_0")}
+    return Case(arrays, case.differentiable, case.options, case.seed)
+
+
+def _truncated_rnn(input, h_0=None, lengths=None, **options):
+    """nn.RNN(tanh) unrolled with nn.RNNCell, the hidden state entering step 2 detached: the
+    forward is exact, but BPTT drops that step's recurrent term (a planted torch bug)."""
+    params = {k.removesuffix("_l0"): v for k, v in options.items() if k.endswith("_l0")}
+    cell = torch.nn.RNNCell(input.shape[-1], h_0.shape[-1], device="meta", dtype=input.dtype)
+    h, outs = h_0[0], []
+    for t in range(input.shape[0]):
+        h = torch.func.functional_call(cell, params, (input[t], h.detach() if t == 2 else h))
+        outs.append(h)
+    return torch.cat([torch.stack(outs).reshape(-1), h.reshape(-1)])
+
+
+def test_bptt_check_blames_torch_for_an_rnn_dropping_a_recurrent_term() -> None:
+    case = _one_layer_case(RNN_TANH)
+    bad = dataclasses.replace(RNN_TANH, torch_fn=_truncated_rnn)
+    gc.check_forward(bad, case, torch.float64, "cpu")  # the forward is exact: only BPTT is wrong
+    gc.check_gradient(RNN_TANH, case, torch.float64, "cpu")  # the control
+    message = _fails(gc.check_gradient, bad, case, torch.float64, "cpu")
+    assert message.startswith("rnn_tanh: VJP w.r.t. ")
+    assert "Verdict: the reference VJP agrees with finite differences" in message
+    assert "so the error is torch_fn's (" in message
+
+
+def test_bptt_check_blames_the_reference_for_an_lstm_dropping_a_cell_state_term(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reference BPTT that loses the LSTM's cell-state cotangent (dc_{t-1} = dc_t f_t) at one
+    step fails against finite differences, and the gradient check blames the reference."""
+    case = _one_layer_case(LSTM)
+    steps = case.arrays["input"].shape[0]
+    step_vjp = recurrent._step_vjp
+    calls = [0]
+
+    def loses_dc(kind, d_new, cache, p, nonlinearity):
+        dx, d_state, grads = step_vjp(kind, d_new, cache, p, nonlinearity)
+        calls[0] += 1
+        if calls[0] % steps == 2:  # the third step from the end (one layer, one direction)
+            d_state = (d_state[0], np.zeros_like(d_state[1]))
+        return dx, d_state, grads
+
+    gc.check_reference_vjp(LSTM, case)  # the control
+    monkeypatch.setattr(recurrent, "_step_vjp", loses_dc)
+    message = _fails(gc.check_reference_vjp, LSTM, case)
+    assert message.startswith("lstm: reference VJP w.r.t. ")
+    message = _fails(gc.check_gradient, LSTM, case, torch.float64, "cpu")
+    assert "Verdict: the reference VJP disagrees with finite differences" in message
+    assert "references.recurrent.lstm_vjp is wrong" in message

@@ -1,12 +1,6 @@
-"""Second derivatives and forward mode, for every record that declares ``order >= 2``.
-
-* torch.func.jvp's J v: through <u, J v> = <J^T u, v> with the reference VJP, and against a
-  central difference of the reference forward;
-* double backward: the Hessian-vector product of <g, f> against a central difference of the
-  reference VJP ("VJP of VJP").
-
-Both run in float64 only (a finite difference of float32 values cannot resolve the check;
-suite/higher.py), so the tests take no ``dtype`` argument.
+"""Second derivatives and forward mode: the battery (tests/test_ops.py) checks torch.func.jvp
+and double backward for every record whose ``second_order`` is True. Here: which records are
+on it, and torch's known double-backward failures as strict expected failures.
 """
 
 from __future__ import annotations
@@ -14,44 +8,30 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from suite import catalog, higher
-from suite.specs import OpSpec
+import gradsuite as gs
+from suite import catalog
 
-SECOND_ORDER = [s for s in catalog.OPS if s.order >= 2]
-ORDER2 = pytest.mark.parametrize("spec", SECOND_ORDER, ids=catalog.spec_id)
+SECOND_ORDER = [s for s in catalog.OPS if s.second_order is True]
 
-
-# Ceiling: ~55 records x 2 tests; each example evaluates the reference 2-5 times more than a
-# first-order check. 25 examples per record keep both tests near 30 s under the ci profile
-# (the budget for this module) while still drawing shapes, options and scales widely.
-@ORDER2
-@settings(max_examples=25)
-@given(data=st.data())
-def test_jvp_matches_reference(spec: OpSpec, device: str, data: st.DataObject) -> None:
-    higher.check_jvp(spec, data.draw(spec.inputs.strategy(), label="case"), device)
-
-
-@ORDER2
-@settings(max_examples=25)  # same ceiling and reason as above
-@given(data=st.data())
-def test_double_backward_matches_reference(spec: OpSpec, device: str,
-                                           data: st.DataObject) -> None:
-    higher.check_double_backward(spec, data.draw(spec.inputs.strategy(), label="case"), device)
+TestSecondOrder = gs.battery(*catalog.OPS, only=("test_jvp_matches_reference",
+                                                 "test_double_backward_matches_reference"))
 
 
 def test_most_records_declare_second_order() -> None:
-    """The issue asks for most smooth activations and the linear layers: keep it that way."""
+    """Most smooth activations and the linear layers are checked to second order (the
+    battery's JVP and double-backward checks); every record off it says why."""
     names = {s.name for s in SECOND_ORDER}
     assert {"linear", "bilinear", "tanh", "gelu", "softmax", "mse_loss"} <= names
     assert len(SECOND_ORDER) >= len(catalog.OPS) // 2
+    for spec in catalog.OPS:
+        assert spec.second_order is True or (isinstance(spec.second_order, str)
+                                             and len(spec.second_order) > 20), spec.name
 
 
 # torch 2.13.0: layer_norm's double backward raises when the input has a bias but no weight
 # and the differentiated sum includes the bias's first derivative (KNOWN_DIFFERENCES.md).
-# The layer_norm and batch_norm records stay at order 1 until it is fixed; strict, so a fix
+# The layer_norm and batch_norm records stay off second order until it is fixed; strict, so a fix
 # shows up as XPASS -> failure, and the records can then declare order 2.
 @pytest.mark.xfail(strict=True, raises=RuntimeError,
                    reason="torch 2.13.0: native_layer_norm double backward with bias and no "

@@ -1,6 +1,6 @@
 """Every optimizer record, every implementation torch offers, up to 20 steps in lockstep; the
-state_dict round trip; LBFGS's step(closure) (suite.closurecheck); and a census of torch.optim
-against the catalogue."""
+state_dict round trip; LBFGS's step(closure) (suite.closurecheck) — all through the battery —
+and a census of torch.optim against the catalogue, and torch's known optimizer defects."""
 
 from __future__ import annotations
 
@@ -9,89 +9,15 @@ import inspect
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from suite import catalog, closurecheck, versions
-from suite import optimcheck as oc
-from suite import strategies as hs
+import gradsuite as gs
+from suite import catalog, versions
 from suite.catalog import optimizers as optimizer_records
-from suite.specs import ClosureOptimizerSpec, OptimizerRun, OptimizerSpec
 
-# 12 records x 5 variants x 2 dtypes: each example runs up to 20 steps over up to 3 tensors,
-# torch and reference, ~10-30 ms; 50 examples per test keeps this file near 1.5 minutes on
-# 2 cores under the ci profile (the budget for optimizers and schedulers together is 4).
-STEP_EXAMPLES = 50
-
-
-def _runs(spec: OptimizerSpec, implementation: str,
-          dtype: torch.dtype) -> st.SearchStrategy[OptimizerRun]:
-    # Complex parameters wherever torch takes them (not in fused implementations).
-    complex_ok = oc.complex_refusal(spec, implementation, dtype) is None
-    return hs.optimizer_runs(spec.hyper, min_steps=1, max_steps=20, groups=True,
-                             none_grads=True, complex_params=complex_ok,
-                             tensor_lr=True, constructor_only=spec.constructor_only,
-                             first_step_complete=implementation in spec.late_first_grad_fails)
-
-
-@pytest.mark.parametrize("implementation", list(oc.VARIANTS))
-@pytest.mark.parametrize("spec", catalog.OPTIMIZERS, ids=catalog.spec_id)
-@settings(max_examples=STEP_EXAMPLES)
-@given(data=st.data())
-def test_optimizer_steps_match_reference(spec: OptimizerSpec, implementation: str,
-                                         dtype: torch.dtype, device: str, data) -> None:
-    reason = oc.unavailable(spec, implementation, dtype, device, sparse_grads=True)
-    if reason:
-        pytest.skip(reason)
-    run = data.draw(_runs(spec, implementation, dtype), label="run")
-    oc.check_run(spec, run, implementation, dtype, device)
-
-
-# Each example runs the optimizer twice over up to 20 steps; equality is exact, so a few
-# examples per variant find a state entry that is not saved or not restored.
-@pytest.mark.parametrize("implementation", list(oc.VARIANTS))
-@pytest.mark.parametrize("spec", catalog.OPTIMIZERS, ids=catalog.spec_id)
-@settings(max_examples=20)
-@given(data=st.data())
-def test_state_dict_round_trip_continues_identically(spec: OptimizerSpec, implementation: str,
-                                                     dtype: torch.dtype, device: str,
-                                                     data) -> None:
-    reason = oc.unavailable(spec, implementation, dtype, device, sparse_grads=True)
-    if reason:
-        pytest.skip(reason)
-    run = data.draw(_runs(spec, implementation, dtype), label="run")
-    split = data.draw(st.integers(1, len(run.grads)), label="save after step")
-    oc.check_state_dict_round_trip(spec, run, implementation, dtype, device, split)
-
-
-# Each example runs up to 4 steps of up to 8 L-BFGS iterations (and up to 12 evaluations) on
-# torch and the reference twice (once perturbed, for the tolerance): ~15 ms. 300 examples
-# (~5 s) because some branches are rare: in a probe, a reference that dropped the zoom's
-# insufficient-progress safeguard failed about 1 example in 600, a wrong curvature threshold
-# 1 in 150.
-@pytest.mark.parametrize("spec", optimizer_records.CLOSURE_RECORDS, ids=catalog.spec_id)
-@settings(max_examples=300)
-@given(data=st.data())
-def test_closure_optimizer_steps_match_reference(spec: ClosureOptimizerSpec, device: str,
-                                                 data: st.DataObject) -> None:
-    # float64 only: L-BFGS decides branches (Wolfe conditions, y^T s > 1e-10, the stopping
-    # tests) on computed values, so float32 rounding against the float64 reference flips them
-    # and the runs then follow different paths; no tolerance bounds that difference.
-    kind = data.draw(st.sampled_from(closurecheck.OBJECTIVES), label="objective")
-    n = data.draw(st.integers(2, 8), label="variables")
-    split = data.draw(st.integers(0, n - 1), label="split")
-    # One parameter, or two (the second 2-D when it can be): torch flattens them in order.
-    shapes: list[tuple[int, ...]] = [(n,)] if split == 0 else [(split,), (n - split,)]
-    if split and (n - split) % 2 == 0:
-        shapes[1] = (2, (n - split) // 2)
-    seed = data.draw(hs.SEEDS, label="seed")
-    objective = closurecheck.make_objective(kind, n, seed)
-    x0 = np.random.default_rng(seed + 1).uniform(-1.5, 1.5, n)
-    hyper = data.draw(spec.hyper, label="hyper")
-    if not objective.fixed_steps_converge:
-        hyper = {**hyper, "line_search_fn": "strong_wolfe"}
-    steps = data.draw(st.integers(1, 4), label="steps")
-    closurecheck.check_closure_run(spec, objective, x0, shapes, hyper, steps, device)
+# Every optimizer record and L-BFGS through the battery: lockstep steps for every
+# implementation torch offers, the state_dict round trip, L-BFGS's step(closure), and the step
+# benchmarks (pytest -m bench).
+TestOptimizers = gs.battery(*catalog.OPTIMIZERS, *optimizer_records.CLOSURE_RECORDS)
 
 
 def _optimizer_classes() -> dict[str, type]:

@@ -1,39 +1,23 @@
-"""The precision ladder: float16 and bfloat16 against the float64 reference.
+"""The precision ladder's rules: float16 and bfloat16 against the float64 reference.
 
-float64 and float32 are the plugin's ``dtype`` parametrization (tests/test_ops.py); the half
-precisions run here, for the records that declare ``low_precision``, so the rest of the suite
-is not multiplied by two more dtypes. torch receives the rounded inputs, the reference runs in
-float64 on exactly those values, and the tolerances are suite/tolerances.py's eps-derived half
-rows. A kernel torch lacks in half precision on the device skips with torch's own message.
+The ladder itself is a check of the battery (tests/test_ops.py,
+``test_low_precision_matches_reference``) for every record whose ``low_precision`` is True;
+torch receives the rounded inputs, the reference runs in float64 on exactly those values, and
+the tolerances are suite/tolerances.py's eps-derived half rows. Here: the rows' derivation and
+that every record is on the ladder or says why.
 """
 
 from __future__ import annotations
 
-import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from suite import catalog, higher
+import gradsuite as gs
+from suite import catalog
 from suite import tolerances as tols
-from suite.specs import OpSpec
 
-HALF = pytest.mark.parametrize("half", [torch.float16, torch.bfloat16],
-                               ids=["float16", "bfloat16"])
 ON_LADDER = [s for s in catalog.OPS if s.low_precision is True]
-LOW = pytest.mark.parametrize("spec", ON_LADDER, ids=catalog.spec_id)
 
-
-# Ceiling: ~45 records x 2 dtypes; half-precision kernels are slow on CPU. 15 examples per
-# record and dtype keep the module near 30 s under the ci profile.
-@LOW
-@HALF
-@settings(max_examples=15)
-@given(data=st.data())
-def test_low_precision_matches_reference(spec: OpSpec, half: torch.dtype, device: str,
-                                         data: st.DataObject) -> None:
-    higher.check_low_precision(spec, data.draw(spec.inputs.strategy(), label="case"), half,
-                               device)
+TestLadder = gs.battery(*catalog.OPS, only=("test_low_precision_matches_reference",))
 
 
 def test_tolerances_follow_machine_epsilon() -> None:

@@ -37,7 +37,7 @@ def _run(path: Path, scale: dict[str, float] | None = None) -> Path:
                 median = factor * (1e-7 + coefficient * n**power) * (scale or {}).get(op, 1.0)
                 data = list(median * (1 + 0.01 * rng.standard_normal(12)))
                 benchmarks.append({
-                    "name": name, "fullname": f"tests/benchmarks/test_bench.py::{name}",
+                    "name": name, "fullname": f"tests/test_ops.py::TestOps::{name}",
                     "group": f"{op} forward n={n}",
                     "extra_info": {"op": op, "pass": "forward", "impl": impl, "device": "cpu",
                                    "dtype": dtype, "n": n},
@@ -86,7 +86,7 @@ def test_missing_matplotlib_names_the_extra(tmp_path: Path, monkeypatch, capsys)
 
 
 @pytest.mark.parametrize(("args", "says"), [
-    ([], "report needs a benchmark JSON file"),
+    ([], "report needs something to report"),
     (["missing.json"], "no such file"),
     (["--drift", "missing-old.json", "missing-new.json", "--no-plots"], "no such file"),
 ])

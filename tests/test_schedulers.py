@@ -10,8 +10,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from suite import catalog
-from suite import optimcheck as oc
+from suite import catalog, schedulecheck
 from suite.catalog import schedulers as scheduler_records
 from suite.specs import SchedulerSpec
 
@@ -30,7 +29,7 @@ def test_schedule_matches_reference(spec: SchedulerSpec, data) -> None:
             label="metrics")
     else:
         steps = epochs
-    oc.check_schedule(spec, options, lrs, steps)
+    schedulecheck.check_schedule(spec, options, lrs, steps)
 
 
 def test_every_torch_scheduler_has_a_record_or_a_written_reason() -> None:

@@ -10,23 +10,30 @@ from suite.catalog import (
     activations,
     attention,
     conv,
+    distance,
     layers,
     losses,
     norms,
     optimizers,
+    pooling,
+    recurrent,
+    resampling,
     schedulers,
+    transformer,
 )
-from suite.specs import OpSpec, OptimizerSpec, SchedulerSpec
+from suite.specs import ClosureOptimizerSpec, OpSpec, OptimizerSpec, SchedulerSpec
 
 OPS: tuple[OpSpec, ...] = tuple(
-    sorted(activations.RECORDS + attention.RECORDS + conv.RECORDS + layers.RECORDS
-           + losses.RECORDS + norms.RECORDS, key=lambda s: s.name))
+    sorted(activations.RECORDS + attention.RECORDS + conv.RECORDS + distance.RECORDS
+           + layers.RECORDS + losses.RECORDS + norms.RECORDS + pooling.RECORDS
+           + recurrent.RECORDS + resampling.RECORDS + transformer.RECORDS,
+           key=lambda s: s.name))
 OPTIMIZERS: tuple[OptimizerSpec, ...] = tuple(sorted(optimizers.RECORDS, key=lambda s: s.name))
 SCHEDULERS: tuple[SchedulerSpec, ...] = tuple(sorted(schedulers.RECORDS, key=lambda s: s.name))
 
 
 def by_name(name: str) -> OpSpec | OptimizerSpec:
-    """The record called ``name``.
+    """The op or optimizer record called ``name``.
 
     Raises:
         KeyError: naming the known records, when there is none.
@@ -39,6 +46,24 @@ def by_name(name: str) -> OpSpec | OptimizerSpec:
     raise KeyError(f"no record named {name!r}; known records: {known}")
 
 
-def spec_id(spec: OpSpec | OptimizerSpec | SchedulerSpec) -> str:
+def record(name: str) -> OpSpec | OptimizerSpec | ClosureOptimizerSpec:
+    """Any record of the catalogue called ``name``: ops, optimizers and L-BFGS.
+
+    Raises:
+        KeyError: naming the closest known records, when there is none.
+    """
+    import difflib
+
+    records: tuple[OpSpec | OptimizerSpec | ClosureOptimizerSpec, ...] = (
+        *OPS, *OPTIMIZERS, *optimizers.CLOSURE_RECORDS)
+    everything = {s.name: s for s in records}
+    if name in everything:
+        return everything[name]
+    close = difflib.get_close_matches(name, list(everything), n=4, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise KeyError(f"no record named {name!r}; {hint}`python -m suite list` lists them all")
+
+
+def spec_id(spec: OpSpec | OptimizerSpec | SchedulerSpec | ClosureOptimizerSpec) -> str:
     """The pytest id of a record: its name, so ``pytest -k gelu`` selects every check of gelu."""
     return spec.name

@@ -10,7 +10,7 @@ Options that place a kink (bounds, lambd, threshold) are drawn as float32-repres
 check compares torch and the reference at the same point.
 
 ``module`` names each op's ``torch.nn`` class (checked against the functional form in
-tests/test_ops.py); ``module_factory`` and ``module_params`` build it where the class's
+tests/test_ops.py); ``ModuleForm.factory`` and ``ModuleForm.params`` build it where the class's
 constructor does not take the functional options as they are (nn.PReLU, nn.RReLU).
 """
 
@@ -30,7 +30,7 @@ from references import activations as ref
 from suite import conditioning, versions
 from suite import inputs as hi
 from suite import strategies as hs
-from suite.specs import Case, OpSpec
+from suite.specs import Case, ModuleForm, OpSpec
 from suite.tolerances import Kind, Tolerance
 
 _DOCS = "https://pytorch.org/docs/stable/generated/torch.nn.{}.html"
@@ -54,8 +54,8 @@ def _record(name: str, torch_fn: Callable[..., torch.Tensor], docs_class: str,
     docs = docs_class if docs_class.startswith("https://") else _DOCS.format(docs_class)
     # Activations are elementwise (or softmax-like along one dim) and smooth between their
     # kinks: second order (torch.func.jvp, double backward) is checked for all, and half
-    # precision for all whose kinks are not placed by an option (see the exceptions below).
-    fields = {"order": 2, "low_precision": True, **fields}
+    # precision for all whose kinks are not placed by an option (the records' defaults; the
+    # exceptions below say why).
     return OpSpec(name=name, family="activation", torch_fn=torch_fn, ref=getattr(ref, name),
                   ref_vjp=getattr(ref, f"{name}_vjp"), inputs=inputs, docs=docs,
                   exact_points=exact_points, **fields)
@@ -63,7 +63,7 @@ def _record(name: str, torch_fn: Callable[..., torch.Tensor], docs_class: str,
 
 def _prelu_module(case: Case) -> nn.Module:
     # nn.PReLU's constructor takes the weight's size (num_parameters), not the weight: its
-    # values come from the case (module_params).
+    # values come from the case (ModuleForm.params).
     return nn.PReLU(num_parameters=case.arrays["weight"].size)
 
 
@@ -109,10 +109,14 @@ def _softplus_switch(options: Options) -> tuple[float, ...]:
 
 # Bounds, lambd and threshold are float32 numbers that float16/bfloat16 do not represent:
 # torch moves the kink to the rounded option while the reference keeps it, and the drawn
-# values' 1e-3 kink margin is below a bfloat16 ulp, so inputs land between the two kinks
-# (an O(1) difference that is the harness's, not torch's). Not checked in half precision.
+# values' kink margin (tolerances.KINK_MARGIN, 1e-3) is below a bfloat16 ulp, so inputs land
+# between the two kinks (an O(1) difference that is the harness's, not torch's). Not checked in
+# half precision.
 _KINK_OPTION_NOT_HALF = ("a kink placed by a float32 option that half precision does not "
                          "represent: torch moves the kink to the rounded option")
+
+# torch's own words (2.13.0) for an op without a double backward.
+_NO_DOUBLE_BACKWARD = "torch: 'derivative for aten::{} is not implemented' (no double backward)"
 
 _ALONG_DIM = hi.Elementwise(options={"dim": hs.any_dim}, defaults={"dim": -1})
 # Hardtanh and clamp bounds: min in [-3, 0.5], max in [0.625, 3], so min < max always (torch
@@ -122,7 +126,7 @@ _LAMBD = _f32(0.0, 2.0)  # torch requires lambd >= 0 for softshrink
 
 RECORDS = (
     _record("celu", F.celu, "CELU", hi.Elementwise(min_dims=0, options={"alpha": _f32(0.1, 3.0)}),
-            exact_points=_at_0, overflow_prone=True, module=nn.CELU),
+            exact_points=_at_0, overflow_prone=True, module=ModuleForm(nn.CELU)),
     # module=None: torch.nn has no Clamp module (nn.Hardtanh is clamp with both bounds, and
     # has its own record).
     _record("clamp", torch.clamp, "https://pytorch.org/docs/stable/generated/torch.clamp.html",
@@ -132,78 +136,85 @@ RECORDS = (
             exact_points=_clamp_bounds, low_precision=_KINK_OPTION_NOT_HALF,
             ref_options=versions.CLAMP),
     _record("elu", F.elu, "ELU", hi.Elementwise(min_dims=0, options={"alpha": _f32(0.0, 3.0)}),
-            exact_points=_at_0, overflow_prone=True, module=nn.ELU),
+            exact_points=_at_0, overflow_prone=True, module=ModuleForm(nn.ELU)),
     _record("gelu", F.gelu, "GELU",
             hi.Elementwise(min_dims=0, options={"approximate": st.sampled_from(["none", "tanh"])}),
-            module=nn.GELU),
+            module=ModuleForm(nn.GELU)),
     # glu's input gradient g a sigmoid(b) (1 - sigmoid(b)) takes 1 - sigmoid(b) from the
     # rounded saved sigmoid and scales it by |g a| up to ~70 (0.009 absolute seen in float16
     # against the row's 0.008): a difference of two terms, whose M suite/conditioning.py gives.
     _record("glu", F.glu, "GLU", dataclasses.replace(_ALONG_DIM, halved="dim"),
-            overflow_prone=True, terms=conditioning.GLU, module=nn.GLU),
+            overflow_prone=True, terms=conditioning.GLU, module=ModuleForm(nn.GLU)),
     _record("hardshrink", F.hardshrink, "Hardshrink",
             hi.Elementwise(min_dims=0, options={"lambd": _LAMBD}), exact_points=_pm_lambd,
-            low_precision=_KINK_OPTION_NOT_HALF, module=nn.Hardshrink),
+            low_precision=_KINK_OPTION_NOT_HALF, module=ModuleForm(nn.Hardshrink)),
     _record("hardsigmoid", F.hardsigmoid, "Hardsigmoid", exact_points=_at_pm3,
-            # torch 2.13: "derivative for aten::hardsigmoid_backward is not implemented".
-            order=1,
+            second_order=_NO_DOUBLE_BACKWARD.format("hardsigmoid_backward"),
             # torch 2.13's hardsigmoid_backward multiplies by 1.0f / 6.0f, a float32 constant,
             # in every dtype: float64 gradients are off by float32(1/6) * 6 - 1 = 2.98e-8
             # relative (KNOWN_DIFFERENCES.md). 6e-8 keeps a 2x margin; a wrong branch or factor
             # is still off by O(1). tests/test_activations.py keeps the table's tolerance in a
             # strict xfail, so this widening must go when torch is fixed.
             tol={(Kind.GRADIENT, torch.float64): Tolerance(rtol=6e-8, atol=6e-8)},
-            module=nn.Hardsigmoid),
+            module=ModuleForm(nn.Hardsigmoid)),
     _record("hardswish", F.hardswish, "Hardswish", exact_points=_at_pm3,
             # torch 2.8 moved the gradient at +-3 from the closed band's -1/2, 3/2 to 0, 1.
-            ref_options=versions.HARDSWISH, module=nn.Hardswish),
+            ref_options=versions.HARDSWISH, module=ModuleForm(nn.Hardswish)),
     _record("hardtanh", F.hardtanh, "Hardtanh",
             hi.Elementwise(min_dims=0, options={"min_val": _LOWER, "max_val": _UPPER}),
-            exact_points=_hardtanh_bounds, low_precision=_KINK_OPTION_NOT_HALF, module=nn.Hardtanh),
+            exact_points=_hardtanh_bounds, low_precision=_KINK_OPTION_NOT_HALF,
+            module=ModuleForm(nn.Hardtanh)),
     _record("leaky_relu", F.leaky_relu, "LeakyReLU",
             hi.Elementwise(options={"negative_slope": st.floats(0.0, 1.0, allow_subnormal=False)}),
-            exact_points=_at_0, module=nn.LeakyReLU),
+            exact_points=_at_0, module=ModuleForm(nn.LeakyReLU)),
     _record("log_softmax", F.log_softmax, "LogSoftmax", _ALONG_DIM, overflow_prone=True,
-            module=nn.LogSoftmax),
-    _record("logsigmoid", F.logsigmoid, "LogSigmoid", overflow_prone=True, module=nn.LogSigmoid),
-    _record("mish", F.mish, "Mish", overflow_prone=True, module=nn.Mish),
+            module=ModuleForm(nn.LogSoftmax)),
+    _record("logsigmoid", F.logsigmoid, "LogSigmoid", overflow_prone=True,
+            module=ModuleForm(nn.LogSigmoid)),
+    _record("mish", F.mish, "Mish", overflow_prone=True, module=ModuleForm(nn.Mish)),
     # The weight's gradient is a signed sum over the input (sum of g x over x < 0), whose
     # half-precision error is relative to sum |terms| (suite/conditioning.py).
     _record("prelu", F.prelu, "PReLU", hi.Elementwise(min_dims=0, channel_weight=True),
             exact_points=_at_0, terms=conditioning.PRELU,
-            module=nn.PReLU, module_factory=_prelu_module, module_params=("weight",)),
-    _record("relu", F.relu, "ReLU", exact_points=_at_0, module=nn.ReLU),
-    _record("relu6", F.relu6, "ReLU6", exact_points=_relu6_bounds, module=nn.ReLU6),
+            module=ModuleForm(nn.PReLU, factory=_prelu_module, params=("weight",))),
+    _record("relu", F.relu, "ReLU", exact_points=_at_0, module=ModuleForm(nn.ReLU)),
+    _record("relu6", F.relu6, "ReLU6", exact_points=_relu6_bounds, module=ModuleForm(nn.ReLU6)),
     # Evaluation mode (F.rrelu's default training=False): leaky_relu with the mean slope.
     _record("rrelu", F.rrelu, "RReLU",
             hi.Elementwise(min_dims=0, options={"lower": _f32(0.0, 0.5),
                                                 "upper": _f32(0.5, 1.0)}),
-            exact_points=_at_0, module=nn.RReLU, module_factory=_rrelu_module),
-    _record("selu", F.selu, "SELU", exact_points=_at_0, overflow_prone=True, module=nn.SELU),
-    _record("sigmoid", torch.sigmoid, "Sigmoid", overflow_prone=True, module=nn.Sigmoid),
-    _record("silu", F.silu, "SiLU", overflow_prone=True, module=nn.SiLU),
-    _record("softmax", F.softmax, "Softmax", _ALONG_DIM, overflow_prone=True, module=nn.Softmax),
+            exact_points=_at_0, module=ModuleForm(nn.RReLU, factory=_rrelu_module)),
+    _record("selu", F.selu, "SELU", exact_points=_at_0, overflow_prone=True,
+            module=ModuleForm(nn.SELU)),
+    _record("sigmoid", torch.sigmoid, "Sigmoid", overflow_prone=True,
+            module=ModuleForm(nn.Sigmoid)),
+    _record("silu", F.silu, "SiLU", overflow_prone=True, module=ModuleForm(nn.SiLU)),
+    _record("softmax", F.softmax, "Softmax", _ALONG_DIM, overflow_prone=True,
+            module=ModuleForm(nn.Softmax)),
     _record("softmax2d", torch.nn.Softmax2d(), "Softmax2d",
-            hi.Elementwise(min_dims=3, max_dims=4), overflow_prone=True, module=nn.Softmax2d),
-    _record("softmin", F.softmin, "Softmin", _ALONG_DIM, overflow_prone=True, module=nn.Softmin),
+            hi.Elementwise(min_dims=3, max_dims=4), overflow_prone=True,
+            module=ModuleForm(nn.Softmax2d)),
+    _record("softmin", F.softmin, "Softmin", _ALONG_DIM, overflow_prone=True,
+            module=ModuleForm(nn.Softmin)),
     # beta: powers of two, so threshold / beta (the switch to the linear form) is exact in
     # float32 and float64 alike; threshold over [1, 30] around the default 20.
     _record("softplus", F.softplus, "Softplus",
             hi.Elementwise(min_dims=0, options={
                 "beta": st.sampled_from([0.25, 0.5, 1.0, 2.0, 4.0]),
                 "threshold": _f32(1.0, 30.0)}),
-            exact_points=_softplus_switch, overflow_prone=True, module=nn.Softplus),
+            exact_points=_softplus_switch, overflow_prone=True, module=ModuleForm(nn.Softplus)),
     _record("softshrink", F.softshrink, "Softshrink",
             hi.Elementwise(min_dims=0, options={"lambd": _LAMBD}), exact_points=_pm_lambd,
-            low_precision=_KINK_OPTION_NOT_HALF, module=nn.Softshrink),
+            low_precision=_KINK_OPTION_NOT_HALF, module=ModuleForm(nn.Softshrink)),
     # softsign's derivative 1/(1 + |x|)^2 has a kink at 0: not a point of the first-order
     # check, but the second-order one (order 2) must keep its finite differences off it.
-    _record("softsign", F.softsign, "Softsign", exact_points=_at_0, module=nn.Softsign),
-    _record("tanh", torch.tanh, "Tanh", overflow_prone=True, module=nn.Tanh),
-    _record("tanhshrink", F.tanhshrink, "Tanhshrink", module=nn.Tanhshrink),
+    _record("softsign", F.softsign, "Softsign", exact_points=_at_0, module=ModuleForm(nn.Softsign)),
+    _record("tanh", torch.tanh, "Tanh", overflow_prone=True, module=ModuleForm(nn.Tanh)),
+    _record("tanhshrink", F.tanhshrink, "Tanhshrink", module=ModuleForm(nn.Tanhshrink)),
     _record("threshold", F.threshold, "Threshold",
             hi.Elementwise(min_dims=0, options={"threshold": _f32(-3.0, 3.0),
                                                 "value": st.floats(-5.0, 5.0)},
                            defaults={"threshold": 0.5, "value": -1.0}),
-            exact_points=_at_threshold, low_precision=_KINK_OPTION_NOT_HALF, module=nn.Threshold),
+            exact_points=_at_threshold, low_precision=_KINK_OPTION_NOT_HALF,
+            module=ModuleForm(nn.Threshold)),
 )

@@ -28,8 +28,6 @@ def scaled_dot_product_attention_math(**kwargs: Any) -> torch.Tensor:
 
 RECORDS = (
     OpSpec(name="scaled_dot_product_attention", family="layer",
-           low_precision=True,
-           order=2,
            torch_fn=scaled_dot_product_attention_math, ref=ref.scaled_dot_product_attention,
            ref_vjp=ref.scaled_dot_product_attention_vjp, inputs=hi.Attention(),
            overflow_prone=True,

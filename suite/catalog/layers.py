@@ -1,7 +1,7 @@
 """Layer records: one line each, alphabetical.
 
-Each has its ``torch.nn`` module form, built from the case's shapes (``module_factory``) with
-the case's parameters in place of its own (``module_params``), checked against the functional
+Each has its ``torch.nn`` module form, built from the case's shapes (``ModuleForm.factory``) with
+the case's parameters in place of its own (``ModuleForm.params``), checked against the functional
 form in tests/test_ops.py.
 """
 
@@ -14,7 +14,7 @@ from torch import nn
 from references import layers as ref
 from suite import conditioning
 from suite.inputs import layers as hi
-from suite.specs import Case, OpSpec
+from suite.specs import Case, ModuleForm, OpSpec
 from suite.tolerances import Kind, Tolerance
 
 _DOCS = "https://pytorch.org/docs/stable/generated/torch.nn.{}.html"
@@ -25,8 +25,25 @@ def _bilinear_module(case: Case) -> nn.Module:
     return nn.Bilinear(n1, n2, n_out, bias="bias" in case.arrays)
 
 
+class _EmbeddingBag(nn.EmbeddingBag):
+    """nn.EmbeddingBag built from the case (sizes from the table, the functional options as
+    they are) whose forward takes the case's other arrays positionally and passes them by
+    name (a 2-D input has per_sample_weights but no offsets: positions would misplace it)."""
+
+    def __init__(self, case: Case):
+        super().__init__(*case.arrays["weight"].shape, **case.options)
+        self._names = tuple(k for k in case.arrays if k != "weight")
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(**dict(zip(self._names, tensors, strict=True)))
+
+
 def _embedding_module(case: Case) -> nn.Module:
     return nn.Embedding(*case.arrays["weight"].shape, **case.options)
+
+
+def _unflatten_module(case: Case) -> nn.Module:
+    return nn.Unflatten(case.options["dim"], case.options["sizes"])
 
 
 def _linear_module(case: Case) -> nn.Module:
@@ -36,29 +53,42 @@ def _linear_module(case: Case) -> nn.Module:
 
 RECORDS = (
     OpSpec(name="bilinear", family="layer", torch_fn=F.bilinear, ref=ref.bilinear,
-           low_precision=True, terms=conditioning.MULTILINEAR,
-           order=2,
+           terms=conditioning.MULTILINEAR,
            ref_vjp=ref.bilinear_vjp, inputs=hi.Bilinear(), docs=_DOCS.format("Bilinear"),
-           module=nn.Bilinear, module_factory=_bilinear_module, module_params=("weight", "bias"),
+           module=ModuleForm(nn.Bilinear, factory=_bilinear_module, params=("weight", "bias")),
            # dL/dA sums g_o x1_i x2_j over up to 64 batch rows of scale-5 inputs: terms up to
            # ~|g| (5 * 2.5)^2 ~ 500, so float32 rounding of the sum reaches eps32 * sqrt(64)
            # * 500 ~ 5e-4 in the worst case where it cancels to ~0 (9e-5 seen); atol 5e-4 and
            # linear's rtol 3e-4 are still 1000x below a wrong factor or sign.
            tol={(Kind.GRADIENT, torch.float32): Tolerance(rtol=3e-4, atol=5e-4)}),
     OpSpec(name="embedding", family="layer", torch_fn=F.embedding, ref=ref.embedding,
-           low_precision=True, terms=conditioning.MULTILINEAR,
-           order=2,
+           terms=conditioning.MULTILINEAR,
            ref_vjp=ref.embedding_vjp, inputs=hi.Lookup(), docs=_DOCS.format("Embedding"),
-           module=nn.Embedding, module_factory=_embedding_module, module_params=("weight",)),
+           module=ModuleForm(nn.Embedding, factory=_embedding_module, params=("weight",))),
     OpSpec(name="linear", family="layer", torch_fn=F.linear, ref=ref.linear,
-           low_precision=True, terms=conditioning.MULTILINEAR,
-           order=2,
+           terms=conditioning.MULTILINEAR,
            ref_vjp=ref.linear_vjp, inputs=hi.Affine(),
-           module=nn.Linear, module_factory=_linear_module, module_params=("weight", "bias"),
+           module=ModuleForm(nn.Linear, factory=_linear_module, params=("weight", "bias")),
            # dL/dW and dL/db sum products over up to 512 batch rows. The float32 rounding of
            # such a sum grows like eps * sqrt(n) * ||terms|| ~ 1.2e-7 * 512 ~ 6e-5 for O(1)
            # terms (2e-5 seen at n = 256); 3e-4 keeps a 5x margin and is still 1000x below a
            # wrong factor or sign.
            tol={(Kind.GRADIENT, torch.float32): Tolerance(rtol=3e-4, atol=3e-4)},
            docs="https://pytorch.org/docs/stable/generated/torch.nn.Linear.html"),
+    OpSpec(name="embedding_bag", family="layer", torch_fn=F.embedding_bag,
+           ref=ref.embedding_bag, ref_vjp=ref.embedding_bag_vjp, inputs=hi.Bags(),
+           terms=conditioning.EMBEDDING_BAG,
+           second_order="torch 2.13.0 has neither forward-mode AD nor a double backward for "
+                        "_embedding_bag ('not implemented')",
+           docs=_DOCS.format("EmbeddingBag"),
+           module=ModuleForm(nn.EmbeddingBag, factory=_EmbeddingBag, params=("weight",))),
+    # Reshapes: every output element is one input element, exact in any dtype, and the
+    # Jacobian is constant (second derivatives 0).
+    OpSpec(name="flatten", family="layer", torch_fn=torch.flatten, ref=ref.flatten,
+           ref_vjp=ref.flatten_vjp, inputs=hi.Reshaped("flatten"),
+           docs=_DOCS.format("Flatten"), module=ModuleForm(nn.Flatten)),
+    OpSpec(name="unflatten", family="layer", torch_fn=torch.unflatten, ref=ref.unflatten,
+           ref_vjp=ref.unflatten_vjp, inputs=hi.Reshaped("unflatten"),
+           docs=_DOCS.format("Unflatten"),
+           module=ModuleForm(nn.Unflatten, factory=_unflatten_module)),
 )

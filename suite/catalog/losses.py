@@ -19,7 +19,7 @@ from references import losses_probabilistic as probabilistic
 from references import losses_regression as regression
 from suite import conditioning, versions
 from suite.inputs import losses as li
-from suite.specs import OpSpec
+from suite.specs import ModuleForm, OpSpec
 from suite.tolerances import Kind, Tolerance
 
 _DOCS = "https://pytorch.org/docs/stable/generated/torch.nn.{}.html"
@@ -53,16 +53,18 @@ _TRIPLET_NOT_HALF = ("d(a, p) - d(a, n) + margin cancels two distances computed 
                      "differences (0.057 absolute in bfloat16); its sum |terms| is not derived")
 
 
+# torch's own words (2.13.0) for an op without a double backward.
+_NO_DOUBLE_BACKWARD = "torch: 'derivative for aten::{} is not implemented' (no double backward)"
+
+
 def _floats(lo: float, hi: float) -> st.SearchStrategy[float]:
     return st.floats(lo, hi, allow_subnormal=False)
 
 
 RECORDS = (
     OpSpec(name="binary_cross_entropy", family="loss", torch_fn=F.binary_cross_entropy,
-           low_precision=True,
-           order=2,
            ref=classification.binary_cross_entropy, ref_vjp=classification.binary_cross_entropy_vjp,
-           module=nn.BCELoss, ctor_arrays=("weight",), docs=_DOCS.format("BCELoss"),
+           module=ModuleForm(nn.BCELoss, ctor_arrays=("weight",)), docs=_DOCS.format("BCELoss"),
            inputs=li.Pointwise(
                {"input": li.unit_interval, "target": li.unit_interval,
                 "weight": li.elementwise_weight}, _PAIR, {"reduction": _R}, optional=("weight",),
@@ -71,11 +73,10 @@ RECORDS = (
                sized_differentiable=("target",), sized_options={"reduction": "mean"})),
     OpSpec(name="binary_cross_entropy_with_logits", family="loss",
            low_precision=_BCE_LOGITS_NOT_HALF,
-           order=2,
            torch_fn=F.binary_cross_entropy_with_logits,
            ref=classification.binary_cross_entropy_with_logits,
            ref_vjp=classification.binary_cross_entropy_with_logits_vjp, overflow_prone=True,
-           module=nn.BCEWithLogitsLoss, ctor_arrays=("weight", "pos_weight"),
+           module=ModuleForm(nn.BCEWithLogitsLoss, ctor_arrays=("weight", "pos_weight")),
            docs=_DOCS.format("BCEWithLogitsLoss"),
            inputs=li.Pointwise(
                {"input": li.normal, "target": li.unit_interval, "weight": li.elementwise_weight,
@@ -87,9 +88,9 @@ RECORDS = (
     OpSpec(name="cosine_embedding_loss", family="loss", torch_fn=F.cosine_embedding_loss,
            broadcasts=("input1", "input2"), broadcasts_last_dim=False,
            low_precision=_COSINE_NOT_HALF,
-           order=2, ref_options=versions.CLAMP,
+           ref_options=versions.CLAMP,
            ref=margin.cosine_embedding_loss, ref_vjp=margin.cosine_embedding_loss_vjp,
-           module=nn.CosineEmbeddingLoss, docs=_DOCS.format("CosineEmbeddingLoss"),
+           module=ModuleForm(nn.CosineEmbeddingLoss), docs=_DOCS.format("CosineEmbeddingLoss"),
            inputs=li.Pointwise(
                {"input1": li.normal, "input2": li.normal, "target": li.row_target},
                ("input1", "input2"), {"reduction": _R, "margin": _floats(-1.0, 1.0)},
@@ -97,14 +98,15 @@ RECORDS = (
                min_last_side=2,  # in one dimension cos is +-1: the loss is constant
                sized_options={"reduction": "mean"})),
     OpSpec(name="cross_entropy", family="loss", torch_fn=F.cross_entropy,
-           ref=classification.cross_entropy, order=2, low_precision=True,
+           ref=classification.cross_entropy,
            ref_vjp=classification.cross_entropy_vjp, inputs=li.Classification(),
            overflow_prone=True,
-           module=nn.CrossEntropyLoss, ctor_arrays=("weight",),
+           module=ModuleForm(nn.CrossEntropyLoss, ctor_arrays=("weight",)),
            docs=_DOCS.format("CrossEntropyLoss")),
     OpSpec(name="ctc_loss", family="loss", torch_fn=F.ctc_loss, ref=ctc.ctc_loss,
+           second_order=_NO_DOUBLE_BACKWARD.format("_ctc_loss_backward"),
            low_precision=_NO_CPU_HALF_KERNEL,
-           ref_vjp=ctc.ctc_loss_vjp, inputs=li.Alignment(), module=nn.CTCLoss,
+           ref_vjp=ctc.ctc_loss_vjp, inputs=li.Alignment(), module=ModuleForm(nn.CTCLoss),
            docs=_DOCS.format("CTCLoss"),
            # torch's CTC backward returns the derivative plus g * exp(log_probs) (the gradient
            # w.r.t. logits behind a log_softmax): KNOWN_DIFFERENCES.md, "CTCLoss's gradient is
@@ -120,9 +122,8 @@ RECORDS = (
     OpSpec(name="gaussian_nll_loss", family="loss", torch_fn=F.gaussian_nll_loss,
            broadcasts=("target",),
            low_precision=_GAUSSIAN_NOT_HALF,
-           order=2,
            ref=probabilistic.gaussian_nll_loss, ref_vjp=probabilistic.gaussian_nll_loss_vjp,
-           module=nn.GaussianNLLLoss, docs=_DOCS.format("GaussianNLLLoss"),
+           module=ModuleForm(nn.GaussianNLLLoss), docs=_DOCS.format("GaussianNLLLoss"),
            inputs=li.Pointwise(
                {"input": li.normal, "target": li.normal, "var": li.gaussian_var},
                ("input", "target", "var"),
@@ -135,17 +136,15 @@ RECORDS = (
            broadcasts=("target",),
            low_precision=_MARGIN_OPTION_NOT_HALF,
            ref_options=versions.CLAMP,
-           order=2,
            ref=margin.hinge_embedding_loss, ref_vjp=margin.hinge_embedding_loss_vjp,
-           module=nn.HingeEmbeddingLoss, docs=_DOCS.format("HingeEmbeddingLoss"),
+           module=ModuleForm(nn.HingeEmbeddingLoss), docs=_DOCS.format("HingeEmbeddingLoss"),
            inputs=li.Pointwise({"input": li.normal, "target": li.signs}, ("input",),
                                {"reduction": _R, "margin": _floats(-1.0, 2.0)},
                                kinks=li.hinge_kinks, sized_options={"reduction": "mean"})),
     OpSpec(name="huber_loss", family="loss", torch_fn=F.huber_loss, ref=regression.huber_loss,
            broadcasts=("target",),
-           low_precision=True,
-           order=2,
-           ref_vjp=regression.huber_loss_vjp, module=nn.HuberLoss, docs=_DOCS.format("HuberLoss"),
+           ref_vjp=regression.huber_loss_vjp,
+           module=ModuleForm(nn.HuberLoss), docs=_DOCS.format("HuberLoss"),
            inputs=li.Pointwise(
                {"input": li.normal, "target": li.normal}, _PAIR,
                {"reduction": _R, "delta": _floats(0.01, 3.0)},
@@ -154,8 +153,8 @@ RECORDS = (
     OpSpec(name="kl_div", family="loss", torch_fn=F.kl_div, ref=probabilistic.kl_div,
            broadcasts=("target",),
            low_precision=_KL_NOT_HALF,
-           order=2,
-           ref_vjp=probabilistic.kl_div_vjp, module=nn.KLDivLoss, docs=_DOCS.format("KLDivLoss"),
+           ref_vjp=probabilistic.kl_div_vjp,
+           module=ModuleForm(nn.KLDivLoss), docs=_DOCS.format("KLDivLoss"),
            inputs=li.Pointwise(
                {"input": li.normal, "target": li.kl_target}, _PAIR,
                {"reduction": li.KL_REDUCTIONS, "log_target": st.booleans()},
@@ -164,8 +163,8 @@ RECORDS = (
                sized_options={"reduction": "batchmean", "log_target": False})),
     OpSpec(name="l1_loss", family="loss", torch_fn=F.l1_loss, ref=regression.l1_loss,
            broadcasts=("target",),
-           order=2, low_precision=True,
-           ref_vjp=regression.l1_loss_vjp, module=nn.L1Loss, docs=_DOCS.format("L1Loss"),
+           ref_vjp=regression.l1_loss_vjp,
+           module=ModuleForm(nn.L1Loss), docs=_DOCS.format("L1Loss"),
            inputs=li.Pointwise({"input": li.normal, "target": li.normal}, _PAIR,
                                {"reduction": _R}, kinks=li.difference_kinks(lambda o: (0.0,)),
                                sized_options={"reduction": "mean"})),
@@ -173,9 +172,8 @@ RECORDS = (
            broadcasts=("input1", "input2", "target"),
            low_precision=_MARGIN_OPTION_NOT_HALF,
            ref_options=versions.CLAMP,
-           order=2,
            ref=margin.margin_ranking_loss, ref_vjp=margin.margin_ranking_loss_vjp,
-           module=nn.MarginRankingLoss, docs=_DOCS.format("MarginRankingLoss"),
+           module=ModuleForm(nn.MarginRankingLoss), docs=_DOCS.format("MarginRankingLoss"),
            inputs=li.Pointwise(
                {"input1": li.normal, "input2": li.normal, "target": li.signs},
                ("input1", "input2", "target"), {"reduction": _R, "margin": _floats(-1.0, 1.0)},
@@ -183,13 +181,13 @@ RECORDS = (
                sized_options={"reduction": "mean"})),
     OpSpec(name="mse_loss", family="loss", torch_fn=F.mse_loss, ref=regression.mse_loss,
            broadcasts=("target",),
-           order=2, low_precision=True,
-           ref_vjp=regression.mse_loss_vjp, inputs=li.Regression(), module=nn.MSELoss,
+           ref_vjp=regression.mse_loss_vjp, inputs=li.Regression(), module=ModuleForm(nn.MSELoss),
            docs=_DOCS.format("MSELoss")),
     OpSpec(name="multi_margin_loss", family="loss", torch_fn=F.multi_margin_loss,
+           second_order=_NO_DOUBLE_BACKWARD.format("multi_margin_loss_backward"),
            low_precision=_NO_CPU_HALF_KERNEL,
            ref=margin.multi_margin_loss, ref_vjp=margin.multi_margin_loss_vjp,
-           module=nn.MultiMarginLoss, ctor_arrays=("weight",),
+           module=ModuleForm(nn.MultiMarginLoss, ctor_arrays=("weight",)),
            docs=_DOCS.format("MultiMarginLoss"),
            inputs=li.Pointwise(
                {"input": li.normal, "target": li.class_index, "weight": li.class_weight},
@@ -198,36 +196,34 @@ RECORDS = (
                optional=("weight",), kinks=li.multi_margin_kinks, min_dims=0, max_dims=2,
                sized_options={"reduction": "mean"})),
     OpSpec(name="multilabel_margin_loss", family="loss", torch_fn=F.multilabel_margin_loss,
+           second_order=_NO_DOUBLE_BACKWARD.format("multilabel_margin_loss_backward"),
            low_precision=_NO_CPU_HALF_KERNEL,
            ref=margin.multilabel_margin_loss, ref_vjp=margin.multilabel_margin_loss_vjp,
-           module=nn.MultiLabelMarginLoss, docs=_DOCS.format("MultiLabelMarginLoss"),
+           module=ModuleForm(nn.MultiLabelMarginLoss), docs=_DOCS.format("MultiLabelMarginLoss"),
            inputs=li.Pointwise({"input": li.normal, "target": li.multilabel_target}, ("input",),
                                {"reduction": _R}, kinks=li.multilabel_margin_kinks, min_dims=0,
                                max_dims=2, max_size=256, sized_options={"reduction": "mean"})),
     OpSpec(name="multilabel_soft_margin_loss", family="loss",
            broadcasts=("target",),
-           low_precision=True,
-           order=2,
            torch_fn=F.multilabel_soft_margin_loss, ref=margin.multilabel_soft_margin_loss,
            ref_vjp=margin.multilabel_soft_margin_loss_vjp, overflow_prone=True,
-           module=nn.MultiLabelSoftMarginLoss, ctor_arrays=("weight",),
+           module=ModuleForm(nn.MultiLabelSoftMarginLoss, ctor_arrays=("weight",)),
            docs=_DOCS.format("MultiLabelSoftMarginLoss"),
            inputs=li.Pointwise(
                {"input": li.normal, "target": li.bits, "weight": li.class_weight}, _PAIR,
                {"reduction": _R}, optional=("weight",), min_dims=1, max_dims=2,
                sized_options={"reduction": "mean"})),
     OpSpec(name="nll_loss", family="loss", torch_fn=F.nll_loss, ref=classification.nll_loss,
-           low_precision=True, terms=conditioning.MULTILINEAR,
-           order=2,
-           ref_vjp=classification.nll_loss_vjp, module=nn.NLLLoss, ctor_arrays=("weight",),
+           terms=conditioning.MULTILINEAR,
+           ref_vjp=classification.nll_loss_vjp,
+           module=ModuleForm(nn.NLLLoss, ctor_arrays=("weight",)),
            docs=_DOCS.format("NLLLoss"),
            inputs=li.Classification(probabilities=False, smoothing=False)),
     OpSpec(name="poisson_nll_loss", family="loss", torch_fn=F.poisson_nll_loss,
            broadcasts=("target",),
            low_precision=_POISSON_NOT_HALF,
-           order=2,
            ref=probabilistic.poisson_nll_loss, ref_vjp=probabilistic.poisson_nll_loss_vjp,
-           module=nn.PoissonNLLLoss, docs=_DOCS.format("PoissonNLLLoss"),
+           module=ModuleForm(nn.PoissonNLLLoss), docs=_DOCS.format("PoissonNLLLoss"),
            inputs=li.Pointwise(
                {"input": li.poisson_input, "target": li.positive}, _PAIR,
                {"reduction": _R, "log_input": st.booleans(), "full": st.booleans(),
@@ -239,9 +235,8 @@ RECORDS = (
     OpSpec(name="smooth_l1_loss", family="loss", torch_fn=F.smooth_l1_loss,
            broadcasts=("target",),
            low_precision=_SMOOTH_L1_NOT_HALF,
-           order=2,
            ref=regression.smooth_l1_loss, ref_vjp=regression.smooth_l1_loss_vjp,
-           module=nn.SmoothL1Loss,
+           module=ModuleForm(nn.SmoothL1Loss),
            docs=_DOCS.format("SmoothL1Loss"),
            inputs=li.Pointwise(
                {"input": li.normal, "target": li.normal}, _PAIR,
@@ -251,9 +246,8 @@ RECORDS = (
     OpSpec(name="soft_margin_loss", family="loss", torch_fn=F.soft_margin_loss,
            broadcasts=("target",),
            low_precision=_SOFT_MARGIN_NOT_HALF,
-           order=2,
            ref=margin.soft_margin_loss, ref_vjp=margin.soft_margin_loss_vjp,
-           module=nn.SoftMarginLoss, docs=_DOCS.format("SoftMarginLoss"),
+           module=ModuleForm(nn.SoftMarginLoss), docs=_DOCS.format("SoftMarginLoss"),
            # overflow_prone stays False: torch's kernel overflows at -y x > 709 (a known
            # difference, xfailed in tests/test_losses.py::test_torch_at_large_inputs).
            inputs=li.Pointwise({"input": li.normal, "target": li.signs}, ("input",),
@@ -267,9 +261,8 @@ RECORDS = (
            # (d up to ~4e3), which survives the cancelling subtraction as an absolute error:
            # 1.2e-7 * 8e3 ~ 1e-3 (2.9e-5 seen on a loss of 8.3). A wrong norm or sign is O(d).
            tol={(Kind.FORWARD, torch.float32): Tolerance(rtol=1.3e-6, atol=1e-3)},
-           order=2,
            ref=margin.triplet_margin_loss, ref_vjp=margin.triplet_margin_loss_vjp,
-           module=nn.TripletMarginLoss, docs=_DOCS.format("TripletMarginLoss"),
+           module=ModuleForm(nn.TripletMarginLoss), docs=_DOCS.format("TripletMarginLoss"),
            inputs=li.Pointwise(
                {"anchor": li.normal, "positive": li.normal, "negative": li.normal},
                ("anchor", "positive", "negative"),
@@ -287,11 +280,10 @@ RECORDS = (
            # (d up to ~4e3), which survives the cancelling subtraction as an absolute error:
            # 1.2e-7 * 8e3 ~ 1e-3 (2.9e-5 seen on a loss of 8.3). A wrong norm or sign is O(d).
            tol={(Kind.FORWARD, torch.float32): Tolerance(rtol=1.3e-6, atol=1e-3)},
-           order=2,
            torch_fn=F.triplet_margin_with_distance_loss,
            ref=margin.triplet_margin_with_distance_loss,
            ref_vjp=margin.triplet_margin_with_distance_loss_vjp,
-           module=nn.TripletMarginWithDistanceLoss,
+           module=ModuleForm(nn.TripletMarginWithDistanceLoss),
            docs=_DOCS.format("TripletMarginWithDistanceLoss"),
            inputs=li.Pointwise(
                {"anchor": li.normal, "positive": li.normal, "negative": li.normal},

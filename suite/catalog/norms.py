@@ -1,8 +1,8 @@
 """Normalization layer records, alphabetical.
 
 Each has its ``torch.nn`` module form (checked against the functional form in
-tests/test_ops.py), built from the case's shapes and options (``module_factory``) with the
-case's parameters and running statistics in place of its own (``module_params``). A module
+tests/test_ops.py), built from the case's shapes and options (``ModuleForm.factory``) with the
+case's parameters and running statistics in place of its own (``ModuleForm.params``). A module
 has a weight and a bias or neither, so where a case has one only, the module's other is its
 initial value (weight 1, bias 0), which computes the same numbers as its absence.
 """
@@ -19,7 +19,7 @@ from torch import nn
 from references import norms as ref
 from suite import conditioning, versions
 from suite.inputs import layers as hi
-from suite.specs import Case, OpSpec
+from suite.specs import Case, ModuleForm, OpSpec
 
 _DOCS = "https://pytorch.org/docs/stable/generated/torch.nn.{}.html"
 
@@ -40,9 +40,10 @@ def _affine(case: Case) -> bool:
 
 
 def _batch_norm_module(case: Case) -> nn.Module:
-    # (N, C) and (N, C, L) inputs take BatchNorm1d, (N, C, H, W) BatchNorm2d; the mode is the
-    # case's ``training`` option (a module's own default is training).
-    cls = nn.BatchNorm2d if case.arrays["input"].ndim == 4 else nn.BatchNorm1d
+    # (N, C) and (N, C, L) inputs take BatchNorm1d, (N, C, H, W) BatchNorm2d, (N, C, D, H, W)
+    # BatchNorm3d; the mode is the case's ``training`` option (a module's default: training).
+    cls = (nn.BatchNorm1d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)[
+        case.arrays["input"].ndim - 2]
     module = cls(case.arrays["input"].shape[1], eps=case.options["eps"],
                  momentum=case.options["momentum"], affine=_affine(case))
     return module.train(case.options["training"])
@@ -51,6 +52,18 @@ def _batch_norm_module(case: Case) -> nn.Module:
 def _group_norm_module(case: Case) -> nn.Module:
     return nn.GroupNorm(case.options["num_groups"], case.arrays["input"].shape[1],
                         eps=case.options["eps"], affine=_affine(case))
+
+
+def _instance_norm_module(case: Case) -> nn.Module:
+    """nn.InstanceNorm{1,2,3}d by the spatial rank. With running statistics the module tracks
+    them (track_running_stats) and its mode picks the statistics: training uses the input's,
+    evaluation the running ones, i.e. ``training = use_input_stats``; without, it uses the
+    input's in either mode."""
+    x = case.arrays["input"]
+    cls = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)[x.ndim - 3]
+    module = cls(x.shape[1], eps=case.options["eps"], momentum=case.options["momentum"],
+                 affine=_affine(case), track_running_stats="running_mean" in case.arrays)
+    return module.train(case.options["use_input_stats"])
 
 
 def _layer_norm_module(case: Case) -> nn.Module:
@@ -67,6 +80,11 @@ def _rms_norm_module(case: Case) -> nn.Module:
 
 
 _NORM_PARAMS = ("weight", "bias")
+# torch 2.13 and 2.14: the double backward raises when the input has a bias but no weight
+# (KNOWN_DIFFERENCES.md; tests/test_higher_order.py keeps it as a strict xfail): the drawn cases
+# include that combination, so these records are checked to first order until it is fixed.
+_BIAS_WITHOUT_WEIGHT = ("torch's double backward raises with a bias and no weight: 'Expected a "
+                        "proper Tensor but got None ... for argument #1 'other''")
 
 # batch_norm and layer_norm stay at order 1: torch 2.13's double backward of both raises with a
 # bias and no weight (KNOWN_DIFFERENCES.md, tests/test_higher_order.py). On the half-precision
@@ -75,31 +93,45 @@ _NORM_PARAMS = ("weight", "bias")
 # (suite/conditioning.py).
 RECORDS = (
     OpSpec(name="batch_norm", family="layer", torch_fn=F.batch_norm, ref=ref.batch_norm,
-           low_precision=True, terms=conditioning.BATCH_NORM,
+           second_order=_BIAS_WITHOUT_WEIGHT,
+           terms=conditioning.BATCH_NORM,
            ref_vjp=ref.batch_norm_vjp, inputs=hi.BatchNormalized(),
            docs=_DOCS.format("BatchNorm2d"),
-           module=nn.BatchNorm2d, module_factory=_batch_norm_module,
-           module_params=("running_mean", "running_var", *_NORM_PARAMS)),
+           module=ModuleForm(nn.BatchNorm2d, factory=_batch_norm_module,
+                             params=("running_mean", "running_var", *_NORM_PARAMS))),
     OpSpec(name="group_norm", family="layer", torch_fn=F.group_norm, ref=ref.group_norm,
-           low_precision=True, terms=conditioning.GROUP_NORM,
-           order=2,
+           terms=conditioning.GROUP_NORM,
            ref_vjp=ref.group_norm_vjp, inputs=hi.GroupNormalized(),
            docs=_DOCS.format("GroupNorm"),
-           module=nn.GroupNorm, module_factory=_group_norm_module, module_params=_NORM_PARAMS),
+           module=ModuleForm(nn.GroupNorm, factory=_group_norm_module, params=_NORM_PARAMS)),
+    # First order for the reason batch_norm is (torch computes instance_norm as a batch_norm
+    # of (1, N C, *spatial)): tests/test_layers.py keeps the double backward's failure with a
+    # bias and no weight as a strict xfail.
+    OpSpec(name="instance_norm", family="layer", torch_fn=F.instance_norm,
+           ref=ref.instance_norm, ref_vjp=ref.instance_norm_vjp,
+           terms=conditioning.INSTANCE_NORM, second_order=_BIAS_WITHOUT_WEIGHT,
+           inputs=hi.InstanceNormalized(), docs=_DOCS.format("InstanceNorm2d"),
+           module=ModuleForm(nn.InstanceNorm2d, factory=_instance_norm_module,
+                             params=("running_mean", "running_var", *_NORM_PARAMS))),
     OpSpec(name="layer_norm", family="layer", torch_fn=F.layer_norm, ref=ref.layer_norm,
-           low_precision=True, terms=conditioning.LAYER_NORM,
+           second_order=_BIAS_WITHOUT_WEIGHT,
+           terms=conditioning.LAYER_NORM,
            ref_vjp=ref.layer_norm_vjp, inputs=hi.Normalized("layer"),
            docs=_DOCS.format("LayerNorm"),
-           module=nn.LayerNorm, module_factory=_layer_norm_module, module_params=_NORM_PARAMS),
+           module=ModuleForm(nn.LayerNorm, factory=_layer_norm_module, params=_NORM_PARAMS)),
+    OpSpec(name="local_response_norm", family="layer", torch_fn=F.local_response_norm,
+           ref=ref.local_response_norm, ref_vjp=ref.local_response_norm_vjp,
+           terms=conditioning.LOCAL_RESPONSE_NORM,
+           inputs=hi.ResponseNormalized(), docs=_DOCS.format("LocalResponseNorm"),
+           module=ModuleForm(nn.LocalResponseNorm)),
     # F.rms_norm exists since torch 2.4; on an older torch every check of it skips with that
     # reason (the record stays, so its reference is still checked against finite differences).
     OpSpec(name="rms_norm", family="layer",
-           low_precision=True, terms=conditioning.RMS_NORM,
-           order=2,
+           terms=conditioning.RMS_NORM,
            torch_fn=getattr(F, "rms_norm", None) or _missing("rms_norm", "2.4"),
            ref=ref.rms_norm, ref_vjp=ref.rms_norm_vjp, inputs=hi.Normalized("rms"),
            docs=_DOCS.format("RMSNorm"),
            # nn.RMSNorm exists since torch 2.4, like F.rms_norm: no module form before.
-           module=getattr(nn, "RMSNorm", None), module_factory=_rms_norm_module,
-           module_params=("weight",)),
+           module=ModuleForm(nn.RMSNorm, factory=_rms_norm_module, params=("weight",))
+           if hasattr(nn, "RMSNorm") else None),
 )

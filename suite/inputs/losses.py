@@ -23,7 +23,9 @@ import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
+from suite import tolerances as tols
 from suite import versions
+from suite.inputs import variants
 from suite.specs import Array, Case
 from suite.strategies import REALS, SEEDS, OptionStrategy, Shape, draw_options, shapes
 
@@ -33,7 +35,7 @@ KL_REDUCTIONS = st.sampled_from(["mean", "sum", "none", "batchmean"])
 
 # How close a draw may come to a kink: 1e-3 is 1000x the finite-difference step (1e-6 times a
 # direction of magnitude ~3), and far above float32 rounding of values of magnitude <= 25.
-KINK_MARGIN = 1e-3
+KINK_MARGIN = tols.KINK_MARGIN
 
 Context = Mapping[str, Any]
 ArrayMaker = Callable[[np.random.Generator, Shape, float, Context], Array]
@@ -265,6 +267,14 @@ class Pointwise:
 
         return cases()
 
+    @property
+    def bench_variants(self) -> dict[str, variants.BenchVariant]:
+        """Each reduction besides the sized case's (suite.inputs.variants), where the loss
+        has the option."""
+        if "reduction" not in self.options:
+            return {}
+        return variants.reductions(self.sized_options.get("reduction", "mean"))
+
     def sized(self, n: int, seed: int = 0) -> Case:
         rng = np.random.default_rng(seed)
         shape = (n, n)
@@ -295,6 +305,11 @@ class Regression:
             return Case(arrays, ("input", "target"), {"reduction": reduction}, seed)
 
         return cases()
+
+    @property
+    def bench_variants(self) -> dict[str, variants.BenchVariant]:
+        """Each reduction besides the sized case's ``mean`` (suite.inputs.variants)."""
+        return variants.reductions("mean")
 
     def sized(self, n: int, seed: int = 0) -> Case:
         rng = np.random.default_rng(seed)
@@ -366,6 +381,11 @@ class Classification:
             return Case(arrays, differentiable, options, seed)
 
         return cases()
+
+    @property
+    def bench_variants(self) -> dict[str, variants.BenchVariant]:
+        """Each reduction besides the sized case's ``mean`` (suite.inputs.variants)."""
+        return variants.reductions("mean")
 
     def sized(self, n: int, seed: int = 0) -> Case:
         rng = np.random.default_rng(seed)
@@ -492,6 +512,11 @@ class Alignment:
                               seed)
 
         return cases()
+
+    @property
+    def bench_variants(self) -> dict[str, variants.BenchVariant]:
+        """Each reduction besides the sized case's ``mean`` (suite.inputs.variants)."""
+        return variants.reductions("mean")
 
     def sized(self, n: int, seed: int = 0) -> Case:
         """T = n frames of 4 sequences over 8 classes, each of about n / 4 labels (a label every

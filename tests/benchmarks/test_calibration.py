@@ -5,9 +5,14 @@ one thread) repeated ``GRADSUITE_BENCH_SLOWDOWN`` times as much as normal (defau
 normal workload). Two runs of the same build must not alarm; a run with
 ``GRADSUITE_BENCH_SLOWDOWN=1.5`` must::
 
-    pytest -m bench -k calibration --benchmark-json=base.json
-    GRADSUITE_BENCH_SLOWDOWN=1.5 pytest -m bench -k calibration --benchmark-json=slow.json
+    python -m suite measure --processes 5 --out base.json -- -k calibration
+    GRADSUITE_BENCH_SLOWDOWN=1.5 python -m suite measure --processes 5 --out slow.json -- \
+        -k calibration
     python -m suite compare base.json slow.json      # exit 1: 'SLOWER'
+
+(Five processes a side: the gate's unit is the process, suite/gate.py.) The gate study
+(``python -m suite gate-study``) plants a slowdown in every benchmark instead, with
+``GRADSUITE_BENCH_PLANTED_SLOWDOWN`` (suite.bench.planted).
 """
 
 from __future__ import annotations

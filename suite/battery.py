@@ -1,0 +1,719 @@
+"""``gradsuite.battery(*records)``: every check that applies to the records, as one test class.
+
+::
+
+    import gradsuite as gs
+    TestMyGelu = gs.battery(gs.like("gelu", torch_fn=my_gelu))
+
+pytest collects the class by the name it is bound to. Each check is one test method,
+parametrized over the records it applies to (ids are the record names, so ``pytest -k gelu``
+selects every check of gelu), over the devices and dtypes the plugin selects, and drawn by
+Hypothesis. What a check needs is read from the record; a record that lacks it (no module form,
+no reference, no exact points) does not get that check, and the plugin lists, once, which
+checks each record does not get and why (``pytest -v`` for the whole list).
+
+Records without a reference (``ref=None``) get the reference-free checks instead
+(``suite.selfref``). Every failure of a check writes a standalone reproducer script
+(``suite.reproduce``). Benchmarks of every record are methods too, marked ``bench``, so they
+run only with ``pytest -m bench``.
+
+``known_failures`` maps test-name patterns (``*`` and ``?`` as wildcards, e.g.
+``"test_forward_and_gradient_with_special_values[*-float32-gelu-inf]"``) to the reason: such a
+test is a strict expected failure (it must fail; once it passes, the entry must go), and a
+pattern that matches no parametrization of a collected test is an error.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from suite import checks, layouts, optimcheck, reproduce
+from suite import strategies as hs
+from suite.devices import dtype_name
+from suite.inputs import Elementwise
+from suite.specs import (
+    ClosureOptimizerSpec,
+    OpSpec,
+    OptimizerRun,
+    OptimizerSpec,
+    cached_strategy,
+)
+
+Record = OpSpec | OptimizerSpec | ClosureOptimizerSpec
+NOT_RUN_ATTRIBUTE = "gradsuite_not_run"
+KNOWN_FAILURES_ATTRIBUTE = "gradsuite_known_failures"
+
+
+def spec_id(record: Any) -> str:
+    """The pytest id of a record: its name."""
+    return str(record.name)
+
+
+def _ids(values: Iterable[Any]) -> list[str]:
+    return [str(v) for v in values]
+
+
+def _run(record: Any, check: str, case: Any, **params: Any) -> None:
+    """Run one check, writing a standalone reproducer when it fails."""
+    __tracebackhide__ = True
+    with reproduce.on_failure(record, check, case, **params):
+        checks.run(check, record, case, **params)
+
+
+def _draw(spec: OpSpec, data: st.DataObject) -> Any:
+    return data.draw(spec.cases(), label="case")
+
+
+# --- which checks apply to an op record, and why not ------------------------------------------
+# Each rule returns None where the check applies, or the reason it does not.
+
+
+def _needs_reference(spec: OpSpec) -> str | None:
+    return None if spec.ref is not None else "the record has no reference (ref=None)"
+
+
+# A reason of "" means the check is replaced, not missing (a reference-free check of a record
+# that has a reference): it is not listed among the checks a record does not get.
+def _reference_free_only(spec: OpSpec) -> str | None:
+    return None if spec.ref is None else ""
+
+
+def _elementwise(spec: OpSpec) -> str | None:
+    return None if isinstance(spec.inputs, Elementwise) else \
+        "its inputs are not gradsuite.inputs.Elementwise (one `input` of any shape)"
+
+
+def _all(*rules: Callable[[OpSpec], str | None]) -> Callable[[OpSpec], str | None]:
+    def rule(spec: OpSpec) -> str | None:
+        for r in rules:
+            reason = r(spec)
+            if reason:
+                return reason
+        return None
+    return rule
+
+
+def _field(name: str, why: str) -> Callable[[OpSpec], str | None]:
+    def rule(spec: OpSpec) -> str | None:
+        value = getattr(spec, name)
+        if isinstance(value, str):
+            return f"{name}: {value}"
+        return None if value else why
+    return rule
+
+
+def is_custom_op(fn: Any) -> bool:
+    """Whether ``fn`` is a ``torch.library`` custom op (or an operator overload)."""
+    return type(fn).__name__ == "CustomOpDef" or isinstance(
+        fn, torch._ops.OpOverload | torch._ops.OpOverloadPacket)
+
+
+def _is_custom_op(spec: OpSpec) -> str | None:
+    if not is_custom_op(spec.torch_fn):
+        return "torch_fn is not a torch.library custom op"
+    if not hasattr(torch.library, "opcheck"):
+        return f"torch {torch.__version__} has no torch.library.opcheck (new in 2.4)"
+    return None
+
+
+def _forward_mode(spec: OpSpec) -> str | None:
+    if is_custom_op(spec.torch_fn):
+        return ("torch.library custom ops have no forward-mode AD rule, and torch.func.jvp "
+                "returns zero tangents for them without an error (torch 2.13.0; "
+                "KNOWN_DIFFERENCES.md)")
+    return None
+
+
+# --- test factories: each makes one test method for the records a check applies to ----------
+
+
+def _parametrize(records: list[Any]) -> Any:
+    return pytest.mark.parametrize("spec", records, ids=spec_id)
+
+
+def _forward(records: list[OpSpec]) -> Callable[..., None]:
+    @_parametrize(records)
+    @given(data=st.data())
+    def test_forward_matches_reference(self: Any, spec: OpSpec, dtype: torch.dtype, device: str,
+                                       data: st.DataObject) -> None:
+        _run(spec, "forward", _draw(spec, data), dtype=dtype, device=device)
+    return test_forward_matches_reference
+
+
+def _gradient(records: list[OpSpec]) -> Callable[..., None]:
+    @_parametrize(records)
+    @given(data=st.data())
+    def test_gradient_matches_reference(self: Any, spec: OpSpec, dtype: torch.dtype,
+                                        device: str, data: st.DataObject) -> None:
+        _run(spec, "gradient", _draw(spec, data), dtype=dtype, device=device)
+    return test_gradient_matches_reference
+
+
+def _reference_fd(records: list[OpSpec]) -> Callable[..., None]:
+    @_parametrize(records)
+    @given(data=st.data())
+    def test_reference_vjp_matches_finite_differences(self: Any, spec: OpSpec,
+                                                      data: st.DataObject) -> None:
+        _run(spec, "finite_differences", _draw(spec, data))
+    return test_reference_vjp_matches_finite_differences
+
+
+def _autograd_fd(records: list[OpSpec]) -> Callable[..., None]:
+    @_parametrize(records)
+    @given(data=st.data())
+    def test_gradient_matches_finite_differences(self: Any, spec: OpSpec,
+                                                 data: st.DataObject) -> None:
+        """Reference-free: torch's float64 autograd against central differences of its own
+        forward along a random direction (gradcheck's fast mode, on generated inputs)."""
+        _run(spec, "finite_differences", _draw(spec, data))
+    return test_gradient_matches_finite_differences
+
+
+def _own_float64(records: list[OpSpec]) -> Callable[..., None]:
+    @_parametrize(records)
+    @given(data=st.data())
+    def test_float32_matches_own_float64(self: Any, spec: OpSpec, device: str,
+                                         data: st.DataObject) -> None:
+        """Reference-free: float32 forward and gradient against the op's own float64 ones."""
+        _run(spec, "own_float64", _draw(spec, data), dtype=torch.float32, device=device)
+    return test_float32_matches_own_float64
+
+
+def _finite_at_large(records: list[OpSpec]) -> Callable[..., None]:
+    @_parametrize(records)
+    @pytest.mark.parametrize("factor", checks.LARGE, ids=["1e4", "-1e4"])
+    def test_reference_is_finite_at_large_inputs(self: Any, spec: OpSpec, factor: float) -> None:
+        _run(spec, "reference_is_finite", spec.inputs.sized(8, seed=0), factor=factor)
+    return test_reference_is_finite_at_large_inputs
+
+
+def _large(records: list[OpSpec]) -> Callable[..., None]:
+    @_parametrize(records)
+    @pytest.mark.parametrize("factor", checks.LARGE, ids=["1e4", "-1e4"])
+    def test_forward_matches_reference_at_large_inputs(self: Any, spec: OpSpec, factor: float,
+                                                       dtype: torch.dtype, device: str) -> None:
+        _run(spec, "large_input", spec.inputs.sized(8, seed=0), factor=factor, dtype=dtype,
+             device=device)
+    return test_forward_matches_reference_at_large_inputs
+
+
+def _module(records: list[OpSpec]) -> Callable[..., None]:
+    @pytest.mark.filterwarnings("ignore:reduction. 'mean' divides the total loss:UserWarning")
+    @_parametrize(records)
+    # The module calls the same kernel as the functional form: what can differ is how
+    # arguments, options and modes reach it, which 25 draws of every option cover.
+    @settings(max_examples=25)
+    @given(data=st.data())
+    def test_module_agrees_with_functional(self: Any, spec: OpSpec, dtype: torch.dtype,
+                                           device: str, data: st.DataObject) -> None:
+        _run(spec, "module", _draw(spec, data), dtype=dtype, device=device)
+    return test_module_agrees_with_functional
+
+
+def _broadcast(records: list[OpSpec]) -> Callable[..., None]:
+    @_parametrize(records)
+    @settings(max_examples=25)  # the layouts vary little per draw
+    @given(data=st.data())
+    def test_broadcast_argument(self: Any, spec: OpSpec, dtype: torch.dtype, device: str,
+                                data: st.DataObject) -> None:
+        """An argument of smaller (broadcastable) shape: torch's forward and gradients against
+        the reference, whose VJP sums the gradient back over the broadcast copies, itself
+        checked against finite differences."""
+        _run(spec, "broadcast", layouts.broadcast_case(spec, data), dtype=dtype, device=device)
+    return test_broadcast_argument
+
+
+def _exact(records: list[OpSpec]) -> Callable[..., None]:
+    @_parametrize(records)
+    @settings(max_examples=20)  # a handful of points per op: 20 option draws cover them
+    @given(data=st.data())
+    def test_forward_and_gradient_at_exact_points(self: Any, spec: OpSpec, dtype: torch.dtype,
+                                                  device: str, data: st.DataObject) -> None:
+        """torch at the op's kinks equals the reference, whose VJP states torch's convention."""
+        _run(spec, "exact_points", _draw(spec, data), dtype=dtype, device=device)
+    return test_forward_and_gradient_at_exact_points
+
+
+def _special(records: list[OpSpec]) -> Callable[..., None]:
+    @pytest.mark.parametrize("value", list(layouts.SPECIAL), ids=list(layouts.SPECIAL))
+    @_parametrize(records)
+    def test_forward_and_gradient_with_special_values(self: Any, spec: OpSpec, value: str,
+                                                      dtype: torch.dtype, device: str) -> None:
+        """NaN or an infinity in the first and last element of a sized(4) input (16 elements or
+        more: torch's vectorised kernels handle them, the path any realistic tensor takes)."""
+        _run(spec, "special_value", spec.inputs.sized(4, seed=0), value=value, dtype=dtype,
+             device=device)
+    return test_forward_and_gradient_with_special_values
+
+
+def _layouts(records: list[OpSpec]) -> Callable[..., None]:
+    @pytest.mark.parametrize("layout", list(layouts.LAYOUTS))
+    @_parametrize(records)
+    @settings(max_examples=10)  # the layout is fixed; values and shapes only vary its extent
+    @given(data=st.data())
+    def test_non_contiguous_input(self: Any, spec: OpSpec, layout: str, dtype: torch.dtype,
+                                  device: str, data: st.DataObject) -> None:
+        """A transposed, step-sliced or expanded (stride-0) view of the input."""
+        inputs = spec.inputs
+        assert isinstance(inputs, Elementwise)
+        min_dims = max(inputs.min_dims, layouts.LAYOUTS[layout][1])
+        strategy = cached_strategy(inputs, ("layout", min_dims), lambda: inputs.cases(
+            hs.shapes(min_dims=min_dims, max_dims=max(min_dims, inputs.max_dims),
+                      max_size=256)))
+        _run(spec, "layout", data.draw(strategy, label="case"), layout=layout, dtype=dtype,
+             device=device)
+    return test_non_contiguous_input
+
+
+def _empty(records: list[OpSpec]) -> Callable[..., None]:
+    @_parametrize(records)
+    @settings(max_examples=5)  # a few fixed shapes; their values hardly vary
+    @given(data=st.data())
+    def test_empty_and_zero_dim_inputs(self: Any, spec: OpSpec, dtype: torch.dtype,
+                                       device: str, data: st.DataObject) -> None:
+        """0-size dims (and 0-d tensors, where the record accepts them) forward and backward."""
+        inputs = spec.inputs
+        assert isinstance(inputs, Elementwise)
+        strategy = cached_strategy(inputs, "empty", lambda: inputs.cases(
+            st.sampled_from(layouts.odd_shapes(inputs.min_dims, inputs.max_dims))))
+        _run(spec, "empty", data.draw(strategy, label="case"), dtype=dtype, device=device)
+    return test_empty_and_zero_dim_inputs
+
+
+HALF = pytest.mark.parametrize("half", [torch.float16, torch.bfloat16],
+                               ids=["float16", "bfloat16"])
+
+
+def _low_precision(records: list[OpSpec]) -> Callable[..., None]:
+    @_parametrize(records)
+    @HALF
+    # Half-precision kernels are slow on the CPU: 15 examples per record and dtype.
+    @settings(max_examples=15)
+    @given(data=st.data())
+    def test_low_precision_matches_reference(self: Any, spec: OpSpec, half: torch.dtype,
+                                             device: str, data: st.DataObject) -> None:
+        """float16 and bfloat16 against the float64 reference on the same rounded inputs; a
+        kernel torch lacks in half precision on the device skips with torch's own message."""
+        _run(spec, "low_precision", _draw(spec, data), dtype=half, device=device)
+    return test_low_precision_matches_reference
+
+
+def _jvp(records: list[OpSpec]) -> Callable[..., None]:
+    @_parametrize(records)
+    # Each example evaluates the reference 2-5 times more than a first-order check.
+    @settings(max_examples=25)
+    @given(data=st.data())
+    def test_jvp_matches_reference(self: Any, spec: OpSpec, device: str,
+                                   data: st.DataObject) -> None:
+        """torch.func.jvp's J v through <u, J v> = <J^T u, v> and against finite differences
+        (float64: a finite difference of float32 values cannot resolve the check)."""
+        _run(spec, "jvp", _draw(spec, data), device=device)
+    return test_jvp_matches_reference
+
+
+def _double_backward(records: list[OpSpec]) -> Callable[..., None]:
+    @_parametrize(records)
+    @settings(max_examples=25)  # as test_jvp_matches_reference
+    @given(data=st.data())
+    def test_double_backward_matches_reference(self: Any, spec: OpSpec, device: str,
+                                               data: st.DataObject) -> None:
+        """The Hessian-vector product of <g, f> against central differences of the reference
+        VJP ("VJP of VJP")."""
+        _run(spec, "double_backward", _draw(spec, data), device=device)
+    return test_double_backward_matches_reference
+
+
+def _func_vjp(records: list[OpSpec]) -> Callable[..., None]:
+    @_parametrize(records)
+    # Each example runs the op three times (the cotangent's shape, autograd, torch.func).
+    @settings(max_examples=20)
+    @given(data=st.data())
+    def test_func_vjp_matches_autograd(self: Any, spec: OpSpec, dtype: torch.dtype, device: str,
+                                       data: st.DataObject) -> None:
+        _run(spec, "func_vjp", _draw(spec, data), dtype=dtype, device=device)
+    return test_func_vjp_matches_autograd
+
+
+def _opcheck(records: list[OpSpec]) -> Callable[..., None]:
+    @_parametrize(records)
+    @settings(max_examples=5)  # opcheck traces the op several ways: a few cases find a gap
+    @given(data=st.data())
+    def test_custom_op_passes_opcheck(self: Any, spec: OpSpec, device: str,
+                                      data: st.DataObject) -> None:
+        """torch.library.opcheck: the custom op's schema, fake-tensor, autograd and AOT
+        registrations (a registration problem, reported as such)."""
+        _run(spec, "opcheck", _draw(spec, data), device=device)
+    return test_custom_op_passes_opcheck
+
+
+def _benchmark_cases(records: list[OpSpec]) -> Any:
+    """The op benchmarks as one parametrization: each record in each of its settings
+    (``suite.bench.settings``), pass, implementation (the NumPy reference in the default
+    setting only) and size of the setting's sweep. Ids read ``gelu-forward-torch-n256`` for
+    the default setting and ``conv2d-dilation2-bfloat16-forward-torch-n1024`` for another, so
+    ``-k conv2d`` selects every setting of conv2d."""
+    from suite import bench
+
+    params = []
+    for spec in records:
+        for setting in bench.settings(spec):
+            impls = bench.IMPLS if setting.default and spec.ref is not None else ("torch",)
+            for pass_ in bench.PASSES:
+                for impl in impls:
+                    for n in bench.setting_sizes(spec, setting):
+                        name = "-".join(filter(None, (spec.name, setting.id)))
+                        params.append(pytest.param(spec, setting, pass_, impl, n,
+                                                   id=f"{name}-{pass_}-{impl}-n{n}"))
+    return pytest.mark.parametrize(("spec", "setting", "pass_", "impl", "n"), params)
+
+
+def _benchmark(records: list[OpSpec]) -> Callable[..., None]:
+    from suite import bench
+
+    @pytest.mark.bench
+    @_benchmark_cases(records)
+    def test_benchmark(self: Any, benchmark: Any, spec: OpSpec, setting: Any, pass_: str,
+                       impl: str, n: int, dtype: torch.dtype, device: str,
+                       request: pytest.FixtureRequest) -> None:
+        """torch (each device and dtype) beside the NumPy reference (CPU, float64), forward and
+        forward+backward, over the record's size sweep; then torch alone in each other setting
+        (half precision, the input maker's bench_variants) at the sweep's largest size, once
+        per device (``suite.bench.slot_dtype``)."""
+        if impl == "numpy" and (device != "cpu" or dtype != torch.float64):
+            pytest.skip("the NumPy reference runs once, on the CPU in float64")
+        if not setting.default:
+            from suite import options, plugin
+
+            slot = bench.slot_dtype(plugin.chosen(request.config, options.DTYPE))
+            if dtype_name(dtype) != slot:
+                pytest.skip(f"settings besides the default are timed once per device, in the "
+                            f"{slot} slot of --dtype")
+        case = bench.setting_case(spec, n, setting)
+        variant = bench.variants(spec)[setting.variant] if setting.variant else None
+        timed = setting.dtype or dtype
+        target = bench.op_target(spec, case, impl, pass_, timed, device, variant)
+        shape = ", ".join(f"{k}{tuple(a.shape)}" for k, a in case.arrays.items())
+        benchmark.group = " ".join(filter(None, (spec.name, pass_, f"n={n}", setting.variant)))
+        benchmark.extra_info.update(bench.extra_info(
+            op=spec.name, pass_=pass_, impl=impl, device=device, dtype=timed, shape=shape, n=n,
+            variant=setting.variant, options=case.options))
+        bench.run(benchmark, target, device)
+    return test_benchmark
+
+
+# (factory, rule) per op check; the rule says where it does not apply.
+OP_CHECKS: tuple[tuple[Callable[[list[OpSpec]], Callable[..., None]],
+                       Callable[[OpSpec], str | None]], ...] = (
+    (_forward, _needs_reference),
+    (_gradient, _needs_reference),
+    (_reference_fd, _needs_reference),
+    (_autograd_fd, _reference_free_only),
+    (_own_float64, _reference_free_only),
+    (_finite_at_large, _needs_reference),
+    (_large, _all(_needs_reference, _field(
+        "overflow_prone", "overflow_prone is False (its formula does not overflow)"))),
+    (_module, _field("module", "the record has no module form (module=None)")),
+    (_broadcast, _all(_needs_reference, _field("broadcasts", "no broadcast arguments"))),
+    (_exact, _all(_needs_reference, _field("exact_points", "no exact points"))),
+    (_special, _all(_needs_reference, _elementwise)),
+    (_layouts, _elementwise),
+    (_empty, _all(_needs_reference, _elementwise)),
+    (_low_precision, _field("low_precision", "low_precision is False")),
+    (_jvp, _all(_field("second_order", "second_order is False"), _forward_mode)),
+    (_double_backward, _field("second_order", "second_order is False")),
+    (_func_vjp, lambda spec: None),
+    (_opcheck, _is_custom_op),
+    (_benchmark, lambda spec: None),
+)
+
+
+# --- optimizer records ------------------------------------------------------------------------
+
+# 12 records x 5 variants x 2 dtypes: each example runs up to 20 steps over up to 3 tensors,
+# torch and reference, ~10-30 ms.
+STEP_EXAMPLES = 50
+
+
+def _runs(spec: OptimizerSpec, implementation: str,
+          dtype: torch.dtype) -> st.SearchStrategy[OptimizerRun]:
+    return cached_strategy(spec, (implementation, dtype),
+                           lambda: _build_runs(spec, implementation, dtype))
+
+
+def _build_runs(spec: OptimizerSpec, implementation: str,
+                dtype: torch.dtype) -> st.SearchStrategy[OptimizerRun]:
+    # Complex parameters wherever torch takes them (not in fused implementations).
+    complex_ok = optimcheck.complex_refusal(spec, implementation, dtype) is None
+    return hs.optimizer_runs(spec.hyper, min_steps=1, max_steps=20, groups=True,
+                             none_grads=True, complex_params=complex_ok,
+                             tensor_lr=True, constructor_only=spec.constructor_only,
+                             first_step_complete=implementation in spec.late_first_grad_fails)
+
+
+def _optimizer_steps(records: list[OptimizerSpec]) -> Callable[..., None]:
+    @pytest.mark.parametrize("implementation", list(optimcheck.VARIANTS))
+    @_parametrize(records)
+    @settings(max_examples=STEP_EXAMPLES)
+    @given(data=st.data())
+    def test_optimizer_steps_match_reference(self: Any, spec: OptimizerSpec, implementation: str,
+                                             dtype: torch.dtype, device: str,
+                                             data: st.DataObject) -> None:
+        """Up to 20 steps in lockstep: parameters and every state entry after every step."""
+        reason = optimcheck.unavailable(spec, implementation, dtype, device, sparse_grads=True)
+        if reason:
+            pytest.skip(reason)
+        run = data.draw(_runs(spec, implementation, dtype), label="run")
+        _run(spec, "optimizer_steps", run, implementation=implementation, dtype=dtype,
+             device=device)
+    return test_optimizer_steps_match_reference
+
+
+def _round_trip(records: list[OptimizerSpec]) -> Callable[..., None]:
+    @pytest.mark.parametrize("implementation", list(optimcheck.VARIANTS))
+    @_parametrize(records)
+    # Each example runs the optimizer twice over up to 20 steps; equality is exact, so a few
+    # examples per variant find a state entry that is not saved or not restored.
+    @settings(max_examples=20)
+    @given(data=st.data())
+    def test_state_dict_round_trip_continues_identically(self: Any, spec: OptimizerSpec,
+                                                         implementation: str, dtype: torch.dtype,
+                                                         device: str,
+                                                         data: st.DataObject) -> None:
+        reason = optimcheck.unavailable(spec, implementation, dtype, device, sparse_grads=True)
+        if reason:
+            pytest.skip(reason)
+        run = data.draw(_runs(spec, implementation, dtype), label="run")
+        split = data.draw(st.integers(1, len(run.grads)), label="save after step")
+        _run(spec, "state_dict_round_trip", run, implementation=implementation, dtype=dtype,
+             device=device, split=split)
+    return test_state_dict_round_trip_continues_identically
+
+
+def _optimizer_benchmark(records: list[OptimizerSpec]) -> Callable[..., None]:
+    from suite import bench
+
+    @pytest.mark.bench
+    @pytest.mark.parametrize("n", bench.all_sizes(tuple(records)), ids=lambda n: f"n{n}")
+    @pytest.mark.parametrize("impl", [*optimcheck.IMPLEMENTATIONS, "numpy"])
+    @_parametrize(records)
+    def test_benchmark_step(self: Any, benchmark: Any, spec: OptimizerSpec, impl: str, n: int,
+                            dtype: torch.dtype, device: str) -> None:
+        if impl == "numpy":
+            if device != "cpu" or dtype != torch.float64:
+                pytest.skip("the NumPy reference runs once, on the CPU in float64")
+        elif reason := optimcheck.unavailable(spec, impl, dtype, device):
+            pytest.skip(reason)
+        if n not in bench.sizes(spec):
+            pytest.skip(f"n={n} is outside {spec.name}'s sweep {bench.sizes(spec)}")
+        benchmark.group = f"{spec.name} step n={n}"
+        benchmark.extra_info.update(bench.extra_info(op=spec.name, pass_="step", impl=impl,
+                                                     device=device, dtype=dtype,
+                                                     shape=f"({n}, {n}) + ({n},)", n=n))
+        bench.run(benchmark, bench.optimizer_target(spec, n, impl, dtype, device), device)
+    return test_benchmark_step
+
+
+def _closure_steps(records: list[ClosureOptimizerSpec]) -> Callable[..., None]:
+    from suite import closurecheck
+
+    @_parametrize(records)
+    # Each example runs up to 4 steps of up to 8 L-BFGS iterations on torch and the reference
+    # twice (once perturbed, for the tolerance): ~15 ms. 300 examples because some branches
+    # are rare: in a probe, a reference that dropped the zoom's insufficient-progress safeguard
+    # failed about 1 example in 600, a wrong curvature threshold 1 in 150.
+    @settings(max_examples=300)
+    @given(data=st.data())
+    def test_closure_optimizer_steps_match_reference(self: Any, spec: ClosureOptimizerSpec,
+                                                     device: str, data: st.DataObject) -> None:
+        # float64 only: L-BFGS decides branches (Wolfe conditions, y^T s > 1e-10, the stopping
+        # tests) on computed values, so float32 rounding against the float64 reference flips
+        # them and the runs then follow different paths; no tolerance bounds that difference.
+        kind = data.draw(st.sampled_from(closurecheck.OBJECTIVES), label="objective")
+        n = data.draw(st.integers(2, 8), label="variables")
+        split = data.draw(st.integers(0, n - 1), label="split")
+        # One parameter, or two (the second 2-D when it can be): torch flattens them in order.
+        shapes: list[tuple[int, ...]] = [(n,)] if split == 0 else [(split,), (n - split,)]
+        if split and (n - split) % 2 == 0:
+            shapes[1] = (2, (n - split) // 2)
+        seed = data.draw(hs.SEEDS, label="seed")
+        hyper = data.draw(spec.hyper, label="hyper")
+        if not closurecheck.make_objective(kind, n, seed).fixed_steps_converge:
+            hyper = {**hyper, "line_search_fn": "strong_wolfe"}
+        steps = data.draw(st.integers(1, 4), label="steps")
+        scenario = {"objective": kind, "n": n, "seed": seed, "shapes": shapes, "hyper": hyper,
+                    "steps": steps}
+        _run(spec, "closure_steps", scenario, device=device)
+    return test_closure_optimizer_steps_match_reference
+
+
+OPTIMIZER_CHECKS = (_optimizer_steps, _round_trip, _optimizer_benchmark)
+
+
+# --- the battery --------------------------------------------------------------------------------
+
+
+class BatteryError(ValueError):
+    """A record that the battery cannot check: the message is one line naming the fix."""
+
+
+def _fail(message: str) -> BatteryError:
+    return BatteryError(message)
+
+
+def _signature_problem(spec: OpSpec) -> str | None:
+    """Why ``torch_fn`` cannot take the record's argument names, or None (or when its
+    signature cannot be read: builtins and custom ops)."""
+    try:
+        signature = inspect.signature(spec.torch_fn)
+    except (TypeError, ValueError):
+        return None
+    case = spec.inputs.sized(4, seed=0)
+    try:
+        signature.bind(**case.arrays, **case.options)
+    except TypeError as error:
+        names = ", ".join([*case.arrays, *case.options])
+        return (f"record {spec.name!r}: torch_fn {getattr(spec.torch_fn, '__name__', '?')}"
+                f"{signature} cannot be called with the record's arguments ({names}): {error}; "
+                f"give it those parameter names (or wrap it)")
+    return None
+
+
+def _reference_problem(spec: OpSpec) -> str | None:
+    """A reference whose forward or VJP does not match torch's shapes on a small case."""
+    if spec.ref is None:
+        return None
+    case = spec.inputs.sized(4, seed=0)
+    try:
+        expected = spec.reference(case)
+    except Exception as error:
+        return (f"record {spec.name!r}: its reference {getattr(spec.ref, '__name__', spec.ref)} "
+                f"fails on a small case ({type(error).__name__}: {error})")
+    from suite import gradcheck as gc
+
+    tensors = gc.to_tensors(case, torch.float64, "cpu")
+    try:
+        with torch.no_grad():
+            out = spec.torch_fn(**tensors, **case.options)
+    except Exception as error:
+        return (f"record {spec.name!r}: torch_fn fails on a small case of the record's inputs "
+                f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})")
+    if tuple(out.shape) != np.shape(expected):
+        return (f"record {spec.name!r}: its reference returns shape {np.shape(expected)} where "
+                f"torch_fn returns {tuple(out.shape)} on the same case; fix the reference")
+    vjp = spec.reference_vjp(gc.cotangent(case, np.shape(expected)), case)
+    for name in case.differentiable:
+        got = np.shape(vjp[name]) if name in vjp else None
+        if got != case.arrays[name].shape:
+            return (f"record {spec.name!r}: its reference VJP returns "
+                    f"{'no gradient' if got is None else f'shape {got}'} for {name!r}, whose "
+                    f"shape is {case.arrays[name].shape}; return each gradient in its "
+                    f"argument's shape")
+    return None
+
+
+def validate(records: tuple[Any, ...]) -> None:
+    """Refuse records the battery cannot check, with one line naming the fix each.
+
+    Raises:
+        BatteryError: the first problem found.
+    """
+    if not records:
+        raise _fail("gradsuite.battery needs at least one record, e.g. "
+                    "gs.battery(gs.like('gelu', torch_fn=my_gelu))")
+    names = [str(getattr(r, "name", "")) for r in records]
+    for r in records:
+        if not isinstance(r, OpSpec | OptimizerSpec | ClosureOptimizerSpec):
+            raise _fail(f"gradsuite.battery takes records (gradsuite.OpSpec, OptimizerSpec; "
+                        f"gradsuite.like(name, ...) makes one), not {type(r).__name__}")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise _fail(f"two records are called {duplicates[0]!r}; give each a unique name "
+                    f"(gs.like(..., name='my_{duplicates[0]}'))")
+    for r in records:
+        if isinstance(r, OpSpec):
+            if not callable(r.torch_fn):
+                raise _fail(f"record {r.name!r}: torch_fn is {r.torch_fn!r}, not callable")
+            problem = _signature_problem(r) or _reference_problem(r)
+            if problem:
+                raise _fail(problem)
+        elif not callable(getattr(r, "torch_cls", None)):
+            raise _fail(f"record {r.name!r}: torch_cls is not a class")
+
+
+def matches(pattern: str, test_name: str) -> bool:
+    """Whether a known-failure pattern names a test: ``*`` and ``?`` are the only wildcards;
+    the brackets of a parametrized name are literal (unlike fnmatch's character classes)."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, test_name) is not None
+
+
+def check_names() -> tuple[str, ...]:
+    """The names of every check a battery can hold (its test methods)."""
+    factories = [f for f, _ in OP_CHECKS] + list(OPTIMIZER_CHECKS) + [_closure_steps]
+    return tuple(f([]).__name__ for f in factories)
+
+
+def battery(*records: Record, only: Iterable[str] | None = None,
+            known_failures: Mapping[str, str] | None = None) -> type:
+    """A pytest test class holding every check that applies to ``records``.
+
+    Args:
+        *records: op records (``OpSpec``, e.g. from ``gradsuite.like``) and optimizer records.
+        only: the names of the checks to hold (test method names, e.g.
+            ``"test_gradient_matches_reference"``; ``check_names()`` lists them); all by
+            default.
+        known_failures: ``{test-name pattern: reason}``: strict expected failures (see the
+            module docstring).
+
+    Returns:
+        A class to bind to a name starting with ``Test`` in a test module.
+
+    Raises:
+        pytest's collection error (one line, no traceback) for records it cannot check.
+    """
+    problem = None
+    try:
+        validate(records)
+        chosen = set(check_names() if only is None else only)
+        unknown = sorted(chosen - set(check_names()))
+        if unknown:
+            raise _fail(f"no check called {unknown[0]!r}; the checks: "
+                        f"{', '.join(check_names())}")
+    except BatteryError as error:
+        problem = str(error)
+    if problem is not None:  # outside the except: no chained traceback in pytest's report
+        pytest.fail(f"gradsuite.battery: {problem}", pytrace=False)
+    names = ", ".join(r.name for r in records)
+    label = names if len(names) < 60 else f"{len(records)} records"
+    namespace: dict[str, Any] = {"records": records, "__doc__": f"gradsuite's checks of {names}",
+                                 # Hypothesis prints ``self`` in a falsifying example
+                                 "__repr__": lambda self: f"<gradsuite battery of {label}>"}
+    not_run: list[tuple[str, str, str]] = []
+    ops = [r for r in records if isinstance(r, OpSpec)]
+    for factory, rule in OP_CHECKS:
+        name = factory([]).__name__
+        if name not in chosen:
+            continue
+        applicable = [s for s in ops if rule(s) is None]
+        not_run += [(s.name, name, str(rule(s))) for s in ops if rule(s)]
+        if applicable:
+            namespace[name] = factory(applicable)
+    optimizers = [r for r in records if isinstance(r, OptimizerSpec)]
+    closures = [r for r in records if isinstance(r, ClosureOptimizerSpec)]
+    groups: list[tuple[list[Any], Callable[[list[Any]], Callable[..., None]]]] = [
+        *((optimizers, f) for f in OPTIMIZER_CHECKS), (closures, _closure_steps)]
+    for members, make in groups:
+        if members and make([]).__name__ in chosen:
+            namespace[make([]).__name__] = make(members)
+    namespace[NOT_RUN_ATTRIBUTE] = tuple(not_run)
+    namespace[KNOWN_FAILURES_ATTRIBUTE] = dict(known_failures or {})
+    return type("Battery", (), namespace)

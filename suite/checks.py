@@ -1,0 +1,160 @@
+"""Every check of a record, by name: what ``gradsuite.battery``'s tests run, and what a standalone
+reproducer script runs again with the same arguments (``suite.reproduce``).
+
+A check is ``run(name, record, case, **params)``: it returns on success and raises
+AssertionError with a message that explains itself. Checks of op records take a ``Case``;
+checks of optimizer records an ``OptimizerRun`` (or an L-BFGS objective draw). A record without
+a reference (``ref=None``) runs the reference-free forms (``suite.selfref``): every message of
+one says what a reference-free check cannot tell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from suite import closurecheck, higher, layouts, optimcheck, selfref
+from suite import gradcheck as gc
+from suite.specs import Case, ClosureOptimizerSpec, OpSpec, OptimizerRun, OptimizerSpec
+
+# Magnitudes that overflow naive forms: exp(1e4) is inf in float64, exp(89) in float32.
+LARGE = (1e4, -1e4)
+
+
+def _reference_is_finite(spec: OpSpec, case: Case, *, factor: float) -> None:
+    __tracebackhide__ = True
+    case = case.scaled(factor)
+    value = spec.reference(case)
+    g = gc.cotangent(case, np.shape(value))
+    grads = spec.reference_vjp(g, case)
+    gc.check_vjp_shapes(spec, case, grads)
+    bad = [name for name, a in {"forward": value, **grads}.items() if not np.isfinite(a).all()]
+    assert not bad, f"{spec.name}: reference is not finite at |x| ~ {abs(factor):g} in: {bad}\n" \
+                    f"Case:\n{case.describe()}"
+
+
+def _large_input(spec: OpSpec, case: Case, *, factor: float, dtype: torch.dtype,
+                 device: str) -> None:
+    gc.check_forward(spec, case.scaled(factor), dtype, device)
+
+
+def _forward_and_gradient(spec: OpSpec, case: Case, *, dtype: torch.dtype, device: str) -> None:
+    gc.check_forward(spec, case, dtype, device)
+    gc.check_gradient(spec, case, dtype, device)
+
+
+def _broadcast(spec: OpSpec, case: Case, *, dtype: torch.dtype, device: str) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        # torch warns that a target size different from the input size "will likely lead to
+        # incorrect results due to broadcasting": that broadcasting is what is checked here.
+        warnings.simplefilter("ignore", UserWarning)
+        _forward_and_gradient(spec, case, dtype=dtype, device=device)
+    gc.check_reference_vjp(spec, case)
+
+
+def _opcheck(spec: OpSpec, case: Case, *, device: str) -> None:
+    """torch.library.opcheck on the custom op behind ``torch_fn``: schema, fake tensor,
+    autograd registration and AOT dispatch, as torch's own utility tests them."""
+    __tracebackhide__ = True
+    tensors = gc.to_tensors(case.rounded_to(torch.float64), torch.float64, device)
+    try:
+        torch.library.opcheck(spec.torch_fn, (), {**tensors, **case.options})  # type: ignore[arg-type]
+    except Exception as error:  # opcheck raises OpCheckError, itself an AssertionError-like
+        first = str(error).strip().splitlines()
+        raise AssertionError(f"{spec.name}: torch.library.opcheck failed (a registration "
+                             f"problem of the custom op, not a numerical mismatch): "
+                             f"{type(error).__name__}: {' '.join(first[:3])}\n"
+                             f"Case:\n{case.describe()}") from error
+
+
+OP_CHECKS: dict[str, Callable[..., None]] = {
+    "forward": lambda spec, case, *, dtype, device: gc.check_forward(spec, case, dtype, device),
+    "gradient": lambda spec, case, *, dtype, device: gc.check_gradient(spec, case, dtype,
+                                                                       device),
+    "finite_differences": lambda spec, case: gc.check_reference_vjp(spec, case),
+    "reference_is_finite": _reference_is_finite,
+    "large_input": _large_input,
+    "module": lambda spec, case, *, dtype, device: gc.check_module_form(spec, case, dtype,
+                                                                        device),
+    "broadcast": _broadcast,
+    "exact_points": lambda spec, case, *, dtype, device: layouts.check_exact_points(
+        spec, case, dtype, device),
+    "special_value": lambda spec, case, *, value, dtype, device: layouts.check_special_value(
+        spec, case, value, dtype, device),
+    "layout": lambda spec, case, *, layout, dtype, device: layouts.check_layout(
+        spec, case, layout, dtype, device),
+    "empty": _forward_and_gradient,
+    "low_precision": lambda spec, case, *, dtype, device: higher.check_low_precision(
+        spec, case, dtype, device),
+    "own_float64": _forward_and_gradient,
+    "jvp": lambda spec, case, *, device: higher.check_jvp(spec, case, device),
+    "double_backward": lambda spec, case, *, device: higher.check_double_backward(spec, case,
+                                                                                  device),
+    "func_vjp": lambda spec, case, *, dtype, device: higher.check_func_vjp(spec, case, dtype,
+                                                                           device),
+    "opcheck": _opcheck,
+}
+# Checks that compare with a reference, run on torch's own float64 results for a record
+# without one (the battery only generates the meaningful ones: see suite.battery).
+NEEDS_REFERENCE = {"forward", "gradient", "finite_differences", "reference_is_finite",
+                   "large_input", "broadcast", "exact_points", "special_value", "layout",
+                   "empty", "low_precision", "own_float64", "jvp", "double_backward"}
+
+
+def _steps(spec: OptimizerSpec, run: OptimizerRun, *, implementation: str, dtype: torch.dtype,
+           device: str) -> None:
+    optimcheck.check_run(spec, run, implementation, dtype, device)
+
+
+def _round_trip(spec: OptimizerSpec, run: OptimizerRun, *, implementation: str,
+                dtype: torch.dtype, device: str, split: int) -> None:
+    optimcheck.check_state_dict_round_trip(spec, run, implementation, dtype, device, split)
+
+
+def _closure(spec: ClosureOptimizerSpec, run: dict[str, Any], *, device: str) -> None:
+    closurecheck.check_steps(spec, **run, device=device)
+
+
+OPTIMIZER_CHECKS: dict[str, Callable[..., None]] = {
+    "optimizer_steps": _steps,
+    "state_dict_round_trip": _round_trip,
+    "closure_steps": _closure,
+}
+
+_SELF_REFERENCED: dict[int, tuple[OpSpec, OpSpec]] = {}
+
+
+def prepared(spec: OpSpec, check: str) -> OpSpec:
+    """The record a check runs on: a reference-free record stands torch's own float64 results
+    in for its reference (once per record)."""
+    if spec.ref is not None or check not in NEEDS_REFERENCE:
+        return spec
+    kept = _SELF_REFERENCED.get(id(spec))
+    if kept is None or kept[0] is not spec:
+        kept = (spec, selfref.self_referenced(spec))
+        _SELF_REFERENCED[id(spec)] = kept
+    return kept[1]
+
+
+def run(check: str, record: Any, case: Any, **params: Any) -> None:
+    """Run the check called ``check`` on ``record`` and ``case`` with its parameters."""
+    __tracebackhide__ = True
+    if check in OPTIMIZER_CHECKS:
+        OPTIMIZER_CHECKS[check](record, case, **params)
+        return
+    if check not in OP_CHECKS:
+        known = ", ".join(sorted({*OP_CHECKS, *OPTIMIZER_CHECKS}))
+        raise KeyError(f"no check called {check!r}; known: {known}")
+    spec = prepared(record, check)
+    if spec is record:
+        OP_CHECKS[check](spec, case, **params)
+        return
+    try:
+        OP_CHECKS[check](spec, case, **params)
+    except AssertionError as error:
+        raise AssertionError(f"{error}\nNote: {selfref.CAVEAT}.") from None

@@ -1,0 +1,162 @@
+"""What an optimizer class can run here: its implementations, complex parameters, ``lr`` as a
+tensor. One probe, used by the step check, the benchmarks and the battery.
+
+torch.optim offers one algorithm through several implementations selected by constructor flags
+(for-loop, foreach, fused; the differentiable and capturable variants). Whether a flag exists
+is read from the constructor's signature. Whether torch then runs it is asked of torch itself:
+a tiny step is attempted, and only a refusal in torch's own words ("must be on supported
+devices", "not supported", ...) makes the variant unavailable, with torch's message as the
+reason. Any other exception is a crash, and propagates: a bug fails, it never skips.
+
+Probes are cached per optimizer class (not per record name: ``gradsuite.like("sgd",
+torch_cls=MySGD)`` shares its name with torch's SGD).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from suite.devices import dtype_name
+from suite.specs import OptimizerSpec
+
+# torch.optim's implementations of one algorithm, and the constructor flags that select them.
+IMPLEMENTATIONS: dict[str, dict[str, bool]] = {
+    "for-loop": {"foreach": False},
+    "foreach": {"foreach": True},
+    "fused": {"fused": True},
+}
+# Further variants of the same algorithm that torch offers through flags: the differentiable
+# path (the step is recorded by autograd) and the capturable path (CUDA-graph safe, state on
+# the device; torch accepts it on some devices only).
+VARIANTS: dict[str, dict[str, bool]] = {
+    **IMPLEMENTATIONS,
+    "differentiable": {"foreach": False, "differentiable": True},
+    "capturable": {"capturable": True},
+}
+# torch's own words when it declines a configuration (torch 2.13.0: capturable off CUDA,
+# fused with complex parameters, lr as a tensor with foreach).
+REFUSALS = ("must be on supported devices", "not supported", "requires all the params to be "
+            "floating point", "not implemented")
+
+_CACHE: dict[tuple[Any, ...], str | None] = {}
+
+
+def flags_for(spec: OptimizerSpec, implementation: str) -> dict[str, bool]:
+    """The constructor flags selecting ``implementation`` of ``spec``.
+
+    An optimizer whose constructor takes no ``foreach`` (SparseAdam, a user's class) has only
+    the for-loop, selected by passing no flag at all.
+    """
+    flags = VARIANTS[implementation]
+    if implementation == "for-loop" and "foreach" not in _parameters(spec):
+        return {}
+    return flags
+
+
+def _parameters(spec: OptimizerSpec) -> set[str]:
+    try:
+        return set(inspect.signature(spec.torch_cls).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+def _refused(error: Exception) -> str | None:
+    """torch's message when ``error`` is a refusal in its own words, else None."""
+    text = str(error).strip()
+    if any(phrase in text for phrase in REFUSALS):
+        return text.splitlines()[0]
+    return None
+
+
+def _probe(key: tuple[Any, ...], attempt: Callable[[], None]) -> str | None:
+    """Run ``attempt`` once per key: None when it works, torch's refusal when it is one."""
+    if key not in _CACHE:
+        try:
+            attempt()
+            _CACHE[key] = None
+        # torch states some refusals with a bare assert (capturable off CUDA, torch 2.13.0)
+        except (RuntimeError, ValueError, TypeError, NotImplementedError,
+                AssertionError) as error:
+            reason = _refused(error)
+            if reason is None:
+                raise
+            _CACHE[key] = reason
+    return _CACHE[key]
+
+
+def _step(spec: OptimizerSpec, param: torch.Tensor, flags: dict[str, bool],
+          **hyper: Any) -> None:
+    opt = spec.torch_cls([param], **{**dict(spec.bench_hyper), **hyper}, **flags)
+    param.grad = torch.ones_like(param).to_sparse() if spec.sparse_grad else \
+        torch.ones_like(param)
+    opt.step()
+
+
+def unavailable(spec: OptimizerSpec, implementation: str, dtype: torch.dtype,
+                device: str, *, sparse_grads: bool = False) -> str | None:
+    """Why ``implementation`` of ``spec`` cannot run here, or None when it can.
+
+    ``sparse_grads`` says whether the caller can give sparse gradients; a record that needs them
+    (SparseAdam) is unavailable to callers with dense ones (the benchmarks).
+    """
+    if spec.sparse_grad and not sparse_grads:
+        return f"{spec.name} needs sparse gradients; this check gives dense ones"
+    if implementation not in VARIANTS:
+        raise KeyError(f"unknown implementation {implementation!r}; known: {list(VARIANTS)}")
+    if implementation in IMPLEMENTATIONS and implementation not in spec.implementations:
+        return f"{_class_name(spec)} has no {implementation} implementation"
+    flags = flags_for(spec, implementation)
+    missing = sorted(set(flags) - _parameters(spec))
+    if missing:
+        return f"{_class_name(spec)}'s constructor takes no {missing[0]!r} argument"
+
+    def attempt() -> None:
+        leaf = torch.zeros(2, dtype=dtype, device=device, requires_grad=True)
+        # The differentiable path updates a non-leaf parameter (as autograd needs it to).
+        _step(spec, leaf.clone() if flags.get("differentiable") else leaf, flags)
+
+    reason = _probe((spec.torch_cls, implementation, dtype, device, "run"), attempt)
+    return None if reason is None else (
+        f"torch {torch.__version__} declines the {implementation} {spec.name} on {device} in "
+        f"{dtype_name(dtype)}: {reason}")
+
+
+def complex_refusal(spec: OptimizerSpec, implementation: str, dtype: torch.dtype) -> str | None:
+    """torch's reason for refusing complex parameters in ``implementation``, or None.
+
+    (torch 2.13: fused implementations take real floating-point parameters only.)
+    """
+    if not spec.complex_params:
+        return f"{spec.name} takes real parameters only"
+    flags = flags_for(spec, implementation)
+
+    def attempt() -> None:
+        complex_dtype = torch.complex64 if dtype == torch.float32 else torch.complex128
+        leaf = torch.zeros(2, dtype=dtype).view(complex_dtype).requires_grad_(True)
+        _step(spec, leaf.clone() if flags.get("differentiable") else leaf, flags)
+
+    return _probe((spec.torch_cls, implementation, dtype, "complex"), attempt)
+
+
+def tensor_lr_refusal(spec: OptimizerSpec, implementation: str) -> str | None:
+    """torch's reason for refusing ``lr`` as a tensor in ``implementation``, or None.
+
+    (torch 2.13: "lr as a Tensor is not supported for capturable=False and foreach=True" for
+    Adam and AdamW; a documented limitation, so such runs give torch the float.)
+    """
+    flags = flags_for(spec, implementation)
+
+    def attempt() -> None:
+        leaf = torch.zeros(2, requires_grad=True)
+        _step(spec, leaf.clone() if flags.get("differentiable") else leaf, flags,
+              lr=torch.tensor(1e-3))
+
+    return _probe((spec.torch_cls, implementation, "tensor lr"), attempt)
+
+
+def _class_name(spec: OptimizerSpec) -> str:
+    return str(getattr(spec.torch_cls, "__name__", spec.name))

@@ -1,0 +1,116 @@
+"""A markdown summary of a test run, for a CI job's step summary or a file.
+
+One row per record x dtype x device: how many tests passed, failed, were expected to fail
+(a recorded torch defect) and were skipped, and the largest error any passing comparison saw
+relative to its tolerance (1 is the limit; see ``suite.drift``). Skips are listed with their
+reasons, failures by node id. Tests that check no particular record (the harness's own tests)
+are grouped under their file.
+
+The plugin labels each test when it is set up (``labels``, stored in the item's
+``user_properties``, so pytest-xdist carries them to the controller and JUnit XML keeps them)
+and feeds every report to a :class:`Summary`.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+# user_properties keys written by the plugin.
+RECORD, DTYPE, DEVICE, RATIO = ("gradsuite_record", "gradsuite_dtype", "gradsuite_device",
+                                "gradsuite_error_ratio")
+OUTCOMES = ("passed", "failed", "xfailed", "skipped")
+MAX_LISTED = 50
+
+
+def labels(params: Mapping[str, Any], path: str) -> dict[str, str]:
+    """The record, dtype and device a test checks, read from its parameters.
+
+    A record is any parameter with a ``name`` and a ``torch_fn`` or ``torch_cls`` (the record
+    types of ``suite.specs``); a dtype is a ``torch.dtype`` parameter; a device the ``device``
+    parameter. A test with no record is labelled with its file.
+    """
+    record = next((str(v.name) for v in params.values() if hasattr(v, "name")
+                   and (hasattr(v, "torch_fn") or hasattr(v, "torch_cls"))), path)
+    dtype = next((str(v).removeprefix("torch.") for v in params.values()
+                  if isinstance(v, torch.dtype)), "-")
+    device = str(params.get("device", "-"))
+    return {RECORD: record, DTYPE: dtype, DEVICE: device}
+
+
+@dataclass
+class Row:
+    counts: collections.Counter[str] = field(default_factory=collections.Counter)
+    ratio: float | None = None
+
+
+@dataclass
+class Summary:
+    """Collects test reports; renders them as markdown."""
+
+    rows: dict[tuple[str, str, str], Row] = field(default_factory=dict)
+    skips: collections.Counter[str] = field(default_factory=collections.Counter)
+    failures: list[str] = field(default_factory=list)
+
+    def add(self, report: Any) -> None:
+        """Count a pytest TestReport once per test: its call phase, or a setup phase that did
+        not pass (a skip or an error), or a teardown error."""
+        when, outcome = report.when, report.outcome
+        if when == "setup" and outcome == "passed":
+            return
+        if when == "teardown" and outcome != "failed":
+            return
+        props = dict(report.user_properties)
+        key = (str(props.get(RECORD, report.nodeid.split("::")[0])),
+               str(props.get(DTYPE, "-")), str(props.get(DEVICE, "-")))
+        row = self.rows.setdefault(key, Row())
+        if hasattr(report, "wasxfail"):
+            outcome = "xfailed" if outcome == "skipped" else "passed"
+        row.counts[outcome] += 1
+        if outcome == "skipped":
+            self.skips[_skip_reason(report)] += 1
+        elif outcome == "failed":
+            self.failures.append(report.nodeid)
+        ratio = props.get(RATIO)
+        if outcome == "passed" and isinstance(ratio, int | float):
+            row.ratio = ratio if row.ratio is None else max(row.ratio, float(ratio))
+
+    def totals(self) -> collections.Counter[str]:
+        total: collections.Counter[str] = collections.Counter()
+        for row in self.rows.values():
+            total.update(row.counts)
+        return total
+
+    def markdown(self, header: Iterable[str] = ()) -> str:
+        total = self.totals()
+        lines = ["## gradsuite", *header, "",
+                 ", ".join(f"{total[o]} {o}" for o in OUTCOMES), "",
+                 "| record | dtype | device | passed | failed | xfailed | skipped | "
+                 "largest error / tolerance |",
+                 "|---|---|---|---:|---:|---:|---:|---:|"]
+        for (record, dtype, device), row in sorted(self.rows.items()):
+            ratio = "" if row.ratio is None else f"{row.ratio:.3g}"
+            lines.append(f"| {record} | {dtype} | {device} | "
+                         + " | ".join(str(row.counts[o] or "") for o in OUTCOMES)
+                         + f" | {ratio} |")
+        if self.failures:
+            lines += ["", f"### Failed ({len(self.failures)})", ""]
+            lines += [f"- `{n}`" for n in self.failures[:MAX_LISTED]]
+            if len(self.failures) > MAX_LISTED:
+                lines.append(f"- ... and {len(self.failures) - MAX_LISTED} more")
+        if self.skips:
+            lines += ["", "### Skipped, by reason", "", "| tests | reason |", "|---:|---|"]
+            lines += [f"| {n} | {reason.replace('|', '/')} |"
+                      for reason, n in self.skips.most_common(MAX_LISTED)]
+        return "\n".join(lines) + "\n"
+
+
+def _skip_reason(report: Any) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr).splitlines()[-1] if longrepr else "(no reason)"
