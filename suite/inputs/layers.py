@@ -61,10 +61,16 @@ def _per_dim(draw: st.DrawFn, values: st.SearchStrategy[int], d: int, label: str
     return [draw(values, label=f"{label}[{i}]") for i in range(d)]
 
 
-def _spelled(draw: st.DrawFn, values: list[int], label: str) -> int | tuple[int, ...]:
-    """Every spelling torch accepts for stride, padding, dilation and kernel sizes: when every
-    dimension agrees, an int, a tuple of one value or a tuple per dimension; else the latter."""
+def _spelled(draw: st.DrawFn, values: list[int], label: str, *,
+             one_tuple: bool = False) -> int | tuple[int, ...]:
+    """The spellings torch accepts for stride, padding, dilation and kernel sizes: when every
+    dimension agrees, an int or a tuple per dimension, and with ``one_tuple`` a tuple of one
+    value too (convolutions and max/avg pooling read it as that value in every dimension; lp
+    pooling, fractional and adaptive pooling and the other spatial ops refuse it); else the
+    tuple per dimension."""
     if len(set(values)) == 1:
+        if not one_tuple:
+            return values[0] if draw(st.booleans(), label=f"{label} as int") else tuple(values)
         spelling = draw(st.sampled_from(["int", "one-tuple", "tuple"]), label=f"{label} as")
         if spelling == "int":
             return values[0]
@@ -182,9 +188,11 @@ class Convolution:
                       "weight": _normal(rng, (c_out, c_in // groups, *kernel)) / math.sqrt(fan_in)}
             if draw(st.booleans(), label="bias"):
                 arrays["bias"] = _normal(rng, (c_out,))
-            options = {"stride": _spelled(draw, stride, "stride"),
-                       "padding": how if how != "ints" else _spelled(draw, pads, "padding"),
-                       "dilation": _spelled(draw, dilation, "dilation"), "groups": groups}
+            options = {"stride": _spelled(draw, stride, "stride", one_tuple=True),
+                       "padding": how if how != "ints" else _spelled(draw, pads, "padding",
+                                                                     one_tuple=True),
+                       "dilation": _spelled(draw, dilation, "dilation", one_tuple=True),
+                       "groups": groups}
             return Case(arrays, tuple(arrays), options, seed)
 
         return cases()
@@ -259,17 +267,19 @@ class Pooling:
                                   label=f"side[{i}]"))
             batch = draw(st.sampled_from([(), (1,), (2,)]), label="batch")
             channels = draw(st.integers(1, 4), label="channels")
-            options: dict[str, Any] = {"kernel_size": _spelled(draw, kernel, "kernel_size")}
+            options: dict[str, Any] = {"kernel_size": _spelled(draw, kernel, "kernel_size",
+                                                               one_tuple=True)}
             stride = draw(st.sampled_from(["default", "given", "empty"]), label="stride")
             if stride == "given":
                 options["stride"] = _spelled(draw, _per_dim(draw, st.integers(1, 3), d,
-                                                            "stride"), "stride")
+                                                            "stride"), "stride",
+                                             one_tuple=True)
             elif stride == "empty":
                 options["stride"] = ()  # torch reads an empty stride as kernel_size, as None
-            options["padding"] = _spelled(draw, pads, "padding")
+            options["padding"] = _spelled(draw, pads, "padding", one_tuple=True)
             options["ceil_mode"] = draw(st.booleans(), label="ceil_mode")
             if self.kind == "max":
-                options["dilation"] = _spelled(draw, dilation, "dilation")
+                options["dilation"] = _spelled(draw, dilation, "dilation", one_tuple=True)
             else:
                 options["count_include_pad"] = draw(st.booleans(), label="count_include_pad")
                 if d > 1:
