@@ -173,7 +173,7 @@ def _group_norm_layout(case: Case) -> tuple[Array, Axes, tuple[int, ...], Axes]:
 
 
 def _batch_norm_layout(case: Case) -> tuple[Array, Axes, tuple[int, ...], Axes]:
-    x = case.arrays["input"]
+    x = norms._batch_norm_input(case.arrays["input"])  # an empty 1-D input as (0, 0)
     flat = x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))
     return flat, (0, 2), (1, x.shape[1], 1), (0, 2)
 
