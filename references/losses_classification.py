@@ -427,10 +427,10 @@ def nll_loss_vjp(
     x, class_dim, y, valid, w = _class_targets(input, target, weight, ignore_index, 0.0)
     total_weight = np.sum(w[y], where=valid)
     s = np.where(valid, _reduce_vjp(g, valid.shape, reduction, total_weight), 0.0)
-    one_hot = _per_class(np.arange(x.shape[class_dim]), x.ndim, class_dim) == np.expand_dims(
-        y, class_dim)
+    grad = np.zeros(x.shape)  # [c = y_n] is one class per sample: scatter -s_n w_{y_n} there
     with np.errstate(invalid="ignore"):
-        grad = np.where(one_hot, -np.expand_dims(s * w[y], class_dim), 0.0)
+        np.put_along_axis(grad, np.expand_dims(y, class_dim),
+                          -np.expand_dims(s * w[y], class_dim), axis=class_dim)
     return {"input": grad}
 
 

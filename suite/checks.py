@@ -31,6 +31,7 @@ def _reference_is_finite(spec: OpSpec, case: Case, *, factor: float) -> None:
     value = spec.reference(case)
     g = gc.cotangent(case, np.shape(value))
     grads = spec.reference_vjp(g, case)
+    gc.check_vjp_shapes(spec, case, grads)
     bad = [name for name, a in {"forward": value, **grads}.items() if not np.isfinite(a).all()]
     assert not bad, f"{spec.name}: reference is not finite at |x| ~ {abs(factor):g} in: {bad}\n" \
                     f"Case:\n{case.describe()}"

@@ -30,6 +30,7 @@ on top of the row. Everything here is NumPy float64, evaluated on the rounded ca
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -169,13 +170,13 @@ def _layer_norm_layout(case: Case) -> tuple[Array, Axes, tuple[int, ...], Axes]:
 def _group_norm_layout(case: Case) -> tuple[Array, Axes, tuple[int, ...], Axes]:
     x = case.arrays["input"]
     groups = case.options["num_groups"]
-    grouped = x.reshape(x.shape[0], groups, x.shape[1] // groups, -1)
+    grouped = x.reshape(x.shape[0], groups, x.shape[1] // groups, math.prod(x.shape[2:]))
     return grouped, (2, 3), (1, groups, x.shape[1] // groups, 1), (0, 3)
 
 
 def _batch_norm_layout(case: Case) -> tuple[Array, Axes, tuple[int, ...], Axes]:
-    x = case.arrays["input"]
-    flat = x.reshape(x.shape[0], x.shape[1], -1)
+    x = norms._batch_norm_input(case.arrays["input"])  # an empty 1-D input as (0, 0)
+    flat = x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))
     return flat, (0, 2), (1, x.shape[1], 1), (0, 2)
 
 

@@ -58,8 +58,11 @@ def _ref(spec: OpSpec, case: Case, **replace: Array) -> Array:
 
 
 def _ref_vjp(spec: OpSpec, g: Array, case: Case, **replace: Array) -> dict[str, Array]:
-    return spec.reference_vjp(g, Case({**case.arrays, **replace}, case.differentiable,
-                                      case.options, case.seed))
+    """The reference VJP, each gradient required to have its argument's shape."""
+    at = Case({**case.arrays, **replace}, case.differentiable, case.options, case.seed)
+    grads = spec.reference_vjp(g, at)
+    gc.check_vjp_shapes(spec, at, grads)
+    return grads
 
 
 def _as_function(spec: OpSpec, case: Case, tensors: dict[str, torch.Tensor]

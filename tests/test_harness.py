@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from references import activations, optim_sgd, recurrent
-from suite import catalog, compare
+from suite import catalog, compare, higher
 from suite import gradcheck as gc
 from suite import optimcheck as oc
 from suite import strategies as hs
@@ -100,6 +100,54 @@ def test_finite_difference_check_fails_on_a_wrong_reference_vjp(factor: float) -
 
 def test_finite_difference_check_passes_on_the_correct_reference() -> None:
     gc.check_reference_vjp(LINEAR, LINEAR.inputs.sized(5, seed=1))  # type: ignore[union-attr]
+
+
+MSE = catalog.by_name("mse_loss")
+# mse_loss with a target of one row, broadcast against three (OpSpec.broadcasts).
+MSE_BROADCAST = Case({"input": np.linspace(-1.0, 1.0, 12).reshape(3, 4),
+                      "target": np.array([[0.3, -0.2, 0.5, 0.1]])},
+                     ("input", "target"), {"reduction": "sum"}, seed=4)
+
+
+def _unreduced_mse_vjp(g, input, target, reduction="mean"):
+    """mse_loss's VJP with the target's gradient left in the broadcast shape (3, 4) instead of
+    summed back to (1, 4): a planted reference bug that <J^T g, v> cannot see, since v of shape
+    (1, 4) broadcasts against it and the inner product comes out right."""
+    d = 2.0 * np.asarray(g) * (np.asarray(input) - np.asarray(target))
+    return {"input": d, "target": -d}
+
+
+def test_inner_product_alone_cannot_see_an_unreduced_broadcast_vjp() -> None:
+    """Why the shape is required: the planted VJP's <J^T g, v> equals the correct one's."""
+    v = np.random.default_rng(0).standard_normal((1, 4))
+    g = np.ones(())
+    bad = _unreduced_mse_vjp(g, **MSE_BROADCAST.arrays)["target"]
+    good = MSE.ref_vjp(g, **MSE_BROADCAST.arrays, reduction="sum")["target"]
+    assert bad.shape == (3, 4) and good.shape == (1, 4)
+    assert np.isclose(np.sum(bad * v), np.sum(good * v))
+
+
+@pytest.mark.filterwarnings("ignore:Using a target size:UserWarning")  # the broadcast is meant
+@pytest.mark.parametrize("check", ["finite differences", "gradient", "jvp"])
+def test_checks_require_each_vjp_to_have_its_arguments_shape(check: str) -> None:
+    bad = dataclasses.replace(MSE, ref_vjp=_unreduced_mse_vjp)
+    if check == "finite differences":
+        message = _fails(gc.check_reference_vjp, bad, MSE_BROADCAST)
+    elif check == "gradient":
+        message = _fails(gc.check_gradient, bad, MSE_BROADCAST, torch.float64, "cpu")
+    else:
+        message = _fails(higher.check_jvp, bad, MSE_BROADCAST)
+    first = message.splitlines()[0]
+    assert "_unreduced_mse_vjp" in first, first  # the reference is named...
+    assert "returns a gradient of shape (3, 4) for 'target', whose shape is (1, 4): a " \
+           "gradient must have exactly its argument's shape" in first, first  # ...and the shapes
+
+
+@pytest.mark.filterwarnings("ignore:Using a target size:UserWarning")
+def test_checks_pass_the_correct_broadcast_vjp() -> None:
+    gc.check_reference_vjp(MSE, MSE_BROADCAST)  # the control for the planted unreduced VJP
+    gc.check_gradient(MSE, MSE_BROADCAST, torch.float64, "cpu")
+    higher.check_jvp(MSE, MSE_BROADCAST)
 
 
 SGD = catalog.by_name("sgd")

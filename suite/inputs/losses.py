@@ -68,13 +68,19 @@ def positive(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context)
 
 
 def class_weight(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context) -> Array:
-    """One weight per class (the last dimension), in [0.1, 2]."""
-    return rng.uniform(0.1, 2.0, shape[-1:])
+    """One weight per class (the last dimension; one class for a 0-d input), in [0.1, 2]."""
+    return rng.uniform(0.1, 2.0, shape[-1:] or (1,))
 
 
 def class_index(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context) -> Array:
-    """One class index in [0, C) per row of an (..., C) input: shape[:-1], int64."""
-    return rng.integers(0, shape[-1], size=shape[:-1]).astype(np.int64)
+    """One class index in [0, C) per row of an (..., C) input: shape[:-1], int64. An unbatched
+    input ((C,), or 0-d: one class) takes a 0-d target or, half the time, one of shape (1,):
+    torch accepts both."""
+    classes = shape[-1] if shape else 1
+    rows = shape[:-1]
+    if len(shape) <= 1 and rng.random() < 0.5:
+        rows = (1,)
+    return rng.integers(0, classes, size=rows).astype(np.int64)
 
 
 def row_target(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context) -> Array:
@@ -84,12 +90,18 @@ def row_target(rng: np.random.Generator, shape: Shape, scale: float, ctx: Contex
 
 def multilabel_target(rng: np.random.Generator, shape: Shape, scale: float,
                       ctx: Context) -> Array:
-    """Per row of an (..., C) input: k distinct classes (k from 0 to C), then -1 padding."""
-    c = shape[-1]
+    """Per row of an (..., C) input (0-d: one row of one class): k target positions (k from 0
+    to C), then a -1, then anything in [-1, C) (torch reads only up to the first -1). Half the
+    rows list distinct classes, the other half draw them with repeats (a class listed twice
+    counts twice in the loss)."""
+    c = shape[-1] if shape else 1
     rows = np.full((math.prod(shape[:-1]), c), -1, dtype=np.int64)
     for row in rows:
         k = int(rng.integers(0, c + 1))
-        row[:k] = rng.permutation(c)[:k]
+        distinct = rng.random() < 0.5
+        row[:k] = rng.permutation(c)[:k] if distinct else rng.integers(0, c, k)
+        if k + 1 < c:
+            row[k + 1:] = rng.integers(-1, c, c - k - 1)  # ignored: after the first -1
     return rows.reshape(shape)
 
 
@@ -123,26 +135,31 @@ def stirling_kinks(arrays: Mapping[str, Array], ctx: Context) -> Array:
     return _near(arrays["target"] - 1.0) & bool(ctx.get("full", False))
 
 
+def _rows(x: Array) -> Array:
+    """An (..., C) input as (rows, C); a 0-d input is one row of one class."""
+    return np.reshape(x, (-1, x.shape[-1] if x.ndim else 1))
+
+
 def multi_margin_kinks(arrays: Mapping[str, Array], ctx: Context) -> Array:
     """MultiMargin: rows with some margin - x_y + x_i (i != y) near 0."""
-    x, t = arrays["input"], arrays["target"]
-    x_y = np.take_along_axis(x, t[..., None], axis=-1)
-    others = np.arange(x.shape[-1]) != t[..., None]
-    return np.any(others & _near(ctx.get("margin", 1.0) - x_y + x), axis=-1)
+    x = _rows(arrays["input"])
+    t = np.reshape(arrays["target"], (-1, 1))
+    x_y = np.take_along_axis(x, t, axis=-1)
+    others = np.arange(x.shape[-1]) != t
+    near = np.any(others & _near(ctx.get("margin", 1.0) - x_y + x), axis=-1)
+    return near.reshape(arrays["input"].shape[:-1])
 
 
 def multilabel_margin_kinks(arrays: Mapping[str, Array], ctx: Context) -> Array:
     """MultiLabelMargin: rows with some 1 - (x_j - x_i) near 0, j a target and i not."""
-    x, t = arrays["input"], arrays["target"]
-    c = x.shape[-1]
-    rows, ts = x.reshape(-1, c), t.reshape(-1, c)
+    rows, ts = _rows(arrays["input"]), _rows(arrays["target"])
     is_target = np.zeros(rows.shape, dtype=bool)
     for r, row in enumerate(ts):
-        listed = row[: int(np.argmax(row == -1)) if (row == -1).any() else c]
+        listed = row[: int(np.argmax(row == -1)) if (row == -1).any() else len(row)]
         is_target[r, listed] = True
     pairs = is_target[:, :, None] & ~is_target[:, None, :]
     near = pairs & _near(1.0 - (rows[:, :, None] - rows[:, None, :]))
-    return np.any(near, axis=(1, 2)).reshape(x.shape[:-1])
+    return np.any(near, axis=(1, 2)).reshape(arrays["input"].shape[:-1])
 
 
 def _cosine(a: Array, b: Array) -> Array:
@@ -434,7 +451,7 @@ class Alignment:
     max_frames: int = 20
     max_batch: int = 4
     max_classes: int = 8
-    bench_sizes: tuple[int, ...] = (16, 64, 256)  # T frames: the recursion is a loop over T
+    bench_sizes: tuple[int, ...] = (16, 64, 256)  # T frames, ~T/4 labels: cost ~ T^2
 
     @staticmethod
     def _labels(rng: np.random.Generator, frames: int, labels: Array) -> Array:
@@ -447,10 +464,15 @@ class Alignment:
         return seq.astype(np.int64)
 
     def _case(self, rng: np.random.Generator, t: int, n: int, c: int, layout: str, scale: float,
-              options: dict[str, Any], seed: int) -> Case:
+              options: dict[str, Any], seed: int, target_length: int | None = None) -> Case:
+        """``target_length``: sequences of about that many labels (else up to 6, drawn)."""
         blank = int(options["blank"])
         labels = np.array([k for k in range(c) if k != blank])
-        seqs = [self._labels(rng, t, labels) for _ in range(n)]
+        if target_length is None:
+            seqs = [self._labels(rng, t, labels) for _ in range(n)]
+        else:  # any labels, repeats included: S + repeats <= 2 S <= T frames suffice
+            seqs = [rng.choice(labels, size=max(target_length - b, 0)).astype(np.int64)
+                    for b in range(n)]
         needed = [len(s) + int(np.sum(s[1:] == s[:-1])) for s in seqs]
         input_lengths = np.array([int(rng.integers(k, t + 1)) for k in needed],
                                  dtype=np.int64)
@@ -497,8 +519,12 @@ class Alignment:
         return variants.reductions("mean")
 
     def sized(self, n: int, seed: int = 0) -> Case:
+        """T = n frames of 4 sequences over 8 classes, each of about n / 4 labels (a label every
+        four frames, as in speech recognition): the recursions cost T (2 S + 1) ~ n^2 / 2 per
+        sequence."""
         options = {"blank": 0, "reduction": "mean", "zero_infinity": False}
-        return self._case(np.random.default_rng(seed), n, 4, 8, "padded", 1.0, options, seed)
+        return self._case(np.random.default_rng(seed), n, 4, 8, "padded", 1.0, options, seed,
+                          target_length=n // 4)
 
 
 # LinearCrossEntropyOptions' chunking choices (torch 2.13): a chunk size, or a heuristic that
