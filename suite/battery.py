@@ -36,7 +36,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from suite import checks, layouts, optimcheck, reproduce
+from suite import checks, compiled, layouts, optimcheck, reproduce
 from suite import strategies as hs
 from suite.inputs import Elementwise
 from suite.specs import (
@@ -70,6 +70,11 @@ def _run(record: Any, check: str, case: Any, **params: Any) -> None:
 
 def _draw(spec: OpSpec, data: st.DataObject) -> Any:
     return data.draw(spec.cases(), label="case")
+
+
+def _on(backend: str) -> dict[str, str]:
+    """The check's ``backend`` parameter: none for eager (reproducers stay as they were)."""
+    return {} if backend == compiled.EAGER else {"backend": backend}
 
 
 # --- which checks apply to an op record, and why not ------------------------------------------
@@ -143,8 +148,8 @@ def _forward(records: list[OpSpec]) -> Callable[..., None]:
     @_parametrize(records)
     @given(data=st.data())
     def test_forward_matches_reference(self: Any, spec: OpSpec, dtype: torch.dtype, device: str,
-                                       data: st.DataObject) -> None:
-        _run(spec, "forward", _draw(spec, data), dtype=dtype, device=device)
+                                       backend: str, data: st.DataObject) -> None:
+        _run(spec, "forward", _draw(spec, data), dtype=dtype, device=device, **_on(backend))
     return test_forward_matches_reference
 
 
@@ -152,8 +157,8 @@ def _gradient(records: list[OpSpec]) -> Callable[..., None]:
     @_parametrize(records)
     @given(data=st.data())
     def test_gradient_matches_reference(self: Any, spec: OpSpec, dtype: torch.dtype,
-                                        device: str, data: st.DataObject) -> None:
-        _run(spec, "gradient", _draw(spec, data), dtype=dtype, device=device)
+                                        device: str, backend: str, data: st.DataObject) -> None:
+        _run(spec, "gradient", _draw(spec, data), dtype=dtype, device=device, **_on(backend))
     return test_gradient_matches_reference
 
 
@@ -299,10 +304,12 @@ def _low_precision(records: list[OpSpec]) -> Callable[..., None]:
     @settings(max_examples=15)
     @given(data=st.data())
     def test_low_precision_matches_reference(self: Any, spec: OpSpec, half: torch.dtype,
-                                             device: str, data: st.DataObject) -> None:
+                                             device: str, backend: str,
+                                             data: st.DataObject) -> None:
         """float16 and bfloat16 against the float64 reference on the same rounded inputs; a
         kernel torch lacks in half precision on the device skips with torch's own message."""
-        _run(spec, "low_precision", _draw(spec, data), dtype=half, device=device)
+        _run(spec, "low_precision", _draw(spec, data), dtype=half, device=device,
+             **_on(backend))
     return test_low_precision_matches_reference
 
 
@@ -622,6 +629,30 @@ def validate(records: tuple[Any, ...]) -> None:
             raise _fail(f"record {r.name!r}: torch_cls is not a class")
 
 
+# The checks a ``--backend`` runs compiled; a record's ``backends`` reasons are listed once, as
+# "<backend> backend", for a battery holding any of them.
+BACKEND_AWARE = ("test_forward_matches_reference", "test_gradient_matches_reference",
+                 "test_low_precision_matches_reference")
+_BACKEND_SUFFIX = " backend"
+
+
+def is_backend_entry(check: str) -> bool:
+    """Whether a not-run entry names a backend (``"inductor backend"``), not a check."""
+    return check.endswith(_BACKEND_SUFFIX)
+
+
+def backend_of(check: str) -> str:
+    return check.removesuffix(_BACKEND_SUFFIX)
+
+
+def _backend_entries(ops: list[OpSpec], chosen: set[str]) -> list[tuple[str, str, str]]:
+    """(record, "<backend> backend", reason) for each backend a record does not run under."""
+    if not chosen & set(BACKEND_AWARE):
+        return []
+    return [(s.name, f"{b}{_BACKEND_SUFFIX}", reason) for s in ops
+            for b, reason in sorted(s.backends.items())]
+
+
 def matches(pattern: str, test_name: str) -> bool:
     """Whether a known-failure pattern names a test: ``*`` and ``?`` are the only wildcards;
     the brackets of a parametrized name are literal (unlike fnmatch's character classes)."""
@@ -680,6 +711,7 @@ def battery(*records: Record, only: Iterable[str] | None = None,
         not_run += [(s.name, name, str(rule(s))) for s in ops if rule(s)]
         if applicable:
             namespace[name] = factory(applicable)
+    not_run += _backend_entries(ops, chosen)
     optimizers = [r for r in records if isinstance(r, OptimizerSpec)]
     closures = [r for r in records if isinstance(r, ClosureOptimizerSpec)]
     groups: list[tuple[list[Any], Callable[[list[Any]], Callable[..., None]]]] = [

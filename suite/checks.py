@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from suite import closurecheck, higher, layouts, optimcheck, selfref
+from suite import closurecheck, compiled, higher, layouts, optimcheck, selfref
 from suite import gradcheck as gc
 from suite.specs import Case, ClosureOptimizerSpec, OpSpec, OptimizerRun, OptimizerSpec
 
@@ -71,10 +71,35 @@ def _opcheck(spec: OpSpec, case: Case, *, device: str) -> None:
                              f"Case:\n{case.describe()}") from error
 
 
+def _forward(spec: OpSpec, case: Case, *, dtype: torch.dtype, device: str,
+             backend: str = compiled.EAGER) -> None:
+    if backend == compiled.EAGER:
+        gc.check_forward(spec, case, dtype, device)
+    else:
+        compiled.check_forward(spec, case, dtype, device, backend)
+
+
+def _gradient(spec: OpSpec, case: Case, *, dtype: torch.dtype, device: str,
+              backend: str = compiled.EAGER) -> None:
+    if backend == compiled.EAGER:
+        gc.check_gradient(spec, case, dtype, device)
+    else:
+        compiled.check_gradient(spec, case, dtype, device, backend)
+
+
+def _low_precision(spec: OpSpec, case: Case, *, dtype: torch.dtype, device: str,
+                   backend: str = compiled.EAGER) -> None:
+    if backend == compiled.EAGER:
+        higher.check_low_precision(spec, case, dtype, device)
+    else:
+        compiled.check_low_precision(spec, case, dtype, device, backend)
+
+
+# ``backend`` (forward, gradient, low_precision): "eager" calls torch_fn; a torch.compile
+# backend ("inductor", "aot_eager") checks the compiled op against the same reference.
 OP_CHECKS: dict[str, Callable[..., None]] = {
-    "forward": lambda spec, case, *, dtype, device: gc.check_forward(spec, case, dtype, device),
-    "gradient": lambda spec, case, *, dtype, device: gc.check_gradient(spec, case, dtype,
-                                                                       device),
+    "forward": _forward,
+    "gradient": _gradient,
     "finite_differences": lambda spec, case: gc.check_reference_vjp(spec, case),
     "reference_is_finite": _reference_is_finite,
     "large_input": _large_input,
@@ -88,8 +113,7 @@ OP_CHECKS: dict[str, Callable[..., None]] = {
     "layout": lambda spec, case, *, layout, dtype, device: layouts.check_layout(
         spec, case, layout, dtype, device),
     "empty": _forward_and_gradient,
-    "low_precision": lambda spec, case, *, dtype, device: higher.check_low_precision(
-        spec, case, dtype, device),
+    "low_precision": _low_precision,
     "own_float64": _forward_and_gradient,
     "jvp": lambda spec, case, *, device: higher.check_jvp(spec, case, device),
     "double_backward": lambda spec, case, *, device: higher.check_double_backward(spec, case,

@@ -234,6 +234,16 @@ class OpSpec:
     ``suite.tolerances``, which hold where torch evaluates the op elementwise (in float32
     internally) and rounds each output once or a few times; sums of signed terms add their
     conditioning through ``terms``. A string: off the ladder, and why."""
+    backends: Mapping[str, str] = field(default_factory=dict)
+    """The ``torch.compile`` backends (``--backend``: ``inductor``, ``aot_eager``) this record
+    does not run under, each with the reason (torch's own words where torch refuses; chosen
+    with ``suite.versions`` where only some releases refuse). Every other backend runs the
+    record's forward, gradient and precision-ladder checks compiled (``suite.compiled``);
+    ``eager`` (no compile) always runs."""
+    vmap: bool | str = True
+    """True: ``torch.func.vmap`` over an added batch dimension is checked against the
+    per-example loop and the reference (``suite.vmapcheck``). A string: not checked, and why
+    (torch's own message, e.g. data-dependent control flow vmap cannot batch)."""
     broadcasts: tuple[str, ...] = ()
     """Arrays torch broadcasts against the others (a loss's target, margin_ranking's inputs):
     cases where one of them has some dimensions cut to size 1 are checked too, the forward
