@@ -129,6 +129,13 @@ def _is_custom_op(spec: OpSpec) -> str | None:
     return None
 
 
+def _vmappable(spec: OpSpec) -> str | None:
+    """``OpSpec.vmap``: a string says why not; a mapping (arrays left unbatched) still runs."""
+    if isinstance(spec.vmap, str):
+        return f"vmap: {spec.vmap}"
+    return "vmap is False" if spec.vmap is False else None
+
+
 def _forward_mode(spec: OpSpec) -> str | None:
     if is_custom_op(spec.torch_fn):
         return ("torch.library custom ops have no forward-mode AD rule, and torch.func.jvp "
@@ -349,6 +356,22 @@ def _func_vjp(records: list[OpSpec]) -> Callable[..., None]:
     return test_func_vjp_matches_autograd
 
 
+def _vmap(records: list[OpSpec]) -> Callable[..., None]:
+    @_parametrize(records)
+    # Each example runs every configuration (each array batched in turn, all, nested) on 3-4
+    # examples, torch's loop and the reference each: ~10-100 ms; 10 draw the shapes, ranks
+    # and options that change a batching rule's path.
+    @settings(max_examples=10)
+    @given(data=st.data())
+    def test_vmap_matches_loop_and_reference(self: Any, spec: OpSpec, device: str,
+                                             data: st.DataObject) -> None:
+        """torch.func.vmap over an added batch dimension (each argument in turn, several,
+        out_dims, nested once): the forward and per-example VJPs against torch's per-example
+        loop and the reference (suite.vmapcheck)."""
+        _run(spec, "vmap", _draw(spec, data), device=device)
+    return test_vmap_matches_loop_and_reference
+
+
 def _opcheck(records: list[OpSpec]) -> Callable[..., None]:
     @_parametrize(records)
     @settings(max_examples=5)  # opcheck traces the op several ways: a few cases find a gap
@@ -411,6 +434,7 @@ OP_CHECKS: tuple[tuple[Callable[[list[OpSpec]], Callable[..., None]],
     (_jvp, _all(_field("second_order", "second_order is False"), _forward_mode)),
     (_double_backward, _field("second_order", "second_order is False")),
     (_func_vjp, lambda spec: None),
+    (_vmap, _all(_needs_reference, _vmappable)),
     (_opcheck, _is_custom_op),
     (_benchmark, lambda spec: None),
 )
@@ -712,6 +736,11 @@ def battery(*records: Record, only: Iterable[str] | None = None,
         if applicable:
             namespace[name] = factory(applicable)
     not_run += _backend_entries(ops, chosen)
+    if _vmap([]).__name__ in chosen:
+        from suite import vmapcheck
+
+        not_run += [(s.name, f"vmap over {arg}", reason) for s in ops
+                    for arg, reason in vmapcheck.excluded(s).items()]
     optimizers = [r for r in records if isinstance(r, OptimizerSpec)]
     closures = [r for r in records if isinstance(r, ClosureOptimizerSpec)]
     groups: list[tuple[list[Any], Callable[[list[Any]], Callable[..., None]]]] = [

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from suite import closurecheck, compiled, higher, layouts, optimcheck, selfref
+from suite import closurecheck, compiled, higher, layouts, optimcheck, selfref, vmapcheck
 from suite import gradcheck as gc
 from suite.specs import Case, ClosureOptimizerSpec, OpSpec, OptimizerRun, OptimizerSpec
 
@@ -121,6 +121,7 @@ OP_CHECKS: dict[str, Callable[..., None]] = {
     "func_vjp": lambda spec, case, *, dtype, device: higher.check_func_vjp(spec, case, dtype,
                                                                            device),
     "opcheck": _opcheck,
+    "vmap": lambda spec, case, *, device: vmapcheck.check_vmap(spec, case, device),
 }
 # Checks that compare with a reference, run on torch's own float64 results for a record
 # without one (the battery only generates the meaningful ones: see suite.battery).

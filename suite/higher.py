@@ -192,7 +192,7 @@ def _autograd_grads(f: Callable[..., torch.Tensor], primals: Sequence[torch.Tens
 
 # torch's own words for an autograd.Function that torch.func cannot transform (a
 # torch.library custom op's generated Function, torch 2.13.0): the check skips with them.
-_NOT_TRANSFORMABLE = "it must override the setup_context staticmethod"
+NOT_TRANSFORMABLE = "it must override the setup_context staticmethod"
 
 
 def check_func_vjp(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> None:
@@ -207,7 +207,7 @@ def check_func_vjp(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) ->
     try:
         vjp_fn = torch.func.vjp(f, *primals)[1]
     except RuntimeError as error:
-        if _NOT_TRANSFORMABLE not in str(error):
+        if NOT_TRANSFORMABLE not in str(error):
             raise
         pytest.skip(f"torch {torch.__version__}: torch.func cannot transform this op: "
                     f"{_first_line(error)}")

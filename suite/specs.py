@@ -240,10 +240,12 @@ class OpSpec:
     with ``suite.versions`` where only some releases refuse). Every other backend runs the
     record's forward, gradient and precision-ladder checks compiled (``suite.compiled``);
     ``eager`` (no compile) always runs."""
-    vmap: bool | str = True
+    vmap: bool | str | Mapping[str, str] = True
     """True: ``torch.func.vmap`` over an added batch dimension is checked against the
-    per-example loop and the reference (``suite.vmapcheck``). A string: not checked, and why
-    (torch's own message, e.g. data-dependent control flow vmap cannot batch)."""
+    per-example loop and the reference (``suite.vmapcheck``), every array batched in turn and
+    together. A string: not checked, and why (torch's own message, e.g. no batching rule). A
+    mapping: checked, but the arrays it names are never batched, each with the reason (e.g.
+    data-dependent control flow on that argument, which vmap refuses)."""
     broadcasts: tuple[str, ...] = ()
     """Arrays torch broadcasts against the others (a loss's target, margin_ranking's inputs):
     cases where one of them has some dimensions cut to size 1 are checked too, the forward
