@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from suite import checks, compiled, layouts, optimcheck, reproduce
@@ -481,6 +481,36 @@ def _optimizer_steps(records: list[OptimizerSpec]) -> Callable[..., None]:
     return test_optimizer_steps_match_reference
 
 
+# Each example builds a new optimizer, whose compiled step is a compile of its own (5 s to a
+# minute on the 2-core machine): 3 examples per record, implementation and dtype, and no
+# shrinking (each shrink step would compile again: a planted compile-only bug took 4 minutes
+# to shrink; the failure's message names the run's hyper-parameters and shapes).
+COMPILED_STEP_EXAMPLES = 3
+_COMPILED_STEP_PHASES = (Phase.explicit, Phase.reuse, Phase.generate)
+
+
+def _compiled_optimizer_steps(records: list[OptimizerSpec]) -> Callable[..., None]:
+    @pytest.mark.compile
+    @pytest.mark.parametrize("implementation", list(optimcheck.COMPILED_VARIANTS))
+    @_parametrize(records)
+    @settings(max_examples=COMPILED_STEP_EXAMPLES, phases=_COMPILED_STEP_PHASES)
+    @given(data=st.data())
+    def test_compiled_optimizer_steps_match_reference(self: Any, spec: OptimizerSpec,
+                                                      implementation: str, dtype: torch.dtype,
+                                                      device: str, backend: str,
+                                                      data: st.DataObject) -> None:
+        """torch.compile(optimizer.step) (compiled backends only: ``--backend``), up to 20
+        steps in lockstep with the reference: parameters and every state entry after every
+        step."""
+        reason = optimcheck.unavailable(spec, implementation, dtype, device, sparse_grads=True)
+        if reason:
+            pytest.skip(reason)
+        run = data.draw(_runs(spec, implementation, dtype), label="run")
+        _run(spec, "optimizer_steps", run, implementation=implementation, dtype=dtype,
+             device=device, backend=backend)
+    return test_compiled_optimizer_steps_match_reference
+
+
 def _round_trip(records: list[OptimizerSpec]) -> Callable[..., None]:
     @pytest.mark.parametrize("implementation", list(optimcheck.VARIANTS))
     @_parametrize(records)
@@ -559,7 +589,8 @@ def _closure_steps(records: list[ClosureOptimizerSpec]) -> Callable[..., None]:
     return test_closure_optimizer_steps_match_reference
 
 
-OPTIMIZER_CHECKS = (_optimizer_steps, _round_trip, _optimizer_benchmark)
+OPTIMIZER_CHECKS = (_optimizer_steps, _compiled_optimizer_steps, _round_trip,
+                    _optimizer_benchmark)
 
 
 # --- the battery --------------------------------------------------------------------------------
@@ -656,7 +687,8 @@ def validate(records: tuple[Any, ...]) -> None:
 # The checks a ``--backend`` runs compiled; a record's ``backends`` reasons are listed once, as
 # "<backend> backend", for a battery holding any of them.
 BACKEND_AWARE = ("test_forward_matches_reference", "test_gradient_matches_reference",
-                 "test_low_precision_matches_reference")
+                 "test_low_precision_matches_reference",
+                 "test_compiled_optimizer_steps_match_reference")
 _BACKEND_SUFFIX = " backend"
 
 
@@ -669,7 +701,7 @@ def backend_of(check: str) -> str:
     return check.removesuffix(_BACKEND_SUFFIX)
 
 
-def _backend_entries(ops: list[OpSpec], chosen: set[str]) -> list[tuple[str, str, str]]:
+def _backend_entries(ops: list[Any], chosen: set[str]) -> list[tuple[str, str, str]]:
     """(record, "<backend> backend", reason) for each backend a record does not run under."""
     if not chosen & set(BACKEND_AWARE):
         return []
@@ -735,7 +767,8 @@ def battery(*records: Record, only: Iterable[str] | None = None,
         not_run += [(s.name, name, str(rule(s))) for s in ops if rule(s)]
         if applicable:
             namespace[name] = factory(applicable)
-    not_run += _backend_entries(ops, chosen)
+    not_run += _backend_entries(ops + [r for r in records if isinstance(r, OptimizerSpec)],
+                                chosen)
     if _vmap([]).__name__ in chosen:
         from suite import vmapcheck
 

@@ -131,8 +131,8 @@ NEEDS_REFERENCE = {"forward", "gradient", "finite_differences", "reference_is_fi
 
 
 def _steps(spec: OptimizerSpec, run: OptimizerRun, *, implementation: str, dtype: torch.dtype,
-           device: str) -> None:
-    optimcheck.check_run(spec, run, implementation, dtype, device)
+           device: str, backend: str = compiled.EAGER) -> None:
+    optimcheck.check_run(spec, run, implementation, dtype, device, backend)
 
 
 def _round_trip(spec: OptimizerSpec, run: OptimizerRun, *, implementation: str,

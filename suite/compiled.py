@@ -170,15 +170,16 @@ class Ledger:
 
     current: str | None = None
     tests: dict[str, TestCompiles] = field(default_factory=dict)
-    first: set[tuple[str, bool]] = field(default_factory=set)
+    first: set[tuple[str, bool, int]] = field(default_factory=set)
 
-    def count(self, label: str, grad_mode: bool, graphs: int) -> None:
-        """``graphs`` new graphs of the callable ``label`` in one grad mode: all but the first
-        ever compiled for that callable and mode are recompiles."""
+    def count(self, label: str, grad_mode: bool, graphs: int, instance: int = 0) -> None:
+        """``graphs`` new graphs of the callable ``label`` (of one ``instance``: an optimizer
+        built per example compiles its own step) in one grad mode: all but the first ever
+        compiled for that callable, instance and mode are recompiles."""
         if graphs <= 0:
             return
         entry = self.tests.setdefault(self.current or "", TestCompiles())
-        key = (label, grad_mode)
+        key = (label, grad_mode, instance)
         recompiles = graphs - (key not in self.first)
         self.first.add(key)
         entry.graphs += graphs
@@ -255,12 +256,23 @@ def summary(error: BaseException, what: str) -> str:
             f"TORCHDYNAMO_VERBOSE=1")
 
 
+class Counted:
+    """A compiled callable (``counted``) and the graphs it has compiled so far."""
+
+    def __init__(self, run: Callable[..., Any]) -> None:
+        self.run = run
+        self.graphs = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.run(*args, **kwargs)
+
+
 def counted(fn: Callable[..., Any], label: str, backend: str, *, dynamic: bool | None = True,
-            fullgraph: bool = True) -> Callable[..., Any]:
+            fullgraph: bool = True, instance: int = 0) -> Callable[..., Any]:
     """``torch.compile(fn, backend=backend, ...)`` on a code object of its own, called with
     dynamo's limits (``_limits``), every graph it compiles counted in ``LEDGER`` under
-    ``label``, and every exception raised by compiling or running it re-raised as
-    ``CompileError`` with ``summary``'s paragraph."""
+    ``label`` (and ``instance``), and every exception raised by compiling or running it
+    re-raised as ``CompileError`` with ``summary``'s paragraph. The result is a ``Counted``."""
     def call(*args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
 
@@ -282,12 +294,32 @@ def counted(fn: Callable[..., Any], label: str, backend: str, *, dynamic: bool |
         except Exception as error:
             raise CompileError(summary(error, what)) from error
         finally:
-            LEDGER.count(label, mode, _graphs() - before)
+            new = _graphs() - before
+            result.graphs += new
+            LEDGER.count(label, mode, new, instance)
 
-    run.__name__ = run.__qualname__ = f"compiled_{name}"
-    run.__module__ = f"torch.compile[{backend}]"
-    run.__wrapped__ = fn  # type: ignore[attr-defined]
-    return run
+    result = Counted(run)
+    result.__name__ = result.__qualname__ = f"compiled_{name}"  # type: ignore[attr-defined]
+    result.__module__ = f"torch.compile[{backend}]"
+    result.__wrapped__ = fn  # type: ignore[attr-defined]
+    return result
+
+
+def compiled_step(optimizer: torch.optim.Optimizer, label: str,
+                  backend: str) -> Callable[[], Any]:
+    """``torch.compile(optimizer.step)`` as torch's compiled-optimizer recipe writes it
+    (default ``dynamic`` and graph breaks allowed: ``step`` holds deliberate ones), counted per
+    optimizer instance."""
+    return counted(optimizer.step, label, backend, dynamic=None, fullgraph=False,
+                   instance=id(optimizer))
+
+
+def require_graphs(step: Callable[..., Any], what: str) -> None:
+    """A compiled callable that compiled no graph ran eagerly from start to end: a check of
+    it would be a check of eager code, so it fails as a compiler failure."""
+    if isinstance(step, Counted) and step.graphs == 0:
+        raise CompileError(f"{what}: torch.compile compiled no graph (every call ran eagerly, "
+                           f"e.g. dynamo skipped the frame); nothing compiled was checked")
 
 
 _OPS: dict[tuple[str, int, torch.dtype, str, str], tuple[Any, Callable[..., Any]]] = {}

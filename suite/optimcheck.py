@@ -21,12 +21,13 @@ What a run may hold, and how each is mapped:
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
-from suite import compare
+from suite import compare, compiled
 from suite import optimsupport as support
 from suite import tolerances as tols
 from suite.devices import dtype_name
@@ -153,9 +154,17 @@ def _tol(spec: OptimizerSpec, dtype: torch.dtype, implementation: str) -> tols.T
     return tols.join(tol, spec.implementation_tol.get((implementation, dtype)))
 
 
+#: The implementations torch.compile(optimizer.step) is checked with: torch's own compiled-
+#: optimizer tests (test/inductor/test_compiled_optimizers.py) compile the for-loop and foreach
+#: implementations and leave out fused and differentiable ("dynamo does not support
+#: differentiable optimizers"); capturable is for CUDA graphs.
+COMPILED_VARIANTS = ("for-loop", "foreach")
+
+
 def check_run(spec: OptimizerSpec, run: OptimizerRun, implementation: str, dtype: torch.dtype,
-              device: str) -> None:
-    """Step torch and the reference through ``run`` and compare after every step."""
+              device: str, backend: str = compiled.EAGER) -> None:
+    """Step torch and the reference through ``run`` and compare after every step; under a
+    compiled ``backend``, torch steps with ``torch.compile(optimizer.step)``."""
     __tracebackhide__ = True
     np_dtype = torch.empty((), dtype=dtype).numpy().dtype
     flags = VARIANTS[implementation]
@@ -165,6 +174,11 @@ def check_run(spec: OptimizerSpec, run: OptimizerRun, implementation: str, dtype
     tol = _tol(spec, real_dtype, implementation)
     hyper = reference_hyper(spec, run, implementation, real_dtype)
     context = f"{dtype_name(real_dtype)}, device={device}, {implementation}"
+    take_step: Callable[[], Any] = opt.step
+    if backend != compiled.EAGER:
+        label = f"{spec.name}.step {implementation} {dtype_name(real_dtype)} {device} {backend}"
+        take_step = compiled.compiled_step(opt, label, backend)
+        context += f", torch.compile(step, backend={backend!r})"
     groups = f"\n  groups (param indices, overrides): {run.groups}" if run.groups else ""
     case = (f"  hyper-parameters: {run.hyper}{groups}\n  parameter shapes: "
             f"{[p.shape for p in run.params]}{' (complex, as real pairs)' * run.complex_params}"
@@ -187,7 +201,7 @@ def check_run(spec: OptimizerSpec, run: OptimizerRun, implementation: str, dtype
             shaken = _shaken(np.random.default_rng([run.seed, step, i]), real_dtype,
                              (before, ref_grad, state))
             slack[i] = _sensitivity(expected[-1], spec.ref_step(*shaken, **hyper[i]))
-        opt.step()
+        take_step()
         for i, (p, (ref_param, ref_state)) in enumerate(zip(params, expected, strict=True)):
             where = f"{spec.name}: param {i} after step {step}"
             param_tol = _loosened(tol, slack.get(i, {}), "param")
@@ -205,6 +219,7 @@ def check_run(spec: OptimizerSpec, run: OptimizerRun, implementation: str, dtype
                     tol=_loosened(key_tol, slack.get(i, {}), key),
                     what=f"{spec.name}: state[{key!r}] of param {i} after step {step}",
                     context=context, case=case)
+    compiled.require_graphs(take_step, f"{spec.name}: torch.compile(optimizer.step)")
 
 
 # Conditioning: each step also runs the reference on its inputs perturbed by

@@ -51,6 +51,8 @@ _DRIFT_PARTS = pytest.StashKey[list[dict[str, Any]]]()
 _DRIFT_RECORDER = pytest.StashKey[drift.Recorder]()
 _SUMMARY = pytest.StashKey[summary.Summary]()
 _OUTER = pytest.StashKey[tuple[Any, Any, Any]]()
+#: Why inductor's CPU tests are skipped here (no C++ toolchain), or None.
+_NO_INDUCTOR = pytest.StashKey[str | None]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -84,7 +86,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return  # `pytest --help` shows the options; it must not fail on the machine's devices
     opts.check_profile(config)
     _check_devices(values[opts.DEVICE.dest])
-    _check_backends(values[opts.BACKEND.dest], values[opts.DEVICE.dest])
+    config.stash[_NO_INDUCTOR] = _check_backends(values[opts.BACKEND.dest],
+                                                 values[opts.DEVICE.dest])
     for option in (opts.DRIFT, opts.SUMMARY):
         if values[option.dest] is not None:
             values[option.dest] = opts.writable_file(option.flag, values[option.dest])
@@ -147,13 +150,14 @@ def _backend_given(config: pytest.Config) -> bool:
         or opts.BACKEND.env in os.environ
 
 
-def _check_backends(backends: tuple[str, ...], chosen_devices: tuple[str, ...]) -> None:
-    """A compiled backend this torch cannot run is refused with torch's reason; inductor on the
-    CPU needs a C++ toolchain, checked now (one line naming what is missing), not in the first
-    compiled test."""
+def _check_backends(backends: tuple[str, ...], chosen_devices: tuple[str, ...]) -> str | None:
+    """A compiled backend this torch cannot run is refused with torch's reason. inductor on the
+    CPU needs a C++ toolchain, checked now, not in the first compiled test: where it is missing
+    the result is the one-line reason its CPU tests are skipped with (the other backends
+    still run), else None."""
     wanted = [b for b in backends if b != compiled.EAGER]
     if not wanted:
-        return
+        return None
     reason = compiled.dynamo_refusal()
     if reason:
         raise pytest.UsageError(f"--backend {','.join(wanted)}: torch.compile cannot run here "
@@ -161,8 +165,8 @@ def _check_backends(backends: tuple[str, ...], chosen_devices: tuple[str, ...]) 
     if "inductor" in wanted and "cpu" in chosen_devices:
         problem = compiled.toolchain_problem()
         if problem:
-            raise pytest.UsageError(f"--backend inductor: inductor's CPU code generation "
-                                    f"needs a C++ toolchain: {problem}")
+            return f"inductor on the CPU needs a C++ toolchain: {problem}"
+    return None
 
 
 def _github_summary() -> str | None:
@@ -261,6 +265,19 @@ def _backend_refused(item: pytest.Item) -> bool:
                if hasattr(v, "backends") and hasattr(v, "name"))
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:
+    """A compile-only test (marked ``compile``, e.g. torch.compile(optimizer.step)) is not
+    collected at all when ``--backend`` chose no compiled backend: the default run collects
+    what it collected before the backend dimension existed."""
+    marks = getattr(obj, "pytestmark", ())
+    if not callable(obj) or not any(getattr(m, "name", None) == "compile" for m in marks):
+        return None
+    if set(chosen(collector.config, opts.BACKEND)) <= {compiled.EAGER}:
+        return []
+    return None
+
+
 # Session-scoped: Hypothesis refuses function-scoped fixtures in @given tests.
 @pytest.fixture(scope="session")
 def backend() -> str:
@@ -292,6 +309,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if stale:
             raise pytest.UsageError(f"known_failures pattern {stale[0]!r} matches no test of "
                                     f"its battery: fix the pattern or remove the entry")
+    no_inductor = config.stash.get(_NO_INDUCTOR, None)
+    if no_inductor:
+        for item in items:
+            params = getattr(getattr(item, "callspec", None), "params", {})
+            if params.get("backend") == "inductor" and str(params.get("device")) == "cpu":
+                item.add_marker(pytest.mark.skip(reason=no_inductor))
     refused = [i for i in items if _backend_refused(i)]
     if refused:
         config.hook.pytest_deselected(items=refused)
@@ -434,6 +457,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     compile_line = [] if backends == (compiled.EAGER,) else [
         f"gradsuite: backends {','.join(backends)} (torch.compile dynamic=True, fullgraph=True; "
         f"compiled tests marked `compile`)"]
+    no_inductor = config.stash.get(_NO_INDUCTOR, None)
+    if no_inductor:
+        compile_line.append(f"gradsuite: inductor's CPU tests skipped: {no_inductor}")
     return [
         f"gradsuite: torch {torch.__version__}, numpy {np.__version__}, hypothesis "
         f"{hypothesis.__version__}, python {platform.python_version()}",

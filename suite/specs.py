@@ -357,6 +357,9 @@ class OptimizerSpec:
     constructor_only: tuple[str, ...] = ()
     """Hyper-parameters torch reads from the constructor for every group, ignoring a group's
     own value (never varied between groups; each is in KNOWN_DIFFERENCES.md)."""
+    backends: Mapping[str, str] = field(default_factory=dict)
+    """The ``torch.compile`` backends ``torch.compile(optimizer.step)`` is not checked under,
+    each with the reason (as ``OpSpec.backends``)."""
 
     def __repr__(self) -> str:
         return f"OptimizerSpec({self.name!r})"
