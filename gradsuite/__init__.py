@@ -49,6 +49,7 @@ from suite.specs import (
     OptimizerSpec,
 )
 from suite.tolerances import Kind, Tolerance
+from suite.trainloops import TrainingLoop as TrainingLoop  # the type gs.record may return
 
 __version__ = "0.1.0"
 __all__ = [
@@ -73,6 +74,7 @@ __all__ = [
 ]
 
 Record = OpSpec | OptimizerSpec | ClosureOptimizerSpec
+"""A record a battery checks."""
 
 
 def records() -> tuple[str, ...]:
@@ -82,8 +84,10 @@ def records() -> tuple[str, ...]:
     return tuple(s.name for s in everything)
 
 
-def record(name: str) -> Record:
-    """The built-in record called ``name`` (``python -m suite list`` lists them).
+def record(name: str) -> Record | TrainingLoop:
+    """The built-in record called ``name`` (``python -m suite list`` lists them), or one of
+    the training loops checked end to end (``"linear_regression"``, ``"mlp_classifier"``:
+    ``gs.check("training_trajectory", loop, run, dtype=..., device=...)``).
 
     Raises:
         BatteryError: naming the closest known records, when there is none.
@@ -118,6 +122,9 @@ def like(name: str, **changes: Any) -> Record:
         OpSpec('gelu')
     """
     base = record(name)
+    if isinstance(base, TrainingLoop):
+        raise BatteryError(f"gs.like({name!r}): {name} is a training loop, not a record a "
+                           f"battery checks; give gs.like an op, optimizer or L-BFGS record")
     fields = {f.name for f in dataclasses.fields(base)}
     unknown = sorted(set(changes) - fields)
     if unknown:

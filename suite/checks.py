@@ -19,6 +19,7 @@ import torch
 from suite import closurecheck, compiled, higher, layouts, optimcheck, selfref, vmapcheck
 from suite import gradcheck as gc
 from suite.specs import Case, ClosureOptimizerSpec, OpSpec, OptimizerRun, OptimizerSpec
+from suite.trainloops import TrainingLoop
 
 # Magnitudes that overflow naive forms: exp(1e4) is inf in float64, exp(89) in float32.
 LARGE = (1e4, -1e4)
@@ -144,10 +145,16 @@ def _closure(spec: ClosureOptimizerSpec, run: dict[str, Any], *, device: str) ->
     closurecheck.check_steps(spec, **run, device=device)
 
 
+def _training(loop: TrainingLoop, run: dict[str, Any], *, dtype: torch.dtype,
+              device: str) -> None:
+    loop.check(run, dtype=dtype, device=device)
+
+
 OPTIMIZER_CHECKS: dict[str, Callable[..., None]] = {
     "optimizer_steps": _steps,
     "state_dict_round_trip": _round_trip,
     "closure_steps": _closure,
+    "training_trajectory": _training,
 }
 
 _SELF_REFERENCED: dict[int, tuple[OpSpec, OpSpec]] = {}

@@ -6,22 +6,33 @@ optimizers; both sorted by name. Tests, benchmarks and reports iterate these tup
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from suite.catalog import (
     activations,
     attention,
     conv,
+    distance,
     layers,
     losses,
     norms,
     optimizers,
+    pooling,
     recurrent,
+    resampling,
     schedulers,
+    transformer,
 )
 from suite.specs import ClosureOptimizerSpec, OpSpec, OptimizerSpec, SchedulerSpec
 
+if TYPE_CHECKING:
+    from suite.trainloops import TrainingLoop
+
 OPS: tuple[OpSpec, ...] = tuple(
-    sorted(activations.RECORDS + attention.RECORDS + conv.RECORDS + layers.RECORDS
-           + losses.RECORDS + norms.RECORDS + recurrent.RECORDS, key=lambda s: s.name))
+    sorted(activations.RECORDS + attention.RECORDS + conv.RECORDS + distance.RECORDS
+           + layers.RECORDS + losses.RECORDS + norms.RECORDS + pooling.RECORDS
+           + recurrent.RECORDS + resampling.RECORDS + transformer.RECORDS,
+           key=lambda s: s.name))
 OPTIMIZERS: tuple[OptimizerSpec, ...] = tuple(sorted(optimizers.RECORDS, key=lambda s: s.name))
 SCHEDULERS: tuple[SchedulerSpec, ...] = tuple(sorted(schedulers.RECORDS, key=lambda s: s.name))
 
@@ -40,23 +51,25 @@ def by_name(name: str) -> OpSpec | OptimizerSpec:
     raise KeyError(f"no record named {name!r}; known records: {known}")
 
 
-def record(name: str) -> OpSpec | OptimizerSpec | ClosureOptimizerSpec:
-    """Any record of the catalogue called ``name``: ops, optimizers and L-BFGS.
+def record(name: str) -> OpSpec | OptimizerSpec | ClosureOptimizerSpec | TrainingLoop:
+    """Any record of the catalogue called ``name``: ops, optimizers, L-BFGS and the training
+    loops (``suite.trainloops``).
 
     Raises:
         KeyError: naming the closest known records, when there is none.
     """
     import difflib
 
-    records: tuple[OpSpec | OptimizerSpec | ClosureOptimizerSpec, ...] = (
-        *OPS, *OPTIMIZERS, *optimizers.CLOSURE_RECORDS)
+    from suite.trainloops import LOOPS
+
+    records: tuple[OpSpec | OptimizerSpec | ClosureOptimizerSpec | TrainingLoop, ...] = (
+        *OPS, *OPTIMIZERS, *optimizers.CLOSURE_RECORDS, *LOOPS)
     everything = {s.name: s for s in records}
     if name in everything:
         return everything[name]
     close = difflib.get_close_matches(name, list(everything), n=4, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}? " if close else ""
-    raise KeyError(f"no record named {name!r}; {hint}`python -m suite list` lists all "
-                   f"{len(everything)}")
+    raise KeyError(f"no record named {name!r}; {hint}`python -m suite list` lists them all")
 
 
 def spec_id(spec: OpSpec | OptimizerSpec | SchedulerSpec | ClosureOptimizerSpec) -> str:
