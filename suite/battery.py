@@ -486,8 +486,10 @@ def _build_runs(spec: OptimizerSpec, implementation: str,
     complex_ok = optimcheck.complex_refusal(spec, implementation, dtype) is None
     return hs.optimizer_runs(spec.hyper, min_steps=1, max_steps=20, groups=True,
                              none_grads=True, complex_params=complex_ok,
-                             tensor_lr=True, constructor_only=spec.constructor_only,
-                             first_step_complete=implementation in spec.late_first_grad_fails)
+                             tensor_lr=implementation not in spec.tensor_lr_fails,
+                             constructor_only=spec.constructor_only,
+                             first_step_complete=implementation in spec.late_first_grad_fails,
+                             param_dims=spec.param_dims)
 
 
 def _optimizer_steps(records: list[OptimizerSpec]) -> Callable[..., None]:
@@ -578,9 +580,10 @@ def _optimizer_benchmark(records: list[OptimizerSpec]) -> Callable[..., None]:
         if n not in bench.sizes(spec):
             pytest.skip(f"n={n} is outside {spec.name}'s sweep {bench.sizes(spec)}")
         benchmark.group = f"{spec.name} step n={n}"
+        vector = f" + ({n},)" if spec.param_dims[0] <= 1 else ""  # Muon: the matrix alone
         benchmark.extra_info.update(bench.extra_info(op=spec.name, pass_="step", impl=impl,
                                                      device=device, dtype=dtype,
-                                                     shape=f"({n}, {n}) + ({n},)", n=n))
+                                                     shape=f"({n}, {n}){vector}", n=n))
         bench.run(benchmark, bench.optimizer_target(spec, n, impl, dtype, device), device)
     return test_benchmark_step
 

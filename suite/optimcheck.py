@@ -21,7 +21,7 @@ What a run may hold, and how each is mapped:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -105,6 +105,8 @@ def reference_hyper(spec: OptimizerSpec, run: OptimizerRun, implementation: str,
     per_param = group_hyper(run)
     if as_tensor:
         per_param = [{**h, "lr": float(torch.tensor(h["lr"], dtype=dtype))} for h in per_param]
+    if spec.dtype_eps is not None:  # the update depends on the dtype (OptimizerSpec.dtype_eps)
+        per_param = [{**h, spec.dtype_eps: float(torch.finfo(dtype).eps)} for h in per_param]
     return per_param
 
 
@@ -251,6 +253,12 @@ class _LazySlack:
                                             self.spec.ref_step(*shaken, **self.hyper[i]))
         return self.measured[i]
 
+    def _allowed(self, i: int) -> Mapping[str, float]:
+        """The record's step allowance for parameter i (``OptimizerSpec.step_allowance``)."""
+        if self.spec.step_allowance is None or i not in self.inputs:
+            return {}
+        return self.spec.step_allowance(*self.inputs[i], self.dtype, **self.hyper[i])
+
     def assert_close(self, i: int, key: str, actual: Any, expected: Any, tol: tols.Tolerance,
                      **message: Any) -> None:
         __tracebackhide__ = True
@@ -258,7 +266,8 @@ class _LazySlack:
                 np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64),
                 tol=tol, what=message["what"], context=message["context"]) is None:
             return
-        compare.assert_state_close(actual, expected, tol=_loosened(tol, self._of(i), key),
+        compare.assert_state_close(actual, expected, tol=_loosened(tol, self._of(i), key,
+                                                                  self._allowed(i)),
                                    **message)
 
 
@@ -294,9 +303,11 @@ def _sensitivity(expected: tuple[Array, Any], shaken: tuple[Array, Any]) -> dict
     return out
 
 
-def _loosened(tol: tols.Tolerance, slack: dict[str, float], key: str) -> tols.Tolerance:
-    """``tol`` with OPTIMIZER_SENSITIVITY times the entry's measured sensitivity added to atol."""
-    extra = tols.OPTIMIZER_SENSITIVITY * slack.get(key, 0.0)
+def _loosened(tol: tols.Tolerance, slack: dict[str, float], key: str,
+              allowed: Mapping[str, float] | None = None) -> tols.Tolerance:
+    """``tol`` with OPTIMIZER_SENSITIVITY times the entry's measured sensitivity added to atol,
+    and the record's step allowance for the entry (``OptimizerSpec.step_allowance``)."""
+    extra = tols.OPTIMIZER_SENSITIVITY * slack.get(key, 0.0) + (allowed or {}).get(key, 0.0)
     return tol if extra == 0 else tols.Tolerance(tol.rtol, tol.atol + extra)
 
 

@@ -29,8 +29,6 @@ WITH_MODULE = [s for s in LOSSES if s.module is not None]
 NOT_CHECKED = {
     "NLLLoss2d": "deprecated alias: a subclass of NLLLoss that adds nothing; the nll_loss record "
                  "checks NLLLoss, whose K-dimensional inputs NLLLoss2d was for",
-    "LinearCrossEntropyLoss": "new in torch 2.13 and not in issue 4: a Linear layer fused with "
-                              "cross entropy (it owns parameters); needs a layer+loss record",
 }
 
 

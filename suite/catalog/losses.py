@@ -7,6 +7,11 @@ the exact edge cases (kinks, ignored targets, probabilities at 0 and 1, extreme 
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -19,7 +24,7 @@ from references import losses_probabilistic as probabilistic
 from references import losses_regression as regression
 from suite import conditioning, versions
 from suite.inputs import losses as li
-from suite.specs import ModuleForm, OpSpec
+from suite.specs import Case, ModuleForm, OpSpec
 from suite.tolerances import Kind, Tolerance
 
 _DOCS = "https://pytorch.org/docs/stable/generated/torch.nn.{}.html"
@@ -59,6 +64,67 @@ _NO_DOUBLE_BACKWARD = "torch: 'derivative for aten::{} is not implemented' (no d
 
 def _floats(lo: float, hi: float) -> st.SearchStrategy[float]:
     return st.floats(lo, hi, allow_subnormal=False)
+
+
+
+def _missing(name: str, since: str) -> Callable[..., torch.Tensor]:
+    """A stand-in for a torch function this build lacks: every check of it skips, saying why."""
+
+    def unavailable(*_: object, **__: object) -> torch.Tensor:
+        pytest.skip(f"torch {torch.__version__} has no torch.nn.functional.{name} "
+                    f"(added in torch {since})")
+
+    unavailable.__name__ = f"{name} (missing)"
+    return unavailable
+
+
+def linear_cross_entropy_chunked(input: torch.Tensor, linear_weight: torch.Tensor,
+                                 target: torch.Tensor, *, options: Mapping[str, Any],
+                                 **kwargs: Any) -> torch.Tensor:
+    """F.linear_cross_entropy on its chunked path: ``options`` holds the fields of
+    nn.LinearCrossEntropyOptions as plain values (so a case prints and reproduces as literals).
+    torch's warning that it ignores ``options`` and falls back to the reference path is an
+    error here: the record checks the chunked path, never the fallback."""
+    if not hasattr(F, "linear_cross_entropy"):
+        return _missing("linear_cross_entropy", "2.13")()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=r"linear_cross_entropy: ``options`` ignored")
+        return F.linear_cross_entropy(input, linear_weight, target,
+                                      options=nn.LinearCrossEntropyOptions(**options), **kwargs)
+
+
+def _linear_cross_entropy_module(case: Case) -> nn.Module:
+    """nn.LinearCrossEntropyLoss sized from the case's weight (C, d1, ..., in), with its options;
+    the class weight is a buffer set from the case (a placeholder of its shape here)."""
+    c, *extra, features = case.arrays["linear_weight"].shape
+    options = dict(case.options)
+    chunking = options.pop("options", None)
+    return nn.LinearCrossEntropyLoss(
+        features, c, out_features=tuple(extra), bias="linear_bias" in case.arrays,
+        weight=torch.ones(c) if "weight" in case.arrays else None,
+        options=None if chunking is None else nn.LinearCrossEntropyOptions(**chunking),
+        **options)
+
+
+def _linear_cross_entropy_form() -> ModuleForm | None:
+    return ModuleForm.optional(
+        getattr(nn, "LinearCrossEntropyLoss", None), factory=_linear_cross_entropy_module,
+        params=("linear_weight", "linear_bias", "weight"),
+        param_names={"linear_weight": "linear.weight", "linear_bias": "linear.bias"})
+
+
+# The fused loss's logits are a matmul: in float32 each carries eps32 * sum_k |a_k W_ck| of
+# rounding (in <= 8 terms, |z| <= ~15 at scale 5), moving a loss term by up to that and its
+# gradients through p by as much relative; dL/dW and dL/db also sum over the batch (N <= 24)
+# like linear's weight gradient. linear's float32 gradient widening (rtol 3e-4, atol 3e-4,
+# derived there for sums over up to 512 rows) covers both with room; a wrong chain-rule factor,
+# reshape or missing bias term is O(1).
+_LINEAR_CE_TOL = {(Kind.GRADIENT, torch.float32): Tolerance(rtol=3e-4, atol=3e-4)}
+_CHUNKED_NOT_SECOND_ORDER = (
+    "the chunked path has no double backward and no forward-mode AD, as documented "
+    "(F.linear_cross_entropy: 'Higher-order AD (create_graph=True, hessian) is unsupported', "
+    "'Forward-mode AD (jvp, jacfwd) is unsupported'); the linear_cross_entropy record checks "
+    "the reference path's")
 
 
 RECORDS = (
@@ -181,6 +247,22 @@ RECORDS = (
            inputs=li.Pointwise({"input": li.normal, "target": li.normal}, _PAIR,
                                {"reduction": _R}, kinks=li.difference_kinks(lambda o: (0.0,)),
                                sized_options={"reduction": "mean"})),
+    OpSpec(name="linear_cross_entropy", family="loss",
+           torch_fn=getattr(F, "linear_cross_entropy", None)
+           or _missing("linear_cross_entropy", "2.13"),
+           ref=classification.linear_cross_entropy,
+           ref_vjp=classification.linear_cross_entropy_vjp, inputs=li.LinearClassification(),
+           overflow_prone=True, terms=conditioning.LINEAR_CROSS_ENTROPY,
+           module=_linear_cross_entropy_form(), tol=_LINEAR_CE_TOL,
+           docs=_DOCS.format("LinearCrossEntropyLoss")),
+    OpSpec(name="linear_cross_entropy_chunked", family="loss",
+           torch_fn=linear_cross_entropy_chunked,
+           ref=classification.linear_cross_entropy_chunked,
+           ref_vjp=classification.linear_cross_entropy_chunked_vjp,
+           inputs=li.LinearClassification(chunked=True), overflow_prone=True,
+           second_order=_CHUNKED_NOT_SECOND_ORDER, terms=conditioning.LINEAR_CROSS_ENTROPY,
+           module=_linear_cross_entropy_form(), tol=_LINEAR_CE_TOL,
+           docs=_DOCS.format("LinearCrossEntropyLoss")),
     OpSpec(name="margin_ranking_loss", family="loss", torch_fn=F.margin_ranking_loss,
            broadcasts=("input1", "input2", "target"),
            low_precision=_MARGIN_OPTION_NOT_HALF,

@@ -499,3 +499,119 @@ class Alignment:
     def sized(self, n: int, seed: int = 0) -> Case:
         options = {"blank": 0, "reduction": "mean", "zero_infinity": False}
         return self._case(np.random.default_rng(seed), n, 4, 8, "padded", 1.0, options, seed)
+
+
+# LinearCrossEntropyOptions' chunking choices (torch 2.13): a chunk size, or a heuristic that
+# picks one from the shapes ("aspect_ratio", "aspect_ratio:N"; "auto" resolves per device and
+# dtype); how intermediates are accumulated; whether backward may run twice.
+_CHUNKING_METHODS = st.sampled_from(["auto", "aspect_ratio", "aspect_ratio:2", "aspect_ratio:4"])
+_ACC_POLICIES = st.sampled_from(["auto", "accurate", "balanced", "compact"])
+
+
+@dataclass(frozen=True)
+class LinearClassification:
+    """A Linear layer's ``input`` and ``linear_weight`` (and ``linear_bias``), a ``target`` and
+    class ``weight``: the arguments of F.linear_cross_entropy.
+
+    Layouts: an unbatched input (in,), a batch (N, in), and (unless ``chunked``) a K-dimensional
+    loss, whose weight is (C, d1[, d2], in) and whose logits (N, C, d1[, d2]). Targets are class
+    indices (with ``ignore_index`` absent, -100 or a real class, as for ``Classification``: one
+    target is always kept) or, unless ``chunked``, class probabilities (then differentiable);
+    ``label_smoothing`` unless ``chunked``.
+
+    ``chunked`` draws the cases torch's chunked path takes (``options`` given: class indices, no
+    smoothing, no K dimensions) and the ``options``: LinearCrossEntropyOptions' fields as a
+    plain mapping (a chunk size or a chunking heuristic, the accumulation policy, and
+    allow_retain_graph); ``acc_dtype`` stays None (torch's choice: the input's dtype, float32 for
+    half-precision inputs), the only value valid for every dtype the checks run.
+    """
+
+    chunked: bool = False
+    max_batch: int = 24
+    max_classes: int = 16
+    max_features: int = 8
+
+    def strategy(self) -> st.SearchStrategy[Case]:
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            layouts = ["unbatched", "batched"] + ([] if self.chunked else ["k-dim"])
+            layout = draw(st.sampled_from(layouts), label="layout")
+            n = draw(st.one_of(st.integers(1, 4), st.integers(1, self.max_batch)), label="N")
+            c = draw(st.one_of(st.integers(1, 4), st.integers(1, self.max_classes)), label="C")
+            features = draw(st.integers(1, self.max_features), label="in_features")
+            extra: Shape = ()
+            if layout == "k-dim":
+                extra = tuple(draw(st.lists(st.integers(1, 3), min_size=1, max_size=2),
+                                   label="d1..."))
+            batch: Shape = () if layout == "unbatched" else (n,)
+            scale = draw(st.sampled_from(REALS.scales), label="scale")
+            seed = draw(SEEDS, label="seed")
+            rng = np.random.default_rng(seed)
+            # Logits z = W a + b of about the drawn scale: a ~ N(0, 1), W ~ N(0, scale^2 / in).
+            arrays: dict[str, Array] = {
+                "input": rng.standard_normal((*batch, features)),
+                "linear_weight": rng.standard_normal((c, *extra, features))
+                * scale / math.sqrt(features)}
+            differentiable: list[str] = ["input", "linear_weight"]
+            options: dict[str, Any] = {"reduction": draw(REDUCTIONS, label="reduction")}
+            logits_shape = (*batch, c, *extra)
+            class_dim = len(batch)
+            if not self.chunked and draw(st.booleans(), label="probability target"):
+                p = rng.dirichlet(np.ones(c), size=math.prod(logits_shape) // c)
+                probs = np.moveaxis(p.reshape((*batch, *extra, c)), -1, class_dim)
+                arrays["target"] = np.ascontiguousarray(probs)
+                differentiable.append("target")
+            else:
+                target = rng.integers(0, c, size=(*batch, *extra))
+                ignore = draw(st.sampled_from(["none", "default", "class"]), label="ignore")
+                if ignore != "none":
+                    flat = target.reshape(-1)
+                    ignored = -100 if ignore == "default" or c == 1 else int(flat[-1])
+                    if target.size > 1:
+                        if flat[0] == ignored:
+                            flat[0] = (ignored + 1) % c
+                        dropped = rng.random(flat.size) < 0.3
+                        dropped[0] = False  # keep one target, so "mean" is defined
+                        target = np.where(dropped, ignored, flat).reshape(target.shape)
+                    elif flat[0] == ignored:  # a single target stays kept
+                        ignored = -100
+                    options["ignore_index"] = ignored
+                arrays["target"] = target.astype(np.int64)
+            if draw(st.booleans(), label="linear bias"):
+                arrays["linear_bias"] = rng.standard_normal((c, *extra)) * scale
+                differentiable.append("linear_bias")
+            if draw(st.booleans(), label="class weights"):
+                arrays["weight"] = rng.uniform(0.1, 2.0, size=c)
+            if self.chunked:
+                options["options"] = draw(_chunking_options(n if batch else 1),
+                                          label="options")
+            else:
+                options["label_smoothing"] = draw(st.one_of(st.just(0.0), st.floats(0.0, 1.0)),
+                                                  label="label_smoothing")
+            return Case(arrays, tuple(differentiable), options, seed)
+
+        return cases()
+
+    def sized(self, n: int, seed: int = 0) -> Case:
+        rng = np.random.default_rng(seed)
+        arrays = {"input": rng.standard_normal((n, n)),
+                  "linear_weight": rng.standard_normal((n, n)) / math.sqrt(n),
+                  "target": rng.integers(0, n, size=n).astype(np.int64)}
+        options: dict[str, Any] = {"reduction": "mean"}
+        if self.chunked:
+            options["options"] = {"batch_chunk_size": max(1, n // 4), "chunking_method": None,
+                                  "acc_policy": "auto", "allow_retain_graph": False}
+        return Case(arrays, ("input", "linear_weight"), options, seed)
+
+
+def _chunking_options(rows: int) -> st.SearchStrategy[dict[str, Any]]:
+    """LinearCrossEntropyOptions' fields: a chunk size (with the heuristic off, or "auto", which
+    an explicit size turns off) or a heuristic with no size (torch raises when both are given and
+    disagree)."""
+    sizes = st.fixed_dictionaries({
+        "batch_chunk_size": st.integers(1, max(1, rows + 1)),
+        "chunking_method": st.sampled_from([None, "auto"])})
+    methods = st.fixed_dictionaries({"batch_chunk_size": st.none(),
+                                     "chunking_method": _CHUNKING_METHODS | st.none()})
+    return st.tuples(sizes | methods, _ACC_POLICIES, st.booleans()).map(
+        lambda t: {**t[0], "acc_policy": t[1], "allow_retain_graph": t[2]})
