@@ -106,10 +106,12 @@ def like(name: str, **changes: Any) -> Record:
     are kept. Replacing ``torch_fn`` drops the built-in module form (torch's ``nn`` class is
     not your op's; give ``module=`` to check yours) and the record's ``torch_vjp_options``
     (where torch's own gradient is knowingly not the derivative, yours is held to the
-    derivative). ``baseline=True`` judges half precision and float32 relative to the built-in
-    torch op's own error (:class:`Baseline`'s factors); a :class:`Baseline` without a
-    ``torch_fn`` gets the built-in one. For an optimizer, the implementations your class's
-    constructor cannot select (no ``foreach`` or ``fused`` argument) are dropped.
+    derivative), and what the built-in record says torch.compile backends and torch.func.vmap
+    cannot do with torch's op (``backends``, ``vmap``). ``baseline=True`` judges half
+    precision and float32 relative to the built-in torch op's own error (:class:`Baseline`'s
+    factors); a :class:`Baseline` without a ``torch_fn`` gets the built-in one. For an
+    optimizer, the implementations your class's constructor cannot select (no ``foreach`` or
+    ``fused`` argument) are dropped.
 
     Raises:
         BatteryError: an unknown record name (with the close matches) or field.
@@ -134,6 +136,10 @@ def like(name: str, **changes: Any) -> Record:
         if "torch_fn" in changes:
             changes.setdefault("module", None)
             changes.setdefault("torch_vjp_options", {})
+            # What torch.compile and torch.func.vmap cannot do with torch's op says nothing
+            # about yours: every backend and vmap run, until your record says why not.
+            changes.setdefault("backends", {})
+            changes.setdefault("vmap", True)
         baseline = changes.get("baseline")
         if baseline is True:
             changes["baseline"] = Baseline(torch_fn=base.torch_fn)

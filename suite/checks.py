@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from suite import closurecheck, higher, layouts, optimcheck, selfref
+from suite import closurecheck, compiled, higher, layouts, optimcheck, selfref, vmapcheck
 from suite import gradcheck as gc
 from suite.specs import Case, ClosureOptimizerSpec, OpSpec, OptimizerRun, OptimizerSpec
 from suite.trainloops import TrainingLoop
@@ -73,10 +73,35 @@ def _opcheck(spec: OpSpec, case: Case, *, device: str) -> None:
                              f"Case:\n{case.describe()}") from error
 
 
+def _forward(spec: OpSpec, case: Case, *, dtype: torch.dtype, device: str,
+             backend: str = compiled.EAGER) -> None:
+    if backend == compiled.EAGER:
+        gc.check_forward(spec, case, dtype, device)
+    else:
+        compiled.check_forward(spec, case, dtype, device, backend)
+
+
+def _gradient(spec: OpSpec, case: Case, *, dtype: torch.dtype, device: str,
+              backend: str = compiled.EAGER) -> None:
+    if backend == compiled.EAGER:
+        gc.check_gradient(spec, case, dtype, device)
+    else:
+        compiled.check_gradient(spec, case, dtype, device, backend)
+
+
+def _low_precision(spec: OpSpec, case: Case, *, dtype: torch.dtype, device: str,
+                   backend: str = compiled.EAGER) -> None:
+    if backend == compiled.EAGER:
+        higher.check_low_precision(spec, case, dtype, device)
+    else:
+        compiled.check_low_precision(spec, case, dtype, device, backend)
+
+
+# ``backend`` (forward, gradient, low_precision): "eager" calls torch_fn; a torch.compile
+# backend ("inductor", "aot_eager") checks the compiled op against the same reference.
 OP_CHECKS: dict[str, Callable[..., None]] = {
-    "forward": lambda spec, case, *, dtype, device: gc.check_forward(spec, case, dtype, device),
-    "gradient": lambda spec, case, *, dtype, device: gc.check_gradient(spec, case, dtype,
-                                                                       device),
+    "forward": _forward,
+    "gradient": _gradient,
     "finite_differences": lambda spec, case: gc.check_reference_vjp(spec, case),
     "reference_is_finite": _reference_is_finite,
     "large_input": _large_input,
@@ -90,8 +115,7 @@ OP_CHECKS: dict[str, Callable[..., None]] = {
     "layout": lambda spec, case, *, layout, dtype, device: layouts.check_layout(
         spec, case, layout, dtype, device),
     "empty": _forward_and_gradient,
-    "low_precision": lambda spec, case, *, dtype, device: higher.check_low_precision(
-        spec, case, dtype, device),
+    "low_precision": _low_precision,
     "own_float64": _forward_and_gradient,
     "jvp": lambda spec, case, *, device: higher.check_jvp(spec, case, device),
     "double_backward": lambda spec, case, *, device: higher.check_double_backward(spec, case,
@@ -99,6 +123,7 @@ OP_CHECKS: dict[str, Callable[..., None]] = {
     "func_vjp": lambda spec, case, *, dtype, device: higher.check_func_vjp(spec, case, dtype,
                                                                            device),
     "opcheck": _opcheck,
+    "vmap": lambda spec, case, *, device: vmapcheck.check_vmap(spec, case, device),
 }
 # Checks that compare with a reference, run on torch's own float64 results for a record
 # without one (the battery only generates the meaningful ones: see suite.battery).
@@ -108,8 +133,8 @@ NEEDS_REFERENCE = {"forward", "gradient", "finite_differences", "reference_is_fi
 
 
 def _steps(spec: OptimizerSpec, run: OptimizerRun, *, implementation: str, dtype: torch.dtype,
-           device: str) -> None:
-    optimcheck.check_run(spec, run, implementation, dtype, device)
+           device: str, backend: str = compiled.EAGER) -> None:
+    optimcheck.check_run(spec, run, implementation, dtype, device, backend)
 
 
 def _round_trip(spec: OptimizerSpec, run: OptimizerRun, *, implementation: str,

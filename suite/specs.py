@@ -257,6 +257,18 @@ class OpSpec:
     ``suite.tolerances``, which hold where torch evaluates the op elementwise (in float32
     internally) and rounds each output once or a few times; sums of signed terms add their
     conditioning through ``terms``. A string: off the ladder, and why."""
+    backends: Mapping[str, str] = field(default_factory=dict)
+    """The ``torch.compile`` backends (``--backend``: ``inductor``, ``aot_eager``) this record
+    does not run under, each with the reason (torch's own words where torch refuses; chosen
+    with ``suite.versions`` where only some releases refuse). Every other backend runs the
+    record's forward, gradient and precision-ladder checks compiled (``suite.compiled``);
+    ``eager`` (no compile) always runs."""
+    vmap: bool | str | Mapping[str, str] = True
+    """True: ``torch.func.vmap`` over an added batch dimension is checked against the
+    per-example loop and the reference (``suite.vmapcheck``), every array batched in turn and
+    together. A string: not checked, and why (torch's own message, e.g. no batching rule). A
+    mapping: checked, but the arrays it names are never batched, each with the reason (e.g.
+    data-dependent control flow on that argument, which vmap refuses)."""
     broadcasts: tuple[str, ...] = ()
     """Arrays torch broadcasts against the others (a loss's target, margin_ranking's inputs):
     cases where one of them has some dimensions cut to size 1 are checked too, the forward
@@ -385,6 +397,9 @@ class OptimizerSpec:
     undetermined by design (Muon rounds its Newton-Schulz iteration to bfloat16, and a value
     within torch's float32 accumulation error of a bfloat16 tie may round either way); {} where
     it is determined. Each needs its derivation where the record is declared."""
+    backends: Mapping[str, str] = field(default_factory=dict)
+    """The ``torch.compile`` backends ``torch.compile(optimizer.step)`` is not checked under,
+    each with the reason (as ``OpSpec.backends``)."""
 
     def __repr__(self) -> str:
         return f"OptimizerSpec({self.name!r})"

@@ -191,6 +191,21 @@ def _muon_ties(param: np.ndarray, grad: np.ndarray, state: Any, dtype: torch.dty
     lr = optim_muon._adjusted_lr(h["lr"], h["adjust_lr_fn"], np.shape(param))
     return {"param": tols.MUON_TIE_UNITS * 2.0**-8 * float(np.max(np.abs(ortho))) * lr}
 
+# torch.compile(optimizer.step) is checked for the optimizers torch itself compiles and tests
+# (test/inductor/test_compiled_optimizers.py, KERNEL_COUNTS "tracks currently supported
+# optimizers": every record here but SparseAdam).
+# Measured 2026-12-01, torch 2.13.0 (aot_eager): checks that cannot hold these two to the
+# reference compiled yet.
+_ADAFACTOR_NOT_COMPILED = ("torch.compile(Adafactor.step) compiles no graph on torch 2.13.0 "
+                           "(dynamo runs every call eagerly), so a compiled check would check "
+                           "eager code")
+_MUON_NOT_COMPILED = ("torch.compile(Muon.step) differs from the reference by 1.2e-4 in float32 "
+                      "(allowed 1.2e-5, the bfloat16-tie allowance derived for eager): the "
+                      "allowance for compiled bfloat16 Newton-Schulz is not derived yet")
+_NOT_COMPILABLE = ("torch does not list SparseAdam among its compilable optimizers (its "
+                   "compiled-optimizer tests, test/inductor/test_compiled_optimizers.py, leave "
+                   "it out: sparse gradients)")
+
 RECORDS = (
     OptimizerSpec(name="adafactor", torch_cls=_optimizer("Adafactor", "2.5"),
                   ref_step=optim_adafactor.adafactor, state_type=optim_adafactor.AdafactorState,
@@ -202,7 +217,8 @@ RECORDS = (
                   # group's parameters have different step counts and lr caps the relative step
                   # of some only (KNOWN_DIFFERENCES.md; tests/test_optimizers.py::
                   # test_foreach_adafactor_with_a_tensor_lr keeps the bug visible).
-                  tensor_lr_fails=("foreach",), docs=_DOCS.format("Adafactor")),
+                  tensor_lr_fails=("foreach",), docs=_DOCS.format("Adafactor"),
+                  backends={b: _ADAFACTOR_NOT_COMPILED for b in ("inductor", "aot_eager")}),
     OptimizerSpec(name="adadelta", torch_cls=torch.optim.Adadelta, ref_step=optim_adagrad.adadelta,
                   state_type=optim_adagrad.AdadeltaState, hyper=_ADADELTA, bench_hyper={"lr": 1.0},
                   implementations=NOT_FUSED, complex_params=True, docs=_DOCS.format("Adadelta")),
@@ -235,7 +251,8 @@ RECORDS = (
                   # matrices only; no foreach or fused path (torch 2.13 raises "Foreach is not
                   # supported for Muon yet"; the constructor takes no flag).
                   implementations=("for-loop",), param_dims=(2, 2), step_allowance=_muon_ties,
-                  docs=_DOCS.format("Muon")),
+                  docs=_DOCS.format("Muon"),
+                  backends={b: _MUON_NOT_COMPILED for b in ("inductor", "aot_eager")}),
     OptimizerSpec(name="nadam", torch_cls=torch.optim.NAdam, ref_step=optim_adam.nadam,
                   state_type=optim_adam.NAdamState, hyper=_NADAM, bench_hyper={"lr": 2e-3},
                   implementations=NOT_FUSED, complex_params=True,
@@ -269,7 +286,8 @@ RECORDS = (
                   ref_step=optim_adam.sparse_adam, state_type=optim_adam.SparseAdamState,
                   hyper=_SPARSE_ADAM,
                   bench_hyper={"lr": 1e-3}, implementations=("for-loop",), sparse_grad=True,
-                  docs=_DOCS.format("SparseAdam")),
+                  docs=_DOCS.format("SparseAdam"),
+                  backends={b: _NOT_COMPILABLE for b in ("inductor", "aot_eager")}),
 )
 
 @st.composite
