@@ -358,6 +358,7 @@ def _func_vjp(records: list[OpSpec]) -> Callable[..., None]:
 
 
 def _vmap(records: list[OpSpec]) -> Callable[..., None]:
+    @pytest.mark.vmap
     @_parametrize(records)
     # Each example runs every configuration (each array batched in turn, all, nested) on 3-4
     # examples, torch's loop and the reference each: ~10-100 ms; 10 draw the shapes, ranks

@@ -50,7 +50,7 @@ except ImportError:  # pragma: no cover - threadpoolctl is a declared dependency
     _BLAS_LIMIT = None
 
 # Markers of tiers too slow for a plain `pytest` (README: the default run and its cost).
-SLOW_TIERS = ("distributed",)
+SLOW_TIERS = ("distributed", "vmap")
 _SETTINGS = pytest.StashKey[dict[str, Any]]()
 _DRIFT_PARTS = pytest.StashKey[list[dict[str, Any]]]()
 _DRIFT_RECORDER = pytest.StashKey[drift.Recorder]()
@@ -79,6 +79,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "distributed: starts gloo process groups (2 and 3 CPU "
                                        "processes on 127.0.0.1); not in a plain `pytest`: "
                                        "`pytest -m distributed` or `-k ddp`")
+    config.addinivalue_line("markers", "vmap: torch.func.vmap's batching rules against the "
+                                       "per-example loop (suite/vmapcheck.py); not in a plain "
+                                       "`pytest`: `pytest -m vmap` or `-k vmap`")
     config.addinivalue_line("markers", "compile: runs torch.compile (a backend other than eager, "
                                        "`--backend`); `pytest -m compile` runs only those, under "
                                        "inductor and aot_eager unless --backend says otherwise")
