@@ -14,6 +14,7 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import torch._inductor.test_operators
@@ -422,6 +423,24 @@ TestRacy = gs.battery(gs.like("tanh", torch_fn=racy_tanh),
     text = "\n".join(result.outlines)
     assert "torch's output is not deterministic for this input: run 1 gave" in text
     assert "Flaky" not in text
+
+
+def test_a_racy_copy_of_a_record_does_not_poison_the_record_itself() -> None:
+    """An input seen nondeterministic for a gs.like copy (same record name, another torch_fn)
+    is not refused for the built-in record: a CI run once failed torch's own tanh on the case
+    a planted racy tanh had been seen on, in the same process."""
+    from suite import nondeterminism
+
+    tanh = gs.record("tanh")
+    racy = gs.like("tanh", torch_fn=lambda input: torch.tanh(input) + 0)
+    case = tanh.inputs.sized(4, seed=0)
+    first = [np.zeros(3)]
+    message = nondeterminism.verdict(racy, "forward", case, torch.float64, "cpu", first,
+                                     lambda: [np.ones(3)])
+    assert message.startswith("torch's output is not deterministic")
+    with pytest.raises(AssertionError, match="not deterministic"):
+        nondeterminism.refuse_known(racy, "forward", case, torch.float64, "cpu")
+    nondeterminism.refuse_known(tanh, "forward", case, torch.float64, "cpu")  # no raise
 
 
 def test_examples_folder_holds_what_the_readme_promises() -> None:

@@ -299,7 +299,7 @@ class TransformerLayer:
             return self._case(n=n, nhead=nhead, head_dim=head_dim,
                               ff=draw(st.integers(1, 12), label="dim_feedforward"), lq=lq,
                               s=s, masks=masks, bias=bias, options=options,
-                              scale=draw(VALUE_SCALES, label="scale"),
+                              scale=draw(_LAYER_SCALES, label="scale"),
                               seed=draw(SEEDS, label="seed"))
 
         return cases()
@@ -314,6 +314,15 @@ class TransformerLayer:
                           masks=(none, none) if self.decoder else (none,), bias=True,
                           options=options, scale=1.0, seed=seed)
 
+
+# Input scales of the layers: not 5. At scale 5 a layer's weight gradients can be
+# ill-conditioned past any fixed float32 tolerance: on the ci profile's draw of
+# transformer_encoder_layer (d_model 4, one head, inputs up to 12) perturbing the float64
+# inputs by half a float32 ulp moved the float64 reference's in_proj_weight gradient by up to
+# 1.6e-2 (of 198), and torch's float32 gradient was off by 2e-2 (of 55.5): torch right, the
+# input beyond what a fixed tolerance can judge. Such inputs belong to a tier whose allowance
+# comes from the input's conditioning; the attention records (one block, no layer chain) keep 5.
+_LAYER_SCALES = st.sampled_from((1.0, 0.1))
 
 # Input scales of the stacks: not 0.1. Pre-norm layer norms of inputs that small (token
 # spread ~0.01 against eps 1e-3) are nearly singular, and over 2-3 layers their curvature puts
