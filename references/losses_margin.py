@@ -375,14 +375,16 @@ def _triplet_vjp(
     d_pos, diff_pos = _pairwise_distance(a, pos, p, eps)
     d_an, diff_an = _pairwise_distance(a, neg, p, eps)
     d_pn, diff_pn = _pairwise_distance(pos, neg, p, eps)
-    # torch.minimum splits the gradient evenly on ties; draws never tie.
-    use_pn = (d_pn < d_an) if swap else np.zeros(d_an.shape, dtype=bool)
-    d_neg = np.where(use_pn, d_pn, d_an)
+    # The swap's min(d_an, d_pn) is torch.minimum, whose gradient goes to the smaller distance
+    # and is split evenly between the two on a tie (d_an == d_pn: anchor == positive).
+    share_pn = np.where(d_pn < d_an, 1.0, np.where(d_pn == d_an, 0.5, 0.0)) if swap \
+        else np.zeros(d_an.shape)
+    d_neg = np.minimum(d_pn, d_an) if swap else d_an
     z = margin + d_pos - d_neg
     s = _reduce_vjp(g, z.shape, reduction, z.size) * _active(z, clamp_closed)
     s_pos = s[..., None] * _pairwise_distance_grad(diff_pos, d_pos, p)
-    s_an = (s * ~use_pn)[..., None] * _pairwise_distance_grad(diff_an, d_an, p)
-    s_pn = (s * use_pn)[..., None] * _pairwise_distance_grad(diff_pn, d_pn, p)
+    s_an = (s * (1.0 - share_pn))[..., None] * _pairwise_distance_grad(diff_an, d_an, p)
+    s_pn = (s * share_pn)[..., None] * _pairwise_distance_grad(diff_pn, d_pn, p)
     # Each summed back over the dimensions broadcasting added (an argument of smaller shape).
     return {"anchor": _sum_to_shape(s_pos - s_an, a.shape),
             "positive": _sum_to_shape(-s_pos - s_pn, pos.shape),
