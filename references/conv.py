@@ -1,22 +1,31 @@
-r"""Convolution and pooling, NumPy float64, written with explicit sliding windows.
+r"""Convolution, transposed convolution, sliding-window pooling and fold/unfold, NumPy float64,
+written with explicit sliding windows.
 
 Every op here reads its input through windows: for kernel offset ``k`` (one index per spatial
 dimension) and output position ``o``, the window element is ``x_pad[o * stride + k * dilation]``
 of the padded input. :func:`_windows` gathers them into an array of shape
 ``(..., *kernel, *out)`` (im2col); the VJP of that gather, :func:`_windows_vjp`, scatter-adds a
 gradient of the same shape back onto the padded input (col2im). Convolution is then one einsum
-over (channel, kernel offset); pooling a max or a mean over the kernel axes.
+over (channel, kernel offset); transposed convolution the same einsum followed by col2im (it is
+the adjoint of convolution with respect to its input); pooling a max or a mean over the kernel
+axes; unfold is im2col itself and fold is col2im.
 
-Follows ``torch.nn.functional.conv1d`` / ``conv2d`` / ``max_pool2d`` / ``avg_pool2d``
+Follows ``torch.nn.functional.conv1d/2d/3d``, ``conv_transpose1d/2d/3d``,
+``max_pool1d/2d/3d``, ``avg_pool1d/2d/3d``, ``fold`` and ``unfold``
 (https://pytorch.org/docs/stable/generated/torch.nn.Conv2d.html,
+https://pytorch.org/docs/stable/generated/torch.nn.ConvTranspose2d.html,
 https://pytorch.org/docs/stable/generated/torch.nn.MaxPool2d.html,
-https://pytorch.org/docs/stable/generated/torch.nn.AvgPool2d.html).
+https://pytorch.org/docs/stable/generated/torch.nn.AvgPool2d.html,
+https://pytorch.org/docs/stable/generated/torch.nn.Fold.html,
+https://pytorch.org/docs/stable/generated/torch.nn.Unfold.html; the 1-d and 3-d pages are the
+same with one and three spatial dimensions).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -198,7 +207,197 @@ def conv2d_vjp(g: Array, input: Array, weight: Array, bias: Array | None = None,
     return _conv_vjp(g, input, weight, bias, stride, padding, dilation, groups, 2)
 
 
-# --- pooling -------------------------------------------------------------------------------
+
+def conv3d(input: Array, weight: Array, bias: Array | None = None, stride: IntOrTuple = 1,
+           padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1, groups: int = 1) -> Array:
+    r"""3-d cross-correlation, :func:`conv2d` with three spatial dimensions:
+
+        z[n, o, t, y, x] = b[o] + sum_{c in group(o)} sum_{h, i, j} w[o, c, h, i, j]
+                             x_pad[n, c, t s_t + h d_t, y s_h + i d_h, x s_w + j d_w]
+
+    Shapes: ``input`` (N, C, D, H, W) or (C, D, H, W); ``weight`` (O, C / groups, kD, kH, kW);
+    ``bias`` (O,). Output sides and options as :func:`conv2d`
+    (https://pytorch.org/docs/stable/generated/torch.nn.Conv3d.html).
+    """
+    return _conv(input, weight, bias, stride, padding, dilation, groups, 3)
+
+
+def conv3d_vjp(g: Array, input: Array, weight: Array, bias: Array | None = None,
+               stride: IntOrTuple = 1, padding: IntOrTuple | str = 0, dilation: IntOrTuple = 1,
+               groups: int = 1) -> dict[str, Array]:
+    r"""VJP of :func:`conv3d`; the formulas of :func:`conv2d_vjp` with three spatial
+    dimensions (weight gradient: input windows correlated with g; input gradient: g * w
+    scattered back through the windows, padding dropped)."""
+    return _conv_vjp(g, input, weight, bias, stride, padding, dilation, groups, 3)
+
+
+# --- transposed convolution ----------------------------------------------------------------
+
+
+def _transpose_setup(input: Array, weight: Array, stride: IntOrTuple, padding: IntOrTuple,
+                     output_padding: IntOrTuple, dilation: IntOrTuple, groups: int,
+                     d: int) -> tuple[Array, bool, Array, tuple[int, ...], tuple[int, ...],
+                                      tuple[int, ...], tuple[int, ...], tuple[int, ...],
+                                      tuple[int, ...]]:
+    """The batched input (N, G, C / G, *L), whether it was unbatched, the weight as
+    (G, C / G, O / G, *k), and kernel, stride, dilation, padding, output sides and the side of
+    the uncropped output (long enough for the output padding)."""
+    x = np.asarray(input, dtype=np.float64)
+    unbatched = x.ndim == d + 1
+    if unbatched:
+        x = x[None]
+    c_in, og, *kernel = np.shape(weight)
+    s, p, op, dl = (_tuple(v, d) for v in (stride, padding, output_padding, dilation))
+    sides = x.shape[2:]
+    out = tuple((n - 1) * si - 2 * pi + dli * (k - 1) + opi + 1
+                for n, k, si, pi, opi, dli in zip(sides, kernel, s, p, op, dl, strict=True))
+    full = tuple(max((n - 1) * si + dli * (k - 1) + 1, pi + o)
+                 for n, k, si, pi, dli, o in zip(sides, kernel, s, p, dl, out, strict=True))
+    xg = x.reshape(x.shape[0], groups, c_in // groups, *sides)
+    w = np.reshape(weight, (groups, c_in // groups, og, *kernel))
+    return xg, unbatched, w, tuple(kernel), s, dl, p, out, full
+
+
+def _conv_transpose(input: Array, weight: Array, bias: Array | None, stride: IntOrTuple,
+                    padding: IntOrTuple, output_padding: IntOrTuple, groups: int,
+                    dilation: IntOrTuple, d: int) -> Array:
+    xg, unbatched, w, kernel, s, dl, p, out, full = _transpose_setup(
+        input, weight, stride, padding, output_padding, dilation, groups, d)
+    n, sides = xg.shape[0], xg.shape[3:]
+    ks, os_ = _KERNEL_LETTERS[:d], _OUT_LETTERS[:d]
+    # cols[n, g, o, k, t] = sum over c of x[n, g, c, t] w[g, c, o, k]: what input position t
+    # sends through kernel offset k; col2im adds it at output position t s + k d.
+    cols = np.einsum(f"ngc{os_},gco{ks}->ngo{ks}{os_}", xg, w)
+    cols = cols.reshape(n, -1, *kernel, *sides)
+    z_full = _windows_vjp(cols, (n, cols.shape[1], *full), kernel, s, dl)
+    inner: tuple[Any, ...] = (..., *(slice(pi, pi + o) for pi, o in zip(p, out, strict=True)))
+    z = z_full[inner]
+    if bias is not None:
+        z = z + np.reshape(bias, (-1,) + (1,) * d)
+    return z[0] if unbatched else z
+
+
+def _conv_transpose_vjp(g: Array, input: Array, weight: Array, bias: Array | None,
+                        stride: IntOrTuple, padding: IntOrTuple, output_padding: IntOrTuple,
+                        groups: int, dilation: IntOrTuple, d: int) -> dict[str, Array]:
+    xg, unbatched, w, kernel, s, dl, p, out, full = _transpose_setup(
+        input, weight, stride, padding, output_padding, dilation, groups, d)
+    n, sides = xg.shape[0], xg.shape[3:]
+    gz = np.reshape(g, (n, -1, *out))
+    gz_full = np.zeros((n, gz.shape[1], *full))
+    inner: tuple[Any, ...] = (..., *(slice(pi, pi + o) for pi, o in zip(p, out, strict=True)))
+    gz_full[inner] = gz
+    # the adjoint of col2im is im2col: the cotangent read through the same windows
+    gcols = _windows(gz_full, kernel, s, dl, sides).reshape(n, groups, -1, *kernel, *sides)
+    ks, os_ = _KERNEL_LETTERS[:d], _OUT_LETTERS[:d]
+    gx = np.einsum(f"ngo{ks}{os_},gco{ks}->ngc{os_}", gcols, w).reshape(n, -1, *sides)
+    gw = np.einsum(f"ngc{os_},ngo{ks}{os_}->gco{ks}", xg, gcols).reshape(np.shape(weight))
+    grads = {"input": gx[0] if unbatched else gx, "weight": gw}
+    if bias is not None:
+        grads["bias"] = np.sum(gz, axis=(0, *range(2, 2 + d)))
+    return grads
+
+
+def conv_transpose1d(input: Array, weight: Array, bias: Array | None = None,
+                     stride: IntOrTuple = 1, padding: IntOrTuple = 0,
+                     output_padding: IntOrTuple = 0, groups: int = 1,
+                     dilation: IntOrTuple = 1) -> Array:
+    r"""1-d transposed convolution, the adjoint of :func:`conv1d` w.r.t. its input, plus a bias:
+
+        z_full[n, o, t s + k d] += sum_{c in group(o)} x[n, c, t] w[c, o, k]
+        z[n, o, u] = b[o] + z_full[n, o, u + p],   u = 0 .. L_out - 1
+
+    Shapes: ``input`` (N, C_in, L) or (C_in, L); ``weight`` (C_in, C_out / groups, K) (note:
+    input channels first, unlike conv1d); ``bias`` (C_out,). L_out = (L - 1) s - 2 p +
+    d (K - 1) + output_padding + 1: ``padding`` crops p from both ends of the full output,
+    ``output_padding`` (< stride or dilation) extends the high end (by zeros past the full
+    output, plus the bias). Computed as an einsum and col2im (:func:`_windows_vjp`). See
+    :func:`conv_transpose2d_vjp` for the VJP
+    (https://pytorch.org/docs/stable/generated/torch.nn.ConvTranspose1d.html).
+    """
+    return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups,
+                           dilation, 1)
+
+
+def conv_transpose1d_vjp(g: Array, input: Array, weight: Array, bias: Array | None = None,
+                         stride: IntOrTuple = 1, padding: IntOrTuple = 0,
+                         output_padding: IntOrTuple = 0, groups: int = 1,
+                         dilation: IntOrTuple = 1) -> dict[str, Array]:
+    r"""VJP of :func:`conv_transpose1d`; :func:`conv_transpose2d_vjp` with one spatial
+    dimension."""
+    return _conv_transpose_vjp(g, input, weight, bias, stride, padding, output_padding, groups,
+                               dilation, 1)
+
+
+def conv_transpose2d(input: Array, weight: Array, bias: Array | None = None,
+                     stride: IntOrTuple = 1, padding: IntOrTuple = 0,
+                     output_padding: IntOrTuple = 0, groups: int = 1,
+                     dilation: IntOrTuple = 1) -> Array:
+    r"""2-d transposed convolution ("deconvolution"), the adjoint of :func:`conv2d` w.r.t. its
+    input, plus a bias:
+
+        z_full[n, o, y s_h + i d_h, x s_w + j d_w] += sum_{c in group(o)} x[n, c, y, x]
+                                                                        w[c, o, i, j]
+        z[n, o, u, v] = b[o] + z_full[n, o, u + p_h, v + p_w]
+
+    Shapes: ``input`` (N, C_in, H, W) or (C_in, H, W); ``weight`` (C_in, C_out / groups, kH, kW);
+    ``bias`` (C_out,). Each side is (n - 1) s - 2 p + d (k - 1) + output_padding + 1: the full
+    scatter is (n - 1) s + d (k - 1) + 1 long, ``padding`` crops p at both ends and
+    ``output_padding`` adds that many positions at the high end (past the full scatter they
+    hold only the bias). Every input element spreads its kernel-weighted copy at stride s; the
+    overlapping contributions add up
+    (https://pytorch.org/docs/stable/generated/torch.nn.ConvTranspose2d.html).
+    """
+    return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups,
+                           dilation, 2)
+
+
+def conv_transpose2d_vjp(g: Array, input: Array, weight: Array, bias: Array | None = None,
+                         stride: IntOrTuple = 1, padding: IntOrTuple = 0,
+                         output_padding: IntOrTuple = 0, groups: int = 1,
+                         dilation: IntOrTuple = 1) -> dict[str, Array]:
+    r"""VJP of :func:`conv_transpose2d`, with g_full the cotangent placed back at offset p in a
+    zero array of the full scatter's shape:
+
+        dL/dx[n, c, y, x] = sum_{o in group(c), i, j} w[c, o, i, j]
+                              g_full[n, o, y s_h + i d_h, x s_w + j d_w]
+        dL/dw[c, o, i, j] = sum_{n, y, x} x[n, c, y, x] g_full[n, o, y s_h + i d_h, x s_w + j d_w]
+        dL/db[o]          = sum_{n, u, v} g[n, o, u, v]
+
+    i.e. the input gradient is the ordinary convolution of g with the same weight (im2col of
+    g_full and an einsum): transposing twice gives the convolution back.
+    """
+    return _conv_transpose_vjp(g, input, weight, bias, stride, padding, output_padding, groups,
+                               dilation, 2)
+
+
+def conv_transpose3d(input: Array, weight: Array, bias: Array | None = None,
+                     stride: IntOrTuple = 1, padding: IntOrTuple = 0,
+                     output_padding: IntOrTuple = 0, groups: int = 1,
+                     dilation: IntOrTuple = 1) -> Array:
+    r"""3-d transposed convolution: :func:`conv_transpose2d` with three spatial dimensions,
+
+        z_full[n, o, t s + h d, ...] += sum_{c in group(o)} x[n, c, t, y, x] w[c, o, h, i, j]
+
+    cropped by ``padding`` and extended by ``output_padding`` per dimension; ``weight``
+    (C_in, C_out / groups, kD, kH, kW)
+    (https://pytorch.org/docs/stable/generated/torch.nn.ConvTranspose3d.html).
+    """
+    return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups,
+                           dilation, 3)
+
+
+def conv_transpose3d_vjp(g: Array, input: Array, weight: Array, bias: Array | None = None,
+                         stride: IntOrTuple = 1, padding: IntOrTuple = 0,
+                         output_padding: IntOrTuple = 0, groups: int = 1,
+                         dilation: IntOrTuple = 1) -> dict[str, Array]:
+    r"""VJP of :func:`conv_transpose3d`; :func:`conv_transpose2d_vjp` with three spatial
+    dimensions."""
+    return _conv_transpose_vjp(g, input, weight, bias, stride, padding, output_padding, groups,
+                               dilation, 3)
+
+
+# --- sliding-window pooling ----------------------------------------------------------------
 
 
 def _pool_out(size: int, k: int, s: int, p: int, dl: int, ceil_mode: bool) -> int:
@@ -212,25 +411,112 @@ def _pool_out(size: int, k: int, s: int, p: int, dl: int, ceil_mode: bool) -> in
     return out
 
 
-def _pool_setup(input: Array, kernel_size: IntOrTuple, stride: IntOrTuple | None,
+class _Pool(NamedTuple):
+    """A pooling's geometry: the padded batched input and what it took to make it."""
+
+    xp: Array  # (N, C, *padded sides)
+    unbatched: bool
+    pads: list[tuple[int, int]]  # (low, high) per dimension, high including ceil overhang
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    out: tuple[int, ...]
+
+
+def _pool_setup(input: Array, d: int, kernel_size: IntOrTuple, stride: IntOrTuple | None,
                 padding: IntOrTuple, dilation: IntOrTuple, ceil_mode: bool,
-                fill: float) -> tuple[Array, bool, list[tuple[int, int]], tuple[int, ...],
-                                      tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+                fill: float) -> _Pool:
     """The input (batched), padded with ``fill`` by ``padding`` before and after, and after
     that by whatever the ceil-mode windows reach past the right padding."""
     x = np.asarray(input, dtype=np.float64)
-    unbatched = x.ndim == 3
+    unbatched = x.ndim == d + 1
     if unbatched:
         x = x[None]
-    k = _tuple(kernel_size, 2)
-    s = k if stride is None or stride == [] or stride == () else _tuple(stride, 2)
-    p, dl = _tuple(padding, 2), _tuple(dilation, 2)
+    k = _tuple(kernel_size, d)
+    s = k if stride is None or stride == [] or stride == () else _tuple(stride, d)
+    p, dl = _tuple(padding, d), _tuple(dilation, d)
     out = tuple(_pool_out(n, ki, si, pi, dli, ceil_mode)
                 for n, ki, si, pi, dli in zip(x.shape[2:], k, s, p, dl, strict=True))
     pads = [(pi, max(pi, (o - 1) * si + dli * (ki - 1) + 1 - n - pi))
             for n, ki, si, pi, dli, o in zip(x.shape[2:], k, s, p, dl, out, strict=True)]
     xp = np.pad(x, [(0, 0), (0, 0), *pads], constant_values=fill)
-    return xp, unbatched, pads, k, s, dl, out
+    return _Pool(xp, unbatched, pads, k, s, dl, out)
+
+
+def _unbatch(z: Array, pool: _Pool) -> Array:
+    return z[0] if pool.unbatched else z
+
+
+def _max_windows(pool: _Pool) -> tuple[Array, NDArray[np.intp]]:
+    """The windows flattened to (N, C, prod(kernel), *out) and each one's argmax: the first
+    maximum in row-major window order (torch's CPU kernels scan so and keep a value only if
+    it is greater, ``val > maxval``; ``np.argmax`` also returns the first)."""
+    w = _windows(pool.xp, pool.kernel, pool.stride, pool.dilation, pool.out)
+    flat = w.reshape(*w.shape[:2], math.prod(pool.kernel), *pool.out)
+    return flat, np.argmax(flat, axis=2)
+
+
+def _max_pool(input: Array, d: int, kernel_size: IntOrTuple, stride: IntOrTuple | None,
+              padding: IntOrTuple, dilation: IntOrTuple, ceil_mode: bool) -> Array:
+    pool = _pool_setup(input, d, kernel_size, stride, padding, dilation, ceil_mode, -np.inf)
+    flat, _ = _max_windows(pool)
+    return _unbatch(flat.max(axis=2), pool)
+
+
+def _max_pool_vjp(g: Array, input: Array, d: int, kernel_size: IntOrTuple,
+                  stride: IntOrTuple | None, padding: IntOrTuple, dilation: IntOrTuple,
+                  ceil_mode: bool) -> dict[str, Array]:
+    pool = _pool_setup(input, d, kernel_size, stride, padding, dilation, ceil_mode, -np.inf)
+    flat, arg = _max_windows(pool)
+    offsets = np.arange(flat.shape[2]).reshape(-1, *(1,) * d)
+    onehot = offsets == arg[:, :, None]
+    gz = np.reshape(g, (*flat.shape[:2], 1, *pool.out))
+    gw = (onehot * gz).reshape(*flat.shape[:2], *pool.kernel, *pool.out)
+    gx = _crop(_windows_vjp(gw, pool.xp.shape, pool.kernel, pool.stride, pool.dilation),
+               pool.pads, np.shape(input)[-d:])
+    return {"input": _unbatch(gx, pool)}
+
+
+def max_pool_indices(input: Array, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
+                     padding: IntOrTuple = 0, dilation: IntOrTuple = 1,
+                     ceil_mode: bool = False, dims: int = 2) -> Array:
+    r"""What ``max_pool{dims}d(..., return_indices=True)`` returns beside the values: for each
+    window, the position of its maximum in the unpadded input, flattened over the spatial
+    dimensions of its (n, c) plane (row-major), as int64:
+
+        idx[n, c, o] = ravel(o * s + k* d - p),   k* = the window's first argmax
+
+    These are the indices ``max_unpool{dims}d`` scatters to. Not differentiable, so not an op
+    of its own: tests/test_pooling.py compares torch's indices with these, and the max_unpool
+    input makers draw their indices with it.
+    """
+    pool = _pool_setup(input, dims, kernel_size, stride, padding, dilation, ceil_mode, -np.inf)
+    _, arg = _max_windows(pool)
+    offsets = np.unravel_index(arg, pool.kernel)
+    positions = []
+    for i in range(dims):
+        along = np.arange(pool.out[i]).reshape([-1 if j == i else 1 for j in range(dims)])
+        positions.append(along * pool.stride[i] + offsets[i] * pool.dilation[i]
+                         - pool.pads[i][0])
+    sides = np.shape(input)[-dims:]
+    return _unbatch(np.ravel_multi_index(tuple(positions), sides).astype(np.int64), pool)
+
+
+def max_pool1d(input: Array, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
+               padding: IntOrTuple = 0, dilation: IntOrTuple = 1,
+               ceil_mode: bool = False) -> Array:
+    r"""z[n, c, t] = max_k x_pad[n, c, t s + k d]: :func:`max_pool2d` with one spatial
+    dimension. Shapes: ``input`` (N, C, L) or (C, L)
+    (https://pytorch.org/docs/stable/generated/torch.nn.MaxPool1d.html)."""
+    return _max_pool(input, 1, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def max_pool1d_vjp(g: Array, input: Array, kernel_size: IntOrTuple,
+                   stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+                   dilation: IntOrTuple = 1, ceil_mode: bool = False) -> dict[str, Array]:
+    r"""VJP of :func:`max_pool1d`: each window's g goes to its (first) argmax, as in
+    :func:`max_pool2d_vjp`."""
+    return _max_pool_vjp(g, input, 1, kernel_size, stride, padding, dilation, ceil_mode)
 
 
 def max_pool2d(input: Array, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
@@ -242,10 +528,7 @@ def max_pool2d(input: Array, kernel_size: IntOrTuple, stride: IntOrTuple | None 
     "implicit negative infinity padding"), so a padded element never wins; ``stride`` defaults
     to ``kernel_size``; output sides as in :func:`_pool_out`.
     """
-    xp, unbatched, _, k, s, dl, out = _pool_setup(input, kernel_size, stride, padding, dilation,
-                                                  ceil_mode, -np.inf)
-    z = _windows(xp, k, s, dl, out).max(axis=(2, 3))
-    return z[0] if unbatched else z
+    return _max_pool(input, 2, kernel_size, stride, padding, dilation, ceil_mode)
 
 
 def max_pool2d_vjp(g: Array, input: Array, kernel_size: IntOrTuple,
@@ -256,18 +539,27 @@ def max_pool2d_vjp(g: Array, input: Array, kernel_size: IntOrTuple,
         dL/dx[n, c, p] = sum over windows (y, x) whose argmax is p of g[n, c, y, x].
 
     Ties: the first maximum in row-major window order wins, as torch's CPU kernel scans
-    (``val > maxval``); ``np.argmax`` picks the first too. The inputs drawn for tests have
-    distinct values, so this choice is never exercised by the generic checks.
+    (``val > maxval``); ``np.argmax`` picks the first too. The inputs drawn for the generic
+    checks have distinct values; tests/test_pooling.py checks the tie rule on purpose.
     """
-    xp, unbatched, pads, k, s, dl, out = _pool_setup(input, kernel_size, stride, padding,
-                                                     dilation, ceil_mode, -np.inf)
-    w = _windows(xp, k, s, dl, out)
-    flat = w.reshape(*w.shape[:2], k[0] * k[1], *out)
-    onehot = np.arange(k[0] * k[1])[:, None, None] == np.argmax(flat, axis=2)[:, :, None]
-    gz = np.reshape(g, (*w.shape[:2], 1, *out))
-    gw = (onehot * gz).reshape(w.shape)
-    gx = _crop(_windows_vjp(gw, xp.shape, k, s, dl), pads, np.shape(input)[-2:])
-    return {"input": gx[0] if unbatched else gx}
+    return _max_pool_vjp(g, input, 2, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def max_pool3d(input: Array, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
+               padding: IntOrTuple = 0, dilation: IntOrTuple = 1,
+               ceil_mode: bool = False) -> Array:
+    r"""z[n, c, t, y, x] = max_{h, i, j} x_pad[n, c, t s_t + h d_t, y s_h + i d_h, x s_w + j d_w]:
+    :func:`max_pool2d` with three spatial dimensions. Shapes: ``input`` (N, C, D, H, W) or
+    (C, D, H, W) (https://pytorch.org/docs/stable/generated/torch.nn.MaxPool3d.html)."""
+    return _max_pool(input, 3, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def max_pool3d_vjp(g: Array, input: Array, kernel_size: IntOrTuple,
+                   stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+                   dilation: IntOrTuple = 1, ceil_mode: bool = False) -> dict[str, Array]:
+    r"""VJP of :func:`max_pool3d`: each window's g goes to its (first) argmax, as in
+    :func:`max_pool2d_vjp`."""
+    return _max_pool_vjp(g, input, 3, kernel_size, stride, padding, dilation, ceil_mode)
 
 
 def _avg_divisor(shape: Sequence[int], pads: Sequence[tuple[int, int]], padding: Sequence[int],
@@ -282,7 +574,57 @@ def _avg_divisor(shape: Sequence[int], pads: Sequence[tuple[int, int]], padding:
     if count_include_pad:
         inside = np.zeros(inside.shape)  # 1 on the input and its declared padding, 0 beyond
         inside[tuple(slice(0, n + 2 * p) for n, p in zip(shape, padding, strict=True))] = 1.0
-    return _windows(inside, k, s, (1, 1), out).sum(axis=(0, 1))
+    d = len(k)
+    return _windows(inside, k, s, (1,) * d, out).sum(axis=tuple(range(d)))
+
+
+def _avg_parts(input: Array, d: int, kernel_size: IntOrTuple, stride: IntOrTuple | None,
+               padding: IntOrTuple, ceil_mode: bool, count_include_pad: bool,
+               divisor_override: int | None) -> tuple[_Pool, Array]:
+    pool = _pool_setup(input, d, kernel_size, stride, padding, 1, ceil_mode, 0.0)
+    divisor = _avg_divisor(np.shape(input)[-d:], pool.pads, _tuple(padding, d), pool.kernel,
+                           pool.stride, pool.out, count_include_pad, divisor_override)
+    return pool, divisor
+
+
+def _avg_pool(input: Array, d: int, kernel_size: IntOrTuple, stride: IntOrTuple | None,
+              padding: IntOrTuple, ceil_mode: bool, count_include_pad: bool,
+              divisor_override: int | None) -> Array:
+    pool, divisor = _avg_parts(input, d, kernel_size, stride, padding, ceil_mode,
+                               count_include_pad, divisor_override)
+    w = _windows(pool.xp, pool.kernel, pool.stride, pool.dilation, pool.out)
+    return _unbatch(w.sum(axis=tuple(range(2, 2 + d))) / divisor, pool)
+
+
+def _avg_pool_vjp(g: Array, input: Array, d: int, kernel_size: IntOrTuple,
+                  stride: IntOrTuple | None, padding: IntOrTuple, ceil_mode: bool,
+                  count_include_pad: bool, divisor_override: int | None) -> dict[str, Array]:
+    pool, divisor = _avg_parts(input, d, kernel_size, stride, padding, ceil_mode,
+                               count_include_pad, divisor_override)
+    gz = np.reshape(g, (*pool.xp.shape[:2], *(1,) * d, *pool.out)) / divisor
+    gw = np.broadcast_to(gz, (*pool.xp.shape[:2], *pool.kernel, *pool.out))
+    gx = _crop(_windows_vjp(gw, pool.xp.shape, pool.kernel, pool.stride, pool.dilation),
+               pool.pads, np.shape(input)[-d:])
+    return {"input": _unbatch(gx, pool)}
+
+
+def avg_pool1d(input: Array, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
+               padding: IntOrTuple = 0, ceil_mode: bool = False,
+               count_include_pad: bool = True) -> Array:
+    r"""z[n, c, t] = (1 / D[t]) sum_k x_pad[n, c, t s + k], zero padding: :func:`avg_pool2d`
+    with one spatial dimension and no ``divisor_override`` (F.avg_pool1d has none). Shapes:
+    ``input`` (N, C, L) or (C, L)
+    (https://pytorch.org/docs/stable/generated/torch.nn.AvgPool1d.html)."""
+    return _avg_pool(input, 1, kernel_size, stride, padding, ceil_mode, count_include_pad, None)
+
+
+def avg_pool1d_vjp(g: Array, input: Array, kernel_size: IntOrTuple,
+                   stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+                   ceil_mode: bool = False, count_include_pad: bool = True) -> dict[str, Array]:
+    r"""VJP of :func:`avg_pool1d`: each element of window t receives g[t] / D[t]
+    (:func:`avg_pool2d_vjp` with one spatial dimension)."""
+    return _avg_pool_vjp(g, input, 1, kernel_size, stride, padding, ceil_mode,
+                         count_include_pad, None)
 
 
 def avg_pool2d(input: Array, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
@@ -295,12 +637,8 @@ def avg_pool2d(input: Array, kernel_size: IntOrTuple, stride: IntOrTuple | None 
     padding (kH kW except where a ceil-mode window overhangs the right padding); else the
     number inside the input only. Shapes and output sides as :func:`max_pool2d` (no dilation).
     """
-    xp, unbatched, pads, k, s, dl, out = _pool_setup(input, kernel_size, stride, padding, 1,
-                                                     ceil_mode, 0.0)
-    divisor = _avg_divisor(np.shape(input)[-2:], pads, _tuple(padding, 2), k, s, out,
-                           count_include_pad, divisor_override)
-    z = _windows(xp, k, s, dl, out).sum(axis=(2, 3)) / divisor
-    return z[0] if unbatched else z
+    return _avg_pool(input, 2, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override)
 
 
 def avg_pool2d_vjp(g: Array, input: Array, kernel_size: IntOrTuple,
@@ -313,11 +651,94 @@ def avg_pool2d_vjp(g: Array, input: Array, kernel_size: IntOrTuple,
 
     (col2im of the broadcast g / D, then the padding dropped).
     """
-    xp, unbatched, pads, k, s, dl, out = _pool_setup(input, kernel_size, stride, padding, 1,
-                                                     ceil_mode, 0.0)
-    divisor = _avg_divisor(np.shape(input)[-2:], pads, _tuple(padding, 2), k, s, out,
-                           count_include_pad, divisor_override)
-    gz = np.reshape(g, (xp.shape[0], xp.shape[1], 1, 1, *out)) / divisor
-    gw = np.broadcast_to(gz, (*xp.shape[:2], *k, *out))
-    gx = _crop(_windows_vjp(gw, xp.shape, k, s, dl), pads, np.shape(input)[-2:])
-    return {"input": gx[0] if unbatched else gx}
+    return _avg_pool_vjp(g, input, 2, kernel_size, stride, padding, ceil_mode,
+                         count_include_pad, divisor_override)
+
+
+def avg_pool3d(input: Array, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
+               padding: IntOrTuple = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None) -> Array:
+    r"""z[n, c, t, y, x] = (1 / D[t, y, x]) sum_{h, i, j} x_pad[n, c, t s_t + h, y s_h + i,
+    x s_w + j]: :func:`avg_pool2d` with three spatial dimensions, the same divisor rule.
+    Shapes: ``input`` (N, C, D, H, W) or (C, D, H, W)
+    (https://pytorch.org/docs/stable/generated/torch.nn.AvgPool3d.html)."""
+    return _avg_pool(input, 3, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override)
+
+
+def avg_pool3d_vjp(g: Array, input: Array, kernel_size: IntOrTuple,
+                   stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+                   ceil_mode: bool = False, count_include_pad: bool = True,
+                   divisor_override: int | None = None) -> dict[str, Array]:
+    r"""VJP of :func:`avg_pool3d`: each element of a window receives that window's g / D
+    (:func:`avg_pool2d_vjp` with three spatial dimensions)."""
+    return _avg_pool_vjp(g, input, 3, kernel_size, stride, padding, ceil_mode,
+                         count_include_pad, divisor_override)
+
+
+# --- fold and unfold -----------------------------------------------------------------------
+
+
+def unfold(input: Array, kernel_size: IntOrTuple, dilation: IntOrTuple = 1,
+           padding: IntOrTuple = 0, stride: IntOrTuple = 1) -> Array:
+    r"""im2col: the sliding (kH, kW) blocks of the zero-padded input as columns,
+
+        z[n, c kH kW + i kW + j, y oW + x] = x_pad[n, c, y s_h + i d_h, x s_w + j d_w]
+
+    Shapes: ``input`` (N, C, H, W) or (C, H, W); the result (N, C kH kW, L) or (C kH kW, L)
+    with L = oH oW blocks, each side floor((n + 2 p - d (k - 1) - 1) / s) + 1
+    (https://pytorch.org/docs/stable/generated/torch.nn.Unfold.html).
+    """
+    x = np.asarray(input, dtype=np.float64)
+    unbatched = x.ndim == 3
+    xb = x[None] if unbatched else x
+    k, dl, p, s = (_tuple(v, 2) for v in (kernel_size, dilation, padding, stride))
+    xp = np.pad(xb, [(0, 0), (0, 0), *((pi, pi) for pi in p)])
+    out = tuple((n - dli * (ki - 1) - 1) // si + 1
+                for n, ki, si, dli in zip(xp.shape[2:], k, s, dl, strict=True))
+    cols = _windows(xp, k, s, dl, out).reshape(xb.shape[0], -1, math.prod(out))
+    return cols[0] if unbatched else cols
+
+
+def unfold_vjp(g: Array, input: Array, kernel_size: IntOrTuple, dilation: IntOrTuple = 1,
+               padding: IntOrTuple = 0, stride: IntOrTuple = 1) -> dict[str, Array]:
+    r"""VJP of :func:`unfold`: col2im, each column entry's gradient added back to the input
+    position it was read from (overlapping blocks accumulate), then the padding dropped; that
+    is, dL/dx = fold(g) with the same geometry (:func:`fold`)."""
+    sides = np.shape(input)[-2:]
+    gx = fold(g, sides, kernel_size, dilation, padding, stride)
+    return {"input": gx}
+
+
+def fold(input: Array, output_size: IntOrTuple, kernel_size: IntOrTuple,
+         dilation: IntOrTuple = 1, padding: IntOrTuple = 0, stride: IntOrTuple = 1) -> Array:
+    r"""col2im, the adjoint of :func:`unfold`: the columns summed back into an image,
+
+        z_pad[n, c, y s_h + i d_h, x s_w + j d_w] += x[n, c kH kW + i kW + j, y oW + x]
+        z = z_pad without its padding p
+
+    Shapes: ``input`` (N, C kH kW, L) or (C kH kW, L), with L = oH oW the number of blocks
+    that fit ``output_size`` (H, W) padded by p; the result (N, C, H, W) or (C, H, W). Where
+    blocks overlap their entries add up, so fold(unfold(x)) is x times the number of blocks
+    covering each position (https://pytorch.org/docs/stable/generated/torch.nn.Fold.html).
+    """
+    x = np.asarray(input, dtype=np.float64)
+    unbatched = x.ndim == 2
+    xb = x[None] if unbatched else x
+    size, k, dl, p, s = (_tuple(v, 2) for v in (output_size, kernel_size, dilation, padding,
+                                                 stride))
+    padded = tuple(n + 2 * pi for n, pi in zip(size, p, strict=True))
+    out = tuple((n - dli * (ki - 1) - 1) // si + 1
+                for n, ki, si, dli in zip(padded, k, s, dl, strict=True))
+    cols = xb.reshape(xb.shape[0], -1, *k, *out)
+    z = _crop(_windows_vjp(cols, (*cols.shape[:2], *padded), k, s, dl),
+              [(pi, pi) for pi in p], size)
+    return z[0] if unbatched else z
+
+
+def fold_vjp(g: Array, input: Array, output_size: IntOrTuple, kernel_size: IntOrTuple,
+             dilation: IntOrTuple = 1, padding: IntOrTuple = 0,
+             stride: IntOrTuple = 1) -> dict[str, Array]:
+    r"""VJP of :func:`fold`: im2col of the zero-padded cotangent, dL/dx = unfold(g) with the
+    same geometry (each column entry reads g where fold added it)."""
+    return {"input": unfold(g, kernel_size, dilation, padding, stride)}

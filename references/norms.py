@@ -1,6 +1,7 @@
-r"""Normalization layers, NumPy float64: layer, batch, group and RMS normalization.
+r"""Normalization layers, NumPy float64: layer, batch, group, instance and RMS normalization,
+and local response normalization (at the end, a different formula).
 
-All four normalize x over a set of axes R and then apply a per-feature affine map:
+All five normalize x over a set of axes R and then apply a per-feature affine map:
 
     mu = mean_R(x),  var = mean_R((x - mu)^2)   (biased: divided by |R|, as torch normalizes)
     xhat = (x - mu) / sqrt(var + eps),   y = xhat * w + b
@@ -18,6 +19,7 @@ mean is large compared with the spread.
 
 Follows https://pytorch.org/docs/stable/generated/torch.nn.LayerNorm.html,
 https://pytorch.org/docs/stable/generated/torch.nn.BatchNorm2d.html,
+https://pytorch.org/docs/stable/generated/torch.nn.InstanceNorm2d.html,
 https://pytorch.org/docs/stable/generated/torch.nn.GroupNorm.html,
 https://pytorch.org/docs/stable/generated/torch.nn.RMSNorm.html.
 """
@@ -251,3 +253,129 @@ def rms_norm_vjp(g: Array, input: Array, normalized_shape: Sequence[int],
     if weight is not None:
         grads["weight"] = np.sum(g * xhat, axis=tuple(range(x.ndim - len(normalized_shape))))
     return grads
+
+
+# --- instance_norm -------------------------------------------------------------------------
+
+
+def _instance_stats(x: Array, running_mean: Array | None, running_var: Array | None,
+                    use_input_stats: bool, eps: float) -> tuple[Array, Array]:
+    """(xhat, 1 / sqrt(var + eps)): per sample and channel over the spatial axes, or from the
+    running statistics (per channel) when ``use_input_stats`` is False."""
+    if use_input_stats:
+        return _standardize(x, tuple(range(2, x.ndim)), eps)
+    assert running_mean is not None and running_var is not None, \
+        "use_input_stats=False needs the running statistics"
+    cs = _channel_shape(x)
+    inv_std = 1.0 / np.sqrt(np.reshape(running_var, cs) + eps)
+    return (x - np.reshape(running_mean, cs)) * inv_std, inv_std
+
+
+def instance_norm(input: Array, running_mean: Array | None = None,
+                  running_var: Array | None = None, weight: Array | None = None,
+                  bias: Array | None = None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5) -> Array:
+    r"""Per sample n and channel c of x (N, C, *spatial), 1 to 3 spatial dimensions:
+
+        use_input_stats:  y = (x - mean_S(x)) / sqrt(var_S(x) + eps) * w + b,
+                          S = the spatial axes of that (n, c), biased var_S;
+        otherwise:        y = (x - running_mean) / sqrt(running_var + eps) * w + b.
+
+    ``weight``, ``bias`` per channel. In the first mode torch also updates the running
+    statistics, if given (:func:`instance_norm_running_stats`); ``momentum`` only affects that.
+    Backward: the module docstring's formula with R = S (use_input_stats), or
+    dL/dx = g w / sqrt(running_var + eps) (constant statistics).
+    """
+    x = np.asarray(input, dtype=np.float64)
+    xhat, _ = _instance_stats(x, running_mean, running_var, use_input_stats, eps)
+    cs = _channel_shape(x)
+    y = xhat if weight is None else xhat * np.reshape(weight, cs)
+    return y if bias is None else y + np.reshape(bias, cs)
+
+
+def instance_norm_vjp(g: Array, input: Array, running_mean: Array | None = None,
+                      running_var: Array | None = None, weight: Array | None = None,
+                      bias: Array | None = None, use_input_stats: bool = True,
+                      momentum: float = 0.1, eps: float = 1e-5) -> dict[str, Array]:
+    r"""VJP of :func:`instance_norm` w.r.t. input, weight and bias, with dxhat = g * w:
+
+        use_input_stats:  dL/dx = (1 / sqrt(var_S + eps)) (dxhat - mean_S(dxhat)
+                                                           - xhat mean_S(dxhat xhat))
+        otherwise:        dL/dx = dxhat / sqrt(running_var + eps)
+
+    dL/dw = sum over N and S of g * xhat, dL/db = the same sum of g.
+    """
+    x = np.asarray(input, dtype=np.float64)
+    xhat, inv_std = _instance_stats(x, running_mean, running_var, use_input_stats, eps)
+    dxhat = g if weight is None else g * np.reshape(weight, _channel_shape(x))
+    spatial = tuple(range(2, x.ndim))
+    gx = _standardize_vjp(dxhat, xhat, inv_std, spatial) if use_input_stats \
+        else dxhat * inv_std
+    return {"input": gx, **_affine_vjp(g, xhat, weight, bias, x.shape, (0, *spatial))}
+
+
+def instance_norm_running_stats(input: Array, running_mean: Array, running_var: Array,
+                                momentum: float = 0.1) -> RunningStats:
+    r"""The in-place update of an instance_norm call with use_input_stats and running
+    statistics (torch computes it as a batch norm over (1, N C, *spatial) and averages the
+    N copies of each channel's updated statistic):
+
+        running_mean <- (1 - momentum) running_mean + momentum mean_N(mean_S(x))
+        running_var  <- (1 - momentum) running_var  + momentum mean_N(var_S(x) |S| / (|S| - 1))
+
+    (the unbiased variance of each instance, averaged over the batch).
+    """
+    x = np.asarray(input, dtype=np.float64)
+    spatial = tuple(range(2, x.ndim))
+    mean = np.mean(x, axis=spatial)
+    unbiased = np.var(x, axis=spatial, ddof=1)
+    return RunningStats((1 - momentum) * running_mean + momentum * mean.mean(axis=0),
+                        (1 - momentum) * running_var + momentum * unbiased.mean(axis=0))
+
+
+# --- local_response_norm -------------------------------------------------------------------
+
+
+def _channel_window_sum(a: Array, before: int, after: int) -> Array:
+    """sum_{c' = c - before}^{c + after} a[:, c'] for every channel c (axis 1), the channels
+    outside [0, C) counting as 0."""
+    pad = [(0, 0)] * a.ndim
+    pad[1] = (before, after)
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(a, pad), before + after + 1,
+                                                       axis=1)
+    return np.sum(windows, axis=-1)
+
+
+def _lrn_scale(x: Array, size: int, alpha: float, k: float) -> Array:
+    """s_c = k + alpha / size * sum of x_{c'}^2 over c' = c - size // 2 .. c + (size - 1) // 2."""
+    return k + alpha / size * _channel_window_sum(x * x, size // 2, (size - 1) // 2)
+
+
+def local_response_norm(input: Array, size: int, alpha: float = 1e-4, beta: float = 0.75,
+                        k: float = 1.0) -> Array:
+    r"""b_c = a_c / s_c^beta,  s_c = k + (alpha / n) sum_{c'} a_{c'}^2,  n = ``size``,
+
+    the sum over the channels c' = c - floor(n / 2) .. c + floor((n - 1) / 2) that exist
+    (channels are axis 1 of (N, C, *), at least one further axis; the division is by n
+    however many channels the window holds, as torch's zero-padded average does). Follows
+    ``torch.nn.functional.local_response_norm`` / ``torch.nn.LocalResponseNorm``
+    (https://pytorch.org/docs/stable/generated/torch.nn.LocalResponseNorm.html; Krizhevsky et
+    al. 2012, sec. 3.3). Smooth for k > 0 (s >= k); no cancellation in the forward.
+    """
+    x = np.asarray(input, dtype=np.float64)
+    return x * _lrn_scale(x, size, alpha, k) ** -beta
+
+
+def local_response_norm_vjp(g: Array, input: Array, size: int, alpha: float = 1e-4,
+                            beta: float = 0.75, k: float = 1.0) -> dict[str, Array]:
+    r"""VJP of :func:`local_response_norm`. With ds_c / da_j = 2 (alpha / n) a_j for every
+    channel c whose window holds j (c = j - floor((n - 1) / 2) .. j + floor(n / 2), the
+    window transposed):
+
+        dL/da_j = g_j s_j^(-beta) - (2 alpha beta / n) a_j sum_{c} g_c a_c s_c^(-beta - 1).
+    """
+    x = np.asarray(input, dtype=np.float64)
+    s = _lrn_scale(x, size, alpha, k)
+    r = g * x * s ** (-beta - 1.0)
+    back = _channel_window_sum(r, (size - 1) // 2, size // 2)
+    return {"input": g * s**-beta - 2.0 * alpha * beta / size * x * back}

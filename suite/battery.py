@@ -38,6 +38,7 @@ from hypothesis import strategies as st
 
 from suite import checks, layouts, optimcheck, reproduce
 from suite import strategies as hs
+from suite.devices import dtype_name
 from suite.inputs import Elementwise
 from suite.specs import (
     ClosureOptimizerSpec,
@@ -354,31 +355,57 @@ def _opcheck(records: list[OpSpec]) -> Callable[..., None]:
     return test_custom_op_passes_opcheck
 
 
+def _benchmark_cases(records: list[OpSpec]) -> Any:
+    """The op benchmarks as one parametrization: each record in each of its settings
+    (``suite.bench.settings``), pass, implementation (the NumPy reference in the default
+    setting only) and size of the setting's sweep. Ids read ``gelu-forward-torch-n256`` for
+    the default setting and ``conv2d-dilation2-bfloat16-forward-torch-n1024`` for another, so
+    ``-k conv2d`` selects every setting of conv2d."""
+    from suite import bench
+
+    params = []
+    for spec in records:
+        for setting in bench.settings(spec):
+            impls = bench.IMPLS if setting.default and spec.ref is not None else ("torch",)
+            for pass_ in bench.PASSES:
+                for impl in impls:
+                    for n in bench.setting_sizes(spec, setting):
+                        name = "-".join(filter(None, (spec.name, setting.id)))
+                        params.append(pytest.param(spec, setting, pass_, impl, n,
+                                                   id=f"{name}-{pass_}-{impl}-n{n}"))
+    return pytest.mark.parametrize(("spec", "setting", "pass_", "impl", "n"), params)
+
+
 def _benchmark(records: list[OpSpec]) -> Callable[..., None]:
     from suite import bench
 
     @pytest.mark.bench
-    @pytest.mark.parametrize("n", bench.all_sizes(tuple(records)), ids=lambda n: f"n{n}")
-    @pytest.mark.parametrize("impl", bench.IMPLS)
-    @pytest.mark.parametrize("pass_", bench.PASSES)
-    @_parametrize(records)
-    def test_benchmark(self: Any, benchmark: Any, spec: OpSpec, pass_: str, impl: str, n: int,
-                       dtype: torch.dtype, device: str) -> None:
+    @_benchmark_cases(records)
+    def test_benchmark(self: Any, benchmark: Any, spec: OpSpec, setting: Any, pass_: str,
+                       impl: str, n: int, dtype: torch.dtype, device: str,
+                       request: pytest.FixtureRequest) -> None:
         """torch (each device and dtype) beside the NumPy reference (CPU, float64), forward and
-        forward+backward, over the record's size sweep."""
+        forward+backward, over the record's size sweep; then torch alone in each other setting
+        (half precision, the input maker's bench_variants) at the sweep's largest size, once
+        per device (``suite.bench.slot_dtype``)."""
         if impl == "numpy" and (device != "cpu" or dtype != torch.float64):
             pytest.skip("the NumPy reference runs once, on the CPU in float64")
-        if impl == "numpy" and spec.ref is None:
-            pytest.skip("the record has no NumPy reference")
-        if n not in bench.sizes(spec):
-            pytest.skip(f"n={n} is outside {spec.name}'s sweep {bench.sizes(spec)}")
-        case = spec.inputs.sized(n)
-        target = bench.op_target(spec, case, impl, pass_, dtype, device)
+        if not setting.default:
+            from suite import options, plugin
+
+            slot = bench.slot_dtype(plugin.chosen(request.config, options.DTYPE))
+            if dtype_name(dtype) != slot:
+                pytest.skip(f"settings besides the default are timed once per device, in the "
+                            f"{slot} slot of --dtype")
+        case = bench.setting_case(spec, n, setting)
+        variant = bench.variants(spec)[setting.variant] if setting.variant else None
+        timed = setting.dtype or dtype
+        target = bench.op_target(spec, case, impl, pass_, timed, device, variant)
         shape = ", ".join(f"{k}{tuple(a.shape)}" for k, a in case.arrays.items())
-        benchmark.group = f"{spec.name} {pass_} n={n}"
-        benchmark.extra_info.update(bench.extra_info(op=spec.name, pass_=pass_, impl=impl,
-                                                     device=device, dtype=dtype, shape=shape,
-                                                     n=n))
+        benchmark.group = " ".join(filter(None, (spec.name, pass_, f"n={n}", setting.variant)))
+        benchmark.extra_info.update(bench.extra_info(
+            op=spec.name, pass_=pass_, impl=impl, device=device, dtype=timed, shape=shape, n=n,
+            variant=setting.variant, options=case.options))
         bench.run(benchmark, target, device)
     return test_benchmark
 

@@ -15,6 +15,14 @@ the kernel launch). ``run`` warms the target up (first calls allocate, pick kern
 caches), then times a bounded number of rounds with ``benchmark.pedantic``: every round's time
 is kept in the JSON (``stats.data``), which the regression gate (``suite.gate``) tests.
 
+Besides its default setting, an op record is timed (torch only, at the largest size of its
+sweep, once per device: :func:`slot_dtype`) in the settings where kernel speed regresses
+between torch releases (:func:`settings`): float16 and bfloat16 where the record is on the
+precision ladder (``OpSpec.low_precision is True``), and each of its input maker's
+``bench_variants`` (``suite.inputs.variants``: stride, dilation, groups and channels-last
+tensors of convolutions and pooling, each reduction of a loss), in float32 and, on the ladder,
+in half precision too.
+
 For the gate study only (``python -m suite gate-study``), ``GRADSUITE_BENCH_PLANTED_SLOWDOWN=F``
 makes every target take F times as long (:func:`planted`), and says so in ``extra_info``.
 """
@@ -25,7 +33,8 @@ import itertools
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,6 +44,7 @@ from suite import gradcheck as gc
 from suite import optimcheck as oc
 from suite import sampling
 from suite.devices import cpu_model, cuda_available, device_name, dtype_name, synchronize
+from suite.inputs.variants import BenchVariant
 from suite.specs import Case, OpSpec, OptimizerSpec
 
 PASSES = ("forward", "forward+backward")
@@ -56,6 +66,11 @@ MAX_ROUNDS = 40
 
 # Back-compatibility name: the sweep of records that declare none.
 BENCH_SIZES = DEFAULT_SIZES
+# Half-precision dtypes timed where a record is on the precision ladder.
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+# Settings besides the default are timed at this many of the largest sizes of the sweep,
+# once per device: in the float32 slot of the run's dtypes (see slot_dtype).
+SETTING_SIZES = 1
 
 
 def sizes(spec: OpSpec | OptimizerSpec) -> tuple[int, ...]:
@@ -70,9 +85,69 @@ def all_sizes(records: tuple[OpSpec, ...] | tuple[OptimizerSpec, ...]) -> tuple[
     return tuple(sorted({n for spec in records for n in sizes(spec)}))
 
 
+@dataclass(frozen=True)
+class Setting:
+    """A setting an op record is timed in: a variant of its input maker's ``bench_variants``
+    (None: the default options and layout) and a half-precision dtype (None: the run's
+    dtypes)."""
+
+    variant: str | None = None
+    dtype: torch.dtype | None = None
+
+    @property
+    def default(self) -> bool:
+        return self.variant is None and self.dtype is None
+
+    @property
+    def id(self) -> str:
+        """``""`` for the default, else ``dilation2``, ``bfloat16``, ``dilation2-bfloat16``."""
+        parts = [self.variant] if self.variant else []
+        if self.dtype is not None:
+            parts.append(dtype_name(self.dtype))
+        return "-".join(parts)
+
+
+def variants(spec: OpSpec) -> Mapping[str, BenchVariant]:
+    """The record's kernel-selecting settings: its input maker's ``bench_variants`` ({} when
+    it has none)."""
+    return dict(getattr(spec.inputs, "bench_variants", None) or {})
+
+
+def settings(spec: OpSpec) -> tuple[Setting, ...]:
+    """Every setting ``spec`` is timed in: the default; float16 and bfloat16 where the record
+    is on the precision ladder (``low_precision is True``); each variant, in the slot's dtype
+    (:func:`slot_dtype`) and (on the ladder) in half precision."""
+    halves = HALF_DTYPES if spec.low_precision is True else ()
+    out = [Setting(), *(Setting(dtype=h) for h in halves)]
+    for name in variants(spec):
+        out += [Setting(variant=name), *(Setting(variant=name, dtype=h) for h in halves)]
+    return tuple(out)
+
+
+def setting_sizes(spec: OpSpec, setting: Setting) -> tuple[int, ...]:
+    """The sizes ``spec`` is timed at in ``setting``: its whole sweep by default, the
+    ``SETTING_SIZES`` largest otherwise (where kernels differ most; a bounded run)."""
+    sweep = sizes(spec)
+    return sweep if setting.default else tuple(sorted(sweep)[-SETTING_SIZES:])
+
+
+def slot_dtype(selected: tuple[str, ...] | list[str]) -> str:
+    """The run's dtype (of ``--dtype``'s ``selected``) whose benchmarks also time the settings
+    besides the default: float32 when selected (half precision and the variants belong with
+    the lower precision), else the first. A variant without its own dtype is timed in it."""
+    return "float32" if "float32" in selected else selected[0]
+
+
+def setting_case(spec: OpSpec, n: int, setting: Setting) -> Case:
+    """``spec.inputs.sized(n)`` in ``setting``'s variant."""
+    case = spec.inputs.sized(n)
+    return variants(spec)[setting.variant].case(case) if setting.variant else case
+
+
 def op_target(spec: OpSpec, case: Case, impl: str, pass_: str, dtype: torch.dtype,
-              device: str) -> Callable[[], Any]:
-    """One forward (or forward and backward) of ``spec`` on ``case`` by torch or the reference."""
+              device: str, variant: BenchVariant | None = None) -> Callable[[], Any]:
+    """One forward (or forward and backward) of ``spec`` on ``case`` by torch or the reference;
+    ``variant`` lays torch's tensors out in its memory format (its options are the case's)."""
     if impl == "numpy":
         if pass_ == "forward":
             return lambda: spec.reference(case)
@@ -80,6 +155,8 @@ def op_target(spec: OpSpec, case: Case, impl: str, pass_: str, dtype: torch.dtyp
         return lambda: (spec.reference(case), spec.reference_vjp(g_np, case))
 
     tensors = gc.to_tensors(case, dtype, device)
+    if variant is not None:
+        tensors = variant.layout(tensors)
     options = dict(case.options)
     if pass_ == "forward":
         def forward() -> torch.Tensor:
@@ -260,12 +337,21 @@ def blas_threads() -> list[int]:
 
 
 def extra_info(*, op: str, pass_: str, impl: str, device: str, dtype: torch.dtype,
-               shape: str, n: int | None = None) -> dict[str, Any]:
-    """What a saved run must carry to be compared honestly with another."""
-    return {"op": op, "pass": pass_, "impl": impl, "device": device,
-            "device_name": device_name(device), "dtype": dtype_name(dtype), "shape": shape,
-            "n": n, "torch": torch.__version__, "numpy": np.__version__,
-            "torch_threads": torch.get_num_threads(), "blas_threads": blas_threads()}
+               shape: str, n: int | None = None, variant: str | None = None,
+               options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What a saved run must carry to be compared honestly with another (``variant``: the
+    input maker's setting timed, None for the default; ``options``: the op's options)."""
+    info: dict[str, Any] = {
+        "op": op, "pass": pass_, "impl": impl, "device": device,
+        "device_name": device_name(device), "dtype": dtype_name(dtype), "shape": shape, "n": n,
+        "torch": torch.__version__, "numpy": np.__version__,
+        "torch_threads": torch.get_num_threads(), "blas_threads": blas_threads()}
+    if variant is not None:
+        info["variant"] = variant
+    if options is not None:
+        info["options"] = {k: v if isinstance(v, bool | int | float | str | None) else repr(v)
+                           for k, v in options.items()}
+    return info
 
 
 def machine_info() -> dict[str, Any]:

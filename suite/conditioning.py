@@ -5,16 +5,19 @@ M = sum_k |t_k|, not of |s| (Higham, "Accuracy and Stability of Numerical Algori
 sec. 4.2). Where the terms cancel, M / |s| is large, and a half-precision result is only
 accurate to eps * M: that is the op's conditioning, not a defect of torch. Each record whose
 outputs or gradients are such sums names here how to compute M on the case's own values
-(``OpSpec.terms``); the half-precision checks allow ``suite.tolerances.SUMMATION[dtype] * M``
+(``OpSpec.terms``); the checks allow ``suite.tolerances.SUMMATION[dtype] * M``
 on top of the row. Everything here is NumPy float64, evaluated on the rounded case torch saw.
 
 * :data:`MULTILINEAR`: for an op that is linear in each array argument separately (a matmul,
   a convolution, a bilinear form, a weighted mean of picked log-probabilities), every term is a
   product of one entry from each argument, so evaluating the reference forward (and VJP, with
   cotangent ``|g|``) on the absolute values of every array gives M exactly.
+* :data:`LOCAL_RESPONSE_NORM`: the input gradient is a difference of two terms, one a sum.
+* :data:`COSINE_SIMILARITY`: a dot product, and a gradient that subtracts cos a / |a|^2.
 * :data:`PRELU`: the weight's gradient sums g * x over the negative inputs of a channel.
 * :data:`GLU`: the gradient w.r.t. the gate b is g a (sigmoid(b) - sigmoid(b)**2), a difference.
-* :data:`LAYER_NORM`, :data:`GROUP_NORM`, :data:`BATCH_NORM` (and :data:`RMS_NORM`, without
+* :data:`LAYER_NORM`, :data:`GROUP_NORM`, :data:`BATCH_NORM`, :data:`INSTANCE_NORM` (and
+  :data:`RMS_NORM`, without
   the mean(dxhat) term; torch 2.4 and 2.5 compose it from bfloat16 ops): the centred input gradient
   inv_std (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) is a sum of three signed terms inside
   each Jacobian entry (for two values per group it cancels exactly), so
@@ -29,6 +32,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from references import distance, norms
 from suite.specs import Array, Case, OpSpec
 
 
@@ -215,13 +219,16 @@ class _BatchNorm(_Normalization):
     statistics are constants, nothing is centred, and the input gradient g w inv_std is one
     product (M = its magnitude)."""
 
+    def _centred(self, case: Case) -> bool:
+        return bool(case.options.get("training", False))
+
     def forward(self, spec: OpSpec, case: Case) -> Array:
-        if case.options.get("training", False):
+        if self._centred(case):
             return super().forward(spec, case)
         return np.abs(spec.reference(case))
 
     def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
-        if case.options.get("training", False):
+        if self._centred(case):
             return super().vjp(spec, g, case)
         x, _, param_shape, param_axes = self.layout(case)
         xhat = (x - np.reshape(case.arrays["running_mean"], param_shape)) / np.sqrt(
@@ -239,7 +246,7 @@ class _BatchNorm(_Normalization):
         return x, (np.abs(x) + np.abs(mean)) * scale, param_shape, param_axes
 
     def forward_accumulated(self, spec: OpSpec, case: Case) -> Array:
-        if case.options.get("training", False):
+        if self._centred(case):
             return super().forward_accumulated(spec, case)
         _, terms, param_shape, _ = self._eval_terms(case)
         w, b = case.arrays.get("weight"), case.arrays.get("bias")
@@ -248,11 +255,69 @@ class _BatchNorm(_Normalization):
         return np.reshape(np.abs(w) * terms + np.abs(b), case.arrays["input"].shape)
 
     def vjp_accumulated(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
-        if case.options.get("training", False):
+        if self._centred(case):
             return super().vjp_accumulated(spec, g, case)
         x, terms, _, param_axes = self._eval_terms(case)
         return {"input": np.abs(spec.reference_vjp(g, case)["input"]),
                 **_parameter_terms(case, np.reshape(g, x.shape), terms, param_axes)}
+
+
+def _instance_norm_layout(case: Case) -> tuple[Array, Axes, tuple[int, ...], Axes]:
+    x = case.arrays["input"]
+    flat = x.reshape(x.shape[0], x.shape[1], -1)
+    return flat, (2,), (1, x.shape[1], 1), (0, 2)
+
+
+class _InstanceNorm(_BatchNorm):
+    """instance_norm: centred over each instance's spatial positions with use_input_stats; with
+    the running statistics, nothing is centred (as batch_norm's evaluation mode)."""
+
+    def _centred(self, case: Case) -> bool:
+        return bool(case.options.get("use_input_stats", True))
+
+
+class LocalResponseNorm:
+    """local_response_norm: the forward x s^(-beta) is a product (s a sum of squares, no
+    cancellation): M = |out|. The input gradient g_j s_j^(-beta) - (2 alpha beta / n) x_j
+    sum_c g_c x_c s_c^(-beta - 1) is a difference of two terms, the second a sum of signed
+    terms: M = |g_j| s_j^(-beta) + (2 alpha beta / n) |x_j| sum_c |g_c x_c| s_c^(-beta - 1),
+    i.e. |g| s^(-beta) minus the VJP of |g| at |x| (s is even in x)."""
+
+    def forward(self, spec: OpSpec, case: Case) -> Array:
+        return np.abs(spec.reference(case))
+
+    def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+        o = case.options
+        x = np.abs(case.arrays["input"])
+        first = np.abs(g) * norms._lrn_scale(x, o["size"], o["alpha"], o["k"]) ** -o["beta"]
+        assert spec.ref_vjp is not None
+        at_abs = spec.ref_vjp(np.abs(g), x, **o)["input"]
+        return {"input": first + (first - at_abs)}
+
+
+class CosineSimilarity:
+    """cosine_similarity: the forward (a . b) / (c_a c_b) sums signed products, M = the same on
+    absolute values (the norms are sums of squares: no cancellation); the gradient
+    g (b / (c_a c_b) - cos a / (c_a n_a)) is a difference of two terms, the second holding the
+    signed sum cos: M = |g| (|b| / (c_a c_b) + cos(|a|, |b|) |a| / (c_a n_a)), summed back over
+    broadcast copies like the gradient."""
+
+    def forward(self, spec: OpSpec, case: Case) -> Array:
+        return MULTILINEAR.forward(spec, case)
+
+    def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+        dim, eps = case.options.get("dim", 1), case.options.get("eps", 1e-8)
+        a, b = np.broadcast_arrays(np.abs(case.arrays["x1"]), np.abs(case.arrays["x2"]))
+        n_a = np.linalg.norm(a, axis=dim, keepdims=True)
+        n_b = np.linalg.norm(b, axis=dim, keepdims=True)
+        c_a, c_b = np.maximum(n_a, eps), np.maximum(n_b, eps)
+        cos = np.sum(a * b, axis=dim, keepdims=True) / (c_a * c_b)
+        gk = np.abs(np.expand_dims(g, dim))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            m_a = gk * (b / (c_a * c_b) + np.where(n_a > 0, cos * a / (c_a * n_a), 0.0))
+            m_b = gk * (a / (c_a * c_b) + np.where(n_b > 0, cos * b / (c_b * n_b), 0.0))
+        return {"x1": distance._sum_to_shape(m_a, case.arrays["x1"].shape),
+                "x2": distance._sum_to_shape(m_b, case.arrays["x2"].shape)}
 
 
 MULTILINEAR = Multilinear()
@@ -736,3 +801,29 @@ def _triplet_pointwise(spec: OpSpec, case: Case) -> Array:
 
 
 TRIPLET = Reduced(pointwise=_triplet_pointwise)
+
+
+INSTANCE_NORM = _InstanceNorm(_instance_norm_layout)
+LOCAL_RESPONSE_NORM = LocalResponseNorm()
+COSINE_SIMILARITY = CosineSimilarity()
+
+
+class EmbeddingBag:
+    """embedding_bag: sum and mean are linear in the table (and sum bilinear with the
+    per-sample weights): :data:`MULTILINEAR`. In max mode each output element is one table
+    entry (M = its magnitude), and each table gradient element sums the cotangents of the bags
+    whose maximum it is, M = sum |g| over them: the VJP of |g| at the case's own values (the
+    argmax does not move), not at their absolute values."""
+
+    def forward(self, spec: OpSpec, case: Case) -> Array:
+        if case.options.get("mode") == "max":
+            return np.abs(spec.reference(case))
+        return MULTILINEAR.forward(spec, case)
+
+    def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+        if case.options.get("mode") == "max":
+            return {k: np.abs(v) for k, v in spec.reference_vjp(np.abs(g), case).items()}
+        return MULTILINEAR.vjp(spec, g, case)
+
+
+EMBEDDING_BAG = EmbeddingBag()

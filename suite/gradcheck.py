@@ -51,8 +51,8 @@ def _context(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> str:
 
 def _per_term(spec: OpSpec, dtype: torch.dtype) -> float:
     """The allowance per unit of sum |terms| for ``spec`` in ``dtype``: the conditioning of
-    sums of signed terms (``suite.tolerances.SUMMATION``), for records that declare ``terms``
-    and in half precision only; 0 otherwise."""
+    sums of signed terms (``suite.tolerances.SUMMATION``), for records that declare ``terms``;
+    0 otherwise."""
     return tols.summation(dtype) if spec.terms is not None else 0.0
 
 

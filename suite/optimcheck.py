@@ -171,7 +171,7 @@ def check_run(spec: OptimizerSpec, run: OptimizerRun, implementation: str, dtype
             f"; {len(run.grads)} steps; values seed {run.seed}{lr_note}")
     for step, grads in enumerate(run.grads, start=1):
         expected: list[tuple[Array, Any]] = []
-        slack: dict[int, dict[str, float]] = {}
+        inputs: dict[int, tuple[Array, Any, Any]] = {}
         for i, (p, g) in enumerate(zip(params, grads, strict=True)):
             before = _as_numpy(p)
             state = _state_as_numpy(opt.state[p], spec) if opt.state[p] else None
@@ -184,27 +184,58 @@ def check_run(spec: OptimizerSpec, run: OptimizerRun, implementation: str, dtype
             p.grad, ref_grad = _grad_pair(g_rounded, spec, run, step, i, real_dtype, device)
             # An empty state before a step means "first step": the reference's None.
             expected.append(spec.ref_step(before, ref_grad, state, **hyper[i]))
-            shaken = _shaken(np.random.default_rng([run.seed, step, i]), real_dtype,
-                             (before, ref_grad, state))
-            slack[i] = _sensitivity(expected[-1], spec.ref_step(*shaken, **hyper[i]))
+            inputs[i] = (before, ref_grad, state)
         opt.step()
+        slack = _LazySlack(spec, run, step, real_dtype, hyper, expected, inputs)
         for i, (p, (ref_param, ref_state)) in enumerate(zip(params, expected, strict=True)):
             where = f"{spec.name}: param {i} after step {step}"
-            param_tol = _loosened(tol, slack.get(i, {}), "param")
-            compare.assert_close(_as_numpy(p), ref_param, tol=param_tol, what=where,
-                                 context=context, case=case)
+            slack.assert_close(i, "param", _as_numpy(p), ref_param, tol, what=where,
+                               context=context, case=case)
             # An empty torch state (SGD without momentum; a parameter never stepped) reads as
             # every key absent, as does the reference's None.
             torch_state = _state_as_numpy(opt.state[p], spec)
             if ref_state is None:
                 ref_state = _state_as_numpy({}, spec)
             for key in spec.state_type._fields:  # type: ignore[attr-defined]
-                key_tol = tols.join(tol, spec.state_tol.get(key))
-                compare.assert_state_close(
-                    getattr(torch_state, key), getattr(ref_state, key),
-                    tol=_loosened(key_tol, slack.get(i, {}), key),
+                slack.assert_close(
+                    i, key, getattr(torch_state, key), getattr(ref_state, key),
+                    tols.join(tol, spec.state_tol.get(key)),
                     what=f"{spec.name}: state[{key!r}] of param {i} after step {step}",
                     context=context, case=case)
+
+
+class _LazySlack:
+    """The conditioning allowance of one step (see below), measured only for a parameter whose
+    entries do not already pass at the row's tolerance: the allowance only ever loosens, and
+    its perturbation is seeded by (run seed, step, parameter), so the verdicts are those of
+    measuring it always, at a fraction of the cost (re-running the reference per step)."""
+
+    def __init__(self, spec: OptimizerSpec, run: OptimizerRun, step: int, dtype: torch.dtype,
+                 hyper: list[dict[str, Any]], expected: list[tuple[Array, Any]],
+                 inputs: dict[int, tuple[Array, Any, Any]]) -> None:
+        self.spec, self.run, self.step, self.dtype = spec, run, step, dtype
+        self.hyper, self.expected, self.inputs = hyper, expected, inputs
+        self.measured: dict[int, dict[str, float]] = {}
+
+    def _of(self, i: int) -> dict[str, float]:
+        if i not in self.inputs:  # no gradient at this step: nothing moved, nothing to allow
+            return {}
+        if i not in self.measured:
+            rng = np.random.default_rng([self.run.seed, self.step, i])
+            shaken = _shaken(rng, self.dtype, self.inputs[i])
+            self.measured[i] = _sensitivity(self.expected[i],
+                                            self.spec.ref_step(*shaken, **self.hyper[i]))
+        return self.measured[i]
+
+    def assert_close(self, i: int, key: str, actual: Any, expected: Any, tol: tols.Tolerance,
+                     **message: Any) -> None:
+        __tracebackhide__ = True
+        if actual is not None and expected is not None and compare.find_mismatch(
+                np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64),
+                tol=tol, what=message["what"], context=message["context"]) is None:
+            return
+        compare.assert_state_close(actual, expected, tol=_loosened(tol, self._of(i), key),
+                                   **message)
 
 
 # Conditioning: each step also runs the reference on its inputs perturbed by

@@ -25,7 +25,7 @@ import pytest
 
 from suite import devices
 
-PROFILES = ("dev", "ci", "thorough")
+PROFILES = ("quick", "dev", "ci", "thorough")
 DEFAULT_PROFILE = "dev"
 PROFILE_ENV = "HYPOTHESIS_PROFILE"
 

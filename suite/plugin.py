@@ -27,6 +27,9 @@ _COMMON: dict[str, Any] = {
     # Cases are a few draws and a seed; slow examples are torch's cost, not Hypothesis's.
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
 }
+# quick: a smoke run (and what gradsuite's own tests of the harness use for the runs they
+# start); dev: the default; ci: derandomized, what CI runs; thorough: before a release.
+settings.register_profile("quick", max_examples=5, **_COMMON)
 settings.register_profile("dev", max_examples=20, **_COMMON)
 settings.register_profile("ci", max_examples=100, derandomize=True, print_blob=True, **_COMMON)
 settings.register_profile("thorough", max_examples=1000, **_COMMON)
@@ -44,6 +47,8 @@ try:
 except ImportError:  # pragma: no cover - threadpoolctl is a declared dependency
     _BLAS_LIMIT = None
 
+# Markers of tiers too slow for a plain `pytest` (README: the default run and its cost).
+SLOW_TIERS = ("distributed",)
 _SETTINGS = pytest.StashKey[dict[str, Any]]()
 _DRIFT_PARTS = pytest.StashKey[list[dict[str, Any]]]()
 _DRIFT_RECORDER = pytest.StashKey[drift.Recorder]()
@@ -68,7 +73,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "bench: a benchmark; deselected by default, run with "
                                        "`pytest -m bench`")
     config.addinivalue_line("markers", "distributed: starts gloo process groups (2 and 3 CPU "
-                                       "processes on 127.0.0.1); `pytest -m distributed`")
+                                       "processes on 127.0.0.1); not in a plain `pytest`: "
+                                       "`pytest -m distributed` or `-k ddp`")
     values = {o.dest: opts.value(config, o) for o in opts.OPTIONS}
     config.stash[_SETTINGS] = values
     # A session run inside another (pytester) must hand back what it replaces.
@@ -159,7 +165,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A battery's known failures become strict expected failures (a pattern that matches no
     parametrization of a collected test is an error); benchmarks are left out unless ``-m``
-    asks for them (in any repository, not only where addopts says ``-m "not bench"``)."""
+    asks for them (in any repository, not only where addopts says ``-m "not bench"``), and
+    the slow tiers (``SLOW_TIERS``) unless ``-m`` or ``-k`` selects tests."""
     batteries: dict[type, set[str]] = {}
     for item in items:
         cls = getattr(item, "cls", None)
@@ -178,8 +185,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if stale:
             raise pytest.UsageError(f"known_failures pattern {stale[0]!r} matches no test of "
                                     f"its battery: fix the pattern or remove the entry")
-    if not config.option.markexpr:
-        kept = [i for i in items if i.get_closest_marker("bench") is None]
+    # Benchmarks run only when -m asks for them; the slow tiers (multi-process groups) only
+    # when -m or -k selects them (`pytest -k ddp`), not in a plain `pytest`.
+    left_out = set() if config.option.markexpr else {"bench"}
+    if not config.option.markexpr and not config.option.keyword:
+        left_out |= set(SLOW_TIERS)
+    if left_out:
+        kept = [i for i in items if not any(i.get_closest_marker(m) for m in left_out)]
         if len(kept) != len(items):
             config.hook.pytest_deselected(items=[i for i in items if i not in kept])
             items[:] = kept

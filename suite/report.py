@@ -9,7 +9,10 @@
 - ``DIR/scaling-<op>.png``: time against size, log-log, torch and NumPy side by side, one
   panel per pass, each line labelled with its growth exponent;
 - ``DIR/comparison.png`` (with ``--baseline``): the change of each benchmark's median with its
-  95% interval, coloured by verdict.
+  95% interval, coloured by verdict;
+- for a run of the check-cost benchmark (``pytest -m bench -k checkcost``, ``suite.checkcost``):
+  the ratio ours / gradcheck per record and size in ``summary.md``, the records above 1 at
+  10^4 and 10^6 elements, and ``DIR/checkcost.png``, ratio against size.
 
 Growth exponent. Time ~ c * n^k is fitted by least squares on log(median) against log(n) over
 the upper half of the sweep (at least its two largest sizes), where fixed per-call overhead no
@@ -39,12 +42,14 @@ MAX_CHART_ROWS = 30
 
 
 def series_label(info: dict[str, Any]) -> str:
-    """``numpy`` or ``torch cpu float32`` (optimizers: ``torch foreach cpu float32``)."""
+    """``numpy`` or ``torch cpu float32`` (optimizers: ``torch foreach cpu float32``); a
+    setting other than the default adds its variant: ``torch cpu bfloat16 [dilation2]``."""
     impl = str(info.get("impl", "?"))
     if impl == "numpy":
         return "numpy"
     prefix = "torch" if impl == "torch" else f"torch {impl}"
-    return f"{prefix} {info.get('device', '?')} {info.get('dtype', '?')}"
+    variant = f" [{info['variant']}]" if info.get("variant") else ""
+    return f"{prefix} {info.get('device', '?')} {info.get('dtype', '?')}{variant}"
 
 
 def scaling(run: gt.Run) -> dict[str, dict[str, dict[str, dict[int, float]]]]:
@@ -124,11 +129,14 @@ def _safe(name: str) -> str:
 
 
 def plot_scaling(op: str, passes: dict[str, dict[str, dict[int, float]]], path: Path) -> None:
-    """Time against size for one op: a log-log panel per pass, a line per implementation."""
+    """Time against size for one op: a log-log panel per pass, a line per implementation and
+    dtype (settings with a variant, timed at two sizes only, are in the table, not here)."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(passes), figsize=(4.6 * len(passes), 3.6), squeeze=False)
     for ax, (pass_, series) in zip(axes[0], passes.items(), strict=True):
         for label, pts in sorted(series.items()):
+            if label.endswith("]"):
+                continue
             ns = sorted(pts)
             k = growth_exponent(pts)
             style = "--" if label == "numpy" else "-"
@@ -139,6 +147,50 @@ def plot_scaling(op: str, passes: dict[str, dict[str, dict[int, float]]], path: 
         ax.set_ylabel("median time per call (s)")
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
+def _checkcost_markdown(found: Sequence[Any]) -> list[str]:
+    from suite import checkcost
+
+    return ["## Check cost against gradcheck's fast mode", "",
+            "ours / gradcheck: median time of gradsuite's three-way check of one case (forward, "
+            "gradient, reference VJP against finite differences) over that of "
+            "`torch.autograd.gradcheck(fast_mode=True, check_undefined_grad=False)` on the same "
+            "input (float64, CPU, one thread; suite/checkcost.py). Columns: elements of the "
+            "largest array; bold: above 1.", "",
+            *checkcost.table_lines(found), ""]
+
+
+def plot_checkcost(found: Sequence[Any], path: Path) -> None:
+    """Ratio ours / gradcheck against elements, log-log: a thin line per record, the median
+    across records bold, 1 dashed."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    by_op: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for c in found:
+        if c.ratio is not None:
+            by_op[c.op].append((c.target, c.ratio))
+    for points in by_op.values():
+        points.sort()
+        ax.loglog([p[0] for p in points], [p[1] for p in points], color="tab:gray",
+                  alpha=0.35, linewidth=0.8)
+    targets = sorted({t for points in by_op.values() for t, _ in points})
+    medians = [float(np.median([r for points in by_op.values() for t, r in points if t == x]))
+               for x in targets]
+    ax.loglog(targets, medians, color="tab:blue", marker="o", linewidth=2,
+              label=f"median over {len(by_op)} records")
+    ax.axhline(1.0, color="black", linestyle="--", linewidth=0.8, label="as dear as gradcheck")
+    plain = plt.FuncFormatter(lambda value, _: f"{value:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+    ax.set_xlabel("elements of the largest array")
+    ax.set_ylabel("time of ours / time of gradcheck (fast mode)")
+    ax.set_title("Check cost against gradcheck, one line per record", fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     _save_figure(fig, path)
     plt.close(fig)
@@ -237,6 +289,17 @@ def render(current: gt.Run | None, *, out: str, baseline: gt.Run | None = None,
                 written.append(str(path))
                 lines.append(f"![{op}]({path.name})")
             lines.append("")
+    if current is not None:
+        from suite import checkcost
+
+        found = checkcost.cells(list(current.benchmarks.values()))
+        if found:
+            lines += _checkcost_markdown(found)
+            if plots:
+                path = outdir / "checkcost.png"
+                plot_checkcost(found, path)
+                written.append(str(path))
+                lines += [f"![check cost]({path.name})", ""]
     if result is not None and baseline is not None and current is not None:
         lines += _comparison_markdown(result, baseline, current)
         if plots:

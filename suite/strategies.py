@@ -149,16 +149,22 @@ def optimizer_runs(hyper: st.SearchStrategy[dict[str, Any]], *, min_steps: int =
     * ``tensor_lr``: ``lr`` is given to torch as a tensor.
     """
 
+    # Built once, drawn from many times (building a strategy per draw cost more than drawing).
+    shape_lists = st.lists(shapes(min_dims=0, max_dims=2, max_size=256), min_size=1, max_size=3)
+    step_counts = st.integers(min_steps, max_steps)
+    scales = st.sampled_from((1.0, 1e-3, 10.0))
+    fractions = st.sampled_from((0.0, 0.3))
+    flags = st.booleans()
+    group_labels = {n: st.lists(st.integers(0, 2), min_size=n, max_size=n) for n in (2, 3)}
+
     @st.composite
     def runs(draw: st.DrawFn) -> OptimizerRun:
-        param_shapes = draw(st.lists(shapes(min_dims=0, max_dims=2, max_size=256), min_size=1,
-                                     max_size=3), label="param shapes")
-        steps = draw(st.integers(min_steps, max_steps), label="steps")
-        scale = draw(st.sampled_from((1.0, 1e-3, 10.0)), label="grad scale")
-        zero_fraction = draw(st.sampled_from((0.0, 0.3)), label="zero fraction")
-        none_fraction = draw(st.sampled_from((0.0, 0.3)), label="none fraction") \
-            if none_grads else 0.0
-        is_complex = complex_params and draw(st.booleans(), label="complex")
+        param_shapes = draw(shape_lists, label="param shapes")
+        steps = draw(step_counts, label="steps")
+        scale = draw(scales, label="grad scale")
+        zero_fraction = draw(fractions, label="zero fraction")
+        none_fraction = draw(fractions, label="none fraction") if none_grads else 0.0
+        is_complex = complex_params and draw(flags, label="complex")
         if is_complex:
             param_shapes = [(*s, 2) for s in param_shapes]
         seed = draw(SEEDS, label="seed")
@@ -176,15 +182,14 @@ def optimizer_runs(hyper: st.SearchStrategy[dict[str, Any]], *, min_steps: int =
         defaults = draw(hyper, label="hyper")
         split: tuple[tuple[tuple[int, ...], dict[str, Any]], ...] = ()
         if groups and len(params) > 1:
-            labels = draw(st.lists(st.integers(0, 2), min_size=len(params),
-                                   max_size=len(params)), label="group of each param")
+            labels = draw(group_labels[len(params)], label="group of each param")
             members = [tuple(i for i, g in enumerate(labels) if g == k) for k in range(3)]
             overrides: list[dict[str, Any]] = [{}]
             for _ in range(2):
                 drawn = draw(hyper, label="group hyper")
                 overrides.append({k: v for k, v in drawn.items() if k not in constructor_only})
             split = tuple((m, o) for m, o in zip(members, overrides, strict=True) if m)
-        as_tensor = tensor_lr and draw(st.booleans(), label="lr as tensor")
+        as_tensor = tensor_lr and draw(flags, label="lr as tensor")
         return OptimizerRun(params, grads, defaults, seed, split, is_complex, as_tensor)
 
     return runs()

@@ -78,6 +78,9 @@ GELU_FLOAT32_INF_IS_NAN = torch_at_least("2.1") and CPU_CAPABILITY.startswith("A
 SDPA_SCALE = torch_at_least("2.1")
 #: nn.LayerNorm's ``bias`` argument is new in 2.1 (2.0.1: "unexpected keyword argument 'bias'").
 LAYER_NORM_BIAS_ARGUMENT = torch_at_least("2.1")
+#: nn.TransformerEncoderLayer's and TransformerDecoderLayer's ``bias`` argument, also new in
+#: 2.1 (with LayerNorm's); before it every layer has biases.
+TRANSFORMER_BIAS_ARGUMENT = torch_at_least("2.1")
 #: gaussian_nll_loss's var with a dimension of 1 other than the last: "var is of incorrect size"
 #: on 2.1.2, accepted on 2.13.0 (measured; the versions between are not, so they are not drawn).
 GAUSSIAN_VAR_ANY_UNIT_DIM = torch_at_least("2.13")

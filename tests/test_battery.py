@@ -16,11 +16,16 @@ import sys
 
 import pytest
 import torch
+import torch._inductor.test_operators
 import torch.nn.functional as F
 
 import gradsuite as gs
 from suite import optimcheck
 
+# The import above registers torch's "_inductor_test" operator library in this process before
+# any in-process pytest run: pytester restores sys.modules after each run, and a run that
+# imported that module for the first time would have it imported (and registered) again by the
+# next one, which torch refuses ("Only a single TORCH_LIBRARY can be used ...").
 REPO = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 
@@ -37,7 +42,10 @@ def run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
         # A session in a subprocess where torch's operator registry must start afresh (a
         # nested in-process run re-imports modules that register operators once only).
         runner = pytester.runpytest_subprocess if subprocess else pytester.runpytest_inprocess
-        return runner("-p", "no:cacheprovider", "--device", "cpu", "--repro-dir", "repro", *args)
+        # The quick profile: these runs exercise gradsuite's own path (a planted bug fails on
+        # its first example), not torch.
+        return runner("-p", "no:cacheprovider", "--device", "cpu", "--repro-dir", "repro",
+                      "--hypothesis-profile=quick", *args)
 
     return invoke
 

@@ -30,9 +30,18 @@ UNUSED_ON_PURPOSE = {
     "identity_vjp": "as identity",
     "dropout": "F.dropout draws its own mask; tests/test_layers.py recovers it and checks this",
     "dropout_vjp": "as dropout",
+    "alpha_dropout": "as dropout: tests/test_layers.py recovers F.alpha_dropout's and "
+                     "F.feature_alpha_dropout's masks and checks this",
+    "alpha_dropout_vjp": "as alpha_dropout",
+    "alpha_dropout_affine": "alpha_dropout's constants, checked with it",
     "batch_norm_running_stats": "a buffer update, not an op: tests/test_layers.py checks it",
     "relu_pre_activations": "where the relu RNN is not differentiable: suite/inputs/recurrent.py "
                             "keeps drawn cases off it",
+    "max_pool_indices": "return_indices of max pooling, not differentiable: "
+                        "tests/test_pooling.py compares torch's indices with it, and the "
+                        "max_unpool input makers draw their indices with it",
+    "adaptive_max_pool_indices": "return_indices of adaptive max pooling: tests/test_pooling.py",
+    "instance_norm_running_stats": "as batch_norm_running_stats",
 }
 # Public reference modules whose functions are not the reference of a record, each with the reason.
 NOT_RECORD_MODULES = {

@@ -121,7 +121,7 @@ def test_drift_json_records_a_run_across_xdist_workers(tmp_path: pathlib.Path) -
     path = tmp_path / "drift.json"
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--device", "cpu",
-         *[f"tests/test_ops.py::test_forward_matches_reference[cpu-float64-{op}]"
+         *[f"tests/test_ops.py::TestOps::test_forward_matches_reference[cpu-float64-{op}]"
            for op in ("sigmoid", "tanh")], "--dtype", "float64", "--hypothesis-profile=dev",
          f"--drift-json={path}", *workers],
         cwd=REPO, capture_output=True, text=True, timeout=300, check=False)

@@ -19,6 +19,7 @@ from suite import catalog, compare
 from suite import gradcheck as gc
 from suite import optimcheck as oc
 from suite import tolerances as tols
+from suite.inputs import layers as hi
 from suite.specs import Case, ModuleForm, OpSpec, OptimizerRun
 
 TANH = catalog.by_name("tanh")
@@ -223,9 +224,11 @@ def test_summation_allowance_does_not_hide_a_missing_term(half: torch.dtype) -> 
     assert "for sum |terms| there" in message  # the allowance is shown where it was exceeded
 
 
-@HALF
+@pytest.mark.parametrize("half", [torch.float32, torch.float16, torch.bfloat16],
+                         ids=["float32", "float16", "bfloat16"])
 def test_summation_allowance_does_not_hide_a_wrong_weight_gradient(half: torch.dtype) -> None:
-    """...and a weight gradient summed over all but the first batch row."""
+    """...and a weight gradient summed over all but the first batch row (float32 has the
+    allowance too)."""
     class SkipsARow(torch.autograd.Function):
         @staticmethod
         def forward(ctx, x, w, b):  # type: ignore[override]
@@ -244,10 +247,12 @@ def test_summation_allowance_does_not_hide_a_wrong_weight_gradient(half: torch.d
     assert "linear: VJP w.r.t. weight is not close to the reference" in message
 
 
-def test_summation_allowance_is_zero_in_float32_and_float64() -> None:
-    """Only the half rungs get the conditioning term (float32/64 atol already covers it)."""
-    assert tols.summation(torch.float32) == tols.summation(torch.float64) == 0.0
-    assert tols.summation(torch.float16) == 2 * torch.finfo(torch.float16).eps
+@pytest.mark.parametrize("rung", [torch.float64, torch.float32, torch.float16, torch.bfloat16],
+                         ids=["float64", "float32", "float16", "bfloat16"])
+def test_summation_allowance_is_two_ulp_per_unit_of_terms(rung: torch.dtype) -> None:
+    """Every dtype's conditioning term is 2 eps per unit of sum |terms| (tolerances.py)."""
+    assert tols.summation(rung) == 2 * torch.finfo(rung).eps
+
 
 
 @HALF
@@ -280,6 +285,114 @@ def test_centred_gradient_allowance_does_not_hide_a_missing_mean(half: torch.dty
     bad = dataclasses.replace(layer_norm, torch_fn=wrong)
     message = _fails(gc.check_gradient, bad, case, half, "cpu")
     assert "layer_norm: VJP w.r.t. input is not close to the reference" in message
+
+
+class _PlantedBackward(torch.autograd.Function):
+    """``forward(fn, backward, *tensors)``: fn's values, and ``backward(g, *tensors)`` as its
+    gradients (a planted wrong backward for the half-precision allowance tests below)."""
+
+    @staticmethod
+    def forward(ctx, fn, backward, *tensors):  # type: ignore[override]
+        ctx.backward_fn = backward
+        ctx.save_for_backward(*tensors)
+        return fn(*tensors)
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        return (None, None, *ctx.backward_fn(g, *ctx.saved_tensors))
+
+
+@HALF
+def test_local_response_norm_allowance_does_not_hide_a_missing_cross_term(
+        half: torch.dtype) -> None:
+    """local_response_norm's allowance (sum |terms| of its two-term gradient) still catches a
+    backward that keeps only g s^(-beta), dropping the window's cross term."""
+    spec = catalog.by_name("local_response_norm")
+    options = {"size": 3, "alpha": 1.0, "beta": 0.75, "k": 1.0}
+    case = Case({"input": np.random.default_rng(5).standard_normal((2, 6, 5))}, ("input",),
+                options, 5)
+
+    def wrong(input, size, alpha, beta, k):
+        def scale_only(g, x):
+            s = F.avg_pool2d(F.pad((x * x).unsqueeze(1), (0, 0, size // 2, (size - 1) // 2)),
+                             (size, 1), stride=1).squeeze(1) * alpha + k
+            return (g * s ** -beta,)
+        return _PlantedBackward.apply(
+            lambda x: F.local_response_norm(x, size, alpha, beta, k), scale_only, input)
+
+    _control(gc.check_gradient, spec, case, half)
+    message = _fails(gc.check_gradient, dataclasses.replace(spec, torch_fn=wrong), case, half,
+                     "cpu")
+    assert "local_response_norm: VJP w.r.t. input is not close to the reference" in message
+
+
+@HALF
+def test_cosine_similarity_allowance_does_not_hide_a_missing_term(half: torch.dtype) -> None:
+    """cosine_similarity's allowance still catches a gradient without - cos a / |a|^2."""
+    spec = catalog.by_name("cosine_similarity")
+    case = spec.inputs.sized(16, seed=5)  # type: ignore[union-attr]
+
+    def wrong(x1, x2, dim=1, eps=1e-8):
+        def first_terms(g, a, b):
+            na, nb = a.norm(dim=dim, keepdim=True), b.norm(dim=dim, keepdim=True)
+            gk = g.unsqueeze(dim)
+            return gk * b / (na * nb), gk * a / (na * nb)
+        return _PlantedBackward.apply(lambda a, b: F.cosine_similarity(a, b, dim, eps),
+                                      first_terms, x1, x2)
+
+    _control(gc.check_gradient, spec, case, half)
+    message = _fails(gc.check_gradient, dataclasses.replace(spec, torch_fn=wrong), case, half,
+                     "cpu")
+    assert "cosine_similarity: VJP w.r.t. x1 is not close to the reference" in message
+
+
+@HALF
+def test_embedding_bag_max_allowance_does_not_hide_a_gradient_to_every_row(
+        half: torch.dtype) -> None:
+    """embedding_bag's max-mode allowance (sum |g| onto the argmax rows) still catches a
+    backward that sends each bag's gradient to all of its rows, as sum mode would."""
+    spec = catalog.by_name("embedding_bag")
+    case = hi.Bags()._case(num=8, dim=4, layout="offsets", sizes=[3, 3, 2], width=1,
+                           mode="max", weighted=False, padding_idx=None, scale=1.0, seed=5)
+
+    def wrong(input, weight, offsets=None, mode="mean", include_last_offset=False,
+              padding_idx=None):
+        def to_every_row(g, w):
+            grad = torch.zeros_like(w)
+            bags = torch.bucketize(torch.arange(len(input)), offsets, right=True) - 1
+            return (grad.index_add(0, input, g[bags]),)
+        return _PlantedBackward.apply(
+            lambda w: F.embedding_bag(input, w, offsets, mode=mode), to_every_row, weight)
+
+    _control(gc.check_gradient, spec, case, half)
+    message = _fails(gc.check_gradient, dataclasses.replace(spec, torch_fn=wrong), case, half,
+                     "cpu")
+    assert "embedding_bag: VJP w.r.t. weight is not close to the reference" in message
+
+
+@HALF
+def test_instance_norm_allowance_does_not_hide_a_missing_mean(half: torch.dtype) -> None:
+    """instance_norm's allowance (the centred gradient's sum |terms|) still catches a backward
+    that forgets to subtract mean(dxhat)."""
+    spec = catalog.by_name("instance_norm")
+    rng = np.random.default_rng(5)
+    case = Case({"input": rng.standard_normal((2, 3, 16))}, ("input",),
+                {"use_input_stats": True, "momentum": 0.1, "eps": 1e-5}, 5)
+
+    def wrong(input, running_mean=None, running_var=None, weight=None, bias=None,
+              use_input_stats=True, momentum=0.1, eps=1e-5):
+        def no_mean_term(g, x):
+            mu = x.mean(-1, keepdim=True)
+            inv_std = torch.rsqrt(((x - mu) ** 2).mean(-1, keepdim=True) + eps)
+            xhat = (x - mu) * inv_std
+            return (inv_std * (g - xhat * (g * xhat).mean(-1, keepdim=True)),)
+        return _PlantedBackward.apply(lambda x: F.instance_norm(x, eps=eps), no_mean_term,
+                                      input)
+
+    _control(gc.check_gradient, spec, case, half)
+    message = _fails(gc.check_gradient, dataclasses.replace(spec, torch_fn=wrong), case, half,
+                     "cpu")
+    assert "instance_norm: VJP w.r.t. input is not close to the reference" in message
 
 
 # --- the module check must fail on a planted bug ------------------------------------------------

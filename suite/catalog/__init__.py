@@ -10,18 +10,24 @@ from suite.catalog import (
     activations,
     attention,
     conv,
+    distance,
     layers,
     losses,
     norms,
     optimizers,
+    pooling,
     recurrent,
+    resampling,
     schedulers,
+    transformer,
 )
 from suite.specs import ClosureOptimizerSpec, OpSpec, OptimizerSpec, SchedulerSpec
 
 OPS: tuple[OpSpec, ...] = tuple(
-    sorted(activations.RECORDS + attention.RECORDS + conv.RECORDS + layers.RECORDS
-           + losses.RECORDS + norms.RECORDS + recurrent.RECORDS, key=lambda s: s.name))
+    sorted(activations.RECORDS + attention.RECORDS + conv.RECORDS + distance.RECORDS
+           + layers.RECORDS + losses.RECORDS + norms.RECORDS + pooling.RECORDS
+           + recurrent.RECORDS + resampling.RECORDS + transformer.RECORDS,
+           key=lambda s: s.name))
 OPTIMIZERS: tuple[OptimizerSpec, ...] = tuple(sorted(optimizers.RECORDS, key=lambda s: s.name))
 SCHEDULERS: tuple[SchedulerSpec, ...] = tuple(sorted(schedulers.RECORDS, key=lambda s: s.name))
 
@@ -55,8 +61,7 @@ def record(name: str) -> OpSpec | OptimizerSpec | ClosureOptimizerSpec:
         return everything[name]
     close = difflib.get_close_matches(name, list(everything), n=4, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}? " if close else ""
-    raise KeyError(f"no record named {name!r}; {hint}`python -m suite list` lists all "
-                   f"{len(everything)}")
+    raise KeyError(f"no record named {name!r}; {hint}`python -m suite list` lists them all")
 
 
 def spec_id(spec: OpSpec | OptimizerSpec | SchedulerSpec | ClosureOptimizerSpec) -> str:

@@ -25,8 +25,25 @@ def _bilinear_module(case: Case) -> nn.Module:
     return nn.Bilinear(n1, n2, n_out, bias="bias" in case.arrays)
 
 
+class _EmbeddingBag(nn.EmbeddingBag):
+    """nn.EmbeddingBag built from the case (sizes from the table, the functional options as
+    they are) whose forward takes the case's other arrays positionally and passes them by
+    name (a 2-D input has per_sample_weights but no offsets: positions would misplace it)."""
+
+    def __init__(self, case: Case):
+        super().__init__(*case.arrays["weight"].shape, **case.options)
+        self._names = tuple(k for k in case.arrays if k != "weight")
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(**dict(zip(self._names, tensors, strict=True)))
+
+
 def _embedding_module(case: Case) -> nn.Module:
     return nn.Embedding(*case.arrays["weight"].shape, **case.options)
+
+
+def _unflatten_module(case: Case) -> nn.Module:
+    return nn.Unflatten(case.options["dim"], case.options["sizes"])
 
 
 def _linear_module(case: Case) -> nn.Module:
@@ -58,4 +75,20 @@ RECORDS = (
            # wrong factor or sign.
            tol={(Kind.GRADIENT, torch.float32): Tolerance(rtol=3e-4, atol=3e-4)},
            docs="https://pytorch.org/docs/stable/generated/torch.nn.Linear.html"),
+    OpSpec(name="embedding_bag", family="layer", torch_fn=F.embedding_bag,
+           ref=ref.embedding_bag, ref_vjp=ref.embedding_bag_vjp, inputs=hi.Bags(),
+           terms=conditioning.EMBEDDING_BAG,
+           second_order="torch 2.13.0 has neither forward-mode AD nor a double backward for "
+                        "_embedding_bag ('not implemented')",
+           docs=_DOCS.format("EmbeddingBag"),
+           module=ModuleForm(nn.EmbeddingBag, factory=_EmbeddingBag, params=("weight",))),
+    # Reshapes: every output element is one input element, exact in any dtype, and the
+    # Jacobian is constant (second derivatives 0).
+    OpSpec(name="flatten", family="layer", torch_fn=torch.flatten, ref=ref.flatten,
+           ref_vjp=ref.flatten_vjp, inputs=hi.Reshaped("flatten"),
+           docs=_DOCS.format("Flatten"), module=ModuleForm(nn.Flatten)),
+    OpSpec(name="unflatten", family="layer", torch_fn=torch.unflatten, ref=ref.unflatten,
+           ref_vjp=ref.unflatten_vjp, inputs=hi.Reshaped("unflatten"),
+           docs=_DOCS.format("Unflatten"),
+           module=ModuleForm(nn.Unflatten, factory=_unflatten_module)),
 )

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from suite import hard, versions
 from suite import tolerances as tols
+from suite.inputs import variants
 from suite.specs import Array, Case
 from suite.strategies import REALS, SEEDS, OptionStrategy, Shape, draw_options, shapes
 
@@ -250,6 +251,14 @@ class Pointwise:
 
         return cases()
 
+    @property
+    def bench_variants(self) -> dict[str, variants.BenchVariant]:
+        """Each reduction besides the sized case's (suite.inputs.variants), where the loss
+        has the option."""
+        if "reduction" not in self.options:
+            return {}
+        return variants.reductions(self.sized_options.get("reduction", "mean"))
+
     def sized(self, n: int, seed: int = 0) -> Case:
         rng = np.random.default_rng(seed)
         shape = (n, n)
@@ -323,6 +332,11 @@ class Regression:
             return Case(arrays, ("input", "target"), {"reduction": reduction}, seed)
 
         return cases()
+
+    @property
+    def bench_variants(self) -> dict[str, variants.BenchVariant]:
+        """Each reduction besides the sized case's ``mean`` (suite.inputs.variants)."""
+        return variants.reductions("mean")
 
     def sized(self, n: int, seed: int = 0) -> Case:
         rng = np.random.default_rng(seed)
@@ -465,6 +479,11 @@ class Classification:
             return hard.rewrite(case, arrays, f"{scenario}: {label}")
 
         return cases()
+
+    @property
+    def bench_variants(self) -> dict[str, variants.BenchVariant]:
+        """Each reduction besides the sized case's ``mean`` (suite.inputs.variants)."""
+        return variants.reductions("mean")
 
     def sized(self, n: int, seed: int = 0) -> Case:
         rng = np.random.default_rng(seed)
@@ -701,6 +720,11 @@ class Alignment:
                               seed)
 
         return cases()
+
+    @property
+    def bench_variants(self) -> dict[str, variants.BenchVariant]:
+        """Each reduction besides the sized case's ``mean`` (suite.inputs.variants)."""
+        return variants.reductions("mean")
 
     def sized(self, n: int, seed: int = 0) -> Case:
         options = {"blank": 0, "reduction": "mean", "zero_infinity": False}

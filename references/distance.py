@@ -1,0 +1,149 @@
+r"""Distance functions, NumPy float64: cosine similarity and the pairwise p-norm distance.
+
+Both broadcast their two arguments against each other first (as torch does) and reduce one
+axis of the common shape; each VJP sums its gradient back over the copies broadcasting made
+(:func:`_sum_to_shape`).
+
+Follows ``torch.nn.functional.cosine_similarity`` / ``torch.nn.CosineSimilarity``
+(https://pytorch.org/docs/stable/generated/torch.nn.CosineSimilarity.html) and
+``torch.nn.functional.pairwise_distance`` / ``torch.nn.PairwiseDistance``
+(https://pytorch.org/docs/stable/generated/torch.nn.PairwiseDistance.html).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[np.float64]
+
+
+def _sum_to_shape(a: Array, shape: tuple[int, ...]) -> Array:
+    """The VJP of broadcasting an array of ``shape`` up to ``a.shape``: sum the added axes and
+    the axes of size 1."""
+    a = np.sum(a, axis=tuple(range(a.ndim - len(shape))))
+    return np.sum(a, axis=tuple(i for i, n in enumerate(shape) if n == 1), keepdims=True)
+
+
+def _broadcast(x1: Array, x2: Array) -> tuple[Array, Array]:
+    a, b = np.broadcast_arrays(np.asarray(x1, dtype=np.float64), np.asarray(x2, dtype=np.float64))
+    return a, b
+
+
+# --- cosine_similarity ---------------------------------------------------------------------
+
+
+def cosine_similarity(x1: Array, x2: Array, dim: int = 1, eps: float = 1e-8) -> Array:
+    r"""cos = (a . b) / (max(||a||, eps) max(||b||, eps)), along ``dim`` of the broadcast pair
+    (a, b) (``dim`` refers to the common shape; the norms are taken over the broadcast vectors,
+    so a feature dimension of size 1 is repeated: [c] against [u, v] is the cosine of [c, c]
+    and [u, v]).
+
+    This is ``torch.nn.functional.cosine_similarity``'s documented formula and what torch
+    computes; ``torch.nn.CosineSimilarity``'s docstring writes max(||a|| ||b||, eps) instead,
+    which differs where a norm is below eps (KNOWN_DIFFERENCES.md).
+    """
+    a, b = _broadcast(x1, x2)
+    c1 = np.maximum(np.linalg.norm(a, axis=dim), eps)
+    c2 = np.maximum(np.linalg.norm(b, axis=dim), eps)
+    return np.sum(a * b, axis=dim) / (c1 * c2)
+
+
+def _cosine_side(g: Array, a: Array, b: Array, dim: int, eps: float,
+                 straight_through: bool) -> Array:
+    """d cos / d a contracted with g, for the broadcast pair: with n = ||a||, c_a = max(n, eps)
+    and the clamp active (n < eps) or not,
+
+        g (b / (c_a c_b) - (a . b) / (c_a^2 c_b) * a / n * [n > eps])
+
+    the derivative; with ``straight_through`` the indicator is [n > 0] (torch clamps the norm
+    in place under no_grad, so autograd differentiates the norm as if unclamped)."""
+    n_a = np.linalg.norm(a, axis=dim, keepdims=True)
+    c_a = np.maximum(n_a, eps)
+    c_b = np.maximum(np.linalg.norm(b, axis=dim, keepdims=True), eps)
+    dot = np.sum(a * b, axis=dim, keepdims=True)
+    g = np.expand_dims(g, dim)
+    active = (n_a > 0) if straight_through else (n_a > eps)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        unit = np.where(active, a / np.where(n_a > 0, n_a, 1.0), 0.0)
+    return g * (b / (c_a * c_b) - dot / (c_a * c_a * c_b) * unit)
+
+
+def cosine_similarity_vjp(g: Array, x1: Array, x2: Array, dim: int = 1, eps: float = 1e-8, *,
+                          straight_through: bool = False) -> dict[str, Array]:
+    r"""VJP of :func:`cosine_similarity`: with n_a = ||a||, c_a = max(n_a, eps),
+
+        dL/da = g (b / (c_a c_b) - cos a / (c_a n_a) [n_a > eps])
+
+    (and symmetrically for b), summed back over broadcast copies. Below eps the clamped norm is
+    a constant, and dL/da = g b / (eps c_b). ``straight_through=True`` gives torch's gradient
+    instead, which keeps the second term for 0 < n_a <= eps (KNOWN_DIFFERENCES.md); both agree
+    wherever the norms exceed eps.
+    """
+    a, b = _broadcast(x1, x2)
+    return {"x1": _sum_to_shape(_cosine_side(g, a, b, dim, eps, straight_through),
+                                np.shape(x1)),
+            "x2": _sum_to_shape(_cosine_side(g, b, a, dim, eps, straight_through),
+                                np.shape(x2))}
+
+
+# --- pairwise_distance ---------------------------------------------------------------------
+
+
+def pairwise_distance(x1: Array, x2: Array, p: float = 2.0, eps: float = 1e-6,
+                      keepdim: bool = False) -> Array:
+    r"""dist = ||d||_p,  d = x1 - x2 + eps (eps added to every component, as torch does),
+    along the last dimension of the broadcast pair:
+
+        ||d||_p = (sum_i |d_i|^p)^(1 / p)   (p != 0, +-inf; p < 0 allowed)
+        ||d||_0 = #{i: d_i != 0},  ||d||_inf = max_i |d_i|,  ||d||_-inf = min_i |d_i|.
+
+    ``keepdim`` keeps the reduced dimension (size 1).
+    """
+    a, b = _broadcast(x1, x2)
+    d = a - b + eps
+    return _norm(d, p, keepdim)
+
+
+def _norm(d: Array, p: float, keepdim: bool) -> Array:
+    ad = np.abs(d)
+    if p == 0:
+        return np.sum(ad != 0, axis=-1, keepdims=keepdim).astype(np.float64)
+    if math.isinf(p):
+        return (np.max if p > 0 else np.min)(ad, axis=-1, keepdims=keepdim)
+    with np.errstate(divide="ignore"):  # |0|^p = inf for p < 0: the norm is then 0, as torch
+        return np.sum(ad**p, axis=-1, keepdims=keepdim) ** (1.0 / p)
+
+
+def pairwise_distance_vjp(g: Array, x1: Array, x2: Array, p: float = 2.0, eps: float = 1e-6,
+                          keepdim: bool = False) -> dict[str, Array]:
+    r"""VJP of :func:`pairwise_distance`: dL/dx1 = g d||d||_p/dd, dL/dx2 = -that, each summed
+    back over broadcast copies, with
+
+        d||d||_p / dd_i = sign(d_i) |d_i|^(p - 1) / ||d||_p^(p - 1)
+        p = inf (-inf): sign(d_i) at the components attaining the max (min) of |d|, shared
+                        equally between ties (torch's convention)
+        p = 0: 0 (a count).
+
+    At d_i = 0 the derivative does not exist for p <= 1 (|d_i|^(p - 1) is infinite, or |.| has
+    a kink); torch gives 0 there, and so does this (and 0 for a zero vector d).
+    """
+    a, b = _broadcast(x1, x2)
+    d = a - b + eps
+    gk = np.asarray(g, dtype=np.float64)
+    gk = gk if keepdim else gk[..., None]
+    ad = np.abs(d)
+    if p == 0:
+        dd = np.zeros(d.shape)
+    elif math.isinf(p):
+        extreme = ad == (np.max if p > 0 else np.min)(ad, axis=-1, keepdims=True)
+        dd = np.sign(d) * extreme / np.sum(extreme, axis=-1, keepdims=True)
+    else:
+        dist = _norm(d, p, keepdim=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dd = np.sign(d) * ad ** (p - 1.0) / dist ** (p - 1.0)
+        dd = np.where((d == 0) | (dist == 0), 0.0, dd)
+    return {"x1": _sum_to_shape(gk * dd, np.shape(x1)),
+            "x2": _sum_to_shape(-gk * dd, np.shape(x2))}

@@ -1,0 +1,633 @@
+r"""Pooling over windows that are not one fixed sliding kernel, NumPy float64: adaptive max and
+average pooling, power-average (LP) pooling, fractional max pooling, and max unpooling.
+
+* Adaptive pooling (1/2/3-d) splits each input side L into ``out`` windows
+  [floor(i L / out), ceil((i + 1) L / out)), which may overlap and differ in length by one.
+  The average is separable (a matrix per dimension, ``references._separable``); the maximum is
+  a gather of every window (padded to the longest with -inf) and an argmax.
+* LP pooling is (sum over a sliding window of x^p)^(1/p) (``references.conv``'s windows).
+* Fractional max pooling (Graham, "Fractional Max-Pooling", arXiv:1412.6071) places windows of
+  a fixed size at pseudo-random steps of 1 or 2 drawn from one sample u in [0, 1) per plane and
+  dimension; torch takes the samples as ``_random_samples``, so the reference uses the same.
+* Max unpooling scatters values to the flat indices max pooling returned.
+
+Every max here gives each window's gradient to its first maximum in row-major window order
+(torch's CPU kernels keep a value only if it is greater, ``val > maxval``).
+
+Follows https://pytorch.org/docs/stable/generated/torch.nn.AdaptiveMaxPool2d.html,
+https://pytorch.org/docs/stable/generated/torch.nn.AdaptiveAvgPool2d.html,
+https://pytorch.org/docs/stable/generated/torch.nn.LPPool2d.html,
+https://pytorch.org/docs/stable/generated/torch.nn.FractionalMaxPool2d.html,
+https://pytorch.org/docs/stable/generated/torch.nn.MaxUnpool2d.html (and their 1-d and 3-d
+pages).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from references import _separable
+from references.conv import _crop, _Pool, _pool_setup, _tuple, _windows, _windows_vjp
+
+Array = NDArray[np.float64]
+Index = NDArray[np.int64]
+IntOrTuple = int | Sequence[int]
+OutputSize = int | None | Sequence[int | None]
+
+
+def _batched(input: Array, d: int) -> tuple[Array, bool]:
+    x = np.asarray(input, dtype=np.float64)
+    return (x[None], True) if x.ndim == d + 1 else (x, False)
+
+
+# --- gathered windows of any start and length ----------------------------------------------
+
+
+def _box_windows(x: Array, starts: Sequence[Index], lengths: Sequence[Index]
+                 ) -> tuple[Array, Index]:
+    """The windows of ``x`` (N, C, *sides) along its d spatial dimensions, and where each
+    element comes from.
+
+    Window o spans [starts[i][..., o_i], starts[i][..., o_i] + lengths[i][o_i]) along dimension
+    i; ``starts[i]`` has shape (N, C, out_i) (a plane may place its windows differently, as
+    fractional pooling does) and ``lengths[i]`` shape (out_i,). Returns ``values`` of shape
+    (N, C, *out, K) with K = prod of the longest lengths (row-major window order; positions
+    past a shorter window are -inf) and ``flat``, the same shape, the flat index of each
+    element in its (n, c) plane (0 where the value is -inf).
+    """
+    n, c, *sides = x.shape
+    d = len(sides)
+    longest = [int(np.max(length)) if np.size(length) else 1 for length in lengths]
+    positions, valid = [], np.ones((1,) * (2 + 2 * d), dtype=bool)
+    for i in range(d):
+        k = np.arange(longest[i])
+        pos = np.broadcast_to(starts[i], (n, c, len(lengths[i])))[..., :, None] + k
+        ok = k[None, :] < np.asarray(lengths[i])[:, None]
+        # interleaved layout (N, C, out_1, K_1, .., out_d, K_d): this dimension's axes 2i+2, 2i+3
+        shape = [n, c] + [1] * (2 * d)
+        shape[2 + 2 * i], shape[3 + 2 * i] = pos.shape[2], pos.shape[3]
+        positions.append(np.where(ok, pos, 0).reshape(shape))
+        ok_shape = [1] * (2 + 2 * d)
+        ok_shape[2 + 2 * i], ok_shape[3 + 2 * i] = ok.shape
+        valid = valid & ok.reshape(ok_shape)
+    plane = tuple(np.broadcast_arrays(*positions))
+    flat = np.ravel_multi_index(plane, sides)
+    gathered = np.take_along_axis(x.reshape(n, c, -1), flat.reshape(n, c, -1), axis=2)
+    values = np.where(valid, gathered.reshape(flat.shape), -np.inf)
+    flat = np.where(valid, flat, 0)
+    # (N, C, out_1, K_1, ..) -> (N, C, out_1, .., out_d, K_1 .. K_d), window axes flattened
+    order = [0, 1, *range(2, 2 + 2 * d, 2), *range(3, 3 + 2 * d, 2)]
+    out = values.shape[2::2]
+    values = values.transpose(order).reshape(n, c, *out, -1)
+    flat = flat.transpose(order).reshape(n, c, *out, -1)
+    return values, flat
+
+
+def _window_max(values: Array, flat: Index) -> tuple[Array, Index]:
+    """Each window's maximum and the flat index of its first argmax."""
+    arg = np.argmax(values, axis=-1)[..., None]
+    return (np.take_along_axis(values, arg, axis=-1)[..., 0],
+            np.take_along_axis(flat, arg, axis=-1)[..., 0])
+
+
+def _scatter_to(g: Array, indices: Index, shape: tuple[int, ...]) -> Array:
+    """dL/dx of a gather by flat plane indices: each g added at its index (repeats add up)."""
+    n, c = shape[:2]
+    gx = np.zeros((n, c, math.prod(shape[2:])))
+    planes = np.ix_(np.arange(n), np.arange(c))
+    index = (planes[0].reshape(n, 1, 1), planes[1].reshape(1, c, 1), indices.reshape(n, c, -1))
+    np.add.at(gx, index, np.reshape(g, (n, c, -1)))
+    return gx.reshape(shape)
+
+
+# --- adaptive pooling ----------------------------------------------------------------------
+
+
+def _adaptive_sizes(output_size: OutputSize, sides: Sequence[int]) -> tuple[int, ...]:
+    """``output_size`` per dimension; None keeps the input's side (torch's docs)."""
+    d = len(sides)
+    sizes = [output_size] * d if output_size is None or isinstance(output_size, int) \
+        else list(output_size)
+    return tuple(int(n) if o is None else int(o) for o, n in zip(sizes, sides, strict=True))
+
+
+def _adaptive_bounds(size: int, out: int) -> tuple[Index, Index]:
+    """Window i of an adaptive pooling: [floor(i L / out), ceil((i + 1) L / out))."""
+    i = np.arange(out)
+    start = (i * size) // out
+    end = -((-(i + 1) * size) // out)
+    return start.astype(np.int64), (end - start).astype(np.int64)
+
+
+def _adaptive_avg_matrix(size: int, out: int) -> Array:
+    """A[i, j] = 1 / |window i| for j in window i: the mean over each adaptive window."""
+    start, length = _adaptive_bounds(size, out)
+    j = np.arange(size)
+    inside = (j[None, :] >= start[:, None]) & (j[None, :] < (start + length)[:, None])
+    return inside / length[:, None].astype(np.float64)
+
+
+def _adaptive_avg(input: Array, output_size: OutputSize, d: int) -> Array:
+    x = np.asarray(input, dtype=np.float64)
+    out = _adaptive_sizes(output_size, x.shape[-d:])
+    return _separable.apply(x, [_adaptive_avg_matrix(n, o)
+                                for n, o in zip(x.shape[-d:], out, strict=True)])
+
+
+def _adaptive_avg_vjp(g: Array, input: Array, output_size: OutputSize,
+                      d: int) -> dict[str, Array]:
+    sides = np.shape(input)[-d:]
+    out = _adaptive_sizes(output_size, sides)
+    return {"input": _separable.apply_vjp(g, [_adaptive_avg_matrix(n, o)
+                                              for n, o in zip(sides, out, strict=True)])}
+
+
+def adaptive_avg_pool1d(input: Array, output_size: OutputSize) -> Array:
+    r"""z[n, c, i] = mean of x[n, c, j] over j in [floor(i L / O), ceil((i + 1) L / O)).
+
+    Shapes: ``input`` (N, C, L) or (C, L); the result's last side is ``output_size`` O.
+    Windows overlap by at most one element when O does not divide L, and differ in length by at
+    most one; each is averaged over its own length. Linear: z = A x along the last dimension
+    with A[i, j] = 1 / |window i| on the window (see :func:`adaptive_avg_pool2d_vjp`)
+    (https://pytorch.org/docs/stable/generated/torch.nn.AdaptiveAvgPool1d.html).
+    """
+    return _adaptive_avg(input, output_size, 1)
+
+
+def adaptive_avg_pool1d_vjp(g: Array, input: Array, output_size: OutputSize
+                            ) -> dict[str, Array]:
+    r"""VJP of :func:`adaptive_avg_pool1d`: dL/dx = A^T g, every element of window i receiving
+    g[i] / |window i|."""
+    return _adaptive_avg_vjp(g, input, output_size, 1)
+
+
+def adaptive_avg_pool2d(input: Array, output_size: OutputSize) -> Array:
+    r"""z[n, c, i, j] = mean of x[n, c] over the box H-window i x W-window j, each window as in
+    :func:`adaptive_avg_pool1d` along its dimension.
+
+    Shapes: ``input`` (N, C, H, W) or (C, H, W); ``output_size`` an int, a pair, or a pair with
+    None for a side kept as it is. The mean over a box is the product of the per-dimension
+    means, so z = A_H x A_W^T (``references._separable``)
+    (https://pytorch.org/docs/stable/generated/torch.nn.AdaptiveAvgPool2d.html).
+    """
+    return _adaptive_avg(input, output_size, 2)
+
+
+def adaptive_avg_pool2d_vjp(g: Array, input: Array, output_size: OutputSize
+                            ) -> dict[str, Array]:
+    r"""VJP of :func:`adaptive_avg_pool2d`: dL/dx = A_H^T g A_W, i.e.
+
+        dL/dx[n, c, p, q] = sum over boxes (i, j) containing (p, q) of g[n, c, i, j] / |box|
+    """
+    return _adaptive_avg_vjp(g, input, output_size, 2)
+
+
+def adaptive_avg_pool3d(input: Array, output_size: OutputSize) -> Array:
+    r"""The mean over adaptive boxes in three spatial dimensions: :func:`adaptive_avg_pool2d`
+    with ``input`` (N, C, D, H, W) or (C, D, H, W)
+    (https://pytorch.org/docs/stable/generated/torch.nn.AdaptiveAvgPool3d.html)."""
+    return _adaptive_avg(input, output_size, 3)
+
+
+def adaptive_avg_pool3d_vjp(g: Array, input: Array, output_size: OutputSize
+                            ) -> dict[str, Array]:
+    r"""VJP of :func:`adaptive_avg_pool3d`: each element of a box receives g / |box|."""
+    return _adaptive_avg_vjp(g, input, output_size, 3)
+
+
+def _adaptive_max_parts(input: Array, output_size: OutputSize, d: int
+                        ) -> tuple[Array, Index, bool]:
+    x, unbatched = _batched(input, d)
+    out = _adaptive_sizes(output_size, x.shape[2:])
+    bounds = [_adaptive_bounds(n, o) for n, o in zip(x.shape[2:], out, strict=True)]
+    values, flat = _box_windows(x, [b[0] for b in bounds], [b[1] for b in bounds])
+    z, indices = _window_max(values, flat)
+    return z, indices, unbatched
+
+
+def _adaptive_max(input: Array, output_size: OutputSize, d: int) -> Array:
+    z, _, unbatched = _adaptive_max_parts(input, output_size, d)
+    return z[0] if unbatched else z
+
+
+def _adaptive_max_vjp(g: Array, input: Array, output_size: OutputSize,
+                      d: int) -> dict[str, Array]:
+    _, indices, unbatched = _adaptive_max_parts(input, output_size, d)
+    x, _ = _batched(input, d)
+    gx = _scatter_to(np.reshape(g, indices.shape), indices, x.shape)
+    return {"input": gx[0] if unbatched else gx}
+
+
+def adaptive_max_pool1d(input: Array, output_size: OutputSize) -> Array:
+    r"""z[n, c, i] = max of x[n, c, j] over j in [floor(i L / O), ceil((i + 1) L / O)) (the
+    windows of :func:`adaptive_avg_pool1d`). Shapes: ``input`` (N, C, L) or (C, L)
+    (https://pytorch.org/docs/stable/generated/torch.nn.AdaptiveMaxPool1d.html)."""
+    return _adaptive_max(input, output_size, 1)
+
+
+def adaptive_max_pool1d_vjp(g: Array, input: Array, output_size: OutputSize
+                            ) -> dict[str, Array]:
+    r"""VJP of :func:`adaptive_max_pool1d`: each window's g goes to its first argmax; an element
+    that is the argmax of two overlapping windows receives both."""
+    return _adaptive_max_vjp(g, input, output_size, 1)
+
+
+def adaptive_max_pool2d(input: Array, output_size: OutputSize) -> Array:
+    r"""z[n, c, i, j] = max of x[n, c] over the box H-window i x W-window j (the windows of
+    :func:`adaptive_avg_pool2d`). Shapes: ``input`` (N, C, H, W) or (C, H, W); ``output_size``
+    an int, a pair, or a pair with None for a side kept as it is
+    (https://pytorch.org/docs/stable/generated/torch.nn.AdaptiveMaxPool2d.html)."""
+    return _adaptive_max(input, output_size, 2)
+
+
+def adaptive_max_pool2d_vjp(g: Array, input: Array, output_size: OutputSize
+                            ) -> dict[str, Array]:
+    r"""VJP of :func:`adaptive_max_pool2d`:
+
+        dL/dx[n, c, p] = sum over boxes whose (first, row-major) argmax is p of g[n, c, box]
+    """
+    return _adaptive_max_vjp(g, input, output_size, 2)
+
+
+def adaptive_max_pool3d(input: Array, output_size: OutputSize) -> Array:
+    r"""The maximum over adaptive boxes in three spatial dimensions: :func:`adaptive_max_pool2d`
+    with ``input`` (N, C, D, H, W) or (C, D, H, W)
+    (https://pytorch.org/docs/stable/generated/torch.nn.AdaptiveMaxPool3d.html)."""
+    return _adaptive_max(input, output_size, 3)
+
+
+def adaptive_max_pool3d_vjp(g: Array, input: Array, output_size: OutputSize
+                            ) -> dict[str, Array]:
+    r"""VJP of :func:`adaptive_max_pool3d`: each box's g goes to its first argmax."""
+    return _adaptive_max_vjp(g, input, output_size, 3)
+
+
+def adaptive_max_pool_indices(input: Array, output_size: OutputSize, dims: int) -> Index:
+    r"""What ``adaptive_max_pool{dims}d(..., return_indices=True)`` returns beside the values:
+    the flat index (row-major over the spatial dimensions of its plane) of each window's first
+    argmax. Not differentiable: tests/test_pooling.py compares torch's indices with these."""
+    _, indices, unbatched = _adaptive_max_parts(input, output_size, dims)
+    return indices[0] if unbatched else indices
+
+
+# --- LP pooling ----------------------------------------------------------------------------
+
+
+def _lp_parts(input: Array, d: int, norm_type: float, kernel_size: IntOrTuple,
+              stride: IntOrTuple | None, ceil_mode: bool) -> tuple[_Pool, Array]:
+    pool = _pool_setup(input, d, kernel_size, stride, 0, 1, ceil_mode, 0.0)
+    return pool, _windows(pool.xp, pool.kernel, pool.stride, pool.dilation, pool.out)
+
+
+def _lp_pool(input: Array, d: int, norm_type: float, kernel_size: IntOrTuple,
+             stride: IntOrTuple | None, ceil_mode: bool) -> Array:
+    pool, w = _lp_parts(input, d, norm_type, kernel_size, stride, ceil_mode)
+    axes = tuple(range(2, 2 + d))
+    p = float(norm_type)
+    if math.isinf(p):
+        z = np.max(np.abs(w), axis=axes) if p > 0 else np.min(
+            np.where(_inside(pool, d), np.abs(w), np.inf), axis=axes)
+    else:
+        z = np.power(np.sum(np.power(w, p), axis=axes), 1.0 / p)
+    return z[0] if pool.unbatched else z
+
+
+def _inside(pool: _Pool, d: int) -> Array:
+    """True for window elements inside the input (not the ceil-mode overhang)."""
+    inside = np.zeros((1, 1, *pool.xp.shape[2:]), dtype=bool)
+    box: tuple[Any, ...] = (..., *(slice(lo, n - hi) for (lo, hi), n in
+                                   zip(pool.pads, pool.xp.shape[2:], strict=True)))
+    inside[box] = True
+    return _windows(inside, pool.kernel, pool.stride, pool.dilation, pool.out)
+
+
+def _lp_pool_vjp(g: Array, input: Array, d: int, norm_type: float, kernel_size: IntOrTuple,
+                 stride: IntOrTuple | None, ceil_mode: bool) -> dict[str, Array]:
+    pool, w = _lp_parts(input, d, norm_type, kernel_size, stride, ceil_mode)
+    axes = tuple(range(2, 2 + d))
+    p = float(norm_type)
+    gz = np.reshape(g, (*w.shape[:2], *(1,) * d, *pool.out))
+    if math.isinf(p):
+        a = np.abs(w) if p > 0 else -np.where(_inside(pool, d), np.abs(w), np.inf)
+        flat = a.reshape(*w.shape[:2], -1, *pool.out)
+        onehot = (np.arange(flat.shape[2]).reshape(-1, *(1,) * d)
+                  == np.argmax(flat, axis=2)[:, :, None]).reshape(w.shape)
+        gw = gz * onehot * np.sign(w)
+    else:
+        z = np.power(np.sum(np.power(w, p), axis=axes, keepdims=True), 1.0 / p)
+        gw = gz * np.power(w, p - 1.0) * np.power(z, 1.0 - p)
+    gx = _crop(_windows_vjp(gw, pool.xp.shape, pool.kernel, pool.stride, pool.dilation),
+               pool.pads, np.shape(input)[-d:])
+    return {"input": gx[0] if pool.unbatched else gx}
+
+
+def lp_pool1d(input: Array, norm_type: float, kernel_size: int,
+              stride: IntOrTuple | None = None, ceil_mode: bool = False) -> Array:
+    r"""z[n, c, t] = (sum_k x[n, c, t s + k]^p)^(1/p) over each window (no padding; stride
+    defaults to the kernel): :func:`lp_pool2d` with one spatial dimension. Shapes: ``input``
+    (N, C, L) or (C, L) (https://pytorch.org/docs/stable/generated/torch.nn.LPPool1d.html)."""
+    return _lp_pool(input, 1, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool1d_vjp(g: Array, input: Array, norm_type: float, kernel_size: int,
+                  stride: IntOrTuple | None = None, ceil_mode: bool = False
+                  ) -> dict[str, Array]:
+    r"""VJP of :func:`lp_pool1d`; the formula of :func:`lp_pool2d_vjp`."""
+    return _lp_pool_vjp(g, input, 1, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool2d(input: Array, norm_type: float, kernel_size: IntOrTuple,
+              stride: IntOrTuple | None = None, ceil_mode: bool = False) -> Array:
+    r"""Power-average pooling, the p-norm of each window:
+
+        z[n, c, y, x] = (sum_{i, j} x[n, c, y s_h + i, x s_w + j]^p)^(1/p)
+
+    (torch's LPPool2d docs: f(X) = (sum_{x in X} x^p)^(1/p); p = 1 is sum pooling, p = inf max
+    pooling of |x|, which torch computes as max_pool2d(|x|); p = -inf, which F.lp_pool2d also
+    accepts, the minimum of |x|). No padding; ``stride`` defaults to ``kernel_size``; with
+    ``ceil_mode`` a last window that overhangs the input sums the elements inside it (torch
+    differs there: it scales such a window's sum by kH kW / inside, KNOWN_DIFFERENCES.md; the
+    input makers draw no such windows and tests/test_pooling.py shows the difference). Shapes:
+    ``input`` (N, C, H, W) or (C, H, W). For a non-integer p (or p = 3) x^p needs x >= 0
+    (torch gives NaN otherwise), so negative inputs are only meaningful for p in {1, 2}.
+    """
+    return _lp_pool(input, 2, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool2d_vjp(g: Array, input: Array, norm_type: float, kernel_size: IntOrTuple,
+                  stride: IntOrTuple | None = None, ceil_mode: bool = False
+                  ) -> dict[str, Array]:
+    r"""VJP of :func:`lp_pool2d`: with S = sum over the window of x^p and z = S^(1/p),
+
+        dz/dx = (1/p) S^(1/p - 1) p x^(p - 1) = x^(p - 1) z^(1 - p)
+
+    so dL/dx sums g z^(1 - p) x^(p - 1) over the windows containing x (col2im). For p = inf
+    the gradient is g sign(x) at each window's first argmax of |x| (for p = -inf its first
+    argmin). Differentiable where S > 0 (the drawn inputs keep every window's S away from 0).
+    """
+    return _lp_pool_vjp(g, input, 2, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool3d(input: Array, norm_type: float, kernel_size: IntOrTuple,
+              stride: IntOrTuple | None = None, ceil_mode: bool = False) -> Array:
+    r"""The p-norm of each window in three spatial dimensions: :func:`lp_pool2d` with
+    ``input`` (N, C, D, H, W) or (C, D, H, W)
+    (https://pytorch.org/docs/stable/generated/torch.nn.LPPool3d.html)."""
+    return _lp_pool(input, 3, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool3d_vjp(g: Array, input: Array, norm_type: float, kernel_size: IntOrTuple,
+                  stride: IntOrTuple | None = None, ceil_mode: bool = False
+                  ) -> dict[str, Array]:
+    r"""VJP of :func:`lp_pool3d`; the formula of :func:`lp_pool2d_vjp`."""
+    return _lp_pool_vjp(g, input, 3, norm_type, kernel_size, stride, ceil_mode)
+
+
+# --- fractional max pooling ----------------------------------------------------------------
+
+
+def _fractional_starts(sample: Array, size: int, out: int, kernel: int) -> Index:
+    r"""Where the ``out`` windows of fractional max pooling start along a side of ``size``
+    for samples u (any shape; the starts get a last axis of ``out``):
+
+        alpha = (size - kernel) / (out - 1)
+        start[i] = floor((i + u) alpha) - floor(u alpha),   i = 0 .. out - 2
+        start[out - 1] = size - kernel
+
+    so consecutive starts differ by floor(alpha) or floor(alpha) + 1, the first window starts
+    at 0 and the last ends at the input's end (Graham's pseudo-random overlapping sequence, as
+    torch's kernel generates it from ``_random_samples``).
+    """
+    u = np.asarray(sample, dtype=np.float64)[..., None]
+    i = np.arange(out - 1)
+    alpha = (size - kernel) / (out - 1) if out > 1 else 0.0
+    inner = np.floor((i + u) * alpha) - np.floor(u * alpha)
+    last = np.full((*u.shape[:-1], 1), size - kernel)
+    return np.concatenate([inner, last], axis=-1).astype(np.int64)
+
+
+def _fractional_parts(input: Array, d: int, kernel_size: IntOrTuple,
+                      output_size: IntOrTuple | None, output_ratio: float | Sequence[float] | None,
+                      samples: Array) -> tuple[Array, Index, bool]:
+    x, unbatched = _batched(input, d)
+    sides = x.shape[2:]
+    k = _tuple(kernel_size, d)
+    if output_size is not None:
+        out = _tuple(output_size, d)
+    else:
+        assert output_ratio is not None, "fractional max pooling needs output_size or _ratio"
+        ratios = (output_ratio,) * d if isinstance(output_ratio, float | int) \
+            else tuple(output_ratio)
+        out = tuple(int(n * r) for n, r in zip(sides, ratios, strict=True))
+    u = np.reshape(samples, (x.shape[0], x.shape[1], d))
+    # which sample places which dimension: 2-d (height, width) read samples (1, 0), 3-d
+    # (depth, height, width) read (0, 1, 2) -- torch's CPU kernels, measured on 2.13.0
+    order = (1, 0) if d == 2 else tuple(range(d))
+    starts = [_fractional_starts(u[:, :, order[i]], sides[i], out[i], k[i]) for i in range(d)]
+    lengths = [np.full(o, ki, dtype=np.int64) for o, ki in zip(out, k, strict=True)]
+    values, flat = _box_windows(x, starts, lengths)
+    z, indices = _window_max(values, flat)
+    return z, indices, unbatched
+
+
+def _fractional(input: Array, d: int, kernel_size: IntOrTuple, output_size: IntOrTuple | None,
+                output_ratio: float | Sequence[float] | None, samples: Array) -> Array:
+    z, _, unbatched = _fractional_parts(input, d, kernel_size, output_size, output_ratio,
+                                        samples)
+    return z[0] if unbatched else z
+
+
+def _fractional_vjp(g: Array, input: Array, d: int, kernel_size: IntOrTuple,
+                    output_size: IntOrTuple | None, output_ratio: float | Sequence[float] | None,
+                    samples: Array) -> dict[str, Array]:
+    _, indices, unbatched = _fractional_parts(input, d, kernel_size, output_size, output_ratio,
+                                              samples)
+    x, _ = _batched(input, d)
+    gx = _scatter_to(np.reshape(g, indices.shape), indices, x.shape)
+    return {"input": gx[0] if unbatched else gx}
+
+
+def fractional_max_pool2d(input: Array, kernel_size: IntOrTuple,
+                          output_size: IntOrTuple | None = None,
+                          output_ratio: float | Sequence[float] | None = None,
+                          _random_samples: Array | None = None) -> Array:
+    r"""z[n, c, i, j] = max of x[n, c] over the kH x kW box starting at
+    (start_H[n, c, i], start_W[n, c, j]), the starts from :func:`fractional_starts` with
+    u = ``_random_samples[n, c, 1]`` for the height and ``_random_samples[n, c, 0]`` for the
+    width (torch's kernel reads them in that order: the last spatial dimension first).
+
+    Shapes: ``input`` (N, C, H, W) or (C, H, W); ``_random_samples`` (N, C, 2) in [0, 1) (N = 1
+    for an unbatched input); output sides ``output_size``, or int(side * ``output_ratio``)
+    (https://pytorch.org/docs/stable/generated/torch.nn.FractionalMaxPool2d.html).
+    """
+    assert _random_samples is not None, "the reference needs torch's _random_samples"
+    return _fractional(input, 2, kernel_size, output_size, output_ratio, _random_samples)
+
+
+def fractional_max_pool2d_vjp(g: Array, input: Array, kernel_size: IntOrTuple,
+                              output_size: IntOrTuple | None = None,
+                              output_ratio: float | Sequence[float] | None = None,
+                              _random_samples: Array | None = None) -> dict[str, Array]:
+    r"""VJP of :func:`fractional_max_pool2d` w.r.t. ``input`` (the samples only place the
+    windows: their gradient is zero almost everywhere, and torch gives none): each box's g goes
+    to its first argmax; boxes overlap, so an element may receive several."""
+    assert _random_samples is not None, "the reference needs torch's _random_samples"
+    return _fractional_vjp(g, input, 2, kernel_size, output_size, output_ratio,
+                           _random_samples)
+
+
+def fractional_max_pool3d(input: Array, kernel_size: IntOrTuple,
+                          output_size: IntOrTuple | None = None,
+                          output_ratio: float | Sequence[float] | None = None,
+                          _random_samples: Array | None = None) -> Array:
+    r"""Fractional max pooling in three spatial dimensions: :func:`fractional_max_pool2d` with
+    ``input`` (N, C, D, H, W) or (C, D, H, W) and ``_random_samples`` (N, C, 3), the depth
+    reading sample 0, the height sample 1 and the width sample 2 (in order, unlike the 2-d
+    kernel; torch.compile's lowering reads them reversed, KNOWN_DIFFERENCES.md)
+    (https://pytorch.org/docs/stable/generated/torch.nn.FractionalMaxPool3d.html)."""
+    assert _random_samples is not None, "the reference needs torch's _random_samples"
+    return _fractional(input, 3, kernel_size, output_size, output_ratio, _random_samples)
+
+
+def fractional_max_pool3d_vjp(g: Array, input: Array, kernel_size: IntOrTuple,
+                              output_size: IntOrTuple | None = None,
+                              output_ratio: float | Sequence[float] | None = None,
+                              _random_samples: Array | None = None) -> dict[str, Array]:
+    r"""VJP of :func:`fractional_max_pool3d` w.r.t. ``input``: each box's g goes to its first
+    argmax."""
+    assert _random_samples is not None, "the reference needs torch's _random_samples"
+    return _fractional_vjp(g, input, 3, kernel_size, output_size, output_ratio,
+                           _random_samples)
+
+
+# --- max unpooling -------------------------------------------------------------------------
+
+
+def _unpool_sides(input: Array, d: int, kernel_size: IntOrTuple, stride: IntOrTuple | None,
+                  padding: IntOrTuple, output_size: Sequence[int] | None) -> tuple[int, ...]:
+    """The output's spatial sides: ``output_size`` (its last d entries), or by default
+    (L - 1) s - 2 p + k per dimension, the input size a max pooling with these options maps to
+    L."""
+    if output_size is not None:
+        return tuple(int(n) for n in list(output_size)[-d:])
+    k = _tuple(kernel_size, d)
+    s = k if stride is None else _tuple(stride, d)
+    p = _tuple(padding, d)
+    return tuple((n - 1) * si - 2 * pi + ki
+                 for n, ki, si, pi in zip(np.shape(input)[-d:], k, s, p, strict=True))
+
+
+def _max_unpool(input: Array, indices: Index, d: int, kernel_size: IntOrTuple,
+                stride: IntOrTuple | None, padding: IntOrTuple,
+                output_size: Sequence[int] | None) -> Array:
+    x, unbatched = _batched(input, d)
+    sides = _unpool_sides(input, d, kernel_size, stride, padding, output_size)
+    n, c = x.shape[:2]
+    z = np.zeros((n, c, math.prod(sides)))
+    np.put_along_axis(z, np.reshape(indices, (n, c, -1)), x.reshape(n, c, -1), axis=2)
+    z = z.reshape(n, c, *sides)
+    return z[0] if unbatched else z
+
+
+def _last_writes(indices: Index) -> NDArray[np.bool_]:
+    """True where an index (n, c, m) is the last occurrence of its value in its plane (the
+    one whose value a sequential scatter leaves in the output)."""
+    n, c, m = indices.shape
+    plane_size = int(indices.max(initial=0)) + 1
+    key = (np.arange(n * c).reshape(n, c, 1) * plane_size + indices).ravel()
+    _, first_from_end = np.unique(key[::-1], return_index=True)
+    last = np.zeros(key.size, dtype=bool)
+    last[key.size - 1 - first_from_end] = True
+    return last.reshape(n, c, m)
+
+
+def _max_unpool_vjp(g: Array, input: Array, indices: Index, d: int, kernel_size: IntOrTuple,
+                    stride: IntOrTuple | None, padding: IntOrTuple,
+                    output_size: Sequence[int] | None, gradient: str) -> dict[str, Array]:
+    x, _ = _batched(input, d)
+    n, c = x.shape[:2]
+    flat = np.reshape(indices, (n, c, -1))
+    gx = np.take_along_axis(np.reshape(g, (n, c, -1)), flat, axis=2)
+    if gradient == "derivative":
+        gx = np.where(_last_writes(flat), gx, 0.0)
+    else:
+        assert gradient == "torch", f"unknown gradient convention {gradient!r}"
+    return {"input": gx.reshape(np.shape(input))}
+
+
+def max_unpool1d(input: Array, indices: Index, kernel_size: IntOrTuple,
+                 stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+                 output_size: Sequence[int] | None = None) -> Array:
+    r"""The partial inverse of max pooling: zeros, with each value written at its index,
+
+        z[n, c, indices[n, c, t]] = x[n, c, t],   every other z = 0
+
+    Shapes: ``input`` and ``indices`` (N, C, L) or (C, L) (what ``max_pool1d(...,
+    return_indices=True)`` returns); the output side is ``output_size`` or (L - 1) s - 2 p + k.
+    An index repeated (overlapping pooling windows with the same argmax) carries the same
+    value twice (https://pytorch.org/docs/stable/generated/torch.nn.MaxUnpool1d.html).
+    """
+    return _max_unpool(input, indices, 1, kernel_size, stride, padding, output_size)
+
+
+def max_unpool1d_vjp(g: Array, input: Array, indices: Index, kernel_size: IntOrTuple,
+                     stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+                     output_size: Sequence[int] | None = None,
+                     gradient: str = "derivative") -> dict[str, Array]:
+    r"""VJP of :func:`max_unpool1d` w.r.t. ``input``: the adjoint of a scatter is a gather,
+
+        dL/dx[n, c, t] = g[n, c, indices[n, c, t]]
+
+    for an index that occurs once. Where an index repeats (overlapping pooling windows sharing
+    their maximum) the forward keeps one value, the last written in row-major order, so the
+    derivative (``gradient="derivative"``) gives g there only to that last copy and 0 to the
+    others. torch's backward gathers g for every copy (``gradient="torch"``), which is not the
+    derivative of its forward: the gradient of max_unpool(max_pool(x)) counts a maximum shared
+    by k windows k times (KNOWN_DIFFERENCES.md).
+    """
+    return _max_unpool_vjp(g, input, indices, 1, kernel_size, stride, padding, output_size,
+                           gradient)
+
+
+def max_unpool2d(input: Array, indices: Index, kernel_size: IntOrTuple,
+                 stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+                 output_size: Sequence[int] | None = None) -> Array:
+    r"""z[n, c, flat index indices[n, c, y, x] of the (H_out, W_out) plane] = x[n, c, y, x],
+    zeros elsewhere: :func:`max_unpool1d` with flat indices over two spatial dimensions,
+    H_out, W_out = ``output_size`` or (H - 1) s - 2 p + k each
+    (https://pytorch.org/docs/stable/generated/torch.nn.MaxUnpool2d.html)."""
+    return _max_unpool(input, indices, 2, kernel_size, stride, padding, output_size)
+
+
+def max_unpool2d_vjp(g: Array, input: Array, indices: Index, kernel_size: IntOrTuple,
+                     stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+                     output_size: Sequence[int] | None = None,
+                     gradient: str = "derivative") -> dict[str, Array]:
+    r"""VJP of :func:`max_unpool2d`: dL/dx[n, c, y, x] = g[n, c, at flat index
+    indices[n, c, y, x]], repeated indices as in :func:`max_unpool1d_vjp`."""
+    return _max_unpool_vjp(g, input, indices, 2, kernel_size, stride, padding, output_size,
+                           gradient)
+
+
+def max_unpool3d(input: Array, indices: Index, kernel_size: IntOrTuple,
+                 stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+                 output_size: Sequence[int] | None = None) -> Array:
+    r""":func:`max_unpool2d` with three spatial dimensions (flat indices over the
+    (D_out, H_out, W_out) plane)
+    (https://pytorch.org/docs/stable/generated/torch.nn.MaxUnpool3d.html)."""
+    return _max_unpool(input, indices, 3, kernel_size, stride, padding, output_size)
+
+
+def max_unpool3d_vjp(g: Array, input: Array, indices: Index, kernel_size: IntOrTuple,
+                     stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+                     output_size: Sequence[int] | None = None,
+                     gradient: str = "derivative") -> dict[str, Array]:
+    r"""VJP of :func:`max_unpool3d`: the gather of g at the indices, repeated indices as in
+    :func:`max_unpool1d_vjp`."""
+    return _max_unpool_vjp(g, input, indices, 3, kernel_size, stride, padding, output_size,
+                           gradient)

@@ -1,0 +1,217 @@
+"""Interpolation behaviour beyond the generic record checks: the deprecated upsampling modules,
+and the places where torch 2.13 departs from F.interpolate's documented semantics
+(KNOWN_DIFFERENCES.md), each a strict xfail so that a fix in torch shows up.
+
+F.interpolate's docs: with ``recompute_scale_factor`` False or None, "size or scale_factor will
+be used directly for interpolation". torch's CPU kernels instead treat a dimension whose output
+side equals its input side (or, for nearest, twice it) as a copy (or a halving) in some places
+and not in others, so a forward and its backward can disagree. The input makers leave those
+draws out (``suite.inputs.spatial.Resize``); the tests here keep them in view.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from references import interpolation as ref
+from suite import catalog, compare
+from suite import gradcheck as gc
+from suite import tolerances as tols
+from suite.devices import dtype_name
+from suite.specs import Array, Case
+
+
+def _close(actual: torch.Tensor, expected: Array, kind: tols.Kind, what: str) -> None:
+    __tracebackhide__ = True
+    compare.assert_close(compare.to_numpy(actual), expected,
+                         tol=tols.resolve(actual.dtype, kind), what=what,
+                         context=f"{dtype_name(actual.dtype)}, shape={tuple(expected.shape)}")
+
+
+def _input(dims: int, side: int = 5) -> Array:
+    """(1, 2, 3, .., 3, side): the last dimension is the one resampled by the scale factor."""
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((1, 2, *(3,) * (dims - 1), side))
+
+
+def _scale(dims: int, last: float) -> tuple[float, ...]:
+    """Scale factors: 1.5 on every dimension but the last."""
+    return (*(1.5,) * (dims - 1), last)
+
+
+def _forward_and_gradient(x: Array, **options: object) -> tuple[torch.Tensor, torch.Tensor,
+                                                                 Array]:
+    t = torch.tensor(x, requires_grad=True)
+    out = F.interpolate(t, **options)  # type: ignore[arg-type]
+    g = np.random.default_rng(1).standard_normal(tuple(out.shape))
+    out.backward(torch.tensor(g))
+    assert t.grad is not None
+    return out, t.grad, g
+
+
+# --- a scale factor that keeps (or doubles) a side -----------------------------------------
+
+KEPT, DOUBLED = 1.1, 2.1  # on a side of 5: floor(5.5) = 5 and floor(10.5) = 10
+
+
+@pytest.mark.xfail(strict=True, reason="torch 2.13.0: 1-d and 3-d nearest interpolation with a "
+                                       "scale factor that keeps or doubles a side read the given "
+                                       "scale forward but the size ratio backward: the gradient "
+                                       "is not the derivative of the forward "
+                                       "(KNOWN_DIFFERENCES.md)")
+@pytest.mark.parametrize("factor", [KEPT, DOUBLED], ids=["kept", "doubled"])
+@pytest.mark.parametrize("dims", [1, 3])
+def test_nearest_gradient_is_the_derivative_of_its_forward(dims: int, factor: float) -> None:
+    x = _input(dims)
+    options = {"scale_factor": _scale(dims, factor), "mode": "nearest"}
+    out, grad, g = _forward_and_gradient(x, **options)
+    _close(out, ref.interpolate_nearest(x, **options), tols.Kind.FORWARD,  # type: ignore[arg-type]
+           f"{dims}-d nearest forward, scale factor {factor} on a side of 5")
+    _close(grad, ref.interpolate_nearest_vjp(g, x, **options)["input"],  # type: ignore[arg-type]
+           tols.Kind.GRADIENT, f"{dims}-d nearest gradient, scale factor {factor}")
+
+
+@pytest.mark.xfail(strict=True, reason="torch 2.13.0: 2-d nearest interpolation ignores a given "
+                                       "scale factor on a side it keeps or doubles (copies or "
+                                       "halves the index) (KNOWN_DIFFERENCES.md)")
+@pytest.mark.parametrize("factor", [KEPT, DOUBLED], ids=["kept", "doubled"])
+def test_nearest_2d_uses_the_given_scale_factor(factor: float) -> None:
+    x = _input(2)
+    options = {"scale_factor": _scale(2, factor), "mode": "nearest"}
+    out = F.interpolate(torch.tensor(x), **options)  # type: ignore[arg-type]
+    _close(out, ref.interpolate_nearest(x, **options), tols.Kind.FORWARD,  # type: ignore[arg-type]
+           f"2-d nearest forward, scale factor {factor} on a side of 5")
+
+
+@pytest.mark.xfail(strict=True, reason="torch 2.13.0: linear, bilinear and trilinear "
+                                       "interpolation copy a side a given scale factor keeps, "
+                                       "ignoring the factor (KNOWN_DIFFERENCES.md)")
+@pytest.mark.parametrize(("mode", "dims"), [("linear", 1), ("bilinear", 2), ("trilinear", 3)])
+def test_linear_modes_use_the_given_scale_factor_on_a_kept_side(mode: str, dims: int) -> None:
+    x = _input(dims)
+    options = {"scale_factor": _scale(dims, KEPT), "mode": mode, "align_corners": False}
+    out = F.interpolate(torch.tensor(x), **options)  # type: ignore[arg-type]
+    expected = getattr(ref, f"interpolate_{mode}")(x, **options)
+    _close(out, expected, tols.Kind.FORWARD, f"{mode} forward, scale factor {KEPT}")
+
+
+@pytest.mark.xfail(strict=True, reason="torch 2.13.0: bicubic interpolation with scale factors "
+                                       "that keep every side uses them forward but copies "
+                                       "backward: the gradient is not the derivative of the "
+                                       "forward (KNOWN_DIFFERENCES.md)")
+def test_bicubic_gradient_is_the_derivative_when_every_side_is_kept() -> None:
+    x = np.random.default_rng(0).standard_normal((1, 2, 4, 5))  # floor(4.8) = 4, floor(5.5) = 5
+    options = {"scale_factor": (1.2, KEPT), "mode": "bicubic", "align_corners": False}
+    out, grad, g = _forward_and_gradient(x, **options)
+    _close(out, ref.interpolate_bicubic(x, **options), tols.Kind.FORWARD,  # type: ignore[arg-type]
+           "bicubic forward, scale factors (1.2, 1.1) on sides (4, 5)")
+    _close(grad, ref.interpolate_bicubic_vjp(g, x, **options)["input"],  # type: ignore[arg-type]
+           tols.Kind.GRADIENT, "bicubic gradient, scale factors (1.2, 1.1) on sides (4, 5)")
+
+
+def test_bicubic_uses_the_given_scale_factor_on_one_kept_side() -> None:
+    """With another side resized, the same kept side is interpolated with the given factor in
+    both directions (the xfail above needs every side kept)."""
+    x = _input(2)
+    options = {"scale_factor": (1.5, KEPT), "mode": "bicubic", "align_corners": False}
+    out, grad, g = _forward_and_gradient(x, **options)
+    _close(out, ref.interpolate_bicubic(x, **options), tols.Kind.FORWARD,  # type: ignore[arg-type]
+           "bicubic forward, scale factors (1.5, 1.1)")
+    _close(grad, ref.interpolate_bicubic_vjp(g, x, **options)["input"],  # type: ignore[arg-type]
+           tols.Kind.GRADIENT, "bicubic gradient, scale factors (1.5, 1.1)")
+
+
+ANTIALIASED = [("bilinear", "interpolate_bilinear_antialias"),
+               ("bicubic", "interpolate_bicubic_antialias"), ("lanczos", "interpolate_lanczos")]
+
+
+def _skip_without(mode: str) -> None:
+    spec = catalog.by_name(dict(ANTIALIASED)[mode])
+    if spec.torch_fn is not F.interpolate:  # type: ignore[union-attr]
+        pytest.skip(f"torch {torch.__version__} has no mode {mode!r}")
+
+
+@pytest.mark.xfail(strict=True, reason="torch 2.13.0: antialiased interpolation skips a side a "
+                                       "given scale factor keeps in the forward but not in the "
+                                       "backward: the gradient is not the derivative of the "
+                                       "forward (KNOWN_DIFFERENCES.md)")
+@pytest.mark.parametrize(("mode", "name"), ANTIALIASED, ids=[m for m, _ in ANTIALIASED])
+def test_antialias_forward_uses_the_given_scale_factor_on_a_kept_side(mode: str,
+                                                                      name: str) -> None:
+    _skip_without(mode)
+    x = _input(2)
+    options = {"scale_factor": _scale(2, KEPT), "mode": mode, "antialias": True}
+    out = F.interpolate(torch.tensor(x), **options)  # type: ignore[arg-type]
+    _close(out, getattr(ref, name)(x, **options), tols.Kind.FORWARD,
+           f"antialiased {mode} forward, scale factor {KEPT}")
+
+
+@pytest.mark.parametrize(("mode", "name"), ANTIALIASED, ids=[m for m, _ in ANTIALIASED])
+def test_antialias_backward_uses_the_given_scale_factor_on_a_kept_side(mode: str,
+                                                                       name: str) -> None:
+    """The backward of the case above follows the documented semantics (the forward does not:
+    the xfail above), so the two disagree."""
+    _skip_without(mode)
+    x = _input(2)
+    options = {"scale_factor": _scale(2, KEPT), "mode": mode, "antialias": True}
+    _, grad, g = _forward_and_gradient(x, **options)
+    _close(grad, getattr(ref, f"{name}_vjp")(g, x, **options)["input"], tols.Kind.GRADIENT,
+           f"antialiased {mode} gradient, scale factor {KEPT}")
+
+
+@pytest.mark.xfail(strict=True, reason="torch 2.13.0: antialiased interpolation to an output of "
+                                       "width 1 whose height changes repeats the first row in "
+                                       "every row of the forward (KNOWN_DIFFERENCES.md)")
+@pytest.mark.parametrize(("mode", "name"), ANTIALIASED, ids=[m for m, _ in ANTIALIASED])
+@pytest.mark.parametrize("size", [(4, 1), (9, 1)], ids=["down", "up"])
+def test_antialias_to_width_one(mode: str, name: str, size: tuple[int, int]) -> None:
+    _skip_without(mode)
+    x = np.arange(18.0).reshape(1, 1, 6, 3)
+    out = F.interpolate(torch.tensor(x), size=size, mode=mode, antialias=True)
+    _close(out, getattr(ref, name)(x, size=size), tols.Kind.FORWARD,
+           f"antialiased {mode} from (6, 3) to {size}")
+
+
+# --- the deprecated upsampling modules -----------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:nn.Upsampling.* is deprecated:UserWarning")
+@pytest.mark.parametrize(("module", "name"), [
+    (torch.nn.UpsamplingNearest2d, "interpolate_nearest"),
+    (torch.nn.UpsamplingBilinear2d, "interpolate_bilinear")], ids=["nearest", "bilinear"])
+@settings(max_examples=20)  # two thin wrappers: the records test the arithmetic itself
+@given(data=st.data())
+def test_deprecated_upsampling_modules(module: type[torch.nn.Module], name: str,
+                                       dtype: torch.dtype, device: str,
+                                       data: st.DataObject) -> None:
+    """nn.UpsamplingNearest2d is F.interpolate(mode="nearest") and nn.UpsamplingBilinear2d is
+    mode="bilinear" with align_corners=True (their docs); both take a size or a scale factor.
+    Checked against the references on the 2-d cases of those records."""
+    spec = catalog.by_name(name)
+    # 2-d cases whose scale factor is used as given: the modules have no recompute option
+    case = data.draw(spec.cases().filter(  # type: ignore[union-attr]
+        lambda c: c.arrays["input"].ndim == 4 and not c.options.get("recompute_scale_factor")),
+        label="case")
+    options = {k: v for k, v in case.options.items() if k in ("size", "scale_factor")}
+    reference = {**options, "align_corners": True} if module is torch.nn.UpsamplingBilinear2d \
+        else options
+    case = Case(case.arrays, case.differentiable, reference, case.seed).rounded_to(dtype)
+    x = torch.tensor(case.arrays["input"], dtype=dtype, device=device, requires_grad=True)
+    out = module(**options)(x)
+    g = gc.cotangent(case, tuple(out.shape))
+    out.backward(torch.tensor(g, dtype=dtype, device=device))
+    assert x.grad is not None
+    compare.assert_close(compare.to_numpy(out), spec.ref(case.arrays["input"], **reference),
+                         tol=tols.resolve(dtype, tols.Kind.FORWARD),
+                         what=f"{module.__name__}: forward", context=dtype_name(dtype),
+                         case=case.describe())
+    compare.assert_close(compare.to_numpy(x.grad),
+                         spec.ref_vjp(g, case.arrays["input"], **reference)["input"],
+                         tol=tols.resolve(dtype, tols.Kind.GRADIENT),
+                         what=f"{module.__name__}: VJP", context=dtype_name(dtype),
+                         case=case.describe())
