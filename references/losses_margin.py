@@ -189,20 +189,26 @@ def multi_margin_loss_vjp(
     return {"input": np.reshape(d, np.shape(input))}
 
 
-def _multilabel_sets(t: NDArray[np.int64]) -> NDArray[np.bool_]:
-    r"""is_target[n, c]: c is among row n's targets, which end at the first -1."""
+def _multilabel_counts(t: NDArray[np.int64]) -> NDArray[np.int64]:
+    r"""count[n, c]: how many of row n's target positions (those before the first -1) hold
+    class c. The sum over j in the formula runs over target positions, so a class repeated in
+    the target counts once per position, as torch counts it (a target row [0, 0, 4, 1, 4]
+    counts class 0 and class 4 twice); c is a target (excluded from i) when count > 0."""
     n, c = t.shape
     before_stop = np.cumsum(t == -1, axis=1) == 0
-    is_target = np.zeros((n, c), dtype=bool)
+    count = np.zeros((n, c), dtype=np.int64)
     rows, cols = np.nonzero(before_stop)
-    is_target[rows, t[rows, cols]] = True
-    return is_target
+    np.add.at(count, (rows, t[rows, cols]), 1)
+    return count
 
 
 def multilabel_margin_loss(input: Array, target: Array, reduction: str = "mean") -> Array:
     r"""Multi-label hinge loss: for each sample, targets y_1, y_2, ... end at the first -1;
 
         l_n = (1 / C) sum_{j in targets} sum_{i not in targets} max(0, 1 - (x_{n,y_j} - x_{n,i})).
+
+    j runs over target positions: a class repeated in the target counts once per position
+    (the documented formula and torch agree on this).
 
     Input (C,) or (N, C), target int64 of the same shape. Reduction over the N samples.
     Derivative, with the active pairs z = 1 - (x_{y_j} - x_i) > 0 (torch's kernel uses a strict
@@ -220,17 +226,19 @@ def multilabel_margin_loss(input: Array, target: Array, reduction: str = "mean")
 
 def _multilabel_terms(x: Array, t: NDArray[np.int64]) -> tuple[Array, Array]:
     r"""Per sample n: sum over active pairs of z = 1 - (x_{n,j} - x_{n,i}) (j a target, i not,
-    z > 0), and per class the count of active pairs with it as i minus those with it as j.
+    z > 0), each pair counted once per target position holding j, and per class the count of
+    active pairs with it as i minus those with it as j (weighted alike).
 
     Row by row, so memory stays O(C^2) rather than O(N C^2).
     """
-    is_target = _multilabel_sets(t)
+    count = _multilabel_counts(t)
     sums, counts = np.zeros(x.shape[0]), np.zeros(x.shape)
-    for n, (row, targets) in enumerate(zip(x, is_target, strict=True)):
+    for n, (row, times) in enumerate(zip(x, count, strict=True)):
         z = 1.0 - (row[:, None] - row[None, :])
-        active = targets[:, None] & ~targets[None, :] & (z > 0)
-        sums[n] = np.sum(z, where=active)
-        counts[n] = np.sum(active, axis=0) - np.sum(active, axis=1)
+        active = (times[:, None] > 0) & (times[None, :] == 0) & (z > 0)
+        pairs = np.where(active, times[:, None], 0)  # pair (j, i), once per position of j
+        sums[n] = np.sum(z * pairs)
+        counts[n] = np.sum(pairs, axis=0) - np.sum(pairs, axis=1)
     return sums, counts
 
 
