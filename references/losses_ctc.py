@@ -41,6 +41,9 @@ def _ctc_sequences(
         labels = [y[b, : s_len[b]] for b in range(n)]
     else:  # concatenated (sum(target_lengths),), or the (S,) of an unbatched input
         ends = np.cumsum(s_len)
+        if not unbatched and y.size != int(s_len.sum()):
+            raise ValueError(f"concatenated targets must hold sum(target_lengths) = {s_len.sum()} "
+                             f"labels; got {y.size}")
         labels = [y.reshape(-1)[end - k: end] for end, k in zip(ends, s_len, strict=True)]
     return x, labels, t_len, unbatched
 
