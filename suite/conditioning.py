@@ -158,7 +158,8 @@ class _Normalization:
 
     # The hard tier (suite/hardcheck.py): the centring x - mean cancels terms of size |x| and
     # |mean| (offsets >> spread), which torch forms in its accumulation type, so xhat carries
-    # M_xhat = (|x| + |mean|) inv_std (|x| inv_std without centring). In a constant group the
+    # M_xhat = (|x| + mean(|x|)) inv_std (|x| inv_std without centring; mean(|x|) >= |mean|
+    # bounds the rounding of the mean's own sum). In a constant group the
     # terms cancel exactly: a correct mean of equal values is that value (torch's Welford
     # moments give it; KNOWN_DIFFERENCES.md for batch_norm), so M_xhat = 0 there and the
     # forward must be exactly the bias.
@@ -167,8 +168,11 @@ class _Normalization:
                     ) -> tuple[Array, Array, Array, Array, Array, Axes, Axes]:
         x, _, inv_std, w, b, axes, param_axes = self._parts(case)
         if self.centred:
-            mean = np.mean(x, axis=axes, keepdims=True)
-            terms = (np.abs(x) + np.abs(mean)) * inv_std
+            # The mean is a sum of n terms divided by n: within n u mean(|x|) of the exact
+            # one for any summation order (Higham eq. (4.4)), and mean(|x|) >> |mean| where
+            # extremes of both signs cancel (+-1.7e153 around values ~1 in float64).
+            mean_abs = np.mean(np.abs(x), axis=axes, keepdims=True)
+            terms = (np.abs(x) + mean_abs) * inv_std
             if exact_constants:
                 constant = np.max(x, axis=axes, keepdims=True) == np.min(x, axis=axes,
                                                                          keepdims=True)
@@ -659,6 +663,67 @@ def _sum_to(a: Array, shape: tuple[int, ...]) -> Array:
 
 
 BCE_WITH_LOGITS = Reduced(vjp=_bce_logits_vjp, pointwise=_bce_logits_pointwise)
+
+
+def _multilabel_soft_margin_vjp(spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+    """torch composes l_n = -(1 / C) sum_c w_c (y logsigmoid(x) + (1 - y) logsigmoid(-x))
+    from autograd ops: the target's gradient is gbar w (logsigmoid(x) - logsigmoid(-x)) / C,
+    a difference of terms of size |logsigmoid(x)| + |logsigmoid(-x)| (2 log 2 at x = 0, where
+    the exact difference x vanishes); the input's gbar w (y sigmoid(-x) - (1 - y) sigmoid(x))
+    / C, terms of size |y| sigmoid(-x) + |1 - y| sigmoid(x). gbar: |g| per sample (over N for
+    "mean")."""
+    x = np.asarray(case.arrays["input"], dtype=np.float64)
+    y = np.broadcast_to(np.asarray(case.arrays["target"], dtype=np.float64), x.shape)
+    w = np.abs(np.asarray(case.arrays.get("weight", np.ones(x.shape[-1:])), dtype=np.float64))
+    gbar = np.abs(np.asarray(g, dtype=np.float64))
+    reduction = case.options.get("reduction", "mean")
+    if reduction == "mean" and x.ndim == 2:
+        gbar = gbar / max(1, x.shape[0])
+    if reduction == "none" and x.ndim == 2:
+        gbar = gbar.reshape(-1, 1)
+    factor = np.broadcast_to(gbar * w / max(1, x.shape[-1]), x.shape)
+    grads = {"input": factor * (np.abs(y) * _sigmoid(-x) + np.abs(1 - y) * _sigmoid(x)),
+             "target": factor * (_softplus(-x) + _softplus(x))}
+    return {name: _sum_to(m, case.arrays[name].shape) for name, m in grads.items()
+            if name in case.differentiable}
+
+
+MULTILABEL_SOFT_MARGIN = Reduced(vjp=_multilabel_soft_margin_vjp)
+
+
+class MultilabelMargin(Reduced):
+    """multilabel_margin_loss: each active pair (j a target position, i a non-target class)
+    adds +s/C to the input gradient at i and -s/C at y_j (s the sample's cotangent, over N for
+    "mean"), so element c of the gradient is a sum of at most T + count_c C such signed terms
+    (T the sample's target positions, count_c those holding c: a class repeated in the target
+    counts once per position): M = |s| / C (T + count_c C), and the longest sum has T C terms.
+    The forward sums positive hinges: :class:`Reduced`."""
+
+    def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+        from references.losses_margin import _margin_classes, _multilabel_counts
+
+        x, t, _ = _margin_classes(case.arrays["input"], case.arrays["target"])
+        count = _multilabel_counts(t)
+        n, c = x.shape
+        s = np.abs(np.asarray(g, dtype=np.float64))
+        if case.options.get("reduction", "mean") == "mean":
+            s = s / max(1, n)
+        s = np.broadcast_to(np.reshape(s, (-1, 1)) if s.size == n else s, (n, 1))
+        positions = np.sum(count, axis=1, keepdims=True)
+        m = s / max(1, c) * (positions + count * c)
+        return {"input": np.reshape(m, np.shape(case.arrays["input"]))}
+
+    def length(self, spec: OpSpec, case: Case) -> int:
+        """T C for the sample with the most target positions."""
+        from references.losses_margin import _margin_classes, _multilabel_counts
+
+        x, t, _ = _margin_classes(case.arrays["input"], case.arrays["target"])
+        if x.size == 0:
+            return 1
+        return max(1, int(np.max(np.sum(_multilabel_counts(t), axis=1))) * x.shape[1])
+
+
+MULTILABEL_MARGIN = MultilabelMargin()
 
 
 class Ctc:
