@@ -37,8 +37,20 @@ Axes = tuple[int, ...]
 
 
 def _standardize(x: Array, axes: Axes, eps: float) -> tuple[Array, Array]:
-    """xhat = (x - mean) / sqrt(var + eps) over ``axes`` (biased var), and 1 / sqrt(var + eps)."""
-    mu = np.mean(x, axis=axes, keepdims=True)
+    """xhat = (x - mean) / sqrt(var + eps) over ``axes`` (biased var), and 1 / sqrt(var + eps).
+
+    The mean is taken of the data shifted by one of the group's own values, x0 + mean(x - x0)
+    (shifted data, as in Chan, Golub and LeVeque's variance algorithms): the mean of equal
+    values is then exactly that value, so a constant group normalises to exactly 0, as the
+    mathematics says (np.mean of ten copies of 0.3 is off by an ulp, 1.8e-14 after the
+    division by sqrt(eps))."""
+    if x.size:
+        first = tuple(slice(0, 1) if i in {a % x.ndim for a in axes} else slice(None)
+                      for i in range(x.ndim))
+        x0 = x[first]
+        mu = x0 + np.mean(x - x0, axis=axes, keepdims=True)
+    else:
+        mu = np.mean(x, axis=axes, keepdims=True)
     var = np.mean((x - mu) ** 2, axis=axes, keepdims=True)
     inv_std = 1.0 / np.sqrt(var + eps)
     return (x - mu) * inv_std, inv_std
