@@ -280,12 +280,17 @@ def multilabel_soft_margin_loss_vjp(
     g: Array, input: Array, target: Array, weight: Array | None = None, reduction: str = "mean"
 ) -> dict[str, Array]:
     r"""dL/dx = s (w / C) (sigmoid(x) - y),  dL/dy = -s (w / C) x; each summed back over the
-    dimensions broadcasting added (an argument of smaller shape, e.g. a target of one row)."""
+    dimensions broadcasting added (an argument of smaller shape, e.g. a target of one row).
+
+    Stable form: sigmoid(x) - y = (1 - y) sigmoid(x) - y sigmoid(-x), which keeps its relative
+    precision in both tails (sigmoid(x) - 1 is 0 in float64 from x ~ 37, where the exact value
+    -sigmoid(-x) is e^-x)."""
     x, y, _ = _pair(input, target)
     w = 1.0 if weight is None else np.asarray(weight, dtype=np.float64)
     shape = x.shape[:-1]
     s = np.expand_dims(_reduce_vjp(g, shape, reduction, int(np.prod(shape))), -1) * w / x.shape[-1]
-    return {"input": _sum_to_shape(s * (_sigmoid(x) - y), np.shape(input)),
+    return {"input": _sum_to_shape(s * ((1 - y) * _sigmoid(x) - y * _sigmoid(-x)),
+                                   np.shape(input)),
             "target": _sum_to_shape(-s * x, np.shape(target))}
 
 
