@@ -92,9 +92,10 @@ def _batch_norm_defects(case: Case, dtype: torch.dtype) -> str | None:
     """Three recorded torch defects (KNOWN_DIFFERENCES.md):
     the backward of an input without spatial extent ((N, C) or (N, C, 1)) reads a
     non-contiguous weight (and, in evaluation, running_mean and running_var) as if
-    contiguous; the input gradient of a transposed 4-d input with batch 1 ((1, 2, 1, 2),
-    (1, 3, 1, 4), (1, 2, 2, 1); not (2, 2, 1, 2)) has elements from the wrong positions, in
-    training and in evaluation (1.265 for -0.632; 2.9 at most seen); and a
+    contiguous; the input gradient of a transposed 4-d or 5-d input with batch 1
+    ((1, 2, 1, 2), (1, 3, 1, 4), (1, 2, 2, 1), (1, 2, 1, 1, 2); not (2, 2, 1, 2)) has elements
+    from the wrong positions, in training and in evaluation (1.265 for -0.632; 2.9 at most
+    seen); and a
     training-mode constant channel (all values equal, nonzero) does not give exactly 0, its
     mean being off by rounding that the normalisation divides by sqrt(eps) (0.12 for 10^4
     copies of -3.7 in float32)."""
@@ -104,8 +105,8 @@ def _batch_norm_defects(case: Case, dtype: torch.dtype) -> str | None:
             viewed == "weight" or (viewed in ("running_mean", "running_var")
                                    and not case.options.get("training", False))):
         return "batch_norm backward ignores the strides of weight / running statistics"
-    if case.label == "layout: transposed input" and x.ndim == 4 and x.shape[0] == 1:
-        return "batch_norm backward of a transposed 4-d input with batch 1 mixes up elements"
+    if case.label == "layout: transposed input" and x.ndim >= 4 and x.shape[0] == 1:
+        return "batch_norm backward of a transposed 4-d/5-d input with batch 1 mixes up elements"
     if not case.options.get("training", False):
         return None
     flat = np.moveaxis(x.reshape(x.shape[0], x.shape[1], -1), 1, 0).reshape(x.shape[1], -1)
