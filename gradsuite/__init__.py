@@ -49,6 +49,7 @@ from suite.specs import (
     OptimizerSpec,
 )
 from suite.tolerances import Kind, Tolerance
+from suite.trainloops import TrainingLoop as TrainingLoop  # the type gs.record may return
 
 __version__ = "0.1.0"
 __all__ = [
@@ -73,6 +74,7 @@ __all__ = [
 ]
 
 Record = OpSpec | OptimizerSpec | ClosureOptimizerSpec
+"""A record a battery checks."""
 
 
 def records() -> tuple[str, ...]:
@@ -82,8 +84,10 @@ def records() -> tuple[str, ...]:
     return tuple(s.name for s in everything)
 
 
-def record(name: str) -> Record:
-    """The built-in record called ``name`` (``python -m suite list`` lists them).
+def record(name: str) -> Record | TrainingLoop:
+    """The built-in record called ``name`` (``python -m suite list`` lists them), or one of
+    the training loops checked end to end (``"linear_regression"``, ``"mlp_classifier"``:
+    ``gs.check("training_trajectory", loop, run, dtype=..., device=...)``).
 
     Raises:
         BatteryError: naming the closest known records, when there is none.
@@ -102,10 +106,12 @@ def like(name: str, **changes: Any) -> Record:
     are kept. Replacing ``torch_fn`` drops the built-in module form (torch's ``nn`` class is
     not your op's; give ``module=`` to check yours) and the record's ``torch_vjp_options``
     (where torch's own gradient is knowingly not the derivative, yours is held to the
-    derivative). ``baseline=True`` judges half precision and float32 relative to the built-in
-    torch op's own error (:class:`Baseline`'s factors); a :class:`Baseline` without a
-    ``torch_fn`` gets the built-in one. For an optimizer, the implementations your class's
-    constructor cannot select (no ``foreach`` or ``fused`` argument) are dropped.
+    derivative), and what the built-in record says torch.compile backends and torch.func.vmap
+    cannot do with torch's op (``backends``, ``vmap``). ``baseline=True`` judges half
+    precision and float32 relative to the built-in torch op's own error (:class:`Baseline`'s
+    factors); a :class:`Baseline` without a ``torch_fn`` gets the built-in one. For an
+    optimizer, the implementations your class's constructor cannot select (no ``foreach`` or
+    ``fused`` argument) are dropped.
 
     Raises:
         BatteryError: an unknown record name (with the close matches) or field.
@@ -116,6 +122,9 @@ def like(name: str, **changes: Any) -> Record:
         OpSpec('gelu')
     """
     base = record(name)
+    if isinstance(base, TrainingLoop):
+        raise BatteryError(f"gs.like({name!r}): {name} is a training loop, not a record a "
+                           f"battery checks; give gs.like an op, optimizer or L-BFGS record")
     fields = {f.name for f in dataclasses.fields(base)}
     unknown = sorted(set(changes) - fields)
     if unknown:
@@ -127,6 +136,10 @@ def like(name: str, **changes: Any) -> Record:
         if "torch_fn" in changes:
             changes.setdefault("module", None)
             changes.setdefault("torch_vjp_options", {})
+            # What torch.compile and torch.func.vmap cannot do with torch's op says nothing
+            # about yours: every backend and vmap run, until your record says why not.
+            changes.setdefault("backends", {})
+            changes.setdefault("vmap", True)
         baseline = changes.get("baseline")
         if baseline is True:
             changes["baseline"] = Baseline(torch_fn=base.torch_fn)

@@ -86,3 +86,18 @@ def _buffers(state: Any, theta: Array, *fields: str, fill: float = 0.0) -> tuple
     if state is None:
         return tuple(np.full_like(theta, fill) for _ in fields)
     return tuple(np.asarray(getattr(state, name), dtype=np.float64) for name in fields)
+
+
+def _lerp(start: Array, end: Array, weight: float) -> Array:
+    r"""start + weight (end - start), evaluated as torch's ``lerp`` does (ATen's Lerp.h):
+
+        start + weight (end - start)          if |weight| < 0.5
+        end - (end - start) (1 - weight)      otherwise
+
+    Both equal the formula exactly; the switch keeps the result exact at weight = 1 (it is
+    ``end``, where start + 1 (end - start) may be off by an ulp of |start|: relatively large
+    when |end| << |start|).
+    """
+    if abs(weight) < 0.5:
+        return start + weight * (end - start)
+    return end - (end - start) * (1 - weight)

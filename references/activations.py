@@ -10,10 +10,9 @@ The torch documentation followed is named in each docstring (https://pytorch.org
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numpy.typing import NDArray
+from scipy import special
 
 Array = NDArray[np.float64]
 
@@ -23,13 +22,13 @@ def sigmoid(input: Array) -> Array:
 
     Derivative: sigmoid'(x) = sigmoid(x) (1 - sigmoid(x)).
 
-    Stable form: for x >= 0 use 1 / (1 + exp(-x)); for x < 0 use exp(x) / (1 + exp(x)), so the
-    argument of ``exp`` is never positive and nothing overflows.
+    Evaluated by ``scipy.special.expit``, 1 / (1 + exp(-x)) in one pass: for x < 0 exp(-x) is
+    large and the quotient keeps full relative precision (no 1 - small cancellation); below
+    x = -709.78 exp(-x) overflows to inf and the result is 0 where the value is below 2.3e-308
+    (a subnormal, which torch's float64 sigmoid also gives as 0).
     Follows ``torch.sigmoid`` / ``torch.nn.Sigmoid``.
     """
-    x = np.asarray(input, dtype=np.float64)
-    e = np.exp(-np.abs(x))  # in (0, 1]: never overflows
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return special.expit(np.asarray(input, dtype=np.float64))
 
 
 def sigmoid_vjp(g: Array, input: Array) -> dict[str, Array]:
@@ -68,10 +67,12 @@ def relu(input: Array) -> Array:
 def relu_vjp(g: Array, input: Array) -> dict[str, Array]:
     r"""d relu/dx = [x > 0]  (0 at x = 0, torch's convention);  VJP: 0 where x <= 0, else g.
 
-    Written as torch's ``threshold_backward`` is (``x <= 0 ? 0 : g``), so a NaN input passes
-    the cotangent through, as torch does (docs/conventions.md).
+    Written with torch's ``threshold_backward`` test (``x <= 0 ? 0 : g``), as g times the
+    indicator [not x <= 0], so a NaN input passes the cotangent through, as torch does
+    (docs/conventions.md). (For a finite cotangent, as every check draws, the product and
+    torch's select agree exactly.)
     """
-    return {"input": np.where(np.asarray(input) <= 0, 0.0, g)}
+    return {"input": g * ~(np.asarray(input) <= 0)}
 
 
 def leaky_relu(input: Array, negative_slope: float = 0.01) -> Array:
@@ -79,15 +80,19 @@ def leaky_relu(input: Array, negative_slope: float = 0.01) -> Array:
 
     Derivative: 1 for x > 0, negative_slope for x < 0. At x = 0 torch's backward takes the
     x > 0 branch's complement, i.e. negative_slope (``self > 0 ? grad : grad * slope``).
+    Written max(x, 0) + negative_slope min(x, 0): each element is one of the two terms exactly
+    (the other is 0), NaN propagates, and -inf gives -inf (NaN for slope 0: -inf * 0, as torch).
     Follows ``torch.nn.functional.leaky_relu`` / ``torch.nn.LeakyReLU``.
     """
     x = np.asarray(input, dtype=np.float64)
-    return np.where(x >= 0, x, negative_slope * x)
+    return np.maximum(x, 0.0) + negative_slope * np.minimum(x, 0.0)
 
 
 def leaky_relu_vjp(g: Array, input: Array, negative_slope: float = 0.01) -> dict[str, Array]:
-    r"""d leaky_relu/dx = 1 if x > 0 else negative_slope;  VJP: g * that."""
-    return {"input": g * np.where(np.asarray(input) > 0, 1.0, negative_slope)}
+    r"""d leaky_relu/dx = [x > 0] + negative_slope [not x > 0] (the slope at 0 and at NaN);
+    VJP: g times that, one of the two terms exactly."""
+    positive = np.asarray(input) > 0
+    return {"input": g * positive + negative_slope * (g * ~positive)}
 
 
 def softmax(input: Array, dim: int = -1) -> Array:
@@ -100,8 +105,10 @@ def softmax(input: Array, dim: int = -1) -> Array:
     Follows ``torch.nn.functional.softmax`` / ``torch.nn.Softmax``.
     """
     x = np.asarray(input, dtype=np.float64)
-    e = np.exp(x - np.max(x, axis=dim, keepdims=True, initial=-np.inf))
-    return e / np.sum(e, axis=dim, keepdims=True)
+    e = x - np.max(x, axis=dim, keepdims=True, initial=-np.inf)
+    np.exp(e, out=e)  # exp(x - m), in the shifted array's place
+    e /= np.sum(e, axis=dim, keepdims=True)
+    return e
 
 
 def softmax_vjp(g: Array, input: Array, dim: int = -1) -> dict[str, Array]:
@@ -154,11 +161,7 @@ _SELU_ALPHA = 1.6732632423543772848170429916717  # Klambauer et al. 2017, torch.
 _SELU_SCALE = 1.0507009873554804934193349852946
 _SQRT_2_OVER_PI = np.sqrt(2.0 / np.pi)
 _GELU_KAPPA = 0.044715  # the tanh approximation's cubic coefficient (torch.nn.GELU docs)
-
-
-def _erfc(x: Array) -> Array:
-    """erfc, elementwise: NumPy has none, and ``math.erfc`` is accurate to a few ulp."""
-    return np.asarray(np.frompyfunc(math.erfc, 1, 1)(x), dtype=np.float64)
+_INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
 
 
 def _expm1_negative_part(x: Array) -> Array:
@@ -227,8 +230,9 @@ def gelu(input: Array, approximate: str = "none") -> Array:
     u = sqrt(2 / pi) (x + 0.044715 x^3) and t = tanh(u):
     0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2 / pi) (1 + 3 * 0.044715 x^2).
 
-    Phi(x) = erfc(-x / sqrt 2) / 2 keeps relative precision in the left tail (torch's
-    1 + erf(x / sqrt 2) rounds to 0 there; the difference is far below the absolute tolerance).
+    Phi is ``scipy.special.ndtr``, which evaluates erfc(-x / sqrt 2) / 2 for x < -1/sqrt 2 and so
+    keeps relative precision in the left tail (torch's 1 + erf(x / sqrt 2) rounds to 0 there;
+    the difference is far below the absolute tolerance).
     Likewise 0.5 (1 + tanh(u)) = sigmoid(2 u) and 1 - tanh(u)^2 = 4 s (1 - s), s = sigmoid(2 u),
     with the stable ``sigmoid``: 1 + tanh(u) cancels for u << 0.
     At -inf both forms evaluate -inf * 0 = NaN, as torch does (the limit would be 0).
@@ -239,7 +243,7 @@ def gelu(input: Array, approximate: str = "none") -> Array:
         return x * sigmoid(2.0 * _SQRT_2_OVER_PI * (x + _GELU_KAPPA * x**3))
     if approximate != "none":
         raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
-    return x * 0.5 * _erfc(-x / np.sqrt(2.0))
+    return x * special.ndtr(x)
 
 
 def gelu_vjp(g: Array, input: Array, approximate: str = "none") -> dict[str, Array]:
@@ -253,8 +257,8 @@ def gelu_vjp(g: Array, input: Array, approximate: str = "none") -> dict[str, Arr
         du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_KAPPA * x * x)
         return {"input": g * (s + 2.0 * x * s * (1.0 - s) * du)}  # 0.5 x (1 - t^2) = 2x s (1-s)
     gelu(x, approximate)  # validates ``approximate``
-    pdf = np.exp(-0.5 * x * x) / np.sqrt(2.0 * np.pi)
-    return {"input": g * (0.5 * _erfc(-x / np.sqrt(2.0)) + x * pdf)}
+    pdf = np.exp(-0.5 * x * x) * _INV_SQRT_2PI  # phi(x)
+    return {"input": g * (special.ndtr(x) + x * pdf)}
 
 
 def silu(input: Array) -> Array:
@@ -265,13 +269,13 @@ def silu(input: Array) -> Array:
     Follows ``torch.nn.SiLU`` (Elfwing et al. 2017).
     """
     x = np.asarray(input, dtype=np.float64)
-    return x * sigmoid(x)
+    return x * special.expit(x)
 
 
 def silu_vjp(g: Array, input: Array) -> dict[str, Array]:
     r"""VJP: g s (1 + x (1 - s)); NaN at +-inf (inf * 0), as torch's ``silu_backward``."""
     x = np.asarray(input, dtype=np.float64)
-    s = sigmoid(x)
+    s = special.expit(x)
     return {"input": g * s * (1.0 + x * (1.0 - s))}
 
 
@@ -348,34 +352,40 @@ def softshrink(input: Array, lambd: float = 0.5) -> Array:
     r"""softshrink(x) = x - lambd for x > lambd, x + lambd for x < -lambd, 0 otherwise.
 
     Derivative: 1 for |x| > lambd, 0 for |x| < lambd. At x = +-lambd torch's backward uses the
-    closed band (``-lambd <= x <= lambd ? 0 : g``): 0; NaN passes g through. The forward
-    propagates NaN (x * 0 in the band).
+    closed band (``-lambd <= x <= lambd ? 0 : g``): 0; NaN passes g through.
+    Written x - clamp(x, -lambd, lambd): the same three pieces (x - lambd, x + lambd, and
+    x - x = 0 in the band), and NaN propagates.
     Follows ``torch.nn.Softshrink``.
     """
     x = np.asarray(input, dtype=np.float64)
-    return np.where(x > lambd, x - lambd, np.where(x < -lambd, x + lambd, x * 0.0))
+    return x - np.clip(x, -lambd, lambd)
+
+
+def _outside_band(x: Array, lambd: float) -> NDArray[np.bool_]:
+    """[not -lambd <= x <= lambd]: torch's shrink backwards' test, true at NaN."""
+    return ~((x >= -lambd) & (x <= lambd))
 
 
 def softshrink_vjp(g: Array, input: Array, lambd: float = 0.5) -> dict[str, Array]:
-    r"""VJP: 0 where -lambd <= x <= lambd (so 0 at +-lambd), else g."""
-    x = np.asarray(input, dtype=np.float64)
-    return {"input": np.where((x >= -lambd) & (x <= lambd), 0.0, g)}
+    r"""VJP: 0 where -lambd <= x <= lambd (so 0 at +-lambd), else g: g times the indicator of
+    the band's complement (NaN passes g)."""
+    return {"input": g * _outside_band(np.asarray(input, dtype=np.float64), lambd)}
 
 
 def hardshrink(input: Array, lambd: float = 0.5) -> Array:
     r"""hardshrink(x) = x for |x| > lambd, 0 otherwise (0 at x = +-lambd).
 
     Derivative: 1 for |x| > lambd, 0 for |x| < lambd; torch gives 0 at +-lambd (closed band,
-    as softshrink) and passes g through at NaN. Follows ``torch.nn.Hardshrink``.
+    as softshrink) and passes g through at NaN. Written x times the indicator of the band's
+    complement (x exactly outside it, 0 inside, NaN kept). Follows ``torch.nn.Hardshrink``.
     """
     x = np.asarray(input, dtype=np.float64)
-    return np.where((x >= -lambd) & (x <= lambd), 0.0, x)
+    return x * _outside_band(x, lambd)
 
 
 def hardshrink_vjp(g: Array, input: Array, lambd: float = 0.5) -> dict[str, Array]:
-    r"""VJP: 0 where -lambd <= x <= lambd, else g."""
-    x = np.asarray(input, dtype=np.float64)
-    return {"input": np.where((x >= -lambd) & (x <= lambd), 0.0, g)}
+    r"""VJP: 0 where -lambd <= x <= lambd, else g (g times the band's complement)."""
+    return {"input": g * _outside_band(np.asarray(input, dtype=np.float64), lambd)}
 
 
 def tanhshrink(input: Array) -> Array:
@@ -403,14 +413,15 @@ def hardtanh(input: Array, min_val: float = -1.0, max_val: float = 1.0) -> Array
     Follows ``torch.nn.Hardtanh``.
     """
     x = np.asarray(input, dtype=np.float64)
-    return np.minimum(np.maximum(x, min_val), max_val)
+    return np.clip(x, min_val, max_val)  # NaN propagates
 
 
 def hardtanh_vjp(g: Array, input: Array, min_val: float = -1.0,
                  max_val: float = 1.0) -> dict[str, Array]:
-    r"""VJP: 0 where x <= min_val or x >= max_val (0 at both bounds), else g."""
+    r"""VJP: 0 where x <= min_val or x >= max_val (0 at both bounds), else g: g times the
+    indicator [not (x <= min_val or x >= max_val)], true at NaN."""
     x = np.asarray(input, dtype=np.float64)
-    return {"input": np.where((x <= min_val) | (x >= max_val), 0.0, g)}
+    return {"input": g * ~((x <= min_val) | (x >= max_val))}
 
 
 def relu6(input: Array) -> Array:
@@ -456,7 +467,7 @@ def clamp_vjp(g: Array, input: Array, min: float | None = None,
         keep &= (x >= min) if clamp_closed else (x > min)
     if max is not None:
         keep &= (x <= max) if clamp_closed else (x < max)
-    return {"input": np.where(keep, g, 0.0)}
+    return {"input": g * keep}
 
 
 def hardsigmoid(input: Array) -> Array:
@@ -467,13 +478,13 @@ def hardsigmoid(input: Array) -> Array:
     Follows ``torch.nn.Hardsigmoid``.
     """
     x = np.asarray(input, dtype=np.float64)
-    return np.minimum(np.maximum(x + 3.0, 0.0), 6.0) / 6.0
+    return np.clip(x + 3.0, 0.0, 6.0) / 6.0
 
 
 def hardsigmoid_vjp(g: Array, input: Array) -> dict[str, Array]:
-    r"""VJP: g / 6 where -3 < x < 3, else 0."""
+    r"""VJP: g / 6 where -3 < x < 3, else 0 (g / 6 times the indicator; false at NaN)."""
     x = np.asarray(input, dtype=np.float64)
-    return {"input": np.where((x > -3.0) & (x < 3.0), g / 6.0, 0.0)}
+    return {"input": g * ((x > -3.0) & (x < 3.0)) / 6.0}
 
 
 def hardswish(input: Array) -> Array:
@@ -486,7 +497,7 @@ def hardswish(input: Array) -> Array:
     Follows ``torch.nn.Hardswish`` (Howard et al. 2019).
     """
     x = np.asarray(input, dtype=np.float64)
-    return x * np.minimum(np.maximum(x + 3.0, 0.0), 6.0) / 6.0
+    return x * np.clip(x + 3.0, 0.0, 6.0) / 6.0
 
 
 def hardswish_vjp(g: Array, input: Array, *, closed_band: bool = False) -> dict[str, Array]:
@@ -554,10 +565,11 @@ def prelu(input: Array, weight: Array) -> Array:
     (inputs of fewer than 2 dims have one channel).
     Derivatives: d/dx = 1 for x > 0, a for x < 0, and a at x = 0 and at NaN (torch's backward is
     ``x > 0 ? g : a g``); d/da = x where x <= 0, else 0, summed over every element of the channel.
+    Written max(x, 0) + a min(x, 0), as ``leaky_relu``: one of the two terms exactly.
     Follows ``torch.nn.PReLU`` (He et al. 2015).
     """
     x = np.asarray(input, dtype=np.float64)
-    return np.where(x > 0, x, _channel_weight(weight, x.ndim) * x)
+    return np.maximum(x, 0.0) + _channel_weight(weight, x.ndim) * np.minimum(x, 0.0)
 
 
 def prelu_vjp(g: Array, input: Array, weight: Array) -> dict[str, Array]:
@@ -565,8 +577,9 @@ def prelu_vjp(g: Array, input: Array, weight: Array) -> dict[str, Array]:
     x = np.asarray(input, dtype=np.float64)
     w = np.asarray(weight, dtype=np.float64)
     a = _channel_weight(w, x.ndim)
-    gx = np.broadcast_to(np.where(x > 0, g, a * g), x.shape)
-    per_element = np.where(x > 0, 0.0, g * x)
+    positive = x > 0
+    gx = np.broadcast_to(g * positive + a * (g * ~positive), x.shape)
+    per_element = g * np.minimum(x, 0.0)  # g x where x <= 0 (NaN kept), else 0
     if x.ndim >= 2 and w.size > 1:
         gw = np.sum(per_element, axis=tuple(d for d in range(x.ndim) if d != 1))
     else:
@@ -587,9 +600,9 @@ def threshold(input: Array, threshold: float, value: float) -> Array:
 
 
 def threshold_vjp(g: Array, input: Array, threshold: float, value: float) -> dict[str, Array]:
-    r"""VJP: 0 where x <= threshold, else g."""
+    r"""VJP: 0 where x <= threshold, else g: g times [not x <= threshold], true at NaN."""
     x = np.asarray(input, dtype=np.float64)
-    return {"input": np.where(x <= threshold, 0.0, g)}
+    return {"input": g * ~(x <= threshold)}
 
 
 def glu(input: Array, dim: int = -1) -> Array:

@@ -52,7 +52,8 @@ def scaled_dot_product_attention(query: Array, key: Array, value: Array,
                                  is_causal: bool = False, scale: float | None = None) -> Array:
     r"""out = softmax(q k^T * scale + bias) v, the softmax over the key axis.
 
-    Shapes: ``query`` (*, L, E), ``key`` (*, S, E), ``value`` (*, S, Ev); out (*, L, Ev).
+    Shapes: ``query`` (*, L, E), ``key`` (*, S, E), ``value`` (*, S, Ev); out (*, L, Ev), the
+    batch dimensions * broadcast against each other (NumPy's matmul rules, as torch's).
     ``scale`` defaults to 1 / sqrt(E). ``bias`` is 0, or from ``attn_mask`` (boolean: True
     takes part, False gets -inf; float: added to the scores; broadcast to (*, L, S)), or from
     ``is_causal`` (key j allowed for query i iff j <= i). The softmax is the max-shifted form
@@ -76,13 +77,19 @@ def scaled_dot_product_attention_vjp(g: Array, query: Array, key: Array, value: 
         dL/dS = P * (dL/dP - sum_keys(dL/dP * P))     (the softmax VJP, row by row)
         dL/dq = dL/dS k * scale,   dL/dk = dL/dS^T q * scale
         dL/d attn_mask = dL/dS summed over the axes the mask was broadcast along (float masks)
+
+    The batch dimensions of q, k, v (and the mask) broadcast against each other, as torch's
+    do: each product above has the broadcast batch shape, and each gradient is summed back
+    over the dimensions its argument was broadcast along (the VJP of broadcasting), so it has
+    exactly its argument's shape.
     """
     q, k, v = (np.asarray(a, dtype=np.float64) for a in (query, key, value))
     p, s = _probabilities(q, k, attn_mask, is_causal, scale)
     dp = g @ np.swapaxes(v, -1, -2)
     ds = p * (dp - np.sum(dp * p, axis=-1, keepdims=True))
-    grads = {"query": ds @ k * s, "key": np.swapaxes(ds, -1, -2) @ q * s,
-             "value": np.swapaxes(p, -1, -2) @ g}
+    grads = {"query": _sum_to_shape(ds @ k * s, q.shape),
+             "key": _sum_to_shape(np.swapaxes(ds, -1, -2) @ q * s, k.shape),
+             "value": _sum_to_shape(np.swapaxes(p, -1, -2) @ g, v.shape)}
     if attn_mask is not None and attn_mask.dtype != np.bool_:
         grads["attn_mask"] = _sum_to_shape(ds, attn_mask.shape)
     return grads

@@ -38,7 +38,12 @@ _OUT_LETTERS = "xyz"
 
 
 def _tuple(value: IntOrTuple, d: int) -> tuple[int, ...]:
-    return (int(value),) * d if isinstance(value, int | np.integer) else tuple(map(int, value))
+    """A size, stride, padding or dilation as ``d`` ints: torch accepts an int or a sequence of
+    one (both meaning the same value in every dimension) or of ``d`` values."""
+    values = (value,) if isinstance(value, int | np.integer) else tuple(value)
+    if len(values) not in (1, d):
+        raise ValueError(f"expected an int, or a sequence of 1 or {d} ints; got {value!r}")
+    return tuple(int(v) for v in values) * (d if len(values) == 1 else 1)
 
 
 def _slices(offset: Sequence[int], stride: Sequence[int], dilation: Sequence[int],

@@ -1,5 +1,5 @@
 r"""Classification losses and their VJPs, NumPy float64: cross entropy, NLL, binary cross entropy
-(on probabilities and on logits).
+(on probabilities and on logits), and the linear layer fused with cross entropy.
 
 Cross entropy and NLL take class indices (cross entropy also class probabilities), with class
 weights, ``ignore_index`` and label smoothing; "mean" divides by the total weight of the kept
@@ -26,6 +26,7 @@ from references._loss_common import (
     _sum_to_shape,
 )
 from references.activations import softmax
+from references.layers import linear, linear_vjp
 
 
 def _class_targets(
@@ -237,6 +238,154 @@ def _cross_entropy_probabilities_vjp(
     return {"input": d_input, "target": d_target}
 
 
+
+def _linear_logits(input: Array, linear_weight: Array,
+                   linear_bias: Array | None) -> tuple[Array, Array, Array | None]:
+    r"""(z, W_flat, b_flat): the logits of shape (*batch, C, d1, ..., dK) and the weight and
+    bias flattened to (C d1 ... dK, in) and (C d1 ... dK,), the Linear layer that computes them."""
+    w = np.asarray(linear_weight, dtype=np.float64)
+    a = np.asarray(input, dtype=np.float64)
+    if w.ndim < 2 or a.ndim not in (1, 2) or a.shape[-1] != w.shape[-1]:
+        raise ValueError(f"input {a.shape} must be (in,) or (N, in) and linear_weight "
+                         f"(C, d1, ..., dK, in) with the same in; got {w.shape}")
+    if w.ndim > 2 and a.ndim == 1:
+        raise ValueError("a K-dimensional linear_weight needs a batched input (N, in)")
+    w_flat = w.reshape(-1, w.shape[-1])
+    b_flat = None
+    if linear_bias is not None:
+        b = np.asarray(linear_bias, dtype=np.float64)
+        if b.shape != w.shape[:-1]:
+            raise ValueError(f"linear_bias must have shape {w.shape[:-1]}; got {b.shape}")
+        b_flat = b.reshape(-1)
+    z = linear(a, w_flat, b_flat).reshape((*a.shape[:-1], *w.shape[:-1]))
+    return z, w_flat, b_flat
+
+
+def linear_cross_entropy(
+    input: Array,
+    linear_weight: Array,
+    target: Array,
+    linear_bias: Array | None = None,
+    weight: Array | None = None,
+    reduction: str = "mean",
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+) -> Array:
+    r"""Cross entropy of the logits of a Linear layer: L = cross_entropy(a W^T + b, y).
+
+    With input a of shape (in,) or (N, in), ``linear_weight`` W of shape (C, in) and
+    ``linear_bias`` b of shape (C,):
+
+        z_n = W a_n + b                 (the logits, (N, C); references.layers.linear)
+        L   = cross_entropy(z, y; weight, reduction, ignore_index, label_smoothing)
+
+    with every cross-entropy option as :func:`cross_entropy` states it (class-index or
+    class-probability targets, class weights, "mean" over the kept targets' weights, label
+    smoothing). K-dimensional loss: W of shape (C, d1, ..., dK, in) (and b (C, d1, ..., dK))
+    needs a batched input and gives logits z_{n, c, i1, ..., iK} = W_{c, i1, ..., iK} . a_n + b,
+    of shape (N, C, d1, ..., dK), against targets (N, d1, ..., dK) or probabilities
+    (N, C, d1, ..., dK): the Linear layer with C d1 ... dK outputs, its output reshaped.
+    ``ignore_index`` None is cross entropy's -100 (torch maps it so for class indices; with
+    probability targets it must be None).
+
+    Derivative (chain rule through the logits): with G = dL/dz from :func:`cross_entropy_vjp`
+    (G_n = s_n (p_n sum_c q_{n,c} - q_n)), reshaped to (N, C d1 ... dK),
+
+        dL/da = G W,   dL/dW = G^T a (summed over the batch),   dL/db = sum_n G_n,
+
+    (references.layers.linear_vjp), each reshaped to its argument's shape; a probability target's
+    gradient is cross entropy's, dL/dt_{n,c} = -s_n (1 - eps) w_c log p_{n,c}.
+
+    Numerics: the logits are a matmul (no overflow for any finite inputs of moderate size), and
+    the cross entropy takes them through the stable log_softmax of :func:`cross_entropy`.
+
+    Follows ``torch.nn.functional.linear_cross_entropy`` / ``torch.nn.LinearCrossEntropyLoss``
+    (new in torch 2.13; https://pytorch.org/docs/stable/generated/torch.nn.LinearCrossEntropyLoss.html),
+    whose documentation defines it as exactly this composition, ``cross_entropy(linear(input,
+    linear_weight), target, ...)``, and its reshape of a K-dimensional weight.
+    """
+    z, _, _ = _linear_logits(input, linear_weight, linear_bias)
+    return cross_entropy(z, target, weight, -100 if ignore_index is None else ignore_index,
+                         reduction, label_smoothing)
+
+
+def linear_cross_entropy_vjp(
+    g: Array,
+    input: Array,
+    linear_weight: Array,
+    target: Array,
+    linear_bias: Array | None = None,
+    weight: Array | None = None,
+    reduction: str = "mean",
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+) -> dict[str, Array]:
+    r"""VJP of :func:`linear_cross_entropy`: G = dL/dz by cross_entropy_vjp, then the Linear
+    layer's VJP, dL/da = G W, dL/dW = G^T a, dL/db = sum_n G_n (each reshaped to its argument's
+    shape); a probability target's gradient passes through from cross entropy."""
+    z, w_flat, b_flat = _linear_logits(input, linear_weight, linear_bias)
+    ce = cross_entropy_vjp(g, z, target, weight, -100 if ignore_index is None else ignore_index,
+                           reduction, label_smoothing)
+    a = np.asarray(input, dtype=np.float64)
+    dz = ce["input"].reshape((*a.shape[:-1], w_flat.shape[0]))
+    lin = linear_vjp(dz, a, w_flat, b_flat)
+    grads = {"input": lin["input"], "linear_weight": lin["weight"].reshape(np.shape(linear_weight))}
+    if linear_bias is not None:
+        grads["linear_bias"] = lin["bias"].reshape(np.shape(linear_bias))
+    if "target" in ce:
+        grads["target"] = ce["target"]
+    return grads
+
+
+def linear_cross_entropy_chunked(
+    input: Array,
+    linear_weight: Array,
+    target: Array,
+    linear_bias: Array | None = None,
+    weight: Array | None = None,
+    reduction: str = "mean",
+    ignore_index: int | None = None,
+    options: object = None,
+) -> Array:
+    r"""The chunked path of the fused loss: the same L as :func:`linear_cross_entropy`.
+
+    torch's chunked path (``options`` a ``LinearCrossEntropyOptions``; class-index targets, no
+    label smoothing, C-dimensional logits) takes the batch ``batch_chunk_size`` rows at a time and
+    never forms all N x C logits: per chunk it adds -w_{y_n} / D (z_{n, y_n} - m_n) and
+    w_{y_n} / D log sum_c exp(z_{n,c} - m_n) to the loss (m_n the row maximum; D the kept
+    targets' weight for "mean", 1 for "sum"), and precomputes the gradients
+    dL/da_n = s_n (W_{y_n} - p_n W),  dL/dW = sum over chunks of (s (p - onehot))^T a,
+    dL/db = sum_n s_n (p_n - onehot_n), with s_n = -w_{y_n} / D (weights of ignored targets 0).
+    That is the formula above evaluated in another order (a per-chunk sum over the batch), so the
+    value is the formula's; ``options`` (chunk size, accumulation policy, retain-graph flag, as
+    a mapping of LinearCrossEntropyOptions' fields) only chooses that order and the scratch
+    buffers, and is accepted here for the record's sake and not used.
+
+    Follows ``torch.nn.functional.linear_cross_entropy(..., options=...)`` and
+    ``torch.nn.LinearCrossEntropyOptions``
+    (https://pytorch.org/docs/stable/generated/torch.nn.LinearCrossEntropyLoss.html) and the
+    chunked implementation (``torch/nn/modules/linear_cross_entropy.py``, torch 2.13.0).
+    """
+    return linear_cross_entropy(input, linear_weight, target, linear_bias, weight, reduction,
+                                ignore_index)
+
+
+def linear_cross_entropy_chunked_vjp(
+    g: Array,
+    input: Array,
+    linear_weight: Array,
+    target: Array,
+    linear_bias: Array | None = None,
+    weight: Array | None = None,
+    reduction: str = "mean",
+    ignore_index: int | None = None,
+    options: object = None,
+) -> dict[str, Array]:
+    r"""VJP of :func:`linear_cross_entropy_chunked`: that of :func:`linear_cross_entropy`."""
+    return linear_cross_entropy_vjp(g, input, linear_weight, target, linear_bias, weight,
+                                    reduction, ignore_index)
+
+
 def nll_loss(
     input: Array,
     target: Array,
@@ -278,10 +427,10 @@ def nll_loss_vjp(
     x, class_dim, y, valid, w = _class_targets(input, target, weight, ignore_index, 0.0)
     total_weight = np.sum(w[y], where=valid)
     s = np.where(valid, _reduce_vjp(g, valid.shape, reduction, total_weight), 0.0)
-    one_hot = _per_class(np.arange(x.shape[class_dim]), x.ndim, class_dim) == np.expand_dims(
-        y, class_dim)
+    grad = np.zeros(x.shape)  # [c = y_n] is one class per sample: scatter -s_n w_{y_n} there
     with np.errstate(invalid="ignore"):
-        grad = np.where(one_hot, -np.expand_dims(s * w[y], class_dim), 0.0)
+        np.put_along_axis(grad, np.expand_dims(y, class_dim),
+                          -np.expand_dims(s * w[y], class_dim), axis=class_dim)
     return {"input": grad}
 
 

@@ -1,14 +1,18 @@
 r"""Connectionist temporal classification loss and its VJP, NumPy float64.
 
-The alpha/beta recursions of Graves et al. (2006) in log space, per sequence, with torch's
-reductions ("mean" divides each sequence's loss by its target length, then averages). The
-forward/VJP convention is that of ``references._loss_common``.
+The alpha/beta recursions of Graves et al. (2006) in log space, with torch's reductions
+("mean" divides each sequence's loss by its target length, then averages). The recursions loop
+over the frames only: each step is vectorised over the sequences of the batch and the positions
+of their (padded) extended labellings. The forward/VJP convention is that of
+``references._loss_common``.
 
 Follows ``torch.nn.functional.ctc_loss`` / ``torch.nn.CTCLoss``
 (https://pytorch.org/docs/stable/generated/torch.nn.CTCLoss.html).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,9 +26,10 @@ from references._loss_common import (
 def _ctc_sequences(
     log_probs: Array, targets: NDArray[np.int64], input_lengths: NDArray[np.int64],
     target_lengths: NDArray[np.int64],
-) -> tuple[Array, list[NDArray[np.int64]], NDArray[np.int64], bool]:
-    r"""Validate CTC arguments; return (x of shape (T, N, C), each sequence's labels, each
-    sequence's input length, whether the input was unbatched)."""
+) -> tuple[Array, NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], bool]:
+    r"""Validate CTC arguments; return (x of shape (T, N, C), the labels as (N, max_b S_b)
+    (row b holds sequence b's S_b labels first, then padding), each input length T_b, each
+    target length S_b, whether the input was unbatched)."""
     x = np.asarray(log_probs, dtype=np.float64)
     if x.ndim not in (2, 3):
         raise ValueError(f"log_probs must be (T, C) or (T, N, C); got shape {x.shape}")
@@ -37,72 +42,103 @@ def _ctc_sequences(
     y = np.asarray(targets, dtype=np.int64)
     if np.any(t_len < 0) or np.any(t_len > x.shape[0]) or np.any(s_len < 0):
         raise ValueError("input_lengths must lie in [0, T] and target_lengths be >= 0")
+    s_max = int(s_len.max(initial=0))
     if y.ndim == 2 and not unbatched:  # padded (N, S)
-        labels = [y[b, : s_len[b]] for b in range(n)]
+        labels = y[:, :s_max]
     else:  # concatenated (sum(target_lengths),), or the (S,) of an unbatched input
-        ends = np.cumsum(s_len)
-        if not unbatched and y.size != int(s_len.sum()):
+        flat = y.reshape(-1)
+        if not unbatched and flat.size != int(s_len.sum()):
             raise ValueError(f"concatenated targets must hold sum(target_lengths) = {s_len.sum()} "
-                             f"labels; got {y.size}")
-        labels = [y.reshape(-1)[end - k: end] for end, k in zip(ends, s_len, strict=True)]
-    return x, labels, t_len, unbatched
+                             f"labels; got {flat.size}")
+        first = np.cumsum(s_len) - s_len  # where each sequence's labels start
+        position = np.minimum(first[:, None] + np.arange(s_max), max(flat.size - 1, 0))
+        labels = flat[position] if flat.size else np.zeros((n, s_max), dtype=np.int64)
+    return x, labels, t_len, s_len, unbatched
 
 
-def _ctc_log_sum_exp(a: Array, axis: int) -> Array:
-    r"""log sum_i exp(a_i) along ``axis``, shifted by the finite maximum; all -inf gives -inf."""
-    m = np.max(a, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    with np.errstate(divide="ignore"):
-        return np.squeeze(np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True)) + m, axis)
+class _Lattice(NamedTuple):
+    r"""Every sequence's extended labelling l' = (blank, l_1, blank, ..., l_S, blank), padded to
+    L = 2 max_b S_b + 1 positions, and what the recursions need of it, all (N, L)."""
+
+    ext: NDArray[np.int64]  # l'_s
+    valid: NDArray[np.bool_]  # s < 2 S_b + 1
+    skip: NDArray[np.bool_]  # a path may come to s from s - 2: l'_s a label, l'_s != l'_{s-2}
+    ends: NDArray[np.bool_]  # s in {2 S_b - 1, 2 S_b}: where a complete path ends
 
 
-def _ctc_shift(v: Array, k: int) -> Array:
-    r"""v shifted by k positions along its last axis (v_{s-k}), -inf (log 0) where none."""
-    out = np.full_like(v, -np.inf)
-    if k > 0:
-        out[..., k:] = v[..., : v.shape[-1] - k]
+def _lattice(labels: NDArray[np.int64], s_len: NDArray[np.int64], blank: int) -> _Lattice:
+    n, s_max = labels.shape
+    ext = np.full((n, 2 * s_max + 1), blank, dtype=np.int64)
+    ext[:, 1::2] = labels
+    s = np.arange(ext.shape[1])
+    valid = s < 2 * s_len[:, None] + 1
+    skip = (s >= 2) & (ext != blank) & (ext != np.concatenate([ext[:, :2], ext[:, :-2]], axis=1))
+    ends = valid & (s >= 2 * s_len[:, None] - 1)
+    return _Lattice(ext, valid, skip & valid, ends)
+
+
+def _paths_into(v: Array, skip: NDArray[np.bool_], step: int) -> Array:
+    r"""log(v(s) + v(s - step) + [skip(s)] v(s - 2 step)) per position s along the last axis
+    (step 1: the paths into s from the previous frame; step -1: into s from the next frame,
+    read backwards), each missing neighbour log 0 = -inf. Sums of two are ``np.logaddexp``
+    (max(a, b) + log1p(exp(-|a - b|)), exact for -inf)."""
+    paths = v.copy()
+    if step > 0:
+        np.logaddexp(v[:, 1:], v[:, :-1], out=paths[:, 1:])
+        np.logaddexp(paths[:, 2:], v[:, :-2], out=paths[:, 2:], where=skip[:, 2:])
     else:
-        out[..., : v.shape[-1] + k] = v[..., -k:]
-    return out
+        np.logaddexp(v[:, :-1], v[:, 1:], out=paths[:, :-1])
+        np.logaddexp(paths[:, :-2], v[:, 2:], out=paths[:, :-2], where=skip[:, :-2])
+    return paths
 
 
 def _ctc_alpha_beta(
-    lp: Array, labels: NDArray[np.int64], blank: int
-) -> tuple[float, Array, Array, NDArray[np.int64]]:
-    r"""One sequence, lp of shape (T_b, C): (-log p(labels | lp), log alpha, log beta, l').
+    y: Array, lattice: _Lattice, t_len: NDArray[np.int64], with_beta: bool
+) -> tuple[Array, Array | None]:
+    r"""log alpha and (``with_beta``) log beta, (T, N, L), for y[t, b, s] = log y_t(l'_s) of
+    sequence b (Graves et al. 2006, eq. 6-11, in log space):
 
-    l' = (blank, l_1, blank, l_2, ..., l_S, blank) has 2S + 1 entries; a path may skip from
-    l'_{s-2} to l'_s when l'_s is a label different from l'_{s-2} (not a blank, not a repeat).
         alpha_0(0) = y_0(blank), alpha_0(1) = y_0(l_1),
-        alpha_t(s) = (alpha_{t-1}(s) + alpha_{t-1}(s-1) + [skip] alpha_{t-1}(s-2)) y_t(l'_s),
-        beta_{T-1}(2S) = y(blank), beta_{T-1}(2S-1) = y(l_S),
-        beta_t(s) = (beta_{t+1}(s) + beta_{t+1}(s+1) + [skip] beta_{t+1}(s+2)) y_t(l'_s),
-        p = alpha_{T-1}(2S) + alpha_{T-1}(2S-1),
-    all in log space (y_t(k) = exp(lp[t, k]), sums by log-sum-exp).
+        alpha_t(s) = (alpha_{t-1}(s) + alpha_{t-1}(s-1) + [skip(s)] alpha_{t-1}(s-2)) y_t(l'_s),
+        beta_{T_b-1}(s) = y_{T_b-1}(l'_s) for s in {2S - 1, 2S},
+        beta_t(s) = (beta_{t+1}(s) + beta_{t+1}(s+1) + [skip(s+2)] beta_{t+1}(s+2)) y_t(l'_s),
+
+    0 (-inf in logs) outside each sequence's positions s < 2 S_b + 1 and frames t < T_b (there
+    y is taken as log 0). The loop runs over the frames t only; each step is vectorised over
+    the sequences and positions.
     """
-    ext = np.full(2 * len(labels) + 1, blank, dtype=np.int64)
-    ext[1::2] = labels
-    n_ext, t_b = len(ext), lp.shape[0]
-    skip = np.zeros(n_ext, dtype=bool)
-    skip[2:] = (ext[2:] != blank) & (ext[2:] != ext[:-2])
-    log_alpha = np.full((t_b, n_ext), -np.inf)
-    log_beta = np.full((t_b, n_ext), -np.inf)
-    if t_b == 0:  # no frames: only the empty labelling has probability (1)
-        return (0.0 if len(labels) == 0 else np.inf), log_alpha, log_beta, ext
-    y = lp[:, ext]  # log y_t(l'_s)
-    log_alpha[0, :2] = y[0, :2]
-    for t in range(1, t_b):
-        a = log_alpha[t - 1]
-        paths = np.stack([a, _ctc_shift(a, 1), np.where(skip, _ctc_shift(a, 2), -np.inf)])
-        log_alpha[t] = _ctc_log_sum_exp(paths, 0) + y[t]
-    log_beta[t_b - 1, -2:] = y[t_b - 1, -2:]
-    skip_from = np.zeros(n_ext, dtype=bool)
-    skip_from[:-2] = skip[2:]
-    for t in range(t_b - 2, -1, -1):
-        b = log_beta[t + 1]
-        paths = np.stack([b, _ctc_shift(b, -1), np.where(skip_from, _ctc_shift(b, -2), -np.inf)])
-        log_beta[t] = _ctc_log_sum_exp(paths, 0) + y[t]
-    return -float(_ctc_log_sum_exp(log_alpha[t_b - 1, -2:], 0)), log_alpha, log_beta, ext
+    frames = y.shape[0]
+    alive = lattice.valid[None] & (np.arange(frames)[:, None] < t_len)[..., None]  # (T, N, L)
+    y = np.where(alive, y, -np.inf)
+    log_alpha = np.full(y.shape, -np.inf)
+    if frames:
+        log_alpha[0, :, :2] = y[0, :, :2]
+    for t in range(1, frames):
+        log_alpha[t] = _paths_into(log_alpha[t - 1], lattice.skip, 1) + y[t]
+    if not with_beta:
+        return log_alpha, None
+    skip_from = np.zeros_like(lattice.skip)  # skip_from[s] = skip(s + 2)
+    skip_from[:, :-2] = lattice.skip[:, 2:]
+    ends = np.where(lattice.ends, 0.0, -np.inf)  # log 1 where the paths end, else log 0
+    log_beta = np.full(y.shape, -np.inf)
+    for t in range(frames - 1, -1, -1):
+        into = _paths_into(log_beta[t + 1], skip_from, -1) if t + 1 < frames else ends
+        last = np.equal(t_len - 1, t)[:, None]  # frame T_b - 1: sequence b's paths end here
+        log_beta[t] = np.where(last, ends, into) + y[t]
+    return log_alpha, log_beta
+
+
+def _ctc_nll(log_alpha: Array, lattice: _Lattice, t_len: NDArray[np.int64],
+             s_len: NDArray[np.int64]) -> Array:
+    r"""-log p(l_b | x) = -log(alpha_{T_b-1}(2S_b) + alpha_{T_b-1}(2S_b - 1)) per sequence; with
+    no frames (T_b = 0) only the empty labelling has probability (1)."""
+    n = len(t_len)
+    last = log_alpha[np.maximum(t_len - 1, 0), np.arange(n)] if len(log_alpha) else \
+        np.full(lattice.ext.shape, -np.inf)
+    with np.errstate(divide="ignore"):
+        nll = -np.logaddexp.reduce(np.where(lattice.ends, last, -np.inf), axis=1)
+    no_frames = np.where(s_len == 0, 0.0, np.inf)
+    return np.where(t_len == 0, no_frames, nll)
 
 
 def _ctc_denominators(t_len: NDArray[np.int64], s_len: NDArray[np.int64],
@@ -134,20 +170,22 @@ def ctc_loss(
     Derivative (``ctc_loss_vjp``): dl_b/dx[t, b, k] = -sum_{s: l'_s = k} alpha_t(s) beta_t(s)
     / (y_t(k) p) for t < T_b (eq. 14-16 in log space), 0 for t >= T_b.
 
-    Numerics: alpha and beta are kept as logs and every sum is a log-sum-exp shifted by its
-    finite maximum: the probabilities underflow float64 after a few hundred frames otherwise.
+    Numerics: alpha and beta are kept as logs and every sum of two is ``np.logaddexp``
+    (max(a, b) + log1p(exp(-|a - b|)), exact for log 0 = -inf): the probabilities underflow
+    float64 after a few hundred frames otherwise.
     log_probs need not be normalised: the recursion is a function of arbitrary reals (torch's
     forward reads the values as they are, too).
     Follows ``torch.nn.functional.ctc_loss`` / ``torch.nn.CTCLoss``
     (https://pytorch.org/docs/stable/generated/torch.nn.CTCLoss.html).
     """
-    x, labels, t_len, unbatched = _ctc_sequences(log_probs, targets, input_lengths,
-                                                 target_lengths)
-    loss = np.array([_ctc_alpha_beta(x[: t_len[b], b], labels[b], blank)[0]
-                     for b in range(x.shape[1])])
+    x, labels, t_len, s_len, unbatched = _ctc_sequences(log_probs, targets, input_lengths,
+                                                        target_lengths)
+    lattice = _lattice(labels, s_len, blank)
+    y = x[:, np.arange(x.shape[1])[:, None], lattice.ext]  # y[t, b, s] = x[t, b, l'_s]
+    loss = _ctc_nll(_ctc_alpha_beta(y, lattice, t_len, with_beta=False)[0], lattice, t_len, s_len)
     if zero_infinity:
         loss = np.where(np.isinf(loss), 0.0, loss)
-    loss = loss / _ctc_denominators(t_len, np.asarray(target_lengths), reduction)
+    loss = loss / _ctc_denominators(t_len, s_len, reduction)
     if reduction == "none":
         return loss[0] if unbatched else loss
     return np.asarray(np.sum(loss), dtype=np.float64)
@@ -173,21 +211,25 @@ def ctc_loss_vjp(
     """
     if gradient not in ("derivative", "torch"):
         raise ValueError(f"gradient must be 'derivative' or 'torch'; got {gradient!r}")
-    x, labels, t_len, unbatched = _ctc_sequences(log_probs, targets, input_lengths,
-                                                 target_lengths)
-    n = x.shape[1]
+    x, labels, t_len, s_len, unbatched = _ctc_sequences(log_probs, targets, input_lengths,
+                                                        target_lengths)
+    n, classes = x.shape[1:]
     gbar = np.broadcast_to(np.asarray(g, dtype=np.float64).reshape(-1), (n,)) \
-        / _ctc_denominators(t_len, np.asarray(target_lengths), reduction)
-    grad = np.zeros_like(x)
-    for b in range(n):
-        t_b = t_len[b]
-        nll, log_alpha, log_beta, ext = _ctc_alpha_beta(x[:t_b, b], labels[b], blank)
-        if np.isinf(nll):
-            grad[:t_b, b] = 0.0 if zero_infinity else np.nan
-            continue
-        occupancy = np.exp(log_alpha + log_beta - x[:t_b, b][:, ext] + nll)  # (T_b, 2S + 1)
-        for s, k in enumerate(ext):
-            grad[:t_b, b, k] -= gbar[b] * occupancy[:, s]
-        if gradient == "torch":
-            grad[:t_b, b] += gbar[b] * np.exp(x[:t_b, b])
+        / _ctc_denominators(t_len, s_len, reduction)
+    lattice = _lattice(labels, s_len, blank)
+    y = x[:, np.arange(n)[:, None], lattice.ext]  # y[t, b, s] = x[t, b, l'_s]
+    log_alpha, log_beta = _ctc_alpha_beta(y, lattice, t_len, with_beta=True)
+    assert log_beta is not None
+    nll = _ctc_nll(log_alpha, lattice, t_len, s_len)
+    frames = (np.arange(x.shape[0])[:, None] < t_len)[..., None]  # (T, N, 1): t < T_b
+    with np.errstate(invalid="ignore"):
+        occupancy = np.where(frames, np.exp(log_alpha + log_beta - y + nll[:, None]), 0.0)
+    # sum over the positions s holding class k: a product with the one-hot (N, L, C) of l'
+    onehot = (lattice.ext[:, :, None] == np.arange(classes)) & lattice.valid[:, :, None]
+    summed = np.matmul(occupancy.transpose(1, 0, 2), onehot.astype(np.float64))  # (N, T, C)
+    grad = -gbar[None, :, None] * summed.transpose(1, 0, 2)
+    if gradient == "torch":
+        grad = grad + np.where(frames, gbar[None, :, None] * np.exp(x), 0.0)
+    impossible = np.isinf(nll)[None, :, None] & frames  # no alignment: no derivative
+    grad = np.where(impossible, 0.0 if zero_infinity else np.nan, grad)
     return {"log_probs": grad[:, 0] if unbatched else grad}

@@ -119,14 +119,16 @@ def margin_ranking_loss_vjp(
             "target": _sum_to_shape(-s * (x1 - x2), y.shape)}
 
 
-def _margin_classes(input: Array, target: Array) -> tuple[Array, NDArray[np.int64], bool]:
-    r"""(x as (N, C), target as (N,) or (N, C), whether the input was unbatched)."""
+def _margin_classes(input: Array, target: Array,
+                    per_class: bool) -> tuple[Array, NDArray[np.int64], bool]:
+    r"""(x as (N, C), the target as (N,) or, ``per_class``, as (N, C); whether the input was
+    unbatched). An unbatched input is one sample: (C,), or 0-d (one class); its target may be
+    0-d or (1,) for a class index (torch accepts both)."""
     x = np.asarray(input, dtype=np.float64)
     unbatched = x.ndim <= 1
     x2 = np.reshape(x, (1, -1)) if unbatched else x
     t = np.asarray(target).astype(np.int64)
-    t2 = np.reshape(t, (1, *t.shape)) if unbatched else t
-    return x2, t2, unbatched
+    return x2, np.reshape(t, x2.shape if per_class else x2.shape[:1]), unbatched
 
 
 def multi_margin_loss(
@@ -143,7 +145,8 @@ def multi_margin_loss(
 
     This is torch's kernel: the class weight multiplies the p-th power. The documentation writes
     max(0, w_{y_n} (margin - x_y + x_i))^p, which differs for p = 2 (a factor w_{y_n});
-    KNOWN_DIFFERENCES.md. Reduction over the N samples.
+    KNOWN_DIFFERENCES.md. Reduction over the N samples; the unreduced loss has the target's
+    shape (an unbatched (C,) or 0-d input takes a 0-d or a (1,) target).
 
     Derivative, with z_{n,i} = margin - x_{n,y_n} + x_{n,i} and the active set z > 0 (torch's
     kernel uses a strict >, so the gradient is 0 at the kink z = 0):
@@ -152,11 +155,10 @@ def multi_margin_loss(
     ``torch.nn.MultiMarginLoss``
     (https://pytorch.org/docs/stable/generated/torch.nn.MultiMarginLoss.html).
     """
-    x, t, unbatched = _margin_classes(input, target)
+    x, t, _ = _margin_classes(input, target, per_class=False)
     z, active, w_y = _multi_margin_terms(x, t, margin, weight)
     loss = w_y * np.sum(np.where(active, z**p, 0.0), axis=1) / x.shape[1]
-    loss = loss[0] if unbatched else loss
-    return _reduce(np.asarray(loss), reduction, np.size(loss))
+    return _reduce(np.reshape(loss, np.shape(target)), reduction, np.size(loss))
 
 
 def _multi_margin_terms(
@@ -180,78 +182,92 @@ def multi_margin_loss_vjp(
     reduction: str = "mean",
 ) -> dict[str, Array]:
     r"""dL/dx_{n,i} = s_n w_{y_n} p z^{p-1} / C (active i),  dL/dx_{n,y_n} = -sum_i of those."""
-    x, t, unbatched = _margin_classes(input, target)
+    x, t, _ = _margin_classes(input, target, per_class=False)
     z, active, w_y = _multi_margin_terms(x, t, margin, weight)
     n = x.shape[0]
-    s = np.reshape(_reduce_vjp(g, () if unbatched else (n,), reduction, n), (n,))
+    s = np.reshape(_reduce_vjp(g, np.shape(target), reduction, n), (n,))
     d = np.where(active, p * z ** (p - 1), 0.0) * (s * w_y / x.shape[1])[:, None]
     np.put_along_axis(d, t[:, None], -np.sum(d, axis=1, keepdims=True), axis=1)
     return {"input": np.reshape(d, np.shape(input))}
 
 
-def _multilabel_counts(t: NDArray[np.int64]) -> NDArray[np.int64]:
-    r"""count[n, c]: how many of row n's target positions (those before the first -1) hold
-    class c. The sum over j in the formula runs over target positions, so a class repeated in
-    the target counts once per position, as torch counts it (a target row [0, 0, 4, 1, 4]
-    counts class 0 and class 4 twice); c is a target (excluded from i) when count > 0."""
-    n, c = t.shape
-    before_stop = np.cumsum(t == -1, axis=1) == 0
-    count = np.zeros((n, c), dtype=np.int64)
-    rows, cols = np.nonzero(before_stop)
-    np.add.at(count, (rows, t[rows, cols]), 1)
-    return count
-
-
 def multilabel_margin_loss(input: Array, target: Array, reduction: str = "mean") -> Array:
-    r"""Multi-label hinge loss: for each sample, targets y_1, y_2, ... end at the first -1;
+    r"""Multi-label hinge loss (torch's MultiLabelMarginLoss docs): for each sample,
 
-        l_n = (1 / C) sum_{j in targets} sum_{i not in targets} max(0, 1 - (x_{n,y_j} - x_{n,i})).
+        l_n = (1 / C) sum_j sum_{i not a target} max(0, 1 - (x_{n, y_j} - x_{n, i})),
 
-    j runs over target positions: a class repeated in the target counts once per position
-    (the documented formula and torch agree on this).
+    j over the target positions y_1, y_2, ... of row n before its first -1 (the rest of the row
+    is ignored; a class listed twice is counted twice, as the formula and torch's kernel do),
+    i over the classes listed nowhere among them. Grouping the positions by class,
 
-    Input (C,) or (N, C), target int64 of the same shape. Reduction over the N samples.
-    Derivative, with the active pairs z = 1 - (x_{y_j} - x_i) > 0 (torch's kernel uses a strict
-    >, so the gradient is 0 at the kink z = 0): dl/dx_i = +1/C per active pair (i, j),
-    dl/dx_{y_j} = -1/C per active pair. ``target`` is not differentiable.
-    Numerics: exact up to roundings. Follows ``torch.nn.functional.multilabel_margin_loss`` /
-    ``torch.nn.MultiLabelMarginLoss``
+        l_n = (1 / C) sum_c m_c sum_i u_i max(0, z_{c,i}),   z_{c,i} = 1 - x_{n,c} + x_{n,i},
+
+    with m_c the number of positions holding class c and u_i = [m_i = 0]. Input (C,), 0-d (one
+    class) or (N, C), target int64 of the same shape. Reduction over the N samples.
+    Derivative, with the active pairs z > 0 (torch's kernel uses a strict >, so the gradient is
+    0 at the kink z = 0): dl/dx_i = (1 / C) (u_i sum_c m_c [z_{c,i} > 0]
+    - m_i sum_k u_k [z_{i,k} > 0]). ``target`` is not differentiable.
+    Numerics: z is formed as torch's kernel forms it, (1 - x_c) + x_i, so the kink falls on the
+    same side; the sums over pairs are matrix products in float64 (exact up to roundings).
+    Follows ``torch.nn.functional.multilabel_margin_loss`` / ``torch.nn.MultiLabelMarginLoss``
     (https://pytorch.org/docs/stable/generated/torch.nn.MultiLabelMarginLoss.html).
     """
-    x, t, unbatched = _margin_classes(input, target)
-    loss = _multilabel_terms(x, t)[0] / x.shape[1]
-    loss = loss[0] if unbatched else loss
-    return _reduce(np.asarray(loss), reduction, np.size(loss))
+    x, t, unbatched = _margin_classes(input, target, per_class=True)
+    m = _multilabel_multiplicity(t)
+    u = (m == 0).astype(np.float64)
+    loss = np.empty(x.shape[0])
+    for rows in _pair_blocks(x.shape):
+        z = _multilabel_z(x[rows])
+        hinge = np.maximum(z, 0.0, out=z)
+        loss[rows] = np.sum(m[rows] * (hinge @ u[rows, :, None])[..., 0], axis=1)
+    loss = loss / x.shape[1]
+    return _reduce(loss[0] if unbatched else loss, reduction, loss.size)
 
 
-def _multilabel_terms(x: Array, t: NDArray[np.int64]) -> tuple[Array, Array]:
-    r"""Per sample n: sum over active pairs of z = 1 - (x_{n,j} - x_{n,i}) (j a target, i not,
-    z > 0), each pair counted once per target position holding j, and per class the count of
-    active pairs with it as i minus those with it as j (weighted alike).
+def _multilabel_multiplicity(t: NDArray[np.int64]) -> Array:
+    r"""m[n, c]: how many of row n's target positions before its first -1 hold class c."""
+    n, c = t.shape
+    before_stop = np.cumsum(t == -1, axis=1) == 0
+    rows, cols = np.nonzero(before_stop)
+    m = np.zeros((n, c))
+    np.add.at(m, (rows, t[rows, cols]), 1.0)
+    return m
 
-    Row by row, so memory stays O(C^2) rather than O(N C^2).
-    """
-    count = _multilabel_counts(t)
-    sums, counts = np.zeros(x.shape[0]), np.zeros(x.shape)
-    for n, (row, times) in enumerate(zip(x, count, strict=True)):
-        z = 1.0 - (row[:, None] - row[None, :])
-        active = (times[:, None] > 0) & (times[None, :] == 0) & (z > 0)
-        pairs = np.where(active, times[:, None], 0)  # pair (j, i), once per position of j
-        sums[n] = np.sum(z * pairs)
-        counts[n] = np.sum(pairs, axis=0) - np.sum(pairs, axis=1)
-    return sums, counts
+
+# Rows of multilabel_margin_loss's (N, C, C) pair array are taken a block at a time, each block
+# of about this many pairs, so memory stays O(C^2) while every operation is vectorised.
+_PAIRS_PER_BLOCK = 2**16
+
+
+def _pair_blocks(shape: tuple[int, ...]) -> list[slice]:
+    """Row slices of an (N, C) input, each of at most max(1, _PAIRS_PER_BLOCK / C^2) rows."""
+    n, c = shape
+    size = max(1, _PAIRS_PER_BLOCK // max(c * c, 1))
+    return [slice(start, start + size) for start in range(0, n, size)]
+
+
+def _multilabel_z(x: Array) -> Array:
+    r"""z[b, c, i] = 1 - x[b, c] + x[b, i], in torch's order of operations: (1 - x_c) + x_i."""
+    return (1.0 - x)[:, :, None] + x[:, None, :]
 
 
 def multilabel_margin_loss_vjp(
     g: Array, input: Array, target: Array, reduction: str = "mean"
 ) -> dict[str, Array]:
-    r"""dL/dx_i = s_n / C (#active pairs with i the non-target - #active pairs with i a target)."""
-    x, t, unbatched = _margin_classes(input, target)
-    counts = _multilabel_terms(x, t)[1]  # as non-target minus as target
+    r"""dL/dx_i = (s_n / C) (u_i sum_c m_c [z_{c,i} > 0] - m_i sum_k u_k [z_{i,k} > 0])."""
+    x, t, unbatched = _margin_classes(input, target, per_class=True)
+    m = _multilabel_multiplicity(t)
+    u = (m == 0).astype(np.float64)
     n = x.shape[0]
     s = np.reshape(_reduce_vjp(g, () if unbatched else (n,), reduction, n), (n,))
-    d = counts * (s / x.shape[1])[:, None]
-    return {"input": np.reshape(d, np.shape(input))}
+    d = np.empty(x.shape)
+    for rows in _pair_blocks(x.shape):
+        z = _multilabel_z(x[rows])
+        active = np.greater(z, 0.0, out=z)  # [z > 0] as 1.0 / 0.0, in z's place
+        as_non_target = (m[rows, None, :] @ active)[:, 0] * u[rows]
+        as_target = m[rows] * (active @ u[rows, :, None])[..., 0]
+        d[rows] = as_non_target - as_target
+    return {"input": np.reshape(d * (s / x.shape[1])[:, None], np.shape(input))}
 
 
 def multilabel_soft_margin_loss(

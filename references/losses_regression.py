@@ -112,21 +112,24 @@ def huber_loss(input: Array, target: Array, reduction: str = "mean", delta: floa
 
     Huber = delta * SmoothL1 with beta = delta. Derivative: dl/dd = d inside, delta sign(d)
     outside (continuous at |d| = delta); dl/dx = dl/dd = -dl/dy. Reduction over all elements.
-    Numerics: branch selection only.
+    Written with the clamped difference c = clamp(d, -delta, delta) (the derivative): l = c (d -
+    c / 2) is 0.5 d^2 inside and delta (|d| - 0.5 delta) outside, each with the same operations
+    as the piecewise form (so the same roundings), without selecting between two arrays.
     Follows ``torch.nn.functional.huber_loss`` / ``torch.nn.HuberLoss``
     (https://pytorch.org/docs/stable/generated/torch.nn.HuberLoss.html).
     """
     _, _, d = _pair(input, target)
-    a = np.abs(d)
-    loss = np.where(a < delta, 0.5 * d * d, delta * (a - 0.5 * delta))
+    c = np.clip(d, -delta, delta)
+    loss = c * (d - 0.5 * c)
     return _reduce(loss, reduction, loss.size)
 
 
 def huber_loss_vjp(
     g: Array, input: Array, target: Array, reduction: str = "mean", delta: float = 1.0
 ) -> dict[str, Array]:
-    r"""dL/dx = gbar (d if |d| <= delta else delta sign(d)),  dL/dy = -dL/dx."""
+    r"""dL/dx = gbar (d if |d| <= delta else delta sign(d)) = gbar clamp(d, -delta, delta),
+    dL/dy = -dL/dx."""
     x, y, d = _pair(input, target)
-    slope = np.where(np.abs(d) <= delta, d, delta * np.sign(d))
+    slope = np.clip(d, -delta, delta)
     d_input = _reduce_vjp(g, d.shape, reduction, d.size) * slope
     return {"input": _sum_to_shape(d_input, x.shape), "target": _sum_to_shape(-d_input, y.shape)}

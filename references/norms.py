@@ -26,6 +26,7 @@ https://pytorch.org/docs/stable/generated/torch.nn.RMSNorm.html.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -43,23 +44,28 @@ def _standardize(x: Array, axes: Axes, eps: float) -> tuple[Array, Array]:
     (shifted data, as in Chan, Golub and LeVeque's variance algorithms): the mean of equal
     values is then exactly that value, so a constant group normalises to exactly 0, as the
     mathematics says (np.mean of ten copies of 0.3 is off by an ulp, 1.8e-14 after the
-    division by sqrt(eps))."""
-    if x.size:
-        first = tuple(slice(0, 1) if i in {a % x.ndim for a in axes} else slice(None)
-                      for i in range(x.ndim))
-        x0 = x[first]
-        mu = x0 + np.mean(x - x0, axis=axes, keepdims=True)
-    else:
-        mu = np.mean(x, axis=axes, keepdims=True)
-    var = np.mean((x - mu) ** 2, axis=axes, keepdims=True)
+    division by sqrt(eps)). An empty input (an empty batch) has nothing to normalize: xhat is
+    empty, inv_std 1.
+    """
+    if x.size == 0:
+        return np.zeros(x.shape), np.ones([1 if a in axes else n for a, n in enumerate(x.shape)])
+    first = tuple(slice(0, 1) if i in {a % x.ndim for a in axes} else slice(None)
+                  for i in range(x.ndim))
+    x0 = x[first]
+    centred = x - (x0 + np.mean(x - x0, axis=axes, keepdims=True))
+    var = np.mean(centred * centred, axis=axes, keepdims=True)
     inv_std = 1.0 / np.sqrt(var + eps)
-    return (x - mu) * inv_std, inv_std
+    return centred * inv_std, inv_std
 
 
 def _standardize_vjp(dxhat: Array, xhat: Array, inv_std: Array, axes: Axes) -> Array:
-    """dL/dx = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) over ``axes``."""
-    return inv_std * (dxhat - np.mean(dxhat, axis=axes, keepdims=True)
-                      - xhat * np.mean(dxhat * xhat, axis=axes, keepdims=True))
+    """dL/dx = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) over ``axes``
+    (empty for an empty input)."""
+    if dxhat.size == 0:
+        return np.zeros(dxhat.shape)
+    mean_dxhat = np.mean(dxhat, axis=axes, keepdims=True)
+    mean_dxhat_xhat = np.mean(dxhat * xhat, axis=axes, keepdims=True)
+    return (dxhat - (xhat * mean_dxhat_xhat + mean_dxhat)) * inv_std
 
 
 def _affine_vjp(g: Array, xhat: Array, weight: Array | None, bias: Array | None,
@@ -116,6 +122,17 @@ def _channel_shape(x: Array) -> tuple[int, ...]:
     return (1, x.shape[1]) + (1,) * (x.ndim - 2)
 
 
+def _batch_norm_input(input: Array) -> Array:
+    """x as (N, C, *). torch's F.batch_norm reads a 1-D input (N,) as having no channel
+    dimension: it accepts one only when it is empty (statistics of 0 elements, no weight or
+    bias), and so does this view of it as (N, 0); a non-empty one raises, as in torch."""
+    x = np.asarray(input, dtype=np.float64)
+    if x.ndim == 1 and x.size:
+        raise ValueError(f"batch_norm of a 1-D input (no channel dimension) needs it empty, "
+                         f"as torch does; got shape {x.shape}")
+    return x.reshape(0, 0) if x.ndim == 1 else x
+
+
 def batch_norm(input: Array, running_mean: Array, running_var: Array,
                weight: Array | None = None, bias: Array | None = None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5) -> Array:
@@ -129,7 +146,7 @@ def batch_norm(input: Array, running_mean: Array, running_var: Array,
     :func:`batch_norm_running_stats` (here the forward value only). ``momentum`` only affects
     that update.
     """
-    x = np.asarray(input, dtype=np.float64)
+    x = _batch_norm_input(input)
     axes = (0, *range(2, x.ndim))
     cs = _channel_shape(x)
     if training:
@@ -137,7 +154,8 @@ def batch_norm(input: Array, running_mean: Array, running_var: Array,
     else:
         xhat = (x - np.reshape(running_mean, cs)) / np.sqrt(np.reshape(running_var, cs) + eps)
     y = xhat if weight is None else xhat * np.reshape(weight, cs)
-    return y if bias is None else y + np.reshape(bias, cs)
+    y = y if bias is None else y + np.reshape(bias, cs)
+    return y.reshape(np.shape(input))
 
 
 def batch_norm_vjp(g: Array, input: Array, running_mean: Array, running_var: Array,
@@ -152,7 +170,8 @@ def batch_norm_vjp(g: Array, input: Array, running_mean: Array, running_var: Arr
 
     with dxhat = g * w; dL/dw = sum_B g * xhat, dL/db = sum_B g in both modes.
     """
-    x = np.asarray(input, dtype=np.float64)
+    x = _batch_norm_input(input)
+    g = np.reshape(g, x.shape)
     axes = (0, *range(2, x.ndim))
     cs = _channel_shape(x)
     dxhat = g if weight is None else g * np.reshape(weight, cs)
@@ -163,7 +182,8 @@ def batch_norm_vjp(g: Array, input: Array, running_mean: Array, running_var: Arr
         inv_std = 1.0 / np.sqrt(np.reshape(running_var, cs) + eps)
         xhat = (x - np.reshape(running_mean, cs)) * inv_std
         gx = dxhat * inv_std
-    return {"input": gx, **_affine_vjp(g, xhat, weight, bias, x.shape, axes)}
+    return {"input": gx.reshape(np.shape(input)),
+            **_affine_vjp(g, xhat, weight, bias, x.shape, axes)}
 
 
 class RunningStats(NamedTuple):
@@ -196,6 +216,12 @@ def batch_norm_running_stats(input: Array, running_mean: Array, running_var: Arr
 # --- group_norm ----------------------------------------------------------------------------
 
 
+def _grouped(x: Array, num_groups: int) -> Array:
+    """x (N, C, *) viewed as (N, G, C / G * prod(*)): one row per sample and group (the sizes
+    spelled out, so an empty batch reshapes too)."""
+    return x.reshape(x.shape[0], num_groups, x.shape[1] // num_groups * math.prod(x.shape[2:]))
+
+
 def group_norm(input: Array, num_groups: int, weight: Array | None = None,
                bias: Array | None = None, eps: float = 1e-5) -> Array:
     r"""x (N, C, *) viewed as (N, G, C / G, *); per sample n and group g
@@ -206,7 +232,7 @@ def group_norm(input: Array, num_groups: int, weight: Array | None = None,
     docstring's formula with R = the group's channels and spatial positions.
     """
     x = np.asarray(input, dtype=np.float64)
-    grouped = x.reshape(x.shape[0], num_groups, -1)
+    grouped = _grouped(x, num_groups)
     xhat = _standardize(grouped, (2,), eps)[0].reshape(x.shape)
     cs = _channel_shape(x)
     y = xhat if weight is None else xhat * np.reshape(weight, cs)
@@ -221,7 +247,7 @@ def group_norm_vjp(g: Array, input: Array, num_groups: int, weight: Array | None
         dL/dw[c] = sum_{n, *} g * xhat,  dL/db[c] = sum_{n, *} g.
     """
     x = np.asarray(input, dtype=np.float64)
-    grouped = x.reshape(x.shape[0], num_groups, -1)
+    grouped = _grouped(x, num_groups)
     xhat_g, inv_std = _standardize(grouped, (2,), eps)
     xhat = xhat_g.reshape(x.shape)
     dxhat = g if weight is None else g * np.reshape(weight, _channel_shape(x))

@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from hypothesis import assume, given, settings
+from hypothesis import Phase, assume, given, settings
 from hypothesis import strategies as st
 
-from suite import checks, layouts, optimcheck, reproduce
+from suite import checks, compiled, layouts, optimcheck, reproduce
 from suite import strategies as hs
 from suite.devices import dtype_name
 from suite.inputs import Elementwise
@@ -71,6 +71,11 @@ def _run(record: Any, check: str, case: Any, **params: Any) -> None:
 
 def _draw(spec: OpSpec, data: st.DataObject) -> Any:
     return data.draw(spec.cases(), label="case")
+
+
+def _on(backend: str) -> dict[str, str]:
+    """The check's ``backend`` parameter: none for eager (reproducers stay as they were)."""
+    return {} if backend == compiled.EAGER else {"backend": backend}
 
 
 # --- which checks apply to an op record, and why not ------------------------------------------
@@ -125,6 +130,13 @@ def _is_custom_op(spec: OpSpec) -> str | None:
     return None
 
 
+def _vmappable(spec: OpSpec) -> str | None:
+    """``OpSpec.vmap``: a string says why not; a mapping (arrays left unbatched) still runs."""
+    if isinstance(spec.vmap, str):
+        return f"vmap: {spec.vmap}"
+    return "vmap is False" if spec.vmap is False else None
+
+
 def _forward_mode(spec: OpSpec) -> str | None:
     if is_custom_op(spec.torch_fn):
         return ("torch.library custom ops have no forward-mode AD rule, and torch.func.jvp "
@@ -144,8 +156,8 @@ def _forward(records: list[OpSpec]) -> Callable[..., None]:
     @_parametrize(records)
     @given(data=st.data())
     def test_forward_matches_reference(self: Any, spec: OpSpec, dtype: torch.dtype, device: str,
-                                       data: st.DataObject) -> None:
-        _run(spec, "forward", _draw(spec, data), dtype=dtype, device=device)
+                                       backend: str, data: st.DataObject) -> None:
+        _run(spec, "forward", _draw(spec, data), dtype=dtype, device=device, **_on(backend))
     return test_forward_matches_reference
 
 
@@ -153,8 +165,8 @@ def _gradient(records: list[OpSpec]) -> Callable[..., None]:
     @_parametrize(records)
     @given(data=st.data())
     def test_gradient_matches_reference(self: Any, spec: OpSpec, dtype: torch.dtype,
-                                        device: str, data: st.DataObject) -> None:
-        _run(spec, "gradient", _draw(spec, data), dtype=dtype, device=device)
+                                        device: str, backend: str, data: st.DataObject) -> None:
+        _run(spec, "gradient", _draw(spec, data), dtype=dtype, device=device, **_on(backend))
     return test_gradient_matches_reference
 
 
@@ -300,10 +312,12 @@ def _low_precision(records: list[OpSpec]) -> Callable[..., None]:
     @settings(max_examples=15)
     @given(data=st.data())
     def test_low_precision_matches_reference(self: Any, spec: OpSpec, half: torch.dtype,
-                                             device: str, data: st.DataObject) -> None:
+                                             device: str, backend: str,
+                                             data: st.DataObject) -> None:
         """float16 and bfloat16 against the float64 reference on the same rounded inputs; a
         kernel torch lacks in half precision on the device skips with torch's own message."""
-        _run(spec, "low_precision", _draw(spec, data), dtype=half, device=device)
+        _run(spec, "low_precision", _draw(spec, data), dtype=half, device=device,
+             **_on(backend))
     return test_low_precision_matches_reference
 
 
@@ -341,6 +355,22 @@ def _func_vjp(records: list[OpSpec]) -> Callable[..., None]:
                                        data: st.DataObject) -> None:
         _run(spec, "func_vjp", _draw(spec, data), dtype=dtype, device=device)
     return test_func_vjp_matches_autograd
+
+
+def _vmap(records: list[OpSpec]) -> Callable[..., None]:
+    @_parametrize(records)
+    # Each example runs every configuration (each array batched in turn, all, nested) on 3-4
+    # examples, torch's loop and the reference each: ~10-100 ms; 10 draw the shapes, ranks
+    # and options that change a batching rule's path.
+    @settings(max_examples=10)
+    @given(data=st.data())
+    def test_vmap_matches_loop_and_reference(self: Any, spec: OpSpec, device: str,
+                                             data: st.DataObject) -> None:
+        """torch.func.vmap over an added batch dimension (each argument in turn, several,
+        out_dims, nested once): the forward and per-example VJPs against torch's per-example
+        loop and the reference (suite.vmapcheck)."""
+        _run(spec, "vmap", _draw(spec, data), device=device)
+    return test_vmap_matches_loop_and_reference
 
 
 def _opcheck(records: list[OpSpec]) -> Callable[..., None]:
@@ -522,6 +552,7 @@ OP_CHECKS: tuple[tuple[Callable[[list[OpSpec]], Callable[..., None]],
     (_jvp, _all(_field("second_order", "second_order is False"), _forward_mode)),
     (_double_backward, _field("second_order", "second_order is False")),
     (_func_vjp, lambda spec: None),
+    (_vmap, _all(_needs_reference, _vmappable)),
     (_opcheck, _is_custom_op),
     (_benchmark, lambda spec: None),
     (_hard, _all(_needs_reference, _has_hard)),
@@ -551,8 +582,10 @@ def _build_runs(spec: OptimizerSpec, implementation: str,
     complex_ok = optimcheck.complex_refusal(spec, implementation, dtype) is None
     return hs.optimizer_runs(spec.hyper, min_steps=1, max_steps=20, groups=True,
                              none_grads=True, complex_params=complex_ok,
-                             tensor_lr=True, constructor_only=spec.constructor_only,
-                             first_step_complete=implementation in spec.late_first_grad_fails)
+                             tensor_lr=implementation not in spec.tensor_lr_fails,
+                             constructor_only=spec.constructor_only,
+                             first_step_complete=implementation in spec.late_first_grad_fails,
+                             param_dims=spec.param_dims)
 
 
 def _optimizer_steps(records: list[OptimizerSpec]) -> Callable[..., None]:
@@ -571,6 +604,38 @@ def _optimizer_steps(records: list[OptimizerSpec]) -> Callable[..., None]:
         _run(spec, "optimizer_steps", run, implementation=implementation, dtype=dtype,
              device=device)
     return test_optimizer_steps_match_reference
+
+
+# Each example builds a new optimizer, whose compiled step is a compile of its own (5 s to a
+# minute on the 2-core machine): 3 examples per record, implementation and dtype, and no
+# shrinking (each shrink step would compile again: a planted compile-only bug took 4 minutes
+# to shrink; the failure's message names the run's hyper-parameters and shapes).
+COMPILED_STEP_EXAMPLES = 3
+_COMPILED_STEP_PHASES = (Phase.explicit, Phase.reuse, Phase.generate)
+
+
+def _compiled_optimizer_steps(records: list[OptimizerSpec]) -> Callable[..., None]:
+    @pytest.mark.compile
+    @pytest.mark.parametrize("implementation", list(optimcheck.COMPILED_VARIANTS))
+    @_parametrize(records)
+    @settings(max_examples=COMPILED_STEP_EXAMPLES, phases=_COMPILED_STEP_PHASES)
+    @given(data=st.data())
+    def test_compiled_optimizer_steps_match_reference(self: Any, spec: OptimizerSpec,
+                                                      implementation: str, dtype: torch.dtype,
+                                                      device: str, backend: str,
+                                                      data: st.DataObject) -> None:
+        """torch.compile(optimizer.step) (compiled backends only: ``--backend``), up to 20
+        steps in lockstep with the reference: parameters and every state entry after every
+        step."""
+        reason = optimcheck.unavailable(spec, implementation, dtype, device, sparse_grads=True)
+        if reason:
+            pytest.skip(reason)
+        if dtype == torch.float64:
+            pytest.skip(optimcheck.COMPILED_FLOAT64_FINDING)
+        run = data.draw(_runs(spec, implementation, dtype), label="run")
+        _run(spec, "optimizer_steps", run, implementation=implementation, dtype=dtype,
+             device=device, backend=backend)
+    return test_compiled_optimizer_steps_match_reference
 
 
 def _round_trip(records: list[OptimizerSpec]) -> Callable[..., None]:
@@ -611,9 +676,10 @@ def _optimizer_benchmark(records: list[OptimizerSpec]) -> Callable[..., None]:
         if n not in bench.sizes(spec):
             pytest.skip(f"n={n} is outside {spec.name}'s sweep {bench.sizes(spec)}")
         benchmark.group = f"{spec.name} step n={n}"
+        vector = f" + ({n},)" if spec.param_dims[0] <= 1 else ""  # Muon: the matrix alone
         benchmark.extra_info.update(bench.extra_info(op=spec.name, pass_="step", impl=impl,
                                                      device=device, dtype=dtype,
-                                                     shape=f"({n}, {n}) + ({n},)", n=n))
+                                                     shape=f"({n}, {n}){vector}", n=n))
         bench.run(benchmark, bench.optimizer_target(spec, n, impl, dtype, device), device)
     return test_benchmark_step
 
@@ -651,7 +717,8 @@ def _closure_steps(records: list[ClosureOptimizerSpec]) -> Callable[..., None]:
     return test_closure_optimizer_steps_match_reference
 
 
-OPTIMIZER_CHECKS = (_optimizer_steps, _round_trip, _optimizer_benchmark)
+OPTIMIZER_CHECKS = (_optimizer_steps, _compiled_optimizer_steps, _round_trip,
+                    _optimizer_benchmark)
 
 
 # --- the battery --------------------------------------------------------------------------------
@@ -745,6 +812,31 @@ def validate(records: tuple[Any, ...]) -> None:
             raise _fail(f"record {r.name!r}: torch_cls is not a class")
 
 
+# The checks a ``--backend`` runs compiled; a record's ``backends`` reasons are listed once, as
+# "<backend> backend", for a battery holding any of them.
+BACKEND_AWARE = ("test_forward_matches_reference", "test_gradient_matches_reference",
+                 "test_low_precision_matches_reference",
+                 "test_compiled_optimizer_steps_match_reference")
+_BACKEND_SUFFIX = " backend"
+
+
+def is_backend_entry(check: str) -> bool:
+    """Whether a not-run entry names a backend (``"inductor backend"``), not a check."""
+    return check.endswith(_BACKEND_SUFFIX)
+
+
+def backend_of(check: str) -> str:
+    return check.removesuffix(_BACKEND_SUFFIX)
+
+
+def _backend_entries(ops: list[Any], chosen: set[str]) -> list[tuple[str, str, str]]:
+    """(record, "<backend> backend", reason) for each backend a record does not run under."""
+    if not chosen & set(BACKEND_AWARE):
+        return []
+    return [(s.name, f"{b}{_BACKEND_SUFFIX}", reason) for s in ops
+            for b, reason in sorted(s.backends.items())]
+
+
 def matches(pattern: str, test_name: str) -> bool:
     """Whether a known-failure pattern names a test: ``*`` and ``?`` are the only wildcards;
     the brackets of a parametrized name are literal (unlike fnmatch's character classes)."""
@@ -803,6 +895,13 @@ def battery(*records: Record, only: Iterable[str] | None = None,
         not_run += [(s.name, name, str(rule(s))) for s in ops if rule(s)]
         if applicable:
             namespace[name] = factory(applicable)
+    not_run += _backend_entries(ops + [r for r in records if isinstance(r, OptimizerSpec)],
+                                chosen)
+    if _vmap([]).__name__ in chosen:
+        from suite import vmapcheck
+
+        not_run += [(s.name, f"vmap over {arg}", reason) for s in ops
+                    for arg, reason in vmapcheck.excluded(s).items()]
     optimizers = [r for r in records if isinstance(r, OptimizerSpec)]
     closures = [r for r in records if isinstance(r, ClosureOptimizerSpec)]
     groups: list[tuple[list[Any], Callable[[list[Any]], Callable[..., None]]]] = [

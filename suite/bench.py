@@ -180,10 +180,12 @@ def op_target(spec: OpSpec, case: Case, impl: str, pass_: str, dtype: torch.dtyp
 
 def optimizer_target(spec: OptimizerSpec, n: int, impl: str, dtype: torch.dtype,
                      device: str) -> Callable[[], Any]:
-    """One optimizer step on two parameters (n x n and n) by torch (``impl`` names the
+    """One optimizer step on two parameters (n x n and n; the matrix alone for a record that
+    takes no vectors, ``OptimizerSpec.param_dims``) by torch (``impl`` names the
     implementation: for-loop, foreach, fused) or by the reference (``numpy``)."""
     rng = np.random.default_rng(0)
-    params = [rng.standard_normal((n, n)), rng.standard_normal(n)]
+    params = [rng.standard_normal((n, n)), rng.standard_normal(n)][
+        :2 if spec.param_dims[0] <= 1 else 1]
     grads = [rng.standard_normal(p.shape) for p in params]
     hyper = dict(spec.bench_hyper)
     if impl == "numpy":
@@ -195,7 +197,7 @@ def optimizer_target(spec: OptimizerSpec, n: int, impl: str, dtype: torch.dtype,
     tensors = [torch.tensor(p, dtype=dtype, device=device, requires_grad=True) for p in params]
     for t, g in zip(tensors, grads, strict=True):
         t.grad = torch.tensor(g, dtype=dtype, device=device)
-    opt = spec.torch_cls(tensors, **hyper, **oc.IMPLEMENTATIONS[impl])
+    opt = spec.torch_cls(tensors, **hyper, **oc.flags_for(spec, impl))  # Muon: no foreach flag
     opt.step()
 
     def step() -> None:

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from suite import closurecheck, higher, layouts, optimcheck, selfref
+from suite import closurecheck, compiled, higher, layouts, optimcheck, selfref, vmapcheck
 from suite import gradcheck as gc
 from suite.specs import Case, ClosureOptimizerSpec, OpSpec, OptimizerRun, OptimizerSpec
+from suite.trainloops import TrainingLoop
 
 # Magnitudes that overflow naive forms: exp(1e4) is inf in float64, exp(89) in float32.
 LARGE = (1e4, -1e4)
@@ -30,6 +31,7 @@ def _reference_is_finite(spec: OpSpec, case: Case, *, factor: float) -> None:
     value = spec.reference(case)
     g = gc.cotangent(case, np.shape(value))
     grads = spec.reference_vjp(g, case)
+    gc.check_vjp_shapes(spec, case, grads)
     bad = [name for name, a in {"forward": value, **grads}.items() if not np.isfinite(a).all()]
     assert not bad, f"{spec.name}: reference is not finite at |x| ~ {abs(factor):g} in: {bad}\n" \
                     f"Case:\n{case.describe()}"
@@ -100,10 +102,35 @@ def _special_positions(spec: OpSpec, case: None, *, value: str, dtype: torch.dty
     hardcheck.check_special_positions(spec, value, dtype, device)
 
 
+def _forward(spec: OpSpec, case: Case, *, dtype: torch.dtype, device: str,
+             backend: str = compiled.EAGER) -> None:
+    if backend == compiled.EAGER:
+        gc.check_forward(spec, case, dtype, device)
+    else:
+        compiled.check_forward(spec, case, dtype, device, backend)
+
+
+def _gradient(spec: OpSpec, case: Case, *, dtype: torch.dtype, device: str,
+              backend: str = compiled.EAGER) -> None:
+    if backend == compiled.EAGER:
+        gc.check_gradient(spec, case, dtype, device)
+    else:
+        compiled.check_gradient(spec, case, dtype, device, backend)
+
+
+def _low_precision(spec: OpSpec, case: Case, *, dtype: torch.dtype, device: str,
+                   backend: str = compiled.EAGER) -> None:
+    if backend == compiled.EAGER:
+        higher.check_low_precision(spec, case, dtype, device)
+    else:
+        compiled.check_low_precision(spec, case, dtype, device, backend)
+
+
+# ``backend`` (forward, gradient, low_precision): "eager" calls torch_fn; a torch.compile
+# backend ("inductor", "aot_eager") checks the compiled op against the same reference.
 OP_CHECKS: dict[str, Callable[..., None]] = {
-    "forward": lambda spec, case, *, dtype, device: gc.check_forward(spec, case, dtype, device),
-    "gradient": lambda spec, case, *, dtype, device: gc.check_gradient(spec, case, dtype,
-                                                                       device),
+    "forward": _forward,
+    "gradient": _gradient,
     "finite_differences": lambda spec, case: gc.check_reference_vjp(spec, case),
     "reference_is_finite": _reference_is_finite,
     "large_input": _large_input,
@@ -117,8 +144,7 @@ OP_CHECKS: dict[str, Callable[..., None]] = {
     "layout": lambda spec, case, *, layout, dtype, device: layouts.check_layout(
         spec, case, layout, dtype, device),
     "empty": _forward_and_gradient,
-    "low_precision": lambda spec, case, *, dtype, device: higher.check_low_precision(
-        spec, case, dtype, device),
+    "low_precision": _low_precision,
     "own_float64": _forward_and_gradient,
     "jvp": lambda spec, case, *, device: higher.check_jvp(spec, case, device),
     "double_backward": lambda spec, case, *, device: higher.check_double_backward(spec, case,
@@ -129,6 +155,7 @@ OP_CHECKS: dict[str, Callable[..., None]] = {
     "hard": _hard,
     "argument_layout": _argument_layout,
     "special_positions": _special_positions,
+    "vmap": lambda spec, case, *, device: vmapcheck.check_vmap(spec, case, device),
 }
 # Checks that compare with a reference, run on torch's own float64 results for a record
 # without one (the battery only generates the meaningful ones: see suite.battery).
@@ -139,8 +166,8 @@ NEEDS_REFERENCE = {"forward", "gradient", "finite_differences", "reference_is_fi
 
 
 def _steps(spec: OptimizerSpec, run: OptimizerRun, *, implementation: str, dtype: torch.dtype,
-           device: str) -> None:
-    optimcheck.check_run(spec, run, implementation, dtype, device)
+           device: str, backend: str = compiled.EAGER) -> None:
+    optimcheck.check_run(spec, run, implementation, dtype, device, backend)
 
 
 def _round_trip(spec: OptimizerSpec, run: OptimizerRun, *, implementation: str,
@@ -152,10 +179,16 @@ def _closure(spec: ClosureOptimizerSpec, run: dict[str, Any], *, device: str) ->
     closurecheck.check_steps(spec, **run, device=device)
 
 
+def _training(loop: TrainingLoop, run: dict[str, Any], *, dtype: torch.dtype,
+              device: str) -> None:
+    loop.check(run, dtype=dtype, device=device)
+
+
 OPTIMIZER_CHECKS: dict[str, Callable[..., None]] = {
     "optimizer_steps": _steps,
     "state_dict_round_trip": _round_trip,
     "closure_steps": _closure,
+    "training_trajectory": _training,
 }
 
 _SELF_REFERENCED: dict[int, tuple[OpSpec, OpSpec]] = {}

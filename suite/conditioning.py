@@ -16,6 +16,8 @@ on top of the row. Everything here is NumPy float64, evaluated on the rounded ca
 * :data:`COSINE_SIMILARITY`: a dot product, and a gradient that subtracts cos a / |a|^2.
 * :data:`PRELU`: the weight's gradient sums g * x over the negative inputs of a channel.
 * :data:`GLU`: the gradient w.r.t. the gate b is g a (sigmoid(b) - sigmoid(b)**2), a difference.
+* :data:`LINEAR_CROSS_ENTROPY`: cross entropy of rounded matmul logits; their rounding moves
+  the loss and, through the softmax, the gradients that the Linear layer's VJP then sums.
 * :data:`LAYER_NORM`, :data:`GROUP_NORM`, :data:`BATCH_NORM`, :data:`INSTANCE_NORM` (and
   :data:`RMS_NORM`, without
   the mean(dxhat) term; torch 2.4 and 2.5 compose it from bfloat16 ops): the centred input gradient
@@ -28,6 +30,7 @@ on top of the row. Everything here is NumPy float64, evaluated on the rounded ca
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -208,13 +211,13 @@ def _layer_norm_layout(case: Case) -> tuple[Array, Axes, tuple[int, ...], Axes]:
 def _group_norm_layout(case: Case) -> tuple[Array, Axes, tuple[int, ...], Axes]:
     x = case.arrays["input"]
     groups = case.options["num_groups"]
-    grouped = x.reshape(x.shape[0], groups, x.shape[1] // groups, -1)
+    grouped = x.reshape(x.shape[0], groups, x.shape[1] // groups, math.prod(x.shape[2:]))
     return grouped, (2, 3), (1, groups, x.shape[1] // groups, 1), (0, 3)
 
 
 def _batch_norm_layout(case: Case) -> tuple[Array, Axes, tuple[int, ...], Axes]:
-    x = case.arrays["input"]
-    flat = x.reshape(x.shape[0], x.shape[1], -1)
+    x = norms._batch_norm_input(case.arrays["input"])  # an empty 1-D input as (0, 0)
+    flat = x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))
     return flat, (0, 2), (1, x.shape[1], 1), (0, 2)
 
 
@@ -264,6 +267,100 @@ class _BatchNorm(_Normalization):
         x, terms, _, param_axes = self._eval_terms(case)
         return {"input": np.abs(spec.reference_vjp(g, case)["input"]),
                 **_parameter_terms(case, np.reshape(g, x.shape), terms, param_axes)}
+
+
+class LinearCrossEntropy:
+    """L = cross_entropy(z, y) of the logits z = a W^T + b (F.linear_cross_entropy).
+
+    In a half type the logits are a rounded matmul: |dz| <= eps/2 u with u = |a| |W|^T + |b|
+    (their M). That moves the loss by sum_c |dL/dz_c| u_c, and the gradient G = dL/dz =
+    s (p sum_c q_c - q) (s the reduction's scale, q the weighted, smoothed target) through p:
+    |dG_c| <= |s| sum(q) p_c (u_c + sum_j p_j u_j) =: E_c (the softmax Jacobian
+    p_c ([c = j] - p_j) against |dz_j| <= u_j). G and E then enter the Linear layer's VJP,
+    dL/da = G W, dL/dW = G^T a, dL/db = sum_n G, as signed sums: M = (|G| + E) |W|, (|G| + E)^T |a|
+    and sum_n (|G| + E). A probability target's gradient -s (1 - eps) w log p moves with
+    log p by at most |s| (1 - eps) w (u + sum_j p_j u_j).
+    """
+
+    def forward(self, spec: OpSpec, case: Case) -> Array:
+        """sum_c |dl/dz_c| u_c: per sample for "none", summed for a reduced loss."""
+        z, u, class_dim = _linear_logits(case)
+        value = spec.reference(case)
+        per_sample = np.sum(np.abs(_logit_gradient(np.ones(np.shape(value)), case, z)) * u,
+                            axis=class_dim)
+        return per_sample if np.ndim(value) else np.asarray(np.sum(per_sample))
+
+    def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+        """(|G| + E) through the Linear layer's VJP; the probability target's log p term."""
+        from references import layers
+        from references.activations import softmax
+
+        z, u, class_dim = _linear_logits(case)
+        a, w, b = (case.arrays["input"], case.arrays["linear_weight"],
+                   case.arrays.get("linear_bias"))
+        p = softmax(z, dim=class_dim)
+        spread = u + np.sum(p * u, axis=class_dim, keepdims=True)
+        scale, mass = _scale_and_mass(case, g, z, class_dim)
+        effective = np.abs(_logit_gradient(g, case, z)) + scale * mass * p * spread
+        lin = layers.linear_vjp(effective.reshape((*a.shape[:-1], -1)), np.abs(a),
+                                np.abs(w).reshape(-1, w.shape[-1]),
+                                None if b is None else np.abs(b).reshape(-1))
+        terms = {"input": lin["input"], "linear_weight": lin["weight"].reshape(w.shape)}
+        if b is not None:
+            terms["linear_bias"] = lin["bias"].reshape(b.shape)
+        if case.arrays["target"].dtype.kind == "f":
+            weight = case.arrays.get("weight")
+            per_class = np.reshape(np.ones(z.shape[class_dim]) if weight is None else weight,
+                                   (-1,) + (1,) * (z.ndim - class_dim - 1))
+            smoothing = case.options.get("label_smoothing", 0.0)
+            terms["target"] = scale * (1.0 - smoothing) * per_class * spread
+        return terms
+
+
+def _ignore_index(case: Case) -> int:
+    ignore = case.options.get("ignore_index")
+    return -100 if ignore is None else int(ignore)
+
+
+def _linear_logits(case: Case) -> tuple[Array, Array, int]:
+    """(z, u = |a| |W|^T + |b|, class dimension) of F.linear_cross_entropy's case."""
+    from references import losses_classification as ce
+
+    a, w, b = (case.arrays["input"], case.arrays["linear_weight"],
+               case.arrays.get("linear_bias"))
+    z, _, _ = ce._linear_logits(a, w, b)
+    u, _, _ = ce._linear_logits(np.abs(a), np.abs(w), None if b is None else np.abs(b))
+    return z, u, a.ndim - 1
+
+
+def _logit_gradient(g: Array, case: Case, z: Array) -> Array:
+    """G = dL/dz for the cotangent g (references.losses_classification.cross_entropy_vjp)."""
+    from references import losses_classification as ce
+
+    return ce.cross_entropy_vjp(g, z, case.arrays["target"], case.arrays.get("weight"),
+                                _ignore_index(case), case.options.get("reduction", "mean"),
+                                case.options.get("label_smoothing", 0.0))["input"]
+
+
+def _scale_and_mass(case: Case, g: Array, z: Array, class_dim: int) -> tuple[Array, Array]:
+    """|s_n| and sum_c q_{n,c} per sample (the class dimension kept, size 1): the reduction's
+    scale (0 for an ignored target) and the weighted, smoothed target's total."""
+    from references import _loss_common as common
+    from references import losses_classification as ce
+
+    target, weight = case.arrays["target"], case.arrays.get("weight")
+    reduction = case.options.get("reduction", "mean")
+    smoothing = case.options.get("label_smoothing", 0.0)
+    if target.dtype.kind == "f":
+        _, _, _, q, n_samples = ce._probability_terms(z, target, weight, smoothing)
+        mass = np.sum(q, axis=class_dim)
+        scale = common._reduce_vjp(np.abs(g), mass.shape, reduction, n_samples)
+    else:
+        _, _, y, valid, w = ce._class_targets(z, target, weight, _ignore_index(case), smoothing)
+        mass = (1.0 - smoothing) * w[y] + smoothing / z.shape[class_dim] * np.sum(w)
+        scale = np.where(valid, common._reduce_vjp(np.abs(g), valid.shape, reduction,
+                                                   np.sum(w[y], where=valid)), 0.0)
+    return (np.expand_dims(np.abs(scale), class_dim), np.expand_dims(mass, class_dim))
 
 
 def _instance_norm_layout(case: Case) -> tuple[Array, Axes, tuple[int, ...], Axes]:
@@ -327,6 +424,7 @@ class CosineSimilarity:
 MULTILINEAR = Multilinear()
 PRELU = Prelu()
 GLU = Glu()
+LINEAR_CROSS_ENTROPY = LinearCrossEntropy()
 LAYER_NORM = _Normalization(_layer_norm_layout)
 RMS_NORM = _Normalization(_layer_norm_layout, centred=False)
 GROUP_NORM = _Normalization(_group_norm_layout)
@@ -700,10 +798,10 @@ class MultilabelMargin(Reduced):
     The forward sums positive hinges: :class:`Reduced`."""
 
     def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
-        from references.losses_margin import _margin_classes, _multilabel_counts
+        from references.losses_margin import _margin_classes, _multilabel_multiplicity
 
-        x, t, _ = _margin_classes(case.arrays["input"], case.arrays["target"])
-        count = _multilabel_counts(t)
+        x, t, _ = _margin_classes(case.arrays["input"], case.arrays["target"], per_class=True)
+        count = _multilabel_multiplicity(t)
         n, c = x.shape
         s = np.abs(np.asarray(g, dtype=np.float64))
         if case.options.get("reduction", "mean") == "mean":
@@ -715,12 +813,12 @@ class MultilabelMargin(Reduced):
 
     def length(self, spec: OpSpec, case: Case) -> int:
         """T C for the sample with the most target positions."""
-        from references.losses_margin import _margin_classes, _multilabel_counts
+        from references.losses_margin import _margin_classes, _multilabel_multiplicity
 
-        x, t, _ = _margin_classes(case.arrays["input"], case.arrays["target"])
+        x, t, _ = _margin_classes(case.arrays["input"], case.arrays["target"], per_class=True)
         if x.size == 0:
             return 1
-        return max(1, int(np.max(np.sum(_multilabel_counts(t), axis=1))) * x.shape[1])
+        return max(1, int(np.max(np.sum(_multilabel_multiplicity(t), axis=1))) * x.shape[1])
 
 
 MULTILABEL_MARGIN = MultilabelMargin()

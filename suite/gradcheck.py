@@ -326,15 +326,21 @@ def _module_output(spec: OpSpec, case: Case, tensors: dict[str, torch.Tensor], d
     built = form.factory(case) if form.factory is not None else form.cls(**ctor, **case.options)
     module = built.to(device=device, dtype=dtype)
     own = {**dict(module.named_parameters()), **dict(module.named_buffers())}
+    renamed = {}
     for name, t in params.items():
-        if name not in own or own[name].shape != t.shape:
-            have = tuple(own[name].shape) if name in own else "none"
+        key = form.param_names.get(name, name)
+        if key != name and key in own and own[key].numel() == t.numel():
+            t = t.reshape(own[key].shape)  # the module stores it flattened (ModuleForm doc)
+        if key not in own or own[key].shape != t.shape:
+            have = tuple(own[key].shape) if key in own else "none"
+            theirs = f"{name!r} " if key != name else ""
             raise AssertionError(
                 f"{spec.name}: the module form {type(module).__name__} has no parameter or "
-                f"buffer {name!r} shaped like the case's {tuple(t.shape)} (it has {have}): "
-                f"the record's ModuleForm.factory builds the wrong module\n"
+                f"buffer {key!r} shaped like the case's {theirs}{tuple(t.shape)} (it has "
+                f"{have}): the record's ModuleForm.factory builds the wrong module\n"
                 f"Case:\n{case.describe()}")
-    return torch.func.functional_call(module, params, tuple(tensors.values()))
+        renamed[key] = t
+    return torch.func.functional_call(module, renamed, tuple(tensors.values()))
 
 
 def check_module_form(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> None:

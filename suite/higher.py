@@ -33,6 +33,7 @@ from hypothesis import assume
 from suite import compare
 from suite import gradcheck as gc
 from suite import tolerances as tols
+from suite.compiled import CompileError  # noqa: F401  (re-exported: higher.CompileError)
 from suite.devices import dtype_name
 from suite.specs import Array, Case, OpSpec, round_to
 from suite.tolerances import Tolerance
@@ -59,8 +60,11 @@ def _ref(spec: OpSpec, case: Case, **replace: Array) -> Array:
 
 
 def _ref_vjp(spec: OpSpec, g: Array, case: Case, **replace: Array) -> dict[str, Array]:
-    return spec.reference_vjp(g, Case({**case.arrays, **replace}, case.differentiable,
-                                      case.options, case.seed))
+    """The reference VJP, each gradient required to have its argument's shape."""
+    at = Case({**case.arrays, **replace}, case.differentiable, case.options, case.seed)
+    grads = spec.reference_vjp(g, at)
+    gc.check_vjp_shapes(spec, at, grads)
+    return grads
 
 
 def _as_function(spec: OpSpec, case: Case, tensors: dict[str, torch.Tensor]
@@ -265,7 +269,7 @@ def _autograd_grads(f: Callable[..., torch.Tensor], primals: Sequence[torch.Tens
 
 # torch's own words for an autograd.Function that torch.func cannot transform (a
 # torch.library custom op's generated Function, torch 2.13.0): the check skips with them.
-_NOT_TRANSFORMABLE = "it must override the setup_context staticmethod"
+NOT_TRANSFORMABLE = "it must override the setup_context staticmethod"
 
 
 def check_func_vjp(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> None:
@@ -280,7 +284,7 @@ def check_func_vjp(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) ->
     try:
         vjp_fn = torch.func.vjp(f, *primals)[1]
     except RuntimeError as error:
-        if _NOT_TRANSFORMABLE not in str(error):
+        if NOT_TRANSFORMABLE not in str(error):
             raise
         pytest.skip(f"torch {torch.__version__}: torch.func cannot transform this op: "
                     f"{_first_line(error)}")
@@ -300,54 +304,25 @@ def _cotangent(case: Case, f: Callable[..., torch.Tensor], primals: Sequence[tor
     return round_to(gc.cotangent(case, shape), dtype)
 
 
-_COMPILED: dict[tuple[str, torch.dtype], Callable[..., torch.Tensor]] = {}
+def compiled(spec: OpSpec, dtype: torch.dtype, device: str = "cpu",
+             backend: str = "inductor") -> Callable[..., torch.Tensor]:
+    """``torch.compile(spec.torch_fn, dynamic=True)``, once per record, dtype, device and
+    backend (``suite.compiled.compiled_op``)."""
+    from suite import compiled as compiled_checks
+
+    return compiled_checks.compiled_op(spec, dtype, device, backend)
 
 
-def compiled(spec: OpSpec, dtype: torch.dtype) -> Callable[..., torch.Tensor]:
-    """``torch.compile(spec.torch_fn, dynamic=True)``, once per record and dtype (a compile
-    costs seconds; dynamic shapes keep drawn shapes from recompiling)."""
-    key = (spec.name, dtype)
-    if key not in _COMPILED:
-        _COMPILED[key] = torch.compile(spec.torch_fn, dynamic=True)
-    return _COMPILED[key]
-
-
-def check_compiled(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> None:
-    """torch.compile's forward and gradients against the reference (FORWARD/GRADIENT rows).
-
-    A compile error is not a numerical mismatch: it is re-raised as ``CompileError`` so the
-    test can report it as such (never as a pass).
-    """
+def check_compiled(spec: OpSpec, case: Case, dtype: torch.dtype, device: str,
+                   backend: str = "inductor") -> None:
+    """torch.compile's forward and gradients against the reference: the battery's forward and
+    gradient checks under ``backend`` (``suite.compiled``). A compile error raises
+    ``CompileError`` (never a pass, never a numerical mismatch)."""
     __tracebackhide__ = True
-    case = case.rounded_to(dtype)
-    tensors = gc.to_tensors(case, dtype, device)
-    try:
-        out = compiled(spec, dtype)(**tensors, **case.options)
-        g = gc.cotangent(case, tuple(out.shape))
-        g = round_to(g, dtype)
-        grads = torch.autograd.grad(out, [tensors[n] for n in case.differentiable],
-                                    torch.tensor(g, dtype=dtype, device=device),
-                                    allow_unused=True)
-    except Exception as error:  # torch._dynamo / inductor raise many types
-        raise CompileError(f"torch.compile({spec.name}) failed on {dtype_name(dtype)}: "
-                            f"{type(error).__name__}: {_first_line(error)}") from error
-    context = _context(case, dtype, device) + ", torch.compile"
-    compare.assert_close(
-        compare.to_numpy(out), spec.reference(case),
-        tol=spec.tolerance(tols.Kind.FORWARD, dtype),
-        what=f"{spec.name}: compiled forward", context=context, inputs=case.arrays,
-        case=case)
-    expected = spec.reference_vjp(g, case)
-    tol = spec.tolerance(tols.Kind.GRADIENT, dtype)
-    for name, grad in zip(case.differentiable, grads, strict=True):
-        actual = np.zeros(case.arrays[name].shape) if grad is None else compare.to_numpy(grad)
-        compare.assert_close(actual, expected[name], tol=tol,
-                             what=f"{spec.name}: compiled VJP w.r.t. {name}", context=context,
-                             inputs=case.arrays, case=case)
+    from suite import compiled as compiled_checks
 
-
-class CompileError(RuntimeError):
-    """torch.compile could not compile (or run the compiled code of) a record."""
+    compiled_checks.check_forward(spec, case, dtype, device, backend)
+    compiled_checks.check_gradient(spec, case, dtype, device, backend)
 
 
 def _first_line(error: BaseException) -> str:
@@ -362,14 +337,19 @@ def _unsupported(error: RuntimeError, dtype: torch.dtype) -> bool:
     return bool(name) and f"not implemented for '{name}'" in str(error)
 
 
+def assume_representable(spec: OpSpec, case: Case, dtype: torch.dtype) -> None:
+    """Reject (Hypothesis ``assume``) a case whose exact result exceeds ``dtype``'s range (a
+    sum-reduced loss over thousands of scale-5 terms passes float16's 65504): it has no
+    representable answer, so it is not a test of torch."""
+    exact = spec.reference(case.rounded_to(dtype))
+    assume(not np.any(np.abs(exact[np.isfinite(exact)]) > torch.finfo(dtype).max))
+
+
 def check_low_precision(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> None:
     """Forward and VJP in a half-precision dtype against the float64 reference on the same
     rounded inputs; a kernel torch lacks in ``dtype`` skips with torch's message."""
     __tracebackhide__ = True
-    # A case whose exact result exceeds the dtype's range (a sum-reduced loss over thousands of
-    # scale-5 terms passes float16's 65504) has no representable answer: not a test of torch.
-    exact = spec.reference(case.rounded_to(dtype))
-    assume(not np.any(np.abs(exact[np.isfinite(exact)]) > torch.finfo(dtype).max))
+    assume_representable(spec, case, dtype)
     # A recorded torch defect (OpSpec.known_defects): a strict expected failure shows it.
     assume(spec.known_defect(case.rounded_to(dtype), dtype) is None)
     try:

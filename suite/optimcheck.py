@@ -21,12 +21,13 @@ What a run may hold, and how each is mapped:
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
-from suite import compare
+from suite import compare, compiled
 from suite import optimsupport as support
 from suite import tolerances as tols
 from suite.devices import dtype_name
@@ -104,6 +105,8 @@ def reference_hyper(spec: OptimizerSpec, run: OptimizerRun, implementation: str,
     per_param = group_hyper(run)
     if as_tensor:
         per_param = [{**h, "lr": float(torch.tensor(h["lr"], dtype=dtype))} for h in per_param]
+    if spec.dtype_eps is not None:  # the update depends on the dtype (OptimizerSpec.dtype_eps)
+        per_param = [{**h, spec.dtype_eps: float(torch.finfo(dtype).eps)} for h in per_param]
     return per_param
 
 
@@ -153,9 +156,26 @@ def _tol(spec: OptimizerSpec, dtype: torch.dtype, implementation: str) -> tols.T
     return tols.join(tol, spec.implementation_tol.get((implementation, dtype)))
 
 
+#: The implementations torch.compile(optimizer.step) is checked with: torch's own compiled-
+#: optimizer tests (test/inductor/test_compiled_optimizers.py) compile the for-loop and foreach
+#: implementations and leave out fused and differentiable ("dynamo does not support
+#: differentiable optimizers"); capturable is for CUDA graphs.
+COMPILED_VARIANTS = ("for-loop", "foreach")
+
+
+#: Why torch.compile(optimizer.step) is checked in float32 only: a torch finding, each part
+#: shown by a strict xfail in tests/test_compiled.py and listed in KNOWN_DIFFERENCES.md.
+COMPILED_FLOAT64_FINDING = (
+    "torch 2.13.0: compiled optimizer steps (aot_eager, inductor) are not float64-exact: a 0-d "
+    "float64 parameter is left unchanged by the for-loop step (SGD, Adam, AdamW, ASGD) and by "
+    "Adam's foreach step with beta1=0, and ASGD's float64 step differs from eager by ~1e-7 "
+    "(float32-level) on any shape; float64 is not checked compiled until it is characterised")
+
+
 def check_run(spec: OptimizerSpec, run: OptimizerRun, implementation: str, dtype: torch.dtype,
-              device: str) -> None:
-    """Step torch and the reference through ``run`` and compare after every step."""
+              device: str, backend: str = compiled.EAGER) -> None:
+    """Step torch and the reference through ``run`` and compare after every step; under a
+    compiled ``backend``, torch steps with ``torch.compile(optimizer.step)``."""
     __tracebackhide__ = True
     np_dtype = torch.empty((), dtype=dtype).numpy().dtype
     flags = VARIANTS[implementation]
@@ -165,6 +185,11 @@ def check_run(spec: OptimizerSpec, run: OptimizerRun, implementation: str, dtype
     tol = _tol(spec, real_dtype, implementation)
     hyper = reference_hyper(spec, run, implementation, real_dtype)
     context = f"{dtype_name(real_dtype)}, device={device}, {implementation}"
+    take_step: Callable[[], Any] = opt.step
+    if backend != compiled.EAGER:
+        label = f"{spec.name}.step {implementation} {dtype_name(real_dtype)} {device} {backend}"
+        take_step = compiled.compiled_step(opt, label, backend)
+        context += f", torch.compile(step, backend={backend!r})"
     groups = f"\n  groups (param indices, overrides): {run.groups}" if run.groups else ""
     case = (f"  hyper-parameters: {run.hyper}{groups}\n  parameter shapes: "
             f"{[p.shape for p in run.params]}{' (complex, as real pairs)' * run.complex_params}"
@@ -185,7 +210,7 @@ def check_run(spec: OptimizerSpec, run: OptimizerRun, implementation: str, dtype
             # An empty state before a step means "first step": the reference's None.
             expected.append(spec.ref_step(before, ref_grad, state, **hyper[i]))
             inputs[i] = (before, ref_grad, state)
-        opt.step()
+        take_step()
         slack = _LazySlack(spec, run, step, real_dtype, hyper, expected, inputs)
         for i, (p, (ref_param, ref_state)) in enumerate(zip(params, expected, strict=True)):
             where = f"{spec.name}: param {i} after step {step}"
@@ -202,6 +227,7 @@ def check_run(spec: OptimizerSpec, run: OptimizerRun, implementation: str, dtype
                     tols.join(tol, spec.state_tol.get(key)),
                     what=f"{spec.name}: state[{key!r}] of param {i} after step {step}",
                     context=context, case=case)
+    compiled.require_graphs(take_step, f"{spec.name}: torch.compile(optimizer.step)")
 
 
 class _LazySlack:
@@ -227,6 +253,12 @@ class _LazySlack:
                                             self.spec.ref_step(*shaken, **self.hyper[i]))
         return self.measured[i]
 
+    def _allowed(self, i: int) -> Mapping[str, float]:
+        """The record's step allowance for parameter i (``OptimizerSpec.step_allowance``)."""
+        if self.spec.step_allowance is None or i not in self.inputs:
+            return {}
+        return self.spec.step_allowance(*self.inputs[i], self.dtype, **self.hyper[i])
+
     def assert_close(self, i: int, key: str, actual: Any, expected: Any, tol: tols.Tolerance,
                      **message: Any) -> None:
         __tracebackhide__ = True
@@ -234,7 +266,8 @@ class _LazySlack:
                 np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64),
                 tol=tol, what=message["what"], context=message["context"]) is None:
             return
-        compare.assert_state_close(actual, expected, tol=_loosened(tol, self._of(i), key),
+        compare.assert_state_close(actual, expected, tol=_loosened(tol, self._of(i), key,
+                                                                  self._allowed(i)),
                                    **message)
 
 
@@ -270,9 +303,11 @@ def _sensitivity(expected: tuple[Array, Any], shaken: tuple[Array, Any]) -> dict
     return out
 
 
-def _loosened(tol: tols.Tolerance, slack: dict[str, float], key: str) -> tols.Tolerance:
-    """``tol`` with OPTIMIZER_SENSITIVITY times the entry's measured sensitivity added to atol."""
-    extra = tols.OPTIMIZER_SENSITIVITY * slack.get(key, 0.0)
+def _loosened(tol: tols.Tolerance, slack: dict[str, float], key: str,
+              allowed: Mapping[str, float] | None = None) -> tols.Tolerance:
+    """``tol`` with OPTIMIZER_SENSITIVITY times the entry's measured sensitivity added to atol,
+    and the record's step allowance for the entry (``OptimizerSpec.step_allowance``)."""
+    extra = tols.OPTIMIZER_SENSITIVITY * slack.get(key, 0.0) + (allowed or {}).get(key, 0.0)
     return tol if extra == 0 else tols.Tolerance(tol.rtol, tol.atol + extra)
 
 

@@ -88,6 +88,12 @@ def _probe(key: tuple[Any, ...], attempt: Callable[[], None]) -> str | None:
     return _CACHE[key]
 
 
+def _probe_param(spec: OptimizerSpec, **kwargs: Any) -> torch.Tensor:
+    """A zero parameter for a probe step, of the fewest dimensions the record draws (a vector,
+    or a 2 x 2 matrix for Muon, which takes matrices only: ``OptimizerSpec.param_dims``)."""
+    return torch.zeros((2,) * max(1, spec.param_dims[0]), **kwargs)
+
+
 def _step(spec: OptimizerSpec, param: torch.Tensor, flags: dict[str, bool],
           **hyper: Any) -> None:
     opt = spec.torch_cls([param], **{**dict(spec.bench_hyper), **hyper}, **flags)
@@ -115,7 +121,7 @@ def unavailable(spec: OptimizerSpec, implementation: str, dtype: torch.dtype,
         return f"{_class_name(spec)}'s constructor takes no {missing[0]!r} argument"
 
     def attempt() -> None:
-        leaf = torch.zeros(2, dtype=dtype, device=device, requires_grad=True)
+        leaf = _probe_param(spec, dtype=dtype, device=device, requires_grad=True)
         # The differentiable path updates a non-leaf parameter (as autograd needs it to).
         _step(spec, leaf.clone() if flags.get("differentiable") else leaf, flags)
 
@@ -151,7 +157,7 @@ def tensor_lr_refusal(spec: OptimizerSpec, implementation: str) -> str | None:
     flags = flags_for(spec, implementation)
 
     def attempt() -> None:
-        leaf = torch.zeros(2, requires_grad=True)
+        leaf = _probe_param(spec, requires_grad=True)
         _step(spec, leaf.clone() if flags.get("differentiable") else leaf, flags,
               lr=torch.tensor(1e-3))
 

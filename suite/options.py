@@ -59,6 +59,22 @@ def parse_dtype(value: str) -> tuple[str, ...]:
     return names
 
 
+def parse_backend(value: str) -> tuple[str, ...]:
+    """``eager``, ``inductor``, ``aot_eager``, a comma-separated list of them, or ``all``."""
+    from suite import compiled
+
+    if value.strip() == "all":
+        return compiled.BACKENDS
+    names = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    unknown = [n for n in names if n not in compiled.BACKENDS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown backend {', '.join(map(repr, unknown or [value]))}; use "
+            f"{', '.join(compiled.BACKENDS)}, a comma-separated list of them, or all (eager: "
+            f"no torch.compile)")
+    return names
+
+
 def parse_threads(value: str) -> int:
     """A positive thread count for torch's intra-op pool."""
     try:
@@ -101,6 +117,14 @@ DEVICE = Option(
 DTYPE = Option(
     "--dtype", "GRADSUITE_DTYPE", parse_dtype, "all", "DTYPE",
     "Floating dtypes to check: float32, float64, a comma-separated list, or all.")
+BACKEND = Option(
+    "--backend", "GRADSUITE_BACKEND", parse_backend, "eager", "BACKEND",
+    "Where the forward, gradient and precision-ladder checks run (and the optimizer and "
+    "training-loop checks that have compiled variants): eager (torch_fn itself), inductor, "
+    "aot_eager (torch.compile with that backend), a comma-separated list, or all. Compiled "
+    "tests are marked `compile`; `-m compile` alone selects inductor and aot_eager. inductor on "
+    "the CPU needs a C++ compiler and Python's headers, checked before any test runs: where "
+    "they are missing, inductor's CPU tests are skipped with a one-line reason.")
 # The checks run many small ops: a second thread only adds synchronisation, and with another
 # busy process (or pytest-xdist workers) OpenMP's spinning made one MLP training step take
 # 86 ms instead of 0.5 ms on the 2-core machine.
@@ -123,7 +147,7 @@ REPRO_DIR = Option(
     "Where a failing check writes its standalone reproducer script (relative to the rootdir; "
     "'none' writes none).")
 
-OPTIONS: tuple[Option, ...] = (DEVICE, DTYPE, THREADS, DRIFT, SUMMARY, REPRO_DIR)
+OPTIONS: tuple[Option, ...] = (DEVICE, DTYPE, BACKEND, THREADS, DRIFT, SUMMARY, REPRO_DIR)
 
 
 def add_to(group: Any) -> None:

@@ -8,8 +8,10 @@ has an environment-variable fallback (``suite.options``); every input is checked
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+from collections.abc import Iterator
 from typing import Any
 
 import hypothesis
@@ -18,7 +20,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
-from suite import battery, devices, drift, reproduce, summary
+from suite import battery, compiled, devices, drift, reproduce, summary
 from suite import options as opts
 
 _COMMON: dict[str, Any] = {
@@ -54,6 +56,8 @@ _DRIFT_PARTS = pytest.StashKey[list[dict[str, Any]]]()
 _DRIFT_RECORDER = pytest.StashKey[drift.Recorder]()
 _SUMMARY = pytest.StashKey[summary.Summary]()
 _OUTER = pytest.StashKey[tuple[Any, Any, Any]]()
+#: Why inductor's CPU tests are skipped here (no C++ toolchain), or None.
+_NO_INDUCTOR = pytest.StashKey[str | None]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -75,7 +79,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "distributed: starts gloo process groups (2 and 3 CPU "
                                        "processes on 127.0.0.1); not in a plain `pytest`: "
                                        "`pytest -m distributed` or `-k ddp`")
+    config.addinivalue_line("markers", "compile: runs torch.compile (a backend other than eager, "
+                                       "`--backend`); `pytest -m compile` runs only those, under "
+                                       "inductor and aot_eager unless --backend says otherwise")
     values = {o.dest: opts.value(config, o) for o in opts.OPTIONS}
+    if _compile_wanted(config) and not _backend_given(config):
+        values[opts.BACKEND.dest] = compiled.COMPILED_BACKENDS
     config.stash[_SETTINGS] = values
     # A session run inside another (pytester) must hand back what it replaces.
     config.stash[_OUTER] = (drift.RECORDER, reproduce.saved(), _ACTIVE_SUMMARY[0])
@@ -83,6 +92,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return  # `pytest --help` shows the options; it must not fail on the machine's devices
     opts.check_profile(config)
     _check_devices(values[opts.DEVICE.dest])
+    config.stash[_NO_INDUCTOR] = _check_backends(values[opts.BACKEND.dest],
+                                                 values[opts.DEVICE.dest])
     for option in (opts.DRIFT, opts.SUMMARY):
         if values[option.dest] is not None:
             values[option.dest] = opts.writable_file(option.flag, values[option.dest])
@@ -94,6 +105,8 @@ def pytest_configure(config: pytest.Config) -> None:
     for option in (opts.DEVICE, opts.DTYPE):
         if values[option.dest] != option.parse("all"):
             run_options.append(f"{option.flag}={','.join(values[option.dest])}")
+    if values[opts.BACKEND.dest] != (compiled.EAGER,):
+        run_options.append(f"{opts.BACKEND.flag}={','.join(values[opts.BACKEND.dest])}")
     reproduce.set_run_options(run_options)
     if values[opts.DRIFT.dest] or values[opts.SUMMARY.dest] or _github_summary():
         # The recorder feeds both the drift record and the summary's error ratios.
@@ -121,6 +134,47 @@ def _check_devices(chosen_devices: tuple[str, ...]) -> None:
                                 f"run with --device cpu, or --device all to skip CUDA checks")
 
 
+def _compile_wanted(config: pytest.Config) -> bool:
+    """Whether ``-m`` selects tests marked ``compile`` (``-m compile``, ``-m "compile and
+    ..."``; not ``-m "not compile"``)."""
+    markexpr = getattr(config.option, "markexpr", "") or ""
+    if "compile" not in markexpr:
+        return False
+    try:
+        from _pytest.mark.expression import Expression
+
+        def marked(name: str, /, **kwargs: str | int | bool | None) -> bool:
+            return name == "compile"
+
+        return bool(Expression.compile(markexpr).evaluate(marked))
+    except Exception:  # pytest reports a malformed -m itself
+        return False
+
+
+def _backend_given(config: pytest.Config) -> bool:
+    return config.getoption(opts.BACKEND.dest, None) is not None \
+        or opts.BACKEND.env in os.environ
+
+
+def _check_backends(backends: tuple[str, ...], chosen_devices: tuple[str, ...]) -> str | None:
+    """A compiled backend this torch cannot run is refused with torch's reason. inductor on the
+    CPU needs a C++ toolchain, checked now, not in the first compiled test: where it is missing
+    the result is the one-line reason its CPU tests are skipped with (the other backends
+    still run), else None."""
+    wanted = [b for b in backends if b != compiled.EAGER]
+    if not wanted:
+        return None
+    reason = compiled.dynamo_refusal()
+    if reason:
+        raise pytest.UsageError(f"--backend {','.join(wanted)}: torch.compile cannot run here "
+                                f"({reason}); run with --backend eager")
+    if "inductor" in wanted and "cpu" in chosen_devices:
+        problem = compiled.toolchain_problem()
+        if problem:
+            return f"inductor on the CPU needs a C++ toolchain: {problem}"
+    return None
+
+
 def _github_summary() -> str | None:
     return os.environ.get("GITHUB_STEP_SUMMARY") or None
 
@@ -131,11 +185,36 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     recorder = drift.RECORDER
     if recorder is not None:
         recorder.current = item.nodeid
+    compiled.LEDGER.current = item.nodeid
     try:
-        yield
+        with _compiled_examples(item):
+            yield
     finally:
         if recorder is not None:
             recorder.current = None
+        compiled.LEDGER.current = None
+
+
+@contextlib.contextmanager
+def _compiled_examples(item: pytest.Item) -> Iterator[None]:
+    """A compiled test draws at most ``compiled.COMPILED_EXAMPLES`` Hypothesis examples: each
+    costs a compile of seconds, where an eager example costs milliseconds. The test function
+    is shared by every backend's parametrization, so its settings (which Hypothesis reads when
+    the test is called, from the attribute its own pytest plugin reads too) are lowered for
+    the call and restored after it."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    test = getattr(getattr(item, "obj", None), "__func__", getattr(item, "obj", None))
+    current = getattr(test, "_hypothesis_internal_use_settings", None)
+    if params.get("backend", compiled.EAGER) == compiled.EAGER or current is None \
+            or current.max_examples <= compiled.COMPILED_EXAMPLES:
+        yield
+        return
+    test._hypothesis_internal_use_settings = settings(  # type: ignore[union-attr]
+        current, max_examples=compiled.COMPILED_EXAMPLES)
+    try:
+        yield
+    finally:
+        test._hypothesis_internal_use_settings = current  # type: ignore[union-attr]
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -154,11 +233,63 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if call.when == "call" and recorder is not None and item.nodeid in recorder.entries:
         ratio = float(recorder.entries[item.nodeid]["ratio"])
         report.user_properties.append((summary.RATIO, ratio))
+    if call.when == "call":
+        _report_compiles(item, call, report)
     script = reproduce.WRITTEN.pop(item.nodeid, None)
     if script is not None and report.failed:
         # The failure's last line: a script that reproduces it without pytest.
         report.sections.append(("gradsuite",
                                 f"Standalone reproducer: python {reproduce.shown(script)}"))
+
+
+def _report_compiles(item: pytest.Item, call: pytest.CallInfo[None], report: Any) -> None:
+    """The test's compiles in its report (a section, and a property the summary counts); a
+    compile failure's report is its one paragraph and Hypothesis's falsifying example, not
+    dynamo's trace."""
+    compiles = compiled.LEDGER.pop(item.nodeid)
+    if compiles is not None:
+        report.sections.append(("gradsuite compile", compiles.describe()))
+        report.user_properties.append((summary.RECOMPILES, compiles.recompiles))
+    if report.failed and call.excinfo is not None \
+            and call.excinfo.errisinstance(compiled.CompileError):
+        error = call.excinfo.value
+        notes = [n for n in getattr(error, "__notes__", []) if n.strip()]
+        report.longrepr = "\n".join([f"CompileError: {error}", *notes])
+
+
+def _backend_refused(item: pytest.Item) -> bool:
+    """A record that says it does not run under the item's backend (``OpSpec.backends``), or a
+    compile-only test (marked ``compile``) collected for eager."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    backend = params.get("backend")
+    if backend is None:
+        return False
+    if backend == compiled.EAGER:
+        return item.get_closest_marker("compile") is not None
+    item.add_marker(pytest.mark.compile)
+    return any(compiled.refusal(v, backend) for v in params.values()
+               if hasattr(v, "backends") and hasattr(v, "name"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:
+    """A compile-only test (marked ``compile``, e.g. torch.compile(optimizer.step)) is not
+    collected at all when ``--backend`` chose no compiled backend: the default run collects
+    what it collected before the backend dimension existed."""
+    marks = getattr(obj, "pytestmark", ())
+    if not callable(obj) or not any(getattr(m, "name", None) == "compile" for m in marks):
+        return None
+    if set(chosen(collector.config, opts.BACKEND)) <= {compiled.EAGER}:
+        return []
+    return None
+
+
+# Session-scoped: Hypothesis refuses function-scoped fixtures in @given tests.
+@pytest.fixture(scope="session")
+def backend() -> str:
+    """The backend a backend-aware check runs under: ``eager`` unless ``--backend`` selects
+    others, then a parameter with its own id (``[inductor-cpu-float32-gelu]``)."""
+    return compiled.EAGER
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -185,6 +316,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if stale:
             raise pytest.UsageError(f"known_failures pattern {stale[0]!r} matches no test of "
                                     f"its battery: fix the pattern or remove the entry")
+    no_inductor = config.stash.get(_NO_INDUCTOR, None)
+    if no_inductor:
+        for item in items:
+            params = getattr(getattr(item, "callspec", None), "params", {})
+            if params.get("backend") == "inductor" and str(params.get("device")) == "cpu":
+                item.add_marker(pytest.mark.skip(reason=no_inductor))
+    refused = [i for i in items if _backend_refused(i)]
+    if refused:
+        config.hook.pytest_deselected(items=refused)
+        items[:] = [i for i in items if i not in set(refused)]
     # Benchmarks run only when -m asks for them; the slow tiers (multi-process groups) only
     # when -m or -k selects them (`pytest -k ddp`), not in a plain `pytest`.
     left_out = set() if config.option.markexpr else {"bench"}
@@ -205,8 +346,10 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Ite
         if cls is not None and hasattr(cls, battery.NOT_RUN_ATTRIBUTE):
             seen.setdefault(cls, None)
     lines = []
+    backends = chosen(config, opts.BACKEND)
     for cls in seen:
-        not_run = getattr(cls, battery.NOT_RUN_ATTRIBUTE)
+        not_run = [(r, c, why) for r, c, why in getattr(cls, battery.NOT_RUN_ATTRIBUTE)
+                   if not battery.is_backend_entry(c) or battery.backend_of(c) in backends]
         if not not_run:
             continue
         records = len(getattr(cls, "records", ()))
@@ -299,6 +442,11 @@ def pytest_benchmark_update_machine_info(config: pytest.Config,
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize every test taking ``device`` or ``dtype`` over the selected ones."""
     config = metafunc.config
+    backends = chosen(config, opts.BACKEND)
+    if "backend" in metafunc.fixturenames and backends != (compiled.EAGER,):
+        # Session scope: a function-scoped parameter of a fixture's name fails Hypothesis's
+        # function_scoped_fixture health check (and grouping tests by backend is no loss).
+        metafunc.parametrize("backend", list(backends), ids=list(backends), scope="session")
     if "device" in metafunc.fixturenames:
         params = []
         for device in chosen(config, opts.DEVICE):
@@ -317,10 +465,18 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     named = ", ".join(f"{d}: {devices.device_name(d) if not devices.unavailable(d) else 'none'}"
                       for d in chosen_devices)
     blas = "1 thread (threadpoolctl)" if _BLAS_LIMIT is not None else "library default"
+    backends = chosen(config, opts.BACKEND)
+    compile_line = [] if backends == (compiled.EAGER,) else [
+        f"gradsuite: backends {','.join(backends)} (torch.compile dynamic=True, fullgraph=True; "
+        f"compiled tests marked `compile`)"]
+    no_inductor = config.stash.get(_NO_INDUCTOR, None)
+    if no_inductor:
+        compile_line.append(f"gradsuite: inductor's CPU tests skipped: {no_inductor}")
     return [
         f"gradsuite: torch {torch.__version__}, numpy {np.__version__}, hypothesis "
         f"{hypothesis.__version__}, python {platform.python_version()}",
         f"gradsuite: devices {named}; dtypes {','.join(chosen(config, opts.DTYPE))}",
         f"gradsuite: Hypothesis profile {opts.profile(config)}; torch threads "
         f"{torch.get_num_threads()}; NumPy BLAS {blas}",
+        *compile_line,
     ]

@@ -186,6 +186,9 @@ def _case_source(case: Any, src: _Source) -> str:
     if isinstance(case, OptimizerRun):
         fields = ",\n".join(f"    {f}={src.value(getattr(case, f), f)}" for f in case._fields)
         return f"gs.OptimizerRun(\n{fields},\n)"
+    if isinstance(case, dict):  # a training loop's run: one entry a line
+        entries = "".join(f"    {k!r}: {src.value(v, k)},\n" for k, v in case.items())
+        return "{\n" + entries + "}"
     return src.value(case, "case")
 
 

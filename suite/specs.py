@@ -180,6 +180,13 @@ class ModuleForm:
     the functional form, and their values after the call are compared too. An optional array the
     case lacks keeps the module's own tensor (the factory decides whether it exists, e.g.
     ``bias=False``)."""
+    param_names: Mapping[str, str] = field(default_factory=dict)
+    """The module's name for a ``params`` array named otherwise in the functional form, where
+    the module also stores it flattened or reshaped (nn.LinearCrossEntropyLoss keeps
+    F.linear_cross_entropy's ``linear_weight`` as ``linear.weight`` of shape
+    (C * prod(out_features), in_features), which its forward reshapes back): the case's tensor
+    is reshaped to the module's own shape (the same elements in the same order; a different
+    count fails as a wrong factory)."""
 
     @property
     def name(self) -> str:
@@ -272,6 +279,18 @@ class OpSpec:
     ``suite.tolerances``, which hold where torch evaluates the op elementwise (in float32
     internally) and rounds each output once or a few times; sums of signed terms add their
     conditioning through ``terms``. A string: off the ladder, and why."""
+    backends: Mapping[str, str] = field(default_factory=dict)
+    """The ``torch.compile`` backends (``--backend``: ``inductor``, ``aot_eager``) this record
+    does not run under, each with the reason (torch's own words where torch refuses; chosen
+    with ``suite.versions`` where only some releases refuse). Every other backend runs the
+    record's forward, gradient and precision-ladder checks compiled (``suite.compiled``);
+    ``eager`` (no compile) always runs."""
+    vmap: bool | str | Mapping[str, str] = True
+    """True: ``torch.func.vmap`` over an added batch dimension is checked against the
+    per-example loop and the reference (``suite.vmapcheck``), every array batched in turn and
+    together. A string: not checked, and why (torch's own message, e.g. no batching rule). A
+    mapping: checked, but the arrays it names are never batched, each with the reason (e.g.
+    data-dependent control flow on that argument, which vmap refuses)."""
     broadcasts: tuple[str, ...] = ()
     """Arrays torch broadcasts against the others (a loss's target, margin_ranking's inputs):
     cases where one of them has some dimensions cut to size 1 are checked too, the forward
@@ -406,9 +425,29 @@ class OptimizerSpec:
     """Implementations that fail when a parameter's first gradient comes after the first step
     (a torch bug, in KNOWN_DIFFERENCES.md): their runs give every parameter a gradient at step
     1 and may drop gradients only afterwards."""
+    tensor_lr_fails: tuple[str, ...] = ()
+    """Implementations that crash on some runs with ``lr`` as a tensor (a torch bug, in
+    KNOWN_DIFFERENCES.md): their runs give ``lr`` as a float."""
     constructor_only: tuple[str, ...] = ()
     """Hyper-parameters torch reads from the constructor for every group, ignoring a group's
     own value (never varied between groups; each is in KNOWN_DIFFERENCES.md)."""
+    param_dims: tuple[int, int] = (0, 2)
+    """The least and the most dimensions of the drawn parameters: (2, 2) for Muon, which takes
+    matrices only; (0, 3) for Adafactor, which factors the last two dimensions of any parameter
+    of two or more."""
+    dtype_eps: str | None = None
+    """The ``ref_step`` keyword that receives ``torch.finfo(dtype).eps`` of the run's
+    parameters, where torch's update depends on the dtype (Adafactor's eps1=None is that
+    epsilon); None: the reference takes nothing of the dtype."""
+    step_allowance: Callable[..., Mapping[str, float]] | None = None
+    """``step_allowance(param, grad, state, dtype, **hyper) -> {entry: atol}``: what one step
+    may add to the atol of ``"param"`` or of a state key, where torch's rounding is
+    undetermined by design (Muon rounds its Newton-Schulz iteration to bfloat16, and a value
+    within torch's float32 accumulation error of a bfloat16 tie may round either way); {} where
+    it is determined. Each needs its derivation where the record is declared."""
+    backends: Mapping[str, str] = field(default_factory=dict)
+    """The ``torch.compile`` backends ``torch.compile(optimizer.step)`` is not checked under,
+    each with the reason (as ``OpSpec.backends``)."""
 
     def __repr__(self) -> str:
         return f"OptimizerSpec({self.name!r})"

@@ -134,7 +134,8 @@ def optimizer_runs(hyper: st.SearchStrategy[dict[str, Any]], *, min_steps: int =
                    max_steps: int = 8, groups: bool = False, none_grads: bool = False,
                    complex_params: bool = False, tensor_lr: bool = False,
                    constructor_only: tuple[str, ...] = (),
-                   first_step_complete: bool = False) -> st.SearchStrategy[OptimizerRun]:
+                   first_step_complete: bool = False,
+                   param_dims: tuple[int, int] = (0, 2)) -> st.SearchStrategy[OptimizerRun]:
     """Several parameter tensors of different shapes and a gradient for each at every step.
 
     Gradients are normal values at a drawn scale; a drawn fraction of entries is exactly zero at
@@ -147,10 +148,13 @@ def optimizer_runs(hyper: st.SearchStrategy[dict[str, Any]], *, min_steps: int =
       with ``first_step_complete``);
     * ``complex_params``: complex parameters, each array a (..., 2) array of real pairs;
     * ``tensor_lr``: ``lr`` is given to torch as a tensor.
+
+    ``param_dims`` bounds the parameters' dimensions (``OptimizerSpec.param_dims``).
     """
 
     # Built once, drawn from many times (building a strategy per draw cost more than drawing).
-    shape_lists = st.lists(shapes(min_dims=0, max_dims=2, max_size=256), min_size=1, max_size=3)
+    shape_lists = st.lists(shapes(min_dims=param_dims[0], max_dims=param_dims[1], max_size=256),
+                           min_size=1, max_size=3)
     step_counts = st.integers(min_steps, max_steps)
     scales = st.sampled_from((1.0, 1e-3, 10.0))
     fractions = st.sampled_from((0.0, 0.3))

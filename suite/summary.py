@@ -3,8 +3,10 @@
 One row per record x dtype x device: how many tests passed, failed, were expected to fail
 (a recorded torch defect) and were skipped, and the largest error any passing comparison saw
 relative to its tolerance (1 is the limit; see ``suite.drift``). Skips are listed with their
-reasons, failures by node id. Tests that check no particular record (the harness's own tests)
-are grouped under their file.
+reasons, failures by node id. In a run with a compiled backend (``--backend``), rows are also
+split by backend and count the recompiles of their tests (``suite.compiled``), and tests that
+recompiled more than ``MANY_RECOMPILES`` times are listed. Tests that check no particular record
+(the harness's own tests) are grouped under their file.
 
 The plugin labels each test when it is set up (``labels``, stored in the item's
 ``user_properties``, so pytest-xdist carries them to the controller and JUnit XML keeps them)
@@ -20,9 +22,12 @@ from typing import Any
 
 import torch
 
+from suite.compiled import MANY_RECOMPILES
+
 # user_properties keys written by the plugin.
 RECORD, DTYPE, DEVICE, RATIO = ("gradsuite_record", "gradsuite_dtype", "gradsuite_device",
                                 "gradsuite_error_ratio")
+BACKEND, RECOMPILES = "gradsuite_backend", "gradsuite_recompiles"
 OUTCOMES = ("passed", "failed", "xfailed", "skipped")
 MAX_LISTED = 50
 
@@ -39,22 +44,27 @@ def labels(params: Mapping[str, Any], path: str) -> dict[str, str]:
     dtype = next((str(v).removeprefix("torch.") for v in params.values()
                   if isinstance(v, torch.dtype)), "-")
     device = str(params.get("device", "-"))
-    return {RECORD: record, DTYPE: dtype, DEVICE: device}
+    labels = {RECORD: record, DTYPE: dtype, DEVICE: device}
+    if params.get("backend", "eager") != "eager":
+        labels[BACKEND] = str(params["backend"])
+    return labels
 
 
 @dataclass
 class Row:
     counts: collections.Counter[str] = field(default_factory=collections.Counter)
     ratio: float | None = None
+    recompiles: int | None = None  # summed over the row's compiled tests
 
 
 @dataclass
 class Summary:
     """Collects test reports; renders them as markdown."""
 
-    rows: dict[tuple[str, str, str], Row] = field(default_factory=dict)
+    rows: dict[tuple[str, str, str, str], Row] = field(default_factory=dict)
     skips: collections.Counter[str] = field(default_factory=collections.Counter)
     failures: list[str] = field(default_factory=list)
+    recompiled: list[tuple[str, int]] = field(default_factory=list)  # (node id, recompiles)
 
     def add(self, report: Any) -> None:
         """Count a pytest TestReport once per test: its call phase, or a setup phase that did
@@ -66,7 +76,8 @@ class Summary:
             return
         props = dict(report.user_properties)
         key = (str(props.get(RECORD, report.nodeid.split("::")[0])),
-               str(props.get(DTYPE, "-")), str(props.get(DEVICE, "-")))
+               str(props.get(DTYPE, "-")), str(props.get(DEVICE, "-")),
+               str(props.get(BACKEND, "eager")))
         row = self.rows.setdefault(key, Row())
         if hasattr(report, "wasxfail"):
             outcome = "xfailed" if outcome == "skipped" else "passed"
@@ -78,6 +89,11 @@ class Summary:
         ratio = props.get(RATIO)
         if outcome == "passed" and isinstance(ratio, int | float):
             row.ratio = ratio if row.ratio is None else max(row.ratio, float(ratio))
+        recompiles = props.get(RECOMPILES)
+        if isinstance(recompiles, int):
+            row.recompiles = (row.recompiles or 0) + recompiles
+            if recompiles > MANY_RECOMPILES:
+                self.recompiled.append((report.nodeid, recompiles))
 
     def totals(self) -> collections.Counter[str]:
         total: collections.Counter[str] = collections.Counter()
@@ -87,21 +103,33 @@ class Summary:
 
     def markdown(self, header: Iterable[str] = ()) -> str:
         total = self.totals()
+        # Runs with a compiled backend get a backend and a recompiles column; eager-only runs
+        # keep the table as it was.
+        compiled = any(key[3] != "eager" or row.recompiles is not None
+                       for key, row in self.rows.items())
+        extra = " backend |" if compiled else ""
         lines = ["## gradsuite", *header, "",
                  ", ".join(f"{total[o]} {o}" for o in OUTCOMES), "",
-                 "| record | dtype | device | passed | failed | xfailed | skipped | "
-                 "largest error / tolerance |",
-                 "|---|---|---|---:|---:|---:|---:|---:|"]
-        for (record, dtype, device), row in sorted(self.rows.items()):
+                 f"| record | dtype | device |{extra} passed | failed | xfailed | skipped | "
+                 "largest error / tolerance |" + (" recompiles |" if compiled else ""),
+                 "|---|---|---|" + ("---|" if compiled else "") + "---:|---:|---:|---:|---:|"
+                 + ("---:|" if compiled else "")]
+        for (record, dtype, device, backend), row in sorted(self.rows.items()):
             ratio = "" if row.ratio is None else f"{row.ratio:.3g}"
-            lines.append(f"| {record} | {dtype} | {device} | "
+            middle = f" {backend} |" if compiled else ""
+            tail = f" {'' if row.recompiles is None else row.recompiles} |" if compiled else ""
+            lines.append(f"| {record} | {dtype} | {device} |{middle} "
                          + " | ".join(str(row.counts[o] or "") for o in OUTCOMES)
-                         + f" | {ratio} |")
+                         + f" | {ratio} |{tail}")
         if self.failures:
             lines += ["", f"### Failed ({len(self.failures)})", ""]
             lines += [f"- `{n}`" for n in self.failures[:MAX_LISTED]]
             if len(self.failures) > MAX_LISTED:
                 lines.append(f"- ... and {len(self.failures) - MAX_LISTED} more")
+        if self.recompiled:
+            lines += ["", f"### Recompiled more than {MANY_RECOMPILES} times "
+                          f"({len(self.recompiled)})", ""]
+            lines += [f"- `{n}`: {k}" for n, k in self.recompiled[:MAX_LISTED]]
         if self.skips:
             lines += ["", "### Skipped, by reason", "", "| tests | reason |", "|---:|---|"]
             lines += [f"| {n} | {reason.replace('|', '/')} |"

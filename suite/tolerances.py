@@ -220,6 +220,19 @@ FD_TRUNCATION_SAFETY = 2.0
 OPTIMIZER_SHAKE_ULPS = 4
 OPTIMIZER_SENSITIVITY = 16.0
 
+# Muon (torch.optim.Muon) orthogonalises its update by a Newton-Schulz iteration in bfloat16,
+# whatever the parameters' dtype; the reference rounds every intermediate to bfloat16 as torch
+# does (references/optim_muon.py), which reproduces torch's bits exactly unless one rounding
+# falls within torch's float32 accumulation error of a bfloat16 tie (the reference counts
+# those, from the rigorous bound (k + 2) 2**-24 sum |terms| of a k-term float32 sum). Then
+# either neighbour is right, and the iteration carries the 1-ulp difference on: measured over
+# 6000 random matrices (1 x 1 to 256 x 1, scales 1e-3 to 10 and spread over e^+-5, zeros; four
+# coefficient sets, 1 to 8 steps; torch 2.13.0 CPU), torch's O differed from the reference's in
+# 34 draws, every one with such a tie counted, by at most 3.4 units of 2**-8 max|O|. A step
+# with a tie allows MUON_TIE_UNITS units of 2**-8 max|O| times the adjusted lr on the
+# parameter (4.7x the worst seen); a step without one is compared at the OPTIMIZER row.
+MUON_TIE_UNITS = 16.0
+
 # L-BFGS steps (suite/closurecheck.py). One step is up to max_iter (<= 8) iterations plus
 # line-search trials, each a few dot products feeding the next: a short trajectory, so the
 # float64 TRAINING row (1e-9, ~4.5e6 ulp) rather than the one-update row. That covers

@@ -13,11 +13,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from references import activations, optim_sgd, recurrent
-from suite import catalog, compare
+from suite import catalog, compare, higher
 from suite import gradcheck as gc
 from suite import optimcheck as oc
+from suite import strategies as hs
 from suite import tolerances as tols
 from suite.inputs import layers as hi
 from suite.specs import Case, ModuleForm, OpSpec, OptimizerRun
@@ -97,6 +100,54 @@ def test_finite_difference_check_fails_on_a_wrong_reference_vjp(factor: float) -
 
 def test_finite_difference_check_passes_on_the_correct_reference() -> None:
     gc.check_reference_vjp(LINEAR, LINEAR.inputs.sized(5, seed=1))  # type: ignore[union-attr]
+
+
+MSE = catalog.by_name("mse_loss")
+# mse_loss with a target of one row, broadcast against three (OpSpec.broadcasts).
+MSE_BROADCAST = Case({"input": np.linspace(-1.0, 1.0, 12).reshape(3, 4),
+                      "target": np.array([[0.3, -0.2, 0.5, 0.1]])},
+                     ("input", "target"), {"reduction": "sum"}, seed=4)
+
+
+def _unreduced_mse_vjp(g, input, target, reduction="mean"):
+    """mse_loss's VJP with the target's gradient left in the broadcast shape (3, 4) instead of
+    summed back to (1, 4): a planted reference bug that <J^T g, v> cannot see, since v of shape
+    (1, 4) broadcasts against it and the inner product comes out right."""
+    d = 2.0 * np.asarray(g) * (np.asarray(input) - np.asarray(target))
+    return {"input": d, "target": -d}
+
+
+def test_inner_product_alone_cannot_see_an_unreduced_broadcast_vjp() -> None:
+    """Why the shape is required: the planted VJP's <J^T g, v> equals the correct one's."""
+    v = np.random.default_rng(0).standard_normal((1, 4))
+    g = np.ones(())
+    bad = _unreduced_mse_vjp(g, **MSE_BROADCAST.arrays)["target"]
+    good = MSE.ref_vjp(g, **MSE_BROADCAST.arrays, reduction="sum")["target"]
+    assert bad.shape == (3, 4) and good.shape == (1, 4)
+    assert np.isclose(np.sum(bad * v), np.sum(good * v))
+
+
+@pytest.mark.filterwarnings("ignore:Using a target size:UserWarning")  # the broadcast is meant
+@pytest.mark.parametrize("check", ["finite differences", "gradient", "jvp"])
+def test_checks_require_each_vjp_to_have_its_arguments_shape(check: str) -> None:
+    bad = dataclasses.replace(MSE, ref_vjp=_unreduced_mse_vjp)
+    if check == "finite differences":
+        message = _fails(gc.check_reference_vjp, bad, MSE_BROADCAST)
+    elif check == "gradient":
+        message = _fails(gc.check_gradient, bad, MSE_BROADCAST, torch.float64, "cpu")
+    else:
+        message = _fails(higher.check_jvp, bad, MSE_BROADCAST)
+    first = message.splitlines()[0]
+    assert "_unreduced_mse_vjp" in first, first  # the reference is named...
+    assert "returns a gradient of shape (3, 4) for 'target', whose shape is (1, 4): a " \
+           "gradient must have exactly its argument's shape" in first, first  # ...and the shapes
+
+
+@pytest.mark.filterwarnings("ignore:Using a target size:UserWarning")
+def test_checks_pass_the_correct_broadcast_vjp() -> None:
+    gc.check_reference_vjp(MSE, MSE_BROADCAST)  # the control for the planted unreduced VJP
+    gc.check_gradient(MSE, MSE_BROADCAST, torch.float64, "cpu")
+    higher.check_jvp(MSE, MSE_BROADCAST)
 
 
 SGD = catalog.by_name("sgd")
@@ -538,3 +589,127 @@ def test_bptt_check_blames_the_reference_for_an_lstm_dropping_a_cell_state_term(
     message = _fails(gc.check_gradient, LSTM, case, torch.float64, "cpu")
     assert "Verdict: the reference VJP disagrees with finite differences" in message
     assert "references.recurrent.lstm_vjp is wrong" in message
+
+
+# --- the fused linear + cross entropy: its half-precision allowance and its module form ---------
+
+LINEAR_CE = catalog.by_name("linear_cross_entropy")
+LINEAR_CE_CASE = Case({"input": np.random.default_rng(7).standard_normal((12, 6)),
+                       "linear_weight": np.random.default_rng(8).standard_normal((9, 6)) * 0.6,
+                       "target": np.arange(12, dtype=np.int64) % 9,
+                       "linear_bias": np.random.default_rng(9).standard_normal(9)},
+                      ("input", "linear_weight", "linear_bias"), {"reduction": "sum"}, seed=4)
+
+
+@pytest.mark.skipif(not hasattr(F, "linear_cross_entropy"),
+                    reason=f"torch {torch.__version__} has no F.linear_cross_entropy (new in 2.13)")
+@HALF
+def test_linear_cross_entropy_allowance_does_not_hide_a_missing_bias(half: torch.dtype) -> None:
+    """The fused loss's half-precision allowance (its logits' rounding, through the softmax and
+    the Linear layer's VJP) still catches a kernel that drops the bias of one class."""
+    def drops_a_bias(input, linear_weight, target, *, linear_bias=None, **options):
+        bias = torch.cat([linear_bias[:-1], torch.zeros_like(linear_bias[-1:])])
+        return F.linear_cross_entropy(input, linear_weight, target, linear_bias=bias, **options)
+
+    _control(gc.check_gradient, LINEAR_CE, LINEAR_CE_CASE, half)
+    bad = dataclasses.replace(LINEAR_CE, torch_fn=drops_a_bias)
+    message = _fails(gc.check_gradient, bad, LINEAR_CE_CASE, half, "cpu")
+    # Every logit gradient moves (the input's gradient, in float16, fails first; in bfloat16
+    # the bias's own gradient does, 0 where 0.12 is due).
+    assert message.startswith("linear_cross_entropy: VJP w.r.t. "), message
+    assert "is not close to the reference" in message and "for sum |terms| there" in message
+
+
+@pytest.mark.skipif(not hasattr(torch.nn, "LinearCrossEntropyLoss"),
+                    reason=f"torch {torch.__version__} has no nn.LinearCrossEntropyLoss (2.13)")
+def test_module_check_fails_on_a_renamed_parameter_of_the_wrong_size() -> None:
+    """ModuleForm.param_names reshapes the case's linear_weight to the module's flat
+    linear.weight only when the element counts agree: a module with one class too many fails
+    as a wrong factory, naming both names."""
+    def one_class_too_many(case: Case) -> torch.nn.Module:
+        c, features = case.arrays["linear_weight"].shape
+        return torch.nn.LinearCrossEntropyLoss(features, c + 1, bias=True, reduction="sum")
+
+    message = _module_check_fails(_with_factory(LINEAR_CE, one_class_too_many), LINEAR_CE_CASE)
+    assert message.startswith("linear_cross_entropy: the module form LinearCrossEntropyLoss has "
+                              "no parameter or buffer 'linear.weight' shaped like the case's "
+                              "'linear_weight' (9, 6) (it has (10, 6))")
+
+
+@pytest.mark.skipif(not hasattr(torch.nn, "LinearCrossEntropyLoss"),
+                    reason=f"torch {torch.__version__} has no nn.LinearCrossEntropyLoss (2.13)")
+def test_module_check_passes_on_the_fused_loss_with_a_k_dimensional_weight() -> None:
+    """The control: a K-dimensional weight (C, d1, in) reaches the module's flat linear.weight
+    (C * d1, in) and its gradient comes back in the case's shape."""
+    rng = np.random.default_rng(2)
+    case = Case({"input": rng.standard_normal((5, 4)),
+                 "linear_weight": rng.standard_normal((3, 2, 4)),
+                 "target": rng.integers(0, 3, (5, 2)).astype(np.int64),
+                 "linear_bias": rng.standard_normal((3, 2))},
+                ("input", "linear_weight", "linear_bias"), {"reduction": "mean"}, seed=1)
+    gc.check_module_form(LINEAR_CE, case, torch.float64, "cpu")
+    gc.check_forward(LINEAR_CE, case, torch.float64, "cpu")
+
+
+def test_optimizer_step_allowance_widens_only_the_entry_it_names() -> None:
+    """OptimizerSpec.step_allowance adds its atol to the named entry: a 1% wrong update fails
+    with an allowance far below the error (and with one for a state key only) and passes with
+    one that covers it, so the allowance is applied and nothing else is loosened."""
+    # The planted error: lr 1% too large at step 2, 0.001 lr |update| ~ 1e-4 on the parameter.
+    bad = dataclasses.replace(SGD, torch_cls=SGDWithWrongLearningRate)
+    for allowance in ({"param": 1e-7}, {"momentum_buffer": 1.0}):
+        spec = dataclasses.replace(bad, step_allowance=lambda *_, a=allowance, **__: a)
+        message = _fails(oc.check_run, spec, RUN, "for-loop", torch.float64, "cpu")
+        assert message.startswith("sgd: param 0 after step 2 is not close to the reference")
+    covering = dataclasses.replace(bad, step_allowance=lambda *_, **__: {"param": 1e-2})
+    oc.check_run(covering, RUN, "for-loop", torch.float64, "cpu")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_optimizer_runs_keep_to_the_parameter_dimensions(data: st.DataObject) -> None:
+    """optimizer_runs(param_dims=...) draws parameters of those dimensions only (Muon takes
+    matrices, Adafactor up to 3-D)."""
+    low, high = data.draw(st.sampled_from([(2, 2), (0, 3), (0, 2)]))
+    run = data.draw(hs.optimizer_runs(st.just({"lr": 0.1}), min_steps=1, max_steps=2,
+                                      param_dims=(low, high)))
+    assert all(low <= np.ndim(p) <= high for p in run.params), [np.shape(p) for p in run.params]
+
+
+def test_optimizer_check_passes_the_dtype_epsilon_to_the_reference() -> None:
+    """Adafactor's eps1=None is finfo(dtype).eps: with 1e-8 gradients (V below eps1^2 in
+    float32) a reference left at float64's epsilon (dtype_eps dropped: a planted bug) fails the
+    float32 run, and the record as written passes it."""
+    adafactor = catalog.by_name("adafactor")
+    run = OptimizerRun(params=[np.linspace(-1, 1, 3)],
+                       grads=[[np.array([1e-8, -2e-8, 3e-8])] for _ in range(2)],
+                       hyper={"lr": 0.1, "beta2_decay": -0.8, "eps": (None, 1e-3), "d": 1.0,
+                              "weight_decay": 0.0, "maximize": False}, seed=0)
+    bad = dataclasses.replace(adafactor, dtype_eps=None)
+    message = _fails(oc.check_run, bad, run, "for-loop", torch.float32, "cpu")
+    assert message.startswith("adafactor: param 0 after step 1 is not close to the reference")
+    oc.check_run(adafactor, run, "for-loop", torch.float32, "cpu")
+
+
+@pytest.mark.skipif(not hasattr(torch.optim, "Muon"),
+                    reason=f"torch {torch.__version__} has no optim.Muon")
+def test_muon_check_fails_on_a_wrong_update_despite_the_tie_allowance() -> None:
+    """Muon's step allowance (bfloat16 ties, tols.MUON_TIE_UNITS) leaves a 1% larger step
+    visible: a planted bug in the learning rate fails the lockstep check."""
+    muon = catalog.by_name("muon")
+    rng = np.random.default_rng(5)
+    run = OptimizerRun(params=[rng.standard_normal((4, 6))],
+                       grads=[[rng.standard_normal((4, 6))] for _ in range(2)],
+                       hyper={"lr": 0.02, "weight_decay": 0.0, "momentum": 0.9,
+                              "nesterov": True}, seed=0)
+
+    class MuonWithWrongLearningRate(torch.optim.Muon):  # type: ignore[name-defined,misc]
+        def step(self, closure=None):  # type: ignore[override]
+            for group in self.param_groups:
+                group["lr"] = run.hyper["lr"] * 1.01
+            return super().step(closure)
+
+    bad = dataclasses.replace(muon, torch_cls=MuonWithWrongLearningRate)
+    message = _fails(oc.check_run, bad, run, "for-loop", torch.float64, "cpu")
+    assert message.startswith("muon: param 0 after step 1 is not close to the reference")
+    oc.check_run(muon, run, "for-loop", torch.float64, "cpu")

@@ -86,6 +86,22 @@ def test_batch_norm_running_stats_follow_the_documented_update(
            "batch_norm: eval-mode output with the running statistics", case)
 
 
+@pytest.mark.parametrize("training", [True, False], ids=["training", "eval"])
+def test_batch_norm_of_an_empty_unbatched_input(training: bool, dtype: torch.dtype,
+                                                device: str) -> None:
+    """F.batch_norm accepts an empty 1-D input (no channel dimension: the statistics hold 0
+    elements; no weight or bias, which torch then fails to index) and returns an empty result
+    and gradient. The record's input maker cannot draw it: the module form nn.BatchNorm1d
+    rejects 1-D inputs."""
+    spec = catalog.by_name("batch_norm")
+    assert isinstance(spec, OpSpec)
+    arrays = {"input": np.zeros(0), "running_mean": np.zeros(0), "running_var": np.ones(0)}
+    case = Case(arrays, ("input",), {"training": training, "momentum": 0.1, "eps": 1e-5}, 0)
+    gc.check_forward(spec, case, dtype, device)
+    gc.check_gradient(spec, case, dtype, device)
+    gc.check_reference_vjp(spec, case)
+
+
 # --- dropout with torch's mask -------------------------------------------------------------
 
 

@@ -100,3 +100,129 @@ def test_lbfgs_line_search_budget_follows_the_installed_torch() -> None:
         f"torch {torch.__version__} spent {opt.state[x]['func_evals']} evaluations, the "
         f"reference with line_search_budget={versions.LBFGS['line_search_budget']} {expected}: "
         f"move the version boundary in suite.versions.LBFGS")
+
+
+# --- Adafactor and Muon: torch's known differences, kept visible --------------------------------
+
+_NO_ADAFACTOR = not hasattr(torch.optim, "Adafactor")
+_NO_MUON = not hasattr(torch.optim, "Muon")
+
+
+@pytest.mark.skipif(_NO_ADAFACTOR, reason=f"torch {torch.__version__} has no optim.Adafactor")
+@pytest.mark.xfail(strict=True, reason="torch 2.13.0 (KNOWN_DIFFERENCES.md): Adafactor clamps "
+                   "V at eps1 * eps1 in the parameters' dtype, which underflows to 0 in float32 "
+                   "for eps1 < ~2.6e-23, so a zero gradient gives 0 * inf = NaN where the "
+                   "documented G / max(sqrt(V), eps1) is 0")
+def test_adafactor_with_a_tiny_eps1_in_float32() -> None:
+    from references import optim_adafactor
+
+    p = torch.ones(3, requires_grad=True)
+    opt = torch.optim.Adafactor([p], eps=(1e-30, 1e-3))
+    grad = np.array([0.0, 1.0, 2.0])
+    p.grad = torch.tensor(grad, dtype=torch.float32)
+    opt.step()
+    expected, _ = optim_adafactor.adafactor(np.ones(3), grad, None, eps=(1e-30, 1e-3))
+    np.testing.assert_allclose(p.detach().numpy(), expected, rtol=1e-6)
+
+
+@pytest.mark.skipif(_NO_ADAFACTOR, reason=f"torch {torch.__version__} has no optim.Adafactor")
+@pytest.mark.xfail(strict=True, raises=TypeError,
+                   reason="torch 2.13.0 bug (KNOWN_DIFFERENCES.md): foreach Adafactor with a "
+                          "tensor lr mixes floats and tensors in its list of step sizes when a "
+                          "group's parameters have different step counts and lr caps the "
+                          "relative step min(lr, 1 / sqrt(t)) of some of them only")
+def test_foreach_adafactor_with_a_tensor_lr() -> None:
+    a = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adafactor([a, b], lr=torch.tensor(1.0, dtype=torch.float64), foreach=True)
+    a.grad = torch.ones(2, dtype=torch.float64)
+    opt.step()  # a: t = 1; b has no gradient yet
+    b.grad = torch.ones(2, dtype=torch.float64)
+    opt.step()  # rho(a) = min(lr, 1/sqrt(2)) is a float, rho(b) = min(lr, 1) the tensor lr
+    assert opt.state[b]["step"] == 1
+
+
+@pytest.mark.skipif(_NO_ADAFACTOR, reason=f"torch {torch.__version__} has no optim.Adafactor")
+@pytest.mark.xfail(strict=True, reason="torch 2.13.0 documentation (KNOWN_DIFFERENCES.md): "
+                   "Adafactor's argument list gives weight_decay's default as 1e-2, the "
+                   "signature (and so the behaviour) has 0.0")
+def test_adafactor_documents_its_weight_decay_default() -> None:
+    import re
+
+    documented = re.search(r"weight_decay \(float, optional\): weight decay coefficient "
+                           r"\(default: ([^)]*)\)", torch.optim.Adafactor.__doc__ or "")
+    assert documented is not None, "the documentation no longer states the default"
+    default = inspect.signature(torch.optim.Adafactor).parameters["weight_decay"].default
+    assert float(documented.group(1)) == default
+
+
+@pytest.mark.skipif(_NO_MUON, reason=f"torch {torch.__version__} has no optim.Muon")
+@pytest.mark.xfail(strict=True, reason="torch 2.13.0 documentation (KNOWN_DIFFERENCES.md): Muon "
+                   "documents B_t = mu B_{t-1} + g_t but keeps the moving average "
+                   "mu B_{t-1} + (1 - mu) g_t (lerp), (1 - mu) times the documented buffer; "
+                   "the update agrees, as Newton-Schulz divides by the norm first")
+def test_muon_momentum_buffer_is_the_documented_one() -> None:
+    rng = np.random.default_rng(0)
+    p = torch.zeros(3, 4, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Muon([p], momentum=0.9)
+    documented = np.zeros((3, 4))
+    for _ in range(3):
+        g = rng.standard_normal((3, 4))
+        p.grad = torch.tensor(g)
+        opt.step()
+        documented = 0.9 * documented + g
+    np.testing.assert_allclose(opt.state[p]["momentum_buffer"].numpy(), documented, rtol=1e-12)
+
+
+def _exact_newton_schulz(g: np.ndarray, steps: int = 5) -> np.ndarray:
+    """The documented iteration in float64 arithmetic (no bfloat16 rounding)."""
+    from references import optim_muon
+
+    a, b, c = optim_muon.NS_COEFFICIENTS
+    x = g.T if g.shape[0] > g.shape[1] else g
+    x = x / max(np.linalg.norm(x), 1e-7)
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.T if g.shape[0] > g.shape[1] else x
+
+
+@pytest.mark.skipif(_NO_MUON, reason=f"torch {torch.__version__} has no optim.Muon")
+@pytest.mark.xfail(strict=True, reason="torch 2.13.0 (KNOWN_DIFFERENCES.md): Muon runs its "
+                   "Newton-Schulz iteration in bfloat16 whatever the parameters' dtype (as "
+                   "Jordan's implementation), so a float64 update is only bfloat16-accurate: "
+                   "0.0083 absolute here, 0.046 the worst of 300 random matrices; the lockstep "
+                   "check compares with the reference's emulated bfloat16 iteration instead")
+def test_muon_float64_update_is_float64_accurate() -> None:
+    rng = np.random.default_rng(1)
+    g = rng.standard_normal((12, 20))
+    p = torch.zeros(12, 20, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Muon([p], lr=1.0, weight_decay=0.0, momentum=0.0, nesterov=False)
+    p.grad = torch.tensor(g)
+    opt.step()
+    np.testing.assert_allclose(-p.detach().numpy(), _exact_newton_schulz(g), atol=1e-9)
+
+
+@pytest.mark.skipif(_NO_MUON, reason=f"torch {torch.__version__} has no optim.Muon")
+def test_muon_reference_emulates_torchs_bfloat16_iteration_bit_for_bit() -> None:
+    """Where no rounding of the reference's iteration lies within torch's float32 accumulation
+    error of a bfloat16 tie, torch's orthogonalised update equals the reference's exactly (the
+    premise of Muon's step allowance, suite/tolerances.py MUON_TIE_UNITS)."""
+    from references import optim_muon
+
+    rng = np.random.default_rng(2)
+    checked = 0
+    for _ in range(40):
+        rows, cols = (int(k) for k in rng.integers(1, 13, 2))
+        g = rng.standard_normal((rows, cols))
+        p = torch.zeros(rows, cols, dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.Muon([p], lr=1.0, weight_decay=0.0, momentum=0.0, nesterov=False)
+        p.grad = torch.tensor(g)
+        opt.step()
+        ortho, ties = optim_muon._newton_schulz(g, optim_muon.NS_COEFFICIENTS, 5, 1e-7)
+        if ties:
+            continue
+        checked += 1
+        adjusted = optim_muon._adjusted_lr(1.0, None, (rows, cols))  # torch's sqrt(max(1, A/B))
+        np.testing.assert_array_equal(p.detach().numpy(), -(adjusted * ortho))
+    assert checked >= 10, f"only {checked} of 40 draws were free of ties"

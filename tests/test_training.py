@@ -3,10 +3,13 @@
 The textbook linear-regression example (``nn.Linear(1, 1)``, ``nn.MSELoss()``, ``optim.SGD``
 with lr 0.01, 1000 steps) and an MLP subclassing ``nn.Module`` (two hidden layers, tanh and
 relu, cross entropy, Adam). Initial parameters come from the torch module's own
-initialisation and are handed to the reference; the data come from a drawn seed.
+initialisation under a drawn seed, the data from the same seed; both go into the run the check
+receives (``suite.trainloops``), so a failure's standalone reproducer holds them.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,62 +17,29 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from references import network
-from suite import compare
+from suite import checks, reproduce
 from suite import strategies as hs
-from suite import tolerances as tols
 from suite.compare import to_numpy
-from suite.devices import dtype_name
+from suite.trainloops import LINEAR_REGRESSION, MLP, MLP_CLASSIFIER, TrainingLoop, mlp_parameters
+
+
+def _check(loop: TrainingLoop, run: dict[str, Any], dtype: torch.dtype, device: str) -> None:
+    """The check, writing a standalone reproducer when it fails."""
+    __tracebackhide__ = True
+    with reproduce.on_failure(loop, "training_trajectory", run, dtype=dtype, device=device):
+        checks.run("training_trajectory", loop, run, dtype=dtype, device=device)
 
 
 @given(seed=hs.SEEDS, n=st.integers(1, 200), noise=st.sampled_from([0.0, 0.1, 1.0]))
 def test_linear_regression_trajectory_matches_reference(dtype, device, seed, n, noise) -> None:
-    steps, lr = 1000, 0.01
     rng = np.random.default_rng(seed)
     x = rng.uniform(-2.0, 2.0, size=(n, 1))
     y = 2.0 * x + 1.0 + noise * rng.standard_normal((n, 1))
     torch.manual_seed(seed)
-    model = nn.Linear(1, 1).to(device=device, dtype=dtype)
-    # The reference sees exactly the values torch sees (rounded to dtype).
-    xt = torch.tensor(x, dtype=dtype, device=device)
-    yt = torch.tensor(y, dtype=dtype, device=device)
-    expected_w, expected_b = network.train_linear_regression(
-        to_numpy(xt), to_numpy(yt), to_numpy(model.weight), to_numpy(model.bias), lr=lr,
-        steps=steps)
-
-    loss_fn, opt = nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=lr)
-    weights, biases = [], []
-    for _ in range(steps):
-        opt.zero_grad()
-        loss_fn(model(xt), yt).backward()
-        opt.step()
-        weights.append(to_numpy(model.weight))
-        biases.append(to_numpy(model.bias))
-
-    tol = tols.resolve(dtype, tols.Kind.TRAINING)
-    context = f"{dtype_name(dtype)}, device={device}, index = (step - 1, ...)"
-    case = f"  N={n} samples, noise={noise}, data and init seed {seed}, lr={lr}"
-    compare.assert_close(np.stack(weights), expected_w, tol=tol, context=context, case=case,
-                         what="linear regression: weight trajectory")
-    compare.assert_close(np.stack(biases), expected_b, tol=tol, context=context, case=case,
-                         what="linear regression: bias trajectory")
-
-
-class MLP(nn.Module):
-    """The textbook network: Linear -> tanh -> Linear -> relu -> Linear (logits)."""
-
-    def __init__(self, n_in: int, hidden: tuple[int, int], n_classes: int) -> None:
-        super().__init__()
-        self.hidden1 = nn.Linear(n_in, hidden[0])
-        self.hidden2 = nn.Linear(hidden[0], hidden[1])
-        self.out = nn.Linear(hidden[1], n_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(torch.relu(self.hidden2(torch.tanh(self.hidden1(x)))))
-
-    def as_reference_layers(self) -> list[network.Layer]:
-        pairs = ((self.hidden1, "tanh"), (self.hidden2, "relu"), (self.out, "identity"))
-        return [network.Layer(to_numpy(m.weight), to_numpy(m.bias), f) for m, f in pairs]
+    init = nn.Linear(1, 1).to(dtype=torch.float64)
+    run = {"x": x, "y": y, "weight": to_numpy(init.weight), "bias": to_numpy(init.bias),
+           "lr": 0.01, "steps": 1000}
+    _check(LINEAR_REGRESSION, run, dtype, device)
 
 
 # float64 only: relu's kink makes float32 trajectories part ways legitimately as soon as one
@@ -79,32 +49,53 @@ class MLP(nn.Module):
        amsgrad=st.booleans(), weight_decay=st.sampled_from([0.0, 1e-2]))
 def test_mlp_classifier_trajectory_matches_reference(device, seed, n, n_in, hidden, n_classes,
                                                      amsgrad, weight_decay) -> None:
-    steps, dtype = 100, torch.float64
-    hyper = {"lr": 1e-2, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": weight_decay,
-             "amsgrad": amsgrad}
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, n_in))
-    target = rng.integers(0, n_classes, size=n)
     torch.manual_seed(seed)
-    model = MLP(n_in, hidden, n_classes).to(device=device, dtype=dtype)
-    expected = network.train_mlp_classifier(model.as_reference_layers(), x, target, steps=steps,
-                                            **hyper)
-    xt = torch.tensor(x, dtype=dtype, device=device)
-    tt = torch.tensor(target, device=device)
-    loss_fn, opt = nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters(), **hyper)
-    actual = []
-    for _ in range(steps):
-        opt.zero_grad()
-        loss_fn(model(xt), tt).backward()
-        opt.step()
-        actual.append(model.as_reference_layers())
+    run = {"x": rng.standard_normal((n, n_in)),
+           "target": rng.integers(0, n_classes, size=n),
+           "layers": mlp_parameters(MLP(n_in, hidden, n_classes).to(dtype=torch.float64)),
+           "hyper": {"lr": 1e-2, "betas": (0.9, 0.999), "eps": 1e-8,
+                     "weight_decay": weight_decay, "amsgrad": amsgrad},
+           "steps": 100}
+    _check(MLP_CLASSIFIER, run, torch.float64, device)
 
-    tol = tols.resolve(dtype, tols.Kind.TRAINING)
-    case = f"  N={n}, sizes {n_in}->{hidden}->{n_classes}, {hyper}, seed {seed}"
-    for i, name in enumerate(("hidden1", "hidden2", "out")):
-        for field in ("weight", "bias"):
-            compare.assert_close(
-                np.stack([getattr(layers[i], field) for layers in actual]),
-                np.stack([getattr(layers[i], field) for layers in expected]), tol=tol,
-                what=f"MLP: {name}.{field} trajectory", case=case,
-                context=f"float64, device={device}, index = (step - 1, ...)")
+
+def test_a_failing_loop_leaves_a_standalone_reproducer(pytester, monkeypatch) -> None:
+    """A planted bug in SGD (the step taken twice over) fails the loop, and the script the
+    failure names fails the same way under plain python, then passes once the bug is gone."""
+    pytester.makepyfile(test_loop="""
+import numpy as np
+import torch
+from suite import checks, reproduce
+from suite.trainloops import LINEAR_REGRESSION
+
+def test_loop():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-2, 2, size=(70, 1))
+    run = {"x": x, "y": 2 * x + 1, "weight": np.array([[0.3]]), "bias": np.array([-0.2]),
+           "lr": 0.01, "steps": 30}
+    with reproduce.on_failure(LINEAR_REGRESSION, "training_trajectory", run,
+                              dtype=torch.float64, device="cpu"):
+        checks.run("training_trajectory", LINEAR_REGRESSION, run, dtype=torch.float64,
+                   device="cpu")
+""", conftest="""
+import torch
+_step = torch.optim.SGD.step
+
+def _twice(self, *args, **kwargs):
+    _step(self, *args, **kwargs)
+    return _step(self, *args, **kwargs)
+
+torch.optim.SGD.step = _twice
+""")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "0", "--device", "cpu")
+    result.assert_outcomes(failed=1)
+    line = next(x for x in result.outlines if "Standalone reproducer: python " in x)
+    script = line.split("Standalone reproducer: python ", 1)[1].strip()
+    planted = pytester.run("python", "-c",
+                           "import runpy, sys, conftest; sys.argv = [sys.argv[1]]; "
+                           "runpy.run_path(sys.argv[0], run_name='__main__')", script)
+    assert planted.ret == 1, planted.outlines
+    assert any("linear regression: weight trajectory" in x for x in planted.outlines)
+    fixed = pytester.run("python", script)
+    assert fixed.ret == 0, fixed.outlines

@@ -6,6 +6,8 @@ optimizers; both sorted by name. Tests, benchmarks and reports iterate these tup
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from suite.catalog import (
     activations,
     attention,
@@ -22,6 +24,9 @@ from suite.catalog import (
     transformer,
 )
 from suite.specs import ClosureOptimizerSpec, OpSpec, OptimizerSpec, SchedulerSpec
+
+if TYPE_CHECKING:
+    from suite.trainloops import TrainingLoop
 
 OPS: tuple[OpSpec, ...] = tuple(
     sorted(activations.RECORDS + attention.RECORDS + conv.RECORDS + distance.RECORDS
@@ -46,16 +51,19 @@ def by_name(name: str) -> OpSpec | OptimizerSpec:
     raise KeyError(f"no record named {name!r}; known records: {known}")
 
 
-def record(name: str) -> OpSpec | OptimizerSpec | ClosureOptimizerSpec:
-    """Any record of the catalogue called ``name``: ops, optimizers and L-BFGS.
+def record(name: str) -> OpSpec | OptimizerSpec | ClosureOptimizerSpec | TrainingLoop:
+    """Any record of the catalogue called ``name``: ops, optimizers, L-BFGS and the training
+    loops (``suite.trainloops``).
 
     Raises:
         KeyError: naming the closest known records, when there is none.
     """
     import difflib
 
-    records: tuple[OpSpec | OptimizerSpec | ClosureOptimizerSpec, ...] = (
-        *OPS, *OPTIMIZERS, *optimizers.CLOSURE_RECORDS)
+    from suite.trainloops import LOOPS
+
+    records: tuple[OpSpec | OptimizerSpec | ClosureOptimizerSpec | TrainingLoop, ...] = (
+        *OPS, *OPTIMIZERS, *optimizers.CLOSURE_RECORDS, *LOOPS)
     everything = {s.name: s for s in records}
     if name in everything:
         return everything[name]

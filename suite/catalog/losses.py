@@ -7,7 +7,12 @@ the exact edge cases (kinks, ignored targets, probabilities at 0 and 1, extreme 
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
 import numpy as np
+import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -108,6 +113,67 @@ def _floats(lo: float, hi: float) -> st.SearchStrategy[float]:
     return st.floats(lo, hi, allow_subnormal=False)
 
 
+
+def _missing(name: str, since: str) -> Callable[..., torch.Tensor]:
+    """A stand-in for a torch function this build lacks: every check of it skips, saying why."""
+
+    def unavailable(*_: object, **__: object) -> torch.Tensor:
+        pytest.skip(f"torch {torch.__version__} has no torch.nn.functional.{name} "
+                    f"(added in torch {since})")
+
+    unavailable.__name__ = f"{name} (missing)"
+    return unavailable
+
+
+def linear_cross_entropy_chunked(input: torch.Tensor, linear_weight: torch.Tensor,
+                                 target: torch.Tensor, *, options: Mapping[str, Any],
+                                 **kwargs: Any) -> torch.Tensor:
+    """F.linear_cross_entropy on its chunked path: ``options`` holds the fields of
+    nn.LinearCrossEntropyOptions as plain values (so a case prints and reproduces as literals).
+    torch's warning that it ignores ``options`` and falls back to the reference path is an
+    error here: the record checks the chunked path, never the fallback."""
+    if not hasattr(F, "linear_cross_entropy"):
+        return _missing("linear_cross_entropy", "2.13")()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=r"linear_cross_entropy: ``options`` ignored")
+        return F.linear_cross_entropy(input, linear_weight, target,
+                                      options=nn.LinearCrossEntropyOptions(**options), **kwargs)
+
+
+def _linear_cross_entropy_module(case: Case) -> nn.Module:
+    """nn.LinearCrossEntropyLoss sized from the case's weight (C, d1, ..., in), with its options;
+    the class weight is a buffer set from the case (a placeholder of its shape here)."""
+    c, *extra, features = case.arrays["linear_weight"].shape
+    options = dict(case.options)
+    chunking = options.pop("options", None)
+    return nn.LinearCrossEntropyLoss(
+        features, c, out_features=tuple(extra), bias="linear_bias" in case.arrays,
+        weight=torch.ones(c) if "weight" in case.arrays else None,
+        options=None if chunking is None else nn.LinearCrossEntropyOptions(**chunking),
+        **options)
+
+
+def _linear_cross_entropy_form() -> ModuleForm | None:
+    return ModuleForm.optional(
+        getattr(nn, "LinearCrossEntropyLoss", None), factory=_linear_cross_entropy_module,
+        params=("linear_weight", "linear_bias", "weight"),
+        param_names={"linear_weight": "linear.weight", "linear_bias": "linear.bias"})
+
+
+# The fused loss's logits are a matmul: in float32 each carries eps32 * sum_k |a_k W_ck| of
+# rounding (in <= 8 terms, |z| <= ~15 at scale 5), moving a loss term by up to that and its
+# gradients through p by as much relative; dL/dW and dL/db also sum over the batch (N <= 24)
+# like linear's weight gradient. linear's float32 gradient widening (rtol 3e-4, atol 3e-4,
+# derived there for sums over up to 512 rows) covers both with room; a wrong chain-rule factor,
+# reshape or missing bias term is O(1).
+_LINEAR_CE_TOL = {(Kind.GRADIENT, torch.float32): Tolerance(rtol=3e-4, atol=3e-4)}
+_CHUNKED_NOT_SECOND_ORDER = (
+    "the chunked path has no double backward and no forward-mode AD, as documented "
+    "(F.linear_cross_entropy: 'Higher-order AD (create_graph=True, hessian) is unsupported', "
+    "'Forward-mode AD (jvp, jacfwd) is unsupported'); the linear_cross_entropy record checks "
+    "the reference path's")
+
+
 # terms=conditioning.REDUCED: the reduced loss sums pointwise losses that are each computed to a
 # few ulp of themselves (squares and absolute values of a difference, the logs of BCE and the
 # soft margins), so its conditioning is that of a sum of nonnegative terms
@@ -162,7 +228,12 @@ RECORDS = (
            ref_vjp=classification.cross_entropy_vjp, inputs=li.Classification(),
            overflow_prone=True,
            module=ModuleForm(nn.CrossEntropyLoss, ctor_arrays=("weight",)),
-           docs=_DOCS.format("CrossEntropyLoss")),
+           docs=_DOCS.format("CrossEntropyLoss"),
+           vmap={"target": "torch 2.13.0 bug (KNOWN_DIFFERENCES.md): with label_smoothing > 0, "
+                           "a batched class-index target and an unbatched input raise 'vmap: "
+                           "inplace arithmetic(self, *extra_args) is not possible'; "
+                           "tests/test_vmap.py shows it"}
+           if versions.CROSS_ENTROPY_VMAP_SMOOTHING_RAISES else True),
     OpSpec(name="ctc_loss", family="loss", torch_fn=F.ctc_loss, ref=ctc.ctc_loss,
            second_order=_NO_DOUBLE_BACKWARD.format("_ctc_loss_backward"),
            low_precision=_NO_CPU_HALF_KERNEL,
@@ -176,6 +247,10 @@ RECORDS = (
            # the finite-difference check keeps the reference's derivative honest, and
            # tests/test_losses.py::test_torch_gradient_is_the_derivative is a strict xfail.
            torch_vjp_options={"gradient": "torch"},
+           vmap={"targets": "torch 2.13.0 bug (KNOWN_DIFFERENCES.md): the CPU kernel reads "
+                            "1-D targets as contiguous, so a strided view (targets batched at "
+                            "dimension 1) gives another loss; tests/test_vmap.py shows it"}
+           if versions.CTC_1D_TARGETS_IGNORE_STRIDES else True,
            # float32: the occupancy exp(log alpha + log beta - log y + nll) is formed from logs
            # of magnitude up to nll, each rounded to ~eps32 nll absolute, so it is off by a
            # relative ~3 eps32 nll (2.8 eps32 nll measured over 1500 draws); nll <= 150 on the
@@ -186,6 +261,10 @@ RECORDS = (
            low_precision=_GAUSSIAN_NOT_HALF,
            ref=probabilistic.gaussian_nll_loss, ref_vjp=probabilistic.gaussian_nll_loss_vjp,
            module=ModuleForm(nn.GaussianNLLLoss), docs=_DOCS.format("GaussianNLLLoss"),
+           # torch's own words (2.13.0) for F.gaussian_nll_loss's Python check of var:
+           vmap={"var": "F.gaussian_nll_loss tests torch.any(var < 0) in Python, and vmap "
+                        "refuses: \"we don't support data-dependent control flow in vmap "
+                        "yet\""},
            inputs=li.Pointwise(
                {"input": li.normal, "target": li.normal, "var": li.gaussian_var},
                ("input", "target", "var"),
@@ -232,6 +311,22 @@ RECORDS = (
            inputs=li.Pointwise({"input": li.normal, "target": li.normal}, _PAIR,
                                {"reduction": _R}, kinks=li.difference_kinks(lambda o: (0.0,)),
                                sized_options={"reduction": "mean"})),
+    OpSpec(name="linear_cross_entropy", family="loss",
+           torch_fn=getattr(F, "linear_cross_entropy", None)
+           or _missing("linear_cross_entropy", "2.13"),
+           ref=classification.linear_cross_entropy,
+           ref_vjp=classification.linear_cross_entropy_vjp, inputs=li.LinearClassification(),
+           overflow_prone=True, terms=conditioning.LINEAR_CROSS_ENTROPY,
+           module=_linear_cross_entropy_form(), tol=_LINEAR_CE_TOL,
+           docs=_DOCS.format("LinearCrossEntropyLoss")),
+    OpSpec(name="linear_cross_entropy_chunked", family="loss",
+           torch_fn=linear_cross_entropy_chunked,
+           ref=classification.linear_cross_entropy_chunked,
+           ref_vjp=classification.linear_cross_entropy_chunked_vjp,
+           inputs=li.LinearClassification(chunked=True), overflow_prone=True,
+           second_order=_CHUNKED_NOT_SECOND_ORDER, terms=conditioning.LINEAR_CROSS_ENTROPY,
+           module=_linear_cross_entropy_form(), tol=_LINEAR_CE_TOL,
+           docs=_DOCS.format("LinearCrossEntropyLoss")),
     OpSpec(name="margin_ranking_loss", family="loss", torch_fn=F.margin_ranking_loss,
            broadcasts=("input1", "input2", "target"),
            low_precision=_MARGIN_OPTION_NOT_HALF,
@@ -258,7 +353,7 @@ RECORDS = (
                {"input": li.normal, "target": li.class_index, "weight": li.class_weight},
                ("input",), {"reduction": _R, "p": st.sampled_from([1, 2]),
                             "margin": _floats(0.0, 2.0)},
-               optional=("weight",), kinks=li.multi_margin_kinks, min_dims=1, max_dims=2,
+               optional=("weight",), kinks=li.multi_margin_kinks, min_dims=0, max_dims=2,
                sized_options={"reduction": "mean"})),
     OpSpec(name="multilabel_margin_loss", family="loss", torch_fn=F.multilabel_margin_loss,
            second_order=_NO_DOUBLE_BACKWARD.format("multilabel_margin_loss_backward"),
@@ -267,7 +362,7 @@ RECORDS = (
            terms=conditioning.MULTILABEL_MARGIN,
            module=ModuleForm(nn.MultiLabelMarginLoss), docs=_DOCS.format("MultiLabelMarginLoss"),
            inputs=li.Pointwise({"input": li.normal, "target": li.multilabel_target}, ("input",),
-                               {"reduction": _R}, kinks=li.multilabel_margin_kinks, min_dims=1,
+                               {"reduction": _R}, kinks=li.multilabel_margin_kinks, min_dims=0,
                                max_dims=2, max_size=256, sized_options={"reduction": "mean"})),
     OpSpec(name="multilabel_soft_margin_loss", family="loss",
            terms=conditioning.MULTILABEL_SOFT_MARGIN,

@@ -99,11 +99,21 @@ def _per_dim(draw: st.DrawFn, values: st.SearchStrategy[int], d: int, label: str
     return [draw(values, label=f"{label}[{i}]") for i in range(d)]
 
 
-def _spelled(draw: st.DrawFn, values: list[int], label: str) -> int | tuple[int, ...]:
-    """An int when every dimension agrees and a coin says so, else a tuple: both spellings
-    torch accepts for stride, padding, dilation and kernel sizes."""
-    if len(set(values)) == 1 and draw(st.booleans(), label=f"{label} as int"):
-        return values[0]
+def _spelled(draw: st.DrawFn, values: list[int], label: str, *,
+             one_tuple: bool = False) -> int | tuple[int, ...]:
+    """The spellings torch accepts for stride, padding, dilation and kernel sizes: when every
+    dimension agrees, an int or a tuple per dimension, and with ``one_tuple`` a tuple of one
+    value too (convolutions and max/avg pooling read it as that value in every dimension; lp
+    pooling, fractional and adaptive pooling and the other spatial ops refuse it); else the
+    tuple per dimension."""
+    if len(set(values)) == 1:
+        if not one_tuple:
+            return values[0] if draw(st.booleans(), label=f"{label} as int") else tuple(values)
+        spelling = draw(st.sampled_from(["int", "one-tuple", "tuple"]), label=f"{label} as")
+        if spelling == "int":
+            return values[0]
+        if spelling == "one-tuple":
+            return (values[0],)
     return tuple(values)
 
 
@@ -244,9 +254,11 @@ class Convolution:
                       "weight": _normal(rng, (c_out, c_in // groups, *kernel)) / math.sqrt(fan_in)}
             if draw(st.booleans(), label="bias"):
                 arrays["bias"] = _normal(rng, (c_out,))
-            options = {"stride": _spelled(draw, stride, "stride"),
-                       "padding": how if how != "ints" else _spelled(draw, pads, "padding"),
-                       "dilation": _spelled(draw, dilation, "dilation"), "groups": groups}
+            options = {"stride": _spelled(draw, stride, "stride", one_tuple=True),
+                       "padding": how if how != "ints" else _spelled(draw, pads, "padding",
+                                                                     one_tuple=True),
+                       "dilation": _spelled(draw, dilation, "dilation", one_tuple=True),
+                       "groups": groups}
             return Case(arrays, tuple(arrays), options, seed)
 
         return cases()
@@ -329,14 +341,19 @@ class Pooling:
                                   label=f"side[{i}]"))
             batch = draw(st.sampled_from([(), (1,), (2,)]), label="batch")
             channels = draw(st.integers(1, 4), label="channels")
-            options: dict[str, Any] = {"kernel_size": _spelled(draw, kernel, "kernel_size")}
-            if draw(st.booleans(), label="stride given"):
+            options: dict[str, Any] = {"kernel_size": _spelled(draw, kernel, "kernel_size",
+                                                               one_tuple=True)}
+            stride = draw(st.sampled_from(["default", "given", "empty"]), label="stride")
+            if stride == "given":
                 options["stride"] = _spelled(draw, _per_dim(draw, st.integers(1, 3), d,
-                                                            "stride"), "stride")
-            options["padding"] = _spelled(draw, pads, "padding")
+                                                            "stride"), "stride",
+                                             one_tuple=True)
+            elif stride == "empty":
+                options["stride"] = ()  # torch reads an empty stride as kernel_size, as None
+            options["padding"] = _spelled(draw, pads, "padding", one_tuple=True)
             options["ceil_mode"] = draw(st.booleans(), label="ceil_mode")
             if self.kind == "max":
-                options["dilation"] = _spelled(draw, dilation, "dilation")
+                options["dilation"] = _spelled(draw, dilation, "dilation", one_tuple=True)
             else:
                 options["count_include_pad"] = draw(st.booleans(), label="count_include_pad")
                 if d > 1:
@@ -469,8 +486,9 @@ class Normalized:
 @dataclass(frozen=True)
 class GroupNormalized:
     """group_norm: ``input`` (N, C, *spatial) with 0-2 spatial dimensions, C = num_groups x
-    channels per group, optional per-channel ``weight`` and ``bias``, ``eps``. Every group
-    holds at least two values, with a drawn offset and spread (:func:`_spread`)."""
+    channels per group, N = 0 to 3 (an empty batch one time in eight), optional per-channel
+    ``weight`` and ``bias``, ``eps``. Every group holds at least two values, with a drawn offset
+    and spread (:func:`_spread`)."""
 
     def strategy(self) -> st.SearchStrategy[Case]:
         @st.composite
@@ -482,7 +500,10 @@ class GroupNormalized:
                            label="spatial")
             if per_group * math.prod(spatial) == 1:  # a group needs two values (_spread)
                 spatial = (2,)
-            n = draw(st.integers(1, 3), label="N")
+            # An empty batch now and then: torch accepts it (an empty output, zero parameter
+            # gradients).
+            empty = draw(st.integers(0, 7), label="empty batch if 0") == 0
+            n = 0 if empty else draw(st.integers(1, 3), label="N")
             scale = draw(VALUE_SCALES, label="scale")
             offset = draw(st.sampled_from((0.0, 3.0)), label="offset")
             seed = draw(SEEDS, label="seed")
@@ -555,7 +576,9 @@ class BatchNormalized:
     """batch_norm: ``input`` (N, C, *spatial) with 0-2 spatial dimensions, running statistics
     (buffers, not differentiated; the variance positive), optional ``weight``, ``bias``;
     options ``training``, ``momentum``, ``eps``. Each channel has at least two values (torch
-    refuses one in training), with a drawn offset and spread (:func:`_spread`)."""
+    refuses one in training), with a drawn offset and spread (:func:`_spread`). An empty 1-D
+    input, which F.batch_norm accepts (no channel dimension, empty statistics), is not drawn:
+    the module form (nn.BatchNorm1d) rejects 1-D inputs; tests/test_layers.py checks it."""
 
     def strategy(self) -> st.SearchStrategy[Case]:
         @st.composite
@@ -701,27 +724,47 @@ class Lookup:
 MASKS = ("none", "bool", "float", "causal")
 
 
+def _broadcast_batch(draw: st.DrawFn, batch: Shape, name: str) -> Shape:
+    """``batch``, or a batch shape torch broadcasts up to it: some leading dimensions dropped,
+    or some dimensions cut to 1 (the gradient must then be summed back over the copies)."""
+    how = draw(st.sampled_from(["full", "dropped", "cut"]) if batch else st.just("full"),
+               label=f"{name} batch")
+    if how == "dropped":
+        return batch[draw(st.integers(1, len(batch)), label=f"{name} dims dropped"):]
+    if how == "cut":
+        cut = draw(st.sets(st.integers(0, len(batch) - 1), min_size=1), label=f"{name} cut")
+        return tuple(1 if i in cut else n for i, n in enumerate(batch))
+    return batch
+
+
 @dataclass(frozen=True)
 class Attention:
     """scaled_dot_product_attention: ``query`` (*, L, E), ``key`` (*, S, E), ``value``
-    (*, S, Ev), 0-2 batch dimensions, sides <= 8; a mask drawn from ``MASKS``: none, boolean
-    (True takes part; every query keeps at least one key), additive float (differentiable),
-    or ``is_causal``; broadcast masks (L, S) or full-shape ones; ``scale`` None or drawn."""
+    (*, S, Ev), 0-2 batch dimensions, sides <= 8; each of query, key and value has the full
+    batch shape or one torch broadcasts against it (leading dimensions dropped, or some cut to
+    1: :func:`_broadcast_batch`); a mask drawn from ``MASKS``: none, boolean (True takes part;
+    every query keeps at least one key), additive float (differentiable), or ``is_causal``;
+    broadcast masks (L, S) or ones of the scores' full shape; ``scale`` None or drawn."""
 
     def strategy(self) -> st.SearchStrategy[Case]:
         @st.composite
         def cases(draw: st.DrawFn) -> Case:
             batch = draw(shapes(min_dims=0, max_dims=2, max_side=3, max_size=6), label="batch")
+            q_batch, k_batch, v_batch = (_broadcast_batch(draw, batch, name)
+                                         for name in ("query", "key", "value"))
             lq, sk, e, ev = (draw(st.integers(1, 8), label=k) for k in ("L", "S", "E", "Ev"))
             mask = draw(st.sampled_from(MASKS), label="mask")
             scale = draw(VALUE_SCALES, label="value scale")
             seed = draw(SEEDS, label="seed")
             rng = np.random.default_rng(seed)
-            arrays = {"query": _normal(rng, (*batch, lq, e), scale),
-                      "key": _normal(rng, (*batch, sk, e), scale),
-                      "value": _normal(rng, (*batch, sk, ev))}
+            arrays = {"query": _normal(rng, (*q_batch, lq, e), scale),
+                      "key": _normal(rng, (*k_batch, sk, e), scale),
+                      "value": _normal(rng, (*v_batch, sk, ev))}
             options: dict[str, Any] = {}
-            mask_shape = (*batch, lq, sk) if draw(st.booleans(), label="full mask") \
+            # torch adds the mask to the scores in place: it may broadcast up to their batch
+            # shape (query's and key's, broadcast), never beyond it.
+            scores_batch = np.broadcast_shapes(q_batch, k_batch)
+            mask_shape = (*scores_batch, lq, sk) if draw(st.booleans(), label="full mask") \
                 else (lq, sk)
             if mask == "bool":
                 allowed = rng.random(mask_shape) < 0.6

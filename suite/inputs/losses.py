@@ -69,13 +69,19 @@ def positive(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context)
 
 
 def class_weight(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context) -> Array:
-    """One weight per class (the last dimension), in [0.1, 2]."""
-    return rng.uniform(0.1, 2.0, shape[-1:])
+    """One weight per class (the last dimension; one class for a 0-d input), in [0.1, 2]."""
+    return rng.uniform(0.1, 2.0, shape[-1:] or (1,))
 
 
 def class_index(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context) -> Array:
-    """One class index in [0, C) per row of an (..., C) input: shape[:-1], int64."""
-    return rng.integers(0, shape[-1], size=shape[:-1]).astype(np.int64)
+    """One class index in [0, C) per row of an (..., C) input: shape[:-1], int64. An unbatched
+    input ((C,), or 0-d: one class) takes a 0-d target or, half the time, one of shape (1,):
+    torch accepts both."""
+    classes = shape[-1] if shape else 1
+    rows = shape[:-1]
+    if len(shape) <= 1 and rng.random() < 0.5:
+        rows = (1,)
+    return rng.integers(0, classes, size=rows).astype(np.int64)
 
 
 def row_target(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context) -> Array:
@@ -85,12 +91,18 @@ def row_target(rng: np.random.Generator, shape: Shape, scale: float, ctx: Contex
 
 def multilabel_target(rng: np.random.Generator, shape: Shape, scale: float,
                       ctx: Context) -> Array:
-    """Per row of an (..., C) input: k distinct classes (k from 0 to C), then -1 padding."""
-    c = shape[-1]
+    """Per row of an (..., C) input (0-d: one row of one class): k target positions (k from 0
+    to C), then a -1, then anything in [-1, C) (torch reads only up to the first -1). Half the
+    rows list distinct classes, the other half draw them with repeats (a class listed twice
+    counts twice in the loss)."""
+    c = shape[-1] if shape else 1
     rows = np.full((math.prod(shape[:-1]), c), -1, dtype=np.int64)
     for row in rows:
         k = int(rng.integers(0, c + 1))
-        row[:k] = rng.permutation(c)[:k]
+        distinct = rng.random() < 0.5
+        row[:k] = rng.permutation(c)[:k] if distinct else rng.integers(0, c, k)
+        if k + 1 < c:
+            row[k + 1:] = rng.integers(-1, c, c - k - 1)  # ignored: after the first -1
     return rows.reshape(shape)
 
 
@@ -124,26 +136,31 @@ def stirling_kinks(arrays: Mapping[str, Array], ctx: Context) -> Array:
     return _near(arrays["target"] - 1.0) & bool(ctx.get("full", False))
 
 
+def _rows(x: Array) -> Array:
+    """An (..., C) input as (rows, C); a 0-d input is one row of one class."""
+    return np.reshape(x, (-1, x.shape[-1] if x.ndim else 1))
+
+
 def multi_margin_kinks(arrays: Mapping[str, Array], ctx: Context) -> Array:
     """MultiMargin: rows with some margin - x_y + x_i (i != y) near 0."""
-    x, t = arrays["input"], arrays["target"]
-    x_y = np.take_along_axis(x, t[..., None], axis=-1)
-    others = np.arange(x.shape[-1]) != t[..., None]
-    return np.any(others & _near(ctx.get("margin", 1.0) - x_y + x), axis=-1)
+    x = _rows(arrays["input"])
+    t = np.reshape(arrays["target"], (-1, 1))
+    x_y = np.take_along_axis(x, t, axis=-1)
+    others = np.arange(x.shape[-1]) != t
+    near = np.any(others & _near(ctx.get("margin", 1.0) - x_y + x), axis=-1)
+    return near.reshape(arrays["input"].shape[:-1])
 
 
 def multilabel_margin_kinks(arrays: Mapping[str, Array], ctx: Context) -> Array:
     """MultiLabelMargin: rows with some 1 - (x_j - x_i) near 0, j a target and i not."""
-    x, t = arrays["input"], arrays["target"]
-    c = x.shape[-1]
-    rows, ts = x.reshape(-1, c), t.reshape(-1, c)
+    rows, ts = _rows(arrays["input"]), _rows(arrays["target"])
     is_target = np.zeros(rows.shape, dtype=bool)
     for r, row in enumerate(ts):
-        listed = row[: int(np.argmax(row == -1)) if (row == -1).any() else c]
+        listed = row[: int(np.argmax(row == -1)) if (row == -1).any() else len(row)]
         is_target[r, listed] = True
     pairs = is_target[:, :, None] & ~is_target[:, None, :]
     near = pairs & _near(1.0 - (rows[:, :, None] - rows[:, None, :]))
-    return np.any(near, axis=(1, 2)).reshape(x.shape[:-1])
+    return np.any(near, axis=(1, 2)).reshape(arrays["input"].shape[:-1])
 
 
 def _cosine(a: Array, b: Array) -> Array:
@@ -664,7 +681,7 @@ class Alignment:
     max_frames: int = 20
     max_batch: int = 4
     max_classes: int = 8
-    bench_sizes: tuple[int, ...] = (16, 64, 256)  # T frames: the recursion is a loop over T
+    bench_sizes: tuple[int, ...] = (16, 64, 256)  # T frames, ~T/4 labels: cost ~ T^2
 
     @staticmethod
     def _labels(rng: np.random.Generator, frames: int, labels: Array) -> Array:
@@ -677,10 +694,15 @@ class Alignment:
         return seq.astype(np.int64)
 
     def _case(self, rng: np.random.Generator, t: int, n: int, c: int, layout: str, scale: float,
-              options: dict[str, Any], seed: int) -> Case:
+              options: dict[str, Any], seed: int, target_length: int | None = None) -> Case:
+        """``target_length``: sequences of about that many labels (else up to 6, drawn)."""
         blank = int(options["blank"])
         labels = np.array([k for k in range(c) if k != blank])
-        seqs = [self._labels(rng, t, labels) for _ in range(n)]
+        if target_length is None:
+            seqs = [self._labels(rng, t, labels) for _ in range(n)]
+        else:  # any labels, repeats included: S + repeats <= 2 S <= T frames suffice
+            seqs = [rng.choice(labels, size=max(target_length - b, 0)).astype(np.int64)
+                    for b in range(n)]
         needed = [len(s) + int(np.sum(s[1:] == s[:-1])) for s in seqs]
         input_lengths = np.array([int(rng.integers(k, t + 1)) for k in needed],
                                  dtype=np.int64)
@@ -727,8 +749,12 @@ class Alignment:
         return variants.reductions("mean")
 
     def sized(self, n: int, seed: int = 0) -> Case:
+        """T = n frames of 4 sequences over 8 classes, each of about n / 4 labels (a label every
+        four frames, as in speech recognition): the recursions cost T (2 S + 1) ~ n^2 / 2 per
+        sequence."""
         options = {"blank": 0, "reduction": "mean", "zero_infinity": False}
-        return self._case(np.random.default_rng(seed), n, 4, 8, "padded", 1.0, options, seed)
+        return self._case(np.random.default_rng(seed), n, 4, 8, "padded", 1.0, options, seed,
+                          target_length=n // 4)
 
     def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
         """The hard tier (``suite.hard``): the log-probabilities are the log_softmax of logits of
@@ -776,3 +802,119 @@ class Alignment:
             return hard.rewrite(case, {"log_probs": log_probs}, f"{scenario}: {label}")
 
         return cases()
+
+
+# LinearCrossEntropyOptions' chunking choices (torch 2.13): a chunk size, or a heuristic that
+# picks one from the shapes ("aspect_ratio", "aspect_ratio:N"; "auto" resolves per device and
+# dtype); how intermediates are accumulated; whether backward may run twice.
+_CHUNKING_METHODS = st.sampled_from(["auto", "aspect_ratio", "aspect_ratio:2", "aspect_ratio:4"])
+_ACC_POLICIES = st.sampled_from(["auto", "accurate", "balanced", "compact"])
+
+
+@dataclass(frozen=True)
+class LinearClassification:
+    """A Linear layer's ``input`` and ``linear_weight`` (and ``linear_bias``), a ``target`` and
+    class ``weight``: the arguments of F.linear_cross_entropy.
+
+    Layouts: an unbatched input (in,), a batch (N, in), and (unless ``chunked``) a K-dimensional
+    loss, whose weight is (C, d1[, d2], in) and whose logits (N, C, d1[, d2]). Targets are class
+    indices (with ``ignore_index`` absent, -100 or a real class, as for ``Classification``: one
+    target is always kept) or, unless ``chunked``, class probabilities (then differentiable);
+    ``label_smoothing`` unless ``chunked``.
+
+    ``chunked`` draws the cases torch's chunked path takes (``options`` given: class indices, no
+    smoothing, no K dimensions) and the ``options``: LinearCrossEntropyOptions' fields as a
+    plain mapping (a chunk size or a chunking heuristic, the accumulation policy, and
+    allow_retain_graph); ``acc_dtype`` stays None (torch's choice: the input's dtype, float32 for
+    half-precision inputs), the only value valid for every dtype the checks run.
+    """
+
+    chunked: bool = False
+    max_batch: int = 24
+    max_classes: int = 16
+    max_features: int = 8
+
+    def strategy(self) -> st.SearchStrategy[Case]:
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            layouts = ["unbatched", "batched"] + ([] if self.chunked else ["k-dim"])
+            layout = draw(st.sampled_from(layouts), label="layout")
+            n = draw(st.one_of(st.integers(1, 4), st.integers(1, self.max_batch)), label="N")
+            c = draw(st.one_of(st.integers(1, 4), st.integers(1, self.max_classes)), label="C")
+            features = draw(st.integers(1, self.max_features), label="in_features")
+            extra: Shape = ()
+            if layout == "k-dim":
+                extra = tuple(draw(st.lists(st.integers(1, 3), min_size=1, max_size=2),
+                                   label="d1..."))
+            batch: Shape = () if layout == "unbatched" else (n,)
+            scale = draw(st.sampled_from(REALS.scales), label="scale")
+            seed = draw(SEEDS, label="seed")
+            rng = np.random.default_rng(seed)
+            # Logits z = W a + b of about the drawn scale: a ~ N(0, 1), W ~ N(0, scale^2 / in).
+            arrays: dict[str, Array] = {
+                "input": rng.standard_normal((*batch, features)),
+                "linear_weight": rng.standard_normal((c, *extra, features))
+                * scale / math.sqrt(features)}
+            differentiable: list[str] = ["input", "linear_weight"]
+            options: dict[str, Any] = {"reduction": draw(REDUCTIONS, label="reduction")}
+            logits_shape = (*batch, c, *extra)
+            class_dim = len(batch)
+            if not self.chunked and draw(st.booleans(), label="probability target"):
+                p = rng.dirichlet(np.ones(c), size=math.prod(logits_shape) // c)
+                probs = np.moveaxis(p.reshape((*batch, *extra, c)), -1, class_dim)
+                arrays["target"] = np.ascontiguousarray(probs)
+                differentiable.append("target")
+            else:
+                target = rng.integers(0, c, size=(*batch, *extra))
+                ignore = draw(st.sampled_from(["none", "default", "class"]), label="ignore")
+                if ignore != "none":
+                    flat = target.reshape(-1)
+                    ignored = -100 if ignore == "default" or c == 1 else int(flat[-1])
+                    if target.size > 1:
+                        if flat[0] == ignored:
+                            flat[0] = (ignored + 1) % c
+                        dropped = rng.random(flat.size) < 0.3
+                        dropped[0] = False  # keep one target, so "mean" is defined
+                        target = np.where(dropped, ignored, flat).reshape(target.shape)
+                    elif flat[0] == ignored:  # a single target stays kept
+                        ignored = -100
+                    options["ignore_index"] = ignored
+                arrays["target"] = target.astype(np.int64)
+            if draw(st.booleans(), label="linear bias"):
+                arrays["linear_bias"] = rng.standard_normal((c, *extra)) * scale
+                differentiable.append("linear_bias")
+            if draw(st.booleans(), label="class weights"):
+                arrays["weight"] = rng.uniform(0.1, 2.0, size=c)
+            if self.chunked:
+                options["options"] = draw(_chunking_options(n if batch else 1),
+                                          label="options")
+            else:
+                options["label_smoothing"] = draw(st.one_of(st.just(0.0), st.floats(0.0, 1.0)),
+                                                  label="label_smoothing")
+            return Case(arrays, tuple(differentiable), options, seed)
+
+        return cases()
+
+    def sized(self, n: int, seed: int = 0) -> Case:
+        rng = np.random.default_rng(seed)
+        arrays = {"input": rng.standard_normal((n, n)),
+                  "linear_weight": rng.standard_normal((n, n)) / math.sqrt(n),
+                  "target": rng.integers(0, n, size=n).astype(np.int64)}
+        options: dict[str, Any] = {"reduction": "mean"}
+        if self.chunked:
+            options["options"] = {"batch_chunk_size": max(1, n // 4), "chunking_method": None,
+                                  "acc_policy": "auto", "allow_retain_graph": False}
+        return Case(arrays, ("input", "linear_weight"), options, seed)
+
+
+def _chunking_options(rows: int) -> st.SearchStrategy[dict[str, Any]]:
+    """LinearCrossEntropyOptions' fields: a chunk size (with the heuristic off, or "auto", which
+    an explicit size turns off) or a heuristic with no size (torch raises when both are given and
+    disagree)."""
+    sizes = st.fixed_dictionaries({
+        "batch_chunk_size": st.integers(1, max(1, rows + 1)),
+        "chunking_method": st.sampled_from([None, "auto"])})
+    methods = st.fixed_dictionaries({"batch_chunk_size": st.none(),
+                                     "chunking_method": _CHUNKING_METHODS | st.none()})
+    return st.tuples(sizes | methods, _ACC_POLICIES, st.booleans()).map(
+        lambda t: {**t[0], "acc_policy": t[1], "allow_retain_graph": t[2]})

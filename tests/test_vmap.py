@@ -1,0 +1,198 @@
+"""Batching rules: torch.func.vmap of every op record against torch's per-example loop and the
+reference (the battery's ``test_vmap_matches_loop_and_reference``; suite/vmapcheck.py); the
+check shown failing on ops whose batching rule is planted wrong; and the torch defects it
+found, each kept as a strict expected failure (KNOWN_DIFFERENCES.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import gradsuite as gs
+from references import losses_ctc, norms
+from suite import catalog, checks, versions, vmapcheck
+from suite.specs import Case, OpSpec
+
+_CELL_BUG = ("torch 2.13.0 bug (KNOWN_DIFFERENCES.md): torch.func.vmap of the VJP of "
+             "nn.RNNCell and nn.GRUCell with a batched input raises \"output with shape [1, H] "
+             "doesn't match the broadcast shape [B, 1, H]\"")
+KNOWN_FAILURES = {
+    f"test_vmap_matches_loop_and_reference[*-{name}]": _CELL_BUG
+    for name in ("gru_cell", "rnn_relu_cell", "rnn_tanh_cell")
+} if versions.RNN_CELL_VMAP_VJP_RAISES else {}
+
+TestVmap = gs.battery(*catalog.OPS, only=("test_vmap_matches_loop_and_reference",),
+                      known_failures=KNOWN_FAILURES)
+
+
+def test_every_record_is_vmapped_or_says_why() -> None:
+    """A record off the vmap check (or with arrays left unbatched) carries a written reason."""
+    for spec in catalog.OPS:
+        if spec.vmap is True:
+            continue
+        reasons = [spec.vmap] if isinstance(spec.vmap, str) else list(spec.vmap.values())
+        assert reasons and all(isinstance(r, str) and len(r) > 30 for r in reasons), spec.name
+        if not isinstance(spec.vmap, str):
+            assert set(spec.vmap) <= set(spec.inputs.sized(4, seed=0).arrays), spec.name
+
+
+# --- planted batching rules ---------------------------------------------------------------------
+
+_LIB = "gradsuite_vmap_test"
+
+
+@torch.library.custom_op(f"{_LIB}::tanh_bad_rule", mutates_args=())
+def tanh_bad_rule(x: torch.Tensor) -> torch.Tensor:
+    """tanh whose vmap rule hands the examples back in reverse order (a planted bug)."""
+    return torch.tanh(x)
+
+
+@tanh_bad_rule.register_fake
+def _(x: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+def _reversed_rule(info, in_dims, x):  # type: ignore[no-untyped-def]
+    dim = in_dims[0]
+    return torch.tanh(x).flip(dim), dim
+
+
+tanh_bad_rule.register_vmap(_reversed_rule)
+
+
+class TanhGradBadRule(torch.autograd.Function):
+    """tanh's backward g (1 - y^2), whose vmap rule drops the square (a planted bug)."""
+
+    generate_vmap_rule = False
+
+    @staticmethod
+    def forward(g, y):  # type: ignore[override]
+        return g * (1 - y * y)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # type: ignore[override]
+        pass
+
+    @staticmethod
+    def vmap(info, in_dims, g, y):  # type: ignore[override]
+        g = g.movedim(in_dims[0], 0) if in_dims[0] is not None \
+            else g.expand(info.batch_size, *g.shape)
+        y = y.movedim(in_dims[1], 0) if in_dims[1] is not None \
+            else y.expand(info.batch_size, *y.shape)
+        return g * (1 - y), 0
+
+
+class TanhWithBadBackwardRule(torch.autograd.Function):
+    """tanh whose forward batches right (torch generates its rule) and whose backward is
+    ``TanhGradBadRule``."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x):  # type: ignore[override]
+        return torch.tanh(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # type: ignore[override]
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        (y,) = ctx.saved_tensors
+        return TanhGradBadRule.apply(g, y)
+
+
+TANH = catalog.by_name("tanh")
+assert isinstance(TANH, OpSpec)
+CASE = Case({"input": np.random.default_rng(5).standard_normal((4, 3))}, ("input",), {}, 5)
+
+
+def _fails(spec: OpSpec) -> str:
+    with pytest.raises(AssertionError) as info:
+        checks.run("vmap", spec, CASE, device="cpu")
+    return str(info.value)
+
+
+def test_vmap_check_passes_on_tanh() -> None:
+    checks.run("vmap", TANH, CASE, device="cpu")  # the control for the planted rules below
+
+
+def test_a_batching_rule_that_mixes_up_examples_is_caught() -> None:
+    bad = dataclasses.replace(TANH, name="tanh_bad_rule",
+                              torch_fn=lambda input: tanh_bad_rule(input))
+    message = _fails(bad)
+    assert message.startswith("tanh_bad_rule: forward under vmap batching input")
+    assert "(the reference here: torch's per-example loop, eager, one example at a time)" \
+        in message
+    assert "Mismatched elements:" in message and "Reproduce:" in message
+
+
+def test_a_backward_batching_rule_that_is_wrong_is_caught() -> None:
+    """The forward's rule is right; the backward op's rule is not: only the VJP under vmap
+    (per-example gradients) shows it."""
+    bad = dataclasses.replace(TANH, name="tanh_bad_backward_rule",
+                              torch_fn=lambda input: TanhWithBadBackwardRule.apply(input))
+    checks.run("forward", bad, CASE, dtype=torch.float64, device="cpu")  # eager is right
+    checks.run("gradient", bad, CASE, dtype=torch.float64, device="cpu")
+    message = _fails(bad)
+    assert message.startswith("tanh_bad_backward_rule: VJP w.r.t. input under vmap")
+
+
+def test_configurations_cover_each_argument_several_and_nested() -> None:
+    case = catalog.by_name("linear").inputs.sized(4, seed=0)  # type: ignore[union-attr]
+    names = list(case.arrays)
+    configs = vmapcheck.configurations(case, names, [], 2)
+    labels = [c.label for c in configs]
+    assert labels[:len(names)] == [f"batching {n}" for n in names]
+    assert [c for c in configs if not c.nested and set(c.in_dims) == set(names)]
+    assert [c for c in configs if c.nested and set(c.in_dims) == set(names)]
+
+
+# --- torch defects the vmap check found (torch 2.13.0) -----------------------------------------
+
+
+@pytest.mark.xfail(versions.CTC_1D_TARGETS_IGNORE_STRIDES, strict=True,
+                   reason="torch 2.13.0 bug (KNOWN_DIFFERENCES.md): the CPU ctc_loss reads 1-D "
+                          "targets as contiguous, ignoring a view's stride")
+def test_ctc_loss_reads_a_strided_1d_targets_view() -> None:
+    rng = np.random.default_rng(0)
+    log_probs = np.log(rng.dirichlet(np.ones(3), size=(1, 3)))  # T=1, N=3, C=3
+    rows = np.array([[1, 2, 2], [2, 1, 2], [2, 2, 1]])
+    lengths = np.ones(3, dtype=np.int64)
+    view = torch.tensor(rows)[:, 1]  # [2, 1, 2], stride 3
+    got = F.ctc_loss(torch.tensor(log_probs), view, torch.tensor(lengths), torch.tensor(lengths),
+                     reduction="none")
+    expected = losses_ctc.ctc_loss(log_probs, rows[:, 1], lengths, lengths, reduction="none")
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.xfail(versions.VMAP_INPLACE_UPDATE_NEEDS_DIM_0, strict=True,
+                   reason="torch 2.13.0 bug (KNOWN_DIFFERENCES.md): batch_norm under vmap "
+                          "leaves running statistics batched at dimension 1 un-updated")
+def test_batch_norm_under_vmap_updates_running_stats_batched_at_dimension_1() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 4, 2))  # 3 examples of (N=4, C=2)
+    mean, var = np.zeros((2, 3)), np.ones((2, 3))  # (C, examples): batch dimension 1
+    running_mean, running_var = torch.tensor(mean), torch.tensor(var)
+    torch.func.vmap(lambda a, m, v: F.batch_norm(a, m, v, training=True, momentum=0.5),
+                    in_dims=(0, 1, 1))(torch.tensor(x), running_mean, running_var)
+    for k in range(3):
+        m, v = norms.batch_norm_running_stats(x[k], mean[:, k], var[:, k], momentum=0.5)
+        np.testing.assert_allclose(running_mean[:, k].numpy(), m, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(running_var[:, k].numpy(), v, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.xfail(versions.CROSS_ENTROPY_VMAP_SMOOTHING_RAISES, strict=True,
+                   raises=RuntimeError,
+                   reason="torch 2.13.0 bug (KNOWN_DIFFERENCES.md): cross_entropy with "
+                          "label_smoothing, a batched target and an unbatched input raises")
+def test_cross_entropy_with_label_smoothing_batches_the_target_alone() -> None:
+    x = torch.randn(4, dtype=torch.float64)
+    targets = torch.tensor([1, 2, 3])
+    out = torch.func.vmap(lambda t: F.cross_entropy(x, t, label_smoothing=0.5))(targets)
+    loop = torch.stack([F.cross_entropy(x, t, label_smoothing=0.5) for t in targets])
+    torch.testing.assert_close(out, loop)
