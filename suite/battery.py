@@ -440,14 +440,15 @@ def _benchmark(records: list[OpSpec]) -> Callable[..., None]:
     return test_benchmark
 
 
-# --- the hard tier (suite/hard.py, suite/hardcheck.py): ids carry "hard", so `-k hard` selects
-# it (with the typical checks of hardtanh, hardshrink, hardsigmoid and hardswish: `-k test_hard`
-# selects the tier alone).
+# --- the hard tier (suite/hard.py, suite/hardcheck.py): its own slow tier, every test marked
+# ``hard`` (suite.plugin.SLOW_TIERS): left out of a plain `pytest`, run by `pytest -m hard` or a
+# `-k` that names it (`-k hard` also selects the typical checks of hardtanh, hardshrink,
+# hardsigmoid and hardswish; `-m hard` or `-k test_hard` the tier alone).
 
 
 def hard_examples() -> int:
     """Examples per hard-tier test: a quarter of the profile's (5 dev, 25 ci, 250 thorough), at
-    least 5; each example is one scenario of eleven, and the tier runs in the default run."""
+    least 5; each example is one scenario of eleven, and the tier has thousands of tests."""
     current = settings.default
     return max(5, (current.max_examples if current is not None else 20) // 4)
 
@@ -465,6 +466,7 @@ def _draw_hard(spec: OpSpec, dtype: torch.dtype, data: st.DataObject) -> Any:
 
 
 def _hard(records: list[OpSpec]) -> Callable[..., None]:
+    @pytest.mark.hard
     @_parametrize(records)
     @settings(max_examples=hard_examples())
     @given(data=st.data())
@@ -478,6 +480,7 @@ def _hard(records: list[OpSpec]) -> Callable[..., None]:
 
 
 def _hard_low_precision(records: list[OpSpec]) -> Callable[..., None]:
+    @pytest.mark.hard
     @_parametrize(records)
     @HALF
     @settings(max_examples=hard_examples())
@@ -501,6 +504,7 @@ def _hard_layouts(records: list[OpSpec]) -> Callable[..., None]:
     pairs = [pytest.param(s, lay, id=f"{s.name}-{lay}") for s in records
              for lay in layouts.LAYOUTS if _layout_applies(s, lay)]
 
+    @pytest.mark.hard
     @pytest.mark.parametrize(("spec", "layout"), pairs)
     @settings(max_examples=hard_examples())
     @given(data=st.data())
@@ -521,6 +525,7 @@ def _hard_layouts(records: list[OpSpec]) -> Callable[..., None]:
 
 
 def _hard_special(records: list[OpSpec]) -> Callable[..., None]:
+    @pytest.mark.hard
     @pytest.mark.parametrize("value", list(layouts.SPECIAL), ids=list(layouts.SPECIAL))
     @_parametrize(records)
     def test_hard_special_values_at_every_position(self: Any, spec: OpSpec, value: str,
