@@ -339,16 +339,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # Benchmarks run only when -m asks for them; the slow tiers (multi-process groups, the hard
     # tier) only when -m or -k selects them (`pytest -k ddp`, `pytest -k hard`: the hard tier
     # only for a -k that names it), not in a plain `pytest`.
-    left_out = set() if config.option.markexpr else {"bench"}
-    if not config.option.markexpr:
-        keyword = config.option.keyword
-        left_out |= {t for t in SLOW_TIERS
-                     if not keyword or (t in KEYWORD_NAMED_TIERS and t not in keyword)}
+    left_out = markers_left_out(config.option.markexpr, config.option.keyword)
     if left_out:
         kept = [i for i in items if not any(i.get_closest_marker(m) for m in left_out)]
         if len(kept) != len(items):
             config.hook.pytest_deselected(items=[i for i in items if i not in kept])
             items[:] = kept
+
+
+def markers_left_out(markexpr: str, keyword: str) -> set[str]:
+    """The markers whose tests a run with ``-m markexpr -k keyword`` leaves out: benchmarks
+    unless -m is given; the slow tiers unless -m is given or a -k (for a tier in
+    ``KEYWORD_NAMED_TIERS``, a -k that names it)."""
+    if markexpr:
+        return set()
+    return {"bench"} | {t for t in SLOW_TIERS
+                        if not keyword or (t in KEYWORD_NAMED_TIERS and t not in keyword)}
 
 
 def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:

@@ -18,6 +18,25 @@ HARD_CHECKS = ("test_hard_inputs_match_reference", "test_hard_inputs_low_precisi
 TestHard = gs.battery(*catalog.OPS, only=HARD_CHECKS)
 
 
+@pytest.mark.parametrize(("markexpr", "keyword", "hard_runs"), [
+    ("", "", False),  # a plain `pytest`: the hard tier is a slow tier
+    ("", "relu", False),  # a -k that picks records does not run their hard tier
+    ("", "hard", True), ("", "hard and relu", True), ("", "test_hard_inputs", True),
+    ("hard", "", True), ("hard and not bench", "relu", True),
+])
+def test_the_hard_tier_runs_only_when_selected(markexpr: str, keyword: str,
+                                                hard_runs: bool) -> None:
+    from suite import plugin
+
+    assert ("hard" not in plugin.markers_left_out(markexpr, keyword)) == hard_runs
+
+
+def test_every_hard_tier_test_is_marked_hard() -> None:
+    for name in HARD_CHECKS:
+        marks = getattr(getattr(TestHard, name), "pytestmark", [])
+        assert any(m.name == "hard" for m in marks), name
+
+
 # --- torch defects the hard tier found (KNOWN_DIFFERENCES.md, "The hard tier"); the records'
 # known_defects set these cases aside, and each test below shows one, strict: it must fail on
 # the installed torch, and an XPASS says the defect is gone.
