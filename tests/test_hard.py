@@ -127,3 +127,43 @@ def test_bce_half_gradient_with_zero_weight_at_the_ends() -> None:
     F.binary_cross_entropy(x, y, weight=torch.zeros(3, dtype=torch.float16)).backward()
     assert x.grad is not None
     np.testing.assert_array_equal(x.grad.float().numpy(), np.zeros(3))
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason=f"{_TORCH_2_13}: the p-norm (p > 1) sums |d|^p unscaled, so float32 "
+                          "triplet_margin_loss with p = 3 and differences of ~1e-16 computes both "
+                          "distances as 0 and the anchor gradient as 0 (reference up to 0.40)")
+def test_triplet_gradient_with_tiny_p3_distances() -> None:
+    """||d||_p is homogeneous of degree 1, so its gradient sign(d) |d|^(p-1) / ||d||^(p-1) does
+    not depend on d's scale: differences of 1e-16 have an O(1) gradient, in float32 too."""
+    from references import losses_margin as margin
+
+    rng = np.random.default_rng(0)
+    a, p, n = (rng.standard_normal((2, 4)).astype(np.float32) * np.float32(1e-16)
+               for _ in range(3))
+    anchor = torch.tensor(a, requires_grad=True)
+    F.triplet_margin_loss(anchor, torch.tensor(p), torch.tensor(n), p=3.0, eps=0.0).backward()
+    assert anchor.grad is not None
+    expected = margin.triplet_margin_loss_vjp(1.0, a, p, n, p=3.0, eps=0.0)["anchor"]
+    compare.assert_close(anchor.grad.numpy(), expected,
+                         tol=tols.resolve(torch.float32, tols.Kind.GRADIENT),
+                         what="float32 triplet_margin_loss anchor gradient, p = 3, |d| ~ 1e-16",
+                         context="torch.float32")
+
+
+@pytest.mark.parametrize("p", [1.5, 2.0, 3.0])
+@pytest.mark.parametrize("scale", [1e-3, 1e-10, 1e-16, 1e-20, 1e-23, 1e-30])
+def test_p_norm_underflow_is_set_aside_wherever_torch_loses_the_norm(p: float,
+                                                                      scale: float) -> None:
+    """Where the predicate that sets triplet cases aside (suite.catalog.losses.p_norm_underflows)
+    says the float32 norm does not underflow, torch's norm is right to float32 rounding;
+    where torch's norm is off, the predicate must have said so."""
+    from suite.catalog.losses import p_norm_underflows
+
+    d = np.full((1, 4), scale)
+    exact = 4 ** (1 / p) * scale
+    got = torch.linalg.vector_norm(torch.tensor(d, dtype=torch.float32), p, dim=-1).item()
+    if not p_norm_underflows(d, p, torch.float32):
+        assert abs(got - exact) <= 1e-5 * exact, (p, scale, got, exact)
+    if abs(got - exact) > 1e-5 * exact:
+        assert p_norm_underflows(d, p, torch.float32), (p, scale, got, exact)
