@@ -697,17 +697,18 @@ class Attention:
         m_dp = np.abs(g) @ np.swapaxes(np.abs(v), -1, -2)
         centred = np.abs(dp - np.sum(p * dp, axis=-1, keepdims=True))
         m_ds = p * (m_dp + np.sum(p * m_dp, axis=-1, keepdims=True)) + p * spread * centred
-        grads = {"query": m_ds @ np.abs(k) * scale,
-                 "key": np.swapaxes(m_ds, -1, -2) @ np.abs(q) * scale,
-                 "value": np.swapaxes(p * (1.0 + spread), -1, -2) @ np.abs(g)}
+        # An argument broadcast over batch dimensions sums its gradient over them (the
+        # reference's _sum_to_shape): so do the magnitudes.
+        from references.attention import _sum_to_shape
+
+        grads = {"query": _sum_to_shape(m_ds @ np.abs(k) * scale, q.shape),
+                 "key": _sum_to_shape(np.swapaxes(m_ds, -1, -2) @ np.abs(q) * scale, k.shape),
+                 "value": _sum_to_shape(np.swapaxes(p * (1.0 + spread), -1, -2) @ np.abs(g),
+                                        v.shape)}
         mask = case.arrays.get("attn_mask")
         if mask is not None and mask.dtype != np.bool_:
-            axes = tuple(range(m_ds.ndim - mask.ndim)) + tuple(
-                i + m_ds.ndim - mask.ndim for i, n in enumerate(mask.shape)
-                if n == 1 and m_ds.shape[i + m_ds.ndim - mask.ndim] != 1)
-            grads["attn_mask"] = np.sum(m_ds, axis=axes).reshape(mask.shape)
-        return {name: np.reshape(m, case.arrays[name].shape) if m.size == case.arrays[
-            name].size else m for name, m in grads.items()}
+            grads["attn_mask"] = _sum_to_shape(m_ds, np.shape(mask))
+        return grads
 
 
 ATTENTION = Attention()
