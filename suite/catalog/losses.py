@@ -471,6 +471,9 @@ RECORDS = (
                kinks=li.triplet_kinks, kink_array="anchor", min_dims=1, max_dims=2,
                sized_options={"reduction": "mean"})),
     OpSpec(name="triplet_margin_with_distance_loss", family="loss",
+           # torch's default distance is pairwise_distance (p = 2, eps = 1e-6): the conditioning
+           # and the p-norm's underflow are triplet_margin_loss's with those options.
+           terms=conditioning.TRIPLET, known_defects=_triplet_norm_underflows,
            broadcasts=("anchor", "positive", "negative"), broadcasts_last_dim=False,
            low_precision=_TRIPLET_NOT_HALF,
            ref_options=versions.CLAMP,
