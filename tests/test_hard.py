@@ -167,3 +167,48 @@ def test_p_norm_underflow_is_set_aside_wherever_torch_loses_the_norm(p: float,
         assert abs(got - exact) <= 1e-5 * exact, (p, scale, got, exact)
     if abs(got - exact) > 1e-5 * exact:
         assert p_norm_underflows(d, p, torch.float32), (p, scale, got, exact)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason=f"{_TORCH_2_13}: gelu(approximate='tanh') backward forms "
+                          "x (1 - t^2) (1 + 3 kappa x^2): NaN past ~sqrt(max) of the "
+                          "accumulation type (3e19 in float32, 1e155 in float64)")
+@pytest.mark.parametrize(("precision", "big"), [(torch.float32, 3e19), (torch.float64, 1e155)])
+def test_gelu_tanh_gradient_far_in_the_tails(precision: torch.dtype, big: float) -> None:
+    """gelu_tanh(x) = x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2 is x for x >> 1 and 0
+    for x << -1 (tanh is +-1 to the last bit there): its derivative is 1 and 0."""
+    x = torch.tensor([big, -big], dtype=precision, requires_grad=True)
+    F.gelu(x, approximate="tanh").sum().backward()
+    assert x.grad is not None
+    np.testing.assert_array_equal(x.grad.numpy(), np.array([1.0, 0.0]))
+
+
+@pytest.mark.xfail(strict=True, raises=RuntimeError,
+                   reason=f"{_TORCH_2_13}: nll_loss of a transposed (non-contiguous) "
+                          "(N, C, H, W) input raises 'grad_input must be contiguous' in the "
+                          "backward")
+def test_nll_loss_2d_backward_of_transposed_input() -> None:
+    """The input gradient of the mean loss is -1 / (N H W) at each target class, 0 elsewhere,
+    whatever the input's strides."""
+    base = torch.randn(2, 3, 2, 2, dtype=torch.float64, requires_grad=True)  # (W, H, C, N)
+    x = base.permute(3, 2, 1, 0)  # (N, C, H, W) = (2, 2, 3, 2), not contiguous
+    target = torch.tensor([[[0, 1], [1, 0], [1, 1]], [[0, 0], [1, 0], [0, 1]]])
+    F.nll_loss(x, target).backward()
+    assert base.grad is not None
+    expected = -F.one_hot(target, 2).permute(0, 3, 1, 2).double() / target.numel()
+    np.testing.assert_array_equal(base.grad.permute(3, 2, 1, 0).numpy(), expected.numpy())
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason=f"{_TORCH_2_13}: ctc_loss reads concatenated (1-d) targets as if "
+                          "contiguous: a step-sliced view gives a wrong loss for the second "
+                          "sequence (an expanded view, stride 0, segfaults and is not run)")
+def test_ctc_loss_of_step_sliced_concatenated_targets() -> None:
+    """A view of the targets holds the same labels as its contiguous copy: the same losses."""
+    log_probs = torch.randn(6, 2, 4, dtype=torch.float64,
+                            generator=torch.Generator().manual_seed(0)).log_softmax(-1)
+    viewed = torch.tensor([1, 9, 2, 9, 3, 9, 1, 9])[::2]  # labels [1, 2, 3, 1], stride 2
+    lengths = (torch.tensor([6, 6]), torch.tensor([2, 2]))
+    got = F.ctc_loss(log_probs, viewed, *lengths, reduction="none")
+    expected = F.ctc_loss(log_probs, viewed.contiguous(), *lengths, reduction="none")
+    np.testing.assert_array_equal(got.numpy(), expected.numpy())

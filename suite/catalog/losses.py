@@ -124,7 +124,8 @@ def _ctc_expanded_targets_crash(case: Case, dtype: torch.dtype) -> str | None:
     """torch 2.13.0's CPU ctc_loss reads concatenated (1-D) targets as if contiguous: a
     step-sliced view gives a wrong loss (1.118 for 0.669), an expanded one (stride 0) reads past
     the storage and crashes the process with a segmentation fault (KNOWN_DIFFERENCES.md;
-    tests/test_hard.py shows both, the crash in a subprocess)."""
+    tests/test_hard.py::test_ctc_loss_of_step_sliced_concatenated_targets shows the wrong
+    loss, a strict xfail; the crash is not run)."""
     if case.label in ("layout: expanded targets", "layout: strided targets") and \
             case.arrays["targets"].ndim == 1:
         return "ctc_loss with non-contiguous 1-D targets (wrong loss; stride 0 segfaults)"
