@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis.errors import HypothesisDeprecationWarning
 
 import gradsuite as gs
-from suite import catalog, compare
+from suite import catalog, compare, gradcheck, hard, hardcheck
 from suite import tolerances as tols
 
 HARD_CHECKS = ("test_hard_inputs_match_reference", "test_hard_inputs_low_precision",
@@ -212,3 +216,78 @@ def test_ctc_loss_of_step_sliced_concatenated_targets() -> None:
     got = F.ctc_loss(log_probs, viewed, *lengths, reduction="none")
     expected = F.ctc_loss(log_probs, viewed.contiguous(), *lengths, reduction="none")
     np.testing.assert_array_equal(got.numpy(), expected.numpy())
+
+
+# --- planted bugs (issue 13 item 3): kernels wrong only on hard inputs pass the typical checks
+# and fail the hard tier's, within the allowance derived from the case's conditioning.
+
+def _record(name: str) -> gs.OpSpec:
+    return next(s for s in catalog.OPS if s.name == name)
+
+
+def _one_pass_layer_norm(input: torch.Tensor, normalized_shape: tuple[int, ...],
+                         weight: torch.Tensor, bias: torch.Tensor,
+                         eps: float = 1e-5) -> torch.Tensor:
+    """layer_norm with the one-pass variance E[x^2] - E[x]^2 (off by ~eps (mean / spread)^2)."""
+    mean = input.mean(-1, keepdim=True)
+    var = ((input * input).mean(-1, keepdim=True) - mean * mean).clamp_min(0)
+    return (input - mean) / torch.sqrt(var + eps) * weight + bias
+
+
+def _naive_logsigmoid(input: torch.Tensor) -> torch.Tensor:
+    """-log(1 + exp(-x)): exp overflows for x below -log(max) (-88.7 in float32)."""
+    return -torch.log(1 + torch.exp(-input))
+
+
+def _relu_with_a_different_tail(input: torch.Tensor) -> torch.Tensor:
+    """relu whose 'scalar tail' (the last numel mod 8 elements) maps NaN to 0, as a max(x, 0)
+    with the operands swapped would: the vector body propagates NaN."""
+    out = torch.relu(input).reshape(-1)
+    tail = torch.arange(out.numel()) >= out.numel() - out.numel() % 8
+    return torch.where(tail & torch.isnan(out), torch.zeros_like(out), out).reshape(input.shape)
+
+
+def _offset_case(spec: gs.OpSpec, ratio: str) -> gs.Case:
+    """The typical sized case with its input replaced by the hard tier's offset scenario at
+    mean / spread = ``ratio`` (the first generator seed that draws it)."""
+    typical = spec.inputs.sized(16)
+    shape = typical.arrays["input"].shape
+    for seed in range(100):
+        x, label = hard.values(np.random.default_rng(seed), shape, "offset", torch.float32,
+                               axes=(-1,))
+        if label == f"offset/spread {ratio}":
+            return hard.rewrite(typical, {"input": x}, label)
+    raise AssertionError(f"no seed below 100 draws offset/spread {ratio}")
+
+
+@pytest.mark.parametrize("planted", ["one-pass variance", "naive exp"])
+def test_a_bug_visible_only_on_hard_inputs_fails_the_hard_tier(planted: str) -> None:
+    name, bad_fn = {"one-pass variance": ("layer_norm", _one_pass_layer_norm),
+                    "naive exp": ("logsigmoid", _naive_logsigmoid)}[planted]
+    spec = _record(name)
+    bad = dataclasses.replace(spec, torch_fn=bad_fn)
+    typical = spec.inputs.sized(16)
+    gradcheck.check_forward(bad, typical, torch.float32, "cpu")  # the typical tier passes
+    gradcheck.check_gradient(bad, typical, torch.float32, "cpu")
+    if planted == "one-pass variance":
+        case = _offset_case(spec, "10000")
+    else:
+        x, label = hard.values(np.random.default_rng(0), typical.arrays["input"].shape, "huge",
+                               torch.float32)
+        case = hard.rewrite(typical, {"input": x}, label)
+    with warnings.catch_warnings():  # hardcheck's assume() outside a Hypothesis test
+        warnings.simplefilter("ignore", HypothesisDeprecationWarning)
+        hardcheck.check_hard(spec, case, torch.float32, "cpu")  # the correct torch passes
+        with pytest.raises(AssertionError, match="on a hard input"):
+            hardcheck.check_hard(bad, case, torch.float32, "cpu")
+
+
+def test_a_scalar_tail_unlike_the_vector_body_fails_the_hard_tier() -> None:
+    spec = _record("relu")
+    bad = dataclasses.replace(spec, torch_fn=_relu_with_a_different_tail)
+    typical = spec.inputs.sized(16)
+    gradcheck.check_forward(bad, typical, torch.float32, "cpu")
+    gradcheck.check_gradient(bad, typical, torch.float32, "cpu")
+    hardcheck.check_special_positions(spec, "nan", torch.float32, "cpu")
+    with pytest.raises(AssertionError):
+        hardcheck.check_special_positions(bad, "nan", torch.float32, "cpu")
