@@ -967,6 +967,53 @@ def _triplet_pointwise(spec: OpSpec, case: Case) -> Array:
 TRIPLET = Reduced(pointwise=_triplet_pointwise)
 
 
+def _gaussian_nll_parts(case: Case) -> tuple[Array, Array, Array, tuple[int, ...]]:
+    """(|x| + |t| broadcast, |x - t|, v = max(var, eps) broadcast, var's shape)."""
+    from references.losses_probabilistic import _gaussian_var
+
+    x = np.asarray(case.arrays["input"], dtype=np.float64)
+    t = np.asarray(case.arrays["target"], dtype=np.float64)
+    var = np.asarray(case.arrays["var"], dtype=np.float64)
+    v = np.maximum(_gaussian_var(x, var), float(case.options.get("eps", 1e-6)))
+    size, d, v = np.broadcast_arrays(np.abs(x) + np.abs(t), np.abs(x - t), v)
+    return size, d, v, var.shape
+
+
+def _gaussian_nll_pointwise(spec: OpSpec, case: Case) -> Array:
+    """0.5 (log v + (x - t)^2 / v) (+ 0.5 log(2 pi)): log v and the square have opposite signs
+    for v < 1 and cancel; the square of the rounded difference x - t (rounded to
+    u (|x| + |t|)) moves by 2 u (|x| + |t|) |x - t| / v: M = 0.5 (|log v| + 2 (|x| + |t|)^2 / v)
+    (+ 0.5 log(2 pi) with ``full``)."""
+    size, _, v, _ = _gaussian_nll_parts(case)
+    full = 0.5 * np.log(2 * np.pi) if case.options.get("full", False) else 0.0
+    return 0.5 * (np.abs(np.log(v)) + 2 * size**2 / v) + full
+
+
+def _gaussian_nll_vjp(spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+    """dl/dx = -dl/dt = s (x - t) / v: M = s (|x| + |t|) / v (the rounded difference);
+    dl/dvar = 0.5 s (1 / v - (x - t)^2 / v^2) cancels where (x - t)^2 ~ v: M = 0.5 s (1 / v +
+    2 (|x| + |t|)^2 / v^2). s = |g| per element (over the element count for "mean"); each
+    summed to its argument's shape over the dimensions it was broadcast along."""
+    from references._loss_common import _sum_to_shape
+
+    size, _, v, var_shape = _gaussian_nll_parts(case)
+    s = np.abs(np.asarray(g, dtype=np.float64))
+    if case.options.get("reduction", "mean") == "mean":
+        s = s / max(1, v.size)
+    s = np.broadcast_to(s, v.shape)
+    m_x = s * size / v
+    m_var = 0.5 * s * (1.0 / v + 2 * size**2 / v**2)
+    x_shape = np.shape(case.arrays["input"])
+    if var_shape == x_shape[:-1] and var_shape != x_shape:
+        m_var = np.sum(m_var, axis=-1)
+    return {"input": _sum_to_shape(m_x, x_shape),
+            "target": _sum_to_shape(m_x, np.shape(case.arrays["target"])),
+            "var": np.reshape(_sum_to_shape(m_var, var_shape), var_shape)}
+
+
+GAUSSIAN_NLL = Reduced(vjp=_gaussian_nll_vjp, pointwise=_gaussian_nll_pointwise)
+
+
 INSTANCE_NORM = _InstanceNorm(_instance_norm_layout)
 LOCAL_RESPONSE_NORM = LocalResponseNorm()
 COSINE_SIMILARITY = CosineSimilarity()
