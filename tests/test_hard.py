@@ -291,3 +291,22 @@ def test_a_scalar_tail_unlike_the_vector_body_fails_the_hard_tier() -> None:
     hardcheck.check_special_positions(spec, "nan", torch.float32, "cpu")
     with pytest.raises(AssertionError):
         hardcheck.check_special_positions(bad, "nan", torch.float32, "cpu")
+
+
+def test_gaussian_nll_allowance_does_not_hide_a_variance_off_by_a_thousandth() -> None:
+    """The derived conditioning of gaussian_nll_loss (suite.conditioning.GAUSSIAN_NLL) allows
+    what the cancellations in log v + (x - t)^2 / v and its var gradient cost a correct float32
+    kernel, not a variance read 0.1 % too large."""
+    spec = _record("gaussian_nll_loss")
+
+    def off(input: torch.Tensor, target: torch.Tensor, var: torch.Tensor,
+            **options: object) -> torch.Tensor:
+        return F.gaussian_nll_loss(input, target, var * 1.001, **options)  # type: ignore[arg-type]
+
+    case = spec.inputs.sized(64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HypothesisDeprecationWarning)
+        hardcheck.check_hard(spec, case, torch.float32, "cpu")
+        with pytest.raises(AssertionError, match="on a hard input"):
+            hardcheck.check_hard(dataclasses.replace(spec, torch_fn=off), case, torch.float32,
+                                 "cpu")
