@@ -310,3 +310,22 @@ def test_gaussian_nll_allowance_does_not_hide_a_variance_off_by_a_thousandth() -
         with pytest.raises(AssertionError, match="on a hard input"):
             hardcheck.check_hard(dataclasses.replace(spec, torch_fn=off), case, torch.float32,
                                  "cpu")
+
+
+@pytest.mark.parametrize("half", [torch.bfloat16, torch.float16])
+def test_cross_entropy_allowance_does_not_hide_logits_off_by_five_percent(
+        half: torch.dtype) -> None:
+    """cross_entropy's allowances (suite.conditioning.CROSS_ENTROPY: the input gradient carries
+    the rounding of the log-probabilities torch keeps in the half type, u M(log p) relative on
+    each p) do not hide a softmax of logits 5 % too large."""
+    spec = _record("cross_entropy")
+
+    def hot(input: torch.Tensor, target: torch.Tensor, **options: object) -> torch.Tensor:
+        return F.cross_entropy(input * 1.05, target, **options)  # type: ignore[arg-type]
+
+    case = spec.inputs.sized(64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HypothesisDeprecationWarning)
+        hardcheck.check_hard(spec, case, half, "cpu")
+        with pytest.raises(AssertionError, match="on a hard input"):
+            hardcheck.check_hard(dataclasses.replace(spec, torch_fn=hot), case, half, "cpu")
