@@ -111,6 +111,28 @@ def _triplet_norm_underflows(case: Case, dtype: torch.dtype) -> str | None:
     return None
 
 
+def _cross_entropy_smoothing_sum_overflows(case: Case, dtype: torch.dtype) -> str | None:
+    """torch 2.13.0's float16 cross_entropy with label_smoothing > 0 and a reduction sums the
+    smoothing term -sum_c w_c log p_c over the targets in float16 before dividing: inf (or NaN)
+    once that sum passes 65504, although the mean is ~3 (10^4 rows of 4 classes at scale 3:
+    inf for 3.345; KNOWN_DIFFERENCES.md, a strict xfail in tests/test_hard.py)."""
+    if dtype != torch.float16 or not case.options.get("label_smoothing") or \
+            case.options.get("reduction", "mean") == "none":
+        return None
+    from suite.conditioning import _log_softmax_along
+
+    x = np.asarray(case.arrays["input"], dtype=np.float64)
+    dim = 0 if x.ndim == 1 else 1
+    logp, _ = _log_softmax_along(x, dim)
+    w = np.asarray(case.arrays.get("weight", np.ones(x.shape[dim])), dtype=np.float64)
+    shape = [1] * x.ndim
+    shape[dim] = x.shape[dim]
+    total = float(np.sum(np.abs(w.reshape(shape) * logp)))
+    if not np.isfinite(total) or total > float(torch.finfo(torch.float16).max):
+        return "float16 cross_entropy's label-smoothing sum overflows float16"
+    return None
+
+
 def _soft_margin_overflows(case: Case, dtype: torch.dtype) -> str | None:
     """torch evaluates log1p(exp(-y x)) as written: inf (and a NaN gradient) once -y x passes
     log(max) of the dtype (KNOWN_DIFFERENCES.md, "SoftMarginLoss overflows for large
@@ -256,6 +278,7 @@ RECORDS = (
     OpSpec(name="cross_entropy", family="loss", torch_fn=F.cross_entropy,
            # lse - x_y and the gradient (sum w t') p - w t' cancel: suite/conditioning.py.
            terms=conditioning.CROSS_ENTROPY,
+           known_defects=_cross_entropy_smoothing_sum_overflows,
            ref=classification.cross_entropy,
            ref_vjp=classification.cross_entropy_vjp, inputs=li.Classification(),
            overflow_prone=True,
