@@ -1017,6 +1017,54 @@ def _gaussian_nll_vjp(spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]
 GAUSSIAN_NLL = Reduced(vjp=_gaussian_nll_vjp, pointwise=_gaussian_nll_pointwise)
 
 
+def _poisson_parts(case: Case) -> tuple[Array, Array, Array, bool]:
+    """(x, y broadcast against each other, the y > 1 mask of Stirling's term, log_input)."""
+    x = np.asarray(case.arrays["input"], dtype=np.float64)
+    y = np.asarray(case.arrays["target"], dtype=np.float64)
+    x, y = np.broadcast_arrays(x, y)
+    return x, y, y > 1, bool(case.options.get("log_input", True))
+
+
+def _poisson_nll_pointwise(spec: OpSpec, case: Case) -> Array:
+    """exp(x) - y x (log_input) or x - y log(x + eps), plus with ``full`` Stirling's
+    y log y - y + 0.5 log(2 pi y) where y > 1: the terms cancel (a rate near its count), so
+    M = exp(x) + |y x| or |x| + |y log(x + eps)| + |y| (the rounding of x + eps, u (x + eps),
+    moves y log(x + eps) by y u), plus |y log y| + |y| + 0.5 |log(2 pi y)| for Stirling's
+    term."""
+    x, y, big, log_input = _poisson_parts(case)
+    eps = float(case.options.get("eps", 1e-8))
+    with np.errstate(all="ignore"):
+        if log_input:
+            m = np.exp(x) + np.abs(y * x)
+        else:
+            m = np.abs(x) + np.abs(y * np.log(x + eps)) + np.abs(y)
+        if case.options.get("full", False):
+            ys = np.where(big, y, 2.0)
+            m = m + np.where(big, np.abs(ys * np.log(ys)) + ys
+                             + 0.5 * np.abs(np.log(2 * np.pi * ys)), 0.0)
+    return m
+
+
+def _poisson_nll_vjp(spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+    """dl/dx = exp(x) - y (log_input) or 1 - y / (x + eps): a difference of terms of
+    M = s (exp(x) + |y|) or s (1 + |y| / (x + eps)), s = |g| per element (over the element
+    count for "mean"), summed to the input's shape. The target's gradient is not derived."""
+    from references._loss_common import _sum_to_shape
+
+    x, y, _, log_input = _poisson_parts(case)
+    eps = float(case.options.get("eps", 1e-8))
+    s = np.abs(np.asarray(g, dtype=np.float64))
+    if case.options.get("reduction", "mean") == "mean":
+        s = s / max(1, x.size)
+    s = np.broadcast_to(s, x.shape)
+    with np.errstate(all="ignore"):
+        m = s * (np.exp(x) + np.abs(y)) if log_input else s * (1 + np.abs(y) / np.abs(x + eps))
+    return {"input": _sum_to_shape(m, np.shape(case.arrays["input"]))}
+
+
+POISSON_NLL = Reduced(vjp=_poisson_nll_vjp, pointwise=_poisson_nll_pointwise)
+
+
 INSTANCE_NORM = _InstanceNorm(_instance_norm_layout)
 LOCAL_RESPONSE_NORM = LocalResponseNorm()
 COSINE_SIMILARITY = CosineSimilarity()

@@ -439,6 +439,7 @@ RECORDS = (
            docs=_DOCS.format("NLLLoss"),
            inputs=li.Classification(probabilities=False, smoothing=False)),
     OpSpec(name="poisson_nll_loss", family="loss", torch_fn=F.poisson_nll_loss,
+           terms=conditioning.POISSON_NLL,  # a rate near its count cancels: suite/conditioning
            broadcasts=("target",),
            low_precision=_POISSON_NOT_HALF,
            ref=probabilistic.poisson_nll_loss, ref_vjp=probabilistic.poisson_nll_loss_vjp,
