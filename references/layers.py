@@ -146,10 +146,13 @@ def _bags(input: Array, offsets: Array | None, include_last_offset: bool
     idx = np.asarray(input, dtype=np.int64)
     if idx.ndim == 2:
         return idx.reshape(-1), np.repeat(np.arange(idx.shape[0]), idx.shape[1]), idx.shape[0]
-    assert offsets is not None, "a 1-D input needs offsets"
+    if offsets is None:
+        raise ValueError("a 1-D input needs offsets")
     starts = np.asarray(offsets, dtype=np.int64)
     if include_last_offset:
-        assert starts[-1] == idx.size, "the last offset is the input's length"
+        if starts[-1] != idx.size:
+            raise ValueError(f"with include_last_offset the last offset is the input's length "
+                             f"{idx.size}; got {starts[-1]}")
         starts = starts[:-1]
     bag = np.searchsorted(starts, np.arange(idx.size), side="right") - 1
     return idx, bag, starts.size

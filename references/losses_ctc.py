@@ -47,6 +47,9 @@ def _ctc_sequences(
         labels = y[:, :s_max]
     else:  # concatenated (sum(target_lengths),), or the (S,) of an unbatched input
         flat = y.reshape(-1)
+        if not unbatched and flat.size != int(s_len.sum()):
+            raise ValueError(f"concatenated targets must hold sum(target_lengths) = {s_len.sum()} "
+                             f"labels; got {flat.size}")
         first = np.cumsum(s_len) - s_len  # where each sequence's labels start
         position = np.minimum(first[:, None] + np.arange(s_max), max(flat.size - 1, 0))
         labels = flat[position] if flat.size else np.zeros((n, s_max), dtype=np.int64)

@@ -296,12 +296,17 @@ def multilabel_soft_margin_loss_vjp(
     g: Array, input: Array, target: Array, weight: Array | None = None, reduction: str = "mean"
 ) -> dict[str, Array]:
     r"""dL/dx = s (w / C) (sigmoid(x) - y),  dL/dy = -s (w / C) x; each summed back over the
-    dimensions broadcasting added (an argument of smaller shape, e.g. a target of one row)."""
+    dimensions broadcasting added (an argument of smaller shape, e.g. a target of one row).
+
+    Stable form: sigmoid(x) - y = (1 - y) sigmoid(x) - y sigmoid(-x), which keeps its relative
+    precision in both tails (sigmoid(x) - 1 is 0 in float64 from x ~ 37, where the exact value
+    -sigmoid(-x) is e^-x)."""
     x, y, _ = _pair(input, target)
     w = 1.0 if weight is None else np.asarray(weight, dtype=np.float64)
     shape = x.shape[:-1]
     s = np.expand_dims(_reduce_vjp(g, shape, reduction, int(np.prod(shape))), -1) * w / x.shape[-1]
-    return {"input": _sum_to_shape(s * (_sigmoid(x) - y), np.shape(input)),
+    return {"input": _sum_to_shape(s * ((1 - y) * _sigmoid(x) - y * _sigmoid(-x)),
+                                   np.shape(input)),
             "target": _sum_to_shape(-s * x, np.shape(target))}
 
 
@@ -399,14 +404,16 @@ def _triplet_vjp(
     d_pos, diff_pos = _pairwise_distance(a, pos, p, eps)
     d_an, diff_an = _pairwise_distance(a, neg, p, eps)
     d_pn, diff_pn = _pairwise_distance(pos, neg, p, eps)
-    # torch.minimum splits the gradient evenly on ties; draws never tie.
-    use_pn = (d_pn < d_an) if swap else np.zeros(d_an.shape, dtype=bool)
-    d_neg = np.where(use_pn, d_pn, d_an)
+    # The swap's min(d_an, d_pn) is torch.minimum, whose gradient goes to the smaller distance
+    # and is split evenly between the two on a tie (d_an == d_pn: anchor == positive).
+    share_pn = np.where(d_pn < d_an, 1.0, np.where(d_pn == d_an, 0.5, 0.0)) if swap \
+        else np.zeros(d_an.shape)
+    d_neg = np.minimum(d_pn, d_an) if swap else d_an
     z = margin + d_pos - d_neg
     s = _reduce_vjp(g, z.shape, reduction, z.size) * _active(z, clamp_closed)
     s_pos = s[..., None] * _pairwise_distance_grad(diff_pos, d_pos, p)
-    s_an = (s * ~use_pn)[..., None] * _pairwise_distance_grad(diff_an, d_an, p)
-    s_pn = (s * use_pn)[..., None] * _pairwise_distance_grad(diff_pn, d_pn, p)
+    s_an = (s * (1.0 - share_pn))[..., None] * _pairwise_distance_grad(diff_an, d_an, p)
+    s_pn = (s * share_pn)[..., None] * _pairwise_distance_grad(diff_pn, d_pn, p)
     # Each summed back over the dimensions broadcasting added (an argument of smaller shape).
     return {"anchor": _sum_to_shape(s_pos - s_an, a.shape),
             "positive": _sum_to_shape(-s_pos - s_pn, pos.shape),

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from hypothesis import Phase, given, settings
+from hypothesis import Phase, assume, given, settings
 from hypothesis import strategies as st
 
 from suite import checks, compiled, layouts, optimcheck, reproduce
@@ -441,6 +441,102 @@ def _benchmark(records: list[OpSpec]) -> Callable[..., None]:
     return test_benchmark
 
 
+# --- the hard tier (suite/hard.py, suite/hardcheck.py): its own slow tier, every test marked
+# ``hard`` (suite.plugin.SLOW_TIERS): left out of a plain `pytest`, run by `pytest -m hard` or a
+# `-k` that names it (`-k hard` also selects the typical checks of hardtanh, hardshrink,
+# hardsigmoid and hardswish; `-m hard` or `-k test_hard` the tier alone).
+
+
+def hard_examples() -> int:
+    """Examples per hard-tier test: a quarter of the profile's (5 dev, 25 ci, 250 thorough), at
+    least 5; each example is one scenario of eleven, and the tier has thousands of tests."""
+    current = settings.default
+    return max(5, (current.max_examples if current is not None else 20) // 4)
+
+
+def _has_hard(spec: OpSpec) -> str | None:
+    from suite import hard
+
+    if getattr(spec.inputs, "hard", None) is None:
+        return hard.NO_HARD_TIER.format(type(spec.inputs).__name__)
+    return None
+
+
+def _draw_hard(spec: OpSpec, dtype: torch.dtype, data: st.DataObject) -> Any:
+    return data.draw(spec.hard_cases(dtype), label="hard case")
+
+
+def _hard(records: list[OpSpec]) -> Callable[..., None]:
+    @pytest.mark.hard
+    @_parametrize(records)
+    @settings(max_examples=hard_examples())
+    @given(data=st.data())
+    def test_hard_inputs_match_reference(self: Any, spec: OpSpec, dtype: torch.dtype,
+                                         device: str, data: st.DataObject) -> None:
+        """Forward and gradients on ill-conditioned inputs drawn on purpose (offsets >> spread,
+        constant rows, ties, extremes, subnormals, vector-width sizes, long reductions), each
+        element within the allowance derived from the case's conditioning."""
+        _run(spec, "hard", _draw_hard(spec, dtype, data), dtype=dtype, device=device)
+    return test_hard_inputs_match_reference
+
+
+def _hard_low_precision(records: list[OpSpec]) -> Callable[..., None]:
+    @pytest.mark.hard
+    @_parametrize(records)
+    @HALF
+    @settings(max_examples=hard_examples())
+    @given(data=st.data())
+    def test_hard_inputs_low_precision(self: Any, spec: OpSpec, half: torch.dtype, device: str,
+                                       data: st.DataObject) -> None:
+        """The hard tier in float16 and bfloat16 (records on the precision ladder); a kernel
+        torch lacks in half precision skips with torch's own message."""
+        _run(spec, "hard", _draw_hard(spec, half, data), dtype=half, device=device)
+    return test_hard_inputs_low_precision
+
+
+def _layout_applies(spec: OpSpec, layout: str) -> bool:
+    """Whether some array of the record can take ``layout`` (a transposed view needs two
+    dimensions; a maker's ``max_dims`` bounds them where it has one)."""
+    most = getattr(spec.inputs, "max_dims", None)
+    return most is None or most >= layouts.LAYOUTS[layout][1]
+
+
+def _hard_layouts(records: list[OpSpec]) -> Callable[..., None]:
+    pairs = [pytest.param(s, lay, id=f"{s.name}-{lay}") for s in records
+             for lay in layouts.LAYOUTS if _layout_applies(s, lay)]
+
+    @pytest.mark.hard
+    @pytest.mark.parametrize(("spec", "layout"), pairs)
+    @settings(max_examples=hard_examples())
+    @given(data=st.data())
+    def test_hard_layouts_of_every_argument(self: Any, spec: OpSpec, layout: str,
+                                            dtype: torch.dtype, device: str,
+                                            data: st.DataObject) -> None:
+        """Any array argument (weight, target, index, mask; not only the input) as a
+        transposed, step-sliced or expanded view: other kernel paths, same numbers."""
+        from suite import hardcheck
+
+        case = _draw(spec, data)
+        names = hardcheck.layout_names(spec, case, layout)
+        assume(names)
+        name = data.draw(st.sampled_from(names), label="viewed argument")
+        _run(spec, "argument_layout", case, name=name, layout=layout, dtype=dtype,
+             device=device)
+    return test_hard_layouts_of_every_argument
+
+
+def _hard_special(records: list[OpSpec]) -> Callable[..., None]:
+    @pytest.mark.hard
+    @pytest.mark.parametrize("value", list(layouts.SPECIAL), ids=list(layouts.SPECIAL))
+    @_parametrize(records)
+    def test_hard_special_values_at_every_position(self: Any, spec: OpSpec, value: str,
+                                                   dtype: torch.dtype, device: str) -> None:
+        """NaN or an infinity at the first, middle and last position of inputs of every size in
+        suite.hard.SIMD_SIZES (vector body and scalar tail) and in a 0-d input."""
+        _run(spec, "special_positions", None, value=value, dtype=dtype, device=device)
+    return test_hard_special_values_at_every_position
+
+
 # (factory, rule) per op check; the rule says where it does not apply.
 OP_CHECKS: tuple[tuple[Callable[[list[OpSpec]], Callable[..., None]],
                        Callable[[OpSpec], str | None]], ...] = (
@@ -465,6 +561,11 @@ OP_CHECKS: tuple[tuple[Callable[[list[OpSpec]], Callable[..., None]],
     (_vmap, _all(_needs_reference, _vmappable)),
     (_opcheck, _is_custom_op),
     (_benchmark, lambda spec: None),
+    (_hard, _all(_needs_reference, _has_hard)),
+    (_hard_low_precision, _all(_needs_reference, _field("low_precision",
+                                                        "low_precision is False"), _has_hard)),
+    (_hard_layouts, _needs_reference),
+    (_hard_special, _all(_needs_reference, _elementwise)),
 )
 
 

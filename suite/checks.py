@@ -73,6 +73,35 @@ def _opcheck(spec: OpSpec, case: Case, *, device: str) -> None:
                              f"Case:\n{case.describe()}") from error
 
 
+def _hard(spec: OpSpec, case: Case, *, dtype: torch.dtype, device: str) -> None:
+    """The hard tier's forward and gradients (``suite.hardcheck``); in half precision a kernel
+    torch lacks skips with torch's own message, as on the ladder."""
+    from suite import hardcheck
+
+    try:
+        hardcheck.check_hard(spec, case, dtype, device)
+    except RuntimeError as error:
+        if not higher._unsupported(error, dtype):
+            raise
+        import pytest
+
+        pytest.skip(f"torch {torch.__version__} on {device}: {higher._first_line(error)}")
+
+
+def _argument_layout(spec: OpSpec, case: Case, *, name: str, layout: str, dtype: torch.dtype,
+                     device: str) -> None:
+    from suite import hardcheck
+
+    hardcheck.check_argument_layout(spec, case, name, layout, dtype, device)
+
+
+def _special_positions(spec: OpSpec, case: None, *, value: str, dtype: torch.dtype,
+                       device: str) -> None:
+    from suite import hardcheck
+
+    hardcheck.check_special_positions(spec, value, dtype, device)
+
+
 def _forward(spec: OpSpec, case: Case, *, dtype: torch.dtype, device: str,
              backend: str = compiled.EAGER) -> None:
     if backend == compiled.EAGER:
@@ -123,13 +152,17 @@ OP_CHECKS: dict[str, Callable[..., None]] = {
     "func_vjp": lambda spec, case, *, dtype, device: higher.check_func_vjp(spec, case, dtype,
                                                                            device),
     "opcheck": _opcheck,
+    "hard": _hard,
+    "argument_layout": _argument_layout,
+    "special_positions": _special_positions,
     "vmap": lambda spec, case, *, device: vmapcheck.check_vmap(spec, case, device),
 }
 # Checks that compare with a reference, run on torch's own float64 results for a record
 # without one (the battery only generates the meaningful ones: see suite.battery).
 NEEDS_REFERENCE = {"forward", "gradient", "finite_differences", "reference_is_finite",
                    "large_input", "broadcast", "exact_points", "special_value", "layout",
-                   "empty", "low_precision", "own_float64", "jvp", "double_backward"}
+                   "empty", "low_precision", "own_float64", "jvp", "double_backward", "hard",
+                   "argument_layout", "special_positions"}
 
 
 def _steps(spec: OptimizerSpec, run: OptimizerRun, *, implementation: str, dtype: torch.dtype,

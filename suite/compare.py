@@ -82,14 +82,17 @@ def _fmt_idx(name: str, idx: Index) -> str:
 
 def find_mismatch(actual: Array, expected: Array, *, tol: Tolerance, what: str, context: str,
                   inputs: Mapping[str, Array] | None = None,
-                  slack: Array | None = None) -> Mismatch | None:
+                  slack: Array | None = None,
+                  slack_reason: str = "sum |terms|", record: bool = True) -> Mismatch | None:
     """The :class:`Mismatch` between ``actual`` and ``expected``, or None when they are close.
 
     ``slack``, where given, is an absolute allowance per element added to ``tol.atol``: the
-    conditioning of a sum of signed terms (``suite.tolerances.SUMMATION``). Both arrays are
+    conditioning of a sum of signed terms (``suite.tolerances.SUMMATION``), or another derived
+    allowance that ``slack_reason`` names in the message. Both arrays are
     promoted to float64 first. NaN matches NaN and infinities match when their signs do
     (the reference states where torch should produce them). Shapes must agree exactly.
     ``inputs`` of the same shape are shown at the worst index; others are summarised by range.
+    ``record=False`` leaves the drift record alone (a trial comparison before the final one).
     """
     a = np.asarray(actual, dtype=np.float64)
     e = np.asarray(expected, dtype=np.float64)
@@ -102,7 +105,7 @@ def find_mismatch(actual: Array, expected: Array, *, tol: Tolerance, what: str, 
         # A finite difference is required: inf <= atol + rtol * inf would pass inf vs -inf.
         extra = 0.0 if slack is None else np.broadcast_to(slack, e.shape)
         close = same | (np.isfinite(diff) & (diff <= tol.atol + extra + tol.rtol * np.abs(e)))
-    if drift.RECORDER is not None:  # numerics drift: error relative to tolerance (suite.drift)
+    if record and drift.RECORDER is not None:  # numerics drift: error relative to tolerance
         drift.observe(what, context, diff, e, same, tol, extra)
     if close.all():
         return None
@@ -120,14 +123,15 @@ def find_mismatch(actual: Array, expected: Array, *, tol: Tolerance, what: str, 
         if x.shape == a.shape:
             at.append(f"{_fmt_idx(name, idx_abs)}={x[idx_abs]:.8g}")
     note = "" if slack is None else f" + {np.broadcast_to(slack, e.shape)[idx_abs]:.3g} " \
-        "for sum |terms| there"
+        f"for {slack_reason} there"
     return Mismatch(what, context, int((~close).sum()), a.size, float(diff[idx_abs]), idx_abs,
                     float(rel[idx_rel]), idx_rel, tol, "  ".join(at), slack=note)
 
 
 def assert_close(actual: Array, expected: Array, *, tol: Tolerance, what: str, context: str,
                  inputs: Mapping[str, Array] | None = None, case: Any = "",
-                 verdict: Any = "", slack: Array | None = None) -> None:
+                 verdict: Any = "", slack: Array | None = None,
+                 slack_reason: str = "sum |terms|") -> None:
     """Raise AssertionError with a :class:`Mismatch` message unless the arrays are close.
 
     ``verdict`` and ``case`` may be strings or zero-argument callables producing one (or, for
@@ -137,7 +141,7 @@ def assert_close(actual: Array, expected: Array, *, tol: Tolerance, what: str, c
     """
     __tracebackhide__ = True
     m = find_mismatch(actual, expected, tol=tol, what=what, context=context, inputs=inputs,
-                      slack=slack)
+                      slack=slack, slack_reason=slack_reason)
     if m is None:
         return
     text = verdict() if callable(verdict) else verdict

@@ -159,6 +159,47 @@ class _Normalization:
                                     case.arrays["input"].shape),
                 **_parameter_terms(case, g, xhat, param_axes)}
 
+    # The hard tier (suite/hardcheck.py): the centring x - mean cancels terms of size |x| and
+    # |mean| (offsets >> spread), which torch forms in its accumulation type, so xhat carries
+    # M_xhat = (|x| + mean(|x|)) inv_std (|x| inv_std without centring; mean(|x|) >= |mean|
+    # bounds the rounding of the mean's own sum). In a constant group the
+    # terms cancel exactly: a correct mean of equal values is that value (torch's Welford
+    # moments give it; KNOWN_DIFFERENCES.md for batch_norm), so M_xhat = 0 there and the
+    # forward must be exactly the bias.
+
+    def _xhat_terms(self, case: Case, exact_constants: bool = True
+                    ) -> tuple[Array, Array, Array, Array, Array, Axes, Axes]:
+        x, _, inv_std, w, b, axes, param_axes = self._parts(case)
+        if self.centred:
+            # The mean is a sum of n terms divided by n: within n u mean(|x|) of the exact
+            # one for any summation order (Higham eq. (4.4)), and mean(|x|) >> |mean| where
+            # extremes of both signs cancel (+-1.7e153 around values ~1 in float64).
+            mean_abs = np.mean(np.abs(x), axis=axes, keepdims=True)
+            terms = (np.abs(x) + mean_abs) * inv_std
+            if exact_constants:
+                constant = np.max(x, axis=axes, keepdims=True) == np.min(x, axis=axes,
+                                                                         keepdims=True)
+                terms = np.where(constant, 0.0, terms)
+        else:
+            terms = np.abs(x) * inv_std
+        return x, terms, inv_std, w, b, axes, param_axes
+
+    def forward_accumulated(self, spec: OpSpec, case: Case) -> Array:
+        """|w| M_xhat + |b|, in the input's shape."""
+        _, terms, _, w, b, _, _ = self._xhat_terms(case)
+        return np.reshape(np.abs(w) * terms + np.abs(b), case.arrays["input"].shape)
+
+    def vjp_accumulated(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+        """The centred input gradient's terms with M_xhat in place of |xhat|; sum |g| M_xhat
+        and sum |g| for weight and bias. Constant groups keep their M_xhat here: torch's
+        group_norm backward forms the centring again as c2 x + c3 (its rstd^3 (db mean - ds)
+        x), which cancels terms of size |x| even where the forward's xhat is exactly 0."""
+        x, terms, inv_std, w, _, axes, param_axes = self._xhat_terms(case, exact_constants=False)
+        g = np.reshape(g, x.shape)
+        return {"input": np.reshape(_centred_terms(g * w, terms, inv_std, axes, self.centred),
+                                    case.arrays["input"].shape),
+                **_parameter_terms(case, g, terms, param_axes)}
+
 
 def _layer_norm_layout(case: Case) -> tuple[Array, Axes, tuple[int, ...], Axes]:
     x = case.arrays["input"]
@@ -201,6 +242,31 @@ class _BatchNorm(_Normalization):
             np.reshape(case.arrays["running_var"], param_shape) + case.options.get("eps", 1e-5))
         return {"input": np.abs(spec.reference_vjp(g, case)["input"]),
                 **_parameter_terms(case, np.reshape(g, x.shape), xhat, param_axes)}
+
+    def _eval_terms(self, case: Case) -> tuple[Array, Array, tuple[int, ...], Axes]:
+        """Evaluation mode: xhat = (x - running_mean) / sqrt(running_var + eps) cancels |x|
+        and |running_mean|."""
+        x, _, param_shape, param_axes = self.layout(case)
+        scale = 1 / np.sqrt(np.reshape(case.arrays["running_var"], param_shape)
+                            + case.options.get("eps", 1e-5))
+        mean = np.reshape(case.arrays["running_mean"], param_shape)
+        return x, (np.abs(x) + np.abs(mean)) * scale, param_shape, param_axes
+
+    def forward_accumulated(self, spec: OpSpec, case: Case) -> Array:
+        if self._centred(case):
+            return super().forward_accumulated(spec, case)
+        _, terms, param_shape, _ = self._eval_terms(case)
+        w, b = case.arrays.get("weight"), case.arrays.get("bias")
+        w = np.ones(param_shape) if w is None else np.reshape(w, param_shape)
+        b = np.zeros(param_shape) if b is None else np.reshape(b, param_shape)
+        return np.reshape(np.abs(w) * terms + np.abs(b), case.arrays["input"].shape)
+
+    def vjp_accumulated(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+        if self._centred(case):
+            return super().vjp_accumulated(spec, g, case)
+        x, terms, _, param_axes = self._eval_terms(case)
+        return {"input": np.abs(spec.reference_vjp(g, case)["input"]),
+                **_parameter_terms(case, np.reshape(g, x.shape), terms, param_axes)}
 
 
 class LinearCrossEntropy:
@@ -363,6 +429,642 @@ LAYER_NORM = _Normalization(_layer_norm_layout)
 RMS_NORM = _Normalization(_layer_norm_layout, centred=False)
 GROUP_NORM = _Normalization(_group_norm_layout)
 BATCH_NORM = _BatchNorm(_batch_norm_layout)
+
+
+# --- the hard tier (suite/hardcheck.py) --------------------------------------------------------
+#
+# The hard tier judges every dtype by the case's conditioning (suite/tolerances.py, "The hard
+# tier"): per element, rtol |expected| + hard_summation(dtype, n) M_acc + the underflow floor.
+# M_acc is the sum |terms| of the sums torch forms in its accumulation type (``accumulated``:
+# a record's ``terms.forward_accumulated`` where it has one, else ``terms.forward``), n the
+# longest such sum (``length``: a record's ``terms.length``, else the largest array's size).
+
+
+def accumulated_forward(spec: OpSpec, case: Case) -> Array | None:
+    """M_acc of the forward, or None where the record declares no terms (rtol alone)."""
+    terms = spec.terms
+    if terms is None:
+        return None
+    forward = getattr(terms, "forward_accumulated", terms.forward)
+    return np.asarray(forward(spec, case))
+
+
+def accumulated_vjp(spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+    """M_acc of each gradient (those the record's terms give)."""
+    terms = spec.terms
+    if terms is None:
+        return {}
+    vjp = getattr(terms, "vjp_accumulated", terms.vjp)
+    return vjp(spec, g, case)
+
+
+def length(spec: OpSpec, case: Case) -> int:
+    """n, the number of terms of the longest sum behind a result of the case: the record's
+    ``terms.length(spec, case)``, else the size of the case's largest array (every sum of these
+    ops runs over at most one array's elements, or products of two arrays' elements along one
+    of them)."""
+    own = getattr(spec.terms, "length", None)
+    if own is not None:
+        return int(own(spec, case))
+    return max((int(a.size) for a in case.arrays.values()), default=1)
+
+
+def magnitude(case: Case, g: Array | None = None) -> float:
+    """B = the largest finite |value| among the case's float arrays (and the cotangent), capped
+    at 1024: the factor by which later operations may scale an intermediate that underflowed
+    (silu's x sigmoid(x) at x = -89 in float32). Beyond |x| ~ 745 every exp-type intermediate
+    is exactly 0 in float64 as well, so larger factors multiply exact zeros."""
+    arrays = [a for a in case.arrays.values() if a.dtype.kind == "f" and a.size]
+    if g is not None and np.size(g):
+        arrays.append(np.asarray(g))
+    finite = [np.abs(a[np.isfinite(a)]) for a in arrays]
+    biggest = max((float(f.max()) for f in finite if f.size), default=0.0)
+    return min(biggest, 1024.0)
+
+
+Elementwise = Callable[..., Array]
+
+
+class Formula:
+    """M for an op applied element by element (or along ``dim``) whose torch formula adds terms
+    that cancel: ``forward(x, **options)`` and ``vjp(g, x, **options)`` give their magnitudes at
+    each element (None: the result's own magnitude, one product). ``length`` is 1, or the size
+    along the op's dim for ops that sum along it (``along_dim``: the default dim)."""
+
+    def __init__(self, forward: Elementwise | None = None, vjp: Elementwise | None = None,
+                 along_dim: int | None = None) -> None:
+        self._forward = forward
+        self._vjp = vjp
+        self.along_dim = along_dim
+
+    def forward(self, spec: OpSpec, case: Case) -> Array:
+        """M of each output element."""
+        if self._forward is None:
+            return np.abs(spec.reference(case))
+        return np.abs(self._forward(case.arrays["input"], **case.options))
+
+    def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+        """M of each input-gradient element."""
+        if self._vjp is None:
+            return {"input": np.abs(spec.reference_vjp(g, case)["input"])}
+        return {"input": np.abs(self._vjp(g, case.arrays["input"], **case.options))}
+
+    def length(self, spec: OpSpec, case: Case) -> int:
+        """1 for an elementwise formula; the size along ``dim`` for a softmax-like one."""
+        x = case.arrays["input"]
+        if self.along_dim is None or x.ndim == 0:
+            return 1
+        return int(x.shape[case.options.get("dim", self.along_dim) % x.ndim])
+
+
+def _sigmoid(x: Array) -> Array:
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
+
+
+def _softmax(x: Array, dim: int) -> Array:
+    z = np.asarray(x, dtype=np.float64)
+    z = z - np.max(z, axis=dim, keepdims=True)
+    e = np.exp(z)
+    return e / np.sum(e, axis=dim, keepdims=True)
+
+
+def _softplus(x: Array) -> Array:
+    return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def _erf(x: Array) -> Array:
+    from scipy.special import erf
+
+    return np.asarray(erf(x), dtype=np.float64)
+
+
+# torch's backward uses the saved rounded output y: sigmoid g (y - y^2), tanh g (1 - y^2).
+SIGMOID = Formula(vjp=lambda g, x: np.abs(g) * (_sigmoid(x) + _sigmoid(x) ** 2))
+TANH = Formula(vjp=lambda g, x: np.abs(g) * (1.0 + np.tanh(x) ** 2))
+# x - tanh(x), and its composite derivative 1 - (1 - tanh^2 x).
+TANHSHRINK = Formula(forward=lambda x: np.abs(x) + np.abs(np.tanh(x)),
+                     vjp=lambda g, x: np.abs(g) * (2.0 - np.tanh(x) ** 2))
+# x / (1 + |x|), differentiated as a quotient: 1 / (1 + |x|) - |x| / (1 + |x|)^2.
+SOFTSIGN = Formula(vjp=lambda g, x: np.abs(g) * (1 / (1 + np.abs(x)) + np.abs(x)
+                                                 / (1 + np.abs(x)) ** 2))
+
+
+def _gelu_forward(x: Array, approximate: str = "none") -> Array:
+    inner = np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)) if approximate == "tanh" \
+        else _erf(x / np.sqrt(2.0))
+    return 0.5 * np.abs(x) * (1.0 + np.abs(inner))
+
+
+def _gelu_vjp(g: Array, x: Array, approximate: str = "none") -> Array:
+    if approximate == "tanh":
+        t = np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3))
+        du = np.sqrt(2 / np.pi) * (1.0 + 3 * 0.044715 * x * x)
+        return np.abs(g) * (0.5 * (1.0 + np.abs(t)) + 0.5 * np.abs(x) * (1.0 + t * t) * du)
+    pdf = np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+    return np.abs(g) * (0.5 * (1.0 + np.abs(_erf(x / np.sqrt(2.0)))) + np.abs(x) * pdf)
+
+
+# torch's documented form 0.5 x (1 + erf(x / sqrt 2)) (or its tanh approximation) cancels in
+# the left tail: KNOWN_DIFFERENCES.md, "gelu is accurate in absolute terms in its left tail".
+GELU = Formula(forward=_gelu_forward, vjp=_gelu_vjp)
+# silu' = s (1 + x (1 - s)), 1 - s formed from the rounded s; mish' = tanh(sp) + x s sech^2(sp).
+SILU = Formula(vjp=lambda g, x: np.abs(g) * _sigmoid(x) * (1 + np.abs(x) * (1 + _sigmoid(x))))
+MISH = Formula(vjp=lambda g, x: np.abs(g) * (np.abs(np.tanh(_softplus(x))) + np.abs(x)
+                                             * _sigmoid(x) * (1 + np.tanh(_softplus(x)) ** 2)))
+# hardswish x (x + 3) / 6 and its slope (2 x + 3) / 6 inside (-3, 3); hardsigmoid x / 6 + 1 / 2.
+HARDSWISH = Formula(forward=lambda x: np.abs(x) * (np.abs(x) + 3) / 6,
+                    vjp=lambda g, x: np.abs(g) * (2 * np.abs(x) + 3) / 6)
+HARDSIGMOID = Formula(forward=lambda x: np.abs(x) / 6 + 0.5)
+
+
+def _softmax_vjp_terms(g: Array, x: Array, dim: int = -1) -> Array:
+    s = _softmax(x, dim)
+    return s * (np.abs(g) + np.sum(s * np.abs(g), axis=dim, keepdims=True))
+
+
+def _softmin_vjp_terms(g: Array, x: Array, dim: int = -1) -> Array:
+    return _softmax_vjp_terms(g, -np.asarray(x, dtype=np.float64), dim)
+
+
+def _log_softmax_terms(x: Array, dim: int = -1) -> Array:
+    """x - max - log S with S = sum exp(x - max) >= 1: S is rounded relative to its own size, so
+    log S is off by ~n u absolutely however small it is (torch takes log S, not log1p of the
+    other terms: KNOWN_DIFFERENCES.md, "log_softmax and cross_entropy ..."): M = |x - max| +
+    log S + 1."""
+    z = np.asarray(x, dtype=np.float64)
+    z = z - np.max(z, axis=dim, keepdims=True)
+    return np.abs(z) + np.log(np.sum(np.exp(z), axis=dim, keepdims=True)) + 1.0
+
+
+def _log_softmax_vjp_terms(g: Array, x: Array, dim: int = -1) -> Array:
+    return np.abs(g) + _softmax(x, dim) * np.sum(np.abs(g), axis=dim, keepdims=True)
+
+
+# softmax's VJP s (g - <g, s>) and log_softmax's g - s sum(g): differences of sums along dim.
+SOFTMAX = Formula(vjp=_softmax_vjp_terms, along_dim=-1)
+SOFTMIN = Formula(vjp=_softmin_vjp_terms, along_dim=-1)
+LOG_SOFTMAX = Formula(forward=_log_softmax_terms, vjp=_log_softmax_vjp_terms, along_dim=-1)
+SOFTMAX2D = Formula(vjp=lambda g, x: _softmax_vjp_terms(g, x, dim=-3), along_dim=-3)
+
+
+class Reduced:
+    """M for a loss with a ``reduction``: the reduced loss is the sum of the pointwise losses
+    l_i (reduction "none") times 1 / d (d = 1 for "sum", the element count for "mean", the
+    batch for "batchmean", the kept targets' weights for a weighted mean), so its M is
+    sum |l_i| / d = sum |l_i| |L| / |sum l_i| (exact for any such d; d = 1 where sum l_i is 0
+    to rounding). Each pointwise loss is taken as computed to a few ulp of itself, or, where
+    torch's pointwise form cancels, ``pointwise(spec, case)`` gives its terms. The
+    gradients are elementwise (g / d times a pointwise derivative); where that derivative is a
+    difference its terms are ``vjp(spec, g, case)``, and where a record gives none they are
+    not derived (the hard tier measures their conditioning: suite/hardcheck.py)."""
+
+    def __init__(self, vjp: Callable[[OpSpec, Array, Case], Mapping[str, Array]] | None = None,
+                 inner: object | None = None,
+                 pointwise: Callable[[OpSpec, Case], Array] | None = None) -> None:
+        self._vjp = vjp
+        self._inner = inner
+        self._pointwise = pointwise
+
+    def forward(self, spec: OpSpec, case: Case) -> Array:
+        """sum |l_i| / d, or |l_i| element by element for reduction "none"."""
+        if self._inner is not None:
+            return np.asarray(self._inner.forward(spec, case))  # type: ignore[attr-defined]
+        reduced = spec.reference(case)
+        if case.options.get("reduction", "mean") == "none":
+            return np.abs(reduced) if self._pointwise is None else np.broadcast_to(
+                self._pointwise(spec, case), np.shape(reduced))
+        pointwise = np.asarray(spec.ref(**case.arrays,  # type: ignore[misc]
+                                        **{**case.options, "reduction": "none"}))
+        magnitudes = np.abs(pointwise) if self._pointwise is None else np.broadcast_to(
+            self._pointwise(spec, case), pointwise.shape)
+        total, size = float(np.sum(pointwise)), float(np.sum(magnitudes))
+        if not np.isfinite(total) or abs(total) <= 1e-12 * size:
+            return np.full(np.shape(reduced), size)
+        return np.full(np.shape(reduced), size * abs(float(reduced)) / abs(total))
+
+    def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+        """Each gradient's magnitude, or the record's pointwise terms."""
+        if self._vjp is not None:
+            return self._vjp(spec, g, case)
+        if self._inner is not None:
+            return self._inner.vjp(spec, g, case)  # type: ignore[attr-defined]
+        return {}  # not derived: the hard tier measures the gradients' conditioning instead
+
+
+REDUCED = Reduced()
+# Elementwise ops whose torch kernels compute each result to a few ulp of itself (no
+# cancelling terms: relu and its relatives, elu's expm1, logsigmoid's and softplus's stable
+# forms): judged relatively, down to the underflow floor.
+ELEMENTWISE = Formula()
+
+
+class Attention:
+    """M for scaled_dot_product_attention: out = P v with P = softmax(s), s = scale q k^T
+    (+ a float mask). Each score is a dot product, rounded to u sum|terms| with
+    T = scale |q| |k|^T + |mask|; the softmax passes a score's error on as a relative change of
+    P of R = T + sum_keys P T. So M(out) = P (1 + R) |v|; the VJP's dP = g v^T has M |g| |v|^T,
+    dS = P (dP - sum P dP) has M_dS = P (M_dP + sum P M_dP) + P R |dP - sum P dP|, and
+    dq = scale dS k, dk = scale dS^T q, dv = P^T g, d mask = dS carry M_dS |k| scale,
+    M_dS^T |q| scale, (P (1 + R))^T |g| and M_dS. Ties among huge scores (|s| >> 1/u) make
+    P one-hot or shared at rounding's whim: R is then large and so is the allowance, as it must
+    be."""
+
+    def _parts(self, case: Case) -> tuple[Array, Array, Array, Array, Array, float]:
+        from references import attention as ref
+
+        q, k, v = (np.asarray(case.arrays[n], dtype=np.float64) for n in ("query", "key",
+                                                                          "value"))
+        mask = case.arrays.get("attn_mask")
+        p, scale = ref._probabilities(q, k, mask, case.options.get("is_causal", False),
+                                      case.options.get("scale"))
+        terms = np.abs(q) @ np.swapaxes(np.abs(k), -1, -2) * scale
+        if mask is not None and mask.dtype != np.bool_:
+            terms = terms + np.abs(mask)
+        terms = np.where(p > 0, terms, 0.0)
+        spread = terms + np.sum(p * terms, axis=-1, keepdims=True)
+        return q, k, v, p, spread, float(scale)
+
+    def forward(self, spec: OpSpec, case: Case) -> Array:
+        """P (1 + R) |v|."""
+        _, _, v, p, spread, _ = self._parts(case)
+        return (p * (1.0 + spread)) @ np.abs(v)
+
+    def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+        """M of the query, key, value and float mask gradients."""
+        q, k, v, p, spread, scale = self._parts(case)
+        g = np.asarray(g, dtype=np.float64)
+        dp = g @ np.swapaxes(v, -1, -2)
+        m_dp = np.abs(g) @ np.swapaxes(np.abs(v), -1, -2)
+        centred = np.abs(dp - np.sum(p * dp, axis=-1, keepdims=True))
+        m_ds = p * (m_dp + np.sum(p * m_dp, axis=-1, keepdims=True)) + p * spread * centred
+        # An argument broadcast over batch dimensions sums its gradient over them (the
+        # reference's _sum_to_shape): so do the magnitudes.
+        from references.attention import _sum_to_shape
+
+        grads = {"query": _sum_to_shape(m_ds @ np.abs(k) * scale, q.shape),
+                 "key": _sum_to_shape(np.swapaxes(m_ds, -1, -2) @ np.abs(q) * scale, k.shape),
+                 "value": _sum_to_shape(np.swapaxes(p * (1.0 + spread), -1, -2) @ np.abs(g),
+                                        v.shape)}
+        mask = case.arrays.get("attn_mask")
+        if mask is not None and mask.dtype != np.bool_:
+            grads["attn_mask"] = _sum_to_shape(m_ds, np.shape(mask))
+        return grads
+
+
+ATTENTION = Attention()
+
+
+def _bce_logits_parts(case: Case) -> tuple[Array, Array, Array, Array]:
+    x = np.asarray(case.arrays["input"], dtype=np.float64)
+    t = np.asarray(case.arrays["target"], dtype=np.float64)
+    w = np.asarray(case.arrays.get("weight", 1.0), dtype=np.float64)
+    p = np.asarray(case.arrays.get("pos_weight", 1.0), dtype=np.float64)
+    return x, t, w, p
+
+
+def _bce_logits_pointwise(spec: OpSpec, case: Case) -> Array:
+    """torch's (1 - t) x + (1 + (p - 1) t) softplus(-x), weighted: the two terms cancel for
+    x << 0 (leaving p t |x|), so M_i = |w| (|1 - t| |x| + (1 + |p - 1| t) softplus(-x))."""
+    x, t, w, p = _bce_logits_parts(case)
+    return np.abs(w) * (np.abs(1 - t) * np.abs(x) + (1 + np.abs(p - 1) * t) * _softplus(-x))
+
+
+def _gbar(g: Array, case: Case, shape: tuple[int, ...]) -> Array:
+    """|g| spread over the pointwise losses: itself for "none", divided by their count for
+    "mean", broadcast for "sum"."""
+    gbar = np.abs(np.asarray(g, dtype=np.float64))
+    if case.options.get("reduction", "mean") == "mean":
+        gbar = gbar / max(1, int(np.prod(shape)))
+    return np.broadcast_to(gbar, shape)
+
+
+def _bce_logits_vjp(spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+    """torch's input gradient gbar w ((1 + (p - 1) t) sigmoid(x) - p t) cancels terms of size
+    p t (to 1 - t at sigmoid(x) = 1: 0 in float32 for p = 6e5); the target's
+    gbar w ((p - 1) softplus(-x) - x) terms of size |x| and |p - 1| softplus(-x)."""
+    x, t, w, p = _bce_logits_parts(case)
+    shape = np.broadcast_shapes(x.shape, t.shape, w.shape, p.shape)
+    gbar = _gbar(g, case, shape)
+    s = _sigmoid(x)
+    grads = {"input": gbar * np.abs(w) * ((1 + np.abs(p - 1) * t) * s + p * t),
+             "target": gbar * np.abs(w) * (np.abs(x) + np.abs(p - 1) * _softplus(-x))}
+    return {name: _sum_to(m, case.arrays[name].shape) for name, m in grads.items()
+            if name in case.differentiable}
+
+
+def _sum_to(a: Array, shape: tuple[int, ...]) -> Array:
+    """``a`` summed over the dimensions it was broadcast along to reach its shape."""
+    a = np.asarray(a, dtype=np.float64)
+    while a.ndim > len(shape):
+        a = a.sum(axis=0)
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and a.shape[i] != 1)
+    return np.broadcast_to(np.sum(a, axis=axes, keepdims=True) if axes else a, shape)
+
+
+BCE_WITH_LOGITS = Reduced(vjp=_bce_logits_vjp, pointwise=_bce_logits_pointwise)
+
+
+def _multilabel_soft_margin_vjp(spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+    """torch composes l_n = -(1 / C) sum_c w_c (y logsigmoid(x) + (1 - y) logsigmoid(-x))
+    from autograd ops: the target's gradient is gbar w (logsigmoid(x) - logsigmoid(-x)) / C,
+    a difference of terms of size |logsigmoid(x)| + |logsigmoid(-x)| (2 log 2 at x = 0, where
+    the exact difference x vanishes); the input's gbar w (y sigmoid(-x) - (1 - y) sigmoid(x))
+    / C, terms of size |y| sigmoid(-x) + |1 - y| sigmoid(x). gbar: |g| per sample (over N for
+    "mean")."""
+    x = np.asarray(case.arrays["input"], dtype=np.float64)
+    y = np.broadcast_to(np.asarray(case.arrays["target"], dtype=np.float64), x.shape)
+    w = np.abs(np.asarray(case.arrays.get("weight", np.ones(x.shape[-1:])), dtype=np.float64))
+    gbar = np.abs(np.asarray(g, dtype=np.float64))
+    reduction = case.options.get("reduction", "mean")
+    if reduction == "mean" and x.ndim == 2:
+        gbar = gbar / max(1, x.shape[0])
+    if reduction == "none" and x.ndim == 2:
+        gbar = gbar.reshape(-1, 1)
+    factor = np.broadcast_to(gbar * w / max(1, x.shape[-1]), x.shape)
+    grads = {"input": factor * (np.abs(y) * _sigmoid(-x) + np.abs(1 - y) * _sigmoid(x)),
+             "target": factor * (_softplus(-x) + _softplus(x))}
+    return {name: _sum_to(m, case.arrays[name].shape) for name, m in grads.items()
+            if name in case.differentiable}
+
+
+MULTILABEL_SOFT_MARGIN = Reduced(vjp=_multilabel_soft_margin_vjp)
+
+
+class MultilabelMargin(Reduced):
+    """multilabel_margin_loss: each active pair (j a target position, i a non-target class)
+    adds +s/C to the input gradient at i and -s/C at y_j (s the sample's cotangent, over N for
+    "mean"), so element c of the gradient is a sum of at most T + count_c C such signed terms
+    (T the sample's target positions, count_c those holding c: a class repeated in the target
+    counts once per position): M = |s| / C (T + count_c C), and the longest sum has T C terms.
+    The forward sums positive hinges: :class:`Reduced`."""
+
+    def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+        from references.losses_margin import _margin_classes, _multilabel_multiplicity
+
+        x, t, _ = _margin_classes(case.arrays["input"], case.arrays["target"], per_class=True)
+        count = _multilabel_multiplicity(t)
+        n, c = x.shape
+        s = np.abs(np.asarray(g, dtype=np.float64))
+        if case.options.get("reduction", "mean") == "mean":
+            s = s / max(1, n)
+        s = np.broadcast_to(np.reshape(s, (-1, 1)) if s.size == n else s, (n, 1))
+        positions = np.sum(count, axis=1, keepdims=True)
+        m = s / max(1, c) * (positions + count * c)
+        return {"input": np.reshape(m, np.shape(case.arrays["input"]))}
+
+    def length(self, spec: OpSpec, case: Case) -> int:
+        """T C for the sample with the most target positions."""
+        from references.losses_margin import _margin_classes, _multilabel_multiplicity
+
+        x, t, _ = _margin_classes(case.arrays["input"], case.arrays["target"], per_class=True)
+        if x.size == 0:
+            return 1
+        return max(1, int(np.max(np.sum(_multilabel_multiplicity(t), axis=1))) * x.shape[1])
+
+
+MULTILABEL_MARGIN = MultilabelMargin()
+
+
+class Ctc:
+    """M for ctc_loss, whose forward and gradient are log-space recursions: each of the T steps
+    of log alpha (and log beta) rounds a value of magnitude <= A = sum_t max_c |log p_t(c)|
+    (a path's log-probability) and a log-sum-exp, so their exponents are off by <= (T + 2) u
+    (A + 2), and the occupancy gamma = exp(log alpha + log beta - log p + nll) torch's gradient
+    is built from by a relative 2 (T + 2) u (A + 2) (the record's float32 widening measured
+    2.8 eps nll on the typical draws, inside that bound). As M_acc at length 1 (the allowance
+    (1 + HARD_EXTRA_ROUNDINGS) u M_acc): forward |loss of the A's|, gradient |g gamma| times
+    2 (T + 2) (A + 2) / 9, plus |g| p (the exp(log p) term, a few ulp)."""
+
+    def length(self, spec: OpSpec, case: Case) -> int:
+        return 1
+
+    def _reach(self, case: Case) -> tuple[Array, int]:
+        """A per sample and T."""
+        lp = np.asarray(case.arrays["log_probs"], dtype=np.float64)
+        batched = lp.ndim == 3
+        lp3 = lp if batched else lp[:, None, :]
+        lengths = np.atleast_1d(case.arrays["input_lengths"]).astype(int)
+        t = lp3.shape[0]
+        steps = np.arange(t)[:, None] < lengths[None, :]
+        a = np.sum(np.where(steps, np.max(np.abs(lp3), axis=-1), 0.0), axis=0)
+        return a, t
+
+    def forward(self, spec: OpSpec, case: Case) -> Array:
+        """The loss's reduction of 2 (T + 2) (A_b + 2) / 9 per sample."""
+        a, t = self._reach(case)
+        per = 2 * (t + 2) * (a + 2) / (1 + 8)
+        reduction = case.options.get("reduction", "mean")
+        if reduction == "none":
+            return per.reshape(np.shape(spec.reference(case)))
+        if reduction == "sum":
+            return np.asarray(np.sum(per))
+        lengths = np.maximum(np.atleast_1d(case.arrays["target_lengths"]).astype(float), 1.0)
+        return np.asarray(np.mean(per / lengths))
+
+    def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+        """|g gamma| 2 (T + 2) (A + 2) / 9 + |g| p."""
+        a, t = self._reach(case)
+        derivative = np.abs(spec.reference_vjp(g, case)["log_probs"])  # |gbar gamma|
+        torch_form = spec.reference_vjp(g, case, as_torch=True)["log_probs"]
+        lp = np.asarray(case.arrays["log_probs"], dtype=np.float64)
+        exp_term = np.abs(torch_form + derivative * np.sign(
+            spec.reference_vjp(g, case)["log_probs"]) * -1.0)
+        scale = 2 * (t + 2) * (a + 2) / (1 + 8)
+        scale = scale if lp.ndim == 3 else scale[0]
+        shaped = scale[None, :, None] if lp.ndim == 3 else scale
+        return {"log_probs": derivative * shaped + np.abs(exp_term)}
+
+
+CTC = Ctc()
+
+
+def _log_softmax_along(x: Array, dim: int) -> tuple[Array, Array]:
+    z = np.asarray(x, dtype=np.float64)
+    z = z - np.max(z, axis=dim, keepdims=True)
+    lse = np.log(np.sum(np.exp(z), axis=dim, keepdims=True))
+    return z - lse, np.abs(z) + lse + 1.0  # log p, and M of log p (_log_softmax_terms)
+
+
+def _cross_entropy_parts(case: Case) -> tuple[Array, Array, Array, Array, Array, int]:
+    """log p, its M, the (smoothed) weighted target distribution w t' (zero at ignored
+    targets), and the mean's denominator (the kept targets' weights, or the rows)."""
+    x = np.asarray(case.arrays["input"], dtype=np.float64)
+    dim = 0 if x.ndim == 1 else 1
+    c = x.shape[dim]
+    logp, m_logp = _log_softmax_along(x, dim)
+    w = np.asarray(case.arrays.get("weight", np.ones(c)), dtype=np.float64)
+    wshape = [1] * x.ndim
+    wshape[dim] = c
+    w = w.reshape(wshape)
+    target = case.arrays["target"]
+    smoothing = float(case.options.get("label_smoothing", 0.0))
+    if target.dtype.kind == "f":
+        t = (1 - smoothing) * np.asarray(target, dtype=np.float64) + smoothing / c
+        kept = np.ones(np.delete(x.shape, dim)) if x.ndim > 1 else np.ones(())
+        denominator = float(kept.size)
+    else:
+        ignore = case.options.get("ignore_index", -100)
+        keep = target != ignore
+        onehot = np.moveaxis(np.eye(c)[np.where(keep, target, 0)], -1, dim)
+        t = ((1 - smoothing) * onehot + smoothing / c) * np.expand_dims(keep, dim)
+        denominator = float(np.sum(np.where(keep, np.asarray(w).reshape(-1)[
+            np.where(keep, target, 0)], 0.0)))
+    return logp, m_logp, w * t, np.abs(w * t), np.asarray(denominator), dim
+
+
+def _cross_entropy_gbar(g: Array, case: Case, rows: tuple[int, ...],
+                        denominator: float) -> Array:
+    gbar = np.abs(np.asarray(g, dtype=np.float64))
+    if case.options.get("reduction", "mean") == "mean":
+        gbar = gbar / max(denominator, np.finfo(np.float64).tiny)
+    return np.broadcast_to(gbar, rows)
+
+
+def _cross_entropy_pointwise(spec: OpSpec, case: Case) -> Array:
+    """-sum_c w_c t'_c log p_c with log p = x - max - log S: M_i = sum_c |w_c t'_c| M(log p_c)."""
+    _, m_logp, _, wt_abs, _, dim = _cross_entropy_parts(case)
+    return np.sum(wt_abs * m_logp, axis=dim)
+
+
+def _cross_entropy_vjp(spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+    """The input gradient (sum_k w_k t'_k) p_c - w_c t'_c cancels terms of size
+    |w_c t'_c| (weights spanning 1e-6..1e6 leave rounding of the largest), and p_c is
+    exp(log p_c) of the log-probability cross_entropy = nll_loss(log_softmax(x)) keeps in the
+    dtype (log_softmax's backward exponentiates its saved output): log p_c's rounding,
+    u M(log p_c) absolute, is a relative error of p_c as large (|log p_c| ~ 20 at p_c ~ 2.5e-9:
+    5 % in bfloat16). M = gbar (p_c M(log p_c) sum_k |w_k t'_k| + |w_c t'_c|); a probability
+    target's gradient -gbar w log p carries M(log p)."""
+    logp, m_logp, _, wt_abs, denominator, dim = _cross_entropy_parts(case)
+    rows = tuple(np.delete(logp.shape, dim)) if logp.ndim > 1 else ()
+    gbar = np.expand_dims(_cross_entropy_gbar(g, case, rows, float(denominator)), dim) \
+        if logp.ndim > 1 else _cross_entropy_gbar(g, case, rows, float(denominator))
+    p = np.exp(logp)
+    grads = {"input": gbar * (p * m_logp * np.sum(wt_abs, axis=dim, keepdims=True) + wt_abs)}
+    if "target" in case.differentiable:
+        c = logp.shape[dim]
+        w = np.asarray(case.arrays.get("weight", np.ones(c)), dtype=np.float64)
+        wshape = [1] * logp.ndim
+        wshape[dim] = c
+        smoothing = float(case.options.get("label_smoothing", 0.0))
+        grads["target"] = gbar * np.abs(w.reshape(wshape)) * m_logp * (1 - smoothing)
+    return grads
+
+
+CROSS_ENTROPY = Reduced(vjp=_cross_entropy_vjp, pointwise=_cross_entropy_pointwise)
+
+
+def _triplet_pointwise(spec: OpSpec, case: Case) -> Array:
+    """margin + d(a, p) - d(a, n): each distance is a p-norm of differences u - v + eps, each
+    rounded to u (|u| + |v| + eps), and a p-norm's derivative w.r.t. a component is at most 1:
+    M_row = |margin| + sum over features of 2 |a| + |p| + |n| (and |p| + |n| with the swap),
+    plus 3 eps per feature."""
+    a, p, n = (np.abs(np.asarray(case.arrays[k], dtype=np.float64))
+               for k in ("anchor", "positive", "negative"))
+    a, p, n = np.broadcast_arrays(a, p, n)
+    extra = (p + n) if case.options.get("swap", False) else 0.0
+    eps = abs(float(case.options.get("eps", 1e-6)))
+    return abs(float(case.options.get("margin", 1.0))) + np.sum(
+        2 * a + p + n + extra + 3 * eps, axis=-1)
+
+
+TRIPLET = Reduced(pointwise=_triplet_pointwise)
+
+
+def _gaussian_nll_parts(case: Case) -> tuple[Array, Array, Array, tuple[int, ...]]:
+    """(|x| + |t| broadcast, |x - t|, v = max(var, eps) broadcast, var's shape)."""
+    from references.losses_probabilistic import _gaussian_var
+
+    x = np.asarray(case.arrays["input"], dtype=np.float64)
+    t = np.asarray(case.arrays["target"], dtype=np.float64)
+    var = np.asarray(case.arrays["var"], dtype=np.float64)
+    v = np.maximum(_gaussian_var(x, var), float(case.options.get("eps", 1e-6)))
+    size, d, v = np.broadcast_arrays(np.abs(x) + np.abs(t), np.abs(x - t), v)
+    return size, d, v, var.shape
+
+
+def _gaussian_nll_pointwise(spec: OpSpec, case: Case) -> Array:
+    """0.5 (log v + (x - t)^2 / v) (+ 0.5 log(2 pi)): log v and the square have opposite signs
+    for v < 1 and cancel; the square of the rounded difference x - t (rounded to
+    u (|x| + |t|)) moves by 2 u (|x| + |t|) |x - t| / v: M = 0.5 (|log v| + 2 (|x| + |t|)^2 / v)
+    (+ 0.5 log(2 pi) with ``full``)."""
+    size, _, v, _ = _gaussian_nll_parts(case)
+    full = 0.5 * np.log(2 * np.pi) if case.options.get("full", False) else 0.0
+    return 0.5 * (np.abs(np.log(v)) + 2 * size**2 / v) + full
+
+
+def _gaussian_nll_vjp(spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+    """dl/dx = -dl/dt = s (x - t) / v: M = s (|x| + |t|) / v (the rounded difference);
+    dl/dvar = 0.5 s (1 / v - (x - t)^2 / v^2) cancels where (x - t)^2 ~ v: M = 0.5 s (1 / v +
+    2 (|x| + |t|)^2 / v^2). s = |g| per element (over the element count for "mean"); each
+    summed to its argument's shape over the dimensions it was broadcast along."""
+    from references._loss_common import _sum_to_shape
+
+    size, _, v, var_shape = _gaussian_nll_parts(case)
+    s = np.abs(np.asarray(g, dtype=np.float64))
+    if case.options.get("reduction", "mean") == "mean":
+        s = s / max(1, v.size)
+    s = np.broadcast_to(s, v.shape)
+    m_x = s * size / v
+    m_var = 0.5 * s * (1.0 / v + 2 * size**2 / v**2)
+    x_shape = np.shape(case.arrays["input"])
+    if var_shape == x_shape[:-1] and var_shape != x_shape:
+        m_var = np.sum(m_var, axis=-1)
+    return {"input": _sum_to_shape(m_x, x_shape),
+            "target": _sum_to_shape(m_x, np.shape(case.arrays["target"])),
+            "var": np.reshape(_sum_to_shape(m_var, var_shape), var_shape)}
+
+
+GAUSSIAN_NLL = Reduced(vjp=_gaussian_nll_vjp, pointwise=_gaussian_nll_pointwise)
+
+
+def _poisson_parts(case: Case) -> tuple[Array, Array, Array, bool]:
+    """(x, y broadcast against each other, the y > 1 mask of Stirling's term, log_input)."""
+    x = np.asarray(case.arrays["input"], dtype=np.float64)
+    y = np.asarray(case.arrays["target"], dtype=np.float64)
+    x, y = np.broadcast_arrays(x, y)
+    return x, y, y > 1, bool(case.options.get("log_input", True))
+
+
+def _poisson_nll_pointwise(spec: OpSpec, case: Case) -> Array:
+    """exp(x) - y x (log_input) or x - y log(x + eps), plus with ``full`` Stirling's
+    y log y - y + 0.5 log(2 pi y) where y > 1: the terms cancel (a rate near its count), so
+    M = exp(x) + |y x| or |x| + |y log(x + eps)| + |y| (the rounding of x + eps, u (x + eps),
+    moves y log(x + eps) by y u), plus |y log y| + |y| + 0.5 |log(2 pi y)| for Stirling's
+    term."""
+    x, y, big, log_input = _poisson_parts(case)
+    eps = float(case.options.get("eps", 1e-8))
+    with np.errstate(all="ignore"):
+        if log_input:
+            m = np.exp(x) + np.abs(y * x)
+        else:
+            m = np.abs(x) + np.abs(y * np.log(x + eps)) + np.abs(y)
+        if case.options.get("full", False):
+            ys = np.where(big, y, 2.0)
+            m = m + np.where(big, np.abs(ys * np.log(ys)) + ys
+                             + 0.5 * np.abs(np.log(2 * np.pi * ys)), 0.0)
+    return m
+
+
+def _poisson_nll_vjp(spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+    """dl/dx = exp(x) - y (log_input) or 1 - y / (x + eps): a difference of terms of
+    M = s (exp(x) + |y|) or s (1 + |y| / (x + eps)), s = |g| per element (over the element
+    count for "mean"), summed to the input's shape. The target's gradient is not derived."""
+    from references._loss_common import _sum_to_shape
+
+    x, y, _, log_input = _poisson_parts(case)
+    eps = float(case.options.get("eps", 1e-8))
+    s = np.abs(np.asarray(g, dtype=np.float64))
+    if case.options.get("reduction", "mean") == "mean":
+        s = s / max(1, x.size)
+    s = np.broadcast_to(s, x.shape)
+    with np.errstate(all="ignore"):
+        m = s * (np.exp(x) + np.abs(y)) if log_input else s * (1 + np.abs(y) / np.abs(x + eps))
+    return {"input": _sum_to_shape(m, np.shape(case.arrays["input"]))}
+
+
+POISSON_NLL = Reduced(vjp=_poisson_nll_vjp, pointwise=_poisson_nll_pointwise)
+
+
 INSTANCE_NORM = _InstanceNorm(_instance_norm_layout)
 LOCAL_RESPONSE_NORM = LocalResponseNorm()
 COSINE_SIMILARITY = CosineSimilarity()

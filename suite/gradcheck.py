@@ -177,7 +177,8 @@ def _subject(spec: OpSpec) -> str:
 def _who_is_wrong(spec: OpSpec, case: Case, name: str) -> str:
     """Run the torch-free finite-difference check to decide whether torch or the reference errs."""
     assert spec.ref is not None
-    result = reference_vjp_error(spec.ref, _reference_vjp(spec), case, name)
+    result = reference_vjp_error(spec.ref, _reference_vjp(spec), case, name,
+                                 terms=forward_terms(spec, case))
     if result.ok:
         return (f"the reference VJP agrees with finite differences ({result.summary()}), "
                 f"so the error is torch_fn's ({callable_path(spec.torch_fn)})")
@@ -194,6 +195,7 @@ class FDResult:
     scale: float  # sum of |terms| of both inner products: the size cancellation is judged by
     rtol: float
     rounding: float  # what rounding alone can make the difference quotient wrong by
+    truncation: float = 0.0  # Richardson's estimate of the central difference's h^2 term
 
     @property
     def error(self) -> float:
@@ -201,27 +203,47 @@ class FDResult:
 
     @property
     def allowed(self) -> float:
-        return self.rtol * self.scale + self.rounding
+        return self.rtol * self.scale + self.rounding + \
+            tols.FD_TRUNCATION_SAFETY * self.truncation
 
     @property
     def ok(self) -> bool:
         return self.error <= self.allowed
 
     def summary(self) -> str:
+        truncation = f" (with {tols.FD_TRUNCATION_SAFETY:g} x the difference's truncation " \
+            f"{self.truncation:.3g})" if self.truncation else ""
         return (f"<g, J v> by finite differences {self.by_fd:.10g}, <J^T g, v> by the VJP "
-                f"{self.by_vjp:.10g}, difference {self.error:.3g}, allowed {self.allowed:.3g}")
+                f"{self.by_vjp:.10g}, difference {self.error:.3g}, allowed "
+                f"{self.allowed:.3g}{truncation}")
+
+
+ForwardTerms = Callable[[Mapping[str, Array]], Array]
+
+
+def forward_terms(spec: OpSpec, case: Case) -> ForwardTerms | None:
+    """M = sum |terms| of the forward at given arrays (the case's options), for a record that
+    declares ``terms``; None otherwise (the rounding floor then uses |f|)."""
+    terms = spec.terms
+    if terms is None:
+        return None
+    return lambda arrays: np.asarray(terms.forward(spec, Case(arrays, case.differentiable,
+                                                              case.options, case.seed)))
 
 
 def reference_vjp_error(ref: Callable[..., Array], ref_vjp: Callable[..., Mapping[str, Array]],
                         case: Case, name: str, *, step: float = tols.FD_STEP,
-                        rtol: float = tols.FD_RTOL) -> FDResult:
+                        rtol: float = tols.FD_RTOL,
+                        terms: ForwardTerms | None = None) -> FDResult:
     """Compare ``ref_vjp`` with a central difference of ``ref`` along one random direction.
 
     For a cotangent g and a direction v (both standard normal, seeded by the case) of argument
     ``name``:  <g, (f(x + h v) - f(x - h v)) / 2h>  must equal  <J^T g, v>.  The error is judged
     relative to the sum of the absolute values of both inner products' terms, so a result that
     is small through cancellation is not held to an impossible standard, plus the rounding floor
-    of the difference quotient (``suite.tolerances.FD_ROUNDING_ULPS``).
+    of the difference quotient (``suite.tolerances.FD_ROUNDING_ULPS``; with ``terms``, the
+    forward's sum |terms| in place of |f|) and, where that would not pass, the measured
+    truncation error of the difference (``suite.tolerances.FD_TRUNCATION_SAFETY``).
     """
     arrays = dict(case.arrays)
     options: dict[str, Any] = dict(case.options)
@@ -230,8 +252,11 @@ def reference_vjp_error(ref: Callable[..., Array], ref_vjp: Callable[..., Mappin
     index = list(case.arrays).index(name)
     v = np.random.default_rng([case.seed, 2, index]).standard_normal(arrays[name].shape)
     x = arrays[name]
-    plus = np.asarray(ref(**{**arrays, name: x + step * v}, **options))
-    minus = np.asarray(ref(**{**arrays, name: x - step * v}, **options))
+
+    def at(t: float) -> Array:
+        return np.asarray(ref(**{**arrays, name: x + t * v}, **options))
+
+    plus, minus = at(step), at(-step)
     jv = (plus - minus) / (2 * step)
     vjp = np.asarray(ref_vjp(g, **arrays, **options)[name])
     if vjp.shape != x.shape:
@@ -241,9 +266,21 @@ def reference_vjp_error(ref: Callable[..., Array], ref_vjp: Callable[..., Mappin
     by_fd, by_vjp = float(np.sum(g * jv)), float(np.sum(vjp * v))
     scale = float(np.sum(np.abs(g * jv)) + np.sum(np.abs(vjp * v)))
     eps = float(np.finfo(np.float64).eps)
-    rounding = tols.FD_ROUNDING_ULPS * eps * float(
-        np.sum(np.abs(g) * (np.abs(plus) + np.abs(minus)))) / (2 * step)
-    return FDResult(by_fd, by_vjp, scale, rtol, rounding)
+
+    def floor(sizes: tuple[Array, Array]) -> float:
+        return tols.FD_ROUNDING_ULPS * eps * float(
+            np.sum(np.abs(g) * (sizes[0] + sizes[1]))) / (2 * step)
+
+    result = FDResult(by_fd, by_vjp, scale, rtol, floor((np.abs(plus), np.abs(minus))))
+    if result.ok:
+        return result
+    # Only where that fails (both cost evaluations; sum |terms| >= |f|, so passing stays
+    # passing): the forward's sum |terms| for the floor, and Richardson's truncation estimate,
+    # D(2h) - D(h) = 3 c h^2 + O(h^4) (suite/tolerances.py, FD_TRUNCATION_SAFETY).
+    rounding = result.rounding if terms is None else floor(
+        (terms({**arrays, name: x + step * v}), terms({**arrays, name: x - step * v})))
+    by_fd_2h = float(np.sum(g * (at(2 * step) - at(-2 * step)) / (4 * step)))
+    return FDResult(by_fd, by_vjp, scale, rtol, rounding, abs(by_fd_2h - by_fd) / 3)
 
 
 def check_reference_vjp(spec: OpSpec, case: Case) -> None:
@@ -255,7 +292,8 @@ def check_reference_vjp(spec: OpSpec, case: Case) -> None:
     label, source = ("torch's autograd VJP", "op's own float64") if own else \
         ("reference VJP", "reference")
     for name in case.differentiable:
-        result = reference_vjp_error(spec.ref, _reference_vjp(spec), case, name)
+        result = reference_vjp_error(spec.ref, _reference_vjp(spec), case, name,
+                                     terms=forward_terms(spec, case))
         if not result.ok:
             raise AssertionError(
                 f"{spec.name}: {label} w.r.t. {name} disagrees with central finite differences "

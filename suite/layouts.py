@@ -61,11 +61,13 @@ def _masked_at_nan(a: Array, x: Array) -> Array:
 
 
 def check_special_value(spec: OpSpec, case: Case, value: str, dtype: torch.dtype,
-                        device: str) -> None:
+                        device: str, place: bool = True) -> None:
     """Forward everywhere; the gradient everywhere except at NaN inputs, whose gradient torch
-    does not fix (docs/conventions.md: g, 0 or NaN depending on the kernel path)."""
+    does not fix (docs/conventions.md: g, 0 or NaN depending on the kernel path). ``place``:
+    put the value in the first and last element (False: the case holds it already)."""
     __tracebackhide__ = True
-    case = with_special_value(case, value)
+    if place:
+        case = with_special_value(case, value)
     gc.check_forward(spec, case, dtype, device)
     case = case.rounded_to(dtype)
     x = case.arrays["input"]

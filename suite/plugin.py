@@ -50,7 +50,11 @@ except ImportError:  # pragma: no cover - threadpoolctl is a declared dependency
     _BLAS_LIMIT = None
 
 # Markers of tiers too slow for a plain `pytest` (README: the default run and its cost).
-SLOW_TIERS = ("distributed", "vmap")
+SLOW_TIERS = ("distributed", "vmap", "hard")
+# Slow tiers that a `-k` runs only when it names them (`-k hard`, `-k "hard and relu"`): a `-k`
+# that picks records (`-k relu`) would otherwise run their hard and vmap tiers too, which cost
+# many times their typical checks. The distributed tier's tests are named ddp/zero/2proc/3proc.
+KEYWORD_NAMED_TIERS = ("hard", "vmap")
 _SETTINGS = pytest.StashKey[dict[str, Any]]()
 _DRIFT_PARTS = pytest.StashKey[list[dict[str, Any]]]()
 _DRIFT_RECORDER = pytest.StashKey[drift.Recorder]()
@@ -82,6 +86,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "vmap: torch.func.vmap's batching rules against the "
                                        "per-example loop (suite/vmapcheck.py); not in a plain "
                                        "`pytest`: `pytest -m vmap` or `-k vmap`")
+    config.addinivalue_line("markers", "hard: the hard tier: ill-conditioned inputs "
+                                       "drawn on purpose (offsets, constant groups, ties, "
+                                       "extremes, subnormals, vector-width sizes, long "
+                                       "reductions, argument layouts, NaN/inf at every "
+                                       "position); not in a plain `pytest`: `pytest -m hard` or "
+                                       "a `-k` that names it (`-k hard`)")
     config.addinivalue_line("markers", "compile: runs torch.compile (a backend other than eager, "
                                        "`--backend`); `pytest -m compile` runs only those, under "
                                        "inductor and aot_eager unless --backend says otherwise")
@@ -329,16 +339,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if refused:
         config.hook.pytest_deselected(items=refused)
         items[:] = [i for i in items if i not in set(refused)]
-    # Benchmarks run only when -m asks for them; the slow tiers (multi-process groups) only
-    # when -m or -k selects them (`pytest -k ddp`), not in a plain `pytest`.
-    left_out = set() if config.option.markexpr else {"bench"}
-    if not config.option.markexpr and not config.option.keyword:
-        left_out |= set(SLOW_TIERS)
+    # Benchmarks run only when -m asks for them; the slow tiers (multi-process groups, the hard
+    # tier) only when -m or -k selects them (`pytest -k ddp`, `pytest -k hard`: the hard tier
+    # only for a -k that names it), not in a plain `pytest`.
+    left_out = markers_left_out(config.option.markexpr, config.option.keyword)
     if left_out:
         kept = [i for i in items if not any(i.get_closest_marker(m) for m in left_out)]
         if len(kept) != len(items):
             config.hook.pytest_deselected(items=[i for i in items if i not in kept])
             items[:] = kept
+
+
+def markers_left_out(markexpr: str, keyword: str) -> set[str]:
+    """The markers whose tests a run with ``-m markexpr -k keyword`` leaves out: benchmarks
+    unless -m is given; the slow tiers unless -m is given or a -k (for a tier in
+    ``KEYWORD_NAMED_TIERS``, a -k that names it)."""
+    if markexpr:
+        return set()
+    return {"bench"} | {t for t in SLOW_TIERS
+                        if not keyword or (t in KEYWORD_NAMED_TIERS and t not in keyword)}
 
 
 def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:

@@ -36,6 +36,9 @@ class Case:
     differentiable: tuple[str, ...]
     options: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 0
+    label: str = ""
+    """What kind of input this is, where it was drawn on purpose (a hard-tier scenario,
+    ``suite.hard``): shown in failure messages."""
 
     def rounded_to(self, dtype: torch.dtype) -> Case:
         """The same case with floating arrays rounded to ``dtype`` and widened back to float64.
@@ -45,12 +48,12 @@ class Case:
         """
         arrays = {k: round_to(a, dtype) if a.dtype.kind == "f" else a
                   for k, a in self.arrays.items()}
-        return Case(arrays, self.differentiable, self.options, self.seed)
+        return Case(arrays, self.differentiable, self.options, self.seed, self.label)
 
     def scaled(self, factor: float) -> Case:
         """The same case with every differentiable array multiplied by ``factor``."""
         arrays = {k: a * factor if k in self.differentiable else a for k, a in self.arrays.items()}
-        return Case(arrays, self.differentiable, self.options, self.seed)
+        return Case(arrays, self.differentiable, self.options, self.seed, self.label)
 
     def __repr__(self) -> str:
         # Hypothesis prints each draw's repr on failure: summarise, never dump the arrays.
@@ -68,6 +71,8 @@ class Case:
             grad = "" if name in self.differentiable else ", no grad"
             lines.append(f"{name}: shape {a.shape} {a.dtype}{rng}{grad}")
         lines.append(f"options: {dict(self.options)!r}; values seed {self.seed}")
+        if self.label:
+            lines.append(f"drawn on purpose: {self.label}")
         return "\n".join("  " + line for line in lines)
 
 
@@ -108,6 +113,23 @@ class Inputs(Protocol):
 
     def sized(self, n: int, seed: int = 0) -> Case:
         """A deterministic case whose cost grows with ``n`` (for benchmarks and extremes)."""
+        ...
+
+
+class HardInputs(Inputs, Protocol):
+    """An input maker with a hard tier (``suite.hard``): every maker of the catalogue is one; a
+    maker without ``hard`` gets no hard-tier checks, and the battery says so.
+
+    ``hard(dtype)`` draws ill-conditioned but valid cases for ``dtype`` (values made in float64
+    from numbers ``dtype`` holds): the value scenarios of ``suite.hard.values`` on the maker's
+    usual shapes, and the size scenarios (``simd``: the vectorised dimension of each size in
+    ``suite.hard.SIMD_SIZES`` with extreme values in the vector body and the scalar tail;
+    ``long``: reductions over ``suite.hard.long_terms()`` terms). Each case's ``label`` names its
+    scenario. Most makers draw a typical case and replace the values of some arrays
+    (``suite.hard.rewrite``)."""
+
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """Hard cases for ``dtype``."""
         ...
 
 
@@ -284,6 +306,12 @@ class OpSpec:
     difference such as glu's sigmoid - sigmoid**2): comparisons allow
     ``suite.tolerances.SUMMATION[dtype] * M`` on top of the row (suite/conditioning.py)."""
 
+    known_defects: Callable[[Case, torch.dtype], str | None] | None = None
+    """Recorded torch defects: for a case (rounded to the dtype) and a dtype, the
+    KNOWN_DIFFERENCES.md entry the case would run into on the installed torch, else None. The
+    hard tier and the precision ladder set such cases aside (Hypothesis draws others), and a
+    strict expected failure shows each defect; None: no recorded defect."""
+
     def __post_init__(self) -> None:
         if (self.ref is None) != (self.ref_vjp is None):
             raise ValueError(f"record {self.name!r}: give both ref and ref_vjp (a reference "
@@ -304,6 +332,26 @@ class OpSpec:
         milliseconds (Hypothesis reads the source of every composite it makes), more than
         drawing from it, so it must not be rebuilt for every example."""
         return cached_strategy(self.inputs, "cases", self.inputs.strategy)
+
+    def hard_cases(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """``inputs.hard(dtype)``, built once per input maker and dtype (as ``cases``).
+
+        Raises:
+            TypeError: the input maker has no hard tier (the battery never asks then).
+        """
+        def build() -> st.SearchStrategy[Case]:
+            from suite import hard
+
+            strategy = hard.hard_strategy(self.inputs, dtype)
+            if strategy is None:
+                raise TypeError(hard.NO_HARD_TIER.format(type(self.inputs).__name__))
+            return strategy
+
+        return cached_strategy(self.inputs, ("hard", dtype), build)
+
+    def known_defect(self, case: Case, dtype: torch.dtype) -> str | None:
+        """The recorded defect ``case`` runs into in ``dtype`` (``known_defects``), or None."""
+        return None if self.known_defects is None else self.known_defects(case, dtype)
 
     def tolerance(self, kind: tols.Kind, dtype: torch.dtype) -> tols.Tolerance:
         """The tolerance for comparing ``kind`` in ``dtype``: the table's row, loosened by this

@@ -188,6 +188,23 @@ FD_RTOL = 1e-6
 # allows FD_ROUNDING_ULPS * eps * sum|g| (|f(x + h v)| + |f(x - h v)|) / (2 h) on top of the
 # relative term; on inputs of magnitude ~1 that floor is ~50x below FD_RTOL's share.
 FD_ROUNDING_ULPS = 64
+# Where the result cancels, |f| understates that rounding: tanhshrink's x - tanh(x) is formed
+# from two terms of size |x| and is itself ~x^3 / 3, so each evaluation is off by ~eps |x|, not
+# eps |f|. A record whose forward is such a difference declares M = sum |terms| of it
+# (``OpSpec.terms``, suite/conditioning.py), and the floor uses M(x +- h v) in place of |f|.
+#
+# The truncation error of a central difference, D(h) - f' v = c h^2 + O(h^4) with
+# c = f'''(x)[v, v, v] / 6, is relative to f''' v^3, not to the result: where f' vanishes and
+# f''' does not (tanhshrink near 0: f' = tanh^2 x ~ 6e-8 at x = 2.4e-4, f''' ~ 2) it is the
+# whole error (1.93e-11 measured at x = 2.42e-4, v = 3.87, h = 1e-6, against the FD_RTOL share
+# 2.3e-13 and the float64 GRADIENT row's 1.46e-11: test_jvp_matches_reference[cpu-tanhshrink]
+# failed on a correct torch). Richardson's estimate measures it on the case itself:
+# D(2h) - D(h) = 3 c h^2 + O(h^4), so c h^2 = (D(2h) - D(h)) / 3; a comparison that would fail
+# allows FD_TRUNCATION_SAFETY times that estimate in addition. The O(h^4) remainder and the
+# estimate's own rounding (~eps |f| / h, already the floor's size) are covered by the factor 2.
+# A wrong VJP (a factor, a sign, a missing term) is off by O(|f'|), which the estimate does not
+# contain: it depends on the forward alone (tests/test_harness.py plants one where f' ~ 0).
+FD_TRUNCATION_SAFETY = 2.0
 
 # Optimizer steps (suite/optimcheck.py): the conditioning of the update itself. Some updates
 # amplify rounding without bound: centered RMSprop divides by sqrt(v - m^2), and when the
@@ -238,6 +255,91 @@ LBFGS_SENSITIVITY = 64.0
 # exact points themselves are checked on purpose (suite/layouts.py).
 KINK_MARGIN = 1e-3
 
+# --- The hard tier (suite/hard.py draws the inputs, suite/hardcheck.py compares) ------------
+#
+# Hard inputs (offsets >> spread, constant rows, magnitudes near overflow and underflow,
+# subnormals, signed zeros, sizes straddling the vector width, reductions over 10^4-10^5 terms)
+# are judged in every dtype by their own conditioning, element by element:
+#
+#   |torch - ref| <= rtol |ref| + SUMMATION[dtype] M + (n + HARD_EXTRA_ROUNDINGS) u_acc M_acc
+#                    + hard_floor(dtype, n, B)
+#
+# * rtol: the record's relative row for the kind and dtype: a few roundings of the result. The
+#   rows' fixed absolute parts (float32's 1e-5) are dropped: they hide a 100 % error on a
+#   result of 1e-6, and a hard case's results are often that small. A record with a visible
+#   atol widening and no declared terms keeps that widening (derived on its record).
+# * M_acc, n: a result that is a sum of n signed terms, formed in torch's accumulation type
+#   (float32 for half-precision inputs, the dtype itself otherwise; u_acc is its unit roundoff
+#   eps / 2), is within gamma_{n-1} sum |terms| of the exact sum for ANY order of summation
+#   (Higham, "Accuracy and Stability of Numerical Algorithms", 2nd ed., sec. 4.2, eq. (4.4));
+#   the terms themselves carry a few roundings (products, a division by the spread, an exp or
+#   log within a few ulp, the final rounding): HARD_EXTRA_ROUNDINGS = 8 of them. Not the
+#   probabilistic sqrt(n) bound: the rounding errors of constant and nearly constant data are
+#   correlated, and torch's batch_norm mean of 10^4 copies of -3.7 in float32 was off by 840
+#   ulp (~n / 12; measured 2026-12-01). M_acc is the record's sum |terms| (``OpSpec.terms``,
+#   suite/conditioning.py: the centring x - mean of a normalisation cancels |x| and |mean|, a
+#   matmul's products, a reduced loss's pointwise losses, a formula such as x - tanh(x)); where
+#   a record declares none, the result is one rounded product and rtol alone applies. Where
+#   the terms cancel exactly (a constant row centred by a correct mean), M_acc is 0 and the
+#   exact answer is required.
+# * SUMMATION[dtype] M: half precision only, as on the ladder (above).
+# * hard_floor: below the accumulation type's smallest normal number a result is subnormal or
+#   flushed to zero, and an intermediate that underflows (sigmoid(-89) in float32 is
+#   1 / (1 + exp(89)) = 1 / inf = 0 where the exact value is 2.2e-39) loses up to that number,
+#   which later factors of the case's values may scale (silu's x sigmoid(x): 89 x 2.2e-39) and
+#   each of n terms of a sum may add: HARD_FLOOR_ULPS tiny_acc n (1 + B)^2, B the largest
+#   magnitude among the case's values and cotangent capped at 1024 (suite/conditioning.py,
+#   ``magnitude``: beyond |x| ~ 745 every exp-type intermediate is 0 in float64 too), plus
+#   HARD_FLOOR_ULPS (1 + B) smallest subnormals of the result's own dtype: its last rounding,
+#   and intermediates a half-precision kernel stores in the half type (glu's float16 backward
+#   keeps sigmoid(-19.2) = 4.6e-9 as 0, then multiplies by a = 8188). In float32 that judges
+#   every result above ~1e-33 relatively; in float16 above ~5e-7 (1 + B) when B is large.
+# Nothing is fitted to torch: a one-pass variance E[x^2] - E[x]^2 is off by ~eps (mean /
+# spread)^2 where the allowance is ~n eps (mean / spread), a float16 accumulation stagnates at
+# 2048, a naive exp overflows to inf, and a scalar tail that differs from the vector body is off
+# by O(1) at the extremes: tests/test_hard.py plants the one-pass variance (layer_norm at
+# mean / spread 1e4), the naive exp (logsigmoid's -log(1 + exp(-x))) and the tail (relu mapping
+# a NaN in the last numel mod 8 elements to 0), each passing the typical checks and failing the
+# hard tier's; the float16 accumulation is not planted yet (2026-12-01).
+HARD_EXTRA_ROUNDINGS = 8
+HARD_FLOOR_ULPS = 8
+# Records (or results) without derived terms (recurrent layers, attention, CTC, most losses'
+# gradients: suite/conditioning.py lists what is derived) keep their typical absolute row, and
+# add HARD_SENSITIVITY times the change of the reference's result when every input and the
+# cotangent are scaled by 1 + d, d uniform in +-HARD_SHAKE_ULPS u_acc: the backward-error
+# reading the optimizer check uses (OPTIMIZER_SHAKE_ULPS, OPTIMIZER_SENSITIVITY, below): a
+# backward-stable kernel returns the exact result of inputs that close, and one random shake
+# sees one draw of such noise, torch's rounding another: 16x covers the spread. Where the
+# reference jumps under such noise (a hinge whose argument is 1 - x_j + x_i with x ~ 1e18, a
+# softmax of tied scores ~1e36), one draw may land on the same side; the largest change over
+# HARD_SHAKES = 3 draws misses a coin-flip jump with probability 1/8, and the hard tier keeps
+# such ties out of its draws where it can (suite/inputs/losses.py clips the arrays a kink rule
+# reads). Computed only where a comparison would fail without it (2 HARD_SHAKES more reference
+# evaluations).
+HARD_SHAKE_ULPS = 4
+HARD_SENSITIVITY = 16.0
+HARD_SHAKES = 3
+
+
+def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The type torch's CPU kernels accumulate ``dtype`` in: float32 (opmath) for half
+    precision, the dtype itself otherwise."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def hard_summation(dtype: torch.dtype, n: int) -> float:
+    """(n + HARD_EXTRA_ROUNDINGS) u_acc: the hard tier's allowance per unit of M_acc for sums of
+    up to ``n`` terms (see "The hard tier")."""
+    return (n + HARD_EXTRA_ROUNDINGS) * float(torch.finfo(accumulation_dtype(dtype)).eps) / 2
+
+
+def hard_floor(dtype: torch.dtype, n: int, magnitude: float) -> float:
+    """The hard tier's absolute floor for results that underflow (see "The hard tier")."""
+    acc = torch.finfo(accumulation_dtype(dtype))
+    own = torch.finfo(dtype)
+    subnormal = float(own.smallest_normal) * float(own.eps)
+    return HARD_FLOOR_ULPS * (float(acc.smallest_normal) * n * (1 + magnitude) ** 2
+                              + subnormal * (1 + magnitude))
 
 def summation(dtype: torch.dtype) -> float:
     """The per-unit-of-M allowance for sums of signed terms in ``dtype`` (0 where none is needed;

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from references import attention as ref
+from suite import conditioning
 from suite.inputs import layers as hi
 from suite.specs import OpSpec
 from suite.tolerances import Kind, Tolerance
@@ -30,6 +31,8 @@ RECORDS = (
     OpSpec(name="scaled_dot_product_attention", family="layer",
            torch_fn=scaled_dot_product_attention_math, ref=ref.scaled_dot_product_attention,
            ref_vjp=ref.scaled_dot_product_attention_vjp, inputs=hi.Attention(),
+           # Scores are dot products, the softmax VJP a difference: suite/conditioning.py.
+           terms=conditioning.ATTENTION,
            overflow_prone=True,
            # float32 rounds each score s = scale q.k to eps32 |s|, and the softmax passes that on
            # as a relative change of p, so out = p v moves by ~eps32 |s| |v| and dq = scale ds k

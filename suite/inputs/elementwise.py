@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from hypothesis import strategies as st
 
+from suite import hard
 from suite.specs import Array, Case
 from suite.strategies import REALS, SEEDS, Domain, OptionStrategy, Shape, draw_options, shapes
 
@@ -83,3 +85,38 @@ class Elementwise:
     def sized(self, n: int, seed: int = 0) -> Case:
         shape = (2,) * max(0, self.min_dims - 2) + (n, n)
         return self._case(shape, self.defaults, 1.0, seed, self.channel_weight)
+
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): every value scenario on the usual shapes (groups along
+        ``dim`` for ops that take one; ``ties`` include the op's kinks), inputs of each size in
+        ``suite.hard.SIMD_SIZES`` (and 0-d) with extremes in the vector body and the scalar
+        tail, and a long input with extremes at three positions."""
+
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            scenario = hard.scenario(draw)
+            lead = (1,) * max(0, self.min_dims - 1)
+            if scenario == "simd":
+                size = hard.simd_size(draw, zero_dim=self.min_dims == 0)
+                shape: tuple[int, ...] = () if size is None else (*lead, size)
+            elif scenario == "long":
+                shape = (*lead, hard.long_terms())
+            else:
+                shape = draw(shapes(min_dims=self.min_dims, max_dims=self.max_dims,
+                                    max_size=256), label="shape")
+            options = draw_options(draw, self.options, shape)
+            per_channel = self.channel_weight and len(shape) >= 2 and shape[1] > 0 and draw(
+                st.booleans(), label="weight per channel")
+            seed = draw(SEEDS, label="seed")
+            case = self._case(shape, options, 1.0, seed, per_channel)
+            x, rng = case.arrays["input"], hard.rng_for(seed)
+            if scenario in hard.VALUE_SCENARIOS:
+                axes = (options["dim"],) if "dim" in options and x.ndim else None
+                values, label = hard.values(rng, x.shape, scenario, dtype, axes=axes,
+                                            kinks=self.domain_for(options).kinks)
+            else:
+                values, label = hard.place(rng, x, dtype,
+                                           draw(st.integers(0, 2**16), label="position"))
+            return hard.rewrite(case, {"input": values}, f"{scenario}: {label}")
+
+        return cases()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from hypothesis import strategies as st
 
-from suite import versions
+from suite import hard, versions
 from suite.inputs.variants import BenchVariant, grouped
 from suite.specs import Array, Case
 from suite.strategies import SEEDS, Shape, shapes
@@ -49,6 +51,42 @@ class Affine:
 
     def sized(self, n: int, seed: int = 0) -> Case:
         return self._case((n,), n, n, True, seed)
+
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): input, weight and bias of a drawn scenario (power 2:
+        products), groups along the features; in_features of each ``suite.hard.SIMD_SIZES``
+        size with extremes in the vector body and tail; long reductions: dot products over
+        ``suite.hard.long_terms()`` features, or weight gradients summed over as many rows."""
+
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            scenario = hard.scenario(draw)
+            bias = draw(st.booleans(), label="bias")
+            seed = draw(SEEDS, label="seed")
+            if scenario == "simd":
+                batch: Shape = draw(st.sampled_from([(), (2,), (3,)]), label="batch")
+                n_in, n_out = hard.simd_size(draw, zero_dim=False) or 1, 3
+            elif scenario == "long":
+                length = hard.long_terms()
+                batch, n_in = draw(st.sampled_from([((2,), length), ((length,), 8)]),
+                                   label="batch, in")
+                n_out = 3
+            else:
+                batch = draw(shapes(min_dims=0, max_dims=2, max_size=64), label="batch")
+                n_in = draw(st.integers(1, 32), label="in")
+                n_out = draw(st.integers(1, 8), label="out")
+            case = self._case(batch, n_in, n_out, bias, seed)
+            rng, drawn = hard.rng_for(seed), draw(st.integers(0, 2**16), label="position")
+            arrays, label = {}, ""
+            for name, a in case.arrays.items():
+                if scenario in hard.VALUE_SCENARIOS:
+                    arrays[name], label = hard.values(rng, a.shape, scenario, dtype, power=2,
+                                                      axes=(-1,))
+                elif name != "bias":
+                    arrays[name], label = hard.place(rng, a, dtype, drawn, power=2)
+            return hard.rewrite(case, arrays, f"{scenario}: {label}")
+
+        return cases()
 
 
 # --- shared pieces -------------------------------------------------------------------------
@@ -144,6 +182,34 @@ class Bilinear:
         width = max(2, n // 16)
         return self._case((n,), width, width, width, True, 1.0, seed)
 
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): every array of a drawn scenario (power 3: products of
+        three factors); in1 of each ``suite.hard.SIMD_SIZES`` size; long: weight gradients
+        summed over ``suite.hard.long_terms()`` rows."""
+
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            scenario = hard.scenario(draw)
+            seed = draw(SEEDS, label="seed")
+            n1, n2, n_out = (draw(st.integers(1, 6), label=k) for k in ("in1", "in2", "out"))
+            batch: Shape = draw(shapes(min_dims=0, max_dims=2, max_size=32), label="batch")
+            if scenario == "simd":
+                n1 = hard.simd_size(draw, zero_dim=False) or 1
+            elif scenario == "long":
+                batch = (hard.long_terms(),)
+            case = self._case(batch, n1, n2, n_out, draw(st.booleans(), label="bias"), 1.0,
+                              seed)
+            rng, drawn = hard.rng_for(seed), draw(st.integers(0, 2**16), label="position")
+            arrays, label = {}, ""
+            for name, a in case.arrays.items():
+                if scenario in hard.VALUE_SCENARIOS:
+                    arrays[name], label = hard.values(rng, a.shape, scenario, dtype, power=3)
+                elif name == "input1":
+                    arrays[name], label = hard.place(rng, a, dtype, drawn, power=3)
+            return hard.rewrite(case, arrays, f"{scenario}: {label}")
+
+        return cases()
+
 
 # --- convolution and pooling ---------------------------------------------------------------
 
@@ -218,6 +284,14 @@ class Convolution:
                   "weight": _normal(rng, (8, 8, *(3,) * self.dims)) / math.sqrt(8 * 3**self.dims),
                   "bias": _normal(rng, (8,))}
         return Case(arrays, tuple(arrays), {"padding": 1}, seed)
+
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): input and weight of a drawn scenario (power 2), every
+        option combination drawn as usual; the last spatial side of each
+        ``suite.hard.SIMD_SIZES`` size with extremes in the vector body and tail; long: a
+        convolution over ``suite.hard.long_terms()`` positions (conv1d; conv2d over a square of
+        that many), whose weight gradient sums over all of them."""
+        return hard_convolution(self, dtype)
 
 
 def spatial_side(n: int, dims: int) -> int:
@@ -312,6 +386,13 @@ class Pooling:
         options = {"kernel_size": 3, "stride": 2, "padding": 1}
         return Case({"input": x}, ("input",), options, seed)
 
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): inputs of a drawn scenario (``ties``: values from a
+        small set, so that windows hold several maxima and torch's first-maximum convention
+        decides; power 2), every option drawn as usual; the width of each
+        ``suite.hard.SIMD_SIZES`` size with extremes in the vector body and tail."""
+        return hard_convolution(self, dtype)
+
 
 # --- normalization -------------------------------------------------------------------------
 
@@ -365,6 +446,42 @@ class Normalized:
             arrays["bias"] = _normal(rng, (n,))
         return Case(arrays, tuple(arrays), {"normalized_shape": (n,), "eps": 1e-5}, seed)
 
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): rows (the normalized dims) of a drawn scenario:
+        offsets up to 1e4 times the spread, constant rows (layer_norm must give exactly the
+        bias), nearly constant ones, magnitudes whose squares approach overflow and underflow;
+        a normalized dim of each ``suite.hard.SIMD_SIZES`` size with extremes in the vector
+        body and tail; rows of ``suite.hard.long_terms()`` elements."""
+
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            scenario = hard.scenario(draw)
+            if scenario in hard.SIZE_SCENARIOS:
+                size = hard.simd_size(draw, zero_dim=False) or 1 if scenario == "simd" \
+                    else hard.long_terms()
+                normalized: Shape = (size,)
+                batch: Shape = draw(st.sampled_from([(), (2,), (3,)]), label="batch")
+            else:
+                normalized = draw(shapes(min_dims=1, max_dims=2, max_side=16, max_size=64),
+                                  label="normalized_shape")
+                batch = draw(shapes(min_dims=0, max_dims=2, max_side=8, max_size=16),
+                             label="batch")
+            seed = draw(SEEDS, label="seed")
+            rng = np.random.default_rng(seed)
+            shape = (*batch, *normalized)
+            axes = tuple(range(len(batch), len(shape)))
+            hard_rng, drawn = hard.rng_for(seed), draw(st.integers(0, 2**16), label="position")
+            if scenario in hard.VALUE_SCENARIOS:
+                x, label = hard.values(hard_rng, shape, scenario, dtype, power=2, axes=axes)
+            else:
+                x, label = hard.place(hard_rng, _normal(rng, shape), dtype, drawn, power=2)
+            names = ("weight", "bias") if self.kind == "layer" else ("weight",)
+            arrays = {"input": x, **_affine_params(draw, rng, normalized, names)}
+            options = {"normalized_shape": normalized, "eps": draw(EPS, label="eps")}
+            return Case(arrays, tuple(arrays), options, seed, f"{scenario}: {label}")
+
+        return cases()
+
 
 @dataclass(frozen=True)
 class GroupNormalized:
@@ -411,6 +528,48 @@ class GroupNormalized:
                   "weight": 1 + 0.5 * _normal(rng, (8,)), "bias": _normal(rng, (8,))}
         return Case(arrays, tuple(arrays), {"num_groups": 4, "eps": 1e-5}, seed)
 
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): groups of a drawn scenario (offsets, constant and
+        nearly constant groups, extremes; power 2); spatial sizes of each
+        ``suite.hard.SIMD_SIZES`` size with extremes in the vector body and tail, or groups of
+        ``suite.hard.long_terms()`` elements."""
+
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            scenario = hard.scenario(draw)
+            groups = draw(st.integers(1, 3), label="num_groups")
+            per_group = draw(st.integers(1, 2), label="channels per group")
+            if scenario == "simd":
+                spatial: Shape = (hard.simd_size(draw, zero_dim=False) or 1,)
+            elif scenario == "long":
+                spatial = (hard.long_terms() // per_group,)
+            else:
+                spatial = draw(shapes(min_dims=0, max_dims=2, max_side=6, max_size=24),
+                               label="spatial")
+            if per_group * math.prod(spatial) == 1:  # a group needs two values (torch)
+                per_group = 2
+            n = draw(st.integers(1, 2), label="N")
+            channels = groups * per_group
+            seed = draw(SEEDS, label="seed")
+            rng = np.random.default_rng(seed)
+            grouped_shape = (n, groups, per_group * math.prod(spatial))
+            hard_rng, drawn = hard.rng_for(seed), draw(st.integers(0, 2**16), label="position")
+            if scenario in hard.VALUE_SCENARIOS:
+                x, label = hard.values(hard_rng, grouped_shape, scenario, dtype, power=2,
+                                       axes=(2,))
+            else:
+                x, label = hard.place(hard_rng, _normal(rng, grouped_shape), dtype, drawn,
+                                      power=2)
+            arrays = {"input": x.reshape(n, channels, *spatial)}
+            arrays |= _affine_params(draw, rng, (channels,))
+            if ("bias" in arrays and "weight" not in arrays
+                    and versions.GROUP_NORM_BIAS_WITHOUT_WEIGHT_RAISES):
+                arrays["weight"] = 1.0 + 0.5 * _normal(rng, (channels,))
+            options = {"num_groups": groups, "eps": draw(EPS, label="eps")}
+            return Case(arrays, tuple(arrays), options, seed, f"{scenario}: {label}")
+
+        return cases()
+
 
 @dataclass(frozen=True)
 class BatchNormalized:
@@ -455,6 +614,47 @@ class BatchNormalized:
         return Case(arrays, ("input", "weight", "bias"),
                     {"training": True, "momentum": 0.1, "eps": 1e-5}, seed)
 
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): channels of a drawn scenario over the batch and
+        spatial dims (offsets, constant and nearly constant channels, extremes; power 2),
+        training and evaluation; spatial sizes of each ``suite.hard.SIMD_SIZES`` size, or
+        channels of ``suite.hard.long_terms()`` elements."""
+
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            scenario = hard.scenario(draw)
+            training = draw(st.booleans(), label="training")
+            channels = draw(st.integers(1, 3), label="C")
+            if scenario == "simd":
+                spatial: Shape = (hard.simd_size(draw, zero_dim=False) or 1,)
+            elif scenario == "long":
+                spatial = (hard.long_terms() // 4,)
+            else:
+                spatial = draw(shapes(min_dims=0, max_dims=2, max_side=6, max_size=24),
+                               label="spatial")
+            n = draw(st.integers(2 if math.prod(spatial) == 1 else 1, 4), label="N")
+            if scenario == "long":
+                n = 4
+            seed = draw(SEEDS, label="seed")
+            rng = np.random.default_rng(seed)
+            shape = (n, channels, *spatial)
+            axes = (0, *range(2, len(shape)))
+            hard_rng, drawn = hard.rng_for(seed), draw(st.integers(0, 2**16), label="position")
+            if scenario in hard.VALUE_SCENARIOS:
+                x, label = hard.values(hard_rng, shape, scenario, dtype, power=2, axes=axes)
+            else:
+                x, label = hard.place(hard_rng, _normal(rng, shape), dtype, drawn, power=2)
+            arrays = {"input": x, "running_mean": _normal(rng, (channels,)),
+                      "running_var": rng.uniform(0.25, 4.0, channels)}
+            arrays |= _affine_params(draw, rng, (channels,))
+            options = {"training": training, "momentum": draw(st.floats(0.0, 1.0),
+                                                              label="momentum"),
+                       "eps": draw(EPS, label="eps")}
+            differentiable = tuple(k for k in arrays if k not in ("running_mean", "running_var"))
+            return Case(arrays, differentiable, options, seed, f"{scenario}: {label}")
+
+        return cases()
+
 
 # --- embedding and attention ---------------------------------------------------------------
 
@@ -487,6 +687,38 @@ class Lookup:
         arrays = {"input": rng.integers(0, n, (n,)).astype(np.int64),
                   "weight": _normal(rng, (n, 16))}
         return Case(arrays, ("weight",), {}, seed)
+
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): table values of a drawn scenario; ``ties`` looks every
+        position up in one row (its gradient sums them all); embedding dims of each
+        ``suite.hard.SIMD_SIZES`` size with extremes in the vector body and tail; long:
+        ``suite.hard.long_terms()`` indices (a 2-d index tensor) into 4 rows."""
+
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            scenario = hard.scenario(draw)
+            num = draw(st.integers(1, 12), label="num_embeddings")
+            dim = draw(st.integers(1, 8), label="embedding_dim")
+            positions: Shape = draw(shapes(min_dims=0, max_dims=2, max_side=48, max_size=48),
+                                    label="input shape")
+            if scenario == "simd":
+                dim = hard.simd_size(draw, zero_dim=False) or 1
+            elif scenario == "long":
+                num, positions = 4, (hard.long_terms() // 8, 8)
+            seed = draw(SEEDS, label="seed")
+            rng = np.random.default_rng(seed)
+            index = rng.integers(0, num, positions).astype(np.int64)
+            hard_rng, drawn = hard.rng_for(seed), draw(st.integers(0, 2**16), label="position")
+            if scenario in hard.VALUE_SCENARIOS:
+                weight, label = hard.values(hard_rng, (num, dim), scenario, dtype, axes=(1,))
+                if scenario == "ties":
+                    index = np.full(positions, int(rng.integers(0, num)), dtype=np.int64)
+            else:
+                weight, label = hard.place(hard_rng, _normal(rng, (num, dim)), dtype, drawn)
+            return Case({"input": index, "weight": weight}, ("weight",), {}, seed,
+                        f"{scenario}: {label}")
+
+        return cases()
 
 
 MASKS = ("none", "bool", "float", "causal")
@@ -556,6 +788,97 @@ class Attention:
         length = max(2, n // 8)
         arrays = {k: _normal(rng, (2, 4, length, 16)) for k in ("query", "key", "value")}
         return Case(arrays, tuple(arrays), {}, seed)
+
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): query, key and value of a drawn scenario (power 2:
+        scores are products; constant keys give uniform attention, offsets shift every score
+        of a row alike), masks and scales drawn as usual; E and S of each
+        ``suite.hard.SIMD_SIZES`` size with extremes in the vector body and tail; long: a
+        softmax over ``suite.hard.long_terms()`` keys."""
+
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            scenario = hard.scenario(draw)
+            case = draw(self.strategy(), label="typical case")
+            rng, drawn = hard.rng_for(case.seed), draw(st.integers(0, 2**16), label="position")
+            arrays = dict(case.arrays)
+            if scenario in hard.SIZE_SCENARIOS:
+                q, k, v = arrays["query"], arrays["key"], arrays["value"]
+                size = hard.simd_size(draw, zero_dim=False) or 1 if scenario == "simd" \
+                    else hard.long_terms()
+                e = size if scenario == "simd" else q.shape[-1]
+                s_keys = size if scenario == "long" or draw(st.booleans(), label="S") \
+                    else k.shape[-2]
+                arrays["query"] = rng.standard_normal((*q.shape[:-1], e))
+                arrays["key"] = rng.standard_normal((*k.shape[:-2], s_keys, e))
+                arrays["value"] = rng.standard_normal((*v.shape[:-2], s_keys, v.shape[-1]))
+                mask = arrays.pop("attn_mask", None)
+                if mask is not None and mask.shape[-1] != s_keys:
+                    if mask.dtype == bool:
+                        mask = np.ones((*mask.shape[:-1], s_keys), dtype=bool)
+                    else:
+                        mask = rng.standard_normal((*mask.shape[:-1], s_keys))
+                if mask is not None:
+                    arrays["attn_mask"] = mask
+                label = ""
+                for name in ("query", "key"):
+                    arrays[name], label = hard.place(rng, arrays[name], dtype, drawn, power=2)
+            else:
+                label = ""
+                for name in ("query", "key", "value"):
+                    arrays[name], label = hard.values(rng, arrays[name].shape, scenario, dtype,
+                                                      power=2, axes=(-1,))
+            differentiable = tuple(k for k, a in arrays.items() if a.dtype.kind == "f")
+            return Case(arrays, differentiable, case.options, case.seed, f"{scenario}: {label}")
+
+        return cases()
+
+
+# --- the hard tier ---------------------------------------------------------------------------
+
+
+def _wide(maker: Convolution | Pooling, side: int, simd: bool) -> st.SearchStrategy[Case]:
+    """The maker's typical cases with sides up to ``side`` (only last sides in
+    ``suite.hard.SIMD_SIZES`` with ``simd``), built once per maker."""
+    from suite.specs import cached_strategy
+
+    def build() -> st.SearchStrategy[Case]:
+        strategy = dataclasses.replace(maker, max_side=side).strategy()
+        if simd:
+            return strategy.filter(lambda c: c.arrays["input"].shape[-1] in hard.SIMD_SIZES)
+        return strategy
+
+    return cached_strategy(maker, ("hard", side, simd), build)
+
+
+def hard_convolution(maker: Convolution | Pooling, dtype: torch.dtype
+                     ) -> st.SearchStrategy[Case]:
+    """Convolution's and pooling's hard tier (their ``hard`` docstrings)."""
+
+    @st.composite
+    def cases(draw: st.DrawFn) -> Case:
+        scenario = hard.scenario(draw)
+        if scenario == "simd":
+            case = draw(_wide(maker, 65, True), label="case")
+        elif scenario == "long":
+            dims = maker.dims if isinstance(maker, Convolution) else 2
+            side = hard.long_terms() if dims == 1 else math.isqrt(hard.long_terms())
+            case = draw(_wide(maker, side, False), label="case")
+        else:
+            case = draw(maker.strategy(), label="case")
+        rng, drawn = hard.rng_for(case.seed), draw(st.integers(0, 2**16), label="position")
+        arrays, label = {}, ""
+        for name in ("input", "weight"):
+            if name not in case.arrays:
+                continue
+            a = case.arrays[name]
+            if scenario in hard.VALUE_SCENARIOS:
+                arrays[name], label = hard.values(rng, a.shape, scenario, dtype, power=2)
+            elif name == "input":
+                arrays[name], label = hard.place(rng, a, dtype, drawn, power=2)
+        return hard.rewrite(case, arrays, f"{scenario}: {label}")
+
+    return cases()
 
 
 @dataclass(frozen=True)

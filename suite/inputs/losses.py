@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from hypothesis import assume
 from hypothesis import strategies as st
 
+from suite import hard, versions
 from suite import tolerances as tols
-from suite import versions
 from suite.inputs import variants
 from suite.specs import Array, Case
 from suite.strategies import REALS, SEEDS, OptionStrategy, Shape, draw_options, shapes
@@ -287,6 +288,49 @@ class Pointwise:
             else self.sized_differentiable
         return Case(arrays, differentiable, dict(self.sized_options), seed)
 
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): each array's hard values (``HARD_MAKERS``) for a drawn
+        scenario, every option and reduction drawn as usual; size scenarios give the vectorised
+        last dimension each ``suite.hard.SIMD_SIZES`` size or a reduction over
+        ``suite.hard.long_terms()`` terms. Draws near a kink are moved off it as usual, except
+        in ``ties``, which puts inputs on them on purpose."""
+
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            scenario = hard.scenario(draw)
+            shape = _hard_shape(draw, scenario, self.min_dims, self.max_dims, self.max_size)
+            if shape and shape[-1] < self.min_last_side:
+                shape = (*shape[:-1], self.min_last_side)
+            options = draw_options(draw, self.options, shape)
+            layout = {k: draw(s, label=k) for k, s in self.layouts.items()}
+            present = tuple(name for name in self.arrays if name not in self.optional
+                            or draw(st.booleans(), label=f"with {name}"))
+            seed = draw(SEEDS, label="seed")
+            drawn = draw(st.integers(0, 2**16), label="position")
+            ctx = {**options, **layout}
+            arrays = self._make(np.random.default_rng(seed), shape, 1.0, ctx, present)
+            assume(arrays is not None)
+            assert arrays is not None
+            rng = hard.rng_for(seed)
+            for name, a in list(arrays.items()):
+                maker = HARD_MAKERS.get(self.arrays[name])
+                if maker is not None:
+                    arrays[name] = maker(rng, a, scenario, dtype, ctx, drawn)
+                    if self.kinks is not None and self.arrays[name] is normal:
+                        arrays[name] = np.clip(arrays[name], -_kink_reach(dtype),
+                                               _kink_reach(dtype))
+            if self.kinks is not None and scenario != "ties":
+                near = np.asarray(self.kinks(arrays, ctx), dtype=bool)
+                target = arrays[self.kink_array]
+                mask = np.reshape(near, near.shape + (1,) * (target.ndim - near.ndim))
+                fresh = self.arrays[self.kink_array](rng, target.shape, 1.0, ctx)
+                arrays[self.kink_array] = np.where(mask, fresh, target)
+                assume(not np.asarray(self.kinks(arrays, ctx), dtype=bool).any())
+            differentiable = tuple(d for d in self.differentiable if d in arrays)
+            return Case(arrays, differentiable, options, seed, f"{scenario}: shape {shape}")
+
+        return cases()
+
 
 @dataclass(frozen=True)
 class Regression:
@@ -315,6 +359,25 @@ class Regression:
         rng = np.random.default_rng(seed)
         arrays = {"input": rng.standard_normal((n, n)), "target": rng.standard_normal((n, n))}
         return Case(arrays, ("input", "target"), {"reduction": "mean"}, seed)
+
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): input and target of a drawn scenario (power 2: the
+        losses square their difference), every reduction; size scenarios as ``Pointwise``'s."""
+
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            scenario = hard.scenario(draw)
+            shape = _hard_shape(draw, scenario, 0, 3, 4096)
+            reduction = draw(REDUCTIONS, label="reduction")
+            seed = draw(SEEDS, label="seed")
+            drawn = draw(st.integers(0, 2**16), label="position")
+            rng, typical = hard.rng_for(seed), np.random.default_rng(seed)
+            arrays = {k: _hard_reals(rng, typical.standard_normal(shape), scenario, dtype, {},
+                                     drawn) for k in ("input", "target")}
+            return Case(arrays, ("input", "target"), {"reduction": reduction}, seed,
+                        f"{scenario}: shape {shape}")
+
+        return cases()
 
 
 @dataclass(frozen=True)
@@ -349,36 +412,88 @@ class Classification:
             rng = np.random.default_rng(seed)
             logits = rng.standard_normal(shape) * draw(st.sampled_from(REALS.scales),
                                                        label="scale")
-            options: dict[str, Any] = {"reduction": draw(REDUCTIONS, label="reduction")}
-            if self.smoothing:
-                options["label_smoothing"] = draw(st.one_of(st.just(0.0), st.floats(0.0, 1.0)),
-                                                  label="label_smoothing")
-            arrays: dict[str, Array] = {"input": logits}
-            differentiable: tuple[str, ...] = ("input",)
-            class_dim = 0 if layout == "unbatched" else 1
-            if self.probabilities and draw(st.booleans(), label="probability target"):
-                p = rng.dirichlet(np.ones(c), size=math.prod(shape) // c)
-                probs = np.moveaxis(p.reshape(shape[:class_dim] + shape[class_dim + 1:] + (c,)),
-                                    -1, class_dim)
-                arrays["target"] = np.ascontiguousarray(probs)
-                differentiable = ("input", "target")
+            return self._fill(draw, rng, logits, 0 if layout == "unbatched" else 1, seed)
+
+        return cases()
+
+    def _fill(self, draw: st.DrawFn, rng: np.random.Generator, logits: Array, class_dim: int,
+              seed: int) -> Case:
+        """The case for ``logits``: options, a target (indices, some ignored, or
+        probabilities), class weights."""
+        shape, c = logits.shape, logits.shape[class_dim]
+        options: dict[str, Any] = {"reduction": draw(REDUCTIONS, label="reduction")}
+        if self.smoothing:
+            options["label_smoothing"] = draw(st.one_of(st.just(0.0), st.floats(0.0, 1.0)),
+                                              label="label_smoothing")
+        arrays: dict[str, Array] = {"input": logits}
+        differentiable: tuple[str, ...] = ("input",)
+        if self.probabilities and draw(st.booleans(), label="probability target"):
+            p = rng.dirichlet(np.ones(c), size=math.prod(shape) // c)
+            probs = np.moveaxis(p.reshape(shape[:class_dim] + shape[class_dim + 1:] + (c,)),
+                                -1, class_dim)
+            arrays["target"] = np.ascontiguousarray(probs)
+            differentiable = ("input", "target")
+        else:
+            target = rng.integers(0, c, size=shape[:class_dim] + shape[class_dim + 1:])
+            ignore = draw(st.sampled_from(["none", "default", "class"]), label="ignore")
+            if ignore != "none" and target.size > 1:
+                flat = target.reshape(-1)
+                # A real class to ignore needs a second class for the target that is kept.
+                ignored = -100 if ignore == "default" or c == 1 else int(flat[-1])
+                if flat[0] == ignored:
+                    flat[0] = (ignored + 1) % c
+                dropped = rng.random(flat.size) < 0.3
+                dropped[0] = False  # keep one target, so "mean" is defined
+                target = np.where(dropped, ignored, flat).reshape(target.shape)
+                options["ignore_index"] = ignored
+            arrays["target"] = target.astype(np.int64)
+        if draw(st.booleans(), label="class weights"):
+            arrays["weight"] = np.asarray(rng.uniform(0.1, 2.0, size=c))
+        return Case(arrays, differentiable, options, seed)
+
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): logits of a drawn scenario (groups along the class
+        dim: constant rows give a uniform distribution), class weights spanning 1e-6 to 1e6,
+        probability targets at 0 and 1 and the smallest normal number; sizes with the class
+        dim of each ``suite.hard.SIMD_SIZES`` size, or a long reduction (10^4 rows of 4 classes,
+        or 2 rows of 10^4 classes). Index targets of 1-3 dimensions (K-dimensional inputs) as
+        usual."""
+
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            scenario = hard.scenario(draw)
+            seed = draw(SEEDS, label="seed")
+            drawn = draw(st.integers(0, 2**16), label="position")
+            rng = hard.rng_for(seed)
+            if scenario in hard.VALUE_SCENARIOS:
+                case = draw(self.strategy(), label="typical case")
+                logits = case.arrays["input"]
+                class_dim = 0 if logits.ndim == 1 else 1
+                values, label = hard.values(rng, logits.shape, scenario, dtype, power=2,
+                                            axes=(class_dim,))
+                case = self._fill(draw, rng, values, class_dim, seed)
             else:
-                target = rng.integers(0, c, size=shape[:class_dim] + shape[class_dim + 1:])
-                ignore = draw(st.sampled_from(["none", "default", "class"]), label="ignore")
-                if ignore != "none" and target.size > 1:
-                    flat = target.reshape(-1)
-                    # A real class to ignore needs a second class for the target that is kept.
-                    ignored = -100 if ignore == "default" or c == 1 else int(flat[-1])
-                    if flat[0] == ignored:
-                        flat[0] = (ignored + 1) % c
-                    dropped = rng.random(flat.size) < 0.3
-                    dropped[0] = False  # keep one target, so "mean" is defined
-                    target = np.where(dropped, ignored, flat).reshape(target.shape)
-                    options["ignore_index"] = ignored
-                arrays["target"] = target.astype(np.int64)
-            if draw(st.booleans(), label="class weights"):
-                arrays["weight"] = rng.uniform(0.1, 2.0, size=c)
-            return Case(arrays, differentiable, options, seed)
+                if scenario == "simd":
+                    shape: Shape = (draw(st.integers(1, 4), label="N"), hard.simd_size(
+                        draw, zero_dim=False) or 1)
+                else:
+                    length = hard.long_terms()
+                    shape = draw(st.sampled_from([(length, 4), (2, length)]), label="shape")
+                base = np.random.default_rng(seed).standard_normal(shape)
+                values, label = hard.place(rng, base, dtype, drawn, power=2, axis=1)
+                case = self._fill(draw, rng, values, 1, seed)
+            arrays = dict(case.arrays)
+            if "weight" in arrays:
+                arrays["weight"] = _hard_weight(rng, arrays["weight"], scenario, dtype, {}, 0)
+                kept = case.options.get("ignore_index", -100)
+                target = arrays["target"]
+                if target.dtype.kind == "i" and not np.any(
+                        (target != kept) & (arrays["weight"][np.clip(target, 0, None)] > 0)):
+                    arrays["weight"] = np.where(arrays["weight"] > 0, arrays["weight"], 1.0)
+            if arrays["target"].dtype.kind == "f":
+                arrays["target"] = _hard_target_distribution(rng, arrays["target"],
+                                                             1 if values.ndim > 1 else 0)
+            return hard.rewrite(case, arrays, f"{scenario}: {label}")
 
         return cases()
 
@@ -433,6 +548,121 @@ def kl_target(rng: np.random.Generator, shape: Shape, scale: float, ctx: Context
     """A log-probability (any real) with ``log_target``, else a probability in [0.01, 0.99]."""
     return normal(rng, shape, scale, ctx) if ctx.get("log_target", False) \
         else unit_interval(rng, shape, scale, ctx)
+
+
+# --- the hard tier (suite/hard.py): hard values for each kind of array --------------------------
+# Each takes the typical array (its shape, and for variances the layout torch broadcasts) and
+# returns hard values of the same shape: reals get the value scenarios (power 2: losses square,
+# exponentiate or multiply their inputs) or extremes at vector-body and tail positions;
+# probabilities their domain's edges (exactly 0 and 1, the smallest normal number, 1 - eps);
+# rates, variances and weights magnitudes spanning many orders (class weights from 1e-6 to
+# 1e6; zeros among weights). Integer arrays (class indices, labels) keep their values.
+
+HardArrayMaker = Callable[[np.random.Generator, Array, str, Any, Context, int], Array]
+
+
+def _hard_reals(rng: np.random.Generator, a: Array, scenario: str, dtype: Any, ctx: Context,
+                drawn: int) -> Array:
+    if scenario in hard.VALUE_SCENARIOS:
+        return hard.values(rng, a.shape, scenario, dtype, power=2)[0]
+    return hard.place(rng, a, dtype, drawn, power=2)[0]
+
+
+def _edges(dtype: Any) -> Array:
+    eps = float(torch.finfo(dtype).eps)
+    tiny = hard.limits(dtype).tiny
+    return np.array([0.0, 1.0, tiny, 4 * tiny, 1.0 - eps / 2, 1.0 - 4 * eps, eps, 0.5])
+
+
+def _hard_probability(rng: np.random.Generator, a: Array, scenario: str, dtype: Any,
+                      ctx: Context, drawn: int) -> Array:
+    """Probabilities at their domain's edges, half the elements (all, for ``constant``)."""
+    edges = _edges(dtype)
+    if scenario == "constant":
+        return np.full(a.shape, float(rng.choice(edges)))
+    return np.where(rng.random(a.shape) < 0.5, rng.choice(edges, a.shape), a)
+
+
+def _span(dtype: Any) -> float:
+    """Decades each side of 1 a rate, variance or weight spans: 6 (1e-6 to 1e6) where the
+    dtype's range holds their squares and products with room, 2 in half precision."""
+    return 2.0 if dtype in (torch.float16, torch.bfloat16) else 6.0
+
+
+def _hard_positive(rng: np.random.Generator, a: Array, scenario: str, dtype: Any,
+                   ctx: Context, drawn: int) -> Array:
+    """Positive values spanning many orders of magnitude."""
+    k = _span(dtype)
+    if scenario == "constant":
+        return np.full(a.shape, 10.0 ** rng.uniform(-k, k))
+    return 10.0 ** rng.uniform(-k, k, a.shape)
+
+
+def _hard_weight(rng: np.random.Generator, a: Array, scenario: str, dtype: Any, ctx: Context,
+                 drawn: int) -> Array:
+    """Weights spanning many orders of magnitude, a tenth of them 0."""
+    return np.where(rng.random(a.shape) < 0.1, 0.0,
+                    _hard_positive(rng, a, scenario, dtype, ctx, drawn))
+
+
+def _hard_poisson_input(rng: np.random.Generator, a: Array, scenario: str, dtype: Any,
+                        ctx: Context, drawn: int) -> Array:
+    maker = _hard_reals if ctx.get("log_input", True) else _hard_positive
+    return maker(rng, a, scenario, dtype, ctx, drawn)
+
+
+def _hard_kl_target(rng: np.random.Generator, a: Array, scenario: str, dtype: Any,
+                    ctx: Context, drawn: int) -> Array:
+    maker = _hard_reals if ctx.get("log_target", False) else _hard_probability
+    return maker(rng, a, scenario, dtype, ctx, drawn)
+
+
+def _hard_target_distribution(rng: np.random.Generator, p: Array, class_dim: int) -> Array:
+    """Class probabilities at the simplex's edges: half the rows one-hot (exact 0 and 1), the
+    others with classes at the smallest normal magnitudes, renormalised."""
+    moved = np.moveaxis(p, class_dim, -1).copy()
+    flat = moved.reshape(-1, moved.shape[-1])
+    for row in flat:
+        if rng.random() < 0.5:
+            row[:] = 0.0
+            row[rng.integers(0, row.size)] = 1.0
+        else:
+            row *= np.where(rng.random(row.size) < 0.5, 1e-30, 1.0)
+            row /= row.sum()
+    return np.ascontiguousarray(np.moveaxis(flat.reshape(moved.shape), -1, class_dim))
+
+
+HARD_MAKERS: dict[Any, HardArrayMaker] = {
+    normal: _hard_reals, unit_interval: _hard_probability, positive: _hard_positive,
+    class_weight: _hard_weight, elementwise_weight: _hard_weight, pos_weight: _hard_weight,
+    poisson_input: _hard_poisson_input, kl_target: _hard_kl_target, gaussian_var: _hard_positive,
+}
+"""The hard variant of each array maker; makers not listed (labels, indices) keep their
+values. A new array maker gets its hard variant here."""
+
+
+def _kink_reach(dtype: Any) -> float:
+    """The largest magnitude the hard tier gives an array a kink rule reads: beyond
+    KINK_MARGIN / eps of the dtype, rounding alone moves a hinge's argument by more than the
+    margin (1 - x_j + x_i is 0 in float32 for x_j = x_i = 2.3e18, where it is 1), so which side
+    of the kink torch lands on is rounding's choice, not a rule to check."""
+    return KINK_MARGIN / float(torch.finfo(dtype).eps)
+
+
+def _hard_shape(draw: st.DrawFn, scenario: str, min_dims: int, max_dims: int,
+                max_size: int, zero_dim: bool = True) -> Shape:
+    """The shape of a hard case: a size scenario's (a vectorised last dimension of each
+    ``suite.hard.SIMD_SIZES`` size, or a long reduction: (L,) or (L / 8, 8)), else the usual."""
+    if scenario == "simd":
+        size = hard.simd_size(draw, zero_dim=zero_dim and min_dims == 0)
+        if size is None:
+            return ()
+        return (*(2,) * max(0, min_dims - 1), size)
+    if scenario == "long":
+        length = hard.long_terms()
+        return (length // 8, 8) if max_dims >= 2 and min_dims <= 2 else (length,)
+    return draw(shapes(min_dims=min_dims, max_dims=max_dims, max_side=64, max_size=max_size),
+                label="shape")
 
 
 @dataclass(frozen=True)
@@ -525,6 +755,53 @@ class Alignment:
         options = {"blank": 0, "reduction": "mean", "zero_infinity": False}
         return self._case(np.random.default_rng(seed), n, 4, 8, "padded", 1.0, options, seed,
                           target_length=n // 4)
+
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): the log-probabilities are the log_softmax of logits of
+        a drawn scenario (extreme and constant logits give probabilities of 1, 0 to the last
+        bit, and uniform rows); size scenarios give T frames of each ``suite.hard.SIMD_SIZES``
+        size, or a long recursion of ``suite.hard.long_terms() // 8`` frames (the reference's
+        alpha-beta recursion is a Python loop over T)."""
+
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            scenario = hard.scenario(draw)
+            layout = draw(st.sampled_from(["padded", "concatenated", "unbatched"]),
+                          label="layout")
+            if scenario == "simd":
+                t = hard.simd_size(draw, zero_dim=False) or 1
+            elif scenario == "long":
+                t = hard.long_terms() // 8
+            else:
+                t = draw(st.integers(1, self.max_frames), label="T")
+            n = 1 if layout == "unbatched" else draw(st.integers(1, self.max_batch), label="N")
+            c = draw(st.integers(2, self.max_classes), label="C")
+            options = {"blank": draw(st.integers(0, c - 1), label="blank"),
+                       "reduction": draw(REDUCTIONS, label="reduction"),
+                       "zero_infinity": draw(st.booleans(), label="zero_infinity")}
+            seed = draw(SEEDS, label="seed")
+            drawn = draw(st.integers(0, 2**16), label="position")
+            case = self._case(np.random.default_rng(seed), t, n, c, layout, 1.0, options, seed)
+            rng = hard.rng_for(seed)
+            shape = case.arrays["log_probs"].shape
+            if scenario in hard.VALUE_SCENARIOS:
+                logits, label = hard.values(rng, shape, scenario, dtype, axes=(-1,))
+            else:
+                logits, label = hard.place(rng, rng.standard_normal(shape), dtype, drawn,
+                                           axis=0)
+            # CTC's log-space recursion rounds its exponents to ~T u |log p| (the record's
+            # float32 widening): log-probabilities far below log(smallest) only make that the
+            # whole answer. Logits within twice that keep probabilities from 1 down to 0 to
+            # the last bit.
+            reach = -2 * hard.limits(dtype).exp_low
+            logits = np.clip(logits, -reach, reach)
+            z = logits - np.max(logits, axis=-1, keepdims=True)
+            with np.errstate(divide="ignore"):
+                log_probs = z - np.log(np.sum(np.exp(z), axis=-1, keepdims=True))
+            assume(np.all(np.isfinite(log_probs)))
+            return hard.rewrite(case, {"log_probs": log_probs}, f"{scenario}: {label}")
+
+        return cases()
 
 
 # LinearCrossEntropyOptions' chunking choices (torch 2.13): a chunk size, or a heuristic that

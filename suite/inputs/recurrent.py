@@ -15,12 +15,49 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
+from hypothesis import assume
 from hypothesis import strategies as st
 
 from references import recurrent as ref
+from suite import hard
 from suite.inputs.layers import VALUE_SCALES
 from suite.specs import Array, Case
 from suite.strategies import SEEDS
+
+# The recurrent makers' hard scenarios: every value scenario and the vector widths; no long
+# reductions (the BPTT reference is a Python loop over time steps; a sum over 10^4 terms
+# happens nowhere in these layers at the sizes they run: their long axis is time).
+HARD_SCENARIOS = (*hard.VALUE_SCENARIOS, "simd")
+
+
+def _hard_values(case: Case, scenario: str, dtype: torch.dtype, drawn: int,
+                 nonlinearity: str) -> Case:
+    """``case`` with its input (and initial states) of a hard scenario (power 2: they enter
+    matrix products); for relu, pre-activations kept RELU_MARGIN (relative to the inputs' size)
+    off the kink, where float32 rounding could put torch and the reference on different
+    sides."""
+    rng = hard.rng_for(case.seed)
+    arrays, label = dict(case.arrays), ""
+    for name in ("input", "h_0", "c_0"):
+        if name not in arrays:
+            continue
+        a = arrays[name]
+        if scenario in hard.VALUE_SCENARIOS:
+            arrays[name], label = hard.values(rng, a.shape, scenario, dtype, power=2)
+        elif name == "input":
+            arrays[name], label = hard.place(rng, a, dtype, drawn, power=2)
+    if nonlinearity == "relu":
+        size = max(float(np.max(np.abs(a), initial=0.0)) for a in arrays.values()
+                   if a.dtype.kind == "f")
+        assume(_relu_margin(arrays, case) >= RELU_MARGIN * (1.0 + size))
+    return hard.rewrite(case, arrays, f"{scenario}: {label}")
+
+
+def _relu_margin(arrays: dict[str, Array], case: Case) -> float:
+    if "weight_ih_l0" in arrays:
+        return kink_distance(arrays, dict(case.options))
+    return RecurrentCell._margin(arrays)
 
 # relu's derivative jumps where a pre-activation a is 0. A central difference of step h = 1e-6
 # along a direction v moves a by h |da/dv|, so it straddles the kink only where
@@ -184,6 +221,29 @@ class Recurrent:
         shape = _Shape(n, 4, n, n, 0, 1, False, False, True, True, lengths, not self.packed, 1.0)
         return self._case(shape, seed, off_kinks=False)
 
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): inputs and initial states of a drawn value scenario
+        on the usual configurations; or a hidden size of each ``suite.hard.SIMD_SIZES`` size
+        (one layer, two steps) with extremes in the input's vector body and tail. No long
+        scenario (``HARD_SCENARIOS``)."""
+
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            scenario = hard.scenario(draw, HARD_SCENARIOS)
+            if scenario == "simd":
+                size = hard.simd_size(draw, zero_dim=False) or 1
+                lengths = (2, 1) if self.packed else None
+                shape = _Shape(2, 2, size, size, 0, 1, False, False, True, True, lengths,
+                               True, 1.0)
+                case = self._case(shape, draw(SEEDS, label="seed"))
+            else:
+                case = draw(self.strategy(), label="case")
+            return _hard_values(case, scenario, dtype, draw(st.integers(0, 2**16),
+                                                            label="position"),
+                                self.nonlinearity)
+
+        return cases()
+
 
 @dataclass(frozen=True)
 class RecurrentCell:
@@ -246,3 +306,20 @@ class RecurrentCell:
         """A batch of n rows, input and hidden size n, bias, h_0 given (kinks not avoided, as
         for :meth:`Recurrent.sized`)."""
         return self._case(n, n, n, True, True, 1.0, seed, off_kinks=False)
+
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): as :meth:`Recurrent.hard`, for one step."""
+
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            scenario = hard.scenario(draw, HARD_SCENARIOS)
+            if scenario == "simd":
+                size = hard.simd_size(draw, zero_dim=False) or 1
+                case = self._case(2, size, size, True, True, 1.0, draw(SEEDS, label="seed"))
+            else:
+                case = draw(self.strategy(), label="case")
+            return _hard_values(case, scenario, dtype, draw(st.integers(0, 2**16),
+                                                            label="position"),
+                                self.nonlinearity)
+
+        return cases()
