@@ -45,6 +45,10 @@ BAD_INPUTS: list[tuple[str, dict[str, str], int, str]] = [
      "GRADSUITE_TORCH_THREADS='-1': --torch-threads needs a positive integer"),
     ("(no option)", {"GRADSUITE_DRIFT_JSON": "/nonexistent/d.json"}, 4,
      "--drift-json /nonexistent/d.json: folder /nonexistent does not exist"),
+    ("--backend tpu", {}, 4, "unknown backend 'tpu'; use eager, inductor, aot_eager"),
+    ("--backend ,", {}, 4, "unknown backend ','"),
+    ("(no option)", {"GRADSUITE_BACKEND": "jit"}, 4,
+     "GRADSUITE_BACKEND='jit': unknown backend 'jit'"),
 ]
 if not devices.cuda_available():
     BAD_INPUTS.append(("--device cuda", {}, 4, "--device cuda: no CUDA here"))
