@@ -54,7 +54,8 @@ def _broadcast(spec: OpSpec, case: Case, *, dtype: torch.dtype, device: str) -> 
         # torch warns that a target size different from the input size "will likely lead to
         # incorrect results due to broadcasting": that broadcasting is what is checked here.
         warnings.simplefilter("ignore", UserWarning)
-        _forward_and_gradient(spec, case, dtype=dtype, device=device)
+        gc.check_forward(spec, case, dtype, device)
+        gc.check_gradient(spec, case, dtype, device, broadcast=True)
     gc.check_reference_vjp(spec, case)
 
 

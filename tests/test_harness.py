@@ -713,3 +713,39 @@ def test_muon_check_fails_on_a_wrong_update_despite_the_tie_allowance() -> None:
     message = _fails(oc.check_run, bad, run, "for-loop", torch.float64, "cpu")
     assert message.startswith("muon: param 0 after step 1 is not close to the reference")
     oc.check_run(muon, run, "for-loop", torch.float64, "cpu")
+
+
+class _TargetGradientOff(torch.autograd.Function):
+    """kl_div (log_target) whose target gradient is 0.1% too large: a planted bug."""
+
+    @staticmethod
+    def forward(ctx, input, target):  # type: ignore[no-untyped-def]
+        ctx.save_for_backward(input, target)
+        return F.kl_div(input, target, reduction="none", log_target=True)
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[no-untyped-def]
+        input, target = ctx.saved_tensors
+        with torch.enable_grad():
+            i, t = input.detach().requires_grad_(), target.detach().requires_grad_()
+            gi, gt = torch.autograd.grad(F.kl_div(i, t, reduction="none", log_target=True),
+                                         (i, t), g)
+        return gi, gt * 1.001
+
+
+def test_broadcast_allowance_over_copies_still_catches_a_wrong_gradient(dtype) -> None:
+    """The broadcast check allows a broadcast argument's gradient the rounding of its sum over
+    the copies (gc.copies_slack), and no more: a target gradient 0.1% too large fails, on the
+    case where the copies cancel (kl_div, log_target, t = 8.6 over x of both signs) and on a
+    tame one; the correct op passes both."""
+    spec = catalog.record("kl_div")
+    planted = dataclasses.replace(spec, torch_fn=lambda input, target, **o: _TargetGradientOff
+                                  .apply(input, target))
+    rng = np.random.default_rng(3)
+    for scale in (1.0, 8.6):
+        case = Case({"input": rng.uniform(-13, 13, (2, 2, 6)),
+                     "target": scale + rng.uniform(-0.5, 0.5, (1, 2, 6))},
+                    ("input", "target"), {"reduction": "none", "log_target": True}, 0)
+        gc.check_gradient(spec, case, dtype, "cpu", broadcast=True)
+        with pytest.raises(AssertionError, match=r"VJP w\.r\.t\. target"):
+            gc.check_gradient(planted, case, dtype, "cpu", broadcast=True)
