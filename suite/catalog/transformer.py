@@ -287,6 +287,15 @@ _FUSED_NO_SECOND_ORDER = ("scaled_dot_product_attention's fused CPU kernel (need
                           "has no forward-mode AD and no double backward: torch 2.13.0 says "
                           "'not implemented'")
 
+# The stacks ask whether a mask is causal when no hint is given (nn.modules.transformer.
+# _detect_is_causal_mask: ``bool((mask == causal).all())``), a branch on the mask's values.
+_CAUSAL_DETECTED = {"transformer_encoder": ("mask",), "transformer_decoder": ("tgt_mask",),
+                    "transformer": ("src_mask", "tgt_mask")}
+_CAUSAL_DETECTION = ("the stack tests whether the mask is causal (bool((mask == causal).all())) "
+                     "and torch.func.vmap refuses a batched one: \"vmap: It looks like you're "
+                     "attempting to use a Tensor in some data-dependent control flow. We don't "
+                     "support that yet\" (torch 2.13.0); the mask is shared by the examples")
+
 RECORDS = (
     OpSpec(name="multi_head_attention", family="layer", torch_fn=multi_head_attention,
            ref=ref.multi_head_attention, ref_vjp=ref.multi_head_attention_vjp,
@@ -322,6 +331,7 @@ RECORDS = (
     *(OpSpec(name=name, family="layer", torch_fn=_transformer_stack(name),
              ref=getattr(ref, name), ref_vjp=getattr(ref, f"{name}_vjp"),
              inputs=ti.TransformerStack(name), docs=_DOCS.format(cls),
+             vmap={mask: _CAUSAL_DETECTION for mask in _CAUSAL_DETECTED[name]},
              # No functional form (the callable is the module); first order and off the ladder
              # for the layers' reasons.
              second_order=_FUSED_NO_SECOND_ORDER,
