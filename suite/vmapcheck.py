@@ -85,6 +85,14 @@ DIM_0_ONLY: dict[str, dict[str, str]] = {
                                    "non-contiguous indices, which a batch dimension other than "
                                    "0 hands it"}
     for d in (2, 3)} if versions.MAX_UNPOOL_BACKWARD_NEEDS_CONTIGUOUS_INDICES else {}
+_MHA_BIAS = ("torch 2.13.0 bug (KNOWN_DIFFERENCES.md): F.multi_head_attention_forward with a "
+             "separate key (cross-attention) and in_proj_bias batched at a dimension other than "
+             "0 raises 'view size is not compatible' under vmap")
+if versions.VMAP_MHA_CROSS_BIAS_VIEW_RAISES:
+    DIM_0_ONLY |= {"multi_head_attention": {"in_proj_bias": _MHA_BIAS},
+                   "transformer_decoder_layer": {"multihead_attn_in_proj_bias": _MHA_BIAS},
+                   "transformer_decoder": {"multihead_attn_in_proj_bias": _MHA_BIAS},
+                   "transformer": {"decoder_multihead_attn_in_proj_bias": _MHA_BIAS}}
 
 
 def spelled_out(spec: OpSpec, case: Case) -> Case:

@@ -251,3 +251,34 @@ def test_max_unpool3d_vjp_under_vmap_with_indices_batched_at_dimension_3() -> No
     got = torch.func.vmap(vjp, in_dims=(0, 3, 0))(values, idx, g)
     loop = torch.stack([vjp(values[k], indices, g[k]) for k in range(3)])
     torch.testing.assert_close(got, loop, rtol=0, atol=0)
+
+
+@pytest.mark.xfail(versions.VMAP_MHA_CROSS_BIAS_VIEW_RAISES, strict=True, raises=RuntimeError,
+                   reason="torch 2.13.0 bug (KNOWN_DIFFERENCES.md): multi_head_attention_forward "
+                          "with a separate key and in_proj_bias batched at dimension 1 raises "
+                          "'view size is not compatible' under vmap")
+def test_cross_attention_under_vmap_with_in_proj_bias_batched_at_dimension_1() -> None:
+    rng = np.random.default_rng(0)
+    e, heads = 4, 2
+    query, key = (torch.tensor(rng.standard_normal((1, 2, e))) for _ in range(2))  # (L, N, E)
+    weight, out_weight = torch.tensor(rng.standard_normal((3 * e, e))), torch.eye(e).double()
+    biases = torch.tensor(rng.standard_normal((3 * e, 3)))  # 3 examples at dimension 1
+
+    def attention(bias: torch.Tensor) -> torch.Tensor:
+        return F.multi_head_attention_forward(
+            query, key, key, e, heads, weight, bias, None, None, False, 0.0, out_weight, None,
+            training=False, need_weights=False)[0]
+
+    got = torch.func.vmap(attention, in_dims=1)(biases)
+    loop = torch.stack([attention(biases[:, k]) for k in range(3)])
+    torch.testing.assert_close(got, loop, rtol=1e-12, atol=1e-12)
+
+
+def test_arrays_torch_needs_at_dimension_0_are_batched_there_and_only_they() -> None:
+    case = catalog.by_name("linear").inputs.sized(4, seed=0)  # type: ignore[union-attr]
+    names = list(case.arrays)
+    pinned = vmapcheck.configurations(case, names, [], 2, dim_0_only=["weight"])
+    assert all(c.in_dims["weight"] == 0 for c in pinned if "weight" in c.in_dims)
+    free = vmapcheck.configurations(case, names, [], 2)
+    # unpinned, this seed puts weight's batch dimension at 2 somewhere: the pin is not vacuous
+    assert any(c.in_dims.get("weight") for c in free)
