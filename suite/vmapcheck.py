@@ -31,7 +31,16 @@ row) still holds. Arrays the op updates in place (running statistics) are batche
 anything is: torch.func refuses an in-place update of an unbatched tensor with batched values
 (its documented "Mutation: in-place PyTorch Operations" limitation), found by running the op
 once. The record's ``vmap`` field leaves arrays out with the reason (a mapping), or the whole
-check (a string: torch's own message where vmap cannot batch the op).
+check (a string: torch's own message where vmap cannot batch the op). Where a torch defect
+breaks one path of a batching rule, the check steps around that path only while the defect
+holds (``suite.versions``) and tests/test_vmap.py keeps it as a strict xfail: ``DIM_0_ONLY``
+arrays are batched at dimension 0, and ``spelled_out`` writes a convolution's one-element
+stride tuple per dimension.
+
+Cost: torch's per-example loop and the reference are the check's largest part on big records
+(a transformer stack builds its module per call). Example k of every configuration that
+batches the same arrays is the same example, and example 0 is the drawn case in all of them,
+so each (example, part) is run through the loop and the reference once per case.
 
 float64 only: a batching rule rearranges dimensions and calls kernels; it does not change the
 arithmetic, so the sharpest comparison is the one to make.
