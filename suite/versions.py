@@ -105,3 +105,25 @@ CTC_1D_TARGETS_IGNORE_STRIDES = True
 #: with shape [1, H] doesn't match the broadcast shape [B, 1, H]" (their forward batches;
 #: 2.13.0 measured): strict xfails in tests/test_vmap.py.
 RNN_CELL_VMAP_VJP_RAISES = True
+#: F.conv2d / conv3d / conv_transpose2d under vmap with a bias, a batched weight or bias, and
+#: ``stride`` spelled as a one-element tuple (``(1,)``, which the eager op reads as 1 in every
+#: dimension) raise "The size of tensor a (W) must match the size of tensor b (C_out) at
+#: non-singleton dimension 3", or, where the spatial sides are 1, return an output of the wrong
+#: shape silently (2.13.0 measured; ``stride=1`` or ``(1, 1)`` batch right). The vmap check
+#: spells such a stride out per dimension while this holds; tests/test_vmap.py keeps the bug
+#: as a strict xfail.
+VMAP_CONV_ONE_TUPLE_STRIDE_WRONG = True
+#: F.max_unpool2d / max_unpool3d backward with non-contiguous ``indices`` raises "view size is
+#: not compatible with input tensor's size and stride" (2.13.0 measured; the hard tier's
+#: transposed-indices finding). Under vmap, indices batched at a dimension other than 0 reach
+#: the backward as such strided slices (vmap's per-example fallback): the vmap check batches
+#: max_unpool's indices at dimension 0 while this holds; tests/test_vmap.py keeps the bug under
+#: vmap as a strict xfail.
+MAX_UNPOOL_BACKWARD_NEEDS_CONTIGUOUS_INDICES = True
+#: F.multi_head_attention_forward under vmap with a separate key (cross-attention: the decoder's
+#: multihead_attn) and ``in_proj_bias`` batched at dimension 1 raises "view size is not
+#: compatible with input tensor's size and stride" at ``q.view(tgt_len, bsz * num_heads,
+#: head_dim)``; the per-example loop runs, and self-attention or the bias at dimension 0 batch
+#: right (2.13.0 measured). The vmap check batches that bias at dimension 0 while this holds;
+#: tests/test_vmap.py keeps the bug as a strict xfail.
+VMAP_MHA_CROSS_BIAS_VIEW_RAISES = True

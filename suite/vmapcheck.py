@@ -31,7 +31,16 @@ row) still holds. Arrays the op updates in place (running statistics) are batche
 anything is: torch.func refuses an in-place update of an unbatched tensor with batched values
 (its documented "Mutation: in-place PyTorch Operations" limitation), found by running the op
 once. The record's ``vmap`` field leaves arrays out with the reason (a mapping), or the whole
-check (a string: torch's own message where vmap cannot batch the op).
+check (a string: torch's own message where vmap cannot batch the op). Where a torch defect
+breaks one path of a batching rule, the check steps around that path only while the defect
+holds (``suite.versions``) and tests/test_vmap.py keeps it as a strict xfail: ``DIM_0_ONLY``
+arrays are batched at dimension 0, and ``spelled_out`` writes a convolution's one-element
+stride tuple per dimension.
+
+Cost: torch's per-example loop and the reference are the check's largest part on big records
+(a transformer stack builds its module per call). Example k of every configuration that
+batches the same arrays is the same example, and example 0 is the drawn case in all of them,
+so each (example, part) is run through the loop and the reference once per case.
 
 float64 only: a batching rule rearranges dimensions and calls kernels; it does not change the
 arithmetic, so the sharpest comparison is the one to make.
@@ -42,6 +51,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
@@ -75,6 +85,38 @@ class Config:
 def excluded(spec: OpSpec) -> Mapping[str, str]:
     """Arrays the record leaves out of batching, with the reason (``OpSpec.vmap`` mapping)."""
     return dict(spec.vmap) if isinstance(spec.vmap, Mapping) else {}
+
+
+#: Arrays batched at dimension 0 only, per record, while a torch defect holds (the reason).
+DIM_0_ONLY: dict[str, dict[str, str]] = {
+    f"max_unpool{d}d": {"indices": "torch 2.13.0 bug (KNOWN_DIFFERENCES.md): max_unpool's "
+                                   "backward raises 'view size is not compatible' for "
+                                   "non-contiguous indices, which a batch dimension other than "
+                                   "0 hands it"}
+    for d in (2, 3)} if versions.MAX_UNPOOL_BACKWARD_NEEDS_CONTIGUOUS_INDICES else {}
+_MHA_BIAS = ("torch 2.13.0 bug (KNOWN_DIFFERENCES.md): F.multi_head_attention_forward with a "
+             "separate key (cross-attention) and in_proj_bias batched at a dimension other than "
+             "0 raises 'view size is not compatible' under vmap")
+if versions.VMAP_MHA_CROSS_BIAS_VIEW_RAISES:
+    DIM_0_ONLY |= {"multi_head_attention": {"in_proj_bias": _MHA_BIAS},
+                   "transformer_decoder_layer": {"multihead_attn_in_proj_bias": _MHA_BIAS},
+                   "transformer_decoder": {"multihead_attn_in_proj_bias": _MHA_BIAS},
+                   "transformer": {"decoder_multihead_attn_in_proj_bias": _MHA_BIAS}}
+
+
+def spelled_out(spec: OpSpec, case: Case) -> Case:
+    """``case`` with a one-element ``stride`` tuple of a convolution written per dimension
+    (the same stride: torch reads ``(s,)`` as ``s`` in every dimension) while torch 2.13.0's
+    convolution batching rule mishandles the short tuple (``VMAP_CONV_ONE_TUPLE_STRIDE_WRONG``,
+    KNOWN_DIFFERENCES.md; tests/test_vmap.py keeps it as a strict xfail). Other cases as they
+    are."""
+    stride = case.options.get("stride")
+    if not (versions.VMAP_CONV_ONE_TUPLE_STRIDE_WRONG and spec.name.startswith("conv")
+            and isinstance(stride, tuple) and len(stride) == 1 and "weight" in case.arrays):
+        return case
+    d = case.arrays["weight"].ndim - 2
+    return Case(case.arrays, case.differentiable, {**case.options, "stride": stride * d},
+                case.seed)
 
 
 def _example(case: Case, shift: int, batched: Sequence[str]) -> Case:
@@ -149,9 +191,9 @@ def _mutated(spec: OpSpec, case: Case, device: str) -> list[str]:
 
 
 def configurations(case: Case, batchable: Sequence[str], mutated: Sequence[str],
-                   out_ndim: int) -> list[Config]:
+                   out_ndim: int, dim_0_only: Sequence[str] = ()) -> list[Config]:
     """Each batchable array in turn, all of them together, and nested once; batch dimensions
-    and the output's at positions drawn from the case's seed."""
+    and the output's at positions drawn from the case's seed (``dim_0_only``: at 0)."""
     rng = np.random.default_rng([case.seed, 9])
 
     def dims(names: Sequence[str]) -> dict[str, int]:
@@ -159,8 +201,10 @@ def configurations(case: Case, batchable: Sequence[str], mutated: Sequence[str],
         # An array updated in place is batched at dimension 0: torch 2.13.0's batch_norm
         # computes but silently drops the update of running statistics batched at another
         # dimension (KNOWN_DIFFERENCES.md; tests/test_vmap.py keeps it as a strict xfail).
-        return {n: 0 if n in mutated and versions.VMAP_INPLACE_UPDATE_NEEDS_DIM_0
-                else int(rng.integers(0, case.arrays[n].ndim + 1)) for n in chosen}
+        # So are the arrays of ``dim_0_only`` (torch defects, each with its reason).
+        return {n: 0 if (n in mutated and versions.VMAP_INPLACE_UPDATE_NEEDS_DIM_0)
+                or n in dim_0_only else int(rng.integers(0, case.arrays[n].ndim + 1))
+                for n in chosen}
 
     configs = [Config(f"batching {n}", dims([n]), int(rng.integers(0, out_ndim + 1)))
                for n in batchable if n not in mutated or len(batchable) == len(mutated)]
@@ -179,23 +223,26 @@ def check_vmap(spec: OpSpec, case: Case, device: str = "cpu") -> None:
     differentiate (a torch.library custom op's autograd, torch 2.13.0) has its forward checked
     in every configuration, then skips the VJP with torch's own message."""
     __tracebackhide__ = True
+    case = spelled_out(spec, case)
     skip = excluded(spec)
     mutated = _mutated(spec, case, device)
     batchable = [n for n in case.arrays if n not in skip]
     out_shape = np.shape(spec.reference(case))
-    configs = configurations(case, batchable, mutated, len(out_shape))
+    configs = configurations(case, batchable, mutated, len(out_shape),
+                             list(DIM_0_ONLY.get(spec.name, {})))
+    memo: dict[tuple[object, ...], object] = {}
     with warnings.catch_warnings():
         # vmap's "There is a performance drop because we have not yet implemented the batching
         # rule for ...": the op then runs through vmap's per-example fallback, checked the same
         # way; the warning says nothing about the numbers.
         warnings.filterwarnings("ignore", message="There is a performance drop")
         for config in configs:
-            _check_config(spec, case, config, mutated, out_shape, device, "forward")
+            _check_config(spec, case, config, mutated, out_shape, device, "forward", memo)
         if not case.differentiable:
             return
         try:
             for config in configs:
-                _check_config(spec, case, config, mutated, out_shape, device, "vjp")
+                _check_config(spec, case, config, mutated, out_shape, device, "vjp", memo)
         except RuntimeError as error:
             if higher.NOT_TRANSFORMABLE not in str(error):
                 raise
@@ -242,7 +289,8 @@ def _unbatched(t: torch.Tensor, config: Config, dim: int, count: int) -> Array:
 
 
 def _check_config(spec: OpSpec, case: Case, config: Config, mutated: Sequence[str],
-                  out_shape: tuple[int, ...], device: str, part: str) -> None:
+                  out_shape: tuple[int, ...], device: str, part: str,
+                  memo: dict[tuple[object, ...], object] | None = None) -> None:
     __tracebackhide__ = True
     names = list(case.arrays)
     count = NESTED * NESTED if config.nested else BATCH
@@ -265,25 +313,37 @@ def _check_config(spec: OpSpec, case: Case, config: Config, mutated: Sequence[st
         assert isinstance(grads, tuple)
         outs, after = [_unbatched(d, config, 0, count) for d in grads], []
     for k, (example, gk) in enumerate(zip(examples, cotangents, strict=True)):
+        # Example k of two configurations batching the same arrays is the same example (and
+        # example 0 is the drawn case in every one): its loop and reference are computed once.
+        key = (k, frozenset(config.in_dims) if k else None)
         _compare_example(spec, example, gk, k, config, part, [o[k] for o in outs],
-                         [a[k] for a in after], mutated, device)
+                         [a[k] for a in after], mutated, device,
+                         {} if memo is None else memo, key)
 
 
 def _compare_example(spec: OpSpec, example: Case, g: Array, k: int, config: Config, part: str,
                      got: list[Array], updated: list[Array], mutated: Sequence[str],
-                     device: str) -> None:
+                     device: str, memo: dict[tuple[object, ...], object],
+                     key: tuple[object, ...]) -> None:
     __tracebackhide__ = True
     if part == "vjp":
         mutated = ()  # compared after the forward-only call
-    loop_out, loop_grads, loop_updated = _loop(spec, example, g if part == "vjp" else None,
-                                               mutated, device)
+
+    def once(what: str, compute: Callable[[], object]) -> Any:
+        if (what, *key) not in memo:
+            memo[(what, *key)] = compute()
+        return memo[(what, *key)]
+
+    loop_out, loop_grads, loop_updated = once(f"loop {part}", lambda: _loop(
+        spec, example, g if part == "vjp" else None, mutated, device))
     where = f"{config.describe()}; example {k}"
     context = f"float64, {', '.join(f'{n}={tuple(a.shape)}' for n, a in example.arrays.items())}"
     pairs: list[tuple[str, Array, Array, Array, tols.Kind]]
     if part == "forward":
-        pairs = [("forward", got[0], loop_out, spec.reference(example), tols.Kind.FORWARD)]
+        pairs = [("forward", got[0], loop_out, once("reference", lambda: spec.reference(example)),
+                  tols.Kind.FORWARD)]
     else:
-        ref_grads = spec.reference_vjp(g, example, as_torch=True)
+        ref_grads = once("reference vjp", lambda: spec.reference_vjp(g, example, as_torch=True))
         gc.check_vjp_shapes(spec, example, ref_grads)
         pairs = [(f"VJP w.r.t. {n}", a, b, ref_grads[n], tols.Kind.GRADIENT)
                  for n, a, b in zip(example.differentiable, got, loop_grads, strict=True)]

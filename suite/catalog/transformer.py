@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -287,10 +287,36 @@ _FUSED_NO_SECOND_ORDER = ("scaled_dot_product_attention's fused CPU kernel (need
                           "has no forward-mode AD and no double backward: torch 2.13.0 says "
                           "'not implemented'")
 
+# The stacks ask whether a mask is causal when no hint is given (nn.modules.transformer.
+# _detect_is_causal_mask: ``bool((mask == causal).all())``), a branch on the mask's values.
+_CAUSAL_DETECTED = {"transformer_encoder": ("mask",), "transformer_decoder": ("tgt_mask",),
+                    "transformer": ("src_mask", "tgt_mask")}
+_CAUSAL_DETECTION = ("the stack tests whether the mask is causal (bool((mask == causal).all())) "
+                     "and torch.func.vmap refuses a batched one: \"vmap: It looks like you're "
+                     "attempting to use a Tensor in some data-dependent control flow. We don't "
+                     "support that yet\" (torch 2.13.0); the mask is shared by the examples")
+
+# The vmap check's example k rolls each batched array along its last axis, one mask at a time
+# in "each argument in turn". The input makers keep, for every query, one key allowed by both
+# the attention mask and the key padding mask (no softmax row all masked: 0 / 0, where torch and
+# the reference follow conventions of their own), and a causal hint true to its mask; a mask
+# rolled alone breaks both (measured on 2026-12-01: a row all masked, NaN in the reference; a
+# rolled mask under tgt_is_causal=True, for which torch documents "incorrect and unpredictable
+# execution"). The masks stay shared by the examples; inputs and parameters are batched.
+_MASK_ROLLED = ("a rolled mask breaks the input maker's guarantees (one key per query allowed "
+                "by both masks; a causal hint true to its mask), so it is shared by the "
+                "examples")
+
+
+def _masks_unbatched(masks: Iterable[str]) -> dict[str, str]:
+    return {m: _MASK_ROLLED for m in masks}
+
+
 RECORDS = (
     OpSpec(name="multi_head_attention", family="layer", torch_fn=multi_head_attention,
            ref=ref.multi_head_attention, ref_vjp=ref.multi_head_attention_vjp,
            inputs=ti.MultiheadAttention(), docs=_DOCS.format("MultiheadAttention"),
+           vmap=_masks_unbatched(("key_padding_mask", "attn_mask")),
            module=ModuleForm(nn.MultiheadAttention, factory=_MultiheadAttention,
                              params=_MHA_PARAMS),
            # Smooth, but with need_weights=False torch runs scaled_dot_product_attention, whose
@@ -306,6 +332,8 @@ RECORDS = (
     *(OpSpec(name=name, family="layer", torch_fn=_transformer_layer(name),
              ref=getattr(ref, name), ref_vjp=getattr(ref, f"{name}_vjp"),
              inputs=ti.TransformerLayer(name), docs=_DOCS.format(cls),
+             vmap=_masks_unbatched(_LAYER_INPUTS[name][1:] if "encoder" in name
+                                   else _LAYER_INPUTS[name][2:]),
              # No functional form: the torch callable is the module (module docstring).
              # Self-attention runs with need_weights=False: the fused kernel above.
              second_order=_FUSED_NO_SECOND_ORDER,
@@ -322,6 +350,8 @@ RECORDS = (
     *(OpSpec(name=name, family="layer", torch_fn=_transformer_stack(name),
              ref=getattr(ref, name), ref_vjp=getattr(ref, f"{name}_vjp"),
              inputs=ti.TransformerStack(name), docs=_DOCS.format(cls),
+             vmap={**_masks_unbatched([m for m in _STACK_INPUTS[name] if "mask" in m]),
+                   **{mask: _CAUSAL_DETECTION for mask in _CAUSAL_DETECTED[name]}},
              # No functional form (the callable is the module); first order and off the ladder
              # for the layers' reasons.
              second_order=_FUSED_NO_SECOND_ORDER,
