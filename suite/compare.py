@@ -16,7 +16,7 @@ e.g. ``assert_close(actual, expected, tol=Tolerance(1.3e-6, 1e-5), what=...)`` f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -130,18 +130,25 @@ def find_mismatch(actual: Array, expected: Array, *, tol: Tolerance, what: str, 
 
 def assert_close(actual: Array, expected: Array, *, tol: Tolerance, what: str, context: str,
                  inputs: Mapping[str, Array] | None = None, case: Any = "",
-                 verdict: Any = "", slack: Array | None = None,
+                 verdict: Any = "", slack: Array | Callable[[], Array | None] | None = None,
                  slack_reason: str = "sum |terms|") -> None:
     """Raise AssertionError with a :class:`Mismatch` message unless the arrays are close.
 
     ``verdict`` and ``case`` may be strings or zero-argument callables producing one (or, for
     ``case``, an object with a ``describe()`` method, e.g. a ``suite.specs.Case``); they are
     only evaluated on failure (the verdict may be an expensive cross-check such as finite
-    differences; describing a case costs more than a passing comparison).
+    differences; describing a case costs more than a passing comparison). ``slack`` may be a
+    zero-argument callable too: it is computed only when the arrays are not close without it
+    (an allowance only widens, so a comparison that passes without it passes with it).
     """
     __tracebackhide__ = True
+    later = slack if callable(slack) else None
+    now = None if callable(slack) else slack
     m = find_mismatch(actual, expected, tol=tol, what=what, context=context, inputs=inputs,
-                      slack=slack, slack_reason=slack_reason)
+                      slack=now, slack_reason=slack_reason)
+    if m is not None and later is not None:
+        m = find_mismatch(actual, expected, tol=tol, what=what, context=context, inputs=inputs,
+                          slack=later(), slack_reason=slack_reason)
     if m is None:
         return
     text = verdict() if callable(verdict) else verdict

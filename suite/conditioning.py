@@ -523,7 +523,7 @@ def _sigmoid(x: Array) -> Array:
 
 def _softmax(x: Array, dim: int) -> Array:
     z = np.asarray(x, dtype=np.float64)
-    z = z - np.max(z, axis=dim, keepdims=True)
+    z = z - np.max(z, axis=dim, keepdims=True, initial=-np.inf)  # -inf: an empty dim
     e = np.exp(z)
     return e / np.sum(e, axis=dim, keepdims=True)
 
@@ -592,7 +592,7 @@ def _log_softmax_terms(x: Array, dim: int = -1) -> Array:
     other terms: KNOWN_DIFFERENCES.md, "log_softmax and cross_entropy ..."): M = |x - max| +
     log S + 1."""
     z = np.asarray(x, dtype=np.float64)
-    z = z - np.max(z, axis=dim, keepdims=True)
+    z = z - np.max(z, axis=dim, keepdims=True, initial=-np.inf)  # -inf: an empty dim
     return np.abs(z) + np.log(np.sum(np.exp(z), axis=dim, keepdims=True)) + 1.0
 
 
@@ -880,7 +880,7 @@ CTC = Ctc()
 
 def _log_softmax_along(x: Array, dim: int) -> tuple[Array, Array]:
     z = np.asarray(x, dtype=np.float64)
-    z = z - np.max(z, axis=dim, keepdims=True)
+    z = z - np.max(z, axis=dim, keepdims=True, initial=-np.inf)  # -inf: an empty dim
     lse = np.log(np.sum(np.exp(z), axis=dim, keepdims=True))
     return z - lse, np.abs(z) + lse + 1.0  # log p, and M of log p (_log_softmax_terms)
 
