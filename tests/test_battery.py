@@ -359,8 +359,11 @@ def test_baseline_relative_tolerance(pytester: pytest.Pytester, run, naive: bool
     result = run("-k", "float16 and not bfloat16")
     result.assert_outcomes(**{outcome: 1})
     if naive:
+        # The forward or, on draws where the gradient is compared first, the gradient (the
+        # naive forward's rounding reaches both) fails.
         text = "\n".join(result.outlines)
-        assert "softplus: forward is not within 2x torch's own error" in text
+        assert ("softplus: forward is not within 2x torch's own error" in text
+                or "softplus: VJP w.r.t. input is not within 3x torch's own error" in text), text
         assert "torch eager's float16 op on the same inputs:" in text
 
 

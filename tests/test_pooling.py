@@ -278,3 +278,14 @@ def test_a_functional_torch_lacks_skips_saying_so() -> None:
     assert functional("max_pool2d") is F.max_pool2d
     with pytest.raises(pytest.skip.Exception, match=r"has no torch\.nn\.functional\.no_such_op"):
         functional("no_such_op")(torch.zeros(1))
+
+
+@pytest.mark.xfail(strict=True, reason="torch 2.13.0 and 2.14.1 (KNOWN_DIFFERENCES.md, lp_pool "
+                   "with norm_type 1): the gradient is 0 where a window's sum is exactly 0, "
+                   "though p = 1 pools the signed sum, whose derivative is 1")
+def test_lp_pool_p1_gradient_where_a_window_sums_to_zero() -> None:
+    x = torch.tensor([[[0.5, -0.5, 0.25, 0.75]]], dtype=torch.float64, requires_grad=True)
+    torch.nn.functional.lp_pool1d(x, 1, 2).sum().backward()
+    # both windows: z = x_0 + x_1 (sum 0 for the first), dz/dx = 1 for every element
+    assert x.grad is not None
+    torch.testing.assert_close(x.grad, torch.ones_like(x), rtol=0, atol=0)
