@@ -536,7 +536,19 @@ def _unrecognized(top: argparse.ArgumentParser, args: argparse.Namespace,
 
 def main(argv: Sequence[str] | None = None) -> int:
     top = parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # What follows `--` is pytest's (check, measure): split it off before argparse, which gives
+    # an optional-interleaved `nargs="*"` positional nothing and reports the rest unrecognised.
+    passthrough: list[str] | None = None
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1:]
     args, extra = top.parse_known_args(argv)
+    if passthrough is not None:
+        if hasattr(args, "pytest_args"):
+            args.pytest_args = [*(args.pytest_args or []), *passthrough]
+        else:
+            extra = [*extra, "--", *passthrough]
     if extra:
         _unrecognized(top, args, extra)
     from suite.drift import DriftError
