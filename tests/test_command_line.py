@@ -111,3 +111,22 @@ def test_help_does_not_import_torch() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True, timeout=60)
     assert done.stderr.strip() == "False" and "--threshold PCT" in done.stdout
+
+
+def test_what_follows_a_double_dash_goes_to_pytest(monkeypatch) -> None:
+    """`python -m suite check T --like N -- ARGS` hands ARGS to pytest (argparse alone left
+    them unrecognised: .ci/examples runs this command)."""
+    from suite import __main__ as cli
+    from suite import usercheck
+
+    seen: dict[str, object] = {}
+
+    def fake_run(target, like, reference, pytest_args):  # type: ignore[no-untyped-def]
+        seen.update(target=target, like=like, pytest_args=pytest_args)
+        return 0
+
+    monkeypatch.setattr(usercheck, "run", fake_run)
+    assert cli.main(["check", "ops:my_gelu", "--like", "gelu", "--", "--device", "cpu", "-k",
+                     "float64"]) == 0
+    assert seen == {"target": "ops:my_gelu", "like": "gelu",
+                    "pytest_args": ["--device", "cpu", "-k", "float64"]}
