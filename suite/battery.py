@@ -537,6 +537,75 @@ def _hard_special(records: list[OpSpec]) -> Callable[..., None]:
     return test_hard_special_values_at_every_position
 
 
+
+# --- option pairs covered on purpose (suite/covering.py) ----------------------------------------
+# Each example draws one case per covering row (sizes, values and seeds drawn; the row's option
+# values fixed), so that every pair of option values that selects a different kernel path is
+# checked in every example, in every profile, not only when a random draw happens to hit it.
+
+
+def _covers(spec: OpSpec) -> str | None:
+    from suite import covering
+
+    if not isinstance(spec.inputs, covering.CoveringInputs):
+        return (f"{type(spec.inputs).__name__} declares no covering factors (suite.covering): "
+                f"its options are drawn at random only")
+    return None
+
+
+def _row_cases(spec: OpSpec, data: st.DataObject,
+               keep: Callable[[Any], bool] | None = None) -> Iterable[Any]:
+    """One drawn case per covering row of ``spec``'s maker (``keep``: a filter)."""
+    from suite import covering
+
+    inputs = spec.inputs
+    assert isinstance(inputs, covering.CoveringInputs)
+    for i, row in enumerate(covering.rows_of(inputs)):
+        strategy = covering.case_for(inputs, row)
+        yield data.draw(strategy if keep is None else strategy.filter(keep),
+                        label=f"row {i}: {covering.describe(row)}")
+
+
+PAIR_EXAMPLES = 3  # each example checks every row (11-16 for a convolution)
+
+
+def _option_pairs(records: list[OpSpec]) -> Callable[..., None]:
+    @_parametrize(records)
+    @settings(max_examples=PAIR_EXAMPLES)
+    @given(data=st.data())
+    def test_every_option_pair_matches_reference(self: Any, spec: OpSpec, dtype: torch.dtype,
+                                                 device: str, data: st.DataObject) -> None:
+        """Forward and gradient on one case per row of the maker's covering array: every pair
+        of kernel-selecting option values (stride x dilation x groups x padding, reduction x
+        weight x ignore_index x label_smoothing, ...) in every example."""
+        for case in _row_cases(spec, data):
+            _run(spec, "forward", case, dtype=dtype, device=device)
+            _run(spec, "gradient", case, dtype=dtype, device=device)
+    return test_every_option_pair_matches_reference
+
+
+def _option_pairs_low_precision(records: list[OpSpec]) -> Callable[..., None]:
+    @_parametrize(records)
+    @HALF
+    @settings(max_examples=PAIR_EXAMPLES)
+    @given(data=st.data())
+    def test_every_option_pair_in_low_precision(self: Any, spec: OpSpec, half: torch.dtype,
+                                                device: str, data: st.DataObject) -> None:
+        """The covering rows in float16 and bfloat16 (records on the precision ladder), judged
+        as the ladder judges; a row's case that runs into a recorded defect, or whose exact
+        result exceeds the dtype's range, is drawn again."""
+        def keep(case: Any) -> bool:
+            rounded = case.rounded_to(half)
+            if spec.known_defect(rounded, half) is not None:
+                return False
+            exact = spec.reference(rounded)
+            return not np.any(np.abs(exact[np.isfinite(exact)]) > torch.finfo(half).max)
+
+        for case in _row_cases(spec, data, keep):
+            _run(spec, "low_precision", case, dtype=half, device=device)
+    return test_every_option_pair_in_low_precision
+
+
 # (factory, rule) per op check; the rule says where it does not apply.
 OP_CHECKS: tuple[tuple[Callable[[list[OpSpec]], Callable[..., None]],
                        Callable[[OpSpec], str | None]], ...] = (
@@ -566,6 +635,10 @@ OP_CHECKS: tuple[tuple[Callable[[list[OpSpec]], Callable[..., None]],
                                                         "low_precision is False"), _has_hard)),
     (_hard_layouts, _needs_reference),
     (_hard_special, _all(_needs_reference, _elementwise)),
+    (_option_pairs, _all(_needs_reference, _covers)),
+    (_option_pairs_low_precision, _all(_needs_reference, _field("low_precision",
+                                                                "low_precision is False"),
+                                       _covers)),
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
-from suite import hard, versions
+from suite import covering, hard, versions
 from suite.inputs.variants import BenchVariant, grouped
 from suite.specs import Array, Case
 from suite.strategies import SEEDS, Shape, shapes
@@ -97,6 +98,11 @@ EPS = st.sampled_from((1e-5, 1e-3, 0.1))
 
 def _per_dim(draw: st.DrawFn, values: st.SearchStrategy[int], d: int, label: str) -> list[int]:
     return [draw(values, label=f"{label}[{i}]") for i in range(d)]
+
+
+def per_dim_factors(label: str, values: tuple[Any, ...], d: int) -> dict[str, tuple[Any, ...]]:
+    """Covering factors (suite.covering) for the per-dimension draws of :func:`_per_dim`."""
+    return {f"{label}[{i}]": values for i in range(d)}
 
 
 def _spelled(draw: st.DrawFn, values: list[int], label: str, *,
@@ -227,41 +233,59 @@ class Convolution:
     max_side: int = 12
 
     def strategy(self) -> st.SearchStrategy[Case]:
+        return st.composite(lambda draw: self.draw_case(draw))()
+
+    def draw_case(self, draw: st.DrawFn) -> Case:
+        """One case, every choice through ``draw`` (suite.covering steers it)."""
         d = self.dims
+        groups = draw(st.integers(1, 2), label="groups")
+        c_in = groups * draw(st.integers(1, 4 // groups * 2), label="in per group")
+        c_out = groups * draw(st.integers(1, 4 // groups * 2), label="out per group")
+        kernel = _per_dim(draw, st.integers(1, 3), d, "kernel")
+        dilation = _per_dim(draw, st.integers(1, 2), d, "dilation")
+        how = draw(st.sampled_from(["ints", "valid", "same"]), label="padding kind")
+        stride = [1] * d if how == "same" else _per_dim(draw, st.integers(1, 3), d, "stride")
+        pads = _per_dim(draw, st.integers(0, 2), d, "padding") if how == "ints" else [0] * d
+        sides = []
+        for i in range(d):
+            reach = dilation[i] * (kernel[i] - 1) + 1
+            lowest = 1 if how == "same" else max(1, reach - 2 * pads[i])
+            sides.append(draw(st.integers(lowest, max(lowest, self.max_side)),
+                              label=f"side[{i}]"))
+        batch = draw(st.sampled_from([(), (1,), (2,), (3,)]), label="batch")
+        scale = draw(VALUE_SCALES, label="scale")
+        seed = draw(SEEDS, label="seed")
+        rng = np.random.default_rng(seed)
+        fan_in = c_in // groups * math.prod(kernel)
+        arrays = {"input": _normal(rng, (*batch, c_in, *sides), scale),
+                  "weight": _normal(rng, (c_out, c_in // groups, *kernel)) / math.sqrt(fan_in)}
+        if draw(st.booleans(), label="bias"):
+            arrays["bias"] = _normal(rng, (c_out,))
+        options = {"stride": _spelled(draw, stride, "stride", one_tuple=True),
+                   "padding": how if how != "ints" else _spelled(draw, pads, "padding",
+                                                                 one_tuple=True),
+                   "dilation": _spelled(draw, dilation, "dilation", one_tuple=True),
+                   "groups": groups}
+        return Case(arrays, tuple(arrays), options, seed)
 
-        @st.composite
-        def cases(draw: st.DrawFn) -> Case:
-            groups = draw(st.integers(1, 2), label="groups")
-            c_in = groups * draw(st.integers(1, 4 // groups * 2), label="in per group")
-            c_out = groups * draw(st.integers(1, 4 // groups * 2), label="out per group")
-            kernel = _per_dim(draw, st.integers(1, 3), d, "kernel")
-            dilation = _per_dim(draw, st.integers(1, 2), d, "dilation")
-            how = draw(st.sampled_from(["ints", "valid", "same"]), label="padding kind")
-            stride = [1] * d if how == "same" else _per_dim(draw, st.integers(1, 3), d, "stride")
-            pads = _per_dim(draw, st.integers(0, 2), d, "padding") if how == "ints" else [0] * d
-            sides = []
-            for i in range(d):
-                reach = dilation[i] * (kernel[i] - 1) + 1
-                lowest = 1 if how == "same" else max(1, reach - 2 * pads[i])
-                sides.append(draw(st.integers(lowest, max(lowest, self.max_side)),
-                                  label=f"side[{i}]"))
-            batch = draw(st.sampled_from([(), (1,), (2,), (3,)]), label="batch")
-            scale = draw(VALUE_SCALES, label="scale")
-            seed = draw(SEEDS, label="seed")
-            rng = np.random.default_rng(seed)
-            fan_in = c_in // groups * math.prod(kernel)
-            arrays = {"input": _normal(rng, (*batch, c_in, *sides), scale),
-                      "weight": _normal(rng, (c_out, c_in // groups, *kernel)) / math.sqrt(fan_in)}
-            if draw(st.booleans(), label="bias"):
-                arrays["bias"] = _normal(rng, (c_out,))
-            options = {"stride": _spelled(draw, stride, "stride", one_tuple=True),
-                       "padding": how if how != "ints" else _spelled(draw, pads, "padding",
-                                                                     one_tuple=True),
-                       "dilation": _spelled(draw, dilation, "dilation", one_tuple=True),
-                       "groups": groups}
-            return Case(arrays, tuple(arrays), options, seed)
+    def covering(self) -> covering.Factors:
+        """Every pair of stride, dilation, padding and kernel size per dimension, groups, bias
+        and batching (suite.covering): the values that select other kernel paths. torch refuses
+        ``padding="same"`` with a stride above 1, and a padding is given only as ints."""
+        d = self.dims
+        values: dict[str, tuple[Any, ...]] = {
+            "groups": (1, 2), "padding kind": ("ints", "valid", "same"),
+            **per_dim_factors("stride", (1, 2, 3), d), **per_dim_factors("dilation", (1, 2), d),
+            **per_dim_factors("padding", (0, 1), d), **per_dim_factors("kernel", (1, 3), d),
+            "batch": ((), (2,)), "bias": (False, True)}
 
-        return cases()
+        def allowed(row: Mapping[str, Any]) -> bool:
+            kind = row.get("padding kind", "ints")
+            return not any((k.startswith("stride[") and kind == "same" and v != 1)
+                           or (k.startswith("padding[") and kind != "ints" and v != 0)
+                           for k, v in row.items())
+
+        return covering.Factors(values, allowed)
 
     @property
     def bench_variants(self) -> dict[str, BenchVariant]:
@@ -318,53 +342,80 @@ class Pooling:
                                                                                      scale)
 
     def strategy(self) -> st.SearchStrategy[Case]:
+        return st.composite(lambda draw: self.draw_case(draw))()
+
+    def draw_case(self, draw: st.DrawFn) -> Case:
+        """One case, every choice through ``draw`` (suite.covering steers it)."""
         d = self.dims
+        kernel = _per_dim(draw, st.integers(1, 3), d, "kernel")
+        dilation = _per_dim(draw, st.integers(1, 2), d, "dilation") \
+            if self.kind == "max" else [1] * d
+        pads = [draw(st.integers(0, k // 2), label=f"padding[{i}]")
+                for i, k in enumerate(kernel)]
+        sides = []
+        for i in range(d):
+            # Every window must hold an input element: side >= dilation ensures it for the
+            # windows starting in the padding (their first real element is < dilation).
+            lowest = max(1, dilation[i] * (kernel[i] - 1) + 1 - 2 * pads[i], dilation[i])
+            if self.kind == "avg" and d == 3:
+                # torch 2.13's avg_pool3d refuses a side shorter than the kernel even where
+                # the padding makes room (1-d, 2-d and max_pool3d accept it:
+                # KNOWN_DIFFERENCES.md, a strict xfail in tests/test_pooling.py)
+                lowest = max(lowest, kernel[i])
+            sides.append(draw(st.integers(lowest, max(lowest, self.max_side)),
+                              label=f"side[{i}]"))
+        batch = draw(st.sampled_from([(), (1,), (2,)]), label="batch")
+        channels = draw(st.integers(1, 4), label="channels")
+        options: dict[str, Any] = {"kernel_size": _spelled(draw, kernel, "kernel_size",
+                                                           one_tuple=True)}
+        stride = draw(st.sampled_from(["default", "given", "empty"]), label="stride")
+        if stride == "given":
+            options["stride"] = _spelled(draw, _per_dim(draw, st.integers(1, 3), d,
+                                                        "stride"), "stride",
+                                         one_tuple=True)
+        elif stride == "empty":
+            options["stride"] = ()  # torch reads an empty stride as kernel_size, as None
+        options["padding"] = _spelled(draw, pads, "padding", one_tuple=True)
+        options["ceil_mode"] = draw(st.booleans(), label="ceil_mode")
+        if self.kind == "max":
+            options["dilation"] = _spelled(draw, dilation, "dilation", one_tuple=True)
+        else:
+            options["count_include_pad"] = draw(st.booleans(), label="count_include_pad")
+            if d > 1:
+                options["divisor_override"] = draw(st.one_of(st.none(), st.integers(1, 9)),
+                                                   label="divisor_override")
+        scale = draw(VALUE_SCALES, label="scale")
+        seed = draw(SEEDS, label="seed")
+        x = self._input(np.random.default_rng(seed), (*batch, channels, *sides), scale)
+        return Case({"input": x}, ("input",), options, seed)
 
-        @st.composite
-        def cases(draw: st.DrawFn) -> Case:
-            kernel = _per_dim(draw, st.integers(1, 3), d, "kernel")
-            dilation = _per_dim(draw, st.integers(1, 2), d, "dilation") \
-                if self.kind == "max" else [1] * d
-            pads = [draw(st.integers(0, k // 2), label=f"padding[{i}]")
-                    for i, k in enumerate(kernel)]
-            sides = []
+
+    def covering(self) -> covering.Factors:
+        """Every pair of kernel size, padding, stride (torch's default, given per dimension,
+        or empty), ceil_mode, dilation (max) or count_include_pad and divisor_override (avg),
+        and batching (suite.covering). torch requires padding <= kernel / 2; a stride value
+        applies only where one is given."""
+        d = self.dims
+        values: dict[str, tuple[Any, ...]] = {
+            **per_dim_factors("kernel", (1, 2, 3), d), **per_dim_factors("padding", (0, 1), d),
+            "stride": ("default", "given", "empty"), **per_dim_factors("stride", (1, 2, 3), d),
+            "ceil_mode": (False, True), "batch": ((), (2,))}
+        if self.kind == "max":
+            values.update(per_dim_factors("dilation", (1, 2), d))
+        else:
+            values["count_include_pad"] = (False, True)
+            if d > 1:
+                values["divisor_override"] = (None, 3)
+
+        def allowed(row: Mapping[str, Any]) -> bool:
             for i in range(d):
-                # Every window must hold an input element: side >= dilation ensures it for the
-                # windows starting in the padding (their first real element is < dilation).
-                lowest = max(1, dilation[i] * (kernel[i] - 1) + 1 - 2 * pads[i], dilation[i])
-                if self.kind == "avg" and d == 3:
-                    # torch 2.13's avg_pool3d refuses a side shorter than the kernel even where
-                    # the padding makes room (1-d, 2-d and max_pool3d accept it:
-                    # KNOWN_DIFFERENCES.md, a strict xfail in tests/test_pooling.py)
-                    lowest = max(lowest, kernel[i])
-                sides.append(draw(st.integers(lowest, max(lowest, self.max_side)),
-                                  label=f"side[{i}]"))
-            batch = draw(st.sampled_from([(), (1,), (2,)]), label="batch")
-            channels = draw(st.integers(1, 4), label="channels")
-            options: dict[str, Any] = {"kernel_size": _spelled(draw, kernel, "kernel_size",
-                                                               one_tuple=True)}
-            stride = draw(st.sampled_from(["default", "given", "empty"]), label="stride")
-            if stride == "given":
-                options["stride"] = _spelled(draw, _per_dim(draw, st.integers(1, 3), d,
-                                                            "stride"), "stride",
-                                             one_tuple=True)
-            elif stride == "empty":
-                options["stride"] = ()  # torch reads an empty stride as kernel_size, as None
-            options["padding"] = _spelled(draw, pads, "padding", one_tuple=True)
-            options["ceil_mode"] = draw(st.booleans(), label="ceil_mode")
-            if self.kind == "max":
-                options["dilation"] = _spelled(draw, dilation, "dilation", one_tuple=True)
-            else:
-                options["count_include_pad"] = draw(st.booleans(), label="count_include_pad")
-                if d > 1:
-                    options["divisor_override"] = draw(st.one_of(st.none(), st.integers(1, 9)),
-                                                       label="divisor_override")
-            scale = draw(VALUE_SCALES, label="scale")
-            seed = draw(SEEDS, label="seed")
-            x = self._input(np.random.default_rng(seed), (*batch, channels, *sides), scale)
-            return Case({"input": x}, ("input",), options, seed)
+                if row.get(f"padding[{i}]", 0) > row.get(f"kernel[{i}]", 3) // 2:
+                    return False
+                if row.get(f"stride[{i}]", 1) != 1 and row.get("stride", "given") != "given":
+                    return False
+            return True
 
-        return cases()
+        return covering.Factors(values, allowed)
 
     @property
     def bench_variants(self) -> dict[str, BenchVariant]:

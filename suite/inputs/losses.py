@@ -24,7 +24,7 @@ import torch
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from suite import hard, versions
+from suite import covering, hard, versions
 from suite import tolerances as tols
 from suite.inputs import variants
 from suite.specs import Array, Case
@@ -398,23 +398,44 @@ class Classification:
     smoothing: bool = True
 
     def strategy(self) -> st.SearchStrategy[Case]:
-        @st.composite
-        def cases(draw: st.DrawFn) -> Case:
-            layout = draw(st.sampled_from(["unbatched", "batched", "k-dim"]), label="layout")
-            n = draw(st.one_of(st.integers(1, 4), st.integers(1, self.max_batch)), label="N")
-            c = draw(st.one_of(st.integers(1, 4), st.integers(1, self.max_classes)), label="C")
-            extra: Shape = ()
-            if layout == "k-dim":
-                extra = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=2),
-                                   label="d1..."))
-            shape = (c,) if layout == "unbatched" else (n, c, *extra)
-            seed = draw(SEEDS, label="seed")
-            rng = np.random.default_rng(seed)
-            logits = rng.standard_normal(shape) * draw(st.sampled_from(REALS.scales),
-                                                       label="scale")
-            return self._fill(draw, rng, logits, 0 if layout == "unbatched" else 1, seed)
+        return st.composite(lambda draw: self.draw_case(draw))()
 
-        return cases()
+    def draw_case(self, draw: st.DrawFn) -> Case:
+        """One case, every choice through ``draw`` (suite.covering steers it)."""
+        layout = draw(st.sampled_from(["unbatched", "batched", "k-dim"]), label="layout")
+        n = draw(st.one_of(st.integers(1, 4), st.integers(1, self.max_batch)), label="N")
+        c = draw(st.one_of(st.integers(1, 4), st.integers(1, self.max_classes)), label="C")
+        extra: Shape = ()
+        if layout == "k-dim":
+            extra = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=2),
+                               label="d1..."))
+        shape = (c,) if layout == "unbatched" else (n, c, *extra)
+        seed = draw(SEEDS, label="seed")
+        rng = np.random.default_rng(seed)
+        logits = rng.standard_normal(shape) * draw(st.sampled_from(REALS.scales),
+                                                   label="scale")
+        return self._fill(draw, rng, logits, 0 if layout == "unbatched" else 1, seed)
+
+
+    def covering(self) -> covering.Factors:
+        """Every pair of layout (unbatched, batched, K-dimensional), reduction, class weights,
+        ignore_index (none, torch's default -100, a real class), label smoothing and
+        probability targets (suite.covering). ignore_index applies to class-index targets of
+        more than one element only."""
+        values: dict[str, tuple[Any, ...]] = {
+            "layout": ("unbatched", "batched", "k-dim"), "reduction": ("mean", "sum", "none"),
+            "class weights": (False, True), "ignore": ("none", "default", "class")}
+        if self.smoothing:
+            values["label_smoothing"] = (0.0, 0.3)
+        if self.probabilities:
+            values["probability target"] = (False, True)
+
+        def allowed(row: Mapping[str, Any]) -> bool:
+            ignored = row.get("ignore", "none") != "none"
+            return not (ignored and (row.get("probability target", False)
+                                     or row.get("layout") == "unbatched"))
+
+        return covering.Factors(values, allowed)
 
     def _fill(self, draw: st.DrawFn, rng: np.random.Generator, logits: Array, class_dim: int,
               seed: int) -> Case:

@@ -11,6 +11,7 @@ well as large ones, and every test runs dozens of examples.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +22,14 @@ from hypothesis import strategies as st
 
 from references import conv as ref_conv
 from references import pooling as ref_pooling
+from suite import covering
 from suite.inputs.layers import (
     VALUE_SCALES,
     _normal,
     _per_dim,
     _spelled,
     distinct_values,
+    per_dim_factors,
     spatial_side,
 )
 from suite.specs import Array, Case, round_to
@@ -57,39 +60,58 @@ class TransposedConvolution:
     max_side: int = 6
 
     def strategy(self) -> st.SearchStrategy[Case]:
+        return st.composite(lambda draw: self.draw_case(draw))()
+
+    def draw_case(self, draw: st.DrawFn) -> Case:
+        """One case, every choice through ``draw`` (suite.covering steers it)."""
         d = self.dims
+        groups = draw(st.integers(1, 2), label="groups")
+        c_in = groups * draw(st.integers(1, 3), label="in per group")
+        c_out = groups * draw(st.integers(1, 3), label="out per group")
+        kernel = _per_dim(draw, st.integers(1, 3), d, "kernel")
+        stride = _per_dim(draw, st.integers(1, 3), d, "stride")
+        dilation = _per_dim(draw, st.integers(1, 2), d, "dilation")
+        sides = _per_dim(draw, st.integers(1, self.max_side), d, "side")
+        extra, pads = [], []
+        for i in range(d):
+            extra.append(draw(st.integers(0, max(stride[i], dilation[i]) - 1),
+                              label=f"output_padding[{i}]"))
+            full = (sides[i] - 1) * stride[i] + dilation[i] * (kernel[i] - 1) + extra[i]
+            pads.append(min(draw(st.integers(0, 2), label=f"padding[{i}]"), full // 2))
+        batch = draw(BATCHES, label="batch")
+        scale = draw(VALUE_SCALES, label="scale")
+        seed = draw(SEEDS, label="seed")
+        rng = np.random.default_rng(seed)
+        fan_in = c_in // groups * math.prod(kernel)
+        arrays = {"input": _normal(rng, (*batch, c_in, *sides), scale),
+                  "weight": _normal(rng, (c_in, c_out // groups, *kernel)) / math.sqrt(fan_in)}
+        if draw(st.booleans(), label="bias"):
+            arrays["bias"] = _normal(rng, (c_out,))
+        options = {"stride": _spelled(draw, stride, "stride"),
+                   "padding": _spelled(draw, pads, "padding"),
+                   "output_padding": _spelled(draw, extra, "output_padding"),
+                   "groups": groups, "dilation": _spelled(draw, dilation, "dilation")}
+        return Case(arrays, tuple(arrays), options, seed)
 
-        @st.composite
-        def cases(draw: st.DrawFn) -> Case:
-            groups = draw(st.integers(1, 2), label="groups")
-            c_in = groups * draw(st.integers(1, 3), label="in per group")
-            c_out = groups * draw(st.integers(1, 3), label="out per group")
-            kernel = _per_dim(draw, st.integers(1, 3), d, "kernel")
-            stride = _per_dim(draw, st.integers(1, 3), d, "stride")
-            dilation = _per_dim(draw, st.integers(1, 2), d, "dilation")
-            sides = _per_dim(draw, st.integers(1, self.max_side), d, "side")
-            extra, pads = [], []
-            for i in range(d):
-                extra.append(draw(st.integers(0, max(stride[i], dilation[i]) - 1),
-                                  label=f"output_padding[{i}]"))
-                full = (sides[i] - 1) * stride[i] + dilation[i] * (kernel[i] - 1) + extra[i]
-                pads.append(min(draw(st.integers(0, 2), label=f"padding[{i}]"), full // 2))
-            batch = draw(BATCHES, label="batch")
-            scale = draw(VALUE_SCALES, label="scale")
-            seed = draw(SEEDS, label="seed")
-            rng = np.random.default_rng(seed)
-            fan_in = c_in // groups * math.prod(kernel)
-            arrays = {"input": _normal(rng, (*batch, c_in, *sides), scale),
-                      "weight": _normal(rng, (c_in, c_out // groups, *kernel)) / math.sqrt(fan_in)}
-            if draw(st.booleans(), label="bias"):
-                arrays["bias"] = _normal(rng, (c_out,))
-            options = {"stride": _spelled(draw, stride, "stride"),
-                       "padding": _spelled(draw, pads, "padding"),
-                       "output_padding": _spelled(draw, extra, "output_padding"),
-                       "groups": groups, "dilation": _spelled(draw, dilation, "dilation")}
-            return Case(arrays, tuple(arrays), options, seed)
 
-        return cases()
+    def covering(self) -> covering.Factors:
+        """Every pair of stride, dilation, output_padding, padding and kernel size per
+        dimension, groups and bias (suite.covering). torch requires output_padding below the
+        stride or the dilation."""
+        d = self.dims
+        values: dict[str, tuple[Any, ...]] = {
+            "groups": (1, 2), **per_dim_factors("stride", (1, 2, 3), d),
+            **per_dim_factors("dilation", (1, 2), d),
+            **per_dim_factors("output_padding", (0, 1), d),
+            **per_dim_factors("padding", (0, 1), d), **per_dim_factors("kernel", (1, 3), d),
+            "bias": (False, True)}
+
+        def allowed(row: Mapping[str, Any]) -> bool:
+            return all(row.get(f"output_padding[{i}]", 0)
+                       < max(row.get(f"stride[{i}]", 3), row.get(f"dilation[{i}]", 2))
+                       for i in range(d))
+
+        return covering.Factors(values, allowed)
 
     def sized(self, n: int, seed: int = 0) -> Case:
         rng = np.random.default_rng(seed)

@@ -1,0 +1,93 @@
+"""Every pair of kernel-selecting option values, covered on purpose (``suite.covering``): each
+example checks one case per row of the record's covering array, so a pair a hundred random draws
+would miss (bfloat16 convolution with stride and dilation above 1 on the same dimension) is
+checked in every profile, deterministic under the ci profile. Ids name the record
+(``pytest -k "option_pair and conv2d"``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import gradsuite as gs
+from suite import catalog, covering
+
+TestOptionPairs = gs.battery(*catalog.OPS, only=(
+    "test_every_option_pair_matches_reference", "test_every_option_pair_in_low_precision"))
+
+
+# --- the covering array itself ------------------------------------------------------------------
+
+COVERED = [s for s in catalog.OPS if isinstance(s.inputs, covering.CoveringInputs)]
+
+
+@pytest.mark.parametrize("spec", COVERED, ids=lambda s: s.name)
+def test_rows_cover_every_allowed_pair_and_break_no_rule(spec: gs.OpSpec) -> None:
+    factors = spec.inputs.covering()
+    rows = covering.pairwise(factors)
+    assert covering.uncovered_pairs(rows, factors) == []
+    assert all(factors.allowed(row) for row in rows)
+    assert rows == covering.pairwise(factors), "the rows must not depend on the run"
+    # A covering array is far smaller than the product of the factors' sizes.
+    product = 1
+    for values in factors.values.values():
+        product *= len(values)
+    assert len(rows) < product
+
+
+def test_a_dropped_row_leaves_pairs_uncovered() -> None:
+    """The coverage test above can fail: drop any row of a small array and pairs go missing."""
+    factors = covering.Factors({"a": (1, 2), "b": ("x", "y"), "c": (False, True)})
+    rows = covering.pairwise(factors)
+    assert len(rows) == 4  # the optimum for three two-valued factors
+    for i in range(len(rows)):
+        assert covering.uncovered_pairs(rows[:i] + rows[i + 1:], factors)
+
+
+def test_a_refused_pair_is_never_required_and_never_drawn() -> None:
+    factors = covering.Factors({"kind": ("same", "ints"), "stride": (1, 2), "bias": (0, 1)},
+                               lambda row: not (row.get("kind") == "same"
+                                                and row.get("stride", 1) != 1))
+    rows = covering.pairwise(factors)
+    assert {"kind": "same", "stride": 2}.items() - rows[0].items()
+    assert not any(r["kind"] == "same" and r["stride"] == 2 for r in rows)
+    assert covering.uncovered_pairs(rows, factors) == []
+
+
+def test_factors_that_cannot_complete_a_row_are_refused_with_the_fix() -> None:
+    # a=2 goes with any b, but with no c: the pair (a=2, b=1) is allowed and cannot be completed
+    factors = covering.Factors({"a": (1, 2), "b": (1, 2), "c": (1, 2)},
+                               lambda row: not (row.get("a") == 2 and "c" in row))
+    with pytest.raises(ValueError, match="no value of 'c' is allowed"):
+        covering.pairwise(factors)
+
+
+def _conv2d_wrong_when_strided_and_dilated(input: torch.Tensor, weight: torch.Tensor,
+                                           bias: torch.Tensor | None = None, stride: Any = 1,
+                                           padding: Any = 0, dilation: Any = 1,
+                                           groups: int = 1) -> torch.Tensor:
+    """conv2d that is off by 1 % when the last dimension has stride and dilation above 1 (the
+    shape of the bfloat16 conv2d report of issue 13): one pair of option values."""
+    out = F.conv2d(input, weight, bias, stride, padding, dilation, groups)
+    def last(v: Any) -> int:
+        return v if isinstance(v, int) else v[-1]
+
+    if isinstance(padding, str) or last(stride) == 1 or last(dilation) == 1:
+        return out
+    return out * 1.01
+
+
+def test_a_bug_in_one_pair_of_options_fails_every_example() -> None:
+    spec = next(s for s in catalog.OPS if s.name == "conv2d")
+    bad = dataclasses.replace(spec, torch_fn=_conv2d_wrong_when_strided_and_dilated)
+    battery = gs.battery(bad, only=("test_every_option_pair_matches_reference",))
+    check = battery.test_every_option_pair_matches_reference
+    good = gs.battery(spec, only=("test_every_option_pair_matches_reference",))
+    good.test_every_option_pair_matches_reference(None, spec=spec, dtype=torch.float64,
+                                                  device="cpu")
+    with pytest.raises(AssertionError, match="conv2d: forward"):
+        check(None, spec=bad, dtype=torch.float64, device="cpu")
