@@ -796,8 +796,53 @@ def _closure_steps(records: list[ClosureOptimizerSpec]) -> Callable[..., None]:
     return test_closure_optimizer_steps_match_reference
 
 
+
+def _flag_rows(spec: OptimizerSpec, drawn: Mapping[str, Any]) -> list[dict[str, Any]]:
+    from suite import covering
+
+    factors = covering.optimizer_factors(spec.torch_cls, drawn)
+    if not factors.values:
+        return []
+    return cached_strategy(spec, "flag rows", lambda: covering.pairwise(factors))
+
+
+def _with_row(run: OptimizerRun, row: Mapping[str, Any]) -> OptimizerRun:
+    """``run`` with ``row``'s hyper-parameters in every parameter group."""
+    return run._replace(hyper={**run.hyper, **row},
+                        groups=tuple((idx, {**over, **{k: v for k, v in row.items()
+                                                       if k in over}})
+                                     for idx, over in run.groups))
+
+
+def _optimizer_flag_pairs(records: list[OptimizerSpec]) -> Callable[..., None]:
+    @pytest.mark.parametrize("implementation", list(optimcheck.VARIANTS))
+    @_parametrize(records)
+    @settings(max_examples=PAIR_EXAMPLES)
+    @given(data=st.data())
+    def test_every_flag_pair_steps_match_reference(self: Any, spec: OptimizerSpec,
+                                                   implementation: str, dtype: torch.dtype,
+                                                   device: str, data: st.DataObject) -> None:
+        """The lockstep check on one run per row of a covering array of the optimizer's
+        branch-selecting hyper-parameters (suite.covering.optimizer_factors: amsgrad,
+        maximize, nesterov, centered, ..., zero or nonzero weight decay and momentum), in every
+        implementation: every pair of flag values in every example."""
+        reason = optimcheck.unavailable(spec, implementation, dtype, device, sparse_grads=True)
+        if reason:
+            pytest.skip(reason)
+        base = data.draw(_runs(spec, implementation, dtype), label="run")
+        rows = _flag_rows(spec, base.hyper)
+        if not rows:
+            pytest.skip(f"{spec.name} has no branch-selecting hyper-parameters to pair")
+        for i, row in enumerate(rows):
+            run = base if i == 0 else data.draw(_runs(spec, implementation, dtype),
+                                                label=f"run for row {i}")
+            _run(spec, "optimizer_steps", _with_row(run, row), implementation=implementation,
+                 dtype=dtype, device=device)
+    return test_every_flag_pair_steps_match_reference
+
+
 OPTIMIZER_CHECKS = (_optimizer_steps, _compiled_optimizer_steps, _round_trip,
-                    _optimizer_benchmark)
+                    _optimizer_benchmark, _optimizer_flag_pairs)
 
 
 # --- the battery --------------------------------------------------------------------------------

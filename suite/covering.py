@@ -136,7 +136,7 @@ def steered(draw: st.DrawFn, row: Mapping[str, Any]) -> st.DrawFn:
             return row[label]
         return draw(strategy, label=label)
 
-    return steered_draw
+    return steered_draw  # type: ignore[return-value]  # DrawFn is a Protocol with __signature__
 
 
 def rows_of(inputs: CoveringInputs) -> list[Assignment]:
@@ -158,3 +158,39 @@ def case_for(inputs: CoveringInputs, row: Mapping[str, Any]) -> st.SearchStrateg
 
 def describe(row: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in row.items())
+
+
+# --- optimizers: every pair of flag values -------------------------------------------------------
+
+# Hyper-parameters that switch a branch of an update rule, with the values that take each
+# branch (a zero weight decay or momentum skips its whole term). Boolean constructor flags of
+# the record's drawn hyper-parameters (amsgrad, maximize, nesterov, centered,
+# decoupled_weight_decay, ...) are added from torch's signature.
+OPTIMIZER_BRANCHES: dict[str, tuple[Any, ...]] = {
+    "weight_decay": (0.0, 0.01), "momentum": (0.0, 0.9), "dampening": (0.0, 0.5)}
+# Flags that choose the implementation: the checks' ``implementation`` parameter varies them.
+IMPLEMENTATION_FLAGS = ("foreach", "fused", "differentiable", "capturable")
+
+
+def optimizer_factors(torch_cls: Callable[..., Any], drawn: Mapping[str, Any]) -> Factors:
+    """The branch-selecting hyper-parameters among ``drawn`` (a record's drawn hyper-parameter
+    keys): its boolean flags and the terms a zero switches off. SGD's nesterov needs momentum
+    and no dampening (torch refuses it otherwise)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(torch_cls).parameters
+    except (TypeError, ValueError):
+        parameters = {}  # type: ignore[assignment]
+    values: dict[str, tuple[Any, ...]] = {}
+    for name, parameter in parameters.items():
+        if name in drawn and name not in IMPLEMENTATION_FLAGS \
+                and isinstance(parameter.default, bool):
+            values[name] = (False, True)
+    values.update({k: v for k, v in OPTIMIZER_BRANCHES.items() if k in drawn})
+
+    def allowed(row: Mapping[str, Any]) -> bool:
+        return not (row.get("nesterov") and (row.get("momentum", 0.9) == 0.0
+                                             or row.get("dampening", 0.0) != 0.0))
+
+    return Factors(values, allowed)

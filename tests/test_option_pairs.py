@@ -91,3 +91,31 @@ def test_a_bug_in_one_pair_of_options_fails_every_example() -> None:
                                                   device="cpu")
     with pytest.raises(AssertionError, match="conv2d: forward"):
         check(None, spec=bad, dtype=torch.float64, device="cpu")
+
+
+class _AdamWrongWithAmsgradAndMaximize(torch.optim.Adam):
+    """Adam whose step is off by 1e-3 when amsgrad and maximize are both on: one pair of flag
+    values."""
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        loss = super().step(closure)
+        for group in self.param_groups:
+            if group["amsgrad"] and group["maximize"]:
+                for p in group["params"]:
+                    p.add_(1e-3)
+        return loss
+
+
+def test_a_bug_in_one_pair_of_optimizer_flags_fails_every_example() -> None:
+    spec = next(s for s in catalog.OPTIMIZERS if s.name == "adam")
+    bad = dataclasses.replace(spec, torch_cls=_AdamWrongWithAmsgradAndMaximize)
+    rows = covering.pairwise(covering.optimizer_factors(torch.optim.Adam, {
+        "amsgrad": False, "maximize": False, "weight_decay": 0.0}))
+    assert any(r["amsgrad"] and r["maximize"] for r in rows)
+    name = "test_every_flag_pair_steps_match_reference"
+    gs.battery(spec, only=(name,)).test_every_flag_pair_steps_match_reference(
+        None, spec=spec, implementation="for-loop", dtype=torch.float64, device="cpu")
+    with pytest.raises(AssertionError, match="adam"):
+        gs.battery(bad, only=(name,)).test_every_flag_pair_steps_match_reference(
+            None, spec=bad, implementation="for-loop", dtype=torch.float64, device="cpu")
