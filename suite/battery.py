@@ -606,6 +606,41 @@ def _option_pairs_low_precision(records: list[OpSpec]) -> Callable[..., None]:
     return test_every_option_pair_in_low_precision
 
 
+
+# --- the repeat check (suite/nondeterminism.py): the same call twice, the same bits -------------
+
+
+def _repeat(records: list[OpSpec]) -> Callable[..., None]:
+    @_parametrize(records)
+    @settings(max_examples=10)  # each example is two calls, no reference
+    @given(data=st.data())
+    def test_repeated_call_gives_the_same_bits(self: Any, spec: OpSpec, dtype: torch.dtype,
+                                               device: str, data: st.DataObject) -> None:
+        """Forward and VJP twice on the same tensors, the first with new memory poisoned
+        (NaN until written), the second with freed memory littered: the same bits, unless
+        torch says the op has no deterministic implementation."""
+        _run(spec, "repeat", _draw(spec, data), dtype=dtype, device=device)
+    return test_repeated_call_gives_the_same_bits
+
+
+def _repeat_low_precision(records: list[OpSpec]) -> Callable[..., None]:
+    @_parametrize(records)
+    @HALF
+    @settings(max_examples=10)
+    @given(data=st.data())
+    def test_repeated_call_gives_the_same_bits_in_low_precision(
+            self: Any, spec: OpSpec, half: torch.dtype, device: str,
+            data: st.DataObject) -> None:
+        """The repeat check in float16 and bfloat16 (records on the precision ladder), where
+        CPU kernels take other paths (blocked conversions, oneDNN); a kernel torch lacks in
+        half precision skips with torch's own message."""
+        from suite.higher import skip_if_unsupported
+
+        with skip_if_unsupported(half, device):
+            _run(spec, "repeat", _draw(spec, data), dtype=half, device=device)
+    return test_repeated_call_gives_the_same_bits_in_low_precision
+
+
 # (factory, rule) per op check; the rule says where it does not apply.
 OP_CHECKS: tuple[tuple[Callable[[list[OpSpec]], Callable[..., None]],
                        Callable[[OpSpec], str | None]], ...] = (
@@ -636,6 +671,8 @@ OP_CHECKS: tuple[tuple[Callable[[list[OpSpec]], Callable[..., None]],
     (_hard_layouts, _needs_reference),
     (_hard_special, _all(_needs_reference, _elementwise)),
     (_option_pairs, _all(_needs_reference, _covers)),
+    (_repeat, lambda spec: None),
+    (_repeat_low_precision, _field("low_precision", "low_precision is False")),
     (_option_pairs_low_precision, _all(_needs_reference, _field("low_precision",
                                                                 "low_precision is False"),
                                        _covers)),

@@ -16,7 +16,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from suite import closurecheck, compiled, higher, layouts, optimcheck, selfref, vmapcheck
+from suite import (
+    closurecheck,
+    compiled,
+    higher,
+    layouts,
+    nondeterminism,
+    optimcheck,
+    selfref,
+    vmapcheck,
+)
 from suite import gradcheck as gc
 from suite.specs import Case, ClosureOptimizerSpec, OpSpec, OptimizerRun, OptimizerSpec
 from suite.trainloops import TrainingLoop
@@ -157,6 +166,8 @@ OP_CHECKS: dict[str, Callable[..., None]] = {
     "argument_layout": _argument_layout,
     "special_positions": _special_positions,
     "vmap": lambda spec, case, *, device: vmapcheck.check_vmap(spec, case, device),
+    "repeat": lambda spec, case, *, dtype, device: nondeterminism.check_repeatable(
+        spec, case, dtype, device),
 }
 # Checks that compare with a reference, run on torch's own float64 results for a record
 # without one (the battery only generates the meaningful ones: see suite.battery).

@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 import numpy as np
 import torch
 
-from suite import drift, reproduce
+from suite import drift, poison, reproduce
 from suite.specs import Array
 from suite.tolerances import Tolerance
 
@@ -152,8 +152,17 @@ def assert_close(actual: Array, expected: Array, *, tol: Tolerance, what: str, c
     if m is None:
         return
     text = verdict() if callable(verdict) else verdict
+    if poison.active() and _unwritten(actual, expected):
+        text = f"{poison.HINT}. {text}" if text else poison.HINT
     m = Mismatch(**{**m.__dict__, "case": described(case), "verdict": text})
     fail(m.message())
+
+
+def _unwritten(actual: Array, expected: Array) -> bool:
+    """Whether ``actual`` is NaN where ``expected`` is finite (under poisoned memory, an element
+    never written)."""
+    a, e = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    return a.shape == e.shape and bool(np.any(np.isnan(a) & np.isfinite(e)))
 
 
 def fail(message: str) -> NoReturn:

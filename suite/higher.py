@@ -22,8 +22,9 @@ Higher-order checks run in float64: a finite difference of float32 values has a 
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pytest
@@ -337,6 +338,18 @@ def _unsupported(error: RuntimeError, dtype: torch.dtype) -> bool:
     return bool(name) and f"not implemented for '{name}'" in str(error)
 
 
+@contextlib.contextmanager
+def skip_if_unsupported(dtype: torch.dtype, device: str) -> Iterator[None]:
+    """Skip, with torch's own message, where torch has no kernel for ``dtype`` (half
+    precision); any other error propagates."""
+    try:
+        yield
+    except RuntimeError as error:
+        if not _unsupported(error, dtype):
+            raise
+        pytest.skip(f"torch {torch.__version__} on {device}: {_first_line(error)}")
+
+
 def assume_representable(spec: OpSpec, case: Case, dtype: torch.dtype) -> None:
     """Reject (Hypothesis ``assume``) a case whose exact result exceeds ``dtype``'s range (a
     sum-reduced loss over thousands of scale-5 terms passes float16's 65504): it has no
@@ -352,10 +365,6 @@ def check_low_precision(spec: OpSpec, case: Case, dtype: torch.dtype, device: st
     assume_representable(spec, case, dtype)
     # A recorded torch defect (OpSpec.known_defects): a strict expected failure shows it.
     assume(spec.known_defect(case.rounded_to(dtype), dtype) is None)
-    try:
+    with skip_if_unsupported(dtype, device):
         gc.check_forward(spec, case, dtype, device)
         gc.check_gradient(spec, case, dtype, device)
-    except RuntimeError as error:
-        if not _unsupported(error, dtype):
-            raise
-        pytest.skip(f"torch {torch.__version__} on {device}: {_first_line(error)}")

@@ -69,3 +69,77 @@ def verdict(spec: OpSpec, check: str, case: Case, dtype: torch.dtype, device: st
         _KNOWN[_key(spec, check, case, dtype, device)] = message
         return message
     return ""
+
+
+# --- the repeat check: the same call twice gives the same bits ----------------------------------
+
+_NO_PROMISE = "does not have a deterministic implementation"  # torch's own words
+
+
+def _call(spec: OpSpec, case: Case, dtype: torch.dtype, device: str,
+          g: Array | None) -> tuple[list[Array], list[str], Array | None]:
+    """torch's forward and, where the case has differentiable arrays, its VJP for ``g`` (drawn
+    from the case when None); with the names of the outputs and the cotangent used."""
+    from suite import gradcheck as gc
+    from suite.specs import round_to
+
+    tensors = gc.to_tensors(case, dtype, device)
+    grad_needed = bool(case.differentiable)
+    with torch.set_grad_enabled(grad_needed):
+        out = spec.torch_fn(**tensors, **case.options)
+    results, names = [compare.to_numpy(out)], ["forward"]
+    if grad_needed and out.requires_grad:
+        if g is None:
+            g = round_to(gc.cotangent(case, tuple(out.shape)), dtype)
+        out.backward(torch.tensor(g, dtype=dtype, device=device))
+        for name in case.differentiable:
+            grad = tensors[name].grad
+            if grad is not None:
+                results.append(compare.to_numpy(grad))
+                names.append(f"VJP w.r.t. {name}")
+    return results, names, g
+
+
+def check_repeatable(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> None:
+    """Two calls of ``spec.torch_fn`` (forward and VJP) on the same tensors give the same bits
+    where torch promises determinism (``torch.use_deterministic_algorithms``: an op without a
+    deterministic implementation says so, and the check skips with torch's words).
+
+    The first call runs with new memory poisoned (NaN until written, ``suite.poison``), the
+    second after freed memory was littered with large finite values: an element a kernel never
+    writes differs between them whatever the allocator holds, and is named as such."""
+    __tracebackhide__ = True
+    import warnings
+
+    import pytest
+
+    from suite import poison
+
+    case = case.rounded_to(dtype)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with poison.poisoned(True):
+            first, names, g = _call(spec, case, dtype, device, None)
+        poison.litter()
+        with poison.poisoned(False):
+            second, _, _ = _call(spec, case, dtype, device, g)
+    refusal = next((str(w.message) for w in caught if _NO_PROMISE in str(w.message)), None)
+    if refusal is not None:
+        pytest.skip(f"torch {torch.__version__} promises no determinism here: "
+                    f"{refusal.splitlines()[0]}")
+    for name, a, b in zip(names, first, second, strict=True):
+        with np.errstate(invalid="ignore"):
+            same = ((a == b) & (np.signbit(a) == np.signbit(b))) | (np.isnan(a) & np.isnan(b))
+        if same.all():
+            continue
+        where = tuple(int(j) for j in np.unravel_index(np.argmin(same), a.shape))
+        unwritten = np.isnan(a) & ~np.isnan(b)
+        why = (f"{int(unwritten.sum())} of them NaN in the poisoned call only: elements the "
+               f"kernel never wrote" if unwritten.any() else
+               "no element was left unwritten: the kernel is not deterministic")
+        compare.fail(
+            f"{spec.name}: {name} differs between two calls on the same tensors  "
+            f"[{dtype_name(dtype)}, device={device}]\n"
+            f"call 1 (new memory NaN) gave {a[where]:.8g}, call 2 (freed memory littered with "
+            f"large values) gave {b[where]:.8g} at index {where}; {int((~same).sum())} of "
+            f"{a.size} elements differ, {why}\nCase:\n{case.describe()}")

@@ -86,6 +86,16 @@ def parse_threads(value: str) -> int:
     return n
 
 
+def parse_poison(value: str) -> str:
+    """``on``, ``off`` or ``auto``."""
+    from suite import poison
+
+    choice = value.strip().lower()
+    if choice not in poison.CHOICES:
+        raise argparse.ArgumentTypeError(f"--poison-memory {value!r}: use on, off or auto")
+    return choice
+
+
 def parse_path(value: str) -> str:
     """A file to write: syntax only here; ``writable_file`` checks the folder at start-up."""
     if not value.strip():
@@ -142,12 +152,19 @@ SUMMARY = Option(
     "the reason, largest error relative to tolerance) to PATH; it is also appended to "
     "$GITHUB_STEP_SUMMARY when that is set. PATH's folder must exist.")
 
+POISON = Option(
+    "--poison-memory", "GRADSUITE_POISON_MEMORY", parse_poison, "auto", "on|off|auto",
+    "Fill every new tensor with NaN until a kernel writes it (torch.utils.deterministic."
+    "fill_uninitialized_memory under torch.use_deterministic_algorithms(True, warn_only=True); "
+    "torch 2.1 onward), so an element a kernel never writes fails its comparison whatever the "
+    "allocator held. auto: on under the ci Hypothesis profile where torch has it.")
 REPRO_DIR = Option(
     "--repro-dir", "GRADSUITE_REPRO_DIR", parse_path, ".gradsuite/reproducers", "DIR",
     "Where a failing check writes its standalone reproducer script (relative to the rootdir; "
     "'none' writes none).")
 
-OPTIONS: tuple[Option, ...] = (DEVICE, DTYPE, BACKEND, THREADS, DRIFT, SUMMARY, REPRO_DIR)
+OPTIONS: tuple[Option, ...] = (DEVICE, DTYPE, BACKEND, THREADS, POISON, DRIFT, SUMMARY,
+                               REPRO_DIR)
 
 
 def add_to(group: Any) -> None:

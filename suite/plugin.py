@@ -20,7 +20,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
-from suite import battery, compiled, devices, drift, reproduce, summary
+from suite import battery, compiled, devices, drift, poison, reproduce, summary
 from suite import options as opts
 
 _COMMON: dict[str, Any] = {
@@ -62,6 +62,8 @@ _SUMMARY = pytest.StashKey[summary.Summary]()
 _OUTER = pytest.StashKey[tuple[Any, Any, Any]]()
 #: Why inductor's CPU tests are skipped here (no C++ toolchain), or None.
 _NO_INDUCTOR = pytest.StashKey[str | None]()
+#: The deterministic-algorithm flags to restore when this session poisoned memory.
+_UNPOISON = pytest.StashKey[tuple[bool, bool, bool]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -114,7 +116,15 @@ def pytest_configure(config: pytest.Config) -> None:
                                                     values[opts.REPRO_DIR.dest], config.rootpath)
     reproduce.set_directory(values[opts.REPRO_DIR.dest], config.rootpath)
     torch.set_num_threads(values[opts.THREADS.dest])
+    try:
+        poisoned = poison.wanted(values[opts.POISON.dest], opts.profile(config))
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+    if poisoned:
+        config.stash[_UNPOISON] = poison.enable()
     run_options = [f"--hypothesis-profile={opts.profile(config)}"]
+    if poisoned != poison.wanted("auto", opts.profile(config)):
+        run_options.append(f"{opts.POISON.flag}={'on' if poisoned else 'off'}")
     for option in (opts.DEVICE, opts.DTYPE):
         if values[option.dest] != option.parse("all"):
             run_options.append(f"{option.flag}={','.join(values[option.dest])}")
@@ -438,6 +448,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Give back the recorder, reproducer settings and summary of an enclosing session."""
+    unpoison = config.stash.get(_UNPOISON, None)
+    if unpoison is not None:
+        poison.restore(unpoison)
     outer = config.stash.get(_OUTER, None)
     if outer is not None:
         drift.RECORDER, saved, _ACTIVE_SUMMARY[0] = outer
@@ -499,6 +512,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"{hypothesis.__version__}, python {platform.python_version()}",
         f"gradsuite: devices {named}; dtypes {','.join(chosen(config, opts.DTYPE))}",
         f"gradsuite: Hypothesis profile {opts.profile(config)}; torch threads "
-        f"{torch.get_num_threads()}; NumPy BLAS {blas}",
+        f"{torch.get_num_threads()}; NumPy BLAS {blas}; poisoned memory "
+        f"{'on' if poison.active() else 'off'}",
         *compile_line,
     ]

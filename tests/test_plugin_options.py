@@ -16,6 +16,11 @@ import time
 
 import pytest
 
+# Turning deterministic algorithms on (--poison-memory) imports dynamo, which registers this
+# library once per process: imported before any inner run, it stays in the snapshot of modules
+# that pytester restores after each one instead of being registered again.
+import torch._inductor.test_operators  # noqa: F401
+
 from suite import devices
 from suite import options as opts
 
@@ -49,6 +54,9 @@ BAD_INPUTS: list[tuple[str, dict[str, str], int, str]] = [
     ("--backend ,", {}, 4, "unknown backend ','"),
     ("(no option)", {"GRADSUITE_BACKEND": "jit"}, 4,
      "GRADSUITE_BACKEND='jit': unknown backend 'jit'"),
+    ("--poison-memory maybe", {}, 4, "--poison-memory 'maybe': use on, off or auto"),
+    ("(no option)", {"GRADSUITE_POISON_MEMORY": "yes"}, 4,
+     "GRADSUITE_POISON_MEMORY='yes': --poison-memory 'yes': use on, off or auto"),
 ]
 if not devices.cuda_available():
     BAD_INPUTS.append(("--device cuda", {}, 4, "--device cuda: no CUDA here"))
@@ -186,3 +194,23 @@ def test_ctrl_c_is_an_interruption_not_a_failure(tmp_path: pathlib.Path, test: s
     assert " failed" not in out and "FAILED" not in out, out[-2000:]
     assert "the run was interrupted; not written" in out
     assert not drift_path.exists() and not summary_path.exists()
+
+
+@pytest.mark.parametrize(("args", "on"), [
+    ((), False), (("--hypothesis-profile=ci",), True),
+    (("--hypothesis-profile=ci", "--poison-memory=off"), False), (("--poison-memory=on",), True)])
+def test_poisoned_memory_is_on_under_the_ci_profile_and_handed_back(
+        run, args: tuple[str, ...], on: bool) -> None:
+    """--poison-memory auto (the default) poisons under the ci profile only; on and off win;
+    the session hands the deterministic-algorithm flags back when it ends."""
+    import torch
+
+    from suite import poison
+
+    if poison.missing() is not None:
+        pytest.skip(str(poison.missing()))  # torch < 2.1: nothing to poison with
+    before = (torch.are_deterministic_algorithms_enabled(), poison.active())
+    result = run(*args)
+    assert result.ret == 0, result.outlines[-5:]
+    assert any(f"poisoned memory {'on' if on else 'off'}" in line for line in result.outlines)
+    assert (torch.are_deterministic_algorithms_enabled(), poison.active()) == before
