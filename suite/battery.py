@@ -944,6 +944,21 @@ def _reference_problem(spec: OpSpec) -> str | None:
     return None
 
 
+# Each record is validated once per process: the catalogue's records are held by a dozen test
+# modules' batteries, and running every record's torch_fn and reference again for each cost
+# seconds per module (more where a first call imports much of torch: linear_cross_entropy's
+# chunked path imports dynamo, ~6 s on a quiet core).
+_VALIDATED: dict[int, tuple[OpSpec, str | None]] = {}
+
+
+def _record_problem(spec: OpSpec) -> str | None:
+    entry = _VALIDATED.get(id(spec))
+    if entry is None or entry[0] is not spec:
+        entry = (spec, _signature_problem(spec) or _reference_problem(spec))
+        _VALIDATED[id(spec)] = entry
+    return entry[1]
+
+
 def validate(records: tuple[Any, ...]) -> None:
     """Refuse records the battery cannot check, with one line naming the fix each.
 
@@ -966,7 +981,7 @@ def validate(records: tuple[Any, ...]) -> None:
         if isinstance(r, OpSpec):
             if not callable(r.torch_fn):
                 raise _fail(f"record {r.name!r}: torch_fn is {r.torch_fn!r}, not callable")
-            problem = _signature_problem(r) or _reference_problem(r)
+            problem = _record_problem(r)
             if problem:
                 raise _fail(problem)
         elif not callable(getattr(r, "torch_cls", None)):
