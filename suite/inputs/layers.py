@@ -100,6 +100,20 @@ def _per_dim(draw: st.DrawFn, values: st.SearchStrategy[int], d: int, label: str
     return [draw(values, label=f"{label}[{i}]") for i in range(d)]
 
 
+def convolution_arrays(draw: st.DrawFn, input_shape: Shape, weight_shape: Shape, fan_in: int,
+                       c_out: int) -> tuple[dict[str, Array], int]:
+    """A convolution's ``input`` at a drawn scale, its ``weight`` scaled by 1 / sqrt(fan_in)
+    (the order of torch's default initialisation) and an optional ``bias``; with the seed."""
+    scale = draw(VALUE_SCALES, label="scale")
+    seed = draw(SEEDS, label="seed")
+    rng = np.random.default_rng(seed)
+    arrays = {"input": _normal(rng, input_shape, scale),
+              "weight": _normal(rng, weight_shape) / math.sqrt(fan_in)}
+    if draw(st.booleans(), label="bias"):
+        arrays["bias"] = _normal(rng, (c_out,))
+    return arrays, seed
+
+
 def per_dim_factors(label: str, values: tuple[Any, ...], d: int) -> dict[str, tuple[Any, ...]]:
     """Covering factors (suite.covering) for the per-dimension draws of :func:`_per_dim`."""
     return {f"{label}[{i}]": values for i in range(d)}
@@ -253,14 +267,9 @@ class Convolution:
             sides.append(draw(st.integers(lowest, max(lowest, self.max_side)),
                               label=f"side[{i}]"))
         batch = draw(st.sampled_from([(), (1,), (2,), (3,)]), label="batch")
-        scale = draw(VALUE_SCALES, label="scale")
-        seed = draw(SEEDS, label="seed")
-        rng = np.random.default_rng(seed)
-        fan_in = c_in // groups * math.prod(kernel)
-        arrays = {"input": _normal(rng, (*batch, c_in, *sides), scale),
-                  "weight": _normal(rng, (c_out, c_in // groups, *kernel)) / math.sqrt(fan_in)}
-        if draw(st.booleans(), label="bias"):
-            arrays["bias"] = _normal(rng, (c_out,))
+        arrays, seed = convolution_arrays(draw, (*batch, c_in, *sides),
+                                          (c_out, c_in // groups, *kernel),
+                                          c_in // groups * math.prod(kernel), c_out)
         options = {"stride": _spelled(draw, stride, "stride", one_tuple=True),
                    "padding": how if how != "ints" else _spelled(draw, pads, "padding",
                                                                  one_tuple=True),

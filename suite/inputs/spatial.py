@@ -28,6 +28,7 @@ from suite.inputs.layers import (
     _normal,
     _per_dim,
     _spelled,
+    convolution_arrays,
     distinct_values,
     per_dim_factors,
     spatial_side,
@@ -79,14 +80,9 @@ class TransposedConvolution:
             full = (sides[i] - 1) * stride[i] + dilation[i] * (kernel[i] - 1) + extra[i]
             pads.append(min(draw(st.integers(0, 2), label=f"padding[{i}]"), full // 2))
         batch = draw(BATCHES, label="batch")
-        scale = draw(VALUE_SCALES, label="scale")
-        seed = draw(SEEDS, label="seed")
-        rng = np.random.default_rng(seed)
-        fan_in = c_in // groups * math.prod(kernel)
-        arrays = {"input": _normal(rng, (*batch, c_in, *sides), scale),
-                  "weight": _normal(rng, (c_in, c_out // groups, *kernel)) / math.sqrt(fan_in)}
-        if draw(st.booleans(), label="bias"):
-            arrays["bias"] = _normal(rng, (c_out,))
+        arrays, seed = convolution_arrays(draw, (*batch, c_in, *sides),
+                                          (c_in, c_out // groups, *kernel),
+                                          c_in // groups * math.prod(kernel), c_out)
         options = {"stride": _spelled(draw, stride, "stride"),
                    "padding": _spelled(draw, pads, "padding"),
                    "output_padding": _spelled(draw, extra, "output_padding"),
