@@ -15,6 +15,7 @@ from hypothesis.errors import HypothesisDeprecationWarning
 import gradsuite as gs
 from suite import catalog, compare, gradcheck, hard, hardcheck
 from suite import tolerances as tols
+from suite.catalog import recurrent as recurrent_records
 
 HARD_CHECKS = ("test_hard_inputs_match_reference", "test_hard_inputs_low_precision",
                "test_hard_layouts_of_every_argument",
@@ -404,14 +405,15 @@ def _activations_rounded_to_float32(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(recurrent, "_step", rounded)
 
 
-@pytest.mark.parametrize("name", [s.name for s in catalog.OPS if s.gates is not None])
+@pytest.mark.parametrize("spec", [*(s for s in catalog.OPS if s.gates is not None),
+                                  *recurrent_records.PACKED], ids=catalog.spec_id)
 def test_gate_bound_covers_derivatives_formed_from_float32_activations(
-        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        spec: gs.OpSpec, monkeypatch: pytest.MonkeyPatch) -> None:
     """RecurrentGates bounds what rounding every saved activation to float32 moves each
     gradient by (torch-free: the reference's own BPTT on rounded activations), on exp-edge
-    inputs of each recurrent record; and for the saturated GRU step that movement exceeds
-    what the hard tier allows without the bound."""
-    spec = _record(name)
+    inputs of each recurrent record (packed sequences too); and for the saturated GRU step that
+    movement exceeds what the hard tier allows without the bound."""
+    name = spec.name
     typical = spec.inputs.sized(3)
     x, label = hard.values(np.random.default_rng(1), typical.arrays["input"].shape, "exp edge",
                            torch.float32, power=2)
