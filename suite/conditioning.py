@@ -25,6 +25,10 @@ on top of the row. Everything here is NumPy float64, evaluated on the rounded ca
   each Jacobian entry (for two values per group it cancels exactly), so
   M = inv_std (|dxhat| + mean|dxhat| + |xhat| mean|dxhat xhat|); the weight and bias gradients
   are sums of g xhat and of g over the batch.
+
+Not a sum |terms|: :class:`RecurrentGates` (``OpSpec.gates``, the hard tier only) bounds what
+gate derivatives formed from rounded activations (sigma' = s (1 - s) near saturation) move a
+recurrent record's gradients by.
 """
 
 from __future__ import annotations
@@ -32,10 +36,13 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
+import torch
 
-from references import distance, norms
+from references import distance, norms, recurrent
+from suite import tolerances as tols
 from suite.specs import Array, Case, OpSpec
 
 
@@ -1089,3 +1096,224 @@ class EmbeddingBag:
 
 
 EMBEDDING_BAG = EmbeddingBag()
+
+
+# --- Recurrent gates: derivatives formed from rounded activations ---------------------------
+
+
+class RecurrentGates:
+    r"""What a correct kernel's VJP of a recurrent cell or layer is off by because it forms each
+    gate's derivative from the gate's ROUNDED activation, as torch's kernels do (autograd's
+    sigmoid_backward g (1 - y) y and tanh_backward g (1 - y^2) read the saved output y; torch's
+    CPU GRU cell forms h' = n + z (h - n), whose backward gives dn = dh' - dh' z).
+
+    Derivation. A stored activation carries a relative error |delta| <= rho = (1 +
+    HARD_EXTRA_ROUNDINGS) u_acc beyond what its rounded pre-activation explains (sigmoid =
+    1 / (1 + exp(-a)) is an exp within an ulp, an add and a reciprocal; tanh within an ulp:
+    a few ulp, and the pre-activation's own rounding is the backward-stable part the hard tier's
+    shake already measures). The derivative factor formed from it then moves by
+
+        sigma' = s (1 - s):   |d(s - s^2)/ds| |delta s| = |1 - 2 s| s rho
+        tanh'  = 1 - t^2:     2 t^2 rho
+        GRU's 1 - z:          z rho
+
+    ABSOLUTE errors, where the factor itself may be e^-|a|: near saturation (s = 1 - 2.5e-6 at
+    a = 12.9) the factor's relative error is rho / (1 - s), 2.4e-2 in float32, which no relative
+    row covers and no perturbation of the inputs reproduces (suite/tolerances.py, "The hard
+    tier": measured on torch 2.13.0's float32 gru, whose weight gradient was off by 1.8e-3
+    relative, and equal to 6e-9 to the reference's BPTT with float32-rounded activations). Each
+    such error is injected where its factor multiplies the cotangent (|cotangent| times the bound
+    above), and carried back through the rest of BPTT to first order by the same linear maps
+    with every entry replaced by its magnitude (|W|, |x|, |h|, each derivative factor, the
+    dropout scale): a bound E >= 0 on every later cotangent's error, and on each gradient's.
+    An activation that multiplies a cotangent directly (the LSTM's dc' f, dc' g, dm tanh(c');
+    the GRU's dh' z, da_n r, and dh' (h - n), where n's rounding is not relative to h - n once
+    they cancel) adds rho |cotangent activation| the same way. Second-order products of these
+    errors (rho^2) are dropped. relu's derivative is exact.
+    Nothing is fitted to torch: a gate whose derivative is formed from a float16 activation, or
+    the wrong sign, moves the gradient by 2^-11 / (1 - s) or O(1) (tests/test_hard.py plants both).
+    """
+
+    def __init__(self, kind: str, nonlinearity: str = "tanh", cell: bool = False):
+        self.kind = kind
+        self.nonlinearity = nonlinearity
+        self.cell = cell
+
+    def vjp(self, spec: OpSpec, g: Array, case: Case, dtype: torch.dtype) -> Mapping[str, Array]:
+        """E for each differentiable argument's gradient (the class docstring)."""
+        rho = (1 + tols.HARD_EXTRA_ROUNDINGS) * float(torch.finfo(
+            tols.accumulation_dtype(dtype)).eps) / 2
+        if self.cell:
+            return self._cell(g, case, rho)
+        arrays = {k: np.asarray(v, dtype=np.float64) if v.dtype.kind == "f" else v
+                  for k, v in case.arrays.items()}
+        input, h_0, c_0 = arrays.pop("input"), arrays.pop("h_0", None), arrays.pop("c_0", None)
+        lengths = arrays.pop("lengths", None)
+        options = dict(case.options)
+        training = bool(options.pop("training", True))
+        dropout = float(options.pop("dropout", 0.0)) if training else 0.0
+        mask = options.pop("dropout_mask", None)
+        net = recurrent._forward(self.kind, input, h_0, c_0, lengths, arrays,
+                                 int(options.get("num_layers", 1)),
+                                 bool(options.get("bidirectional", False)),
+                                 bool(options.get("batch_first", False)), dropout, mask,
+                                 self.nonlinearity)
+        errors = _gate_errors_backward(self.kind, g, net, arrays,
+                                       int(options.get("num_layers", 1)),
+                                       bool(options.get("bidirectional", False)), dropout,
+                                       mask, self.nonlinearity, rho)
+        return {k: v for k, v in errors.items()
+                if k in case.differentiable and (k not in ("h_0", "c_0") or k in case.arrays)}
+
+    def _cell(self, g: Array, case: Case, rho: float) -> dict[str, Array]:
+        """A cell is one step of a one-layer network: its input (B, in) or (in,) is that
+        network's (1, B, in) or (1, in), its states likewise, its cotangent the output's (the
+        new h) and c_n's (the LSTM's new c), h_n's 0."""
+        a = {k: np.asarray(v, dtype=np.float64) for k, v in case.arrays.items()}
+        x = a["input"]
+        layer_g = np.asarray(g, dtype=np.float64).reshape(-1)
+        parts = np.split(layer_g, 2) if self.kind == "lstm" else [layer_g]
+        flat = [parts[0], np.zeros_like(parts[0]), *parts[1:]]
+        weights = {f"{k}_l0": v for k, v in a.items() if k.startswith(("weight", "bias"))}
+        h_0 = a["h_0"][None] if "h_0" in a else None
+        c_0 = a["c_0"][None] if "c_0" in a else None
+        net = recurrent._forward(self.kind, x[None], h_0, c_0, None, weights, 1, False, False,
+                                 0.0, None, self.nonlinearity)
+        errors = _gate_errors_backward(self.kind, np.concatenate(flat), net, weights, 1, False,
+                                       0.0, None, self.nonlinearity, rho)
+        out = {k.removesuffix("_l0"): v for k, v in errors.items()}
+        return {k: out[k][0] if k in ("input", "h_0", "c_0") else out[k]
+                for k in case.differentiable if k in out}
+
+
+def _gate_step_errors(kind: str, d_new: recurrent.State, e_new: recurrent.State,
+                      cache: Mapping[str, Array], p: Any, nonlinearity: str, rho: float
+                      ) -> tuple[Array, recurrent.State, dict[str, Array]]:
+    """One step of :class:`RecurrentGates`' bound: given the exact cotangent ``d_new`` of the
+    new state and the bound ``e_new`` on its error, the bounds on the errors of dx, d state and
+    the step's parameter gradients (``references.recurrent._step_vjp``'s equations with every
+    factor's magnitude, plus each gate derivative's own error, |cotangent| times the bound of
+    the class docstring, and rho |cotangent activation| where an activation multiplies a
+    cotangent)."""
+    x, h = np.abs(cache["x"]), np.abs(cache["h"])
+    grads: dict[str, Array] = {}
+    e_h = e_new[0]
+    e_direct = np.zeros_like(h)
+    e_rest: recurrent.State = ()
+    if kind == "rnn":
+        if nonlinearity == "tanh":
+            t = cache["h_new"]
+            e_in = e_hid = e_h * (1.0 - t**2) + np.abs(d_new[0]) * 2 * t**2 * rho
+        else:
+            e_in = e_hid = e_h * (cache["a"] > 0)
+    elif kind == "lstm":
+        dh_new, dc_new = d_new
+        i, f, g, o, tc = (cache[k] for k in ("i", "f", "g", "o", "tc"))
+        if p.weight_hr is not None:
+            grads["weight_hr"] = e_h.T @ np.abs(cache["m"])
+            dm, e_dm = dh_new @ p.weight_hr, e_h @ np.abs(p.weight_hr)
+        else:
+            dm, e_dm = dh_new, e_h
+        do, e_do = dm * tc, (e_dm + np.abs(dm) * rho) * np.abs(tc)
+        dc = dc_new + dm * o * (1.0 - tc**2)
+        e_dc = e_new[1] + (e_dm + np.abs(dm) * rho) * o * (1.0 - tc**2) \
+            + np.abs(dm) * o * 2 * tc**2 * rho
+        di, df, dg = dc * g, dc * cache["c"], dc * i
+        e_di, e_dg = (e_dc + np.abs(dc) * rho) * np.abs(g), (e_dc + np.abs(dc) * rho) * i
+        e_df = e_dc * np.abs(cache["c"])
+        e_in = e_hid = np.concatenate(
+            [_sigmoid_error(e_di, di, i, rho), _sigmoid_error(e_df, df, f, rho),
+             e_dg * (1.0 - g**2) + np.abs(dg) * 2 * g**2 * rho, _sigmoid_error(e_do, do, o, rho)],
+            axis=-1)
+        e_rest = ((e_dc + np.abs(dc) * rho) * f,)
+    else:  # gru
+        dh_new = d_new[0]
+        r, z, n, ghn = (cache[k] for k in ("r", "z", "n", "ghn"))
+        dn = dh_new * (1.0 - z)
+        e_dn = e_h * (1.0 - z) + np.abs(dh_new) * z * rho
+        dz = dh_new * (cache["h"] - n)
+        e_dz = e_h * np.abs(cache["h"] - n) + np.abs(dh_new * n) * rho
+        dan = dn * (1.0 - n**2)
+        e_dan = e_dn * (1.0 - n**2) + np.abs(dn) * 2 * n**2 * rho
+        e_dar = _sigmoid_error(e_dan * np.abs(ghn), dan * ghn, r, rho)
+        e_daz = _sigmoid_error(e_dz, dz, z, rho)
+        e_in = np.concatenate([e_dar, e_daz, e_dan], axis=-1)
+        e_hid = np.concatenate([e_dar, e_daz, (e_dan + np.abs(dan) * rho) * r], axis=-1)
+        e_direct = (e_h + np.abs(dh_new) * rho) * z
+    grads["weight_ih"] = e_in.T @ x
+    grads["weight_hh"] = e_hid.T @ h
+    if p.bias_ih is not None:
+        grads["bias_ih"] = e_in.sum(axis=0)
+    if p.bias_hh is not None:
+        grads["bias_hh"] = e_hid.sum(axis=0)
+    return e_in @ np.abs(p.weight_ih), (e_hid @ np.abs(p.weight_hh) + e_direct, *e_rest), grads
+
+
+def _sigmoid_error(e_up: Array, d_up: Array, s: Array, rho: float) -> Array:
+    """The bound on the error of d_up s (1 - s): the upstream error through the exact factor,
+    plus |d_up| |1 - 2 s| s rho, the factor formed from s (1 + delta), |delta| <= rho."""
+    return e_up * s * (1.0 - s) + np.abs(d_up) * np.abs(1.0 - 2.0 * s) * s * rho
+
+
+def _gate_errors_backward(kind: str, g: Array, net: Any, weights: Mapping[str, Array],
+                          num_layers: int, bidirectional: bool, dropout: float,
+                          dropout_mask: Array | None, nonlinearity: str, rho: float
+                          ) -> dict[str, Array]:
+    """``references.recurrent._backward``'s BPTT, top layer to bottom and last step to first,
+    carrying beside each exact cotangent the bound on its error (:func:`_gate_step_errors`);
+    returns the bounds on the gradients, by torch's names."""
+    layout = net.layout
+    dirs = 2 if bidirectional else 1
+    sizes = [net.output.size, net.h_n.size, 0 if net.c_n is None else net.c_n.size]
+    g_out, g_h, g_c = np.split(np.asarray(g, dtype=np.float64), np.cumsum(sizes)[:2])
+    d_layer_out = layout.to_time_major(g_out.reshape(net.output.shape))
+    e_layer_out = np.zeros_like(d_layer_out)
+    d_h = layout.state_in(g_h.reshape(net.h_n.shape))
+    d_c = None if net.c_n is None else layout.state_in(g_c.reshape(net.c_n.shape))
+    out_size = d_h.shape[-1]
+    errors: dict[str, Array] = {}
+    e_h0 = np.zeros_like(d_h)
+    e_c0 = None if d_c is None else np.zeros_like(d_c)
+    for layer in reversed(range(num_layers)):
+        d_input = np.zeros_like(net.inputs[layer])
+        e_input = np.zeros_like(d_input)
+        for d in range(dirs):
+            k = layer * dirs + d
+            p = recurrent._layer_params(weights, layer, d)
+            scan = net.scans[layer, d]
+            cols = slice(d * out_size, (d + 1) * out_size)
+            d_state: recurrent.State = (d_h[k],) if d_c is None else (d_h[k], d_c[k])
+            e_state: recurrent.State = tuple(np.zeros_like(s) for s in d_state)
+            steps = d_layer_out.shape[0]
+            grads: dict[str, Array] = {}
+            for t in reversed(recurrent._order(steps, bool(d))):
+                keep = net.valid[t][:, None]
+                d_new = (np.where(keep, d_state[0] + d_layer_out[t][:, cols], 0.0),
+                         *(np.where(keep, s, 0.0) for s in d_state[1:]))
+                e_new = (np.where(keep, e_state[0] + e_layer_out[t][:, cols], 0.0),
+                         *(np.where(keep, s, 0.0) for s in e_state[1:]))
+                dx, d_prev, _ = recurrent._step_vjp(kind, d_new, scan.caches[t], p,
+                                                    nonlinearity)
+                e_dx, e_prev, e_grads = _gate_step_errors(kind, d_new, e_new, scan.caches[t], p,
+                                                          nonlinearity, rho)
+                d_input[t] += dx
+                e_input[t] += e_dx
+                d_state = tuple(np.where(keep, a, b) for a, b in zip(d_prev, d_state, strict=True))
+                e_state = tuple(np.where(keep, a, b) for a, b in zip(e_prev, e_state, strict=True))
+                for name, e in e_grads.items():
+                    grads[name] = grads[name] + e if name in grads else e
+            e_h0[k] = e_state[0]
+            if e_c0 is not None:
+                e_c0[k] = e_state[1]
+            errors |= {f"{name}_l{layer}{recurrent._suffix(d)}": e for name, e in grads.items()}
+        if layer > 0 and dropout > 0.0:
+            assert dropout_mask is not None  # the forward refused to run without it
+            scale = layout.to_time_major(dropout_mask[layer - 1]) / (1.0 - dropout) \
+                if dropout < 1.0 else 0.0
+            d_input, e_input = d_input * scale, e_input * np.abs(scale)
+        d_layer_out, e_layer_out = d_input, e_input
+    errors["input"] = layout.from_time_major(e_layer_out)
+    errors["h_0"] = layout.state_out(e_h0)
+    if e_c0 is not None:
+        errors["c_0"] = layout.state_out(e_c0)
+    return errors

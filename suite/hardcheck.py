@@ -37,11 +37,14 @@ class Allowance:
 
 def allowance(spec: OpSpec, kind: tols.Kind, dtype: torch.dtype, case: Case,
               terms: Array | None, accumulated: Array | None, g: Array | None,
-              shape: tuple[int, ...], shaken: Callable[[], Array] | None = None) -> Allowance:
+              shape: tuple[int, ...], shaken: Callable[[], Array] | None = None,
+              gates: Array | None = None) -> Allowance:
     """rtol |expected| + SUMMATION M + hard_summation(dtype, n) M_acc + hard_floor where the
     record derives the result's sum |terms|; where it does not, the record's typical absolute
     row and HARD_SENSITIVITY times the result's measured change under HARD_SHAKE_ULPS input
-    perturbations (``shaken()``) instead (suite/tolerances.py, "The hard tier")."""
+    perturbations (``shaken()``) instead (suite/tolerances.py, "The hard tier"). ``gates``: the
+    record's bound on what gate derivatives formed from rounded activations move the result by
+    (``OpSpec.gates``, suite/conditioning.py RecurrentGates), added to either."""
     n = conditioning.length(spec, case)
     big = conditioning.magnitude(case, g)
     row = spec.tolerance(kind, dtype)
@@ -58,6 +61,7 @@ def allowance(spec: OpSpec, kind: tols.Kind, dtype: torch.dtype, case: Case,
         slack = extra if slack is None else slack + extra
         reason = (f"the case's conditioning, (n + {tols.HARD_EXTRA_ROUNDINGS}) u_acc "
                   f"sum|terms| with n = {n}")
+        slack, reason = _with_gates(slack, reason, gates, shape)
         return Allowance(tols.Tolerance(row.rtol, atol), slack, reason)
     atol = max(atol, row.atol)
     reason = (f"no derived sum|terms|: the typical row's atol {row.atol:.3g} and "
@@ -66,7 +70,20 @@ def allowance(spec: OpSpec, kind: tols.Kind, dtype: torch.dtype, case: Case,
     if shaken is not None:
         extra = tols.HARD_SENSITIVITY * np.broadcast_to(shaken(), shape)
         slack = extra if slack is None else slack + extra
+    slack, reason = _with_gates(slack, reason, gates, shape)
     return Allowance(tols.Tolerance(row.rtol, atol), slack, reason)
+
+
+def _with_gates(slack: Array | None, reason: str, gates: Array | None,
+                shape: tuple[int, ...]) -> tuple[Array | None, str]:
+    """``slack`` plus the gate-derivative bound, and the reason saying so."""
+    if gates is None:
+        return slack, reason
+    extra = np.broadcast_to(gates, shape)
+    return (extra if slack is None else slack + extra,
+            f"{reason} + the gates' derivatives formed from rounded activations (first-order "
+            f"bound, greatest {float(np.max(extra, initial=0.0)):.3g}; suite/conditioning.py, "
+            f"RecurrentGates)")
 
 
 def _describe(allow: Allowance, dtype: torch.dtype) -> str:
@@ -187,6 +204,7 @@ def _check_hard(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> No
     grads, _ = gc._torch_gradients(spec, case, dtype, device, g)
     terms = spec.terms.vjp(spec, g, case) if spec.terms is not None else {}
     summed = conditioning.accumulated_vjp(spec, g, case)
+    gates = spec.gates.vjp(spec, g, case, dtype) if spec.gates is not None else {}
 
     def again() -> list[Array]:
         return gc._torch_gradients(spec, case, dtype, device, g)[0]
@@ -197,6 +215,7 @@ def _check_hard(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> No
     for name, grad in zip(case.differentiable, grads, strict=True):
         _compare(grad, wanted[name], spec, tols.Kind.GRADIENT, dtype, case, terms.get(name),
                  summed.get(name), g, functools.partial(moved_gradient, name),
+                 gates=gates.get(name),
                  what=f"{spec.name}: VJP w.r.t. {name} on a hard input", context=context,
                  verdict=lambda a: _verdict(spec, case, dtype, device, grads, again, a))
 
@@ -204,16 +223,16 @@ def _check_hard(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> No
 def _compare(actual: Array, expected: Array, spec: OpSpec, kind: tols.Kind, dtype: torch.dtype,
              case: Case, terms: Array | None, accumulated: Array | None, g: Array | None,
              shaken: Callable[[], Array], *, what: str, context: str,
-             verdict: Callable[[Allowance], str]) -> None:
+             verdict: Callable[[Allowance], str], gates: Array | None = None) -> None:
     """One result against the reference within its allowance; the shake (two more reference
     evaluations) only where the comparison would fail without it."""
     __tracebackhide__ = True
     shape = np.shape(expected)
-    allow = allowance(spec, kind, dtype, case, terms, accumulated, g, shape)
+    allow = allowance(spec, kind, dtype, case, terms, accumulated, g, shape, gates=gates)
     if accumulated is None and compare.find_mismatch(
             actual, expected, tol=allow.tol, what=what, context=context, slack=allow.slack,
             record=False) is not None:
-        allow = allowance(spec, kind, dtype, case, terms, accumulated, g, shape, shaken)
+        allow = allowance(spec, kind, dtype, case, terms, accumulated, g, shape, shaken, gates)
     compare.assert_close(actual, expected, tol=allow.tol, slack=allow.slack,
                          slack_reason=allow.reason, what=what, context=context,
                          inputs=case.arrays, case=case, verdict=lambda: verdict(allow))

@@ -151,6 +151,18 @@ class SumTerms(Protocol):
         ...
 
 
+class GateRounding(Protocol):
+    """What a correct kernel's gradients may be off by where it forms a gate's derivative from
+    the gate's rounded activation (sigma' = s (1 - s), tanh' = 1 - t^2), element by element
+    (suite/conditioning.py, :class:`~suite.conditioning.RecurrentGates`): the hard tier's
+    allowance adds it."""
+
+    def vjp(self, spec: OpSpec, g: Array, case: Case, dtype: torch.dtype) -> Mapping[str, Array]:
+        """The bound for each element of each differentiable argument's gradient, for cotangent
+        ``g``, when torch computes in ``dtype``."""
+        ...
+
+
 @dataclass(frozen=True)
 class ModuleForm:
     """The ``torch.nn`` module form of an op (``nn.MSELoss`` beside ``F.mse_loss``), checked to
@@ -305,6 +317,11 @@ class OpSpec:
     results are sums of signed terms (a matmul, a weight gradient summed over the batch, a
     difference such as glu's sigmoid - sigmoid**2): comparisons allow
     ``suite.tolerances.SUMMATION[dtype] * M`` on top of the row (suite/conditioning.py)."""
+
+    gates: GateRounding | None = None
+    """For records whose VJP multiplies by gate derivatives formed from rounded activations (the
+    recurrent cells and layers): the hard tier adds this bound on what that rounding moves each
+    gradient by (suite/conditioning.py, RecurrentGates); None: no such gates."""
 
     known_defects: Callable[[Case, torch.dtype], str | None] | None = None
     """Recorded torch defects: for a case (rounded to the dtype) and a dtype, the

@@ -316,6 +316,15 @@ HARD_FLOOR_ULPS = 8
 # such ties out of its draws where it can (suite/inputs/losses.py clips the arrays a kink rule
 # reads). Computed only where a comparison would fail without it (2 HARD_SHAKES more reference
 # evaluations).
+# * Gate derivatives (the recurrent records' ``OpSpec.gates``, suite/conditioning.py
+#   RecurrentGates): a kernel forms sigma' = s (1 - s) and tanh' = 1 - t^2 from the ROUNDED
+#   activation: an absolute error of (1 + HARD_EXTRA_ROUNDINGS) u_acc times s |1 - 2 s| (sigma')
+#   or 2 t^2 (tanh'), a relative u_acc / (1 - s) per rounding near saturation (2.4e-2 in
+#   float32 at a pre-activation of 12.9), which no input perturbation reproduces; its
+#   first-order bound, carried back through BPTT with magnitudes, is added to each gradient's
+#   allowance. Derived, not fitted: torch 2.13.0's float32 gru, gru_cell and lstm_cell at the
+#   exp edge were off by up to 1.8e-3 relative (2026-12-01), at most a tenth of the bound in
+#   the cases analysed, and within a few ulp of the reference's BPTT on float32 activations.
 HARD_SHAKE_ULPS = 4
 HARD_SENSITIVITY = 16.0
 HARD_SHAKES = 3

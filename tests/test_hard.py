@@ -15,6 +15,7 @@ from hypothesis.errors import HypothesisDeprecationWarning
 import gradsuite as gs
 from suite import catalog, compare, gradcheck, hard, hardcheck
 from suite import tolerances as tols
+from suite.catalog import recurrent as recurrent_records
 
 HARD_CHECKS = ("test_hard_inputs_match_reference", "test_hard_inputs_low_precision",
                "test_hard_layouts_of_every_argument",
@@ -369,3 +370,130 @@ def test_poisson_nll_allowance_does_not_hide_a_rate_off_by_a_percent(log_input: 
         with pytest.raises(AssertionError, match="on a hard input"):
             hardcheck.check_hard(dataclasses.replace(spec, torch_fn=off), case, torch.float32,
                                  "cpu")
+
+
+# --- recurrent gates: derivatives formed from rounded activations (suite/conditioning.py,
+# RecurrentGates). A GRU cell step whose update gate sits at pre-activation 0.145 * 88.25 = 12.8
+# (1 - z = 2.8e-6: z's float32 rounding moves z (1 - z) by up to u / (1 - z) = 2 % relative)
+# and whose h - n is ~89, so that dW_iz = dh' (h - n) z (1 - z) x carries that error times
+# 89 * 88.25: torch 2.13.0's correct float32 kernel was off by 2.4e-5 there (2026-12-01), past
+# the rest of the allowance (1e-5 + 6e-7), and so is the reference's own BPTT on correctly
+# rounded float32 activations.
+
+def _saturated_gru_step() -> gs.Case:
+    return gs.Case({"input": np.array([[88.25]]),
+                    "weight_ih": np.array([[-0.01], [0.145], [0.005]]),
+                    "weight_hh": np.array([[0.003], [0.0], [0.007]]),
+                    "h_0": np.array([[90.0]])},
+                   ("input", "weight_ih", "weight_hh", "h_0"), {}, 0,
+                   "exp edge: an update gate at pre-activation 12.8")
+
+
+def _activations_rounded_to_float32(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the reference's BPTT form every gate derivative from its activation rounded to
+    float32, as a correct float32 kernel does (the forward's values stay exact)."""
+    from references import recurrent
+
+    step = recurrent._step
+    saved = ("r", "z", "n", "i", "f", "g", "o", "tc", "h_new")
+
+    def rounded(*args: object, **kwargs: object) -> tuple[object, dict[str, np.ndarray]]:
+        new, cache = step(*args, **kwargs)  # type: ignore[arg-type]
+        return new, {k: v.astype(np.float32).astype(np.float64) if k in saved else v
+                     for k, v in cache.items()}
+
+    monkeypatch.setattr(recurrent, "_step", rounded)
+
+
+@pytest.mark.parametrize("spec", [*(s for s in catalog.OPS if s.gates is not None),
+                                  *recurrent_records.PACKED], ids=catalog.spec_id)
+def test_gate_bound_covers_derivatives_formed_from_float32_activations(
+        spec: gs.OpSpec, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RecurrentGates bounds what rounding every saved activation to float32 moves each
+    gradient by (torch-free: the reference's own BPTT on rounded activations), on exp-edge
+    inputs of each recurrent record (packed sequences too); and for the saturated GRU step that
+    movement exceeds what the hard tier allows without the bound."""
+    name = spec.name
+    typical = spec.inputs.sized(3)
+    x, label = hard.values(np.random.default_rng(1), typical.arrays["input"].shape, "exp edge",
+                           torch.float32, power=2)
+    cases = [hard.rewrite(typical, {"input": x}, label)]
+    if name == "gru_cell":
+        cases.append(_saturated_gru_step())
+    for case in cases:
+        case = case.rounded_to(torch.float32)
+        g = gradcheck.cotangent(case, np.shape(spec.reference(case)))
+        exact = spec.reference_vjp(g, case, as_torch=True)
+        assert spec.gates is not None
+        bound = spec.gates.vjp(spec, g, case, torch.float32)
+        with monkeypatch.context() as m:
+            _activations_rounded_to_float32(m)
+            moved = spec.reference_vjp(g, case, as_torch=True)
+        for arg in case.differentiable:
+            off = np.abs(moved[arg] - exact[arg])
+            assert np.all(off <= bound[arg] + 1e-30), (name, arg, float(np.max(off - bound[arg])))
+    if name == "gru_cell":  # the last case: the saturated step
+        row = spec.tolerance(tols.Kind.GRADIENT, torch.float32)
+        off = np.abs(moved["weight_ih"] - exact["weight_ih"])
+        assert np.any(off > row.rtol * np.abs(exact["weight_ih"]) + row.atol), np.max(off)
+
+
+def _sigmoid_backward_from(kind: str) -> type[torch.autograd.Function]:
+    """sigmoid whose backward forms sigma' from the saved output rounded to float16, or with
+    the wrong sign."""
+
+    class Sigmoid(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: torch.autograd.function.FunctionCtx, a: torch.Tensor) -> torch.Tensor:
+            s = torch.sigmoid(a)
+            ctx.save_for_backward(s)  # type: ignore[attr-defined]
+            return s
+
+        @staticmethod
+        def backward(ctx: torch.autograd.function.FunctionCtx,
+                     g: torch.Tensor) -> torch.Tensor:
+            (s,) = ctx.saved_tensors  # type: ignore[attr-defined]
+            if kind == "float16 sigma":
+                s = s.to(torch.float16).to(g.dtype)
+            slope = s * (1 - s)
+            return -g * slope if kind == "wrong sign" else g * slope
+
+    return Sigmoid
+
+
+def _gru_cell_with(kind: str) -> object:
+    """torch's CPU GRU cell (h' = n + z (h - n)) from composite ops, its gates' sigmoid
+    :func:`_sigmoid_backward_from` ``kind`` ("none": correct)."""
+    sigmoid = _sigmoid_backward_from(kind).apply
+
+    def cell(input: torch.Tensor, weight_ih: torch.Tensor, weight_hh: torch.Tensor,
+             bias_ih: torch.Tensor | None = None, bias_hh: torch.Tensor | None = None,
+             h_0: torch.Tensor | None = None, c_0: torch.Tensor | None = None) -> torch.Tensor:
+        h = torch.zeros(input.shape[0], weight_hh.shape[1], dtype=input.dtype) \
+            if h_0 is None else h_0
+        ir, iz, i_n = F.linear(input, weight_ih, bias_ih).chunk(3, -1)
+        hr, hz, h_n = F.linear(h, weight_hh, bias_hh).chunk(3, -1)
+        r, z = sigmoid(ir + hr), sigmoid(iz + hz)
+        n = torch.tanh(i_n + r * h_n)
+        return (n + z * (h - n)).reshape(-1)
+
+    return cell
+
+
+@pytest.mark.parametrize("planted", ["none", "float16 sigma", "wrong sign"])
+def test_a_wrong_gate_derivative_fails_the_hard_tier(planted: str) -> None:
+    """The gate term allows what a float32 kernel's rounded activations cost (torch passes the
+    saturated GRU step, and so does the planted cell without a bug), not sigma' formed from a
+    float16 activation (2^-11 / (1 - z): 18 % of z (1 - z) here, 200x the bound's rho / (1 - z))
+    nor a gate derivative of the wrong sign."""
+    spec = _record("gru_cell")
+    case = _saturated_gru_step()
+    planted_spec = dataclasses.replace(spec, torch_fn=_gru_cell_with(planted))
+    with warnings.catch_warnings():  # hardcheck's assume() outside a Hypothesis test
+        warnings.simplefilter("ignore", HypothesisDeprecationWarning)
+        hardcheck.check_hard(spec, case, torch.float32, "cpu")
+        if planted == "none":
+            hardcheck.check_hard(planted_spec, case, torch.float32, "cpu")
+            return
+        with pytest.raises(AssertionError, match=r"VJP w\.r\.t\. weight_ih on a hard input"):
+            hardcheck.check_hard(planted_spec, case, torch.float32, "cpu")

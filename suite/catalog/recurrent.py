@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from references import recurrent as ref
+from suite import conditioning
 from suite.inputs import recurrent as ri
 from suite.specs import OpSpec
 from suite.tolerances import Kind, Tolerance
@@ -179,35 +180,43 @@ _NO_BATCHING_RULE = ("torch.func.vmap (torch 2.13.0): 'Batching rule not impleme
 # Without sequence lengths: nn.X on a plain tensor, every sequence T steps long.
 RECORDS = (
     OpSpec(name="gru", family="layer", torch_fn=gru, ref=ref.gru, ref_vjp=ref.gru_vjp,
-           inputs=ri.Recurrent("gru"), docs=_DOCS.format("GRU"),
+           inputs=ri.Recurrent("gru"),
+           gates=conditioning.RecurrentGates("gru"), docs=_DOCS.format("GRU"),
            low_precision=_COMPOUNDS, tol=_BPTT_FLOAT32,
            vmap=_NO_BATCHING_RULE.format("gru.input")),
     OpSpec(name="gru_cell", family="layer", torch_fn=_cell(nn.GRUCell), ref=ref.gru_cell,
            ref_vjp=ref.gru_cell_vjp, inputs=ri.RecurrentCell("gru"),
+           gates=conditioning.RecurrentGates("gru", cell=True),
            docs=_DOCS.format("GRUCell"), low_precision=_CELL),
     OpSpec(name="lstm", family="layer", torch_fn=lstm, ref=ref.lstm, ref_vjp=ref.lstm_vjp,
-           inputs=ri.Recurrent("lstm"), docs=_DOCS.format("LSTM"),
+           inputs=ri.Recurrent("lstm"),
+           gates=conditioning.RecurrentGates("lstm"), docs=_DOCS.format("LSTM"),
            low_precision=_COMPOUNDS, tol=_BPTT_FLOAT32,
            vmap=_NO_BATCHING_RULE.format("lstm.input")),
     OpSpec(name="lstm_cell", family="layer", torch_fn=_cell(nn.LSTMCell), ref=ref.lstm_cell,
            ref_vjp=ref.lstm_cell_vjp, inputs=ri.RecurrentCell("lstm"),
+           gates=conditioning.RecurrentGates("lstm", cell=True),
            docs=_DOCS.format("LSTMCell"), low_precision=_CELL,
            vmap=_NO_BATCHING_RULE.format("lstm_cell")),
     OpSpec(name="rnn_relu", family="layer", torch_fn=_rnn("relu"), ref=ref.rnn_relu,
            ref_vjp=ref.rnn_relu_vjp, inputs=ri.Recurrent("rnn", "relu"),
+           gates=conditioning.RecurrentGates("rnn", "relu"),
            docs=_DOCS.format("RNN"), low_precision=_COMPOUNDS + _KINK, tol=_BPTT_FLOAT32,
            vmap=_NO_BATCHING_RULE.format("rnn_relu.input")),
     OpSpec(name="rnn_relu_cell", family="layer",
            torch_fn=_cell(nn.RNNCell, nonlinearity="relu"), ref=ref.rnn_relu_cell,
            ref_vjp=ref.rnn_relu_cell_vjp, inputs=ri.RecurrentCell("rnn", "relu"),
+           gates=conditioning.RecurrentGates("rnn", "relu", cell=True),
            docs=_DOCS.format("RNNCell"), low_precision=_CELL + _KINK),
     OpSpec(name="rnn_tanh", family="layer", torch_fn=_rnn("tanh"), ref=ref.rnn_tanh,
            ref_vjp=ref.rnn_tanh_vjp, inputs=ri.Recurrent("rnn", "tanh"),
+           gates=conditioning.RecurrentGates("rnn", "tanh"),
            docs=_DOCS.format("RNN"), low_precision=_COMPOUNDS, tol=_BPTT_FLOAT32,
            vmap=_NO_BATCHING_RULE.format("rnn_tanh.input")),
     OpSpec(name="rnn_tanh_cell", family="layer",
            torch_fn=_cell(nn.RNNCell, nonlinearity="tanh"), ref=ref.rnn_tanh_cell,
            ref_vjp=ref.rnn_tanh_cell_vjp, inputs=ri.RecurrentCell("rnn", "tanh"),
+           gates=conditioning.RecurrentGates("rnn", "tanh", cell=True),
            docs=_DOCS.format("RNNCell"), low_precision=_CELL),
 )
 
