@@ -3,8 +3,9 @@ average pooling, power-average (LP) pooling, fractional max pooling, and max unp
 
 * Adaptive pooling (1/2/3-d) splits each input side L into ``out`` windows
   [floor(i L / out), ceil((i + 1) L / out)), which may overlap and differ in length by one.
-  The average is separable (a matrix per dimension, ``references._separable``); the maximum is
-  a gather of every window (padded to the longest with -inf) and an argmax.
+  The average is separable (a matrix per dimension, held by its few nonzeros per row:
+  ``references._separable``); the maximum is a gather of every window (padded to the longest
+  with -inf) and an argmax.
 * LP pooling is (sum over a sliding window of x^p)^(1/p) (``references.conv``'s windows).
 * Fractional max pooling (Graham, "Fractional Max-Pooling", arXiv:1412.6071) places windows of
   a fixed size at pseudo-random steps of 1 or 2 drawn from one sample u in [0, 1) per plane and
@@ -124,18 +125,19 @@ def _adaptive_bounds(size: int, out: int) -> tuple[Index, Index]:
     return start.astype(np.int64), (end - start).astype(np.int64)
 
 
-def _adaptive_avg_matrix(size: int, out: int) -> Array:
-    """A[i, j] = 1 / |window i| for j in window i: the mean over each adaptive window."""
+def _adaptive_avg_taps(size: int, out: int) -> _separable.Taps:
+    """A[i, j] = 1 / |window i| for j in window i: the mean over each adaptive window, as the
+    taps start_i + k, k < |window i| (``references._separable``)."""
     start, length = _adaptive_bounds(size, out)
-    j = np.arange(size)
-    inside = (j[None, :] >= start[:, None]) & (j[None, :] < (start + length)[:, None])
-    return inside / length[:, None].astype(np.float64)
+    k = np.arange(int(length.max(initial=1)))
+    inside = k[None, :] < length[:, None]
+    return _separable.taps(start[:, None] + k, inside / length[:, None], size)
 
 
 def _adaptive_avg(input: Array, output_size: OutputSize, d: int) -> Array:
     x = np.asarray(input, dtype=np.float64)
     out = _adaptive_sizes(output_size, x.shape[-d:])
-    return _separable.apply(x, [_adaptive_avg_matrix(n, o)
+    return _separable.apply(x, [_adaptive_avg_taps(n, o)
                                 for n, o in zip(x.shape[-d:], out, strict=True)])
 
 
@@ -143,7 +145,7 @@ def _adaptive_avg_vjp(g: Array, input: Array, output_size: OutputSize,
                       d: int) -> dict[str, Array]:
     sides = np.shape(input)[-d:]
     out = _adaptive_sizes(output_size, sides)
-    return {"input": _separable.apply_vjp(g, [_adaptive_avg_matrix(n, o)
+    return {"input": _separable.apply_vjp(g, [_adaptive_avg_taps(n, o)
                                               for n, o in zip(sides, out, strict=True)])}
 
 
