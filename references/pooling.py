@@ -4,8 +4,8 @@ average pooling, power-average (LP) pooling, fractional max pooling, and max unp
 * Adaptive pooling (1/2/3-d) splits each input side L into ``out`` windows
   [floor(i L / out), ceil((i + 1) L / out)), which may overlap and differ in length by one.
   The average is separable (a matrix per dimension, held by its few nonzeros per row:
-  ``references._separable``); the maximum is a gather of every window (padded to the longest
-  with -inf) and an argmax.
+  ``references._separable``); the maximum too, one dimension at a time (a gather of every
+  window, padded to the longest with -inf, and an argmax).
 * LP pooling is (sum over a sliding window of x^p)^(1/p) (``references.conv``'s windows).
 * Fractional max pooling (Graham, "Fractional Max-Pooling", arXiv:1412.6071) places windows of
   a fixed size at pseudo-random steps of 1 or 2 drawn from one sample u in [0, 1) per plane and
@@ -46,64 +46,57 @@ def _batched(input: Array, d: int) -> tuple[Array, bool]:
     return (x[None], True) if x.ndim == d + 1 else (x, False)
 
 
-# --- gathered windows of any start and length ----------------------------------------------
+# --- the maximum over boxes of any start and length ------------------------------------------
 
 
-def _box_windows(x: Array, starts: Sequence[Index], lengths: Sequence[Index]
-                 ) -> tuple[Array, Index]:
-    """The windows of ``x`` (N, C, *sides) along its d spatial dimensions, and where each
-    element comes from.
+def _max_along(values: Array, flat: Index, axis: int, starts: Index, lengths: Index
+               ) -> tuple[Array, Index]:
+    """Along ``axis`` of (N, C, ...): each window [start_o, start_o + length_o)'s maximum and
+    ``flat`` at its first maximum. ``starts`` (out,) or, for windows placed per plane,
+    (N, C, out); positions past a shorter window read -inf."""
+    k = np.arange(int(np.max(lengths, initial=1)))
+    pos = np.asarray(starts)[..., None] + k  # (.., out, K)
+    inside = k < np.asarray(lengths)[:, None]  # (out, K)
+    pos = np.where(inside, pos, 0)
+    out, width = inside.shape
+    lead, trailing = pos.shape[:-2] or (1, 1), (1,) * (values.ndim - axis - 1)
+    index = pos.reshape(*lead, *(1,) * (axis - 2), out * width, *trailing)
+    split = (*values.shape[:axis], out, width, *values.shape[axis + 1:])
+    v = np.take_along_axis(values, index, axis).reshape(split)
+    v = np.where(inside.reshape(out, width, *trailing), v, -np.inf)
+    first = np.expand_dims(np.argmax(v, axis=axis + 1), axis + 1)  # first max (NaN counts)
+    f = np.take_along_axis(flat, index, axis).reshape(split)
+    return (np.take_along_axis(v, first, axis + 1).squeeze(axis + 1),
+            np.take_along_axis(f, first, axis + 1).squeeze(axis + 1))
 
-    Window o spans [starts[i][..., o_i], starts[i][..., o_i] + lengths[i][o_i]) along dimension
-    i; ``starts[i]`` has shape (N, C, out_i) (a plane may place its windows differently, as
-    fractional pooling does) and ``lengths[i]`` shape (out_i,). Returns ``values`` of shape
-    (N, C, *out, K) with K = prod of the longest lengths (row-major window order; positions
-    past a shorter window are -inf) and ``flat``, the same shape, the flat index of each
-    element in its (n, c) plane (0 where the value is -inf).
+
+def _box_max(x: Array, starts: Sequence[Index], lengths: Sequence[Index]) -> tuple[Array, Index]:
+    """The maximum of ``x`` (N, C, *sides) over every box (the product of window o_i along each
+    spatial dimension i, :func:`_max_along`'s starts and lengths), and the flat index in its
+    (n, c) plane of the box's first maximum in row-major order.
+
+    Separable: the box maximum is the maximum over the last dimension's windows, then over
+    the one before, and so on; and the first maximum in row-major order is, among the rows
+    (the earlier coordinates) holding the maximum, the first one's first maximum along the
+    last dimension, so carrying each partial maximum's flat index through the reductions
+    finds it. Positions past a shorter window are -inf, never chosen over a value in the box.
     """
-    n, c, *sides = x.shape
-    d = len(sides)
-    longest = [int(np.max(length)) if np.size(length) else 1 for length in lengths]
-    positions, valid = [], np.ones((1,) * (2 + 2 * d), dtype=bool)
-    for i in range(d):
-        k = np.arange(longest[i])
-        pos = np.broadcast_to(starts[i], (n, c, len(lengths[i])))[..., :, None] + k
-        ok = k[None, :] < np.asarray(lengths[i])[:, None]
-        # interleaved layout (N, C, out_1, K_1, .., out_d, K_d): this dimension's axes 2i+2, 2i+3
-        shape = [n, c] + [1] * (2 * d)
-        shape[2 + 2 * i], shape[3 + 2 * i] = pos.shape[2], pos.shape[3]
-        positions.append(np.where(ok, pos, 0).reshape(shape))
-        ok_shape = [1] * (2 + 2 * d)
-        ok_shape[2 + 2 * i], ok_shape[3 + 2 * i] = ok.shape
-        valid = valid & ok.reshape(ok_shape)
-    plane = tuple(np.broadcast_arrays(*positions))
-    flat = np.ravel_multi_index(plane, sides)
-    gathered = np.take_along_axis(x.reshape(n, c, -1), flat.reshape(n, c, -1), axis=2)
-    values = np.where(valid, gathered.reshape(flat.shape), -np.inf)
-    flat = np.where(valid, flat, 0)
-    # (N, C, out_1, K_1, ..) -> (N, C, out_1, .., out_d, K_1 .. K_d), window axes flattened
-    order = [0, 1, *range(2, 2 + 2 * d, 2), *range(3, 3 + 2 * d, 2)]
-    out = values.shape[2::2]
-    values = values.transpose(order).reshape(n, c, *out, -1)
-    flat = flat.transpose(order).reshape(n, c, *out, -1)
-    return values, flat
-
-
-def _window_max(values: Array, flat: Index) -> tuple[Array, Index]:
-    """Each window's maximum and the flat index of its first argmax."""
-    arg = np.argmax(values, axis=-1)[..., None]
-    return (np.take_along_axis(values, arg, axis=-1)[..., 0],
-            np.take_along_axis(flat, arg, axis=-1)[..., 0])
+    sides = x.shape[2:]
+    z = x
+    flat = np.broadcast_to(np.arange(math.prod(sides)).reshape(sides), x.shape)
+    for i in reversed(range(len(sides))):
+        z, flat = _max_along(z, flat, 2 + i, starts[i], lengths[i])
+    return z, flat
 
 
 def _scatter_to(g: Array, indices: Index, shape: tuple[int, ...]) -> Array:
-    """dL/dx of a gather by flat plane indices: each g added at its index (repeats add up)."""
+    """dL/dx of a gather by flat plane indices: each g added at its index (repeats add up),
+    a bincount over the indices in the whole array."""
     n, c = shape[:2]
-    gx = np.zeros((n, c, math.prod(shape[2:])))
-    planes = np.ix_(np.arange(n), np.arange(c))
-    index = (planes[0].reshape(n, 1, 1), planes[1].reshape(1, c, 1), indices.reshape(n, c, -1))
-    np.add.at(gx, index, np.reshape(g, (n, c, -1)))
-    return gx.reshape(shape)
+    plane = math.prod(shape[2:])
+    at = np.reshape(indices, (n * c, -1)) + plane * np.arange(n * c)[:, None]
+    sums = np.bincount(at.ravel(), weights=np.ravel(g), minlength=n * c * plane)
+    return sums.astype(np.float64, copy=False).reshape(shape)  # float64 already (weighted)
 
 
 # --- adaptive pooling ----------------------------------------------------------------------
@@ -207,8 +200,7 @@ def _adaptive_max_parts(input: Array, output_size: OutputSize, d: int
     x, unbatched = _batched(input, d)
     out = _adaptive_sizes(output_size, x.shape[2:])
     bounds = [_adaptive_bounds(n, o) for n, o in zip(x.shape[2:], out, strict=True)]
-    values, flat = _box_windows(x, [b[0] for b in bounds], [b[1] for b in bounds])
-    z, indices = _window_max(values, flat)
+    z, indices = _box_max(x, [b[0] for b in bounds], [b[1] for b in bounds])
     return z, indices, unbatched
 
 
@@ -432,8 +424,7 @@ def _fractional_parts(input: Array, d: int, kernel_size: IntOrTuple,
     order = (1, 0) if d == 2 else tuple(range(d))
     starts = [_fractional_starts(u[:, :, order[i]], sides[i], out[i], k[i]) for i in range(d)]
     lengths = [np.full(o, ki, dtype=np.int64) for o, ki in zip(out, k, strict=True)]
-    values, flat = _box_windows(x, starts, lengths)
-    z, indices = _window_max(values, flat)
+    z, indices = _box_max(x, starts, lengths)
     return z, indices, unbatched
 
 
