@@ -49,41 +49,56 @@ def _batched(input: Array, d: int) -> tuple[Array, bool]:
 # --- the maximum over boxes of any start and length ------------------------------------------
 
 
-def _max_along(values: Array, flat: Index, axis: int, starts: Index, lengths: Index
-               ) -> tuple[Array, Index]:
+def _gather(a: Any, pos: Index, axis: int) -> Any:
+    """``a`` (N, C, ...) at positions ``pos`` along ``axis``: (out,), the same in every plane,
+    or (N, C, out), per plane."""
+    if pos.ndim == 1:
+        return np.take(a, pos, axis=axis)
+    at = pos.reshape(*pos.shape[:2], *(1,) * (axis - 2), -1, *(1,) * (a.ndim - axis - 1))
+    return np.take_along_axis(a, at, axis)
+
+
+def _max_along(values: Array, flat: Index | None, axis: int, starts: Index, lengths: Index
+               ) -> tuple[Array, Index | None]:
     """Along ``axis`` of (N, C, ...): each window [start_o, start_o + length_o)'s maximum and
-    ``flat`` at its first maximum. ``starts`` (out,) or, for windows placed per plane,
-    (N, C, out); positions past a shorter window read -inf."""
-    k = np.arange(int(np.max(lengths, initial=1)))
-    pos = np.asarray(starts)[..., None] + k  # (.., out, K)
-    inside = k < np.asarray(lengths)[:, None]  # (out, K)
-    pos = np.where(inside, pos, 0)
-    out, width = inside.shape
-    lead, trailing = pos.shape[:-2] or (1, 1), (1,) * (values.ndim - axis - 1)
-    index = pos.reshape(*lead, *(1,) * (axis - 2), out * width, *trailing)
-    split = (*values.shape[:axis], out, width, *values.shape[axis + 1:])
-    v = np.take_along_axis(values, index, axis).reshape(split)
-    v = np.where(inside.reshape(out, width, *trailing), v, -np.inf)
-    first = np.expand_dims(np.argmax(v, axis=axis + 1), axis + 1)  # first max (NaN counts)
-    f = np.take_along_axis(flat, index, axis).reshape(split)
-    return (np.take_along_axis(v, first, axis + 1).squeeze(axis + 1),
-            np.take_along_axis(f, first, axis + 1).squeeze(axis + 1))
+    ``flat`` at its first maximum (None: the maximum alone). ``starts`` (out,) or, for windows
+    placed per plane, (N, C, out).
+
+    The running maximum over the windows' k-th positions, k = 0, 1, ..: a position replaces the
+    maximum only if it is greater, or NaN where the maximum is not (so the first maximum, the
+    first NaN, is kept: ``np.argmax``'s rule, torch's ``val > maxval``). A window shorter than
+    k reads its last position again, which replaces nothing."""
+    z, index = values, flat
+    for k in range(int(np.max(lengths, initial=1))):
+        pos = np.asarray(starts) + np.minimum(k, np.asarray(lengths) - 1)  # (out,), (N, C, out)
+        v = _gather(values, pos, axis)
+        if k == 0:
+            z, index = v, None if flat is None else _gather(flat, pos, axis)
+            continue
+        bigger = np.maximum(z, v)  # NaN if either is
+        if flat is not None:
+            replaced = (bigger != z) & (z == z)  # v > z, or v NaN and z not
+            index = np.asarray(np.where(replaced, _gather(flat, pos, axis), index), np.int64)
+        z = bigger
+    return z, index
 
 
-def _box_max(x: Array, starts: Sequence[Index], lengths: Sequence[Index]) -> tuple[Array, Index]:
+def _box_max(x: Array, starts: Sequence[Index], lengths: Sequence[Index], indices: bool
+             ) -> tuple[Array, Index | None]:
     """The maximum of ``x`` (N, C, *sides) over every box (the product of window o_i along each
-    spatial dimension i, :func:`_max_along`'s starts and lengths), and the flat index in its
-    (n, c) plane of the box's first maximum in row-major order.
+    spatial dimension i, :func:`_max_along`'s starts and lengths), and (if ``indices``) the
+    flat index in its (n, c) plane of the box's first maximum in row-major order.
 
     Separable: the box maximum is the maximum over the last dimension's windows, then over
     the one before, and so on; and the first maximum in row-major order is, among the rows
     (the earlier coordinates) holding the maximum, the first one's first maximum along the
     last dimension, so carrying each partial maximum's flat index through the reductions
-    finds it. Positions past a shorter window are -inf, never chosen over a value in the box.
+    finds it.
     """
     sides = x.shape[2:]
-    z = x
-    flat = np.broadcast_to(np.arange(math.prod(sides)).reshape(sides), x.shape)
+    z: Array = x
+    flat: Index | None = np.broadcast_to(np.arange(math.prod(sides)).reshape(sides), x.shape) \
+        if indices else None
     for i in reversed(range(len(sides))):
         z, flat = _max_along(z, flat, 2 + i, starts[i], lengths[i])
     return z, flat
@@ -195,23 +210,24 @@ def adaptive_avg_pool3d_vjp(g: Array, input: Array, output_size: OutputSize
     return _adaptive_avg_vjp(g, input, output_size, 3)
 
 
-def _adaptive_max_parts(input: Array, output_size: OutputSize, d: int
-                        ) -> tuple[Array, Index, bool]:
+def _adaptive_max_parts(input: Array, output_size: OutputSize, d: int, indices: bool = True
+                        ) -> tuple[Array, Index | None, bool]:
     x, unbatched = _batched(input, d)
     out = _adaptive_sizes(output_size, x.shape[2:])
     bounds = [_adaptive_bounds(n, o) for n, o in zip(x.shape[2:], out, strict=True)]
-    z, indices = _box_max(x, [b[0] for b in bounds], [b[1] for b in bounds])
-    return z, indices, unbatched
+    z, flat = _box_max(x, [b[0] for b in bounds], [b[1] for b in bounds], indices)
+    return z, flat, unbatched
 
 
 def _adaptive_max(input: Array, output_size: OutputSize, d: int) -> Array:
-    z, _, unbatched = _adaptive_max_parts(input, output_size, d)
+    z, _, unbatched = _adaptive_max_parts(input, output_size, d, indices=False)
     return z[0] if unbatched else z
 
 
 def _adaptive_max_vjp(g: Array, input: Array, output_size: OutputSize,
                       d: int) -> dict[str, Array]:
     _, indices, unbatched = _adaptive_max_parts(input, output_size, d)
+    assert indices is not None
     x, _ = _batched(input, d)
     gx = _scatter_to(np.reshape(g, indices.shape), indices, x.shape)
     return {"input": gx[0] if unbatched else gx}
@@ -266,6 +282,7 @@ def adaptive_max_pool_indices(input: Array, output_size: OutputSize, dims: int) 
     the flat index (row-major over the spatial dimensions of its plane) of each window's first
     argmax. Not differentiable: tests/test_pooling.py compares torch's indices with these."""
     _, indices, unbatched = _adaptive_max_parts(input, output_size, dims)
+    assert indices is not None
     return indices[0] if unbatched else indices
 
 
@@ -407,7 +424,8 @@ def _fractional_starts(sample: Array, size: int, out: int, kernel: int) -> Index
 
 def _fractional_parts(input: Array, d: int, kernel_size: IntOrTuple,
                       output_size: IntOrTuple | None, output_ratio: float | Sequence[float] | None,
-                      samples: Array) -> tuple[Array, Index, bool]:
+                      samples: Array, indices: bool = True
+                      ) -> tuple[Array, Index | None, bool]:
     x, unbatched = _batched(input, d)
     sides = x.shape[2:]
     k = _tuple(kernel_size, d)
@@ -424,14 +442,14 @@ def _fractional_parts(input: Array, d: int, kernel_size: IntOrTuple,
     order = (1, 0) if d == 2 else tuple(range(d))
     starts = [_fractional_starts(u[:, :, order[i]], sides[i], out[i], k[i]) for i in range(d)]
     lengths = [np.full(o, ki, dtype=np.int64) for o, ki in zip(out, k, strict=True)]
-    z, indices = _box_max(x, starts, lengths)
-    return z, indices, unbatched
+    z, flat = _box_max(x, starts, lengths, indices)
+    return z, flat, unbatched
 
 
 def _fractional(input: Array, d: int, kernel_size: IntOrTuple, output_size: IntOrTuple | None,
                 output_ratio: float | Sequence[float] | None, samples: Array) -> Array:
     z, _, unbatched = _fractional_parts(input, d, kernel_size, output_size, output_ratio,
-                                        samples)
+                                        samples, indices=False)
     return z[0] if unbatched else z
 
 
@@ -440,6 +458,7 @@ def _fractional_vjp(g: Array, input: Array, d: int, kernel_size: IntOrTuple,
                     samples: Array) -> dict[str, Array]:
     _, indices, unbatched = _fractional_parts(input, d, kernel_size, output_size, output_ratio,
                                               samples)
+    assert indices is not None
     x, _ = _batched(input, d)
     gx = _scatter_to(np.reshape(g, indices.shape), indices, x.shape)
     return {"input": gx[0] if unbatched else gx}
