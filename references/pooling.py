@@ -534,28 +534,34 @@ def _unpool_sides(input: Array, d: int, kernel_size: IntOrTuple, stride: IntOrTu
                  for n, ki, si, pi in zip(np.shape(input)[-d:], k, s, p, strict=True))
 
 
+def _keys(indices: Index, n: int, c: int, plane: int) -> Index:
+    """Each index of (N, C, m) ``indices`` as a position in the flattened (N, C, plane) output:
+    its plane's offset plus the index in the plane."""
+    return (np.reshape(indices, (n * c, -1)) + plane * np.arange(n * c)[:, None]).ravel()
+
+
 def _max_unpool(input: Array, indices: Index, d: int, kernel_size: IntOrTuple,
                 stride: IntOrTuple | None, padding: IntOrTuple,
                 output_size: Sequence[int] | None) -> Array:
     x, unbatched = _batched(input, d)
     sides = _unpool_sides(input, d, kernel_size, stride, padding, output_size)
     n, c = x.shape[:2]
-    z = np.zeros((n, c, math.prod(sides)))
-    np.put_along_axis(z, np.reshape(indices, (n, c, -1)), x.reshape(n, c, -1), axis=2)
+    z = np.zeros(n * c * math.prod(sides))
+    # a sequential scatter: where an index repeats, the last value written stays (NumPy's
+    # assignment through repeated indices writes in order, as np.put_along_axis did here
+    # before; max_unpool's repeated-index test in tests/test_pooling.py compares with torch)
+    z[_keys(indices, n, c, math.prod(sides))] = x.ravel()
     z = z.reshape(n, c, *sides)
     return z[0] if unbatched else z
 
 
-def _last_writes(indices: Index) -> NDArray[np.bool_]:
-    """True where an index (n, c, m) is the last occurrence of its value in its plane (the
-    one whose value a sequential scatter leaves in the output)."""
-    n, c, m = indices.shape
-    plane_size = int(indices.max(initial=0)) + 1
-    key = (np.arange(n * c).reshape(n, c, 1) * plane_size + indices).ravel()
-    _, first_from_end = np.unique(key[::-1], return_index=True)
-    last = np.zeros(key.size, dtype=bool)
-    last[key.size - 1 - first_from_end] = True
-    return last.reshape(n, c, m)
+def _last_writes(keys: Index) -> NDArray[np.bool_]:
+    """True where a key is the last occurrence of its value (the one whose value a sequential
+    scatter leaves in the output): the largest position writing each key, ``np.maximum.at``."""
+    position = np.arange(keys.size)
+    last = np.full(int(keys.max(initial=0)) + 1, -1)
+    np.maximum.at(last, keys, position)
+    return last[keys] == position
 
 
 def _max_unpool_vjp(g: Array, input: Array, indices: Index, d: int, kernel_size: IntOrTuple,
@@ -563,10 +569,10 @@ def _max_unpool_vjp(g: Array, input: Array, indices: Index, d: int, kernel_size:
                     output_size: Sequence[int] | None, gradient: str) -> dict[str, Array]:
     x, _ = _batched(input, d)
     n, c = x.shape[:2]
-    flat = np.reshape(indices, (n, c, -1))
-    gx = np.take_along_axis(np.reshape(g, (n, c, -1)), flat, axis=2)
+    keys = _keys(indices, n, c, math.prod(np.shape(g)[-d:]))
+    gx = np.ravel(g)[keys]
     if gradient == "derivative":
-        gx = np.where(_last_writes(flat), gx, 0.0)
+        gx = np.where(_last_writes(keys), gx, 0.0)
     else:
         assert gradient == "torch", f"unknown gradient convention {gradient!r}"
     return {"input": gx.reshape(np.shape(input))}
