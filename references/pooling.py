@@ -54,8 +54,12 @@ def _gather(a: Any, pos: Index, axis: int) -> Any:
     or (N, C, out), per plane."""
     if pos.ndim == 1:
         return np.take(a, pos, axis=axis)
-    at = pos.reshape(*pos.shape[:2], *(1,) * (axis - 2), -1, *(1,) * (a.ndim - axis - 1))
-    return np.take_along_axis(a, at, axis)
+    n, c, out = pos.shape
+    pre, side, post = math.prod(a.shape[2:axis]), a.shape[axis], math.prod(a.shape[axis + 1:])
+    planes = np.arange(n * c)[:, None]
+    rows = np.reshape(a, (n * c, pre, side, post))[planes, :, pos.reshape(n * c, out)]
+    # the plane's and the position's indices come first, (N C, out, pre, post): put out back
+    return np.moveaxis(rows, 1, 2).reshape(*a.shape[:axis], out, *a.shape[axis + 1:])
 
 
 def _max_along(values: Array, flat: Index | None, axis: int, starts: Index, lengths: Index
