@@ -50,11 +50,12 @@ def _batched(input: Array, d: int) -> tuple[Array, bool]:
 
 
 def _gather(a: Any, pos: Index, axis: int) -> Any:
-    """``a`` (N, C, ...) at positions ``pos`` along ``axis``: (out,), the same in every plane,
-    or (N, C, out), per plane."""
+    """``a`` (N, C, ...) (or (1, 1, ...), the same in every plane) at positions ``pos`` along
+    ``axis``: (out,), the same in every plane, or (N, C, out), per plane."""
     if pos.ndim == 1:
         return np.take(a, pos, axis=axis)
     n, c, out = pos.shape
+    a = np.broadcast_to(a, (n, c, *a.shape[2:]))
     pre, side, post = math.prod(a.shape[2:axis]), a.shape[axis], math.prod(a.shape[axis + 1:])
     planes = np.arange(n * c)[:, None]
     rows = np.reshape(a, (n * c, pre, side, post))[planes, :, pos.reshape(n * c, out)]
@@ -65,8 +66,8 @@ def _gather(a: Any, pos: Index, axis: int) -> Any:
 def _max_along(values: Array, flat: Index | None, axis: int, starts: Index, lengths: Index
                ) -> tuple[Array, Index | None]:
     """Along ``axis`` of (N, C, ...): each window [start_o, start_o + length_o)'s maximum and
-    ``flat`` at its first maximum (None: the maximum alone). ``starts`` (out,) or, for windows
-    placed per plane, (N, C, out).
+    ``flat`` (the same shape, or (1, 1, ...)) at its first maximum (None: the maximum alone).
+    ``starts`` (out,) or, for windows placed per plane, (N, C, out).
 
     The running maximum over the windows' k-th positions, k = 0, 1, ..: a position replaces the
     maximum only if it is greater, or NaN where the maximum is not (so the first maximum, the
@@ -101,11 +102,11 @@ def _box_max(x: Array, starts: Sequence[Index], lengths: Sequence[Index], indice
     """
     sides = x.shape[2:]
     z: Array = x
-    flat: Index | None = np.broadcast_to(np.arange(math.prod(sides)).reshape(sides), x.shape) \
-        if indices else None
+    # the same in every plane: (1, 1, *sides) until a reduction picks per plane
+    flat = np.arange(math.prod(sides)).reshape(1, 1, *sides) if indices else None
     for i in reversed(range(len(sides))):
         z, flat = _max_along(z, flat, 2 + i, starts[i], lengths[i])
-    return z, flat
+    return z, None if flat is None else np.ascontiguousarray(np.broadcast_to(flat, z.shape))
 
 
 def _scatter_to(g: Array, indices: Index, shape: tuple[int, ...]) -> Array:
