@@ -4,7 +4,8 @@ r"""Interpolation (``F.interpolate`` / ``nn.Upsample``), NumPy float64: nearest,
 Every mode is separable: along each spatial dimension of input side n and output side o it is a
 matrix W (o x n), and the output is W_1 x W_2 ... applied along the dimensions
 (``references._separable``); the VJP applies the transposed matrices. What distinguishes the
-modes is W, built from the source coordinate of output position j.
+modes is W, built from the source coordinate of output position j; row j has only a few
+nonzeros (its taps: the input positions it reads and their weights), and W is held by them.
 
 Output sides and scales (torch's docs for F.interpolate): ``size`` gives o directly;
 ``scale_factor`` s gives o = floor(n s). The scale mapping output to input coordinates is
@@ -61,7 +62,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from references import _separable
-from references.pooling import _adaptive_avg_matrix
+from references.pooling import _adaptive_avg_taps
 
 Array = NDArray[np.float64]
 Size = int | Sequence[int] | None
@@ -101,22 +102,19 @@ def _source(n: int, o: int, align_corners: bool | None, s: float | None) -> Arra
     return j * scale if align_corners else (j + 0.5) * scale - 0.5
 
 
-def _nearest_matrix(n: int, o: int, s: float | None, offset: float) -> Array:
+def _nearest_taps(n: int, o: int, s: float | None, offset: float) -> _separable.Taps:
     scale = _scale(n, o, False, s)
     source = np.minimum(np.floor((np.arange(o) + offset) * scale), n - 1).astype(np.int64)
-    return _separable.one_hot(source, n)
+    return _separable.gather(source, n)
 
 
-def _linear_matrix(n: int, o: int, align_corners: bool | None, s: float | None) -> Array:
+def _linear_taps(n: int, o: int, align_corners: bool | None, s: float | None
+                 ) -> _separable.Taps:
     src = np.maximum(_source(n, o, align_corners, s), 0.0)
     i0 = np.minimum(np.floor(src), n - 1).astype(np.int64)
     lam = np.clip(src - i0, 0.0, 1.0)
     i1 = np.minimum(i0 + 1, n - 1)
-    w = np.zeros((o, n))
-    rows = np.arange(o)
-    np.add.at(w, (rows, i0), 1.0 - lam)
-    np.add.at(w, (rows, i1), lam)
-    return w
+    return _separable.taps(np.stack([i0, i1], axis=1), np.stack([1.0 - lam, lam], axis=1), n)
 
 
 def _cubic(x: Array, a: float) -> Array:
@@ -127,16 +125,14 @@ def _cubic(x: Array, a: float) -> Array:
     return np.where(x <= 1.0, near, np.where(x < 2.0, far, 0.0))
 
 
-def _cubic_matrix(n: int, o: int, align_corners: bool | None, s: float | None) -> Array:
+def _cubic_taps(n: int, o: int, align_corners: bool | None, s: float | None
+                ) -> _separable.Taps:
     src = _source(n, o, align_corners, s)
     i = np.floor(src)
     t = src - i
-    w = np.zeros((o, n))
-    rows = np.arange(o)
-    for k in (-1, 0, 1, 2):  # the four neighbours, at distance |k - t| from src
-        index = np.clip(i + k, 0, n - 1).astype(np.int64)
-        np.add.at(w, (rows, index), _cubic(k - t, KEYS_A))
-    return w
+    k = np.arange(-1, 3)  # the four neighbours, at distance |k - t| from src
+    index = np.clip(i[:, None] + k, 0, n - 1).astype(np.int64)
+    return _separable.taps(index, _cubic(k - t[:, None], KEYS_A), n)
 
 
 def _triangle(x: Array) -> Array:
@@ -156,56 +152,55 @@ _FILTERS: dict[str, tuple[Callable[[Array], Array], int]] = {
     "bilinear": (_triangle, 2), "bicubic": (_pillow_cubic, 4), "lanczos": (_lanczos3, 6)}
 
 
-def _antialias_matrix(n: int, o: int, align_corners: bool | None, s: float | None,
-                      mode: str) -> Array:
+def _antialias_taps(n: int, o: int, align_corners: bool | None, s: float | None,
+                    mode: str) -> _separable.Taps:
     f, taps = _FILTERS[mode]
     scale = _scale(n, o, align_corners, s)
     stretch = max(scale, 1.0)
     support = taps / 2 * stretch
     centre = scale * (np.arange(o) + 0.5)
-    xmin = np.maximum(np.trunc(centre - support + 0.5), 0)
-    xmax = np.minimum(np.trunc(centre + support + 0.5), n)
-    i = np.arange(n)
-    inside = (i[None, :] >= xmin[:, None]) & (i[None, :] < xmax[:, None])
-    w = np.where(inside, f((i[None, :] - centre[:, None] + 0.5) / stretch), 0.0)
+    xmin = np.maximum(np.trunc(centre - support + 0.5), 0).astype(np.int64)
+    xmax = np.minimum(np.trunc(centre + support + 0.5), n).astype(np.int64)
+    i = xmin[:, None] + np.arange(max(int(np.max(xmax - xmin, initial=0)), 1))  # the windows
+    w = np.where(i < xmax[:, None], f((i - centre[:, None] + 0.5) / stretch), 0.0)
     total = w.sum(axis=1, keepdims=True)
-    return np.divide(w, total, out=np.zeros_like(w), where=total != 0)
+    return _separable.taps(i, np.divide(w, total, out=np.zeros_like(w), where=total != 0), n)
 
 
-def _matrices(sides: Sequence[int], mode: str, size: Size, scale_factor: Scale,
-              align_corners: bool | None, recompute_scale_factor: bool | None,
-              antialias: bool) -> list[Array]:
+def _maps(sides: Sequence[int], mode: str, size: Size, scale_factor: Scale,
+          align_corners: bool | None, recompute_scale_factor: bool | None,
+          antialias: bool) -> list[_separable.Taps]:
     out, scales = _output_geometry(sides, size, scale_factor, recompute_scale_factor)
-    matrices = []
+    maps = []
     for n, o, s in zip(sides, out, scales, strict=True):
         if antialias:
-            matrices.append(_antialias_matrix(n, o, align_corners, s, mode))
+            maps.append(_antialias_taps(n, o, align_corners, s, mode))
         elif mode in ("nearest", "nearest-exact"):
-            matrices.append(_nearest_matrix(n, o, s, 0.5 if mode == "nearest-exact" else 0.0))
+            maps.append(_nearest_taps(n, o, s, 0.5 if mode == "nearest-exact" else 0.0))
         elif mode in ("linear", "bilinear", "trilinear"):
-            matrices.append(_linear_matrix(n, o, align_corners, s))
+            maps.append(_linear_taps(n, o, align_corners, s))
         elif mode == "bicubic":
-            matrices.append(_cubic_matrix(n, o, align_corners, s))
+            maps.append(_cubic_taps(n, o, align_corners, s))
         else:
             assert mode == "area", f"unknown interpolation mode {mode!r}"
-            matrices.append(_adaptive_avg_matrix(n, o))
-    return matrices
+            maps.append(_adaptive_avg_taps(n, o))
+    return maps
 
 
 def _interpolate(input: Array, size: Size, scale_factor: Scale, mode: str,
                  align_corners: bool | None, recompute_scale_factor: bool | None,
                  antialias: bool) -> Array:
     x = np.asarray(input, dtype=np.float64)
-    return _separable.apply(x, _matrices(x.shape[2:], mode, size, scale_factor, align_corners,
-                                         recompute_scale_factor, antialias))
+    return _separable.apply(x, _maps(x.shape[2:], mode, size, scale_factor, align_corners,
+                                     recompute_scale_factor, antialias))
 
 
 def _interpolate_vjp(g: Array, input: Array, size: Size, scale_factor: Scale, mode: str,
                      align_corners: bool | None, recompute_scale_factor: bool | None,
                      antialias: bool) -> dict[str, Array]:
-    matrices = _matrices(np.shape(input)[2:], mode, size, scale_factor, align_corners,
-                         recompute_scale_factor, antialias)
-    return {"input": _separable.apply_vjp(g, matrices)}
+    maps = _maps(np.shape(input)[2:], mode, size, scale_factor, align_corners,
+                 recompute_scale_factor, antialias)
+    return {"input": _separable.apply_vjp(g, maps)}
 
 
 def interpolate_nearest(input: Array, size: Size = None, scale_factor: Scale = None,

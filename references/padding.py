@@ -14,9 +14,12 @@ s(j) is outside the input. With p = j - left, the position relative to the input
 
 A negative padding in the other modes crops relative to the original input (positions p
 outside the output are simply not read), as torch does: reflect (-4, 3) of [0 1 2 3 4 5] is
-[4 5 4 3 2]. The gather along one dimension is a 0/1 matrix (``references._separable``), so
-the forward is exact and the VJP is the scatter-add of g to the sources (dL/dx[s] = sum of g
-over the outputs reading s; constant fill positions send nothing back).
+[4 5 4 3 2]. The gather along one dimension is a 0/1 matrix, held by its one tap per row
+(``references._separable``: ``np.take`` along the dimension), so the forward is exact and the
+VJP is the scatter-add of g to the sources (dL/dx[s] = sum of g over the outputs reading s),
+the gathers of the transposed matrix. Constant padding's gather is two slices: the fill
+everywhere, the kept input copied into its window; its VJP reads g back from the window (the
+fill positions send nothing back).
 
 ``pad`` is torch's tuple: (left, right) of the last dimension first, then of the one before,
 and so on. Follows https://pytorch.org/docs/stable/generated/torch.nn.functional.pad.html and
@@ -38,11 +41,10 @@ Index = NDArray[np.int64]
 
 
 def _sources(mode: str, size: int, left: int, right: int) -> Index:
-    """s(j) for every output position j of one padded dimension (-1: the fill value)."""
+    """s(j) for every output position j of one padded dimension (reflect, replicate and
+    circular; constant padding is the slices of :func:`_windows`)."""
     j = np.arange(size + left + right)
     p = j - left
-    if mode == "constant":
-        return np.where((p >= 0) & (p < size), p, -1)
     if mode == "reflect":
         return np.where(p < 0, -p, np.where(p > size - 1, 2 * (size - 1) - p, p))
     if mode == "replicate":
@@ -53,27 +55,58 @@ def _sources(mode: str, size: int, left: int, right: int) -> Index:
     return start + np.mod(j - max(left, 0), kept)
 
 
-def _matrices(shape: Sequence[int], pad: Sequence[int], mode: str) -> list[Array]:
-    """One gather matrix per padded dimension, in the input's dimension order."""
+def _padded(shape: Sequence[int], pad: Sequence[int]) -> list[tuple[int, int, int]]:
+    """(L, left, right) of every padded dimension, in the input's dimension order (``pad``
+    names the last dimension first)."""
     d = len(pad) // 2
-    pairs = [(pad[2 * i], pad[2 * i + 1]) for i in range(d)][::-1]  # first padded dim first
-    sides = list(shape)[len(shape) - d:]
-    return [_separable.one_hot(_sources(mode, n, lo, hi), n)
-            for n, (lo, hi) in zip(sides, pairs, strict=True)]
+    pairs = [(pad[2 * i], pad[2 * i + 1]) for i in range(d)][::-1]
+    return [(n, lo, hi) for n, (lo, hi) in zip(shape[len(shape) - d:], pairs, strict=True)]
+
+
+def _maps(shape: Sequence[int], pad: Sequence[int], mode: str) -> list[_separable.Taps]:
+    """One gather per padded dimension, in the input's dimension order."""
+    return [_separable.gather(_sources(mode, n, lo, hi), n) for n, lo, hi in _padded(shape, pad)]
+
+
+Window = tuple[slice, ...]
+
+
+def _windows(shape: Sequence[int], pad: Sequence[int]) -> tuple[tuple[int, ...], Window,
+                                                                  Window]:
+    """Constant padding's gather as slices: the output's shape, the window of the output that
+    holds the kept input, and that input (the leading dimensions whole). Along a padded side L
+    with (left, right), L - c - max(-right, 0) elements from c = max(-left, 0) are kept, and
+    land from max(left, 0)."""
+    lead = len(shape) - len(pad) // 2
+    out, window, kept = list(shape[:lead]), [slice(None)] * lead, [slice(None)] * lead
+    for n, lo, hi in _padded(shape, pad):
+        start, length = max(-lo, 0), max(n - max(-lo, 0) - max(-hi, 0), 0)
+        out.append(n + lo + hi)
+        window.append(slice(max(lo, 0), max(lo, 0) + length))
+        kept.append(slice(start, start + length))
+    return tuple(out), tuple(window), tuple(kept)
 
 
 def _pad(input: Array, pad: Sequence[int], mode: str, value: float | None) -> Array:
     x = np.asarray(input, dtype=np.float64)
-    matrices = _matrices(x.shape, pad, mode)
-    z = _separable.apply(x, matrices)
-    if mode == "constant" and value:
-        # where no input element is read (a zero row in some dimension's matrix), the fill
-        z = z + value * (1.0 - _separable.apply(np.ones(x.shape), matrices))
+    if mode != "constant":
+        return _separable.apply(x, _maps(x.shape, pad, mode))
+    # the fill everywhere, the kept input in its window
+    out, window, kept = _windows(x.shape, pad)
+    z = np.full(out, float(value or 0.0))
+    z[window] = x[kept]
     return z
 
 
 def _pad_vjp(g: Array, input: Array, pad: Sequence[int], mode: str) -> dict[str, Array]:
-    return {"input": _separable.apply_vjp(g, _matrices(np.shape(input), pad, mode))}
+    shape = np.shape(input)
+    if mode != "constant":
+        return {"input": _separable.apply_vjp(g, _maps(shape, pad, mode))}
+    # g read back from the window (the fill is a constant; cropped inputs get 0)
+    gx = np.zeros(shape)
+    _, window, kept = _windows(shape, pad)
+    gx[kept] = np.asarray(g)[window]
+    return {"input": gx}
 
 
 # --- constant and zero padding -------------------------------------------------------------

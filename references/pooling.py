@@ -3,8 +3,9 @@ average pooling, power-average (LP) pooling, fractional max pooling, and max unp
 
 * Adaptive pooling (1/2/3-d) splits each input side L into ``out`` windows
   [floor(i L / out), ceil((i + 1) L / out)), which may overlap and differ in length by one.
-  The average is separable (a matrix per dimension, ``references._separable``); the maximum is
-  a gather of every window (padded to the longest with -inf) and an argmax.
+  The average is separable (a matrix per dimension, held by its few nonzeros per row:
+  ``references._separable``); the maximum too, one dimension at a time (a gather of every
+  window, padded to the longest with -inf, and an argmax).
 * LP pooling is (sum over a sliding window of x^p)^(1/p) (``references.conv``'s windows).
 * Fractional max pooling (Graham, "Fractional Max-Pooling", arXiv:1412.6071) places windows of
   a fixed size at pseudo-random steps of 1 or 2 drawn from one sample u in [0, 1) per plane and
@@ -45,64 +46,77 @@ def _batched(input: Array, d: int) -> tuple[Array, bool]:
     return (x[None], True) if x.ndim == d + 1 else (x, False)
 
 
-# --- gathered windows of any start and length ----------------------------------------------
+# --- the maximum over boxes of any start and length ------------------------------------------
 
 
-def _box_windows(x: Array, starts: Sequence[Index], lengths: Sequence[Index]
-                 ) -> tuple[Array, Index]:
-    """The windows of ``x`` (N, C, *sides) along its d spatial dimensions, and where each
-    element comes from.
+def _gather(a: Any, pos: Index, axis: int) -> Any:
+    """``a`` (N, C, ...) (or (1, 1, ...), the same in every plane) at positions ``pos`` along
+    ``axis``: (out,), the same in every plane, or (N, C, out), per plane."""
+    if pos.ndim == 1:
+        return np.take(a, pos, axis=axis)
+    n, c, out = pos.shape
+    a = np.broadcast_to(a, (n, c, *a.shape[2:]))
+    pre, side, post = math.prod(a.shape[2:axis]), a.shape[axis], math.prod(a.shape[axis + 1:])
+    planes = np.arange(n * c)[:, None]
+    rows = np.reshape(a, (n * c, pre, side, post))[planes, :, pos.reshape(n * c, out)]
+    # the plane's and the position's indices come first, (N C, out, pre, post): put out back
+    return np.moveaxis(rows, 1, 2).reshape(*a.shape[:axis], out, *a.shape[axis + 1:])
 
-    Window o spans [starts[i][..., o_i], starts[i][..., o_i] + lengths[i][o_i]) along dimension
-    i; ``starts[i]`` has shape (N, C, out_i) (a plane may place its windows differently, as
-    fractional pooling does) and ``lengths[i]`` shape (out_i,). Returns ``values`` of shape
-    (N, C, *out, K) with K = prod of the longest lengths (row-major window order; positions
-    past a shorter window are -inf) and ``flat``, the same shape, the flat index of each
-    element in its (n, c) plane (0 where the value is -inf).
+
+def _max_along(values: Array, flat: Index | None, axis: int, starts: Index, lengths: Index
+               ) -> tuple[Array, Index | None]:
+    """Along ``axis`` of (N, C, ...): each window [start_o, start_o + length_o)'s maximum and
+    ``flat`` (the same shape, or (1, 1, ...)) at its first maximum (None: the maximum alone).
+    ``starts`` (out,) or, for windows placed per plane, (N, C, out).
+
+    The running maximum over the windows' k-th positions, k = 0, 1, ..: a position replaces the
+    maximum only if it is greater, or NaN where the maximum is not (so the first maximum, the
+    first NaN, is kept: ``np.argmax``'s rule, torch's ``val > maxval``). A window shorter than
+    k reads its last position again, which replaces nothing."""
+    z, index = values, flat
+    for k in range(int(np.max(lengths, initial=1))):
+        pos = np.asarray(starts) + np.minimum(k, np.asarray(lengths) - 1)  # (out,), (N, C, out)
+        v = _gather(values, pos, axis)
+        if k == 0:
+            z, index = v, None if flat is None else _gather(flat, pos, axis)
+            continue
+        bigger = np.maximum(z, v)  # NaN if either is
+        if flat is not None:
+            replaced = (bigger != z) & (z == z)  # v > z, or v NaN and z not
+            index = np.asarray(np.where(replaced, _gather(flat, pos, axis), index), np.int64)
+        z = bigger
+    return z, index
+
+
+def _box_max(x: Array, starts: Sequence[Index], lengths: Sequence[Index], indices: bool
+             ) -> tuple[Array, Index | None]:
+    """The maximum of ``x`` (N, C, *sides) over every box (the product of window o_i along each
+    spatial dimension i, :func:`_max_along`'s starts and lengths), and (if ``indices``) the
+    flat index in its (n, c) plane of the box's first maximum in row-major order.
+
+    Separable: the box maximum is the maximum over the last dimension's windows, then over
+    the one before, and so on; and the first maximum in row-major order is, among the rows
+    (the earlier coordinates) holding the maximum, the first one's first maximum along the
+    last dimension, so carrying each partial maximum's flat index through the reductions
+    finds it.
     """
-    n, c, *sides = x.shape
-    d = len(sides)
-    longest = [int(np.max(length)) if np.size(length) else 1 for length in lengths]
-    positions, valid = [], np.ones((1,) * (2 + 2 * d), dtype=bool)
-    for i in range(d):
-        k = np.arange(longest[i])
-        pos = np.broadcast_to(starts[i], (n, c, len(lengths[i])))[..., :, None] + k
-        ok = k[None, :] < np.asarray(lengths[i])[:, None]
-        # interleaved layout (N, C, out_1, K_1, .., out_d, K_d): this dimension's axes 2i+2, 2i+3
-        shape = [n, c] + [1] * (2 * d)
-        shape[2 + 2 * i], shape[3 + 2 * i] = pos.shape[2], pos.shape[3]
-        positions.append(np.where(ok, pos, 0).reshape(shape))
-        ok_shape = [1] * (2 + 2 * d)
-        ok_shape[2 + 2 * i], ok_shape[3 + 2 * i] = ok.shape
-        valid = valid & ok.reshape(ok_shape)
-    plane = tuple(np.broadcast_arrays(*positions))
-    flat = np.ravel_multi_index(plane, sides)
-    gathered = np.take_along_axis(x.reshape(n, c, -1), flat.reshape(n, c, -1), axis=2)
-    values = np.where(valid, gathered.reshape(flat.shape), -np.inf)
-    flat = np.where(valid, flat, 0)
-    # (N, C, out_1, K_1, ..) -> (N, C, out_1, .., out_d, K_1 .. K_d), window axes flattened
-    order = [0, 1, *range(2, 2 + 2 * d, 2), *range(3, 3 + 2 * d, 2)]
-    out = values.shape[2::2]
-    values = values.transpose(order).reshape(n, c, *out, -1)
-    flat = flat.transpose(order).reshape(n, c, *out, -1)
-    return values, flat
-
-
-def _window_max(values: Array, flat: Index) -> tuple[Array, Index]:
-    """Each window's maximum and the flat index of its first argmax."""
-    arg = np.argmax(values, axis=-1)[..., None]
-    return (np.take_along_axis(values, arg, axis=-1)[..., 0],
-            np.take_along_axis(flat, arg, axis=-1)[..., 0])
+    sides = x.shape[2:]
+    z: Array = x
+    # the same in every plane: (1, 1, *sides) until a reduction picks per plane
+    flat = np.arange(math.prod(sides)).reshape(1, 1, *sides) if indices else None
+    for i in reversed(range(len(sides))):
+        z, flat = _max_along(z, flat, 2 + i, starts[i], lengths[i])
+    return z, None if flat is None else np.ascontiguousarray(np.broadcast_to(flat, z.shape))
 
 
 def _scatter_to(g: Array, indices: Index, shape: tuple[int, ...]) -> Array:
-    """dL/dx of a gather by flat plane indices: each g added at its index (repeats add up)."""
+    """dL/dx of a gather by flat plane indices: each g added at its index (repeats add up),
+    a bincount over the indices in the whole array."""
     n, c = shape[:2]
-    gx = np.zeros((n, c, math.prod(shape[2:])))
-    planes = np.ix_(np.arange(n), np.arange(c))
-    index = (planes[0].reshape(n, 1, 1), planes[1].reshape(1, c, 1), indices.reshape(n, c, -1))
-    np.add.at(gx, index, np.reshape(g, (n, c, -1)))
-    return gx.reshape(shape)
+    plane = math.prod(shape[2:])
+    at = np.reshape(indices, (n * c, -1)) + plane * np.arange(n * c)[:, None]
+    sums = np.bincount(at.ravel(), weights=np.ravel(g), minlength=n * c * plane)
+    return sums.astype(np.float64, copy=False).reshape(shape)  # float64 already (weighted)
 
 
 # --- adaptive pooling ----------------------------------------------------------------------
@@ -124,18 +138,19 @@ def _adaptive_bounds(size: int, out: int) -> tuple[Index, Index]:
     return start.astype(np.int64), (end - start).astype(np.int64)
 
 
-def _adaptive_avg_matrix(size: int, out: int) -> Array:
-    """A[i, j] = 1 / |window i| for j in window i: the mean over each adaptive window."""
+def _adaptive_avg_taps(size: int, out: int) -> _separable.Taps:
+    """A[i, j] = 1 / |window i| for j in window i: the mean over each adaptive window, as the
+    taps start_i + k, k < |window i| (``references._separable``)."""
     start, length = _adaptive_bounds(size, out)
-    j = np.arange(size)
-    inside = (j[None, :] >= start[:, None]) & (j[None, :] < (start + length)[:, None])
-    return inside / length[:, None].astype(np.float64)
+    k = np.arange(int(length.max(initial=1)))
+    inside = k[None, :] < length[:, None]
+    return _separable.taps(start[:, None] + k, inside / length[:, None], size)
 
 
 def _adaptive_avg(input: Array, output_size: OutputSize, d: int) -> Array:
     x = np.asarray(input, dtype=np.float64)
     out = _adaptive_sizes(output_size, x.shape[-d:])
-    return _separable.apply(x, [_adaptive_avg_matrix(n, o)
+    return _separable.apply(x, [_adaptive_avg_taps(n, o)
                                 for n, o in zip(x.shape[-d:], out, strict=True)])
 
 
@@ -143,7 +158,7 @@ def _adaptive_avg_vjp(g: Array, input: Array, output_size: OutputSize,
                       d: int) -> dict[str, Array]:
     sides = np.shape(input)[-d:]
     out = _adaptive_sizes(output_size, sides)
-    return {"input": _separable.apply_vjp(g, [_adaptive_avg_matrix(n, o)
+    return {"input": _separable.apply_vjp(g, [_adaptive_avg_taps(n, o)
                                               for n, o in zip(sides, out, strict=True)])}
 
 
@@ -200,24 +215,24 @@ def adaptive_avg_pool3d_vjp(g: Array, input: Array, output_size: OutputSize
     return _adaptive_avg_vjp(g, input, output_size, 3)
 
 
-def _adaptive_max_parts(input: Array, output_size: OutputSize, d: int
-                        ) -> tuple[Array, Index, bool]:
+def _adaptive_max_parts(input: Array, output_size: OutputSize, d: int, indices: bool = True
+                        ) -> tuple[Array, Index | None, bool]:
     x, unbatched = _batched(input, d)
     out = _adaptive_sizes(output_size, x.shape[2:])
     bounds = [_adaptive_bounds(n, o) for n, o in zip(x.shape[2:], out, strict=True)]
-    values, flat = _box_windows(x, [b[0] for b in bounds], [b[1] for b in bounds])
-    z, indices = _window_max(values, flat)
-    return z, indices, unbatched
+    z, flat = _box_max(x, [b[0] for b in bounds], [b[1] for b in bounds], indices)
+    return z, flat, unbatched
 
 
 def _adaptive_max(input: Array, output_size: OutputSize, d: int) -> Array:
-    z, _, unbatched = _adaptive_max_parts(input, output_size, d)
+    z, _, unbatched = _adaptive_max_parts(input, output_size, d, indices=False)
     return z[0] if unbatched else z
 
 
 def _adaptive_max_vjp(g: Array, input: Array, output_size: OutputSize,
                       d: int) -> dict[str, Array]:
     _, indices, unbatched = _adaptive_max_parts(input, output_size, d)
+    assert indices is not None
     x, _ = _batched(input, d)
     gx = _scatter_to(np.reshape(g, indices.shape), indices, x.shape)
     return {"input": gx[0] if unbatched else gx}
@@ -272,6 +287,7 @@ def adaptive_max_pool_indices(input: Array, output_size: OutputSize, dims: int) 
     the flat index (row-major over the spatial dimensions of its plane) of each window's first
     argmax. Not differentiable: tests/test_pooling.py compares torch's indices with these."""
     _, indices, unbatched = _adaptive_max_parts(input, output_size, dims)
+    assert indices is not None
     return indices[0] if unbatched else indices
 
 
@@ -413,7 +429,8 @@ def _fractional_starts(sample: Array, size: int, out: int, kernel: int) -> Index
 
 def _fractional_parts(input: Array, d: int, kernel_size: IntOrTuple,
                       output_size: IntOrTuple | None, output_ratio: float | Sequence[float] | None,
-                      samples: Array) -> tuple[Array, Index, bool]:
+                      samples: Array, indices: bool = True
+                      ) -> tuple[Array, Index | None, bool]:
     x, unbatched = _batched(input, d)
     sides = x.shape[2:]
     k = _tuple(kernel_size, d)
@@ -430,15 +447,14 @@ def _fractional_parts(input: Array, d: int, kernel_size: IntOrTuple,
     order = (1, 0) if d == 2 else tuple(range(d))
     starts = [_fractional_starts(u[:, :, order[i]], sides[i], out[i], k[i]) for i in range(d)]
     lengths = [np.full(o, ki, dtype=np.int64) for o, ki in zip(out, k, strict=True)]
-    values, flat = _box_windows(x, starts, lengths)
-    z, indices = _window_max(values, flat)
-    return z, indices, unbatched
+    z, flat = _box_max(x, starts, lengths, indices)
+    return z, flat, unbatched
 
 
 def _fractional(input: Array, d: int, kernel_size: IntOrTuple, output_size: IntOrTuple | None,
                 output_ratio: float | Sequence[float] | None, samples: Array) -> Array:
     z, _, unbatched = _fractional_parts(input, d, kernel_size, output_size, output_ratio,
-                                        samples)
+                                        samples, indices=False)
     return z[0] if unbatched else z
 
 
@@ -447,6 +463,7 @@ def _fractional_vjp(g: Array, input: Array, d: int, kernel_size: IntOrTuple,
                     samples: Array) -> dict[str, Array]:
     _, indices, unbatched = _fractional_parts(input, d, kernel_size, output_size, output_ratio,
                                               samples)
+    assert indices is not None
     x, _ = _batched(input, d)
     gx = _scatter_to(np.reshape(g, indices.shape), indices, x.shape)
     return {"input": gx[0] if unbatched else gx}
@@ -522,28 +539,34 @@ def _unpool_sides(input: Array, d: int, kernel_size: IntOrTuple, stride: IntOrTu
                  for n, ki, si, pi in zip(np.shape(input)[-d:], k, s, p, strict=True))
 
 
+def _keys(indices: Index, n: int, c: int, plane: int) -> Index:
+    """Each index of (N, C, m) ``indices`` as a position in the flattened (N, C, plane) output:
+    its plane's offset plus the index in the plane."""
+    return (np.reshape(indices, (n * c, -1)) + plane * np.arange(n * c)[:, None]).ravel()
+
+
 def _max_unpool(input: Array, indices: Index, d: int, kernel_size: IntOrTuple,
                 stride: IntOrTuple | None, padding: IntOrTuple,
                 output_size: Sequence[int] | None) -> Array:
     x, unbatched = _batched(input, d)
     sides = _unpool_sides(input, d, kernel_size, stride, padding, output_size)
     n, c = x.shape[:2]
-    z = np.zeros((n, c, math.prod(sides)))
-    np.put_along_axis(z, np.reshape(indices, (n, c, -1)), x.reshape(n, c, -1), axis=2)
+    z = np.zeros(n * c * math.prod(sides))
+    # a sequential scatter: where an index repeats, the last value written stays (NumPy's
+    # assignment through repeated indices writes in order, as np.put_along_axis did here
+    # before; max_unpool's repeated-index test in tests/test_pooling.py compares with torch)
+    z[_keys(indices, n, c, math.prod(sides))] = x.ravel()
     z = z.reshape(n, c, *sides)
     return z[0] if unbatched else z
 
 
-def _last_writes(indices: Index) -> NDArray[np.bool_]:
-    """True where an index (n, c, m) is the last occurrence of its value in its plane (the
-    one whose value a sequential scatter leaves in the output)."""
-    n, c, m = indices.shape
-    plane_size = int(indices.max(initial=0)) + 1
-    key = (np.arange(n * c).reshape(n, c, 1) * plane_size + indices).ravel()
-    _, first_from_end = np.unique(key[::-1], return_index=True)
-    last = np.zeros(key.size, dtype=bool)
-    last[key.size - 1 - first_from_end] = True
-    return last.reshape(n, c, m)
+def _last_writes(keys: Index) -> NDArray[np.bool_]:
+    """True where a key is the last occurrence of its value (the one whose value a sequential
+    scatter leaves in the output): the largest position writing each key, ``np.maximum.at``."""
+    position = np.arange(keys.size)
+    last = np.full(int(keys.max(initial=0)) + 1, -1)
+    np.maximum.at(last, keys, position)
+    return last[keys] == position
 
 
 def _max_unpool_vjp(g: Array, input: Array, indices: Index, d: int, kernel_size: IntOrTuple,
@@ -551,10 +574,10 @@ def _max_unpool_vjp(g: Array, input: Array, indices: Index, d: int, kernel_size:
                     output_size: Sequence[int] | None, gradient: str) -> dict[str, Array]:
     x, _ = _batched(input, d)
     n, c = x.shape[:2]
-    flat = np.reshape(indices, (n, c, -1))
-    gx = np.take_along_axis(np.reshape(g, (n, c, -1)), flat, axis=2)
+    keys = _keys(indices, n, c, math.prod(np.shape(g)[-d:]))
+    gx = np.ravel(g)[keys]
     if gradient == "derivative":
-        gx = np.where(_last_writes(flat), gx, 0.0)
+        gx = np.where(_last_writes(keys), gx, 0.0)
     else:
         assert gradient == "torch", f"unknown gradient convention {gradient!r}"
     return {"input": gx.reshape(np.shape(input))}

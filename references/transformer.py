@@ -1,8 +1,10 @@
 r"""Multi-head attention and the transformer layers, NumPy float64, composed from the layer
 references: ``references.layers.linear`` (the projections and the feed-forward network),
-``references.attention.scaled_dot_product_attention`` (each head), ``references.activations``
-(softmax for the returned weights, relu and gelu) and ``references.norms.layer_norm``. Every
-VJP is the chain rule through those pieces, each piece's own VJP doing its part.
+``references.activations`` (softmax for each head's attention probabilities, relu and gelu)
+and ``references.norms.layer_norm``; each head is scaled dot-product attention
+(``references.attention``'s formula, softmax(q k^T / sqrt(hd) + M) v) with its probabilities
+computed once, for the output, the returned weights and the VJP. Every VJP is the chain rule
+through those pieces, each piece's own VJP doing its part.
 
 Multi-head attention (Vaswani et al. 2017, sec. 3.2.2; ``torch.nn.MultiheadAttention``,
 https://pytorch.org/docs/stable/generated/torch.nn.MultiheadAttention.html):
@@ -40,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from references import activations, attention, layers, norms
+from references import activations, layers, norms
 
 Array = NDArray[np.float64]
 Grads = dict[str, Array]
@@ -123,7 +125,8 @@ class _Attention:
     v4: Array
     mask: Array | None  # (N, H, L, S') additive
     scores: Array  # (N, H, L, S')
-    probs: Array  # softmax(scores)
+    softmax: Array  # softmax(scores)
+    probs: Array  # the returned weights: softmax(scores), times ``dropped`` with dropout
     concat: Array  # (N, L, E), the heads side by side
     output: Array  # (N, L, E)
     attn_mask: Array | None
@@ -167,7 +170,8 @@ def _attend(q_in: Array, k_in: Array, v_in: Array, p: _Projections, heads: int,
 
     ``dropped`` (N, H, L, S'): attention dropout's factor m / (1 - p) for a given 0/1 mask m
     (torch drops attention probabilities: head_h = (P_h * dropped_h) v_h); None: no dropout,
-    and each head is the scaled dot-product attention reference.
+    and each head is scaled dot-product attention, P_h v_h, with P_h computed once here (the
+    returned weights and the VJP read it, as torch's math path keeps it).
     """
     n, lq, e = q_in.shape
     s = k_in.shape[1]
@@ -187,15 +191,13 @@ def _attend(q_in: Array, k_in: Array, v_in: Array, p: _Projections, heads: int,
     scores = q4 @ np.swapaxes(k4, -1, -2) / math.sqrt(e // heads)
     if mask is not None:
         scores = scores + mask
-    probs = activations.softmax(scores)
-    if dropped is None:
-        heads_out = attention.scaled_dot_product_attention(q4, k4, v4, attn_mask=mask)
-    else:
-        probs = probs * dropped
-        heads_out = probs @ v4
+    softmax = activations.softmax(scores)
+    probs = softmax if dropped is None else softmax * dropped
+    heads_out = probs @ v4  # scaled dot-product attention, its probabilities kept for the VJP
     concat = _merge_heads(heads_out)
-    return _Attention(p, heads, q_in, k_in, v_in, q4, k4, v4, mask, scores, probs, concat,
-                      layers.linear(concat, p.out_proj_weight, p.out_proj_bias),
+    output = layers.linear(concat, p.out_proj_weight, p.out_proj_bias)
+    return _Attention(p, heads, q_in, k_in, v_in, q4, k4, v4, mask, scores, softmax, probs,
+                      concat, output,
                       attn_mask, key_padding_mask, add_zero_attn, dropped)
 
 
@@ -205,47 +207,41 @@ def _attend_vjp(a: _Attention, g_out: Array | None, g_probs: Array | None = None
     and ``attn_mask`` / ``key_padding_mask`` for float masks (in their batched shapes).
 
         d concat, dW_o, db_o = linear's VJP of g_out
-        dq_h, dk_h, dv_h, dM = scaled dot-product attention's VJP of d head_h   (each head)
-        dS = softmax's VJP of g_probs;  dq_h += dS k_h / sqrt(hd),  dk_h += dS^T q_h / sqrt(hd),
-        dM += dS
-        [with attention dropout, head_h = (P_h * D_h) v_h: dv_h = (P_h * D_h)^T d head_h, and
-        d head_h v_h^T joins g_probs (both are cotangents of P * D), times D before softmax's]
+        head_h = P_h v_h (P_h * D_h with attention dropout D):  dv_h = P_h^T d head_h, and
+        d head_h v_h^T joins g_probs (both are cotangents of the returned P, times D after)
+        dS = softmax's VJP of g_probs;  dq_h = dS k_h / sqrt(hd),  dk_h = dS^T q_h / sqrt(hd),
+        dM = dS
+        (scaled dot-product attention's VJP, written with the probabilities the forward kept)
         the zero-attention rows dropped; d bias_k = the sum over the batch of k's extra row;
         dW, db, d input of each projection = linear's VJP; dM summed to each mask's shape.
     """
     p, n, lq, e = a.p, *a.q_in.shape
     s, h = a.k_in.shape[1], a.heads
     grads: Grads = {}
-    dq4, dk4, dv4 = np.zeros(a.q4.shape), np.zeros(a.k4.shape), np.zeros(a.v4.shape)
-    dmask = np.zeros(a.scores.shape)
     if g_out is not None:
         out = layers.linear_vjp(g_out, a.concat, p.out_proj_weight, p.out_proj_bias)
         grads["out_proj_weight"] = out["weight"]
         if p.out_proj_bias is not None:
             grads["out_proj_bias"] = out["bias"]
         d_heads = _split_heads(out["input"], h)
-        if a.dropped is None:
-            sd = attention.scaled_dot_product_attention_vjp(d_heads, a.q4, a.k4, a.v4,
-                                                            attn_mask=a.mask)
-            dq4, dk4, dv4 = dq4 + sd["query"], dk4 + sd["key"], dv4 + sd["value"]
-            if a.mask is not None:
-                dmask = dmask + sd["attn_mask"]
-        else:  # head = (P * dropped) v: dv = (P * dropped)^T d head, dP = d head v^T * dropped
-            dv4 = dv4 + np.swapaxes(a.probs, -1, -2) @ d_heads
-            d_probs = d_heads @ np.swapaxes(a.v4, -1, -2)
-            g_probs = d_probs if g_probs is None else g_probs + d_probs
+        # head = P v, P the probabilities (times dropped): dv = P^T d head, dP = d head v^T
+        dv4 = np.swapaxes(a.probs, -1, -2) @ d_heads
+        d_probs = d_heads @ np.swapaxes(a.v4, -1, -2)
+        g_probs = d_probs if g_probs is None else g_probs + d_probs
     else:
         grads["out_proj_weight"] = np.zeros(np.shape(p.out_proj_weight))
         if p.out_proj_bias is not None:
             grads["out_proj_bias"] = np.zeros(np.shape(p.out_proj_bias))
-    if g_probs is not None:
-        if a.dropped is not None:  # the returned weights are the dropped ones, P * dropped
-            g_probs = g_probs * a.dropped
-        ds = activations.softmax_vjp(g_probs, a.scores)["input"]
-        scale = 1.0 / math.sqrt(e // h)
-        dq4 = dq4 + ds @ a.k4 * scale
-        dk4 = dk4 + np.swapaxes(ds, -1, -2) @ a.q4 * scale
-        dmask = dmask + ds
+        dv4 = np.zeros(a.v4.shape)
+    assert g_probs is not None, "a cotangent on the output or on the weights"
+    if a.dropped is not None:  # the cotangent of P * dropped, times dropped: that of P
+        g_probs = g_probs * a.dropped
+    # dS, the scores' cotangent: softmax's VJP (``activations.softmax_vjp``), s (g - <g, s>),
+    # with the s the forward kept
+    dmask = a.softmax * (g_probs - np.sum(g_probs * a.softmax, axis=-1, keepdims=True))
+    scale = 1.0 / math.sqrt(e // h)
+    dq4 = dmask @ a.k4 * scale
+    dk4 = np.swapaxes(dmask, -1, -2) @ a.q4 * scale
     if a.add_zero_attn:
         dk4, dv4 = dk4[:, :, :-1], dv4[:, :, :-1]
     dq, dk, dv = _merge_heads(dq4), _merge_heads(dk4), _merge_heads(dv4)

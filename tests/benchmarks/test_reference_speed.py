@@ -54,6 +54,18 @@ SUPERLINEAR: dict[str, tuple[int, str]] = {
         2832, "L = n/8 = 354: the attention weights (2, 4, L, L) hold 1.0e6 elements "
               "(the inputs (2, 4, L, 16) only 4.5e4; 10^6-element inputs would need 4e8 "
               "weights)"),
+    # The attention layers: batch 2, 4 heads, L = n/8, so each attention's weights (2, 4, L, L)
+    # hold 1.0e6 elements at n = 2832; at the 10^6-element inputs (2, 31250, 16), L = 31250,
+    # 7.8e9 weights (62 GB in float64) per attention on either side.
+    **{name: (2832, f"L = n/8 = 354: each attention's weights (2, 4, L, L) hold 1.0e6 "
+                    f"elements ({why}); 10^6-element inputs (2, 31250, 16) would need 7.8e9")
+       for name, why in [
+           ("multi_head_attention", "one attention"),
+           ("transformer_encoder_layer", "one self-attention"),
+           ("transformer_encoder", "one self-attention in each of 2 layers"),
+           ("transformer_decoder_layer", "a self- and a cross-attention"),
+           ("transformer_decoder", "a self- and a cross-attention in each of 2 layers"),
+           ("transformer", "the encoder's and the decoder's, 6 in all")]},
 }
 
 RESULTS: dict[str, dict[str, Any]] = {}
