@@ -927,6 +927,8 @@ def _reference_problem(spec: OpSpec) -> str | None:
     try:
         with torch.no_grad():
             out = spec.torch_fn(**tensors, **case.options)
+    except pytest.skip.Exception:
+        return None  # a stand-in for what this torch lacks: every check skips, saying why
     except Exception as error:
         return (f"record {spec.name!r}: torch_fn fails on a small case of the record's inputs "
                 f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})")

@@ -50,15 +50,11 @@ def test_every_record_is_vmapped_or_says_why() -> None:
 _LIB = "gradsuite_vmap_test"
 
 
-@torch.library.custom_op(f"{_LIB}::tanh_bad_rule", mutates_args=())
-def tanh_bad_rule(x: torch.Tensor) -> torch.Tensor:
-    """tanh whose vmap rule hands the examples back in reverse order (a planted bug)."""
-    return torch.tanh(x)
-
-
-@tanh_bad_rule.register_fake
-def _(x: torch.Tensor) -> torch.Tensor:
-    return torch.empty_like(x)
+# torch.library.custom_op and register_vmap are new in torch 2.4 (the version matrix reaches
+# back to 2.0): the planted custom op exists where torch can make one.
+HAS_CUSTOM_OP = hasattr(torch.library, "custom_op")
+needs_custom_op = pytest.mark.skipif(not HAS_CUSTOM_OP, reason=f"torch {torch.__version__} has "
+                                     f"no torch.library.custom_op (new in torch 2.4)")
 
 
 def _reversed_rule(info, in_dims, x):  # type: ignore[no-untyped-def]
@@ -66,7 +62,17 @@ def _reversed_rule(info, in_dims, x):  # type: ignore[no-untyped-def]
     return torch.tanh(x).flip(dim), dim
 
 
-tanh_bad_rule.register_vmap(_reversed_rule)
+if HAS_CUSTOM_OP:
+    @torch.library.custom_op(f"{_LIB}::tanh_bad_rule", mutates_args=())
+    def tanh_bad_rule(x: torch.Tensor) -> torch.Tensor:
+        """tanh whose vmap rule hands the examples back in reverse order (a planted bug)."""
+        return torch.tanh(x)
+
+    @tanh_bad_rule.register_fake
+    def _(x: torch.Tensor) -> torch.Tensor:
+        return torch.empty_like(x)
+
+    tanh_bad_rule.register_vmap(_reversed_rule)
 
 
 class TanhGradBadRule(torch.autograd.Function):
@@ -126,6 +132,7 @@ def test_vmap_check_passes_on_tanh() -> None:
     checks.run("vmap", TANH, CASE, device="cpu")  # the control for the planted rules below
 
 
+@needs_custom_op
 def test_a_batching_rule_that_mixes_up_examples_is_caught() -> None:
     bad = dataclasses.replace(TANH, name="tanh_bad_rule",
                               torch_fn=lambda input: tanh_bad_rule(input))
