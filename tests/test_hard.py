@@ -497,3 +497,31 @@ def test_a_wrong_gate_derivative_fails_the_hard_tier(planted: str) -> None:
             return
         with pytest.raises(AssertionError, match=r"VJP w\.r\.t\. weight_ih on a hard input"):
             hardcheck.check_hard(planted_spec, case, torch.float32, "cpu")
+
+
+def _mse_summed_in_float16(input: torch.Tensor, target: torch.Tensor,
+                           reduction: str = "mean") -> torch.Tensor:
+    """mse_loss whose reduction accumulates term by term in the input's dtype (torch
+    accumulates half precision in float32): in float16 a running sum past 2048 stops taking
+    terms below its half ulp."""
+    squares = ((input - target) ** 2).detach().cpu().numpy().ravel()
+    total = np.add.accumulate(squares, dtype=squares.dtype)[-1] if squares.size else 0.0
+    out = torch.tensor(total, dtype=input.dtype) + 0 * (input - target).sum()  # keeps a graph
+    return out / squares.size if reduction == "mean" else out
+
+
+def test_a_reduction_accumulated_in_float16_fails_the_long_reduction() -> None:
+    spec = _record("mse_loss")
+    bad = dataclasses.replace(spec, torch_fn=_mse_summed_in_float16)
+    rng = np.random.default_rng(0)
+    typical = gs.Case({"input": rng.standard_normal((4, 4)), "target": rng.standard_normal((4, 4))},
+                      ("input", "target"), {"reduction": "sum"}, 0)
+    gradcheck.check_forward(bad, typical, torch.float16, "cpu")  # 16 terms: float16 holds the sum
+    n = hard.long_terms()
+    long = gs.Case({"input": rng.standard_normal(n), "target": rng.standard_normal(n)},
+                   ("input", "target"), {"reduction": "sum"}, 0)
+    with warnings.catch_warnings():  # hardcheck's assume() outside a Hypothesis test
+        warnings.simplefilter("ignore", HypothesisDeprecationWarning)
+        hardcheck.check_hard(spec, long, torch.float16, "cpu")  # torch accumulates in float32
+        with pytest.raises(AssertionError, match="on a hard input"):
+            hardcheck.check_hard(bad, long, torch.float16, "cpu")
