@@ -22,8 +22,9 @@ How compiling is kept honest:
 * **A compile failure is a failure** (``CompileError``), distinct from a numerical mismatch:
   any exception raised while compiling or running compiled code, summarised in one paragraph
   (the innermost cause's type and first lines, never dynamo's whole trace).
-* **Tolerances** for compiled code are suite/tolerances.py's ``COMPILED_SUMMATION`` on top of
-  the eager rows (derived there: re-associated reductions and fused roundings).
+* **Tolerances** for compiled code are the eager rows, with ``SUMMATION`` for signed sums:
+  suite/tolerances.py ("Compiled code") derives why re-associated reductions, fused roundings
+  and vectorised elementwise functions need no wider row.
 
 ``refusal(spec, backend)`` says why a record does not run under a backend (its ``backends``
 field, or torch's own reason where this torch cannot compile at all); the battery lists it once
@@ -359,7 +360,7 @@ def compiled_spec(spec: OpSpec, dtype: torch.dtype, device: str, backend: str) -
 
 
 @contextlib.contextmanager
-def _compiler_failures(what: str) -> Iterator[None]:
+def compiler_failures(what: str) -> Iterator[None]:
     """Exceptions other than a mismatch (AssertionError), a Hypothesis signal or a CompileError
     already summarised are the compiled code's failure (its backward is compiled when it
     first runs, outside the compiled callable)."""
@@ -379,7 +380,7 @@ def check_forward(spec: OpSpec, case: Case, dtype: torch.dtype, device: str,
     __tracebackhide__ = True
     from suite import gradcheck as gc
 
-    with _compiler_failures(f"{spec.name} [{backend}] forward"):
+    with compiler_failures(f"{spec.name} [{backend}] forward"):
         gc.check_forward(compiled_spec(spec, dtype, device, backend), case, dtype, device)
 
 
@@ -390,7 +391,7 @@ def check_gradient(spec: OpSpec, case: Case, dtype: torch.dtype, device: str,
     __tracebackhide__ = True
     from suite import gradcheck as gc
 
-    with _compiler_failures(f"{spec.name} [{backend}] backward"):
+    with compiler_failures(f"{spec.name} [{backend}] backward"):
         gc.check_gradient(compiled_spec(spec, dtype, device, backend), case, dtype, device)
 
 
