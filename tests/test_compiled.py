@@ -356,19 +356,22 @@ def test_a_test_that_recompiles_every_example_is_reported(
 
     monkeypatch.setattr(compiled, "MANY_RECOMPILES", 2)
     monkeypatch.setattr(summary, "MANY_RECOMPILES", 2)
-    pytester.makepyfile(test_gelu=_RECOMPILING_OP_BATTERY)
+    # A module name of its own: dynamo's guards on CALLS name the module they read it from.
+    pytester.makepyfile(test_recompiling=_RECOMPILING_OP_BATTERY)
     summary_md = pytester.path / "summary.md"
-    result = run("test_gelu.py", "--backend", "aot_eager", "--hypothesis-profile", "quick",
-                 "-rP", "--summary-md", str(summary_md))
+    result = run("test_recompiling.py", "--backend", "aot_eager", "--hypothesis-profile",
+                 "quick", "-rP", "--summary-md", str(summary_md))
     result.assert_outcomes(passed=1, warnings=1)
     text = "\n".join(result.outlines)
     counted = [line for line in result.outlines if "graphs compiled" in line]
     assert len(counted) == 1, text
     graphs, recompiles = (int(counted[0].split(" graphs compiled, ")[0]),
                           int(counted[0].split(" graphs compiled, ")[1].split(" ")[0]))
-    assert graphs >= 5 and recompiles == graphs - 1, text  # every call: a new graph
+    # Every call a new graph: all but the first are recompiles (the first too when an earlier
+    # test in this process compiled a record of the same name, dtype, device and backend).
+    assert graphs >= 5 and recompiles >= graphs - 1, text
     assert "RecompileWarning" in text and "recompiled" in text, text
     listed = summary_md.read_text(encoding="utf-8")
     assert "Recompiled more than 2 times (1)" in listed, listed
-    assert (f"`test_gelu.py::TestGelu::test_forward_matches_reference[aot_eager-cpu-float64-"
-            f"gelu]`: {recompiles}") in listed, listed
+    assert (f"`test_recompiling.py::TestGelu::test_forward_matches_reference[aot_eager-cpu-"
+            f"float64-gelu]`: {recompiles}") in listed, listed
