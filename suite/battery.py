@@ -686,14 +686,15 @@ OP_CHECKS: tuple[tuple[Callable[[list[OpSpec]], Callable[..., None]],
 STEP_EXAMPLES = 50
 
 
-def _runs(spec: OptimizerSpec, implementation: str,
-          dtype: torch.dtype) -> st.SearchStrategy[OptimizerRun]:
-    return cached_strategy(spec, (implementation, dtype),
-                           lambda: _build_runs(spec, implementation, dtype))
+def _runs(spec: OptimizerSpec, implementation: str, dtype: torch.dtype,
+          zero_dim: bool = True) -> st.SearchStrategy[OptimizerRun]:
+    """The record's runs; ``zero_dim=False``: no 0-d parameter among them."""
+    return cached_strategy(spec, (implementation, dtype, zero_dim),
+                           lambda: _build_runs(spec, implementation, dtype, zero_dim))
 
 
-def _build_runs(spec: OptimizerSpec, implementation: str,
-                dtype: torch.dtype) -> st.SearchStrategy[OptimizerRun]:
+def _build_runs(spec: OptimizerSpec, implementation: str, dtype: torch.dtype,
+                zero_dim: bool = True) -> st.SearchStrategy[OptimizerRun]:
     # Complex parameters wherever torch takes them (not in fused implementations).
     complex_ok = optimcheck.complex_refusal(spec, implementation, dtype) is None
     return hs.optimizer_runs(spec.hyper, min_steps=1, max_steps=20, groups=True,
@@ -701,7 +702,8 @@ def _build_runs(spec: OptimizerSpec, implementation: str,
                              tensor_lr=implementation not in spec.tensor_lr_fails,
                              constructor_only=spec.constructor_only,
                              first_step_complete=implementation in spec.late_first_grad_fails,
-                             param_dims=spec.param_dims)
+                             param_dims=(spec.param_dims[0] if zero_dim
+                                         else max(1, spec.param_dims[0]), spec.param_dims[1]))
 
 
 def _optimizer_steps(records: list[OptimizerSpec]) -> Callable[..., None]:
@@ -730,6 +732,12 @@ COMPILED_STEP_EXAMPLES = 3
 _COMPILED_STEP_PHASES = (Phase.explicit, Phase.reuse, Phase.generate)
 
 
+def torch_optimizer(spec: OptimizerSpec) -> bool:
+    """Whether the record steps one of torch.optim's own classes (the findings about torch's
+    optimizers apply), not a class of your own under a record's name."""
+    return getattr(spec.torch_cls, "__module__", "").startswith("torch.optim")
+
+
 def _compiled_optimizer_steps(records: list[OptimizerSpec]) -> Callable[..., None]:
     @pytest.mark.compile
     @pytest.mark.parametrize("implementation", list(optimcheck.COMPILED_VARIANTS))
@@ -746,9 +754,17 @@ def _compiled_optimizer_steps(records: list[OptimizerSpec]) -> Callable[..., Non
         reason = optimcheck.unavailable(spec, implementation, dtype, device, sparse_grads=True)
         if reason:
             pytest.skip(reason)
-        if dtype == torch.float64:
-            pytest.skip(optimcheck.COMPILED_FLOAT64_FINDING)
-        run = data.draw(_runs(spec, implementation, dtype), label="run")
+        # Float64 (torch findings, suite/optimcheck.py): a 0-d parameter loses its whole
+        # update in many compiled steps (COMPILED_FLOAT64_ZERO_DIM, strict xfails per pair in
+        # tests/test_compiled.py), so no 0-d parameter is drawn; the cases that fail on every
+        # draw are strict xfails (COMPILED_FLOAT64_FINDINGS, marked by the plugin); those that
+        # fail on some draws only are skipped with their finding.
+        if dtype == torch.float64 and torch_optimizer(spec) and (
+                why := optimcheck.COMPILED_FLOAT64_UNCHARACTERISED.get((spec.name,
+                                                                        implementation))):
+            pytest.skip(why)
+        zero_dim = dtype != torch.float64
+        run = data.draw(_runs(spec, implementation, dtype, zero_dim), label="run")
         _run(spec, "optimizer_steps", run, implementation=implementation, dtype=dtype,
              device=device, backend=backend)
     return test_compiled_optimizer_steps_match_reference

@@ -192,8 +192,11 @@ def _closure(spec: ClosureOptimizerSpec, run: dict[str, Any], *, device: str) ->
 
 
 def _training(loop: TrainingLoop, run: dict[str, Any], *, dtype: torch.dtype,
-              device: str) -> None:
-    loop.check(run, dtype=dtype, device=device)
+              device: str, backend: str = compiled.EAGER, **options: Any) -> None:
+    # A compiled backend (and the loop's own options, e.g. the MLP's compile_step) only where
+    # one is asked for: a loop of your own need not take them.
+    on = {} if backend == compiled.EAGER else {"backend": backend}
+    loop.check(run, dtype=dtype, device=device, **on, **options)
 
 
 OPTIMIZER_CHECKS: dict[str, Callable[..., None]] = {

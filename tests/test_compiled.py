@@ -73,22 +73,102 @@ def test_compiled_step_that_compiles_nothing_is_a_compile_error() -> None:
         oc.check_run(bad, RUN, "for-loop", torch.float64, "cpu", "aot_eager")
 
 
-ZERO_DIM = OptimizerRun(params=[np.array(0.5)], grads=[[np.array(-0.25)]],
-                        hyper={"lr": 0.01, "momentum": 0.0, "dampening": 0.0, "nesterov": False,
-                               "weight_decay": 0.0, "maximize": False}, seed=0)
+# One step on a lone 0-d float64 parameter, with hyper-parameters float32 represents exactly
+# (so the float32-rounded hyper-parameters of COMPILED_FLOAT64_FINDINGS cannot be what fails).
+_EXACT = {"lr": 2.0**-10, "weight_decay": 0.0, "maximize": False}
+_BETAS = {"betas": (0.5, 0.75), "eps": 2.0**-30}
+@pytest.mark.compile
+def test_many_compiled_optimizers_do_not_fill_the_recompile_limit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each optimizer's compiled step adds a cache entry to torch.optim's shared frames; more
+    optimizers than RECOMPILE_LIMIT (lowered to 4 here) in one run must not be a "recompile
+    limit exceeded" CompileError (compiled.forget_optimizer_frames), and are one without it."""
+    monkeypatch.setattr(compiled, "RECOMPILE_LIMIT", 4)
+    adam = catalog.by_name("adam")
+    run = OptimizerRun(params=[np.linspace(-1, 1, 6).reshape(2, 3)],
+                       grads=[[np.full((2, 3), 0.5)]],
+                       hyper={"lr": 0.01, "betas": (0.9, 0.99), "eps": 1e-8,
+                              "weight_decay": 0.0, "amsgrad": False, "maximize": False}, seed=0)
+    for _ in range(6):
+        oc.check_run(adam, run, "for-loop", torch.float32, "cpu", "aot_eager")
+    monkeypatch.setattr(compiled, "forget_optimizer_frames", lambda: None)  # the planted bug
+    with pytest.raises(compiled.CompileError, match="recompile limit"):
+        for _ in range(6):
+            oc.check_run(adam, run, "for-loop", torch.float32, "cpu", "aot_eager")
+
+
+ZERO_DIM_HYPER = {
+    "adadelta": {**_EXACT, "rho": 0.5, "eps": 2.0**-20},
+    "adagrad": {**_EXACT, "lr_decay": 0.0, "initial_accumulator_value": 0.0, "eps": 2.0**-30},
+    "adam": {**_EXACT, **_BETAS, "amsgrad": False},
+    "adamax": {**_EXACT, **_BETAS},
+    "adamw": {**_EXACT, **_BETAS, "amsgrad": False},
+    "asgd": {**_EXACT, "lambd": 2.0**-10, "alpha": 0.5, "t0": 1e6},
+    "nadam": {**_EXACT, **_BETAS, "momentum_decay": 2.0**-8, "decoupled_weight_decay": False},
+    "radam": {**_EXACT, **_BETAS, "decoupled_weight_decay": False},
+    "rmsprop": {**_EXACT, "alpha": 0.5, "eps": 2.0**-30, "momentum": 0.0, "centered": False},
+    "rprop": {"lr": 2.0**-10, "etas": (0.5, 1.25), "step_sizes": (2.0**-20, 50.0),
+              "maximize": False},
+    "sgd": {**_EXACT, "momentum": 0.0, "dampening": 0.0, "nesterov": False},
+}
+
+
+def _one_step(name: str, shape: tuple[int, ...]) -> OptimizerRun:
+    return OptimizerRun(params=[np.full(shape, 0.5)], grads=[[np.full(shape, -0.25)]],
+                        hyper=ZERO_DIM_HYPER[name], seed=0)
 
 
 @pytest.mark.compile
 @pytest.mark.xfail(strict=True, raises=AssertionError,
                    reason="torch 2.13.0: torch.compile(optimizer.step) (aot_eager and inductor; "
-                          "dynamo's eager backend is right) of a for-loop implementation leaves "
-                          "a 0-d float64 parameter unchanged: the whole update is lost "
-                          "(KNOWN_DIFFERENCES.md)")
-def test_compiled_for_loop_step_moves_a_zero_dim_float64_parameter() -> None:
-    oc.check_run(SGD, ZERO_DIM, "for-loop", torch.float64, "cpu")  # eager: right
-    oc.check_run(SGD, ZERO_DIM, "foreach", torch.float64, "cpu", "aot_eager")  # foreach: right
-    oc.check_run(SGD, ZERO_DIM, "for-loop", torch.float32, "cpu", "aot_eager")  # float32: right
-    oc.check_run(SGD, ZERO_DIM, "for-loop", torch.float64, "cpu", "aot_eager")
+                          "dynamo's eager backend is right) of these records and "
+                          "implementations leaves a lone 0-d float64 parameter unchanged: the "
+                          "whole update is lost (KNOWN_DIFFERENCES.md)")
+@pytest.mark.parametrize("name,implementation", sorted(oc.COMPILED_FLOAT64_ZERO_DIM))
+def test_compiled_step_moves_a_zero_dim_float64_parameter(name: str, implementation: str) -> None:
+    spec = catalog.by_name(name)
+    # Controls (pytest.fail is not an AssertionError: a control that fails fails the test).
+    for control in ((_one_step(name, ()), torch.float64, compiled.EAGER),  # eager: right
+                    (_one_step(name, (1,)), torch.float64, "aot_eager"),  # shape (1,): right
+                    (_one_step(name, ()), torch.float32, "aot_eager")):  # float32: right
+        try:
+            oc.check_run(spec, control[0], implementation, control[1], "cpu", control[2])
+        except AssertionError as error:
+            pytest.fail(f"control failed: {error}")
+    oc.check_run(spec, _one_step(name, ()), implementation, torch.float64, "cpu", "aot_eager")
+
+
+# Fixed float64 runs whose compiled step is float32-level (optimcheck.
+# COMPILED_FLOAT64_UNCHARACTERISED): float32-exact hyper-parameters, so no rounding of them is
+# what differs. Adamax: one step on a (4, 2) parameter; RAdam (foreach): from step 3.
+_FLOAT64_RUNS = {
+    "adamax": OptimizerRun(params=[np.linspace(-1, 1, 8).reshape(4, 2)],
+                           grads=[[np.linspace(0.75, -0.5, 8).reshape(4, 2)]],
+                           hyper={"lr": 0.0390625, "betas": (0.5, 0.75), "eps": 2.0**-20,
+                                  "weight_decay": 0.0, "maximize": False}, seed=0),
+    "radam": OptimizerRun(params=[np.linspace(-1, 1, 8).reshape(4, 2)],
+                          grads=[[np.linspace(0.75, -0.5, 8).reshape(4, 2) * k]
+                                 for k in (1.0, -0.5, 0.25, 1.5)],
+                          hyper={"lr": 0.0390625, "betas": (0.5, 0.75), "eps": 2.0**-20,
+                                 "weight_decay": 0.0, "decoupled_weight_decay": False,
+                                 "maximize": False}, seed=0),
+}
+
+
+@pytest.mark.compile
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="torch 2.13.0: torch.compile(optimizer.step) (aot_eager) of Adamax "
+                          "(5.8e-10 after one step) and RAdam's foreach step (1e-10 after step "
+                          "3) is float32-level in float64 (KNOWN_DIFFERENCES.md)")
+@pytest.mark.parametrize("name,implementation", [("adamax", "for-loop"), ("adamax", "foreach"),
+                                                 ("radam", "foreach")])
+def test_compiled_step_is_float64_exact(name: str, implementation: str) -> None:
+    spec, run = catalog.by_name(name), _FLOAT64_RUNS[name]
+    try:
+        oc.check_run(spec, run, implementation, torch.float64, "cpu")  # eager: right
+    except AssertionError as error:
+        pytest.fail(f"control failed: {error}")
+    oc.check_run(spec, run, implementation, torch.float64, "cpu", "aot_eager")
 
 
 ASGD = catalog.by_name("asgd")
@@ -117,6 +197,14 @@ from suite import catalog
 TestSGD = gs.battery(catalog.by_name("sgd"), only=("test_optimizer_steps_match_reference",
                      "test_compiled_optimizer_steps_match_reference"))
 """
+
+
+@pytest.fixture(scope="module")
+def compiler_loaded() -> None:
+    """torch's compiler modules imported in this process before an in-process pytester run
+    (which drops the modules first imported inside it: importing them again re-registers
+    inductor's cache artifacts, an AssertionError)."""
+    torch.compile(lambda x: x + 1, backend="aot_eager")(torch.ones(2))
 
 
 @pytest.fixture
@@ -173,7 +261,7 @@ TestSGD = gs.battery(dataclasses.replace(catalog.by_name("sgd"), torch_cls=SGDWr
 
 @pytest.mark.compile
 def test_battery_compiled_step_check_fails_on_a_compile_only_bug(
-        run, pytester: pytest.Pytester) -> None:
+        compiler_loaded: None, run, pytester: pytest.Pytester) -> None:
     """Through the battery and ``--backend``: the eager step check passes the planted optimizer
     (its bug is compile-only), the compiled one fails it."""
     pytester.makepyfile(test_sgd=_PLANTED_BATTERY)
@@ -198,3 +286,92 @@ def test_inductor_without_a_cxx_compiler_is_skipped_in_one_line(
     assert len(skipped) == 1 and reason in skipped[0], "\n".join(result.outlines)
     assert any(line.startswith("gradsuite: inductor's CPU tests skipped: ") and reason in line
                for line in result.outlines), "\n".join(result.outlines)
+
+
+# --- op records: a compile-only bug, and a test that recompiles every example -----------------
+
+_PLANTED_OP_BATTERY = """
+import torch
+import torch.nn.functional as F
+
+import gradsuite as gs
+
+
+def gelu_wrong_when_compiled(input, approximate="none"):
+    out = F.gelu(input, approximate=approximate)
+    if torch.compiler.is_compiling():
+        out = out * 1.01
+    return out
+
+
+TestGelu = gs.battery(gs.like("gelu", torch_fn=gelu_wrong_when_compiled),
+                      only=("test_forward_matches_reference",
+                            "test_gradient_matches_reference"))
+"""
+
+
+@pytest.mark.compile
+def test_battery_compiled_op_check_fails_on_a_compile_only_bug(
+        compiler_loaded: None, run, pytester: pytest.Pytester) -> None:
+    """An op whose compiled forward (hence backward) is 1 % off and whose eager calls are
+    right: the eager checks pass it, ``--backend aot_eager``'s fail it, naming the backend."""
+    pytester.makepyfile(test_gelu=_PLANTED_OP_BATTERY)
+    result = run("test_gelu.py", "--backend", "eager,aot_eager", "--hypothesis-profile", "quick")
+    result.assert_outcomes(passed=2, failed=2)
+    failed = sorted(line.split(" ")[1] for line in result.outlines if line.startswith("FAILED"))
+    assert failed == [f"test_gelu.py::TestGelu::test_{check}_matches_reference"
+                      f"[aot_eager-cpu-float64-gelu]" for check in ("forward", "gradient")], \
+        "\n".join(result.outlines)
+    assert any("gelu [aot_eager]" in line for line in result.outlines), "\n".join(result.outlines)
+
+
+_RECOMPILING_OP_BATTERY = """
+import torch.nn.functional as F
+
+import gradsuite as gs
+
+CALLS = [0]
+
+
+def gelu_recompiling(input, approximate="none"):
+    # dynamo guards on the value it reads here, which changes on every call: a new graph each
+    # time, as a guard that fails on every example would give.
+    CALLS[0] += 1
+    return F.gelu(input, approximate=approximate) * (1.0 + 0.0 * CALLS[0])
+
+
+TestGelu = gs.battery(gs.like("gelu", torch_fn=gelu_recompiling),
+                      only=("test_forward_matches_reference",))
+"""
+
+
+@pytest.mark.compile
+def test_a_test_that_recompiles_every_example_is_reported(
+        compiler_loaded: None, run, pytester: pytest.Pytester,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every call compiles a new graph: the test's report counts the recompiles, a
+    RecompileWarning names the test once past the threshold, and the summary lists it (the
+    threshold lowered to 2 so that the compiled profile's 5 examples cross it)."""
+    from suite import summary
+
+    monkeypatch.setattr(compiled, "MANY_RECOMPILES", 2)
+    monkeypatch.setattr(summary, "MANY_RECOMPILES", 2)
+    # A module name of its own: dynamo's guards on CALLS name the module they read it from.
+    pytester.makepyfile(test_recompiling=_RECOMPILING_OP_BATTERY)
+    summary_md = pytester.path / "summary.md"
+    result = run("test_recompiling.py", "--backend", "aot_eager", "--hypothesis-profile",
+                 "quick", "-rP", "--summary-md", str(summary_md))
+    result.assert_outcomes(passed=1, warnings=1)
+    text = "\n".join(result.outlines)
+    counted = [line for line in result.outlines if "graphs compiled" in line]
+    assert len(counted) == 1, text
+    graphs, recompiles = (int(counted[0].split(" graphs compiled, ")[0]),
+                          int(counted[0].split(" graphs compiled, ")[1].split(" ")[0]))
+    # Every call a new graph: all but the first are recompiles (the first too when an earlier
+    # test in this process compiled a record of the same name, dtype, device and backend).
+    assert graphs >= 5 and recompiles >= graphs - 1, text
+    assert "RecompileWarning" in text and "recompiled" in text, text
+    listed = summary_md.read_text(encoding="utf-8")
+    assert "Recompiled more than 2 times (1)" in listed, listed
+    assert (f"`test_recompiling.py::TestGelu::test_forward_matches_reference[aot_eager-cpu-"
+            f"float64-gelu]`: {recompiles}") in listed, listed
