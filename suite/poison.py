@@ -102,6 +102,23 @@ def poisoned(on: bool = True) -> Iterator[None]:
         _STATE[0] = state
 
 
+@contextlib.contextmanager
+def suspended() -> Iterator[None]:
+    """Within the block, torch's defaults: no deterministic algorithms, nothing poisoned (an
+    enclosing session's setting is handed back after)."""
+    if missing() is not None:
+        yield
+        return
+    previous, state = _flags(), _STATE[0]
+    _set((False, False, False))
+    _STATE[0] = False
+    try:
+        yield
+    finally:
+        _set(previous)
+        _STATE[0] = state
+
+
 def litter(values: float = 1.0e30, sizes: tuple[int, ...] = (1, 7, 64, 1024, 65536)) -> None:
     """Leave freed memory holding ``values``: allocate buffers of ``sizes`` elements in every
     floating dtype, fill them and free them, so that a later allocation of a similar size is
