@@ -723,8 +723,43 @@ def _closure_steps(records: list[ClosureOptimizerSpec]) -> Callable[..., None]:
     return test_closure_optimizer_steps_match_reference
 
 
+def _hard_runs(spec: OptimizerSpec, implementation: str,
+               dtype: torch.dtype) -> st.SearchStrategy[OptimizerRun]:
+    from suite import hard
+
+    return cached_strategy(spec, ("hard", implementation, dtype),
+                           lambda: hard.optimizer_runs(_runs(spec, implementation, dtype),
+                                                       dtype))
+
+
+def _hard_optimizer_steps(records: list[OptimizerSpec]) -> Callable[..., None]:
+    @pytest.mark.hard
+    @pytest.mark.parametrize("implementation", list(optimcheck.VARIANTS))
+    @_parametrize(records)
+    @settings(max_examples=hard_examples())
+    @given(data=st.data())
+    def test_hard_optimizer_steps_match_reference(self: Any, spec: OptimizerSpec,
+                                                  implementation: str, dtype: torch.dtype,
+                                                  device: str, data: st.DataObject) -> None:
+        """The lockstep check on hard runs (suite.hard.optimizer_runs: gradients spanning
+        thirty decades, vanishing and returning, lr and eps at their extremes), judged
+        relatively: the row's absolute part gives way to the hard tier's underflow floor,
+        and each step's measured sensitivity stays."""
+        reason = optimcheck.unavailable(spec, implementation, dtype, device, sparse_grads=True)
+        if reason:
+            pytest.skip(reason)
+        run = data.draw(_hard_runs(spec, implementation, dtype), label="run")
+        from suite import hard
+
+        # A recorded torch defect (suite.hard.OPTIMIZER_KNOWN_DEFECTS; a strict xfail shows it).
+        assume(hard.optimizer_known_defect(spec, run, dtype) is None)
+        _run(spec, "optimizer_steps", run, implementation=implementation, dtype=dtype,
+             device=device, hard=True)
+    return test_hard_optimizer_steps_match_reference
+
+
 OPTIMIZER_CHECKS = (_optimizer_steps, _compiled_optimizer_steps, _round_trip,
-                    _optimizer_benchmark)
+                    _optimizer_benchmark, _hard_optimizer_steps)
 
 
 # --- the battery --------------------------------------------------------------------------------
