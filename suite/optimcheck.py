@@ -323,7 +323,10 @@ class _LazySlack:
                 np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64),
                 tol=tol, what=message["what"], context=message["context"]) is None:
             return
-        if self.hard and actual is not None and expected is not None:
+        if self.hard:
+            if actual is None or expected is None:  # absent on one side: fails, naming both
+                compare.assert_state_close(actual, expected, tol=tol, **message)
+                return
             compare.assert_close(np.asarray(actual, dtype=np.float64),
                                  np.asarray(expected, dtype=np.float64), tol=tol,
                                  slack=self._hard_slack(i, key, tol),
