@@ -751,7 +751,8 @@ def _hard_optimizer_steps(records: list[OptimizerSpec]) -> Callable[..., None]:
         run = data.draw(_hard_runs(spec, implementation, dtype), label="run")
         from suite import hard
 
-        # A recorded torch defect (suite.hard.OPTIMIZER_KNOWN_DEFECTS; a strict xfail shows it).
+        # A recorded torch defect (suite.hard.OPTIMIZER_KNOWN_DEFECTS; a strict xfail shows it)
+        # or a run outside the record's range (suite.hard.OPTIMIZER_OUT_OF_RANGE).
         assume(hard.optimizer_known_defect(spec, run, dtype) is None)
         _run(spec, "optimizer_steps", run, implementation=implementation, dtype=dtype,
              device=device, hard=True)

@@ -411,10 +411,30 @@ OPTIMIZER_KNOWN_DEFECTS: tuple[tuple[str, Callable[[Any, Any, torch.dtype], bool
 )
 
 
+def _muon_norm_out_of_range(spec: Any, run: Any, dtype: torch.dtype) -> bool:
+    """Whether some gradient, or the momentum buffer it can build (up to 1 / (1 - 0.99) = 100
+    gradients), passes ``limits(torch.bfloat16, 2).huge``: Muon normalises by ||X||_F in
+    bfloat16 whatever the parameters' dtype (KNOWN_DIFFERENCES.md, "Muon orthogonalises in
+    bfloat16"), and a norm squares its input (power 2, as the op tier's range)."""
+    top = limits(torch.bfloat16, 2).huge / 100
+    return any(g is not None and np.size(g) and float(np.max(np.abs(g))) > top
+               for step in run.grads for g in step)
+
+
+#: Runs outside the hard tier's range for one record (suite/tolerances.py, "The optimizer hard
+#: tier"): (record name, whether a run leaves it, the reason).
+OPTIMIZER_OUT_OF_RANGE: tuple[tuple[str, Callable[[Any, Any, torch.dtype], bool], str],
+                              ...] = (
+    ("muon", _muon_norm_out_of_range,
+     "Muon computes ||X||_F in bfloat16 (by design): gradients beyond sqrt(bfloat16 max) / 800 "
+     "are outside the range a norm is drawn in"),
+)
+
+
 def optimizer_known_defect(spec: Any, run: Any, dtype: torch.dtype) -> str | None:
-    """The reason a hard run meets a recorded torch defect (:data:`OPTIMIZER_KNOWN_DEFECTS`),
-    or None."""
-    for name, triggered, reason in OPTIMIZER_KNOWN_DEFECTS:
+    """The reason a hard run meets a recorded torch defect (:data:`OPTIMIZER_KNOWN_DEFECTS`)
+    or leaves the tier's range for its record (:data:`OPTIMIZER_OUT_OF_RANGE`), or None."""
+    for name, triggered, reason in OPTIMIZER_KNOWN_DEFECTS + OPTIMIZER_OUT_OF_RANGE:
         if spec.name == name and triggered(spec, run, dtype):
             return reason
     return None

@@ -410,7 +410,10 @@ def _shaken_hyper(rng: np.random.Generator, dtype: torch.dtype,
             return value
         value *= 1 + eps * rng.uniform(-1, 1)
         if averaging and 0.0 < value < 1.0:  # 0 and 1 (switched off, kept) are exact
-            value = min(1.0, max(0.0, 1 - (1 - value) * (1 + eps * rng.uniform(-1, 1))))
+            # Reflected at 0: a coefficient in use stays in use (SGD's nesterov needs
+            # momentum > 0), and a beta below eps still moves by ~eps.
+            moved = abs(1 - (1 - value) * (1 + eps * rng.uniform(-1, 1)))
+            value = moved if moved > 0.0 else value
         return value
 
     return {k: move(v, k in AVERAGING_HYPER) for k, v in hyper.items()}

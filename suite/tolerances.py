@@ -353,7 +353,11 @@ HARD_SHAKES = 3
 #   updates square the gradients (drawn inside that range) and Adafactor squares the
 #   parameters (RMS(theta) = ||theta|| / sqrt(n), whose float32 norm overflows at |theta| ~
 #   1.8e19: lr 1e3 with decoupled weight decay 0.0625 multiplies theta by -61.5 per step); the
-#   steps after the reference leaves that range are not compared.
+#   steps after the reference leaves that range are not compared. Muon normalises by ||X||_F
+#   in bfloat16 whatever the dtype (by design), so its runs keep gradients within
+#   limits(bfloat16, 2).huge / 100 (a momentum buffer sums up to 100 of them): a float64
+#   gradient of 4.4e34 gives an infinite float32-accumulated norm and no step
+#   (suite.hard.OPTIMIZER_OUT_OF_RANGE).
 # Nothing fitted: tests/test_hard.py plants an Adagrad that flushes gradients below 1e-20 to 0,
 # which passes the typical check and fails the hard one (state['sum'] 0 for ~1e-66).
 HARD_PARAM_TERMS = 2.0
