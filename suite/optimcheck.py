@@ -154,8 +154,8 @@ def _grad_pair(g: Array, spec: OptimizerSpec, run: OptimizerRun, step: int, inde
 def _tol(spec: OptimizerSpec, dtype: torch.dtype, implementation: str,
          hard: bool = False) -> tols.Tolerance:
     """The OPTIMIZER row joined with the record's visible widenings. ``hard``: the row's fixed
-    absolute part gives way to the hard tier's underflow floor (suite/tolerances.py, "The hard
-    tier"); the record's widenings, derived on the record, stay."""
+    absolute part gives way to the hard tier's underflow floor (suite/tolerances.py, "The
+    optimizer hard tier"); the record's widenings, derived on the record, stay."""
     row = tols.resolve(dtype, tols.Kind.OPTIMIZER)
     if hard:
         row = tols.Tolerance(row.rtol, tols.hard_floor(dtype, 1, 1024.0))
@@ -183,9 +183,9 @@ def check_run(spec: OptimizerSpec, run: OptimizerRun, implementation: str, dtype
               device: str, backend: str = compiled.EAGER, hard: bool = False) -> None:
     """Step torch and the reference through ``run`` and compare after every step; under a
     compiled ``backend``, torch steps with ``torch.compile(optimizer.step)``. ``hard``: a
-    hard-tier run (``suite.hard.optimizer_runs``), judged relatively: the row's absolute part
-    gives way to the hard tier's underflow floor (suite/tolerances.py, "The hard tier"); the
-    record's widenings and each entry's measured sensitivity stay."""
+    hard-tier run (``suite.hard.optimizer_runs``), judged element by element (``_LazySlack``;
+    suite/tolerances.py, "The optimizer hard tier") and followed while the reference stays in
+    range."""
     __tracebackhide__ = True
     np_dtype = torch.empty((), dtype=dtype).numpy().dtype
     flags = VARIANTS[implementation]
@@ -221,7 +221,8 @@ def check_run(spec: OptimizerSpec, run: OptimizerRun, implementation: str, dtype
             expected.append(spec.ref_step(before, ref_grad, state, **hyper[i]))
             inputs[i] = (before, ref_grad, state)
         if hard and _beyond_hard_range(expected, real_dtype):
-            # The rest of the run is outside the hard tier's domain (HARD_OPTIMIZER_RANGE).
+            # The rest of the run is outside the hard tier's range (suite/tolerances.py, "The
+            # optimizer hard tier").
             break
         take_step()
         slack = _LazySlack(spec, run, step, real_dtype, hyper, expected, inputs,
