@@ -330,7 +330,8 @@ HARD_SHAKES = 3
 # * atol: hard_floor(dtype, 1, 1024) in place of the row's fixed 1e-5 / 9e-13: a state entry of
 #   1e-30 (Adam's v from gradients of 1e-15) is judged relatively, where 1e-5 would pass any
 #   value. An update is elementwise (n = 1: no sums, but Adafactor's and Muon's norms, which the
-#   shake below measures); 8 tiny (1 + 1024)^2 is ~1e-31 in float32, 1.9e-301 in float64.
+#   shake below measures), and its values are not bounded by 1, so B is the op tier's cap 1024:
+#   8 tiny (1 + 1024)^2 is ~1e-31 in float32, 1.9e-301 in float64.
 # * per element, OPTIMIZER_SENSITIVITY times the greatest change of the reference's result over
 #   HARD_SHAKES shakes of its inputs by OPTIMIZER_SHAKE_ULPS ulp (the typical tier's
 #   backward-error reading, above), per element because one number per entry is set by the
