@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from references._optim_common import Array, _buffers, _gradient, _next_step
+from references._optim_common import Array, _buffers, _gradient, _lerp, _next_step
 
 
 class AdagradState(NamedTuple):
@@ -171,7 +171,7 @@ def rmsprop(
     square_avg = square_avg * alpha + (1 - alpha) * g * g
     if centered:
         grad_avg = np.asarray(grad_avg, dtype=np.float64)
-        grad_avg = grad_avg + (1 - alpha) * (g - grad_avg)
+        grad_avg = _lerp(grad_avg, g, 1 - alpha)
         avg = np.sqrt(square_avg - grad_avg * grad_avg) + eps
     else:
         avg = np.sqrt(square_avg) + eps

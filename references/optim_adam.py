@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from references._optim_common import Array, _buffers, _gradient, _next_step
+from references._optim_common import Array, _buffers, _gradient, _lerp, _next_step
 
 
 class AdamState(NamedTuple):
@@ -70,10 +70,12 @@ def adam(
     :func:`adamw`, exactly as ``torch.optim.AdamW`` is ``Adam(decoupled_weight_decay=True)``.
 
     Evaluation order, as torch's single-tensor and foreach (non-capturable) paths:
-    m_t = m_{t-1} + (1 - beta1)(g_t - m_{t-1}) (torch's ``lerp_``, equal to the line above up to
-    rounding); v_t = beta2 v_{t-1} + ((1 - beta2) g_t) g_t; denominator
-    sqrt(v) / sqrt(1 - beta2^t) + epsilon with sqrt(1 - beta2^t) taken as ``** 0.5`` on a
-    Python float; theta_t = theta_{t-1} - ((gamma / (1 - beta1^t)) m_t) / denominator.
+    m_t = lerp(m_{t-1}, g_t, 1 - beta1) evaluated as torch's ``lerp_`` is
+    (``references._optim_common._lerp``: exactly g_t when beta1 = 0, where the one-sided
+    m_{t-1} + 1 (g_t - m_{t-1}) loses a g_t far smaller than m_{t-1});
+    v_t = beta2 v_{t-1} + ((1 - beta2) g_t) g_t; denominator sqrt(v) / sqrt(1 - beta2^t)
+    + epsilon with sqrt(1 - beta2^t) taken as ``** 0.5`` on a Python float;
+    theta_t = theta_{t-1} - ((gamma / (1 - beta1^t)) m_t) / denominator.
 
     Divergences: the code agrees with torch's pseudo-code (epsilon sits outside the square
     root of the bias-corrected v_hat, as in the paper's Algorithm 1). It differs from the
@@ -103,7 +105,7 @@ def adam(
                 "first step (torch raises KeyError here)"
             )
 
-    exp_avg = exp_avg + (1 - beta1) * (g - exp_avg)
+    exp_avg = _lerp(exp_avg, g, 1 - beta1)
     exp_avg_sq = exp_avg_sq * beta2 + (1 - beta2) * g * g
 
     bias_correction1 = 1 - beta1**step
@@ -222,7 +224,7 @@ def adamax(
     theta, g = _gradient(param, grad, maximize=maximize, weight_decay=weight_decay)
     step = _next_step(state)
     exp_avg, exp_inf = _buffers(state, theta, "exp_avg", "exp_inf")
-    exp_avg = exp_avg + (1 - beta1) * (g - exp_avg)
+    exp_avg = _lerp(exp_avg, g, 1 - beta1)
     exp_inf = np.maximum(exp_inf * beta2, np.abs(g) + eps)
     clr = lr / (1 - beta1**step)
     return theta - clr * exp_avg / exp_inf, AdamaxState(step, exp_avg, exp_inf)
@@ -290,7 +292,7 @@ def nadam(
     mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
     mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
     mu_product = mu_product * mu
-    exp_avg = exp_avg + (1 - beta1) * (g - exp_avg)
+    exp_avg = _lerp(exp_avg, g, 1 - beta1)
     exp_avg_sq = exp_avg_sq * beta2 + (1 - beta2) * g * g
     denom = np.sqrt(exp_avg_sq / bias_correction2) + eps
     mu_product_next = mu_product * mu_next
@@ -353,7 +355,7 @@ def radam(
                          decoupled=decoupled_weight_decay)
     step = _next_step(state)
     exp_avg, exp_avg_sq = _buffers(state, theta, "exp_avg", "exp_avg_sq")
-    exp_avg = exp_avg + (1 - beta1) * (g - exp_avg)
+    exp_avg = _lerp(exp_avg, g, 1 - beta1)
     exp_avg_sq = exp_avg_sq * beta2 + (1 - beta2) * g * g
     bias_correction1 = 1 - beta1**step
     bias_correction2 = 1 - beta2**step

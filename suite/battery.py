@@ -894,8 +894,44 @@ def _optimizer_flag_pairs(records: list[OptimizerSpec]) -> Callable[..., None]:
     return test_every_flag_pair_steps_match_reference
 
 
+def _hard_runs(spec: OptimizerSpec, implementation: str,
+               dtype: torch.dtype) -> st.SearchStrategy[OptimizerRun]:
+    from suite import hard
+
+    return cached_strategy(spec, ("hard", implementation, dtype),
+                           lambda: hard.optimizer_runs(_runs(spec, implementation, dtype),
+                                                       dtype))
+
+
+def _hard_optimizer_steps(records: list[OptimizerSpec]) -> Callable[..., None]:
+    @pytest.mark.hard
+    @pytest.mark.parametrize("implementation", list(optimcheck.VARIANTS))
+    @_parametrize(records)
+    @settings(max_examples=hard_examples())
+    @given(data=st.data())
+    def test_hard_optimizer_steps_match_reference(self: Any, spec: OptimizerSpec,
+                                                  implementation: str, dtype: torch.dtype,
+                                                  device: str, data: st.DataObject) -> None:
+        """The lockstep check on hard runs (suite.hard.optimizer_runs: gradients spanning
+        30 decades in float32 and 200 in float64, vanishing and returning, lr and eps at their
+        extremes), judged element by element (suite/tolerances.py, "The optimizer hard
+        tier"); runs meeting a recorded torch defect are set aside."""
+        reason = optimcheck.unavailable(spec, implementation, dtype, device, sparse_grads=True)
+        if reason:
+            pytest.skip(reason)
+        run = data.draw(_hard_runs(spec, implementation, dtype), label="run")
+        from suite import hard
+
+        # A recorded torch defect (suite.hard.OPTIMIZER_KNOWN_DEFECTS; a strict xfail shows it)
+        # or a run outside the record's range (suite.hard.OPTIMIZER_OUT_OF_RANGE).
+        assume(hard.optimizer_known_defect(spec, run, dtype) is None)
+        _run(spec, "optimizer_steps", run, implementation=implementation, dtype=dtype,
+             device=device, hard=True)
+    return test_hard_optimizer_steps_match_reference
+
+
 OPTIMIZER_CHECKS = (_optimizer_steps, _compiled_optimizer_steps, _round_trip,
-                    _optimizer_benchmark, _optimizer_flag_pairs)
+                    _optimizer_benchmark, _optimizer_flag_pairs, _hard_optimizer_steps)
 
 
 # --- the battery --------------------------------------------------------------------------------

@@ -178,8 +178,8 @@ NEEDS_REFERENCE = {"forward", "gradient", "finite_differences", "reference_is_fi
 
 
 def _steps(spec: OptimizerSpec, run: OptimizerRun, *, implementation: str, dtype: torch.dtype,
-           device: str, backend: str = compiled.EAGER) -> None:
-    optimcheck.check_run(spec, run, implementation, dtype, device, backend)
+           device: str, backend: str = compiled.EAGER, hard: bool = False) -> None:
+    optimcheck.check_run(spec, run, implementation, dtype, device, backend, hard=hard)
 
 
 def _round_trip(spec: OptimizerSpec, run: OptimizerRun, *, implementation: str,

@@ -32,6 +32,7 @@ the check runs (``Case.rounded_to``), so each scenario is built from numbers the
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -40,6 +41,7 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
+from suite import tolerances as tols
 from suite.specs import Array, Case
 
 # Sizes straddling the vector widths of torch's CPU kernels (8 float32 or 4 float64 lanes with
@@ -253,3 +255,186 @@ def hard_strategy(inputs: Any, dtype: torch.dtype) -> st.SearchStrategy[Case] | 
 
 
 HardMaker = Callable[[np.random.Generator, tuple[int, ...], str, torch.dtype], Array]
+
+
+# --- optimizers ------------------------------------------------------------------------------
+
+OPTIMIZER_SCENARIOS = ("spanning gradients", "vanishing gradients", "tiny lr", "huge lr",
+                       "tiny eps", "huge eps")
+
+
+def _decades(dtype: torch.dtype) -> float:
+    """How many decades each side of 1 gradients span: their squares (Adam's second moment)
+    and sums of them over 20 steps stay inside the dtype's normal range, with room."""
+    return 15.0 if dtype == torch.float32 else 100.0
+
+
+def _hyper_value(value: float, current: Any, dtype: torch.dtype) -> Any:
+    """``value`` for a hyper-parameter now ``current``, in a form the optimizer takes: a float
+    the dtype holds (ASGD rounds its lr to float32), and for Adafactor's ``eps`` pair
+    (eps1, eps2) the first, eps1, which clamps V at eps1^2 in the parameters' dtype: a tiny
+    eps1 is kept at 2e-19 in float32, where eps1^2 is still a normal number (below ~2.6e-23
+    it is 0, torch's known defect: KNOWN_DIFFERENCES.md,
+    test_adafactor_with_a_tiny_eps1_in_float32)."""
+    value = float(np.float32(value))
+    if isinstance(current, tuple):
+        if dtype == torch.float32:
+            value = max(value, 2e-19)
+        return (value, *current[1:])
+    return value
+
+
+def harden(run: Any, kind: str, dtype: torch.dtype) -> Any:
+    """``run`` (a ``suite.specs.OptimizerRun``) turned into a hard run of scenario ``kind``
+    (:data:`OPTIMIZER_SCENARIOS`), its values from the run's own seed (:func:`rng_for`):
+
+    * ``spanning gradients``: every gradient element scaled by 10^u, u uniform in
+      +-:func:`_decades` (10^+-15 in float32, 10^+-100 in float64);
+    * ``vanishing gradients``: every parameter's gradients exactly 0, or 1e-30 of their size,
+      for a drawn stretch of steps, then back;
+    * ``tiny lr``, ``huge lr``: lr 1e-8 or 1e3; ``tiny eps``, ``huge eps``: eps 1e-30 or 1,
+      where the optimizer has them (:func:`_hyper_value`), in the defaults and every group."""
+    if kind not in OPTIMIZER_SCENARIOS:
+        raise ValueError(f"unknown optimizer scenario {kind!r}; known: {OPTIMIZER_SCENARIOS}")
+    rng = rng_for(run.seed, 8)
+    grads = [list(step) for step in run.grads]
+    hyper, groups = dict(run.hyper), run.groups
+    if kind == "spanning gradients":
+        k = _decades(dtype)
+        grads = [[None if g is None else np.sign(g) * np.abs(g) * 10.0 ** rng.uniform(
+            -k, k, g.shape) for g in step] for step in grads]
+    elif kind == "vanishing gradients":
+        start = int(rng.integers(0, len(grads)))
+        stop = int(rng.integers(start, len(grads) + 1))
+        factor = float(rng.choice((0.0, 1e-30)))
+        grads = [[None if g is None else (g * factor if start <= i < stop else g)
+                  for g in step] for i, step in enumerate(grads)]
+    else:
+        key, value = {"tiny lr": ("lr", 1e-8), "huge lr": ("lr", 1e3),
+                      "tiny eps": ("eps", 1e-30), "huge eps": ("eps", 1.0)}[kind]
+        if key in hyper:
+            hyper[key] = _hyper_value(value, hyper[key], dtype)
+            groups = tuple((members, {**o, key: _hyper_value(value, o[key], dtype)}
+                            if key in o else o) for members, o in groups)
+    return run._replace(grads=grads, hyper=hyper, groups=groups)
+
+
+def optimizer_runs(base: st.SearchStrategy[Any], dtype: torch.dtype
+                   ) -> st.SearchStrategy[Any]:
+    """Hard optimizer runs: a typical run (``suite.strategies.optimizer_runs``) made hard by
+    one of :data:`OPTIMIZER_SCENARIOS` (:func:`harden`)."""
+
+    @st.composite
+    def runs(draw: st.DrawFn) -> Any:
+        run = draw(base, label="run")
+        kind = draw(st.sampled_from(OPTIMIZER_SCENARIOS), label="hard scenario")
+        return harden(run, kind, dtype)
+
+    return runs()
+
+
+def _rprop_product_underflows(spec: Any, run: Any, dtype: torch.dtype) -> bool:
+    """Whether two consecutive gradients of some Rprop parameter entry, both nonzero, have a
+    product that is 0 in ``dtype`` (torch decides the sign change from that product)."""
+    np_dtype: Any = np.float32 if dtype == torch.float32 else np.float64
+    for i in range(len(run.params)):
+        present = [np.asarray(step[i]).astype(np_dtype) for step in run.grads
+                   if step[i] is not None]
+        for a, b in itertools.pairwise(present):
+            with np.errstate(under="ignore"):
+                if np.any((a * b == 0) & (a != 0) & (b != 0)):
+                    return True
+    return False
+
+
+def _sparse_adam_loses_the_gradient(spec: Any, run: Any, dtype: torch.dtype) -> bool:
+    """Whether SparseAdam's first moment, formed as torch forms it, m + (g - m)(1 - beta1) in
+    ``dtype``, is off from the documented beta1 m + (1 - beta1) g (float64, from the same m) by
+    more than half of what the check allows there (the OPTIMIZER row's rtol and the shake's
+    64 u beta1 |m|) at some present element of some step."""
+    from suite import optimcheck
+
+    np_dtype: Any = np.float32 if dtype == torch.float32 else np.float64
+    u = float(torch.finfo(dtype).eps) / 2
+    rtol = tols.resolve(dtype, tols.Kind.OPTIMIZER).rtol
+    for i, hyper in enumerate(optimcheck.group_hyper(run)):
+        beta1 = float(hyper.get("betas", (0.9, 0.999))[0])
+        m = np.zeros(np.shape(run.params[i]), dtype=np_dtype)
+        for step, grads in enumerate(run.grads, start=1):
+            if grads[i] is None:
+                continue
+            g = np.asarray(grads[i]).astype(np_dtype)
+            _, masked = optimcheck._grad_pair(g.astype(np.float64), spec, run, step, i,
+                                              dtype, "cpu")
+            present = ~np.ma.getmaskarray(masked)
+            with np.errstate(all="ignore"):
+                naive = m + (g - m) * np_dtype(1 - beta1)
+            exact = beta1 * m.astype(np.float64) + (1 - beta1) * g.astype(np.float64)
+            allowed = rtol * np.abs(exact) + 32 * u * beta1 * np.abs(m.astype(np.float64))
+            if np.any(present & (np.abs(naive.astype(np.float64) - exact) > allowed)):
+                return True
+            m = np.where(present, naive, m).astype(np_dtype)
+    return False
+
+
+def _adafactor_estimate_overflows(spec: Any, run: Any, dtype: torch.dtype) -> bool:
+    """Whether some parameter of two or more dimensions (which Adafactor factors) has a
+    gradient g with g^4 beyond the dtype's largest number / 64: torch forms the factored
+    estimate as (R @ C) / mean(R), the product of two running means of g^2 first."""
+    top = (float(torch.finfo(dtype).max) / 64) ** 0.25
+    for i, p in enumerate(run.params):
+        shape = np.shape(p)[:-1] if run.complex_params else np.shape(p)
+        if len(shape) < 2:
+            continue
+        for step in run.grads:
+            g = step[i]
+            if g is not None and np.size(g) and float(np.max(np.abs(g))) > top:
+                return True
+    return False
+
+
+#: torch defects the optimizer hard tier finds, each shown by a strict xfail in
+#: tests/test_hard.py and listed in KNOWN_DIFFERENCES.md ("The hard tier"): (record name,
+#: whether a run triggers it, the reason). The tier sets such runs aside.
+OPTIMIZER_KNOWN_DEFECTS: tuple[tuple[str, Callable[[Any, Any, torch.dtype], bool], str],
+                               ...] = (
+    ("rprop", _rprop_product_underflows,
+     "torch 2.13.0 Rprop reads the sign change from g_{t-1} * g_t computed in the parameters' "
+     "dtype, which underflows to 0 for tiny gradients (test_rprop_sign_of_tiny_gradients)"),
+    ("adafactor", _adafactor_estimate_overflows,
+     "torch 2.13.0 Adafactor forms its factored estimate as (R @ C) / mean(R), whose product "
+     "of two means of g^2 overflows where the estimate (~g^2) does not "
+     "(test_adafactor_factored_estimate_with_large_gradients)"),
+    ("sparse_adam", _sparse_adam_loses_the_gradient,
+     "torch 2.13.0 SparseAdam forms m + (g - m)(1 - beta1), which loses a gradient far smaller "
+     "than m where beta1 is small (test_sparse_adam_first_moment_with_beta1_zero)"),
+)
+
+
+def _muon_norm_out_of_range(spec: Any, run: Any, dtype: torch.dtype) -> bool:
+    """Whether some gradient, or the momentum buffer it can build (up to 1 / (1 - 0.99) = 100
+    gradients), passes ``limits(torch.bfloat16, 2).huge``: Muon normalises by ||X||_F in
+    bfloat16 whatever the parameters' dtype (KNOWN_DIFFERENCES.md, "Muon orthogonalises in
+    bfloat16"), and a norm squares its input (power 2, as the op tier's range)."""
+    top = limits(torch.bfloat16, 2).huge / 100
+    return any(g is not None and np.size(g) and float(np.max(np.abs(g))) > top
+               for step in run.grads for g in step)
+
+
+#: Runs outside the hard tier's range for one record (suite/tolerances.py, "The optimizer hard
+#: tier"): (record name, whether a run leaves it, the reason).
+OPTIMIZER_OUT_OF_RANGE: tuple[tuple[str, Callable[[Any, Any, torch.dtype], bool], str],
+                              ...] = (
+    ("muon", _muon_norm_out_of_range,
+     "Muon computes ||X||_F in bfloat16 (by design): gradients beyond sqrt(bfloat16 max) / 800 "
+     "are outside the range a norm is drawn in"),
+)
+
+
+def optimizer_known_defect(spec: Any, run: Any, dtype: torch.dtype) -> str | None:
+    """The reason a hard run meets a recorded torch defect (:data:`OPTIMIZER_KNOWN_DEFECTS`)
+    or leaves the tier's range for its record (:data:`OPTIMIZER_OUT_OF_RANGE`), or None."""
+    for name, triggered, reason in OPTIMIZER_KNOWN_DEFECTS + OPTIMIZER_OUT_OF_RANGE:
+        if spec.name == name and triggered(spec, run, dtype):
+            return reason
+    return None

@@ -151,8 +151,15 @@ def _grad_pair(g: Array, spec: OptimizerSpec, run: OptimizerRun, step: int, inde
     return t, np.ma.array(g, mask=mask)
 
 
-def _tol(spec: OptimizerSpec, dtype: torch.dtype, implementation: str) -> tols.Tolerance:
-    tol = tols.resolve(dtype, tols.Kind.OPTIMIZER, spec.tol.get((tols.Kind.OPTIMIZER, dtype)))
+def _tol(spec: OptimizerSpec, dtype: torch.dtype, implementation: str,
+         hard: bool = False) -> tols.Tolerance:
+    """The OPTIMIZER row joined with the record's visible widenings. ``hard``: the row's fixed
+    absolute part gives way to the hard tier's underflow floor (suite/tolerances.py, "The
+    optimizer hard tier"); the record's widenings, derived on the record, stay."""
+    row = tols.resolve(dtype, tols.Kind.OPTIMIZER)
+    if hard:
+        row = tols.Tolerance(row.rtol, tols.hard_floor(dtype, 1, 1024.0))
+    tol = tols.join(row, spec.tol.get((tols.Kind.OPTIMIZER, dtype)))
     return tols.join(tol, spec.implementation_tol.get((implementation, dtype)))
 
 
@@ -243,16 +250,19 @@ def compiled_float64_finding(spec: OptimizerSpec, implementation: str, dtype: to
 
 
 def check_run(spec: OptimizerSpec, run: OptimizerRun, implementation: str, dtype: torch.dtype,
-              device: str, backend: str = compiled.EAGER) -> None:
+              device: str, backend: str = compiled.EAGER, hard: bool = False) -> None:
     """Step torch and the reference through ``run`` and compare after every step; under a
-    compiled ``backend``, torch steps with ``torch.compile(optimizer.step)``."""
+    compiled ``backend``, torch steps with ``torch.compile(optimizer.step)``. ``hard``: a
+    hard-tier run (``suite.hard.optimizer_runs``), judged element by element (``_LazySlack``;
+    suite/tolerances.py, "The optimizer hard tier") and followed while the reference stays in
+    range."""
     __tracebackhide__ = True
     np_dtype = torch.empty((), dtype=dtype).numpy().dtype
     flags = VARIANTS[implementation]
     real_dtype = dtype
     params = _torch_params(run, real_dtype, device, bool(flags.get("differentiable")))
     opt, lr_note = make_optimizer(spec, run, params, implementation, real_dtype)
-    tol = _tol(spec, real_dtype, implementation)
+    tol = _tol(spec, real_dtype, implementation, hard)
     hyper = reference_hyper(spec, run, implementation, real_dtype)
     context = f"{dtype_name(real_dtype)}, device={device}, {implementation}"
     take_step: Callable[[], Any] = opt.step
@@ -280,8 +290,13 @@ def check_run(spec: OptimizerSpec, run: OptimizerRun, implementation: str, dtype
             # An empty state before a step means "first step": the reference's None.
             expected.append(spec.ref_step(before, ref_grad, state, **hyper[i]))
             inputs[i] = (before, ref_grad, state)
+        if hard and _beyond_hard_range(expected, real_dtype):
+            # The rest of the run is outside the hard tier's range (suite/tolerances.py, "The
+            # optimizer hard tier").
+            break
         take_step()
-        slack = _LazySlack(spec, run, step, real_dtype, hyper, expected, inputs)
+        slack = _LazySlack(spec, run, step, real_dtype, hyper, expected, inputs,
+                           hard=hard, implementation=implementation)
         for i, (p, (ref_param, ref_state)) in enumerate(zip(params, expected, strict=True)):
             where = f"{spec.name}: param {i} after step {step}"
             slack.assert_close(i, "param", _as_numpy(p), ref_param, tol, what=where,
@@ -300,34 +315,77 @@ def check_run(spec: OptimizerSpec, run: OptimizerRun, implementation: str, dtype
     compiled.require_graphs(take_step, f"{spec.name}: torch.compile(optimizer.step)")
 
 
+def _beyond_hard_range(expected: list[tuple[Array, Any]], dtype: torch.dtype) -> bool:
+    """Whether a reference parameter of this step is beyond ``suite.hard.limits(dtype,
+    power=2).huge`` (updates may square it), or a state entry beyond ``limits(dtype).huge``, or
+    either is non-finite (suite/tolerances.py, "The optimizer hard tier")."""
+    from suite import hard
+
+    squared, top = hard.limits(dtype, 2).huge, hard.limits(dtype).huge
+    for param, state in expected:
+        values = [(param, squared)] + ([] if state is None else
+                                       [(v, top) for v in state if v is not None])
+        for v, bound in values:
+            a = np.asarray(np.ma.getdata(v), dtype=np.float64)
+            if a.size and (not np.all(np.isfinite(a)) or float(np.max(np.abs(a))) > bound):
+                return True
+    return False
+
+
 class _LazySlack:
     """The conditioning allowance of one step (see below), measured only for a parameter whose
     entries do not already pass at the row's tolerance: the allowance only ever loosens, and
     its perturbation is seeded by (run seed, step, parameter), so the verdicts are those of
-    measuring it always, at a fraction of the cost (re-running the reference per step)."""
+    measuring it always, at a fraction of the cost (re-running the reference per step).
+
+    ``hard`` (the hard tier, suite/tolerances.py "The optimizer hard tier"): the allowance is
+    per element, not one number per entry (gradients span 200 decades across the elements of
+    one parameter), the greatest of tols.HARD_SHAKES shakes that also move the
+    hyper-parameters (:func:`_shaken_hyper`), and the parameter gets
+    tols.HARD_PARAM_TERMS rtol |theta_{t-1}| for the cancellation in theta_{t-1} - update."""
 
     def __init__(self, spec: OptimizerSpec, run: OptimizerRun, step: int, dtype: torch.dtype,
                  hyper: list[dict[str, Any]], expected: list[tuple[Array, Any]],
-                 inputs: dict[int, tuple[Array, Any, Any]]) -> None:
+                 inputs: dict[int, tuple[Array, Any, Any]], *, hard: bool = False,
+                 implementation: str = "") -> None:
         self.spec, self.run, self.step, self.dtype = spec, run, step, dtype
         self.hyper, self.expected, self.inputs = hyper, expected, inputs
-        self.measured: dict[int, dict[str, float]] = {}
+        self.hard, self.implementation = hard, implementation
+        self.measured: dict[int, dict[str, Any]] = {}
 
-    def _of(self, i: int) -> dict[str, float]:
+    def _of(self, i: int) -> dict[str, Any]:
         if i not in self.inputs:  # no gradient at this step: nothing moved, nothing to allow
             return {}
         if i not in self.measured:
             rng = np.random.default_rng([self.run.seed, self.step, i])
-            shaken = _shaken(rng, self.dtype, self.inputs[i])
-            self.measured[i] = _sensitivity(self.expected[i],
-                                            self.spec.ref_step(*shaken, **self.hyper[i]))
+            if not self.hard:
+                shaken = _shaken(rng, self.dtype, self.inputs[i])
+                self.measured[i] = _sensitivity(self.expected[i],
+                                                self.spec.ref_step(*shaken, **self.hyper[i]))
+            else:
+                most: dict[str, Any] = {}
+                for _ in range(tols.HARD_SHAKES):
+                    shaken = _shaken(rng, self.dtype, self.inputs[i])
+                    moved = _sensitivity(self.expected[i], self.spec.ref_step(
+                        *shaken, **_shaken_hyper(rng, self.dtype, self.hyper[i])),
+                        per_element=True)
+                    most = {k: np.maximum(most.get(k, 0.0), v) for k, v in moved.items()}
+                self.measured[i] = most
         return self.measured[i]
 
     def _allowed(self, i: int) -> Mapping[str, float]:
-        """The record's step allowance for parameter i (``OptimizerSpec.step_allowance``)."""
-        if self.spec.step_allowance is None or i not in self.inputs:
+        """The record's step allowances for parameter i (``OptimizerSpec.step_allowance``, and
+        ``OptimizerSpec.implementation_allowance`` of this implementation), summed."""
+        if i not in self.inputs:
             return {}
-        return self.spec.step_allowance(*self.inputs[i], self.dtype, **self.hyper[i])
+        found = [f for f in (self.spec.step_allowance,
+                             self.spec.implementation_allowance.get(self.implementation))
+                 if f is not None]
+        total: dict[str, float] = {}
+        for f in found:
+            for key, value in f(*self.inputs[i], self.dtype, **self.hyper[i]).items():
+                total[key] = total.get(key, 0.0) + value
+        return total
 
     def assert_close(self, i: int, key: str, actual: Any, expected: Any, tol: tols.Tolerance,
                      **message: Any) -> None:
@@ -336,9 +394,32 @@ class _LazySlack:
                 np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64),
                 tol=tol, what=message["what"], context=message["context"]) is None:
             return
+        if self.hard:
+            if actual is None or expected is None:  # absent on one side: fails, naming both
+                compare.assert_state_close(actual, expected, tol=tol, **message)
+                return
+            compare.assert_close(np.asarray(actual, dtype=np.float64),
+                                 np.asarray(expected, dtype=np.float64), tol=tol,
+                                 slack=self._hard_slack(i, key, tol),
+                                 slack_reason=HARD_SLACK_REASON, **message)
+            return
         compare.assert_state_close(actual, expected, tol=_loosened(tol, self._of(i), key,
                                                                   self._allowed(i)),
                                    **message)
+
+    def _hard_slack(self, i: int, key: str, tol: tols.Tolerance) -> Any:
+        """The hard tier's per-element allowance beyond ``tol`` (class docstring)."""
+        slack = tols.OPTIMIZER_SENSITIVITY * self._of(i).get(key, 0.0) + \
+            self._allowed(i).get(key, 0.0)
+        if key == "param" and i in self.inputs:
+            before = np.abs(np.asarray(self.inputs[i][0], dtype=np.float64))
+            slack = slack + tols.HARD_PARAM_TERMS * tol.rtol * before
+        return slack
+
+
+HARD_SLACK_REASON = ("16x the reference's change under 4-ulp shakes of the inputs and "
+                     "hyper-parameters, the record's step allowance, and on the parameter "
+                     "2 rtol |theta_(t-1)|")
 
 
 # Conditioning: each step also runs the reference on its inputs perturbed by
@@ -359,18 +440,54 @@ def _shaken(rng: np.random.Generator, dtype: torch.dtype, tree: Any) -> Any:
     return tree
 
 
-def _sensitivity(expected: tuple[Array, Any], shaken: tuple[Array, Any]) -> dict[str, float]:
-    """Per compared entry ("param" and each state key), the greatest change the shake caused."""
+def _sensitivity(expected: tuple[Array, Any], shaken: tuple[Array, Any], *,
+                 per_element: bool = False) -> dict[str, Any]:
+    """Per compared entry ("param" and each state key), the greatest change the shake caused;
+    ``per_element``: the change of each element (non-finite changes count 0)."""
     (param, state), (param2, state2) = expected, shaken
     pairs = [("param", param, param2)]
     if state is not None and state2 is not None:
         pairs += [(k, getattr(state, k), getattr(state2, k)) for k in state._fields]
-    out = {}
+    out: dict[str, Any] = {}
     for key, a, b in pairs:
         if isinstance(a, np.ndarray | float | int) and isinstance(b, np.ndarray | float | int):
             diff = np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))
-            out[key] = float(np.nanmax(diff)) if diff.size and np.isfinite(diff).any() else 0.0
+            if per_element:
+                out[key] = np.where(np.isfinite(diff), diff, 0.0)
+            else:
+                out[key] = float(np.nanmax(diff)) if diff.size and np.isfinite(diff).any() \
+                    else 0.0
     return out
+
+
+#: Averaging coefficients c in [0, 1] that torch may round as c or as its complement 1 - c
+#: (a lerp weight): :func:`_shaken_hyper` moves both.
+AVERAGING_HYPER = ("betas", "momentum", "dampening", "rho", "alpha")
+
+
+def _shaken_hyper(rng: np.random.Generator, dtype: torch.dtype,
+                  hyper: dict[str, Any]) -> dict[str, Any]:
+    """``hyper`` with every float scaled by (1 + d), d uniform in +-OPTIMIZER_SHAKE_ULPS eps,
+    and each averaging coefficient c (:data:`AVERAGING_HYPER`) also moved as 1 - (1 - c)(1 + d):
+    a kernel receives its coefficients rounded to its dtype, and lerp(m, g, 1 - beta) rounds
+    the weight 1 - beta, which moves a beta near 0 by up to eps absolutely (2.2e-16 becomes 0
+    in float32)."""
+    eps = tols.OPTIMIZER_SHAKE_ULPS * float(torch.finfo(dtype).eps)
+
+    def move(value: Any, averaging: bool) -> Any:
+        if isinstance(value, tuple):
+            return tuple(move(v, averaging) for v in value)
+        if type(value) is not float:
+            return value
+        value *= 1 + eps * rng.uniform(-1, 1)
+        if averaging and 0.0 < value < 1.0:  # 0 and 1 (switched off, kept) are exact
+            # Reflected at 0: a coefficient in use stays in use (SGD's nesterov needs
+            # momentum > 0), and a beta below eps still moves by ~eps.
+            moved = abs(1 - (1 - value) * (1 + eps * rng.uniform(-1, 1)))
+            value = moved if moved > 0.0 else value
+        return value
+
+    return {k: move(v, k in AVERAGING_HYPER) for k, v in hyper.items()}
 
 
 def _loosened(tol: tols.Tolerance, slack: dict[str, float], key: str,

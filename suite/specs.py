@@ -462,6 +462,11 @@ class OptimizerSpec:
     undetermined by design (Muon rounds its Newton-Schulz iteration to bfloat16, and a value
     within torch's float32 accumulation error of a bfloat16 tie may round either way); {} where
     it is determined. Each needs its derivation where the record is declared."""
+    implementation_allowance: Mapping[str, Callable[..., Mapping[str, float]]] = field(
+        default_factory=dict)
+    """Per implementation, a ``step_allowance`` of that implementation only (Adam's
+    differentiable path computes its bias corrections in float32); each needs its derivation
+    where the record is declared."""
     backends: Mapping[str, str] = field(default_factory=dict)
     """The ``torch.compile`` backends ``torch.compile(optimizer.step)`` is not checked under,
     each with the reason (as ``OpSpec.backends``)."""

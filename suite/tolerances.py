@@ -359,6 +359,49 @@ HARD_SENSITIVITY = 16.0
 HARD_SHAKES = 3
 
 
+# --- The optimizer hard tier (suite.hard.optimizer_runs; suite/optimcheck.py, hard=True) --------
+#
+# Hard runs: gradients spanning 10^+-15 (float32) or 10^+-100 (float64) across the elements of
+# one parameter, gradients that vanish (exactly 0, or 1e-30 of their size) and return, lr 1e-8
+# or 1e3, eps 1e-30 or 1. Each step is compared in lockstep as in the typical tier, with:
+# * rtol: the OPTIMIZER row's (a handful of roundings of one update, relative to the result).
+# * atol: hard_floor(dtype, 1, 1024) in place of the row's fixed 1e-5 / 9e-13: a state entry of
+#   1e-30 (Adam's v from gradients of 1e-15) is judged relatively, where 1e-5 would pass any
+#   value. An update is elementwise (n = 1: no sums, but Adafactor's and Muon's norms, which the
+#   shake below measures), and its values are not bounded by 1, so B is the op tier's cap 1024:
+#   8 tiny (1 + 1024)^2 is ~1e-31 in float32, 1.9e-301 in float64.
+# * per element, OPTIMIZER_SENSITIVITY times the greatest change of the reference's result over
+#   HARD_SHAKES shakes of its inputs by OPTIMIZER_SHAKE_ULPS ulp (the typical tier's
+#   backward-error reading, above), per element because one number per entry is set by the
+#   largest elements when gradients span 200 decades, and with the hyper-parameters shaken too:
+#   a kernel rounds its coefficients to the dtype, and torch's lerp_(g, 1 - beta1) rounds the
+#   weight, which moves a beta1 near 0 by up to eps absolutely (beta1 = 2.2e-16 is 0 in float32,
+#   so torch's first moment is g exactly where the reference's keeps 2.2e-16 m_(t-1) = 3e-8 of
+#   an m_(t-1) of -1.3e8: foreach Adam, float32, seen 2026-12-01). Three shakes, as HARD_SHAKES
+#   for the ops: one draw of a single element lands near 0 too often.
+# * on the parameter, HARD_PARAM_TERMS rtol |theta_(t-1)|: theta_t = theta_(t-1) - update is a
+#   sum of two terms, whose rounding is relative to |theta_(t-1)| + |update| <= 2 |theta_(t-1)|
+#   + |theta_t| (Higham sec. 4.2), not to the result; where a step brings a parameter to ~0 the
+#   row's rtol |theta_t| is 0. Adafactor's relative step alpha = RMS(theta) rho moves a 0-d
+#   parameter by exactly theta at lr >= 1 (theta_t = 0), and float32 leaves one ulp of |theta|
+#   (5.96e-8 at theta = -0.65; the shake cannot see it: alpha moves with theta). Elsewhere
+#   |theta_t| ~ |theta_(t-1)| and it at most triples rtol.
+# * runs are followed while the reference's parameters stay within suite.hard.limits(dtype,
+#   2).huge (sqrt(max) / 8: 2.3e18 in float32), the range the op hard tier keeps for ops that
+#   square their inputs, and its state entries finite and within limits(dtype).huge (max / 8):
+#   updates square the gradients (drawn inside that range) and Adafactor squares the
+#   parameters (RMS(theta) = ||theta|| / sqrt(n), whose float32 norm overflows at |theta| ~
+#   1.8e19: lr 1e3 with decoupled weight decay 0.0625 multiplies theta by -61.5 per step); the
+#   steps after the reference leaves that range are not compared. Muon normalises by ||X||_F
+#   in bfloat16 whatever the dtype (by design), so its runs keep gradients within
+#   limits(bfloat16, 2).huge / 100 (a momentum buffer sums up to 100 of them): a float64
+#   gradient of 4.4e34 gives an infinite float32-accumulated norm and no step
+#   (suite.hard.OPTIMIZER_OUT_OF_RANGE).
+# Nothing fitted: tests/test_hard.py plants an Adagrad that flushes gradients below 1e-20 to 0,
+# which passes the typical check and fails the hard one (state['sum'] 0 for ~1e-66).
+HARD_PARAM_TERMS = 2.0
+
+
 def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
     """The type torch's CPU kernels accumulate ``dtype`` in: float32 (opmath) for half
     precision, the dtype itself otherwise."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,6 +24,10 @@ HARD_CHECKS = ("test_hard_inputs_match_reference", "test_hard_inputs_low_precisi
 
 TestHard = gs.battery(*catalog.OPS, only=HARD_CHECKS)
 
+# The optimizer hard tier (suite.hard.optimizer_runs): every optimizer record and implementation.
+HARD_OPTIMIZER_CHECKS = ("test_hard_optimizer_steps_match_reference",)
+TestHardOptimizers = gs.battery(*catalog.OPTIMIZERS, only=HARD_OPTIMIZER_CHECKS)
+
 
 @pytest.mark.parametrize(("markexpr", "keyword", "hard_runs"), [
     ("", "", False),  # a plain `pytest`: the hard tier is a slow tier
@@ -38,9 +43,10 @@ def test_the_hard_tier_runs_only_when_selected(markexpr: str, keyword: str,
 
 
 def test_every_hard_tier_test_is_marked_hard() -> None:
-    for name in HARD_CHECKS:
-        marks = getattr(getattr(TestHard, name), "pytestmark", [])
-        assert any(m.name == "hard" for m in marks), name
+    for battery, names in ((TestHard, HARD_CHECKS), (TestHardOptimizers, HARD_OPTIMIZER_CHECKS)):
+        for name in names:
+            marks = getattr(getattr(battery, name), "pytestmark", [])
+            assert any(m.name == "hard" for m in marks), name
 
 
 # --- torch defects the hard tier found (KNOWN_DIFFERENCES.md, "The hard tier"); the records'
@@ -525,3 +531,103 @@ def test_a_reduction_accumulated_in_float16_fails_the_long_reduction() -> None:
         hardcheck.check_hard(spec, long, torch.float16, "cpu")  # torch accumulates in float32
         with pytest.raises(AssertionError, match="on a hard input"):
             hardcheck.check_hard(bad, long, torch.float16, "cpu")
+
+
+# --- the optimizer hard tier (suite.hard.optimizer_runs) ------------------------------------
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason=f"{_TORCH_2_13}: Rprop decides a sign change from g_(t-1) * g_t "
+                          "formed in float32, which underflows to 0 for gradients of ~1e-30")
+@pytest.mark.parametrize("implementation", ["for-loop", "foreach", "differentiable"])
+def test_rprop_sign_of_tiny_gradients(implementation: str) -> None:
+    """Documented: the step size grows by etaplus where g_(t-1) g_t > 0. Two gradients of
+    1e-30 agree in sign, so with etaplus 2 the step size doubles (float64 gives that, and so
+    does float32 for gradients of 1e-20)."""
+    flags: dict[str, Any] = {"for-loop": {"foreach": False}, "foreach": {"foreach": True},
+                             "differentiable": {"differentiable": True}}[implementation]
+    leaf = torch.tensor([0.0], requires_grad=True)
+    p = leaf.clone() if implementation == "differentiable" else leaf
+    opt = torch.optim.Rprop([p], lr=0.0625, etas=(0.5, 2.0), **flags)
+    for _ in range(2):
+        p.grad = torch.tensor([1e-30])
+        opt.step()
+    np.testing.assert_array_equal(opt.state[p]["step_size"].numpy(), [0.125])
+
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason=f"{_TORCH_2_13}: SparseAdam forms m + (g - m)(1 - beta1), which in "
+                          "float32 loses a gradient far smaller than m: m_t = 0 for g_t = 1.03e5 "
+                          "after m = -1.4e13 with beta1 = 0")
+def test_sparse_adam_first_moment_with_beta1_zero() -> None:
+    """Documented: m_t = beta1 m_(t-1) + (1 - beta1) g_t, which is g_t for beta1 = 0 (float64
+    gives it, and so does dense Adam's lerp_ in float32)."""
+    p = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SparseAdam([p], lr=0.0625, betas=(0.0, 0.9375))
+    index = torch.tensor([[0]])
+    for g in (-1.4024109158108416e13, 102696.48586900644):
+        p.grad = torch.sparse_coo_tensor(index, torch.tensor([g]), (1,))
+        opt.step()
+    np.testing.assert_allclose(opt.state[p]["exp_avg"].numpy(), [102696.48586900644],
+                               rtol=1e-6)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason=f"{_TORCH_2_13}: Adafactor forms its factored estimate as "
+                          "(R @ C) / mean(R); the product of two means of g^2 overflows in "
+                          "float32 for |g| > ~4e9, and the step is skipped (g / sqrt(inf) = 0)")
+def test_adafactor_factored_estimate_with_large_gradients() -> None:
+    """A 1 x 1 parameter: R = C = g^2 (beta2 irrelevant on the first step), the documented
+    estimate R C / mean(R) = g^2 = 9.5e25 is representable, so the step is the same as for
+    a gradient of 1 (the update is g / sqrt(g^2) = 1 before the clipping, which leaves it), as
+    float64 gives."""
+    moved = []
+    for g in (1.0, 9.74311403e12):
+        p = torch.tensor([[0.82161814]], requires_grad=True)
+        opt = torch.optim.Adafactor([p], lr=0.0625)
+        p.grad = torch.tensor([[g]])
+        opt.step()
+        moved.append(float(p.detach()[0, 0]))
+    np.testing.assert_allclose(moved[1], moved[0], rtol=1e-6)
+
+class _FlushingAdagrad(torch.optim.Adagrad):
+    """Adagrad whose kernel flushes gradients below 1e-20 in magnitude to 0 (a 'denormal'
+    threshold set far too high): no typical gradient (normal values at scale 1e-3 to 10) is
+    that small, while the hard tier's spanning gradients are, for about 40 % of the elements."""
+
+    def step(self, closure: Any = None) -> Any:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.grad = torch.where(p.grad.abs() < 1e-20, torch.zeros_like(p.grad), p.grad)
+        return super().step(closure)
+
+
+def test_an_optimizer_bug_visible_only_on_hard_runs_fails_the_hard_tier() -> None:
+    """Item 3 for optimizers: the flushing Adagrad passes the typical lockstep check and fails
+    the hard one on the same run made hard (spanning gradients: its state['sum'] is 0 where every
+    gradient an element had was flushed and the reference's is the sum of their squares,
+    ~1e-40..1e-200, judged relatively by the hard tier; the typical row's atol would hide
+    it); torch's Adagrad passes both."""
+    from suite import optimcheck
+    from suite.specs import OptimizerRun
+
+    spec = next(s for s in catalog.OPTIMIZERS if s.name == "adagrad")
+    bad = dataclasses.replace(spec, torch_cls=_FlushingAdagrad)
+    rng = np.random.default_rng(3)
+    # Two steps, so that some elements' whole history is below the threshold (each of 28
+    # elements with probability 0.4^2); with more steps a large square dwarfs the lost ones.
+    shapes = [(16,), (3, 4)]
+    grads: list[list[Any]] = [[rng.standard_normal(s) * 1e-3 for s in shapes] for _ in range(2)]
+    typical = OptimizerRun(params=[rng.standard_normal(s) for s in shapes], grads=grads,
+                           hyper={"lr": 0.01, "lr_decay": 0.0, "weight_decay": 0.0,
+                                  "initial_accumulator_value": 0.0, "eps": 1e-10,
+                                  "maximize": False}, seed=3)
+    hard_run = hard.harden(typical, "spanning gradients", torch.float64)
+    for dtype in (torch.float32, torch.float64):
+        optimcheck.check_run(bad, typical, "for-loop", dtype, "cpu")  # the typical tier passes
+    optimcheck.check_run(spec, hard_run, "for-loop", torch.float64, "cpu", hard=True)
+    with pytest.raises(AssertionError, match=r"state\[.sum.\]"):
+        optimcheck.check_run(bad, hard_run, "for-loop", torch.float64, "cpu", hard=True)
+

@@ -7,6 +7,7 @@ for any class torch offers that is in neither.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from references import (
     optim_muon,
     optim_sgd,
 )
+from references._optim_common import _gradient
 from suite import tolerances as tols
 from suite import versions
 from suite.specs import ClosureOptimizerSpec, OptimizerSpec
@@ -54,6 +56,32 @@ _RELOADED_FLOAT32_SCALARS = {torch.float64: tols.Tolerance(rtol=1.2e-6, atol=4e-
 _FLOAT32_STEP = {("differentiable", torch.float64): tols.Tolerance(rtol=0.0, atol=1e-4),
                  ("differentiable", torch.float32): tols.Tolerance(rtol=0.0, atol=1e-4)}
 
+
+
+def _float32_bias_corrections(ref_step: Callable[..., Any]) -> Callable[..., dict[str, float]]:
+    """The step allowance of Adam's and AdamW's differentiable path (``_FLOAT32_STEP`` above)
+    scaled to the update instead of assuming updates <= 0.3 (the hard tier's lr 1e3): beta
+    rounded to float32 (u = 2**-24) moves beta^t by t u beta^t, the power and 1 - beta^t add
+    two roundings, so 1 - beta^t is off by d(beta) = (t + 2) u beta^t / (1 - beta^t) + 2 u
+    relative; the update lr / (1 - beta1^t) m / (sqrt(v) / sqrt(1 - beta2^t) + eps) by at most
+    d(beta1) + d(beta2) / 2 + 2 u (the square root and the division). Allowed: twice that
+    times the update's largest magnitude, on the parameter."""
+
+    def allowance(param: np.ndarray, grad: np.ndarray, state: Any, dtype: torch.dtype,
+                  **hyper: Any) -> dict[str, float]:
+        u = 2.0**-24
+        t = 1.0 if state is None else float(state.step) + 1
+        new, _ = ref_step(param, grad, state, **hyper)
+
+        def d(beta: float) -> float:
+            power = beta**t
+            return (t + 2) * u * power / (1 - power) + 2 * u if power < 1 else math.inf
+
+        beta1, beta2 = hyper.get("betas", (0.9, 0.999))
+        update = float(np.max(np.abs(np.asarray(new) - np.asarray(param)), initial=0.0))
+        return {"param": 2 * (d(beta1) + d(beta2) / 2 + 2 * u) * update}
+
+    return allowance
 
 @st.composite
 def _sgd_hyper(draw: st.DrawFn) -> dict[str, Any]:
@@ -191,6 +219,34 @@ def _muon_ties(param: np.ndarray, grad: np.ndarray, state: Any, dtype: torch.dty
     lr = optim_muon._adjusted_lr(h["lr"], h["adjust_lr_fn"], np.shape(param))
     return {"param": tols.MUON_TIE_UNITS * 2.0**-8 * float(np.max(np.abs(ortho))) * lr}
 
+def _nadam_mu_product(param: np.ndarray, grad: np.ndarray, state: Any, dtype: torch.dtype,
+                      **hyper: Any) -> dict[str, float]:
+    """NAdam's step allowance for torch's float32 mu_product P_t (whatever the parameters'
+    dtype): the reference starts from torch's P_{t-1} and forms P_t = P_{t-1} mu_t in float64,
+    torch rounds it to float32, a relative change delta <= 2**-24. The update's two terms
+    t1 = lr (1 - mu) / (1 - P_t) g / d and t2 = lr mu' / (1 - P_t mu') m / d then move by
+    P / (1 - P) delta |t1| and P mu' / (1 - P mu') delta |t2|; allowed: 4 times that (the
+    record's four float32 roundings), on the parameter. It scales with the update (lr up to
+    1e3 in the hard tier), where the record's fixed float64 widening assumes updates <= 0.3."""
+    h = {"lr": 2e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
+         "momentum_decay": 4e-3, "decoupled_weight_decay": False, "maximize": False, **hyper}
+    beta1 = h["betas"][0]
+    _, new = optim_adam.nadam(param, grad, state, **h)
+    _, g = _gradient(param, grad, maximize=h["maximize"],
+                     weight_decay=h["weight_decay"], lr=h["lr"],
+                     decoupled=h["decoupled_weight_decay"])
+    t = float(new.step)
+    mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * h["momentum_decay"]))
+    mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * h["momentum_decay"]))
+    p = float(new.mu_product)
+    d = np.sqrt(new.exp_avg_sq / (1 - h["betas"][1] ** t)) + h["eps"]
+    t1 = np.abs(h["lr"] * (1 - mu) / (1 - p) * g / d)
+    t2 = np.abs(h["lr"] * mu_next / (1 - p * mu_next) * new.exp_avg / d)
+    delta = 2.0**-24
+    moved = delta * (p / (1 - p) * t1 + p * mu_next / (1 - p * mu_next) * t2)
+    return {"param": 4 * float(np.max(moved, initial=0.0))}
+
+
 # torch.compile(optimizer.step) is checked for the optimizers torch itself compiles and tests
 # (test/inductor/test_compiled_optimizers.py, KERNEL_COUNTS "tracks currently supported
 # optimizers": every record here but SparseAdam).
@@ -232,14 +288,20 @@ RECORDS = (
     OptimizerSpec(name="adam", torch_cls=torch.optim.Adam, ref_step=optim_adam.adam,
                   state_type=optim_adam.AdamState, hyper=_adam_hyper(WEIGHT_DECAY),
                   bench_hyper={"lr": 1e-3}, implementations=ALL, complex_params=True,
-                  implementation_tol=_FLOAT32_STEP, docs=_DOCS.format("Adam")),
+                  implementation_tol=_FLOAT32_STEP,
+                  implementation_allowance={"differentiable": _float32_bias_corrections(
+                      optim_adam.adam)},
+                  docs=_DOCS.format("Adam")),
     OptimizerSpec(name="adamax", torch_cls=torch.optim.Adamax, ref_step=optim_adam.adamax,
                   state_type=optim_adam.AdamaxState, hyper=_ADAMAX, bench_hyper={"lr": 2e-3},
                   implementations=NOT_FUSED, complex_params=True, docs=_DOCS.format("Adamax")),
     OptimizerSpec(name="adamw", torch_cls=torch.optim.AdamW, ref_step=optim_adam.adamw,
                   state_type=optim_adam.AdamState, hyper=_adam_hyper(st.floats(0.0, 0.1)),
                   bench_hyper={"lr": 1e-3}, implementations=ALL, complex_params=True,
-                  implementation_tol=_FLOAT32_STEP, docs=_DOCS.format("AdamW")),
+                  implementation_tol=_FLOAT32_STEP,
+                  implementation_allowance={"differentiable": _float32_bias_corrections(
+                      optim_adam.adamw)},
+                  docs=_DOCS.format("AdamW")),
     OptimizerSpec(name="asgd", torch_cls=torch.optim.ASGD, ref_step=optim_sgd.asgd,
                   state_type=optim_sgd.ASGDState, hyper=_ASGD, bench_hyper={"lr": 1e-2},
                   implementations=NOT_FUSED, complex_params=True,
@@ -264,7 +326,7 @@ RECORDS = (
                   # from the first step on) is the update's relative error; updates are at
                   # most ~lr * 3 <= 0.3, so 1e-7 absolute and 5e-7 relative in float64.
                   tol={(tols.Kind.OPTIMIZER, torch.float64): tols.Tolerance(5e-7, 1e-7)},
-                  docs=_DOCS.format("NAdam")),
+                  step_allowance=_nadam_mu_product, docs=_DOCS.format("NAdam")),
     OptimizerSpec(name="radam", torch_cls=torch.optim.RAdam, ref_step=optim_adam.radam,
                   state_type=optim_adam.RAdamState, hyper=_RADAM, bench_hyper={"lr": 1e-3},
                   implementations=NOT_FUSED, complex_params=True, docs=_DOCS.format("RAdam")),
