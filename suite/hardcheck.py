@@ -79,7 +79,11 @@ def _with_gates(slack: Array | None, reason: str, gates: Array | None,
     """``slack`` plus the gate-derivative bound, and the reason saying so."""
     if gates is None:
         return slack, reason
-    extra = np.broadcast_to(gates, shape)
+    # Where the first-order bound itself leaves float64's range (inputs near 1e153 square to
+    # inf, and inf times a saturated gate's 0 derivative is NaN), it bounds nothing: those
+    # elements get no gate allowance (the rest of the allowance still applies) rather than a
+    # NaN that would fail every comparison or an inf that would pass any.
+    extra = np.broadcast_to(np.where(np.isfinite(gates), gates, 0.0), shape)
     return (extra if slack is None else slack + extra,
             f"{reason} + the gates' derivatives formed from rounded activations (first-order "
             f"bound, greatest {float(np.max(extra, initial=0.0)):.3g}; suite/conditioning.py, "

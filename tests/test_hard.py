@@ -631,3 +631,11 @@ def test_an_optimizer_bug_visible_only_on_hard_runs_fails_the_hard_tier() -> Non
     with pytest.raises(AssertionError, match=r"state\[.sum.\]"):
         optimcheck.check_run(bad, hard_run, "for-loop", torch.float64, "cpu", hard=True)
 
+
+
+def test_a_gate_bound_outside_float64s_range_adds_nothing() -> None:
+    """Inputs near 1e153 square to inf and meet saturated gates' zero derivatives: NaN and inf
+    elements of the bound add no allowance (a NaN failed every comparison: torch 2.14.1's lstm
+    at |x| 1.7e153 was 2e-16 off relatively and failed)."""
+    slack, _ = hardcheck._with_gates(np.ones(3), "rows", np.array([np.nan, np.inf, 2.0]), (3,))
+    assert slack is not None and slack.tolist() == [1.0, 1.0, 3.0]
