@@ -85,38 +85,33 @@ def restore(previous: tuple[bool, bool, bool]) -> None:
 
 
 @contextlib.contextmanager
-def poisoned(on: bool = True) -> Iterator[None]:
+def _flags_within(flags: tuple[bool, bool, bool]) -> Iterator[None]:
+    """Deterministic algorithms, warn_only and the NaN fill set to ``flags`` within the block,
+    and handed back after (with whether this process counts as poisoned)."""
+    if missing() is not None:
+        yield
+        return
+    previous, state = _flags(), _STATE[0]
+    _set(flags)
+    _STATE[0] = flags[0] and flags[2]
+    try:
+        yield
+    finally:
+        _set(previous)
+        _STATE[0] = state
+
+
+def poisoned(on: bool = True) -> contextlib.AbstractContextManager[None]:
     """Within the block, new tensors are NaN until written (``on``), or are not (``on=False``:
     the allocator's garbage, whatever the session's setting); deterministic algorithms stay on
     in both, so the same kernels run."""
-    if missing() is not None:
-        yield
-        return
-    previous, state = _flags(), _STATE[0]
-    _set((True, True, on))
-    _STATE[0] = on
-    try:
-        yield
-    finally:
-        _set(previous)
-        _STATE[0] = state
+    return _flags_within((True, True, on))
 
 
-@contextlib.contextmanager
-def suspended() -> Iterator[None]:
+def suspended() -> contextlib.AbstractContextManager[None]:
     """Within the block, torch's defaults: no deterministic algorithms, nothing poisoned (an
     enclosing session's setting is handed back after)."""
-    if missing() is not None:
-        yield
-        return
-    previous, state = _flags(), _STATE[0]
-    _set((False, False, False))
-    _STATE[0] = False
-    try:
-        yield
-    finally:
-        _set(previous)
-        _STATE[0] = state
+    return _flags_within((False, False, False))
 
 
 def litter(values: float = 1.0e30, sizes: tuple[int, ...] = (1, 7, 64, 1024, 65536)) -> None:
