@@ -348,6 +348,7 @@ RECORDS = (
     *(OpSpec(name=name, family="layer", torch_fn=_transformer_layer(name),
              ref=getattr(ref, name), ref_vjp=getattr(ref, f"{name}_vjp"),
              inputs=ti.TransformerLayer(name), docs=_DOCS.format(cls),
+             known_defects=None if "decoder" in name else _encoder_fast_path_raises,
              vmap=_masks_unbatched(_LAYER_INPUTS[name][1:] if "encoder" in name
                                    else _LAYER_INPUTS[name][2:]),
              # No functional form: the torch callable is the module (module docstring).
@@ -363,11 +364,12 @@ RECORDS = (
       for name, cls in (("transformer_decoder_layer", "TransformerDecoderLayer"),
                         ("transformer_encoder_layer", "TransformerEncoderLayer"))),
     # The stacks: the same layers in turn (own parameters each), then the final norm.
-    # torch before 2.13 raises for encoder layers without biases (_encoder_fast_path_raises).
+    # torch before 2.13 raises for encoder layers without biases (_encoder_fast_path_raises;
+    # nn.Transformer runs them too).
     *(OpSpec(name=name, family="layer", torch_fn=_transformer_stack(name),
              ref=getattr(ref, name), ref_vjp=getattr(ref, f"{name}_vjp"),
              inputs=ti.TransformerStack(name), docs=_DOCS.format(cls),
-             known_defects=_encoder_fast_path_raises if "encoder" in name else None,
+             known_defects=None if "decoder" in name else _encoder_fast_path_raises,
              vmap={**_masks_unbatched([m for m in _STACK_INPUTS[name] if "mask" in m]),
                    **{mask: _CAUSAL_DETECTION for mask in _CAUSAL_DETECTED[name]}},
              # No functional form (the callable is the module); first order and off the ladder
