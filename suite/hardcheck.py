@@ -295,7 +295,8 @@ def check_argument_layout(spec: OpSpec, case: Case, name: str, layout: str,
         updated = case.options.get("training", False) or case.options.get("use_input_stats",
                                                                            False)
         # torch before 2.13 (2.2.2 measured) writes instance_norm's running statistics even
-        # when it does not use them (KNOWN_DIFFERENCES.md, "Older torch"; a strict xfail).
+        # when it does not use them (KNOWN_DIFFERENCES.md, "Older torch: the hard tier on 2.2.2"; a
+        # strict xfail).
         updated = updated or (versions.INSTANCE_NORM_WRITES_UNUSED_STATS
                               and "use_input_stats" in case.options)
         assume(not (name in ("running_mean", "running_var") and updated))

@@ -72,19 +72,22 @@ GROUP_NORM_BIAS_WITHOUT_WEIGHT_RAISES = not torch_at_least("2.14")
 #: code on every x86 CPU, so the machines that measured NaN ran the AVX512 path.
 GELU_FLOAT32_INF_IS_NAN = torch_at_least("2.1") and CPU_CAPABILITY.startswith("AVX512")
 
-# Defects of torch 2.2.2 (CUDA wheel, run on the CPU, AVX2) that 2.13.0 has not: measured on those
-# two releases only, so every flag below is on before 2.13 until a release between is measured
-# (a strict xfail in tests/test_hard.py, "older torch", passes there and fails once wrong).
+# Defects the hard tier found on torch 2.2.2 (CUDA wheel run on the CPU, AVX2) that 2.13.0 has
+# not (KNOWN_DIFFERENCES.md, "Older torch: the hard tier on 2.2.2"). Where only those two were
+# measured a flag is on before 2.13 until a release between is measured: the strict xfails in
+# tests/test_hard.py pass on a torch without the defect and fail, naming it, on one with it.
 _BEFORE_2_13 = not torch_at_least("2.13")
 #: elu, celu and selu compute exp(x) - 1, not expm1(x), for x < 0 (float32 and float64): 0 for
 #: |x| below eps/2 (relative error 1), 1.3e-5 relative at x = -0.0022 in float32.
 ELU_EXP_MINUS_ONE = _BEFORE_2_13
 #: hardswish's gradient at exactly +3 in the vectorised body (whole blocks of 8 float64, 16
-#: float32, 32 bfloat16 elements on AVX2): 1, where the scalar tail (and the closed band of
-#: HARDSWISH, this release's convention) gives 3/2; at -3 both give -1/2.
-HARDSWISH_VECTOR_AT_3 = _BEFORE_2_13
-#: softshrink of NaN is 0 (float32 and float64); hardshrink gives NaN.
-SOFTSHRINK_NAN_IS_ZERO = _BEFORE_2_13
+#: float32, 32 bfloat16 elements on AVX2 in 2.2.2): 1, where the scalar tail (and the closed
+#: band of HARDSWISH, those releases' convention) gives 3/2; at -3 both give -1/2. Measured:
+#: 2.0.1, 2.1.2, 2.2.2, 2.5.1, 2.7.1 have it; 2.8.0 and later give 1 everywhere.
+HARDSWISH_VECTOR_AT_3 = not torch_at_least("2.8")
+#: softshrink of NaN is 0 (float32 and float64; hardshrink gives NaN): 2.0.1 to 2.5.1 measured,
+#: NaN from 2.6.0.
+SOFTSHRINK_NAN_IS_ZERO = not torch_at_least("2.6")
 #: float16/bfloat16 log_softmax along a dimension that is not the last: -inf or inf at some
 #: positions once the input's elements differ by more than ~89 (float32's exp range; on 8000
 #: random (1, n) draws each, none below a spread of 89; also along a dimension of size 2).

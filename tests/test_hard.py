@@ -528,12 +528,13 @@ def test_a_reduction_accumulated_in_float16_fails_the_long_reduction() -> None:
             hardcheck.check_hard(bad, long, torch.float16, "cpu")
 
 
-# --- torch 2.2.2's defects that 2.13.0 has not (KNOWN_DIFFERENCES.md, "Older torch";
-# suite/versions.py names each flag). Each test states the right behaviour: on a torch where
-# the flag is off it must pass, and where it is on it is a strict xfail, so a release that
-# fixes the defect (or one measured wrong by the flag) shows up as an unexpected pass.
+# --- torch 2.2.2's defects that 2.13.0 has not (KNOWN_DIFFERENCES.md, "Older torch: the hard
+# tier on 2.2.2"; suite/versions.py names each flag and the releases measured). Each test
+# states the right behaviour: on a torch where the flag is off it must pass, and where it is on
+# it is a strict xfail, so a release that fixes the defect (or one the flag gets wrong) shows up
+# as an unexpected pass.
 
-_OLDER = "torch before 2.13 (2.2.2 measured; KNOWN_DIFFERENCES.md, 'Older torch')"
+_OLDER = "torch before 2.13 (2.2.2 measured; KNOWN_DIFFERENCES.md, 'Older torch: the hard tier')"
 
 
 @pytest.mark.xfail(versions.ELU_EXP_MINUS_ONE, strict=True, raises=AssertionError,
@@ -557,8 +558,9 @@ def test_elu_family_small_negative_inputs_keep_relative_precision(
 
 
 @pytest.mark.xfail(versions.HARDSWISH_VECTOR_AT_3, strict=True, raises=AssertionError,
-                   reason=f"{_OLDER}: hardswish's gradient at exactly +3 is 1 in the vector "
-                          "body and 3/2 in the scalar tail")
+                   reason="torch before 2.8 (2.0.1 to 2.7.1 measured; KNOWN_DIFFERENCES.md): "
+                          "hardswish's gradient at exactly +3 is 1 in the vector body and 3/2 "
+                          "in the scalar tail")
 @pytest.mark.parametrize("precision", [torch.float64, torch.float32, torch.bfloat16])
 def test_hardswish_gradient_at_3_is_the_same_in_body_and_tail(precision: torch.dtype) -> None:
     """Whatever the convention at the kink (docs/conventions.md), every element at +3 gets the
@@ -574,7 +576,8 @@ def test_hardswish_gradient_at_3_is_the_same_in_body_and_tail(precision: torch.d
 
 
 @pytest.mark.xfail(versions.SOFTSHRINK_NAN_IS_ZERO, strict=True, raises=AssertionError,
-                   reason=f"{_OLDER}: softshrink of NaN is 0")
+                   reason="torch before 2.6 (2.0.1 to 2.5.1 measured; KNOWN_DIFFERENCES.md): "
+                          "softshrink of NaN is 0")
 @pytest.mark.parametrize("precision", [torch.float32, torch.float64])
 @pytest.mark.parametrize("n", [1, 64])
 def test_softshrink_of_nan_is_nan(precision: torch.dtype, n: int) -> None:

@@ -92,25 +92,27 @@ def _gelu_tanh_gradient_overflows(case: Case, dtype: torch.dtype) -> str | None:
 def _elu_terms(name: str) -> conditioning.Formula:
     """The sum |terms| of elu's, celu's or selu's torch formula: expm1 for x < 0 (no
     cancellation: judged relatively) since 2.13; before (2.2.2 measured) exp(x) - 1, which
-    cancels for small |x| (KNOWN_DIFFERENCES.md, "Older torch"; a strict xfail in
-    tests/test_hard.py shows it, down to a result of 0 below |x| = eps / 2)."""
+    cancels for small |x| (KNOWN_DIFFERENCES.md, "Older torch: the hard tier on 2.2.2"; a strict
+    xfail in tests/test_hard.py shows it, down to a result of 0 below |x| = eps / 2)."""
     if not versions.ELU_EXP_MINUS_ONE:
         return conditioning.ELEMENTWISE
     return conditioning.EXP_MINUS_ONE[name]
 
 
 def _hardswish_vector_at_3(case: Case, dtype: torch.dtype) -> str | None:
-    """torch before 2.13 (2.2.2 measured): the vectorised body's gradient at exactly +3 is 1,
-    the scalar tail's 3/2 (KNOWN_DIFFERENCES.md, "Older torch")."""
+    """torch before 2.8 (2.0.1 to 2.7.1 measured): the vectorised body's gradient at exactly +3
+    is 1, the scalar tail's 3/2 (KNOWN_DIFFERENCES.md, "hardswish's gradient at +3 depends on
+    the kernel path"; a strict xfail in tests/test_hard.py)."""
     if versions.HARDSWISH_VECTOR_AT_3 and np.any(case.arrays["input"] == 3.0):
-        return "hardswish gradient at +3: 1 in the vector body, 3/2 in the tail (torch < 2.13)"
+        return "hardswish gradient at +3: 1 in the vector body, 3/2 in the tail (torch < 2.8)"
     return None
 
 
 def _softshrink_nan(case: Case, dtype: torch.dtype) -> str | None:
-    """torch before 2.13 (2.2.2 measured): softshrink(NaN) = 0 (KNOWN_DIFFERENCES.md)."""
+    """torch before 2.6 (2.0.1 to 2.5.1 measured): softshrink(NaN) = 0 (KNOWN_DIFFERENCES.md,
+    "Older torch: the hard tier on 2.2.2"; a strict xfail in tests/test_hard.py)."""
     if versions.SOFTSHRINK_NAN_IS_ZERO and np.any(np.isnan(case.arrays["input"])):
-        return "softshrink of NaN is 0 (torch before 2.13)"
+        return "softshrink of NaN is 0 (torch before 2.6)"
     return None
 
 
@@ -119,8 +121,8 @@ def _log_softmax_half_overflows(case: Case, dtype: torch.dtype) -> str | None:
     is not the last gives -inf or inf at some positions (where the result is 0 along a
     dimension of size 1, -2.1 along one of size 2) once elements of the input differ by more
     than ~89, float32's exp range: it exponentiates differences across positions
-    (KNOWN_DIFFERENCES.md, "Older torch"; a strict xfail in tests/test_hard.py). Set aside
-    from a spread of 80."""
+    (KNOWN_DIFFERENCES.md, "Older torch: the hard tier on 2.2.2"; a strict xfail in
+    tests/test_hard.py). Set aside from a spread of 80."""
     if not versions.LOG_SOFTMAX_HALF_INNER_OVERFLOWS or dtype not in (torch.float16,
                                                                        torch.bfloat16):
         return None

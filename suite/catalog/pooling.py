@@ -83,7 +83,8 @@ def _adaptive(kind: str, d: int) -> OpSpec:
 
 def _lp_inf_is_one(case: Case, dtype: torch.dtype) -> str | None:
     """torch before 2.13 (2.2.2 measured): lp_pool with norm_type inf gives 1, sum(x^inf)^0,
-    not the window's max |x| (KNOWN_DIFFERENCES.md, "Older torch"; a strict xfail)."""
+    not the window's max |x| (KNOWN_DIFFERENCES.md, "Older torch: the hard tier on 2.2.2"; a strict
+    xfail)."""
     if versions.LP_POOL_INF_IS_ONE and math.isinf(case.options["norm_type"]):
         return "lp_pool with norm_type inf gives 1 (torch before 2.13)"
     return None

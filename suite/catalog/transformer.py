@@ -54,8 +54,8 @@ _ATTENTION_FLOAT32 = {(Kind.FORWARD, torch.float32): Tolerance(rtol=1.3e-6, atol
 def _encoder_fast_path_raises(case: Case, dtype: torch.dtype) -> str | None:
     """torch before 2.13 (2.2.2 measured): nn.TransformerEncoderLayer(bias=False) in evaluation
     with batch_first, an even nhead and relu/gelu tests its fast path by reading ``.device`` of
-    every bias, and raises AttributeError on None (KNOWN_DIFFERENCES.md, "Older torch"; a
-    strict xfail in tests/test_hard.py)."""
+    every bias, and raises AttributeError on None (KNOWN_DIFFERENCES.md, "Older torch: the hard tier
+    on 2.2.2"; a strict xfail in tests/test_hard.py)."""
     options = case.options
     if (versions.TRANSFORMER_NO_BIAS_FAST_PATH_RAISES
             and not any(k.endswith("linear1_bias") for k in case.arrays)
