@@ -721,3 +721,27 @@ def test_special_positions_set_aside_only_recorded_defects() -> None:
     with pytest.raises(pytest.skip.Exception, match="planted: NaN to 0"):
         hardcheck.check_special_positions(recorded, "nan", torch.float32, "cpu")
     hardcheck.check_special_positions(recorded, "inf", torch.float32, "cpu")  # others still run
+
+
+@pytest.mark.parametrize("op", ["elu", "celu", "selu"])
+def test_exp_minus_one_allowance_does_not_hide_a_result_off_by_a_thousandth(op: str) -> None:
+    """The sum |terms| that elu, celu and selu have on torch before 2.13 (alpha (exp(x) + 1),
+    suite.conditioning.EXP_MINUS_ONE) allows that formula's cancellation, not a result 0.1 %
+    off: the record with those terms passes the installed torch and fails a planted one."""
+    from suite import conditioning
+
+    spec = dataclasses.replace(_record(op), terms=conditioning.EXP_MINUS_ONE[op])
+    torch_fn = spec.torch_fn
+
+    def off(input: torch.Tensor, **options: object) -> torch.Tensor:
+        return torch_fn(input, **options) * 1.001
+
+    typical = spec.inputs.sized(64)
+    x = np.linspace(-3.0, 3.0, 64)
+    case = dataclasses.replace(typical, arrays={**typical.arrays, "input": x})
+    with warnings.catch_warnings():  # hardcheck's assume() outside a Hypothesis test
+        warnings.simplefilter("ignore", HypothesisDeprecationWarning)
+        hardcheck.check_hard(spec, case, torch.float32, "cpu")
+        with pytest.raises(AssertionError, match="on a hard input"):
+            hardcheck.check_hard(dataclasses.replace(spec, torch_fn=off), case, torch.float32,
+                                 "cpu")
