@@ -578,6 +578,23 @@ GELU = Formula(forward=_gelu_forward, vjp=_gelu_vjp)
 SILU = Formula(vjp=lambda g, x: np.abs(g) * _sigmoid(x) * (1 + np.abs(x) * (1 + _sigmoid(x))))
 MISH = Formula(vjp=lambda g, x: np.abs(g) * (np.abs(np.tanh(_softplus(x))) + np.abs(x)
                                              * _sigmoid(x) * (1 + np.tanh(_softplus(x)) ** 2)))
+# elu, celu and selu for x < 0 as torch before 2.13 forms them, alpha (exp(x) - 1) (celu:
+# exp(x / alpha); selu: scale alpha (exp(x) - 1)): the terms alpha exp(x) and alpha cancel for
+# small |x| (suite/versions.py, ELU_EXP_MINUS_ONE). Since 2.13 torch uses expm1: ELEMENTWISE.
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772, 1.0507009873554805
+
+
+def _exp_minus_one_terms(x: Array, alpha: float, exponent: Array, scale: float = 1.0) -> Array:
+    x = np.asarray(x, dtype=np.float64)
+    negative = scale * alpha * (np.exp(np.minimum(exponent, 0.0)) + 1.0)
+    return np.where(x < 0, negative, scale * np.abs(x))
+
+
+EXP_MINUS_ONE = {
+    "elu": Formula(forward=lambda x, alpha=1.0: _exp_minus_one_terms(x, alpha, x)),
+    "celu": Formula(forward=lambda x, alpha=1.0: _exp_minus_one_terms(x, alpha, x / alpha)),
+    "selu": Formula(forward=lambda x: _exp_minus_one_terms(x, _SELU_ALPHA, x, _SELU_SCALE)),
+}
 # hardswish x (x + 3) / 6 and its slope (2 x + 3) / 6 inside (-3, 3); hardsigmoid x / 6 + 1 / 2.
 HARDSWISH = Formula(forward=lambda x: np.abs(x) * (np.abs(x) + 3) / 6,
                     vjp=lambda g, x: np.abs(g) * (2 * np.abs(x) + 3) / 6)

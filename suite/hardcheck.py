@@ -16,10 +16,11 @@ import functools
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import assume
 
-from suite import compare, conditioning, hard, layouts, nondeterminism
+from suite import compare, conditioning, hard, layouts, nondeterminism, versions
 from suite import gradcheck as gc
 from suite import tolerances as tols
 from suite.devices import dtype_name
@@ -297,6 +298,11 @@ def check_argument_layout(spec: OpSpec, case: Case, name: str, layout: str,
         # mask, and an incorrect hint gives incorrect execution; a repeated row is not causal).
         updated = case.options.get("training", False) or case.options.get("use_input_stats",
                                                                            False)
+        # torch before 2.13 (2.2.2 measured) writes instance_norm's running statistics even
+        # when it does not use them (KNOWN_DIFFERENCES.md, "Older torch: the hard tier on 2.2.2"; a
+        # strict xfail).
+        updated = updated or (versions.INSTANCE_NORM_WRITES_UNUSED_STATS
+                              and "use_input_stats" in case.options)
         assume(not (name in ("running_mean", "running_var") and updated))
         assume(not (name.endswith("mask") and case.options.get("is_causal", False)))
         # A key padding mask whose repeated row masks every key leaves a query no key: outside
@@ -385,6 +391,12 @@ def check_special_positions(spec: OpSpec, value: str, dtype: torch.dtype,
             cases.append(_resized(spec, base, y, f"size {size}, {value} at {p}"))
     if min_dims == 0:
         cases.append(_resized(spec, base, np.array(layouts.SPECIAL[value]), f"0-d {value}"))
+    # A recorded torch defect (OpSpec.known_defects) sets its case aside; a strict xfail shows it.
+    defects = {spec.known_defect(case.rounded_to(dtype), dtype) for case in cases} - {None}
+    cases = [case for case in cases if spec.known_defect(case.rounded_to(dtype), dtype) is None]
+    if not cases:
+        pytest.skip(f"torch {torch.__version__}: every case runs into a recorded defect: "
+                    f"{'; '.join(sorted(str(d) for d in defects))} (KNOWN_DIFFERENCES.md)")
     for case in cases:
         layouts.check_special_value(spec, case, value, dtype, device, place=False)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -329,6 +330,13 @@ def check_compiled(spec: OpSpec, case: Case, dtype: torch.dtype, device: str,
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else repr(error)
+
+
+def missing_derivative(error: RuntimeError) -> str | None:
+    """The op named by torch's "derivative for <op> is not implemented" (its own words for an op
+    without an autograd formula; ``aten::`` dropped), or None for any other error."""
+    match = re.match(r"derivative for (?:aten::)?([\w.]+) is not implemented", str(error).strip())
+    return match.group(1) if match else None
 
 
 def _unsupported(error: RuntimeError, dtype: torch.dtype) -> bool:

@@ -12,9 +12,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis.errors import HypothesisDeprecationWarning
+from torch import nn
 
 import gradsuite as gs
-from suite import catalog, compare, gradcheck, hard, hardcheck
+from suite import catalog, compare, gradcheck, hard, hardcheck, higher, versions
 from suite import tolerances as tols
 from suite.catalog import recurrent as recurrent_records
 
@@ -117,14 +118,17 @@ def test_local_response_norm_of_transposed_5d_input() -> None:
 def test_constant_group_normalises_to_exactly_zero(op: str) -> None:
     """x - mean(x) is exactly 0 for equal values, so a constant group normalises to exactly
     0 (here without bias: the output is 0)."""
-    if op == "group_norm-float32":
-        x = torch.tensor([[0.3, 0.3]], dtype=torch.float32)
-        weight = torch.tensor([0.93395, 1.0629], dtype=torch.float32)
-        out = F.group_norm(x, 1, weight)
-    else:
-        x = torch.tensor([0.30004883, 0.30004883], dtype=torch.float16)
-        out = F.layer_norm(x, (2,))
-    np.testing.assert_array_equal(out.float().numpy(), np.zeros(tuple(x.shape)))
+    # torch releases without this half-precision CPU kernel skip, with torch's words.
+    precision = torch.float16 if op.endswith("float16") else torch.float32
+    with higher.skip_if_unsupported(precision, "cpu"):
+        if op == "group_norm-float32":
+            x = torch.tensor([[0.3, 0.3]], dtype=torch.float32)
+            weight = torch.tensor([0.93395, 1.0629], dtype=torch.float32)
+            out = F.group_norm(x, 1, weight)
+        else:
+            x = torch.tensor([0.30004883, 0.30004883], dtype=torch.float16)
+            out = F.layer_norm(x, (2,))
+        np.testing.assert_array_equal(out.float().numpy(), np.zeros(tuple(x.shape)))
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
@@ -134,11 +138,13 @@ def test_constant_group_normalises_to_exactly_zero(op: str) -> None:
 def test_bce_half_gradient_with_zero_weight_at_the_ends() -> None:
     """A weight of 0 removes the element from the loss: its input gradient is 0 (float32 and
     bfloat16 give 0)."""
-    x = torch.tensor([0.0, 1.0, 0.3], dtype=torch.float16, requires_grad=True)
-    y = torch.tensor([0.4248, 0.4248, 0.4248], dtype=torch.float16)
-    F.binary_cross_entropy(x, y, weight=torch.zeros(3, dtype=torch.float16)).backward()
-    assert x.grad is not None
-    np.testing.assert_array_equal(x.grad.float().numpy(), np.zeros(3))
+    # torch releases without this half-precision CPU kernel skip, with torch's words.
+    with higher.skip_if_unsupported(torch.float16, "cpu"):
+        x = torch.tensor([0.0, 1.0, 0.3], dtype=torch.float16, requires_grad=True)
+        y = torch.tensor([0.4248, 0.4248, 0.4248], dtype=torch.float16)
+        F.binary_cross_entropy(x, y, weight=torch.zeros(3, dtype=torch.float16)).backward()
+        assert x.grad is not None
+        np.testing.assert_array_equal(x.grad.float().numpy(), np.zeros(3))
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
@@ -326,17 +332,19 @@ def test_cross_entropy_allowance_does_not_hide_logits_off_by_five_percent(
     """cross_entropy's allowances (suite.conditioning.CROSS_ENTROPY: the input gradient carries
     the rounding of the log-probabilities torch keeps in the half type, u M(log p) relative on
     each p) do not hide a softmax of logits 5 % too large."""
-    spec = _record("cross_entropy")
+    # torch releases without this half-precision CPU kernel skip, with torch's words.
+    with higher.skip_if_unsupported(half, "cpu"):
+        spec = _record("cross_entropy")
 
-    def hot(input: torch.Tensor, target: torch.Tensor, **options: object) -> torch.Tensor:
-        return F.cross_entropy(input * 1.05, target, **options)  # type: ignore[arg-type]
+        def hot(input: torch.Tensor, target: torch.Tensor, **options: object) -> torch.Tensor:
+            return F.cross_entropy(input * 1.05, target, **options)  # type: ignore[arg-type]
 
-    case = spec.inputs.sized(64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", HypothesisDeprecationWarning)
-        hardcheck.check_hard(spec, case, half, "cpu")
-        with pytest.raises(AssertionError, match="on a hard input"):
-            hardcheck.check_hard(dataclasses.replace(spec, torch_fn=hot), case, half, "cpu")
+        case = spec.inputs.sized(64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", HypothesisDeprecationWarning)
+            hardcheck.check_hard(spec, case, half, "cpu")
+            with pytest.raises(AssertionError, match="on a hard input"):
+                hardcheck.check_hard(dataclasses.replace(spec, torch_fn=hot), case, half, "cpu")
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
@@ -346,12 +354,14 @@ def test_cross_entropy_allowance_does_not_hide_logits_off_by_five_percent(
 def test_float16_cross_entropy_with_label_smoothing_over_many_rows() -> None:
     """The mean loss of 10^4 rows of 4 classes at scale 3 is about 3.35 and float16 holds it;
     float32 and bfloat16 give 3.345 and 3.375."""
-    rng = torch.Generator().manual_seed(0)
-    x = torch.randn(10000, 4, generator=rng) * 3
-    t = torch.randint(0, 4, (10000,), generator=rng)
-    reference = float(F.cross_entropy(x.double(), t, label_smoothing=0.1))
-    got = float(F.cross_entropy(x.half(), t, label_smoothing=0.1))
-    assert abs(got - reference) <= 1e-2 * abs(reference), (got, reference)
+    # torch releases without this half-precision CPU kernel skip, with torch's words.
+    with higher.skip_if_unsupported(torch.float16, "cpu"):
+        rng = torch.Generator().manual_seed(0)
+        x = torch.randn(10000, 4, generator=rng) * 3
+        t = torch.randint(0, 4, (10000,), generator=rng)
+        reference = float(F.cross_entropy(x.double(), t, label_smoothing=0.1))
+        got = float(F.cross_entropy(x.half(), t, label_smoothing=0.1))
+        assert abs(got - reference) <= 1e-2 * abs(reference), (got, reference)
 
 
 @pytest.mark.parametrize("log_input", [True, False])
@@ -517,20 +527,230 @@ def _mse_summed_in_float16(input: torch.Tensor, target: torch.Tensor,
 
 
 def test_a_reduction_accumulated_in_float16_fails_the_long_reduction() -> None:
-    spec = _record("mse_loss")
-    bad = dataclasses.replace(spec, torch_fn=_mse_summed_in_float16)
-    rng = np.random.default_rng(0)
-    typical = gs.Case({"input": rng.standard_normal((4, 4)), "target": rng.standard_normal((4, 4))},
-                      ("input", "target"), {"reduction": "sum"}, 0)
-    gradcheck.check_forward(bad, typical, torch.float16, "cpu")  # 16 terms: float16 holds the sum
-    n = hard.long_terms()
-    long = gs.Case({"input": rng.standard_normal(n), "target": rng.standard_normal(n)},
-                   ("input", "target"), {"reduction": "sum"}, 0)
+    # torch releases without this half-precision CPU kernel skip, with torch's words.
+    with higher.skip_if_unsupported(torch.float16, "cpu"):
+        spec = _record("mse_loss")
+        bad = dataclasses.replace(spec, torch_fn=_mse_summed_in_float16)
+        rng = np.random.default_rng(0)
+        typical = gs.Case({"input": rng.standard_normal((4, 4)),
+                           "target": rng.standard_normal((4, 4))},
+                          ("input", "target"), {"reduction": "sum"}, 0)
+        # 16 terms: float16 holds the sum
+        gradcheck.check_forward(bad, typical, torch.float16, "cpu")
+        n = hard.long_terms()
+        long = gs.Case({"input": rng.standard_normal(n), "target": rng.standard_normal(n)},
+                       ("input", "target"), {"reduction": "sum"}, 0)
+        with warnings.catch_warnings():  # hardcheck's assume() outside a Hypothesis test
+            warnings.simplefilter("ignore", HypothesisDeprecationWarning)
+            hardcheck.check_hard(spec, long, torch.float16, "cpu")  # torch accumulates in float32
+            with pytest.raises(AssertionError, match="on a hard input"):
+                hardcheck.check_hard(bad, long, torch.float16, "cpu")
+
+
+# --- torch 2.2.2's defects that 2.13.0 has not (KNOWN_DIFFERENCES.md, "Older torch: the hard
+# tier on 2.2.2"; suite/versions.py names each flag and the releases measured). Each test
+# states the right behaviour: on a torch where the flag is off it must pass, and where it is on
+# it is a strict xfail, so a release that fixes the defect (or one the flag gets wrong) shows up
+# as an unexpected pass.
+
+_OLDER = "torch before 2.13 (2.2.2 measured; KNOWN_DIFFERENCES.md, 'Older torch: the hard tier')"
+
+
+@pytest.mark.xfail(versions.ELU_EXP_MINUS_ONE, strict=True, raises=AssertionError,
+                   reason=f"{_OLDER}: elu, celu, selu form exp(x) - 1 for x < 0: 0 for "
+                          "x = -7.5e-36, 1.3e-5 relative at x = -0.0022 (float32)")
+@pytest.mark.parametrize("op", ["elu", "celu", "selu"])
+@pytest.mark.parametrize("precision", [torch.float32, torch.float64])
+def test_elu_family_small_negative_inputs_keep_relative_precision(
+        op: str, precision: torch.dtype) -> None:
+    """alpha expm1(x) has no cancellation: a few ulp relative even for tiny |x|."""
+    from references import activations as ref_act
+
+    tiny = -7.5419686e-36 if precision == torch.float32 else -1e-300
+    x = np.array([tiny, -0.002208076, -1e-3, -0.3, -2.0])
+    x = torch.tensor(x, dtype=precision).double().numpy()  # the values the dtype holds
+    got = getattr(F, op)(torch.tensor(x, dtype=precision)).double().numpy()
+    expected = getattr(ref_act, op)(x)
+    eps = torch.finfo(precision).eps
+    rel = np.abs(got - expected) / np.abs(expected)
+    assert np.all(rel <= 4 * eps), (op, str(precision), x, got, expected, rel)
+
+
+@pytest.mark.xfail(versions.HARDSWISH_VECTOR_AT_3, strict=True, raises=AssertionError,
+                   reason="torch before 2.8 (2.0.1 to 2.7.1 measured; KNOWN_DIFFERENCES.md): "
+                          "hardswish's gradient at exactly +3 is 1 in the vector body and 3/2 "
+                          "in the scalar tail")
+@pytest.mark.parametrize("precision", [torch.float64, torch.float32, torch.bfloat16])
+def test_hardswish_gradient_at_3_is_the_same_in_body_and_tail(precision: torch.dtype) -> None:
+    """Whatever the convention at the kink (docs/conventions.md), every element at +3 gets the
+    same gradient: 64 elements (vector body) and 1 element (scalar tail) alike."""
+    grads = []
+    for n in (64, 1):
+        x = torch.full((n,), 3.0, dtype=precision, requires_grad=True)
+        F.hardswish(x).sum().backward()
+        assert x.grad is not None
+        grads.append(x.grad.double().numpy())
+    body, tail = grads
+    np.testing.assert_array_equal(body, np.full(64, tail[0]))
+
+
+@pytest.mark.xfail(versions.SOFTSHRINK_NAN_IS_ZERO, strict=True, raises=AssertionError,
+                   reason="torch before 2.6 (2.0.1 to 2.5.1 measured; KNOWN_DIFFERENCES.md): "
+                          "softshrink of NaN is 0")
+@pytest.mark.parametrize("precision", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n", [1, 64])
+def test_softshrink_of_nan_is_nan(precision: torch.dtype, n: int) -> None:
+    x = torch.full((n,), float("nan"), dtype=precision)
+    assert torch.isnan(F.softshrink(x)).all(), F.softshrink(x)
+
+
+@pytest.mark.xfail(versions.LOG_SOFTMAX_HALF_INNER_OVERFLOWS, strict=True,
+                   raises=AssertionError,
+                   reason=f"{_OLDER}: float16/bfloat16 log_softmax along a dimension that is "
+                          "not the last: -inf and inf where elements differ by more than ~89")
+@pytest.mark.parametrize("precision", [torch.float16, torch.bfloat16])
+def test_half_log_softmax_over_a_single_element_dimension_is_zero(
+        precision: torch.dtype) -> None:
+    """log_softmax over a dimension of size 1 is x - x = 0 whatever x."""
+    x = torch.tensor([[-100.0, 100.0, 100.0, -100.0, -100.0, -100.0, -100.0, 100.0, 100.0, -100.0,
+                       -100.0, -100.0, -100.0, -100.0, 100.0, -100.0, 100.0, 100.0, -100.0, -100.0,
+                       100.0, 100.0, -100.0, -100.0, 100.0, 100.0, 100.0, -100.0, -100.0]],
+                     dtype=precision)  # (1, 29), dim 0: the hard tier's case (seed 22)
+    np.testing.assert_array_equal(F.log_softmax(x, 0).float().numpy(), np.zeros((1, 29)))
+
+
+@pytest.mark.xfail(versions.LP_POOL_INF_IS_ONE, strict=True, raises=AssertionError,
+                   reason=f"{_OLDER}: lp_pool with norm_type inf gives 1, not max |x|")
+def test_lp_pool_with_infinite_norm_is_the_window_max() -> None:
+    """(sum |x|^p)^(1/p) tends to max |x| as p -> inf; torch's docs: at p = inf, max pooling."""
+    x = torch.tensor([[0.25, 0.5, 3.0, 0.75]], dtype=torch.float64)
+    np.testing.assert_array_equal(F.lp_pool1d(x, float("inf"), 2).numpy(), [[0.5, 3.0]])
+
+
+@pytest.mark.xfail(versions.INSTANCE_NORM_WRITES_UNUSED_STATS, strict=True,
+                   raises=RuntimeError,
+                   reason=f"{_OLDER}: instance_norm with use_input_stats=False raises 'more "
+                          "than one element of the written-to tensor refers to a single memory "
+                          "location' for an expanded running statistic it does not update")
+def test_instance_norm_reads_expanded_running_statistics() -> None:
+    x = torch.tensor([[[1.0, -1.0], [2.0, 0.5]]], dtype=torch.float64)  # (1, 2, 2)
+    mean = torch.tensor([0.25], dtype=torch.float64).expand(2)  # stride 0
+    var = torch.tensor([2.0], dtype=torch.float64).expand(2)
+    out = F.instance_norm(x, mean, var, use_input_stats=False, momentum=0.0)
+    expected = (x.numpy() - 0.25) / np.sqrt(2.0 + 1e-5)
+    compare.assert_close(out.numpy(), expected, tol=tols.resolve(torch.float64, tols.Kind.FORWARD),
+                         what="instance_norm with expanded running statistics", context="float64")
+
+
+@pytest.mark.xfail(versions.TRANSFORMER_NO_BIAS_FAST_PATH_RAISES, strict=True,
+                   raises=AttributeError,
+                   reason=f"{_OLDER}: TransformerEncoderLayer(bias=False) in evaluation with "
+                          "batch_first and an even nhead reads .device of its None biases")
+def test_bias_free_encoder_layer_runs_in_evaluation() -> None:
+    """Evaluation without gradients (torch may take its fast path) gives what the same layer
+    gives with gradients (the ordinary path)."""
+    if not versions.TRANSFORMER_BIAS_ARGUMENT:
+        pytest.skip(f"torch {torch.__version__}: TransformerEncoderLayer has no bias argument")
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(4, 2, dim_feedforward=8, dropout=0.0, batch_first=True,
+                                       bias=False, dtype=torch.float64).eval()
+    src = torch.randn(1, 3, 4, dtype=torch.float64)
+    with torch.no_grad():
+        fast = layer(src)
+    ordinary = layer(src.clone().requires_grad_(True)).detach()
+    compare.assert_close(fast.numpy(), ordinary.numpy(),
+                         tol=tols.resolve(torch.float64, tols.Kind.FORWARD),
+                         what="bias-free encoder layer, no_grad against grad", context="float64")
+
+
+@pytest.mark.xfail(bool(versions.NO_DERIVATIVE), strict=True, raises=RuntimeError,
+                   reason=f"{_OLDER}: 'derivative for channel_shuffle is not implemented'")
+def test_channel_shuffle_has_a_derivative() -> None:
+    """channel_shuffle permutes channels: the gradient of sum(w * out) is w permuted back."""
+    x = torch.randn(1, 4, 2, dtype=torch.float64, requires_grad=True)
+    w = torch.arange(8, dtype=torch.float64).reshape(1, 4, 2)
+    (F.channel_shuffle(x, 2) * w).sum().backward()
+    assert x.grad is not None
+    np.testing.assert_array_equal(x.grad.numpy(), w[:, [0, 2, 1, 3]].numpy())
+
+
+def test_the_layout_check_skips_only_a_missing_derivative_it_was_told_of(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """suite/checks.py skips the layout check with torch's own words only for an op in
+    versions.NO_DERIVATIVE; a missing derivative of any other op, or another error, fails."""
+    from suite import checks
+
+    spec = _record("relu")
+    case = spec.inputs.sized(4)
+
+    def raising(message: str) -> None:
+        def check(*args: object) -> None:
+            raise RuntimeError(message)
+        monkeypatch.setattr(hardcheck, "check_argument_layout", check)
+
+    def run() -> None:
+        checks._argument_layout(spec, case, name="input", layout="transposed",
+                                dtype=torch.float64, device="cpu")
+
+    monkeypatch.setattr(versions, "NO_DERIVATIVE", frozenset({"planted_op"}))
+    raising("derivative for planted_op is not implemented")
+    with pytest.raises(pytest.skip.Exception, match="planted_op is not implemented"):
+        run()
+    raising("derivative for aten::planted_op is not implemented")
+    with pytest.raises(pytest.skip.Exception):
+        run()
+    raising("derivative for other_op is not implemented")
+    with pytest.raises(RuntimeError, match="other_op"):
+        run()
+    raising("planted_op: view size is not compatible with input tensor's size and stride")
+    with pytest.raises(RuntimeError, match="view size"):
+        run()
+
+
+def test_special_positions_set_aside_only_recorded_defects() -> None:
+    """check_special_positions leaves out the cases a record's known_defects names (and skips,
+    naming the defect, when that is every case); a wrong result it was not told of fails."""
+    spec = _record("softshrink")
+
+    def nan_to_zero(input: torch.Tensor, lambd: float = 0.5) -> torch.Tensor:
+        out = F.softshrink(input, lambd)
+        return torch.where(torch.isnan(out), torch.zeros_like(out), out)
+
+    bad = dataclasses.replace(spec, torch_fn=nan_to_zero, known_defects=None)
+    with pytest.raises(AssertionError):
+        hardcheck.check_special_positions(bad, "nan", torch.float32, "cpu")
+
+    def planted_defect(case: gs.Case, dtype: torch.dtype) -> str | None:
+        return "planted: NaN to 0" if np.any(np.isnan(case.arrays["input"])) else None
+
+    recorded = dataclasses.replace(bad, known_defects=planted_defect)
+    with pytest.raises(pytest.skip.Exception, match="planted: NaN to 0"):
+        hardcheck.check_special_positions(recorded, "nan", torch.float32, "cpu")
+    hardcheck.check_special_positions(recorded, "inf", torch.float32, "cpu")  # others still run
+
+
+@pytest.mark.parametrize("op", ["elu", "celu", "selu"])
+def test_exp_minus_one_allowance_does_not_hide_a_result_off_by_a_thousandth(op: str) -> None:
+    """The sum |terms| that elu, celu and selu have on torch before 2.13 (alpha (exp(x) + 1),
+    suite.conditioning.EXP_MINUS_ONE) allows that formula's cancellation, not a result 0.1 %
+    off: the record with those terms passes the installed torch and fails a planted one."""
+    from suite import conditioning
+
+    spec = dataclasses.replace(_record(op), terms=conditioning.EXP_MINUS_ONE[op])
+    torch_fn = spec.torch_fn
+
+    def off(input: torch.Tensor, **options: object) -> torch.Tensor:
+        return torch_fn(input, **options) * 1.001
+
+    typical = spec.inputs.sized(64)
+    x = np.linspace(-3.0, 3.0, 64)
+    case = dataclasses.replace(typical, arrays={**typical.arrays, "input": x})
     with warnings.catch_warnings():  # hardcheck's assume() outside a Hypothesis test
         warnings.simplefilter("ignore", HypothesisDeprecationWarning)
-        hardcheck.check_hard(spec, long, torch.float16, "cpu")  # torch accumulates in float32
+        hardcheck.check_hard(spec, case, torch.float32, "cpu")
         with pytest.raises(AssertionError, match="on a hard input"):
-            hardcheck.check_hard(bad, long, torch.float16, "cpu")
+            hardcheck.check_hard(dataclasses.replace(spec, torch_fn=off), case, torch.float32,
+                                 "cpu")
 
 
 # --- the optimizer hard tier (suite.hard.optimizer_runs) ------------------------------------
