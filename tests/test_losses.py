@@ -9,6 +9,7 @@ and the agreement of its module form (``nn.X``) with its functional form, run in
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 import torch.nn.modules.loss as torch_losses
 
 from suite import catalog, poison, versions
@@ -308,3 +310,35 @@ def test_smooth_l1_gradient_at_a_tie_with_a_beta_below_float32_range(device: str
     case = Case({"input": values, "target": values.copy()}, ("input", "target"),
                 {"reduction": "sum", "beta": 1e-50}, seed=0)
     gc.check_gradient(spec, case, torch.float32, device)
+
+
+class _GradientOffByAThousandth(torch.autograd.Function):
+    """The identity, whose backward scales the gradient by 1.001."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return g * 1.001
+
+
+@pytest.mark.parametrize("log_target", [False, True])
+def test_kl_div_allowance_does_not_hide_a_target_gradient_off_by_a_thousandth(
+        log_target: bool) -> None:
+    """kl_div's derived terms (suite/conditioning.py, KL_DIV) allow the target gradient's
+    cancellation in float32, not a gradient 0.1 % off."""
+    spec = catalog.by_name("kl_div")
+    assert isinstance(spec, OpSpec)
+
+    def bad(input: torch.Tensor, target: torch.Tensor, **options: Any) -> torch.Tensor:
+        return F.kl_div(input, _GradientOffByAThousandth.apply(target), **options)
+
+    rng = np.random.default_rng(0)
+    target = rng.uniform(-2.0, 1.0, (8, 5)) if log_target else rng.dirichlet(np.ones(5), 8)
+    case = Case({"input": np.log(rng.dirichlet(np.ones(5), 8)), "target": target},
+                ("input", "target"), {"reduction": "sum", "log_target": log_target})
+    gc.check_gradient(spec, case, torch.float32, "cpu")
+    with pytest.raises(AssertionError, match=r"VJP w\.r\.t\. target"):
+        gc.check_gradient(dataclasses.replace(spec, torch_fn=bad), case, torch.float32, "cpu")

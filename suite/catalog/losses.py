@@ -355,7 +355,7 @@ RECORDS = (
                kinks=li.difference_kinks(lambda o: (o["delta"], -o["delta"])),
                sized_options={"reduction": "mean", "delta": 1.0})),
     OpSpec(name="kl_div", family="loss", torch_fn=F.kl_div, ref=probabilistic.kl_div,
-           broadcasts=("target",),
+           broadcasts=("target",), terms=conditioning.KL_DIV,
            low_precision=_KL_NOT_HALF,
            ref_vjp=probabilistic.kl_div_vjp,
            module=ModuleForm(nn.KLDivLoss), docs=_DOCS.format("KLDivLoss"),
