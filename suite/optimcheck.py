@@ -238,6 +238,28 @@ COMPILED_FLOAT64_UNCHARACTERISED: dict[tuple[str, str], str] = {
 }
 
 
+#: (4) Compiles that fail: inductor cannot compile SGD's foreach step on complex parameters
+#: (torch 2.2.2, 2.13.0, 2.14.1: "InductorError: AssertionError: <built-in function getitem>
+#: is not an OpOverload"; pytorch/pytorch#197094). SGD's foreach path calls
+#: ``_foreach_add_`` on the complex tensors themselves (the other optimizers view them as
+#: real); inductor has no complex code generation, and its fallback for an in-place foreach
+#: op returns nothing that the functionalised graph's ``getitem`` can index. The battery draws
+#: no complex parameters for these (record, implementation, backend) triples;
+#: tests/test_compiled.py::test_compiled_sgd_foreach_step_on_complex_parameters is a strict
+#: xfail that fails while torch does.
+COMPILED_COMPLEX_FAILS: dict[tuple[str, str, str], str] = {
+    ("sgd", "foreach", "inductor"): (
+        "torch 2.2.2 to 2.14.1: inductor cannot compile SGD's foreach step on complex "
+        "parameters (InductorError: getitem is not an OpOverload; pytorch/pytorch#197094; "
+        "KNOWN_DIFFERENCES.md)"),
+}
+
+
+def compiled_complex_failure(name: str, implementation: str, backend: str) -> str | None:
+    """The finding that keeps complex parameters out of this compiled step, or None."""
+    return COMPILED_COMPLEX_FAILS.get((name, implementation, backend))
+
+
 def compiled_float64_finding(spec: OptimizerSpec, implementation: str, dtype: torch.dtype,
                              backend: str) -> str | None:
     """Why the battery's compiled step test of this case is a strict expected failure (a torch

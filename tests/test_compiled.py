@@ -188,6 +188,38 @@ def test_compiled_asgd_step_is_float64_exact() -> None:
     oc.check_run(ASGD, ASGD_RUN, "for-loop", torch.float64, "cpu", "aot_eager")
 
 
+SGD = catalog.by_name("sgd")
+# Three steps of SGD with momentum and weight decay on a complex (3, 2) parameter, given as
+# (real, imaginary) pairs, and a real one (the control).
+_SGD_HYPER = {"lr": 2.0**-4, "momentum": 0.5, "dampening": 0.0, "nesterov": False,
+              "weight_decay": 2.0**-3, "maximize": False}
+
+
+def _sgd_run(complex_params: bool) -> OptimizerRun:
+    shape = (3, 2, 2) if complex_params else (3, 2)
+    params = [np.linspace(-1, 1, int(np.prod(shape))).reshape(shape)]
+    grads = [[np.linspace(0.75, -0.5, params[0].size).reshape(shape) * k] for k in (1, -2, 3)]
+    return OptimizerRun(params=params, grads=grads, hyper=_SGD_HYPER, seed=0,
+                        complex_params=complex_params)
+
+
+@pytest.mark.compile
+@pytest.mark.xfail(strict=True, raises=compiled.CompileError,
+                   reason=oc.compiled_complex_failure("sgd", "foreach", "inductor"))
+def test_compiled_sgd_foreach_step_on_complex_parameters() -> None:
+    """inductor must compile SGD's foreach step on complex parameters. Controls: the same run
+    eager and under aot_eager, and a real parameter under inductor, are right."""
+    if problem := compiled.toolchain_problem() or compiled.dynamo_refusal():
+        pytest.skip(f"inductor cannot run here: {problem}")
+    for run, backend in ((_sgd_run(True), compiled.EAGER), (_sgd_run(True), "aot_eager"),
+                         (_sgd_run(False), "inductor")):
+        try:
+            oc.check_run(SGD, run, "foreach", torch.float32, "cpu", backend)
+        except (AssertionError, compiled.CompileError) as error:
+            pytest.fail(f"control ({backend}) failed: {error}")
+    oc.check_run(SGD, _sgd_run(True), "foreach", torch.float32, "cpu", "inductor")
+
+
 # --- the plugin --------------------------------------------------------------------------------
 
 _BATTERY = """
