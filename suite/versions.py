@@ -163,3 +163,31 @@ MAX_UNPOOL_BACKWARD_NEEDS_CONTIGUOUS_INDICES = True
 #: right (2.13.0 measured). The vmap check batches that bias at dimension 0 while this holds;
 #: tests/test_vmap.py keeps the bug as a strict xfail.
 VMAP_MHA_CROSS_BIAS_VIEW_RAISES = True
+#: torch.compile(F.celu, backend="inductor", dynamic=True) run on an input that requires grad
+#: keeps the ``alpha`` of its first call: later calls with another alpha return the first
+#: alpha's CELU, forward and gradient (0.0027 and 0.039 at alpha 1.0 after 1.5; 0.024 and 0.33
+#: at alpha 0.25). aot_eager, dynamic=None/False, an input without grad and F.elu are right.
+#: Measured wrong on 2.13.0, 2.14.1 and 2.15.0, right on 2.2.2 (releases between: not
+#: measured, so not assumed). celu's record is not compiled under inductor while this holds;
+#: tests/test_compiled.py keeps the bug as a strict xfail.
+INDUCTOR_CELU_STALE_ALPHA = torch_at_least("2.13")
+#: inductor (dynamic=True) cannot lower conv2d on an unbatched input that requires grad when
+#: stride and dilation are arguments of the compiled function ("TypeError: cannot determine
+#: truth value of Relational: 1 < s71"; input (1, 1, 2), weight (1, 1, 1, 1), stride (1, 2),
+#: dilation (1, 2)). Measured on 2.13.0 and 2.14.1; right on 2.15.0 (2.2.2 fails to compile it
+#: too, with a message not characterised).
+INDUCTOR_CONV_DYNAMIC_STRIDE = torch_at_least("2.13") and not torch_at_least("2.15")
+#: inductor (dynamic=True) cannot lower adaptive_avg_pool2d of an unbatched (1, 1, n) input with
+#: output_size (None, None) ("LoweringException: TypeError: cannot determine truth value of
+#: Relational: (((2*s + 1)//s)) > 25"). Measured on 2.13.0 (and 2.2.2); right on 2.14.1, 2.15.0.
+INDUCTOR_ADAPTIVE_POOL_UNBATCHED = torch_at_least("2.13") and not torch_at_least("2.14")
+#: torch.compile(F.lp_pool1d/2d, dynamic=True) with an integer norm_type fails in AOTAutograd
+#: (aot_eager and inductor): "false INTERNAL ASSERT FAILED at c10/core/Scalar.h ... NYI SymInt
+#: equality". A float norm_type compiles. Measured on 2.13.0; right on 2.14.1 and 2.15.0.
+LP_POOL_SYMINT_NORM = torch_at_least("2.13") and not torch_at_least("2.14")
+#: torch.compile(F.interpolate(mode="bicubic", antialias=True), dynamic=True) on an input that
+#: requires grad fails in the backward's meta function (aot_eager and inductor):
+#: "aten._upsample_bicubic2d_aa_backward ... isIntList() INTERNAL ASSERT FAILED ... Expected
+#: IntList but got GenericList" (the output size as SymInts). bilinear with antialias compiles.
+#: Measured on 2.13.0, 2.14.1 and 2.15.0.
+AA_BICUBIC_BACKWARD_SYMINT_SIZES = torch_at_least("2.13")

@@ -91,6 +91,20 @@ def test_every_reference_function_is_used_by_a_record() -> None:
         assert not missing, f"{module.__name__} functions with no record: {sorted(missing)}"
 
 
+def test_every_compile_refusal_names_a_record_and_a_compiled_backend() -> None:
+    """A misspelt name in suite/catalog/compiling.py would refuse nothing: each must be a
+    record, each backend a compiled one, and the record must carry the reason."""
+    from suite import compiled
+    from suite.catalog import compiling
+
+    names = {spec.name: spec for spec in catalog.OPS}
+    for name, reasons in compiling.NOT_COMPILED.items():
+        assert name in names, f"compiling.NOT_COMPILED names no record: {name!r}"
+        assert set(reasons) <= set(compiled.BACKENDS) - {compiled.EAGER}, (name, reasons)
+        for backend, reason in reasons.items():
+            assert names[name].backends[backend] == reason and reason.startswith("torch ")
+
+
 def test_every_dtype_has_a_tolerance_row() -> None:
     for kind, table in tols.TABLES.items():
         for name, dtype in devices.DTYPES.items():

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from suite import catalog, compiled
+from suite import catalog, compiled, versions
 from suite import optimcheck as oc
 from suite.specs import OptimizerRun
 
@@ -218,6 +218,82 @@ def test_compiled_sgd_foreach_step_on_complex_parameters() -> None:
         except (AssertionError, compiled.CompileError) as error:
             pytest.fail(f"control ({backend}) failed: {error}")
     oc.check_run(SGD, _sgd_run(True), "foreach", torch.float32, "cpu", "inductor")
+
+
+def _celu_errors(backend: str) -> list[float]:
+    """Greatest forward and gradient errors of compiled CELU against eager (torch's eager CELU
+    passes the record's checks) over calls whose alpha changes: 1.5, then 1.0 and 0.25."""
+    torch._dynamo.reset()
+    op = compiled.counted(torch.nn.functional.celu, f"celu float32 cpu {backend}", backend)
+    errors = []
+    for alpha in (1.5, 1.0, 0.25):
+        x = torch.tensor([0.12573, -0.13210486, -1.5], requires_grad=True)
+        got, want = op(x, alpha), torch.nn.functional.celu(x, alpha)
+        (grad,), (want_grad,) = (torch.autograd.grad(y.sum(), x) for y in (got, want))
+        errors += [(got - want).abs().max().item(), (grad - want_grad).abs().max().item()]
+    return errors
+
+
+@pytest.mark.compile
+@pytest.mark.xfail(versions.INDUCTOR_CELU_STALE_ALPHA, strict=True, raises=AssertionError,
+                   reason="torch 2.13.0 to 2.15.0: inductor's compiled CELU (dynamic=True, an "
+                          "input that requires grad) keeps the alpha of its first call "
+                          "(KNOWN_DIFFERENCES.md)")
+def test_inductor_celu_follows_alpha() -> None:
+    if problem := compiled.toolchain_problem() or compiled.dynamo_refusal():
+        pytest.skip(f"inductor cannot run here: {problem}")
+    control = _celu_errors("aot_eager")  # AOTAutograd's graphs without inductor: right
+    if max(control) > 1e-6:
+        pytest.fail(f"control (aot_eager) off by {max(control):.3g}")
+    errors = _celu_errors("inductor")
+    assert max(errors) <= 1e-6, (f"compiled CELU after alpha changed: forward and gradient "
+                                 f"errors {[f'{e:.3g}' for e in errors]} (alpha 1.5, 1.0, 0.25)")
+
+
+def _grad(*shape: int) -> torch.Tensor:
+    return torch.linspace(-1, 1, int(np.prod(shape))).reshape(shape).requires_grad_(True)
+
+
+# Fixed cases that torch.compile(dynamic=True) failed to compile (KNOWN_DIFFERENCES.md,
+# "Compiled ops"): (op, arguments by keyword, whether the installed torch is measured wrong,
+# backend). The inputs require grad, as in the record's checks (one training graph).
+_DYNAMIC_CASES = {
+    "conv2d": (torch.conv2d, lambda: {"input": _grad(1, 1, 2), "weight": _grad(1, 1, 1, 1),
+                                      "stride": (1, 2), "padding": "valid",
+                                      "dilation": (1, 2), "groups": 1},
+               versions.INDUCTOR_CONV_DYNAMIC_STRIDE, "inductor"),
+    "adaptive_avg_pool2d": (torch.nn.functional.adaptive_avg_pool2d,
+                            lambda: {"input": _grad(1, 1, 3), "output_size": (None, None)},
+                            versions.INDUCTOR_ADAPTIVE_POOL_UNBATCHED, "inductor"),
+    "lp_pool1d": (torch.nn.functional.lp_pool1d,
+                  lambda: {"input": _grad(1, 1), "norm_type": 1, "kernel_size": 1,
+                           "ceil_mode": False},
+                  versions.LP_POOL_SYMINT_NORM, "aot_eager"),
+    "interpolate_bicubic_antialias": (torch.nn.functional.interpolate,
+                                      lambda: {"input": _grad(1, 1, 1, 1), "mode": "bicubic",
+                                               "size": (1, 2), "antialias": True},
+                                      versions.AA_BICUBIC_BACKWARD_SYMINT_SIZES, "aot_eager"),
+}
+
+
+@pytest.mark.compile
+@pytest.mark.parametrize("name", [pytest.param(
+    name, marks=pytest.mark.xfail(wrong, strict=True, raises=compiled.CompileError,
+                                  reason=f"torch {torch.__version__}: torch.compile({name}, "
+                                         f"backend={backend!r}, dynamic=True) fails on this "
+                                         f"case (KNOWN_DIFFERENCES.md, \"Compiled ops\")"))
+    for name, (_, _, wrong, backend) in _DYNAMIC_CASES.items()])
+def test_compiles_dynamic_shapes(name: str) -> None:
+    """The op compiles under dynamic=True on the case and matches eager there."""
+    fn, arguments, _, backend = _DYNAMIC_CASES[name]
+    if backend == "inductor" and (problem := compiled.toolchain_problem()
+                                  or compiled.dynamo_refusal()):
+        pytest.skip(f"inductor cannot run here: {problem}")
+    torch._dynamo.reset()
+    got = compiled.counted(fn, f"{name} float32 cpu {backend}", backend)(**arguments())
+    want = fn(**arguments())
+    assert got.shape == want.shape and torch.allclose(got, want, rtol=1e-6, atol=1e-6), \
+        f"compiled {name} differs from eager by {(got - want).abs().max().item():.3g}"
 
 
 # --- the plugin --------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from suite.catalog import (
     activations,
     attention,
+    compiling,
     conv,
     distance,
     layers,
@@ -28,11 +29,12 @@ from suite.specs import ClosureOptimizerSpec, OpSpec, OptimizerSpec, SchedulerSp
 if TYPE_CHECKING:
     from suite.trainloops import TrainingLoop
 
-OPS: tuple[OpSpec, ...] = tuple(
+# Each record with the backends it is not compiled under, and why (suite/catalog/compiling.py).
+OPS: tuple[OpSpec, ...] = tuple(compiling.apply(
     sorted(activations.RECORDS + attention.RECORDS + conv.RECORDS + distance.RECORDS
            + layers.RECORDS + losses.RECORDS + norms.RECORDS + pooling.RECORDS
            + recurrent.RECORDS + resampling.RECORDS + transformer.RECORDS,
-           key=lambda s: s.name))
+           key=lambda s: s.name)))
 OPTIMIZERS: tuple[OptimizerSpec, ...] = tuple(sorted(optimizers.RECORDS, key=lambda s: s.name))
 SCHEDULERS: tuple[SchedulerSpec, ...] = tuple(sorted(schedulers.RECORDS, key=lambda s: s.name))
 

@@ -1,0 +1,93 @@
+"""The op records that one ``torch.compile`` backend does not check, each with the reason.
+
+``OpSpec.backends`` is where a record says why it does not run under a backend. The catalogue's
+reasons live here, in one table, because they come from one measurement: the whole catalogue's
+forward check under inductor (``pytest --backend inductor --dtype float32 -k
+"test_forward_matches_reference"``) and the same records under aot_eager, on torch 2.13.0,
+2026-12-01. Three kinds of reason:
+
+* torch refuses to trace the op (dynamo's or AOTAutograd's own words): no compiled check can
+  run; the reason holds for every backend that traces;
+* the record's ``torch_fn`` builds a module per call (the recurrent records): dynamo refuses
+  the ``nn.Parameter`` constructor inside a compiled function, which says nothing about the op;
+* a torch finding (KNOWN_DIFFERENCES.md, "Compiled ops"): the compile fails, or the compiled
+  op is wrong, on some draws; a test id that fails on some draws only cannot be a strict xfail,
+  so the record skips that backend with the finding as the reason, on the releases measured
+  wrong (``suite.versions``), and a fixed case in tests/test_compiled.py is the strict xfail.
+
+A user's record of the same name keeps its own ``backends`` (only the catalogue's records are
+given these).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+
+import torch
+
+from suite import versions
+from suite.specs import OpSpec
+
+TRACED = ("inductor", "aot_eager")
+
+_VERSION = f"torch {torch.__version__}"
+
+# --- torch refuses to trace ---------------------------------------------------------------------
+_CTC = (f"{_VERSION}: dynamo cannot trace ctc_loss: its output shape depends on the data "
+        "(\"Unsupported <- DynamicOutputShapeException: aten._ctc_loss.Tensor\")")
+_GAUSSIAN = (f"{_VERSION}: dynamo cannot trace gaussian_nll_loss with fullgraph=True: its "
+             "check that var is non-negative guards on the data (\"GuardOnDataDependentSymNode: "
+             "Could not guard on data-dependent expression\")")
+_CHUNKED = (f"{_VERSION}: dynamo cannot trace the chunked linear_cross_entropy (\"Unsupported: "
+            "Attempted to call function marked as skipped\")")
+_MODULE_PER_CALL = (f"{_VERSION}: the record builds its torch.nn module on every call, and "
+                    "dynamo refuses that inside a compiled function (\"Unsupported: Attempted to "
+                    "use `torch.nn.Parameter()` constructor with Dynamo\"); the compiled "
+                    "training loops compile modules built outside")
+
+# --- torch findings (KNOWN_DIFFERENCES.md, "Compiled ops") --------------------------------------
+_CELU = (f"{_VERSION}: torch.compile(F.celu, backend='inductor', dynamic=True) on an input that "
+         "requires grad keeps the alpha of its first call (forward 0.0027 and gradient 0.039 off "
+         "at alpha 1.0 after 1.5): a silently wrong result, shown by tests/test_compiled.py::"
+         "test_inductor_celu_follows_alpha (KNOWN_DIFFERENCES.md)")
+_RELATIONAL = (f"{_VERSION}: inductor (dynamic=True) fails to lower {{}} on some shapes "
+               "(\"cannot determine truth value of Relational\"), shown by tests/"
+               "test_compiled.py::test_compiles_dynamic_shapes[{{}}] "
+               "(KNOWN_DIFFERENCES.md)")
+_LP_POOL = (f"{_VERSION}: compiling lp_pool with an integer norm_type under dynamic=True fails "
+            "(\"INTERNAL ASSERT FAILED ... NYI SymInt equality\"), shown by tests/"
+            "test_compiled.py::test_compiles_dynamic_shapes[lp_pool1d] "
+            "(KNOWN_DIFFERENCES.md)")
+_BICUBIC_AA = (f"{_VERSION}: compiling bicubic interpolation with antialias under "
+               "dynamic=True fails in its backward's meta function (\"isIntList() INTERNAL "
+               "ASSERT FAILED ... Expected IntList but got GenericList\"), shown by tests/"
+               "test_compiled.py::test_compiles_dynamic_shapes[interpolate_bicubic_antialias] "
+               "(KNOWN_DIFFERENCES.md)")
+
+NOT_COMPILED: dict[str, dict[str, str]] = {
+    "ctc_loss": dict.fromkeys(TRACED, _CTC),
+    "gaussian_nll_loss": dict.fromkeys(TRACED, _GAUSSIAN),
+    "linear_cross_entropy_chunked": dict.fromkeys(TRACED, _CHUNKED),
+    **{name: dict.fromkeys(TRACED, _MODULE_PER_CALL)
+       for name in ("gru", "gru_cell", "lstm", "lstm_cell", "rnn_relu", "rnn_relu_cell",
+                         "rnn_tanh", "rnn_tanh_cell")},
+}
+if versions.INDUCTOR_CELU_STALE_ALPHA:
+    NOT_COMPILED["celu"] = {"inductor": _CELU}
+for _name, _wrong in (("adaptive_avg_pool2d", versions.INDUCTOR_ADAPTIVE_POOL_UNBATCHED),
+                      ("conv2d", versions.INDUCTOR_CONV_DYNAMIC_STRIDE)):
+    if _wrong:
+        NOT_COMPILED[_name] = {"inductor": _RELATIONAL.format(_name, _name)}
+if versions.AA_BICUBIC_BACKWARD_SYMINT_SIZES:
+    NOT_COMPILED["interpolate_bicubic_antialias"] = dict.fromkeys(TRACED, _BICUBIC_AA)
+if versions.LP_POOL_SYMINT_NORM:
+    for _name in ("lp_pool1d", "lp_pool2d", "lp_pool3d"):
+        NOT_COMPILED[_name] = dict.fromkeys(TRACED, _LP_POOL)
+
+
+def apply(records: Iterable[OpSpec],
+          table: Mapping[str, Mapping[str, str]] = NOT_COMPILED) -> list[OpSpec]:
+    """The records, each with the table's reasons added to its own ``backends``."""
+    return [dataclasses.replace(spec, backends={**table[spec.name], **spec.backends})
+            if spec.name in table else spec for spec in records]
