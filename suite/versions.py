@@ -191,3 +191,8 @@ LP_POOL_SYMINT_NORM = torch_at_least("2.13") and not torch_at_least("2.14")
 #: IntList but got GenericList" (the output size as SymInts). bilinear with antialias compiles.
 #: Measured on 2.13.0, 2.14.1 and 2.15.0.
 AA_BICUBIC_BACKWARD_SYMINT_SIZES = torch_at_least("2.13")
+#: torch.compile(F.multilabel_margin_loss) (aot_eager and inductor) ignores the -1 that ends a
+#: target row's classes: target [2, -1, 0] on input [-0.84, 0.3, 0.1] gives 2.513 where eager
+#: and the formula give 0.42; a target of only -1 gives 1 where 0 (a silently wrong loss).
+#: Measured wrong on 2.2.2 and 2.13.0, right on 2.14.1 and 2.15.0.
+COMPILED_MULTILABEL_MARGIN_IGNORES_END = not torch_at_least("2.14")

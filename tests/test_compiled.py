@@ -296,6 +296,29 @@ def test_compiles_dynamic_shapes(name: str) -> None:
         f"compiled {name} differs from eager by {(got - want).abs().max().item():.3g}"
 
 
+@pytest.mark.compile
+@pytest.mark.xfail(versions.COMPILED_MULTILABEL_MARGIN_IGNORES_END, strict=True,
+                   raises=AssertionError,
+                   reason="torch 2.2.2 and 2.13.0: compiled multilabel_margin_loss ignores the "
+                          "-1 that ends a target row's classes (KNOWN_DIFFERENCES.md)")
+def test_compiled_multilabel_margin_loss_stops_at_minus_one() -> None:
+    """Target [2, -1, 0]: only class 2 is a target (the -1 ends the list), so the loss is
+    sum over j != 2 of max(0, 1 - (x[2] - x[j])) / 3 = (0.06 + 1.2) / 3 = 0.42, as the
+    reference computes it (not torch)."""
+    from references.losses_margin import multilabel_margin_loss as reference
+
+    x = np.array([-0.84, 0.3, 0.1])
+    target = np.array([2, -1, 0])
+    want = float(reference(x, target, reduction="mean"))
+    eager = torch.nn.functional.multilabel_margin_loss(torch.tensor(x), torch.tensor(target))
+    assert abs(eager.item() - want) <= 1e-12, "control (eager) differs from the reference"
+    torch._dynamo.reset()
+    loss = compiled.counted(torch.nn.functional.multilabel_margin_loss,
+                            "multilabel_margin_loss float64 cpu aot_eager", "aot_eager")
+    got = loss(torch.tensor(x, requires_grad=True), torch.tensor(target)).item()
+    assert abs(got - want) <= 1e-12, f"compiled multilabel_margin_loss {got} where {want}"
+
+
 # --- the plugin --------------------------------------------------------------------------------
 
 _BATTERY = """

@@ -64,6 +64,17 @@ _BICUBIC_AA = (f"{_VERSION}: compiling bicubic interpolation with antialias unde
                "ASSERT FAILED ... Expected IntList but got GenericList\"), shown by tests/"
                "test_compiled.py::test_compiles_dynamic_shapes[interpolate_bicubic_antialias] "
                "(KNOWN_DIFFERENCES.md)")
+_MULTILABEL = (f"{_VERSION}: compiled multilabel_margin_loss (aot_eager and inductor) ignores "
+               "the -1 that ends a target row's classes: target [2, -1, 0] gives 2.513 where "
+               "0.42, a silently wrong loss, shown by tests/test_compiled.py::"
+               "test_compiled_multilabel_margin_loss_stops_at_minus_one (KNOWN_DIFFERENCES.md)")
+_MHA = (f"{_VERSION}: not characterised yet: in the catalogue's inductor run, the compiled "
+        "multi_head_attention (9 recompiles into the test) returned different outputs on two "
+        "calls with the same tensors (0.2947 and 0.2290 where the reference gives 0.3194; "
+        "query (2, 2), 2 heads, need_weights, dropout 0); a fresh compile of that case is "
+        "right (KNOWN_DIFFERENCES.md)")
+_SKIPPED_FUNCTION = (f"{_VERSION}: dynamo cannot trace the transformer stacks' forward "
+                     "(\"Unsupported: Attempted to call function marked as skipped\")")
 
 NOT_COMPILED: dict[str, dict[str, str]] = {
     "ctc_loss": dict.fromkeys(TRACED, _CTC),
@@ -71,14 +82,21 @@ NOT_COMPILED: dict[str, dict[str, str]] = {
     "linear_cross_entropy_chunked": dict.fromkeys(TRACED, _CHUNKED),
     **{name: dict.fromkeys(TRACED, _MODULE_PER_CALL)
        for name in ("gru", "gru_cell", "lstm", "lstm_cell", "rnn_relu", "rnn_relu_cell",
-                         "rnn_tanh", "rnn_tanh_cell")},
+                    "rnn_tanh", "rnn_tanh_cell", "transformer_decoder_layer",
+                    "transformer_encoder_layer")},
+    **{name: dict.fromkeys(TRACED, _SKIPPED_FUNCTION)
+       for name in ("transformer", "transformer_decoder", "transformer_encoder")},
 }
+if versions.TORCH[:2] == (2, 13):  # seen on 2.13.0 only; elsewhere the check runs
+    NOT_COMPILED["multi_head_attention"] = {"inductor": _MHA}
 if versions.INDUCTOR_CELU_STALE_ALPHA:
     NOT_COMPILED["celu"] = {"inductor": _CELU}
 for _name, _wrong in (("adaptive_avg_pool2d", versions.INDUCTOR_ADAPTIVE_POOL_UNBATCHED),
                       ("conv2d", versions.INDUCTOR_CONV_DYNAMIC_STRIDE)):
     if _wrong:
         NOT_COMPILED[_name] = {"inductor": _RELATIONAL.format(_name, _name)}
+if versions.COMPILED_MULTILABEL_MARGIN_IGNORES_END:
+    NOT_COMPILED["multilabel_margin_loss"] = dict.fromkeys(TRACED, _MULTILABEL)
 if versions.AA_BICUBIC_BACKWARD_SYMINT_SIZES:
     NOT_COMPILED["interpolate_bicubic_antialias"] = dict.fromkeys(TRACED, _BICUBIC_AA)
 if versions.LP_POOL_SYMINT_NORM:
