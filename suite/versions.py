@@ -174,13 +174,17 @@ INDUCTOR_CELU_STALE_ALPHA = torch_at_least("2.13")
 #: inductor (dynamic=True) cannot lower conv2d on an unbatched input that requires grad when
 #: stride and dilation are arguments of the compiled function ("TypeError: cannot determine
 #: truth value of Relational: 1 < s71"; input (1, 1, 2), weight (1, 1, 1, 1), stride (1, 2),
-#: dilation (1, 2)). Measured on 2.13.0 and 2.14.1; right on 2.15.0 (2.2.2 fails to compile it
-#: too, with a message not characterised).
-INDUCTOR_CONV_DYNAMIC_STRIDE = torch_at_least("2.13") and not torch_at_least("2.15")
+#: dilation (1, 2)). Measured on 2.13.0 and 2.14.1; right on 2.15.0. 2.2.2 fails on the same
+#: case with another message ("LoweringException: RuntimeError: Overloaded torch operator
+#: invoked from Python failed to many any schema"). Releases between: not measured.
+INDUCTOR_CONV_DYNAMIC_STRIDE = not torch_at_least("2.3") or (torch_at_least("2.13")
+                                                             and not torch_at_least("2.15"))
 #: inductor (dynamic=True) cannot lower adaptive_avg_pool2d of an unbatched (1, 1, n) input with
 #: output_size (None, None) ("LoweringException: TypeError: cannot determine truth value of
-#: Relational: (((2*s + 1)//s)) > 25"). Measured on 2.13.0 (and 2.2.2); right on 2.14.1, 2.15.0.
-INDUCTOR_ADAPTIVE_POOL_UNBATCHED = torch_at_least("2.13") and not torch_at_least("2.14")
+#: Relational: (((2*s + 1)//s)) > 25"). Measured on 2.2.2 and 2.13.0; right on 2.14.1, 2.15.0.
+#: Releases between: not measured.
+INDUCTOR_ADAPTIVE_POOL_UNBATCHED = not torch_at_least("2.3") or (torch_at_least("2.13")
+                                                                 and not torch_at_least("2.14"))
 #: torch.compile(F.lp_pool1d/2d, dynamic=True) with an integer norm_type fails in AOTAutograd
 #: (aot_eager and inductor): "false INTERNAL ASSERT FAILED at c10/core/Scalar.h ... NYI SymInt
 #: equality". A float norm_type compiles. Measured on 2.13.0; right on 2.14.1 and 2.15.0.
@@ -189,8 +193,10 @@ LP_POOL_SYMINT_NORM = torch_at_least("2.13") and not torch_at_least("2.14")
 #: requires grad fails in the backward's meta function (aot_eager and inductor):
 #: "aten._upsample_bicubic2d_aa_backward ... isIntList() INTERNAL ASSERT FAILED ... Expected
 #: IntList but got GenericList" (the output size as SymInts). bilinear with antialias compiles.
-#: Measured on 2.13.0, 2.14.1 and 2.15.0.
-AA_BICUBIC_BACKWARD_SYMINT_SIZES = torch_at_least("2.13")
+#: Measured on 2.13.0, 2.14.1 and 2.15.0. 2.2.2 fails earlier, in the forward's
+#: CompositeImplicitAutograd kernel: "SymIntArrayRef expected to contain only concrete
+#: integers". Releases between: not measured.
+AA_BICUBIC_BACKWARD_SYMINT_SIZES = not torch_at_least("2.3") or torch_at_least("2.13")
 #: torch.compile(F.multilabel_margin_loss) (aot_eager and inductor) ignores the -1 that ends a
 #: target row's classes: target [2, -1, 0] on input [-0.84, 0.3, 0.1] gives 2.513 where eager
 #: and the formula give 0.42; a target of only -1 gives 1 where 0 (a silently wrong loss).
