@@ -239,7 +239,7 @@ COMPILED_FLOAT64_UNCHARACTERISED: dict[tuple[str, str], str] = {
 
 
 #: (4) Compiles that fail: inductor cannot compile SGD's foreach step on complex parameters
-#: (torch 2.2.2, 2.13.0, 2.14.1, 2.15.0: "InductorError: AssertionError: <built-in function getitem>
+#: (torch 2.13.0, 2.14.1, 2.15.0: "InductorError: AssertionError: <built-in function getitem>
 #: is not an OpOverload"; pytorch/pytorch#197094). SGD's foreach path calls
 #: ``_foreach_add_`` on the complex tensors themselves (the other optimizers view them as
 #: real); inductor has no complex code generation, and its fallback for an in-place foreach
@@ -249,7 +249,7 @@ COMPILED_FLOAT64_UNCHARACTERISED: dict[tuple[str, str], str] = {
 #: xfail that fails while torch does.
 COMPILED_COMPLEX_FAILS: dict[tuple[str, str, str], str] = {
     ("sgd", "foreach", "inductor"): (
-        "torch 2.2.2 to 2.15.0: inductor cannot compile SGD's foreach step on complex "
+        "torch 2.13.0 to 2.15.0: inductor cannot compile SGD's foreach step on complex "
         "parameters (InductorError: getitem is not an OpOverload; pytorch/pytorch#197094; "
         "KNOWN_DIFFERENCES.md)"),
 }
