@@ -169,6 +169,10 @@ def test_hypothesis(x):
 '''
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("test", ["test_plain", "test_hypothesis"])
 def test_ctrl_c_is_an_interruption_not_a_failure(tmp_path: pathlib.Path, test: str) -> None:
     """SIGINT mid-test: pytest's interruption (exit 2), no test reported failed, and no drift
@@ -179,7 +183,11 @@ def test_ctrl_c_is_an_interruption_not_a_failure(tmp_path: pathlib.Path, test: s
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"test_slow.py::{test}",
          "--drift-json", str(drift_path), "--summary-md", str(summary_path)],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        # A shell that starts this run in the background (`cmd &`) hands SIGINT down ignored,
+        # and a Python started with SIGINT ignored never raises KeyboardInterrupt: the child
+        # gets the default disposition back, as a terminal's Ctrl-C would find it.
+        preexec_fn=_default_sigint)
     try:
         deadline = time.monotonic() + 60
         while not started.exists() and time.monotonic() < deadline:
