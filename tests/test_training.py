@@ -13,6 +13,7 @@ reference and rows (``test_compiled_*``, ids ``[aot_eager-cpu-float32]``).
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -172,10 +173,10 @@ torch.optim.SGD.step = _twice
     result.assert_outcomes(failed=1)
     line = next(x for x in result.outlines if "Standalone reproducer: python " in x)
     script = line.split("Standalone reproducer: python ", 1)[1].strip()
-    planted = pytester.run("python", "-c",
+    planted = pytester.run(sys.executable, "-c",
                            "import runpy, sys, conftest; sys.argv = [sys.argv[1]]; "
                            "runpy.run_path(sys.argv[0], run_name='__main__')", script)
     assert planted.ret == 1, planted.outlines
     assert any("linear regression: weight trajectory" in x for x in planted.outlines)
-    fixed = pytester.run("python", script)
+    fixed = pytester.run(sys.executable, script)
     assert fixed.ret == 0, fixed.outlines

@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,7 @@ from torch import nn
 
 from references import pooling as ref
 from suite import conditioning, versions
-from suite.catalog.conv import ties
+from suite.catalog.conv import ties, unbatched_channels_last_view
 from suite.inputs import spatial
 from suite.specs import Case, ModuleForm, OpSpec
 
@@ -90,6 +91,36 @@ def _lp_inf_is_one(case: Case, dtype: torch.dtype) -> str | None:
     return None
 
 
+def _lp_half_power_underflows(d: int, case: Case, dtype: torch.dtype) -> str | None:
+    """torch's lp_pool is ``avg_pool(x.pow(p)) * k`` then ``.pow(1 / p)``, each step stored in
+    the input's dtype. Where a window's mean of x^p falls below the half type's smallest normal
+    number (float16: 6.1e-5, so |x| < 7.8e-3 at p = 2), the stored mean is subnormal, spaced
+    smallest_normal * eps apart, so its rounding alone exceeds eps relative, and the gradient,
+    which divides by it, follows (float16 x = -4.45e-4, kernel 1: 5 % off; x = -1.5e-4: x^2 is
+    stored as 0, the output 0 and the gradient 0 where it is -1; KNOWN_DIFFERENCES.md, "lp_pool
+    in float16 stores x^p"). Set aside there; a strict xfail in tests/test_pooling.py shows
+    it."""
+    p = case.options["norm_type"]
+    if dtype not in (torch.float16, torch.bfloat16) or p == 1 or math.isinf(p):
+        return None
+    kernel = case.options["kernel_size"]
+    sides = tuple(kernel) if isinstance(kernel, tuple | list) else (kernel,)
+    # Each window's divisor k (with the input maker's ceil_mode sides no window overhangs).
+    k = math.prod(sides * d if len(sides) == 1 else sides)
+    means = np.abs(getattr(ref, f"lp_pool{d}d")(**case.arrays, **case.options)) ** p / k
+    if np.any(means < float(torch.finfo(dtype).smallest_normal)):
+        return "lp_pool in half precision with a window's mean of x^p below the smallest normal"
+    return None
+
+
+def _lp_defects(d: int) -> Callable[[Case, torch.dtype], str | None]:
+    def defects(case: Case, dtype: torch.dtype) -> str | None:
+        max_pool3d = d == 3 and math.isinf(case.options["norm_type"])  # which calls it
+        return (_lp_inf_is_one(case, dtype) or _lp_half_power_underflows(d, case, dtype)
+                or (unbatched_channels_last_view(case) if max_pool3d else None))
+    return defects
+
+
 def _lp(d: int) -> OpSpec:
     name = f"lp_pool{d}d"
     return OpSpec(name=name, family="layer", torch_fn=functional(name), ref=getattr(ref, name),
@@ -101,7 +132,7 @@ def _lp(d: int) -> OpSpec:
                   # windows of g x^(p-1) z^(1-p) likewise.
                   terms=conditioning.MULTILINEAR, exact_points=_lp_ties,
                   inputs=spatial.LpPooling(d, max_side=6 if d == 3 else 9),
-                  docs=_DOCS.format(f"LPPool{d}d"), known_defects=_lp_inf_is_one,
+                  docs=_DOCS.format(f"LPPool{d}d"), known_defects=_lp_defects(d),
                   module=ModuleForm.optional(getattr(nn, f"LPPool{d}d", None)))
 
 
