@@ -300,9 +300,17 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
     collected at all when ``--backend`` chose no compiled backend: the default run collects
     what it collected before the backend dimension existed."""
     marks = getattr(obj, "pytestmark", ())
-    if not callable(obj) or not any(getattr(m, "name", None) == "compile" for m in marks):
+    if not callable(obj) or not marks:
         return None
-    if set(chosen(collector.config, opts.BACKEND)) <= {compiled.EAGER}:
+    names = {getattr(m, "name", None) for m in (marks if isinstance(marks, list) else [marks])}
+    config = collector.config
+    if "compile" in names and set(chosen(config, opts.BACKEND)) <= {compiled.EAGER}:
+        return []
+    # Likewise a test function or class marked with a tier this run leaves out makes no items:
+    # a plain `pytest` otherwise built every benchmark and hard-tier parametrization (15,000 of
+    # 25,000 items, half of each worker's collection) only to deselect it. Tiers marked on a
+    # module (`pytestmark`) are deselected after collection (pytest_collection_modifyitems).
+    if names & markers_left_out(config.option.markexpr, config.option.keyword):
         return []
     return None
 
@@ -360,16 +368,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     refused = [i for i in items if _backend_refused(i)]
     if refused:
         config.hook.pytest_deselected(items=refused)
-        items[:] = [i for i in items if i not in set(refused)]
+        dropped_ids = {id(i) for i in refused}
+        items[:] = [i for i in items if id(i) not in dropped_ids]
     # Benchmarks run only when -m asks for them; the slow tiers (multi-process groups, the hard
     # tier) only when -m or -k selects them (`pytest -k ddp`, `pytest -k hard`: the hard tier
     # only for a -k that names it), not in a plain `pytest`.
     left_out = markers_left_out(config.option.markexpr, config.option.keyword)
     if left_out:
-        kept = [i for i in items if not any(i.get_closest_marker(m) for m in left_out)]
-        if len(kept) != len(items):
-            config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        kept: list[pytest.Item] = []
+        dropped: list[pytest.Item] = []
+        for i in items:
+            (dropped if any(i.get_closest_marker(m) for m in left_out) else kept).append(i)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
             items[:] = kept
+
 
 
 def markers_left_out(markexpr: str, keyword: str) -> set[str]:
