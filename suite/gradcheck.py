@@ -279,12 +279,15 @@ ForwardTerms = Callable[[Mapping[str, Array]], Array]
 
 def forward_terms(spec: OpSpec, case: Case) -> ForwardTerms | None:
     """M = sum |terms| of the forward at given arrays (the case's options), for a record that
-    declares ``terms``; None otherwise (the rounding floor then uses |f|)."""
-    terms = spec.terms
-    if terms is None:
+    declares ``terms``, or a recurrent cell's gate terms (``gates``, RecurrentGates.forward);
+    None otherwise (the rounding floor then uses |f|)."""
+    # ``forward`` is optional on a GateRounding (the protocol asks only for ``vjp``).
+    measure: Callable[[OpSpec, Case], Any] | None = \
+        spec.terms.forward if spec.terms is not None else getattr(spec.gates, "forward", None)
+    if measure is None or measure(spec, case) is None:
         return None
-    return lambda arrays: np.asarray(terms.forward(spec, Case(arrays, case.differentiable,
-                                                              case.options, case.seed)))
+    return lambda arrays: np.asarray(measure(spec, Case(arrays, case.differentiable,
+                                                        case.options, case.seed)))
 
 
 def reference_vjp_error(ref: Callable[..., Array], ref_vjp: Callable[..., Mapping[str, Array]],

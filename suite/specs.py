@@ -162,6 +162,10 @@ class GateRounding(Protocol):
         ``g``, when torch computes in ``dtype``."""
         ...
 
+    # Optional: ``forward(spec, case)``, sum |terms| of each output element (or None), which
+    # the finite-difference check's rounding floor then uses in place of |f| (RecurrentGates
+    # gives it for the cells, whose gate combinations cancel).
+
 
 @dataclass(frozen=True)
 class ModuleForm:

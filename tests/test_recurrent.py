@@ -426,3 +426,47 @@ def test_non_contiguous_arrays(spec: OpSpec, dtype: torch.dtype, device: str,
                                               tol.get((tols.Kind.GRADIENT, dtype))),
                              what=f"{spec.name} on non-contiguous views: VJP w.r.t. {name}",
                              context=context, case=case.describe())
+
+
+# The thorough profile's seed 1301 drew a GRU cell whose update gate saturates (input at scale
+# 9, h' = -9.6e-9 from n ~ 0.1): each evaluation of the reference is off by ~eps |n|, so the
+# difference quotient at h = 1e-6 was 0.9 % off a correct VJP, beyond a rounding floor taken
+# from |h'|. The floor now takes the gate terms' sizes (RecurrentGates.forward).
+_SATURATED_GRU = Case(
+    {"input": np.array([4.088812033451808, 8.695546247331595, -3.0549256643726497,
+                        -6.360886892386224, -3.219369412805364, 8.999044078310247,
+                        2.0759947626717934]),
+     "weight_ih": np.array([
+         [0.6692304885898045, 0.6448611358062113, -0.18387574185576844, 1.3067209615475186,
+          -0.07025617319342337, -1.0146048584070984, 1.5533225578711267],
+         [-1.5725490361907144, 1.3190378887683254, -1.2715165431303903, -0.1611672558507256,
+          0.28067536444685637, 0.7508825319785467, 1.2826866186724664],
+         [0.3118963107313339, 0.00221343253535055, 1.4344836298504622, 0.8536824112837437,
+          1.5830242491044444, 1.0390093609850428, -1.558098844835008]]),
+     "weight_hh": np.array([[0.8945235367789485], [-2.1631769660818225],
+                            [-0.29937211780114553]])},
+    ("input", "weight_ih", "weight_hh"), {}, 5089)
+
+
+def test_saturated_gru_cell_reference_passes_finite_differences() -> None:
+    gc.check_reference_vjp(catalog.by_name("gru_cell"), _SATURATED_GRU)
+
+
+def test_gru_cell_finite_differences_still_catch_a_planted_vjp_error() -> None:
+    """The gate terms' floor does not hide a VJP that is off: by 10 % on weight_ih's gradient
+    on a typical case, and by a factor of 10 on the saturated one, whose derivative (2.9e-9)
+    sits below the floor that 64 ulp of |n| give a difference quotient at h = 1e-6 (1.7e-8;
+    the evaluations' actual noise there was 2.7e-11: an adaptive step would resolve more)."""
+    spec = catalog.by_name("gru_cell")
+    assert spec.ref_vjp is not None
+
+    def scaled(factor: float) -> OpSpec:
+        def planted(g: Array, **arrays: Array) -> dict[str, Array]:
+            grads = dict(spec.ref_vjp(g, **arrays))  # type: ignore[misc]
+            grads["weight_ih"] = factor * grads["weight_ih"]
+            return grads
+        return dataclasses.replace(spec, ref_vjp=planted)
+
+    for factor, case in ((1.1, spec.inputs.sized(12, seed=3)), (10.0, _SATURATED_GRU)):
+        with pytest.raises(AssertionError, match=r"w\.r\.t\. weight_ih disagrees"):
+            gc.check_reference_vjp(scaled(factor), case)
