@@ -274,20 +274,25 @@ class FDResult:
                 f"{self.allowed:.3g}{truncation}")
 
 
-ForwardTerms = Callable[[Mapping[str, Array]], Array]
+ForwardTerms = Callable[[Mapping[str, Array]], Array | None]
 
 
 def forward_terms(spec: OpSpec, case: Case) -> ForwardTerms | None:
     """M = sum |terms| of the forward at given arrays (the case's options), for a record that
     declares ``terms``, or a recurrent cell's gate terms (``gates``, RecurrentGates.forward);
     None otherwise (the rounding floor then uses |f|)."""
-    # ``forward`` is optional on a GateRounding (the protocol asks only for ``vjp``).
+    # ``forward`` is optional on a GateRounding (the protocol asks only for ``vjp``), and may
+    # give None (a layer): the floor then stays |f|. Evaluated only where the |f| floor fails.
     measure: Callable[[OpSpec, Case], Any] | None = \
         spec.terms.forward if spec.terms is not None else getattr(spec.gates, "forward", None)
-    if measure is None or measure(spec, case) is None:
+    if measure is None:
         return None
-    return lambda arrays: np.asarray(measure(spec, Case(arrays, case.differentiable,
-                                                        case.options, case.seed)))
+
+    def sizes(arrays: Mapping[str, Array]) -> Array | None:
+        found = measure(spec, Case(arrays, case.differentiable, case.options, case.seed))
+        return None if found is None else np.asarray(found)
+
+    return sizes
 
 
 def reference_vjp_error(ref: Callable[..., Array], ref_vjp: Callable[..., Mapping[str, Array]],
@@ -336,8 +341,10 @@ def reference_vjp_error(ref: Callable[..., Array], ref_vjp: Callable[..., Mappin
     # Only where that fails (both cost evaluations; sum |terms| >= |f|, so passing stays
     # passing): the forward's sum |terms| for the floor, and Richardson's truncation estimate,
     # D(2h) - D(h) = 3 c h^2 + O(h^4) (suite/tolerances.py, FD_TRUNCATION_SAFETY).
-    rounding = result.rounding if terms is None else floor(
-        (terms({**arrays, name: x + step * v}), terms({**arrays, name: x - step * v})))
+    sizes = None if terms is None else (terms({**arrays, name: x + step * v}),
+                                        terms({**arrays, name: x - step * v}))
+    rounding = result.rounding if sizes is None or sizes[0] is None or sizes[1] is None \
+        else floor((sizes[0], sizes[1]))
     by_fd_2h = float(np.sum(g * (at(2 * step) - at(-2 * step)) / (4 * step)))
     return FDResult(by_fd, by_vjp, scale, rtol, rounding, abs(by_fd_2h - by_fd) / 3)
 
