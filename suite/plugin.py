@@ -298,7 +298,8 @@ def _backend_refused(item: pytest.Item) -> bool:
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:
     """A compile-only test (marked ``compile``, e.g. torch.compile(optimizer.step)) is not
     collected at all when ``--backend`` chose no compiled backend: the default run collects
-    what it collected before the backend dimension existed."""
+    what it collected before the backend dimension existed. Nor is a test marked with a tier
+    the run leaves out (``markers_left_out``)."""
     marks = getattr(obj, "pytestmark", ())
     if not callable(obj) or not marks:
         return None
@@ -382,7 +383,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if dropped:
             config.hook.pytest_deselected(items=dropped)
             items[:] = kept
-
 
 
 def markers_left_out(markexpr: str, keyword: str) -> set[str]:
