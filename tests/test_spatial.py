@@ -107,8 +107,7 @@ def _layouts(spec: OpSpec) -> list[str]:
 
 def _unbatched_channels_last(case: Case, view: torch.Tensor) -> bool:
     """A 4-d (unbatched 3-d) input whose strides torch reads as 2-d channels_last."""
-    return view.ndim == 4 and view.is_contiguous(memory_format=torch.channels_last) \
-        and not view.is_contiguous()
+    return conv.reads_as_unbatched_channels_last(view)
 
 
 def _batched_channels_last_3d(case: Case, view: torch.Tensor) -> bool:

@@ -45,9 +45,15 @@ def unbatched_channels_last_view(case: Case, dtype: Any = None) -> str | None:
     if case.label != "layout: transposed input" or x.ndim != 4:
         return None
     view = torch.empty(tuple(reversed(x.shape))).permute(3, 2, 1, 0)  # the hard tier's view
-    if view.is_contiguous(memory_format=torch.channels_last) and not view.is_contiguous():
+    if reads_as_unbatched_channels_last(view):
         return "max_pool3d of an unbatched input with channels_last strides raises"
     return None
+
+
+def reads_as_unbatched_channels_last(view: torch.Tensor) -> bool:
+    """A 4-d (unbatched 3-d) tensor whose strides torch reads as 2-d channels_last."""
+    return view.ndim == 4 and view.is_contiguous(memory_format=torch.channels_last) \
+        and not view.is_contiguous()
 
 
 def _conv_module(cls: type[nn.Module]) -> Callable[[Case], nn.Module]:
