@@ -239,11 +239,16 @@ def gelu(input: Array, approximate: str = "none") -> Array:
     Follows ``torch.nn.GELU`` (Hendrycks and Gimpel 2016).
     """
     x = np.asarray(input, dtype=np.float64)
-    if approximate == "tanh":
+    if _gelu_form(approximate) == "tanh":
         return x * sigmoid(2.0 * _SQRT_2_OVER_PI * (x + _GELU_KAPPA * x**3))
-    if approximate != "none":
-        raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
     return x * special.ndtr(x)
+
+
+def _gelu_form(approximate: str) -> str:
+    """``approximate``, validated: "none" or "tanh", as torch accepts."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+    return approximate
 
 
 def gelu_vjp(g: Array, input: Array, approximate: str = "none") -> dict[str, Array]:
@@ -252,11 +257,10 @@ def gelu_vjp(g: Array, input: Array, approximate: str = "none") -> dict[str, Arr
     At +-inf both evaluate inf * 0 = NaN, as torch's ``gelu_backward`` does.
     """
     x = np.asarray(input, dtype=np.float64)
-    if approximate == "tanh":
+    if _gelu_form(approximate) == "tanh":
         s = sigmoid(2.0 * _SQRT_2_OVER_PI * (x + _GELU_KAPPA * x**3))  # 0.5 (1 + tanh(u))
         du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_KAPPA * x * x)
         return {"input": g * (s + 2.0 * x * s * (1.0 - s) * du)}  # 0.5 x (1 - t^2) = 2x s (1-s)
-    gelu(x, approximate)  # validates ``approximate``
     pdf = np.exp(-0.5 * x * x) * _INV_SQRT_2PI  # phi(x)
     return {"input": g * (special.ndtr(x) + x * pdf)}
 
@@ -642,13 +646,17 @@ def softmax2d(input: Array) -> Array:
 
     VJP and stable form as ``softmax``. Follows ``torch.nn.Softmax2d``.
     """
+    return softmax(_softmax2d_input(input), dim=-3)
+
+
+def _softmax2d_input(input: Array) -> Array:
+    """``input`` as float64, refused unless (C, H, W) or (N, C, H, W), as torch refuses it."""
     x = np.asarray(input, dtype=np.float64)
     if x.ndim not in (3, 4):
         raise ValueError(f"softmax2d needs a 3-d or 4-d input, got {x.ndim}-d")
-    return softmax(x, dim=-3)
+    return x
 
 
 def softmax2d_vjp(g: Array, input: Array) -> dict[str, Array]:
     r"""VJP: s (g - <g, s>) along dim -3."""
-    softmax2d(input)  # validates the shape
-    return softmax_vjp(g, input, dim=-3)
+    return softmax_vjp(g, _softmax2d_input(input), dim=-3)

@@ -4,7 +4,9 @@
 record and inputs whose largest array holds about 10^2, 10^3, 10^4, 10^5 and 10^6 elements:
 
 - **ours**: gradsuite's three-way check of that one case — ``check_forward``,
-  ``check_gradient`` and ``check_reference_vjp`` (``suite.gradcheck``), float64, CPU;
+  ``check_gradient`` and ``check_reference_vjp`` (``suite.gradcheck``), float64, CPU. The
+  cotangent g is drawn once per round (``gradcheck.cotangent`` keeps the last draws, and each
+  round starts by forgetting them), so a round costs what a fresh case's three checks cost;
 - **gradcheck**: ``torch.autograd.gradcheck(fn, inputs, **GRADCHECK_OPTIONS)`` on the same
   case: float64 tensors, ``requires_grad`` on the case's differentiable arrays (the others,
   integer ones included, are held fixed inside ``fn``), the same options;
@@ -188,6 +190,7 @@ def three_way(spec: OpSpec, case: Case) -> Callable[[], tuple[str, ...]]:
         ("reference_vjp", lambda: gc.check_reference_vjp(spec, case)))
 
     def run() -> tuple[str, ...]:
+        gc.forget_cotangents()  # each round pays for its cotangent once, as a fresh case does
         failed = []
         for name, check in checks:
             try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,8 +41,25 @@ def to_tensors(case: Case, dtype: torch.dtype, device: str) -> dict[str, torch.T
 
 
 def cotangent(case: Case, shape: tuple[int, ...]) -> Array:
-    """The cotangent g used for VJPs of ``case``: standard normal, seeded by the case."""
-    return np.random.default_rng([case.seed, 1]).standard_normal(shape)
+    """The cotangent g used for VJPs of ``case``: standard normal, seeded by the case.
+
+    Read-only: the same draw is kept for the next call with this seed and shape (the forward,
+    gradient and finite-difference checks of one case each ask for it; a million normal draws
+    cost about as much as a million-element forward)."""
+    return _cotangent(int(case.seed), tuple(int(n) for n in shape))
+
+
+def forget_cotangents() -> None:
+    """Drop the kept cotangents, so the next :func:`cotangent` draws afresh: a benchmark that
+    checks one case round after round times each round as a fresh case's checks."""
+    _cotangent.cache_clear()
+
+
+@functools.lru_cache(maxsize=2)
+def _cotangent(seed: int, shape: tuple[int, ...]) -> Array:
+    g = np.random.default_rng([seed, 1]).standard_normal(shape)
+    g.setflags(write=False)
+    return g
 
 
 def _context(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> str:
@@ -299,7 +316,19 @@ def reference_vjp_error(ref: Callable[..., Array], ref_vjp: Callable[..., Mappin
                         case: Case, name: str, *, step: float = tols.FD_STEP,
                         rtol: float = tols.FD_RTOL,
                         terms: ForwardTerms | None = None) -> FDResult:
-    """Compare ``ref_vjp`` with a central difference of ``ref`` along one random direction.
+    """Compare ``ref_vjp`` with a central difference of ``ref`` along one random direction of
+    argument ``name`` (:func:`reference_vjp_errors` for one argument)."""
+    return reference_vjp_errors(ref, ref_vjp, case, (name,), step=step, rtol=rtol,
+                                terms=terms)[name]
+
+
+def reference_vjp_errors(ref: Callable[..., Array],
+                         ref_vjp: Callable[..., Mapping[str, Array]], case: Case,
+                         names: Sequence[str], *, step: float = tols.FD_STEP,
+                         rtol: float = tols.FD_RTOL,
+                         terms: ForwardTerms | None = None) -> dict[str, FDResult]:
+    """Compare ``ref_vjp`` with a central difference of ``ref`` along one random direction,
+    for each argument of ``names`` in turn.
 
     For a cotangent g and a direction v (both standard normal, seeded by the case) of argument
     ``name``:  <g, (f(x + h v) - f(x - h v)) / 2h>  must equal  <J^T g, v>.  The error is judged
@@ -308,45 +337,66 @@ def reference_vjp_error(ref: Callable[..., Array], ref_vjp: Callable[..., Mappin
     of the difference quotient (``suite.tolerances.FD_ROUNDING_ULPS``; with ``terms``, the
     forward's sum |terms| in place of |f|) and, where that would not pass, the measured
     truncation error of the difference (``suite.tolerances.FD_TRUNCATION_SAFETY``).
+
+    One VJP serves every argument (it returns them all), and f(x) itself is never evaluated:
+    two evaluations of ``ref`` per argument, four where the truncation estimate is needed.
     """
     arrays = dict(case.arrays)
     options: dict[str, Any] = dict(case.options)
-    y = np.asarray(ref(**arrays, **options))
-    g = cotangent(case, y.shape)
-    index = list(case.arrays).index(name)
-    v = np.random.default_rng([case.seed, 2, index]).standard_normal(arrays[name].shape)
-    x = arrays[name]
-
-    def at(t: float) -> Array:
-        return np.asarray(ref(**{**arrays, name: x + t * v}, **options))
-
-    plus, minus = at(step), at(-step)
-    jv = (plus - minus) / (2 * step)
-    vjp = np.asarray(ref_vjp(g, **arrays, **options)[name])
-    if vjp.shape != x.shape:
-        raise AssertionError(f"the VJP {getattr(ref_vjp, '__name__', ref_vjp)} returns a gradient "
-                             f"of shape {vjp.shape} for {name!r}, whose shape is {x.shape}: a "
-                             f"gradient must have exactly its argument's shape")
-    by_fd, by_vjp = float(np.sum(g * jv)), float(np.sum(vjp * v))
-    scale = float(np.sum(np.abs(g * jv)) + np.sum(np.abs(vjp * v)))
     eps = float(np.finfo(np.float64).eps)
+    g: Array | None = None
+    abs_g: Array | None = None
+    vjps: Mapping[str, Array] | None = None
+    results: dict[str, FDResult] = {}
+    for name in names:
+        index = list(case.arrays).index(name)
+        v = np.random.default_rng([case.seed, 2, index]).standard_normal(arrays[name].shape)
+        x = arrays[name]
 
-    def floor(sizes: tuple[Array, Array]) -> float:
-        return tols.FD_ROUNDING_ULPS * eps * float(
-            np.sum(np.abs(g) * (sizes[0] + sizes[1]))) / (2 * step)
+        def at(t: float, x: Array = x, v: Array = v, name: str = name) -> Array:
+            return np.asarray(ref(**{**arrays, name: x + t * v}, **options))
 
-    result = FDResult(by_fd, by_vjp, scale, rtol, floor((np.abs(plus), np.abs(minus))))
-    if result.ok:
-        return result
-    # Only where that fails (both cost evaluations; sum |terms| >= |f|, so passing stays
-    # passing): the forward's sum |terms| for the floor, and Richardson's truncation estimate,
-    # D(2h) - D(h) = 3 c h^2 + O(h^4) (suite/tolerances.py, FD_TRUNCATION_SAFETY).
-    sizes = None if terms is None else (terms({**arrays, name: x + step * v}),
-                                        terms({**arrays, name: x - step * v}))
-    rounding = result.rounding if sizes is None or sizes[0] is None or sizes[1] is None \
-        else floor((sizes[0], sizes[1]))
-    by_fd_2h = float(np.sum(g * (at(2 * step) - at(-2 * step)) / (4 * step)))
-    return FDResult(by_fd, by_vjp, scale, rtol, rounding, abs(by_fd_2h - by_fd) / 3)
+        plus, minus = at(step), at(-step)
+        if g is None:  # f(x + h v) has f's shape: the cotangent needs no evaluation of f(x)
+            g = cotangent(case, plus.shape)
+            abs_g = np.abs(g)
+            vjps = ref_vjp(g, **arrays, **options)
+        assert abs_g is not None and vjps is not None
+        jv = (plus - minus) / (2 * step)
+        vjp = np.asarray(vjps[name])
+        if vjp.shape != x.shape:
+            raise AssertionError(f"the VJP {getattr(ref_vjp, '__name__', ref_vjp)} returns a "
+                                 f"gradient of shape {vjp.shape} for {name!r}, whose shape is "
+                                 f"{x.shape}: a gradient must have exactly its argument's shape")
+        by_fd, by_vjp = _dot(g, jv), _dot(vjp, v)
+        scale = _dot(abs_g, np.abs(jv)) + _dot(np.abs(vjp), np.abs(v))
+
+        def floor(sizes: tuple[Array, Array], abs_g: Array = abs_g) -> float:
+            return tols.FD_ROUNDING_ULPS * eps * _dot(abs_g, sizes[0] + sizes[1]) / (2 * step)
+
+        result = FDResult(by_fd, by_vjp, scale, rtol, floor((np.abs(plus), np.abs(minus))))
+        if not result.ok:
+            # Only where that fails (both cost evaluations; sum |terms| >= |f|, so passing
+            # stays passing): the forward's sum |terms| for the floor, and Richardson's
+            # truncation estimate, D(2h) - D(h) = 3 c h^2 + O(h^4) (suite/tolerances.py,
+            # FD_TRUNCATION_SAFETY).
+            sizes = None if terms is None else (terms({**arrays, name: x + step * v}),
+                                                terms({**arrays, name: x - step * v}))
+            rounding = result.rounding if sizes is None or sizes[0] is None or \
+                sizes[1] is None else floor((sizes[0], sizes[1]))
+            by_fd_2h = _dot(g, (at(2 * step) - at(-2 * step)) / (4 * step))
+            result = FDResult(by_fd, by_vjp, scale, rtol, rounding, abs(by_fd_2h - by_fd) / 3)
+        results[name] = result
+    return results
+
+
+def _dot(a: Array, b: Array) -> float:
+    """sum(a * b) over arrays of one shape (broadcast first where they differ), in one pass.
+
+    ``einsum`` rather than ``np.dot``: the dot product goes to BLAS, whose threads (numpy's
+    own, not torch's) spin against the other core's work; einsum's loop is one thread."""
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    return float(np.einsum("i,i->", a.ravel(), b.ravel()))
 
 
 def check_reference_vjp(spec: OpSpec, case: Case) -> None:
@@ -357,9 +407,9 @@ def check_reference_vjp(spec: OpSpec, case: Case) -> None:
     own = hasattr(spec.ref_vjp, "subject")  # a reference-free record (suite.selfref)
     label, source = ("torch's autograd VJP", "op's own float64") if own else \
         ("reference VJP", "reference")
-    for name in case.differentiable:
-        result = reference_vjp_error(spec.ref, _reference_vjp(spec), case, name,
-                                     terms=forward_terms(spec, case))
+    results = reference_vjp_errors(spec.ref, _reference_vjp(spec), case, case.differentiable,
+                                   terms=forward_terms(spec, case))
+    for name, result in results.items():
         if not result.ok:
             raise AssertionError(
                 f"{spec.name}: {label} w.r.t. {name} disagrees with central finite differences "

@@ -85,6 +85,8 @@ _NUMPY_FLOATS = {torch.float64: np.float64, torch.float32: np.float32}
 
 def round_to(a: Array, dtype: torch.dtype) -> Array:
     """``a`` rounded to ``dtype`` and widened back to float64 (a new array)."""
+    if dtype == torch.float64:  # nothing to round: one copy, not two
+        return np.array(a, dtype=np.float64)
     if dtype in _NUMPY_FLOATS:
         with np.errstate(over="ignore"):  # beyond the dtype's range is inf, as in torch
             return np.asarray(a).astype(_NUMPY_FLOATS[dtype]).astype(np.float64)

@@ -24,6 +24,7 @@ import pytest
 import torch
 
 from suite import accuracy, catalog, checkcost, gate, report
+from suite import gradcheck as gc
 from suite.specs import Case
 
 
@@ -197,17 +198,39 @@ def _counting(spec, counts: dict[str, int]):
 
 def test_ours_runs_the_three_checks_and_gradcheck_runs_fast_mode() -> None:
     """One call of each side on tanh (one differentiable input): ours calls torch twice
-    (forward, gradient), the reference forward 4 times (forward check; finite differences:
-    f(x), f(x + hv), f(x - hv)) and its VJP twice; gradcheck's fast mode calls torch 3 times
-    (f(x) and f(x +- eps u): not once per element, which would be slow mode)."""
+    (forward, gradient), the reference forward 3 times (forward check; finite differences:
+    f(x + hv), f(x - hv), never f(x)) and its VJP twice; gradcheck's fast mode calls torch 3
+    times (f(x) and f(x +- eps u): not once per element, which would be slow mode)."""
     counts: dict[str, int] = {}
     spec = _counting(_record("tanh"), counts)
     case = spec.inputs.sized(10)
     assert checkcost.three_way(spec, case)() == ()
-    assert counts == {"torch": 2, "ref": 4, "ref_vjp": 2}
+    assert counts == {"torch": 2, "ref": 3, "ref_vjp": 2}
     counts.clear()
     assert checkcost.gradcheck_call(spec, case)() is True
     assert counts == {"torch": 3}
+
+
+def test_the_finite_difference_check_calls_the_vjp_once_for_every_argument() -> None:
+    """layer_norm (input, weight, bias differentiable): two forward evaluations per argument,
+    one VJP for all three (it returns every gradient)."""
+    counts: dict[str, int] = {}
+    spec = _counting(_record("layer_norm"), counts)
+    case = spec.inputs.sized(10)
+    assert len(case.differentiable) == 3
+    gc.check_reference_vjp(spec, case)
+    assert counts == {"ref": 6, "ref_vjp": 1}
+
+
+def test_each_round_of_ours_draws_its_cotangent_once() -> None:
+    """The three checks of a case share one draw of g, and no round reuses an earlier round's
+    draw (a fresh case would pay for it)."""
+    spec = _record("tanh")
+    ours = checkcost.three_way(spec, spec.inputs.sized(10))
+    for _ in range(2):  # each round starts by forgetting (which also resets the counts)
+        ours()
+        info = gc._cotangent.cache_info()
+        assert (info.misses, info.hits) == (1, 1)
 
 
 def test_the_benchmark_times_both_sides_every_round() -> None:
@@ -217,7 +240,7 @@ def test_the_benchmark_times_both_sides_every_round() -> None:
     info = checkcost.run(bench, spec, 10**2, skip=_skip)
     ours_calls = counts["ref_vjp"] // 2
     gradcheck_calls = (counts["torch"] - 2 * ours_calls) // 3
-    assert counts["ref"] == 4 * ours_calls
+    assert counts["ref"] == 3 * ours_calls
     # the warm-up calls (two each: the first is cheap), then one of each per round
     assert ours_calls == info["rounds"] + 2 and gradcheck_calls == info["rounds"] + 2
     assert info["ratio"] == pytest.approx(np.median(bench.stats.stats.data)
