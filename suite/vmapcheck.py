@@ -280,6 +280,38 @@ def _vmapped(fn: Callable[..., object], config: Config, in_dims: tuple[int | Non
     return torch.func.vmap(fn, in_dims=in_dims, out_dims=out_dims, randomness="same")
 
 
+def _vmapped_forward(fn: Callable[..., torch.Tensor], config: Config,
+                     in_dims: tuple[int | None, ...],
+                     args: Sequence[torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """The forward under vmap and where its output's batch dimension is: ``config.out_dim``;
+    or 0 for an output that is not batched (it depends on no mapped input) while torch
+    misplaces such an output at any other ``out_dims`` (``VMAP_UNBATCHED_OUTPUT_MISPLACED``:
+    wrong values or a RuntimeError, KNOWN_DIFFERENCES.md; a strict xfail in
+    tests/test_vmap.py). Every other output is still placed at ``config.out_dim``."""
+    __tracebackhide__ = True
+    out_dim = config.out_dim
+    if config.nested or not out_dim or not versions.VMAP_UNBATCHED_OUTPUT_MISPLACED:
+        out = _vmapped(fn, config, in_dims, out_dim)(*args)
+        assert isinstance(out, torch.Tensor)
+        return out, out_dim
+    unbatched: list[bool] = []
+
+    def noting(*a: torch.Tensor) -> torch.Tensor:
+        result = fn(*a)
+        unbatched.append(not torch._C._functorch.is_batchedtensor(result))
+        return result
+
+    try:
+        out = _vmapped(noting, config, in_dims, out_dim)(*args)
+    except RuntimeError:
+        if not unbatched or not unbatched[0]:
+            raise
+    if unbatched and unbatched[0]:  # the defect's case: ask for the batch dimension at 0
+        out, out_dim = _vmapped(fn, config, in_dims, 0)(*args), 0
+    assert isinstance(out, torch.Tensor)
+    return out, out_dim
+
+
 def _unbatched(t: torch.Tensor, config: Config, dim: int, count: int) -> Array:
     """A vmapped result with its batch dimension(s) first, merged: (examples, ...)."""
     a = compare.to_numpy(t)
@@ -300,9 +332,8 @@ def _check_config(spec: OpSpec, case: Case, config: Config, mutated: Sequence[st
     args = _batched(case, config, examples, device, names)
     in_dims = tuple(config.in_dims.get(n) for n in names)
     if part == "forward":
-        out = _vmapped(_forward_fn(spec, case), config, in_dims, config.out_dim)(*args)
-        assert isinstance(out, torch.Tensor)
-        outs = [_unbatched(out, config, config.out_dim, count)]
+        out, out_dim = _vmapped_forward(_forward_fn(spec, case), config, in_dims, args)
+        outs = [_unbatched(out, config, out_dim, count)]
         after = [_unbatched(args[names.index(m)], config, config.in_dims[m], count)
                  for m in mutated]
     else:

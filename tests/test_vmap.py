@@ -289,3 +289,63 @@ def test_arrays_torch_needs_at_dimension_0_are_batched_there_and_only_they() -> 
     free = vmapcheck.configurations(case, names, [], 2)
     # unpinned, this seed puts weight's batch dimension at 2 somewhere: the pin is not vacuous
     assert any(c.in_dims.get("weight") for c in free)
+
+
+@pytest.mark.xfail(versions.VMAP_UNBATCHED_OUTPUT_MISPLACED, strict=True,
+                   reason="torch 2.13.0 and 2.2.2 bug (KNOWN_DIFFERENCES.md): vmap places an "
+                          "output that depends on no mapped input wrongly at out_dims other "
+                          "than 0 (expanded without inserting the batch dimension there)")
+@pytest.mark.parametrize("examples", [3, 4], ids=["sizes-broadcast", "sizes-differ"])
+def test_an_output_that_depends_on_no_mapped_input_lands_at_out_dims(examples: int) -> None:
+    """vmap's documented contract: an output the mapped inputs do not reach is the same for
+    every example, its batch dimension at ``out_dims``. With 3 examples the wrong expansion
+    broadcasts (a transpose of the right answer, silently); with 4 it raises."""
+    x = torch.tensor(np.random.default_rng(0).standard_normal((3, 2)))
+    mapped = torch.zeros(examples, 5, dtype=torch.float64)
+    out = torch.func.vmap(lambda v: torch.softmax(x, -1), out_dims=1)(mapped)
+    loop = torch.stack([torch.softmax(x, -1) for _ in range(examples)], dim=1)
+    torch.testing.assert_close(out, loop, rtol=0, atol=0)
+
+
+def _attention_weights_case() -> Case:
+    """The random-seed draw that found the defect (seed 1403 of the vmap tier): cross-attention
+    returning its weights, which the value does not reach."""
+    rng = np.random.default_rng(1)
+    shapes = {"query": (1, 3, 1), "key": (2, 3, 1), "value": (2, 3, 1),
+              "in_proj_weight": (3, 1), "out_proj_weight": (1, 1)}
+    return Case({k: rng.standard_normal(s) for k, s in shapes.items()},
+                ("query", "key", "in_proj_weight"),
+                {"num_heads": 1, "add_zero_attn": False, "batch_first": False,
+                 "need_weights": True, "average_attn_weights": False, "is_causal": False,
+                 "output": "attn_output_weights"}, 0)
+
+
+@pytest.mark.parametrize("out_dim", [0, 1, 2])
+def test_the_vmap_check_batches_attention_weights_over_the_value_alone(out_dim: int) -> None:
+    """The configuration the seed drew, at every out_dims: the check passes, running an output
+    that is not batched at out_dims 0 while torch misplaces it elsewhere, and comparing it with
+    the loop and the reference either way."""
+    spec = catalog.by_name("multi_head_attention")
+    assert isinstance(spec, OpSpec)
+    case = _attention_weights_case()
+    config = vmapcheck.Config("batching value", {"value": 1}, out_dim)
+    out_shape = np.shape(spec.reference(case))
+    vmapcheck._check_config(spec, case, config, [], out_shape, "cpu", "forward")
+
+
+def test_an_output_the_mapped_inputs_reach_stays_at_out_dims() -> None:
+    """The step-around touches only outputs that are not batched: tanh's output, batched, is
+    asked for at out_dims 1 and read back from there."""
+    calls: list[int] = []
+    real = vmapcheck._vmapped
+
+    def recording(fn, config, in_dims, out_dims):  # type: ignore[no-untyped-def]
+        calls.append(out_dims)
+        return real(fn, config, in_dims, out_dims)
+
+    config = vmapcheck.Config("batching input", {"input": 0}, 1)
+    case = Case({"input": np.random.default_rng(0).standard_normal((2, 3))}, ("input",), {}, 0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(vmapcheck, "_vmapped", recording)
+        vmapcheck._check_config(TANH, case, config, [], (2, 3), "cpu", "forward")
+    assert calls == [1]
