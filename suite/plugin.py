@@ -79,6 +79,30 @@ def chosen(config: pytest.Config, option: opts.Option) -> Any:
 # First, so that a bad profile is refused here, with the fix, before Hypothesis's own plugin
 # tries to load it and fails with a traceback.
 @pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """A run that selects benchmarks (``-m bench``) runs in one process: pytest-benchmark
+    switches itself off under pytest-xdist (parallel workers would time each other), so the
+    project's ``-n auto`` would otherwise leave ``--benchmark-json`` unwritten."""
+    if _selects_benchmarks(config.option.markexpr) and getattr(config.option, "dist", "no") \
+            != "no":
+        config.option.dist = "no"
+        config.option.numprocesses = 0
+        config.option.tx = []
+
+
+def _selects_benchmarks(markexpr: str) -> bool:
+    """Whether ``-m markexpr`` selects tests marked ``bench`` (``bench``, ``bench and not
+    cuda``; not ``not bench``)."""
+    if "bench" not in markexpr:
+        return False
+    from _pytest.mark.expression import Expression
+
+    try:
+        return bool(Expression.compile(markexpr).evaluate(lambda name, **_: name == "bench"))
+    except Exception:  # pytest reports a malformed -m itself, later
+        return False
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "bench: a benchmark; deselected by default, run with "
                                        "`pytest -m bench`")

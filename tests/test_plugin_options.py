@@ -7,6 +7,7 @@ in step, so every documented row is backed by a test.
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import signal
@@ -21,7 +22,7 @@ import pytest
 # that pytester restores after each one instead of being registered again.
 import torch._inductor.test_operators  # noqa: F401
 
-from suite import devices
+from suite import devices, plugin
 from suite import options as opts
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -224,3 +225,27 @@ def test_poisoned_memory_is_on_under_the_ci_profile_and_handed_back(
     assert result.ret == 0, result.outlines[-5:]
     assert any(f"poisoned memory {'on' if on else 'off'}" in line for line in result.outlines)
     assert after == before
+
+
+@pytest.mark.parametrize(("markexpr", "selects"), [
+    ("bench", True), ("bench and not cuda", True), ("bench or hard", True),
+    ("not bench", False), ("hard", False), ("", False), ("bench and", False)])
+def test_which_marker_expressions_select_benchmarks(markexpr: str, selects: bool) -> None:
+    assert plugin._selects_benchmarks(markexpr) is selects
+
+
+def test_a_benchmark_run_turns_parallel_workers_off(pytester: pytest.Pytester,
+                                                    tmp_path: pathlib.Path) -> None:
+    """With `-n 2` (the project's addopts say `-n auto`), `-m bench` still writes its JSON:
+    pytest-benchmark switches itself off under pytest-xdist, so the plugin turns xdist off."""
+    pytester.makepyfile(test_timed="""
+import pytest
+@pytest.mark.bench
+def test_timed(benchmark):
+    benchmark(sum, range(10))
+""")
+    out = tmp_path / "bench.json"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "-m", "bench",
+                                           f"--benchmark-json={out}")
+    assert result.ret == 0, result.outlines[-20:]
+    assert [b["name"] for b in json.loads(out.read_text())["benchmarks"]] == ["test_timed"]
