@@ -97,8 +97,11 @@ def _selects_benchmarks(markexpr: str) -> bool:
         return False
     from _pytest.mark.expression import Expression
 
+    def is_bench(name: str, /, **_: str | int | bool | None) -> bool:
+        return name == "bench"
+
     try:
-        return bool(Expression.compile(markexpr).evaluate(lambda name, **_: name == "bench"))
+        return bool(Expression.compile(markexpr).evaluate(is_bench))
     except Exception:  # pytest reports a malformed -m itself, later
         return False
 
