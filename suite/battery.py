@@ -442,9 +442,10 @@ def _benchmark(records: list[OpSpec]) -> Callable[..., None]:
 
 
 # --- the hard tier (suite/hard.py, suite/hardcheck.py): its own slow tier, every test marked
-# ``hard`` (suite.plugin.SLOW_TIERS): left out of a plain `pytest`, run by `pytest -m hard` or a
-# `-k` that names it (`-k hard` also selects the typical checks of hardtanh, hardshrink,
-# hardsigmoid and hardswish; `-m hard` or `-k test_hard` the tier alone).
+# ``hard`` (suite.plugin.SAMPLED_TIERS): a plain `pytest` draws ``plugin.sampled_examples()`` a
+# test of it; `pytest -m hard` or a `-k` that names it runs it in full (`-k hard` also selects
+# the typical checks of hardtanh, hardshrink, hardsigmoid and hardswish; `-m hard` or
+# `-k test_hard` the tier alone).
 
 
 def hard_examples() -> int:

@@ -49,12 +49,16 @@ try:
 except ImportError:  # pragma: no cover - threadpoolctl is a declared dependency
     _BLAS_LIMIT = None
 
-# Markers of tiers too slow for a plain `pytest` (README: the default run and its cost).
-SLOW_TIERS = ("distributed", "vmap", "hard")
-# Slow tiers that a `-k` runs only when it names them (`-k hard`, `-k "hard and relu"`): a `-k`
-# that picks records (`-k relu`) would otherwise run their hard and vmap tiers too, which cost
-# many times their typical checks. The distributed tier's tests are named ddp/zero/2proc/3proc.
-KEYWORD_NAMED_TIERS = ("hard", "vmap")
+# Markers of tiers too slow for a plain `pytest` (README: the default run and its cost): run by
+# `-m` or any `-k` (the distributed tier's tests are named ddp/zero/2proc/3proc).
+SLOW_TIERS = ("distributed",)
+# Tiers a plain `pytest` runs sampled, a few examples a test (``sampled_examples``), so every run
+# draws every record's hard inputs and batching rules within the speed budget; `-m hard` or a
+# `-k` that names the tier (`-k hard`, `-k "vmap and relu"`) runs it in full.
+SAMPLED_TIERS = ("hard", "vmap")
+SAMPLED_MIN = 2
+"""Examples a sampled test draws at least: Hypothesis's first example is its simplest (the
+all-zero choice sequence), the second the first random one."""
 _SETTINGS = pytest.StashKey[dict[str, Any]]()
 _DRIFT_PARTS = pytest.StashKey[list[dict[str, Any]]]()
 _DRIFT_RECORDER = pytest.StashKey[drift.Recorder]()
@@ -64,6 +68,8 @@ _OUTER = pytest.StashKey[tuple[Any, Any, Any]]()
 _NO_INDUCTOR = pytest.StashKey[str | None]()
 #: The deterministic-algorithm flags to restore when this session poisoned memory.
 _UNPOISON = pytest.StashKey[tuple[bool, bool, bool]]()
+#: The tiers this run samples (``markers_sampled``).
+_SAMPLED = pytest.StashKey[set[str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -93,15 +99,22 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 def _selects_benchmarks(markexpr: str) -> bool:
     """Whether ``-m markexpr`` selects tests marked ``bench`` (``bench``, ``bench and not
     cuda``; not ``not bench``)."""
-    if "bench" not in markexpr:
+    return selects_marker(markexpr, "bench")
+
+
+def selects_marker(markexpr: str, marker: str) -> bool:
+    """Whether ``-m markexpr`` selects tests marked ``marker`` (``-m compile``, ``-m "compile
+    and ..."``; not ``-m "not compile"``); a malformed expression selects nothing here (pytest
+    reports it itself)."""
+    if marker not in markexpr:
         return False
     from _pytest.mark.expression import Expression
 
-    def is_bench(name: str, /, **_: str | int | bool | None) -> bool:
-        return name == "bench"
+    def marked(name: str, /, **_: str | int | bool | None) -> bool:
+        return name == marker
 
     try:
-        return bool(Expression.compile(markexpr).evaluate(is_bench))
+        return bool(Expression.compile(markexpr).evaluate(marked))
     except Exception:  # pytest reports a malformed -m itself, later
         return False
 
@@ -128,6 +141,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if _compile_wanted(config) and not _backend_given(config):
         values[opts.BACKEND.dest] = compiled.COMPILED_BACKENDS
     config.stash[_SETTINGS] = values
+    config.stash[_SAMPLED] = markers_sampled(config.option.markexpr or "",
+                                             config.option.keyword or "")
     # A session run inside another (pytester) must hand back what it replaces.
     config.stash[_OUTER] = (drift.RECORDER, reproduce.saved(), _ACTIVE_SUMMARY[0])
     if config.option.help:
@@ -187,18 +202,7 @@ def _check_devices(chosen_devices: tuple[str, ...]) -> None:
 def _compile_wanted(config: pytest.Config) -> bool:
     """Whether ``-m`` selects tests marked ``compile`` (``-m compile``, ``-m "compile and
     ..."``; not ``-m "not compile"``)."""
-    markexpr = getattr(config.option, "markexpr", "") or ""
-    if "compile" not in markexpr:
-        return False
-    try:
-        from _pytest.mark.expression import Expression
-
-        def marked(name: str, /, **kwargs: str | int | bool | None) -> bool:
-            return name == "compile"
-
-        return bool(Expression.compile(markexpr).evaluate(marked))
-    except Exception:  # pytest reports a malformed -m itself
-        return False
+    return selects_marker(getattr(config.option, "markexpr", "") or "", "compile")
 
 
 def _backend_given(config: pytest.Config) -> bool:
@@ -237,7 +241,7 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
         recorder.current = item.nodeid
     compiled.LEDGER.current = item.nodeid
     try:
-        with _compiled_examples(item):
+        with _fewer_examples(item):
             yield
     finally:
         if recorder is not None:
@@ -246,25 +250,38 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 
 
 @contextlib.contextmanager
-def _compiled_examples(item: pytest.Item) -> Iterator[None]:
-    """A compiled test draws at most ``compiled.COMPILED_EXAMPLES`` Hypothesis examples: each
-    costs a compile of seconds, where an eager example costs milliseconds. The test function
-    is shared by every backend's parametrization, so its settings (which Hypothesis reads when
-    the test is called, from the attribute its own pytest plugin reads too) are lowered for
-    the call and restored after it."""
-    params = getattr(getattr(item, "callspec", None), "params", {})
+def _fewer_examples(item: pytest.Item) -> Iterator[None]:
+    """A test draws at most ``_examples_cap(item)`` Hypothesis examples. The test function is
+    shared by every parametrization, so its settings (which Hypothesis reads when the test is
+    called, from the attribute its own pytest plugin reads too) are lowered for the call and
+    restored after it."""
+    cap = _examples_cap(item)
     test = getattr(getattr(item, "obj", None), "__func__", getattr(item, "obj", None))
     current = getattr(test, "_hypothesis_internal_use_settings", None)
-    if params.get("backend", compiled.EAGER) == compiled.EAGER or current is None \
-            or current.max_examples <= compiled.COMPILED_EXAMPLES:
+    if cap is None or current is None or current.max_examples <= cap:
         yield
         return
     test._hypothesis_internal_use_settings = settings(  # type: ignore[union-attr]
-        current, max_examples=compiled.COMPILED_EXAMPLES)
+        current, max_examples=cap)
     try:
         yield
     finally:
         test._hypothesis_internal_use_settings = current  # type: ignore[union-attr]
+
+
+def _examples_cap(item: pytest.Item) -> int | None:
+    """The fewest examples ``item`` may draw, or None: ``compiled.COMPILED_EXAMPLES`` under a
+    compiled backend (each example costs a compile of seconds, where an eager one costs
+    milliseconds); ``sampled_examples()`` in a tier this run samples (``markers_sampled``)."""
+    caps = []
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if params.get("backend", compiled.EAGER) != compiled.EAGER:
+        caps.append(compiled.COMPILED_EXAMPLES)
+    no_tiers: set[str] = set()
+    sampled = item.config.stash.get(_SAMPLED, no_tiers)
+    if sampled and any(item.get_closest_marker(tier) for tier in sampled):
+        caps.append(sampled_examples())
+    return min(caps) if caps else None
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -414,12 +431,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def markers_left_out(markexpr: str, keyword: str) -> set[str]:
     """The markers whose tests a run with ``-m markexpr -k keyword`` leaves out: benchmarks
-    unless -m is given; the slow tiers unless -m is given or a -k (for a tier in
-    ``KEYWORD_NAMED_TIERS``, a -k that names it)."""
+    unless -m is given; the slow tiers unless -m or a -k is given."""
     if markexpr:
         return set()
-    return {"bench"} | {t for t in SLOW_TIERS
-                        if not keyword or (t in KEYWORD_NAMED_TIERS and t not in keyword)}
+    return {"bench"} | {t for t in SLOW_TIERS if not keyword}
+
+
+def markers_sampled(markexpr: str, keyword: str) -> set[str]:
+    """The tiers a run with ``-m markexpr -k keyword`` draws only ``sampled_examples`` a test
+    of: the sampled tiers, unless -m is given or the -k names the tier."""
+    if markexpr:
+        return set()
+    return {t for t in SAMPLED_TIERS if t not in keyword}
+
+
+def sampled_examples() -> int:
+    """Examples a test of a sampled tier draws in a run that samples it: a twentieth of the
+    profile's (2 quick and dev, 5 ci, 50 thorough), at least ``SAMPLED_MIN``, never more than
+    the test's own count."""
+    current = settings.default
+    return max(SAMPLED_MIN, (current.max_examples if current is not None else 20) // 20)
 
 
 def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
@@ -553,12 +584,19 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
                       for d in chosen_devices)
     blas = "1 thread (threadpoolctl)" if _BLAS_LIMIT is not None else "library default"
     backends = chosen(config, opts.BACKEND)
-    compile_line = [] if backends == (compiled.EAGER,) else [
+    lines = [] if backends == (compiled.EAGER,) else [
         f"gradsuite: backends {','.join(backends)} (torch.compile dynamic=True, fullgraph=True; "
         f"compiled tests marked `compile`)"]
+    no_tiers: set[str] = set()
+    tiers = config.stash.get(_SAMPLED, no_tiers)
+    sampled = sorted(tiers)
+    if sampled:
+        lines.append(
+            f"gradsuite: tiers {', '.join(sampled)} sampled ({sampled_examples()} examples a "
+            f"test; `-m {sampled[0]}` or `-k {sampled[0]}` runs one in full)")
     no_inductor = config.stash.get(_NO_INDUCTOR, None)
     if no_inductor:
-        compile_line.append(f"gradsuite: inductor's CPU tests skipped: {no_inductor}")
+        lines.append(f"gradsuite: inductor's CPU tests skipped: {no_inductor}")
     return [
         f"gradsuite: torch {torch.__version__}, numpy {np.__version__}, hypothesis "
         f"{hypothesis.__version__}, python {platform.python_version()}",
@@ -566,5 +604,5 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"gradsuite: Hypothesis profile {opts.profile(config)}; torch threads "
         f"{torch.get_num_threads()}; NumPy BLAS {blas}; poisoned memory "
         f"{'on' if poison.active() else 'off'}",
-        *compile_line,
+        *lines,
     ]

@@ -30,17 +30,20 @@ HARD_OPTIMIZER_CHECKS = ("test_hard_optimizer_steps_match_reference",)
 TestHardOptimizers = gs.battery(*catalog.OPTIMIZERS, only=HARD_OPTIMIZER_CHECKS)
 
 
-@pytest.mark.parametrize(("markexpr", "keyword", "hard_runs"), [
-    ("", "", False),  # a plain `pytest`: the hard tier is a slow tier
-    ("", "relu", False),  # a -k that picks records does not run their hard tier
-    ("", "hard", True), ("", "hard and relu", True), ("", "test_hard_inputs", True),
-    ("hard", "", True), ("hard and not bench", "relu", True),
+@pytest.mark.parametrize(("markexpr", "keyword", "how"), [
+    ("", "", "sampled"),  # a plain `pytest`: a few examples a test
+    ("", "relu", "sampled"),  # a -k that picks records samples their hard tier
+    ("", "hard", "full"), ("", "hard and relu", "full"), ("", "test_hard_inputs", "full"),
+    ("hard", "", "full"), ("hard and not bench", "relu", "full"),
+    ("not hard", "", "full"),  # -m decides which: none of the hard tests is selected
 ])
-def test_the_hard_tier_runs_only_when_selected(markexpr: str, keyword: str,
-                                                hard_runs: bool) -> None:
+def test_the_hard_tier_runs_sampled_unless_selected(markexpr: str, keyword: str,
+                                                     how: str) -> None:
     from suite import plugin
 
-    assert ("hard" not in plugin.markers_left_out(markexpr, keyword)) == hard_runs
+    assert "hard" not in plugin.markers_left_out(markexpr, keyword)
+    sampled = "hard" in plugin.markers_sampled(markexpr, keyword)
+    assert ("sampled" if sampled else "full") == how
 
 
 def test_every_hard_tier_test_is_marked_hard() -> None:

@@ -249,3 +249,33 @@ def test_timed(benchmark):
                                            f"--benchmark-json={out}")
     assert result.ret == 0, result.outlines[-20:]
     assert [b["name"] for b in json.loads(out.read_text())["benchmarks"]] == ["test_timed"]
+
+
+_COUNTED = '''
+import pytest
+from hypothesis import given, settings, strategies as st
+
+@pytest.mark.{tier}
+@settings(max_examples=12, database=None)
+@given(st.integers(0, 10**12))
+def test_counted(x):
+    with open({log!r}, "a") as f:
+        f.write("example\\n")
+'''
+
+
+@pytest.mark.parametrize("tier", ["hard", "vmap"])
+def test_a_plain_run_samples_the_hard_and_vmap_tiers(run, pytester: pytest.Pytester,
+                                                     tmp_path: pathlib.Path, tier: str) -> None:
+    """A plain `pytest` runs a sampled tier's test on a few examples; `-m TIER` and a `-k`
+    that names the tier on all of its own."""
+    log = tmp_path / "examples.log"
+    pytester.makepyfile(test_counted=_COUNTED.format(tier=tier, log=str(log)))
+    for args, most, least in ((["test_counted.py"], plugin.SAMPLED_MIN, 1),
+                              (["test_counted.py", "-m", tier], 12, 6),
+                              (["test_counted.py", "-k", f"{tier} or counted"], 12, 6)):
+        log.unlink(missing_ok=True)
+        result = run(*args)
+        assert result.ret == 0, result.outlines[-20:]
+        drawn = len(log.read_text().splitlines())
+        assert least <= drawn <= most, (args, drawn)
