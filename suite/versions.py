@@ -174,6 +174,11 @@ VMAP_MHA_CROSS_BIAS_VIEW_RAISES = True
 #: tests/test_vmap.py keeps the bug as a strict xfail.
 VMAP_UNBATCHED_OUTPUT_MISPLACED = not torch_at_least("2.3") or (torch_at_least("2.13")
                                                                 and not torch_at_least("2.14"))
+#: F.interpolate's linear, bilinear, trilinear and bicubic CPU kernels take the integer part of a
+#: float64 source coordinate with ``floorf`` (float): past 2^13 positions a coordinate just below
+#: an integer rounds up to it and the left neighbour's weight is lost (up to 2.5e-3 at a side of
+#: 50000; KNOWN_DIFFERENCES.md). Measured on 2.2.2, 2.13.0, 2.14.1 and 2.15.0.
+INTERPOLATE_SOURCE_INDEX_FLOORED_IN_FLOAT = True
 #: torch.compile(F.celu, backend="inductor", dynamic=True) run on an input that requires grad
 #: keeps the ``alpha`` of its first call: later calls with another alpha return the first
 #: alpha's CELU, forward and gradient (0.0027 and 0.039 at alpha 1.0 after 1.5; 0.024 and 0.33
