@@ -119,6 +119,10 @@ def selects_marker(markexpr: str, marker: str) -> bool:
         return False
 
 
+# tryfirst: the profile is refused here, in one line, before Hypothesis's own plugin loads it
+# (which would fail with an internal error); pluggy otherwise calls plugins in reverse order of
+# registration, which an unrelated hook added to this module has been seen to change.
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "bench: a benchmark; deselected by default, run with "
                                        "`pytest -m bench`")

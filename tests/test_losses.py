@@ -342,3 +342,20 @@ def test_kl_div_allowance_does_not_hide_a_target_gradient_off_by_a_thousandth(
     gc.check_gradient(spec, case, torch.float32, "cpu")
     with pytest.raises(AssertionError, match=r"VJP w\.r\.t\. target"):
         gc.check_gradient(dataclasses.replace(spec, torch_fn=bad), case, torch.float32, "cpu")
+
+
+def test_a_broadcast_argument_is_kept_away_from_the_kinks_it_lands_on() -> None:
+    """The broadcast check cuts an argument to its first slice: a triplet's positive cut to
+    row 0 may put |a - p + eps| at 0 for another row (found under a random seed: swap, p = 1,
+    a finite difference across the kink, 15 % off). The input maker's kink rule judges the
+    arrays torch sees, and flags that cut."""
+    spec = catalog.by_name("triplet_margin_loss")
+    options = {"margin": 1.0, "p": 1.0, "eps": 0.1, "swap": True, "reduction": "mean"}
+    anchor = np.array([[0.3, -0.2], [0.5, 0.4]])
+    positive = np.array([[0.4, -0.1], [1.0, 2.0]])  # row 0 = anchor row 0 + eps
+    negative = np.array([[-2.0, 3.0], [2.5, -1.5]])
+    drawn = {"anchor": anchor, "positive": np.array([[1.0, 2.0], [1.7, 1.9]]),
+             "negative": negative}
+    assert not spec.inputs.near_kink(drawn, options)  # type: ignore[union-attr]
+    cut = {**drawn, "positive": np.broadcast_to(positive[:1], anchor.shape)}
+    assert spec.inputs.near_kink(cut, options)  # type: ignore[union-attr]

@@ -230,6 +230,12 @@ class Pointwise:
     sized_layout: Mapping[str, Any] = field(default_factory=dict)
     min_last_side: int = 1
 
+    def near_kink(self, arrays: Mapping[str, Array], options: Mapping[str, Any]) -> bool:
+        """Whether any element (or row) of ``arrays`` is too close to a kink by ``kinks``, the
+        options standing in for the context (a derived case: one argument broadcast)."""
+        return self.kinks is not None and bool(np.asarray(self.kinks(arrays, dict(options)),
+                                                          dtype=bool).any())
+
     def _make(self, rng: np.random.Generator, shape: Shape, scale: float, ctx: Context,
               present: tuple[str, ...]) -> dict[str, Array] | None:
         arrays = {name: make(rng, shape, scale, ctx) for name, make in self.arrays.items()
