@@ -258,7 +258,8 @@ class OpSpec:
     is checked against finite differences and its own float64 results)."""
     ref_vjp: Callable[..., dict[str, Array]] | None = None
     """The NumPy VJP, ``ref_vjp(g, **arrays, **options) -> {argument name: gradient}``, each
-    gradient of exactly its argument's shape; required with ``ref``."""
+    gradient of exactly its argument's shape; required with ``ref``. ``g`` may be read-only
+    (``gradcheck.cotangent`` keeps one draw per case): a VJP builds new arrays."""
     family: str = "op"
     """``"activation"``, ``"layer"``, ``"loss"`` (the catalogue's), or anything: groups reports
     and benchmarks."""
