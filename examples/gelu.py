@@ -24,7 +24,11 @@ def _pdf(x: torch.Tensor) -> torch.Tensor:
 
 class _Gelu(torch.autograd.Function):
     """forward / setup_context / backward / jvp: the form torch.func's transforms (jvp, vmap,
-    torch.func.vjp) require of an autograd.Function."""
+    torch.func.vjp) require of an autograd.Function; ``generate_vmap_rule``: vmap batches it by
+    running this forward and backward on batched tensors (gradsuite's vmap check then checks
+    that rule; without one it skips, in torch's words)."""
+
+    generate_vmap_rule = True
 
     @staticmethod
     def forward(x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]

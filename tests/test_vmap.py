@@ -349,3 +349,29 @@ def test_an_output_the_mapped_inputs_reach_stays_at_out_dims() -> None:
         patch.setattr(vmapcheck, "_vmapped", recording)
         vmapcheck._check_config(TANH, case, config, [], (2, 3), "cpu", "forward")
     assert calls == [1]
+
+
+class _TanhWithoutBatchingRule(torch.autograd.Function):
+    """Your own op as many are written: forward, setup_context, backward; no vmap rule."""
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return torch.tanh(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # type: ignore[override]
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (y,) = ctx.saved_tensors
+        return g * (1 - y * y)
+
+
+def test_an_op_without_a_batching_rule_skips_in_torchs_words() -> None:
+    """vmap cannot batch an autograd.Function that declares no rule: the check skips, quoting
+    torch, rather than failing a user's op for a transform it never claimed."""
+    spec = dataclasses.replace(TANH, name="my_tanh",
+                               torch_fn=lambda input: _TanhWithoutBatchingRule.apply(input))
+    with pytest.raises(pytest.skip.Exception, match="does not have vmap support"):
+        vmapcheck.check_vmap(spec, CASE)
