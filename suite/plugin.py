@@ -89,17 +89,11 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     """A run that selects benchmarks (``-m bench``) runs in one process: pytest-benchmark
     switches itself off under pytest-xdist (parallel workers would time each other), so the
     project's ``-n auto`` would otherwise leave ``--benchmark-json`` unwritten."""
-    if _selects_benchmarks(config.option.markexpr) and getattr(config.option, "dist", "no") \
+    if selects_marker(config.option.markexpr, "bench") and getattr(config.option, "dist", "no") \
             != "no":
         config.option.dist = "no"
         config.option.numprocesses = 0
         config.option.tx = []
-
-
-def _selects_benchmarks(markexpr: str) -> bool:
-    """Whether ``-m markexpr`` selects tests marked ``bench`` (``bench``, ``bench and not
-    cuda``; not ``not bench``)."""
-    return selects_marker(markexpr, "bench")
 
 
 def selects_marker(markexpr: str, marker: str) -> bool:
