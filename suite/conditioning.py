@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -1199,36 +1200,34 @@ class RecurrentGates:
         self.nonlinearity = nonlinearity
         self.cell = cell
 
-    def forward(self, spec: OpSpec, case: Case) -> Array | None:
-        """sum |terms| of each output element of a cell (None for a layer), for the
-        finite-difference check's rounding floor (suite/tolerances.py, FD_ROUNDING_ULPS): the
-        GRU's h' = (1 - z) n + z h is formed from terms of size |n| and |z| (|n| + |h|), and
-        where z saturates it cancels far below them (h' = -9.6e-9 from n ~ 0.1 with the input
-        at scale 9: each evaluation is off by ~eps |n|, not eps |h'|, and the difference
-        quotient of a correct reference was 0.9 % off at h = 1e-6, the thorough profile's
-        seed 1301); the LSTM's c' = f c + i g likewise by |f c| + |i g|."""
-        if not self.cell:
-            return None
-        a = {k: np.asarray(v, dtype=np.float64) for k, v in case.arrays.items()}
-        new, cache, batched = recurrent._cell(
-            self.kind, a["input"], a.get("h_0"), a.get("c_0"), a["weight_ih"], a["weight_hh"],
-            a.get("bias_ih"), a.get("bias_hh"), self.nonlinearity)
-        if self.kind == "gru":
-            n, z, h = (np.abs(cache[k]) for k in ("n", "z", "h"))
-            sizes: recurrent.State = (n + z * (n + h),)
-        elif self.kind == "lstm":
-            sizes = (np.abs(new[0]),
-                     np.abs(cache["f"] * cache["c"]) + np.abs(cache["i"] * cache["g"]))
-        else:  # h' = tanh(a) or relu(a): one rounding of |h'|
-            sizes = (np.abs(new[0]),)
-        return recurrent._cell_flat(sizes, batched)
-
-    def vjp(self, spec: OpSpec, g: Array, case: Case, dtype: torch.dtype) -> Mapping[str, Array]:
-        """E for each differentiable argument's gradient (the class docstring)."""
-        rho = (1 + tols.HARD_EXTRA_ROUNDINGS) * float(torch.finfo(
-            tols.accumulation_dtype(dtype)).eps) / 2
+    def forward(self, spec: OpSpec, case: Case) -> Array:
+        """M of each output element, for the finite-difference check's rounding floor
+        (suite/tolerances.py, FD_ROUNDING_ULPS): what a float64 evaluation of the reference
+        can be off by, in ulps of M, where the output is far smaller than what it is formed
+        from. Where the GRU's update gate saturates, h' = (1 - z) n + z h is tiny (-9.6e-9
+        from n ~ -1 with the input at scale 9, the thorough profile's seed 1301) while z's own
+        rounding moves it by ~eps |h - n|: the difference quotient of a correct reference was
+        0.9 % off at h = 1e-6, beyond a floor of |h'|. A layer carries each step's M to the
+        next step and layer (:func:`_network_sizes`): a one-step GRU layer whose output was
+        -4.3e-8 failed the floor of |h'| by 1.6x under seed 2143."""
         if self.cell:
-            return self._cell(g, case, rho)
+            a = {k: np.asarray(v, dtype=np.float64) for k, v in case.arrays.items()}
+            _, cache, batched = recurrent._cell(
+                self.kind, a["input"], a.get("h_0"), a.get("c_0"), a["weight_ih"],
+                a["weight_hh"], a.get("bias_ih"), a.get("bias_hh"), self.nonlinearity)
+            p = recurrent._Params(a["weight_ih"], a["weight_hh"], a.get("bias_ih"),
+                                  a.get("bias_hh"))
+            zero = np.zeros_like(cache["h"])
+            state = (zero,) if self.kind != "lstm" else (zero, zero)
+            return recurrent._cell_flat(
+                _step_sizes(self.kind, cache, p, np.zeros_like(cache["x"]), state,
+                            self.nonlinearity), batched)
+        net, arrays, layers = self._network(case)
+        return _network_sizes(self.kind, net, arrays, layers, self.nonlinearity)
+
+    def _network(self, case: Case) -> tuple[Any, dict[str, Array], _Layers]:
+        """The reference's forward (its caches) on the case, the weights by torch's names,
+        and the layer options the bounds walk."""
         arrays = {k: np.asarray(v, dtype=np.float64) if v.dtype.kind == "f" else v
                   for k, v in case.arrays.items()}
         input, h_0, c_0 = arrays.pop("input"), arrays.pop("h_0", None), arrays.pop("c_0", None)
@@ -1236,16 +1235,24 @@ class RecurrentGates:
         options = dict(case.options)
         training = bool(options.pop("training", True))
         dropout = float(options.pop("dropout", 0.0)) if training else 0.0
-        mask = options.pop("dropout_mask", None)
-        net = recurrent._forward(self.kind, input, h_0, c_0, lengths, arrays,
-                                 int(options.get("num_layers", 1)),
-                                 bool(options.get("bidirectional", False)),
-                                 bool(options.get("batch_first", False)), dropout, mask,
-                                 self.nonlinearity)
-        errors = _gate_errors_backward(self.kind, g, net, arrays,
-                                       int(options.get("num_layers", 1)),
-                                       bool(options.get("bidirectional", False)), dropout,
-                                       mask, self.nonlinearity, rho)
+        layers = _Layers(int(options.get("num_layers", 1)),
+                         bool(options.get("bidirectional", False)), dropout,
+                         options.pop("dropout_mask", None))
+        net = recurrent._forward(self.kind, input, h_0, c_0, lengths, arrays, layers.num_layers,
+                                 layers.bidirectional, bool(options.get("batch_first", False)),
+                                 dropout, layers.dropout_mask, self.nonlinearity)
+        return net, arrays, layers
+
+    def vjp(self, spec: OpSpec, g: Array, case: Case, dtype: torch.dtype) -> Mapping[str, Array]:
+        """E for each differentiable argument's gradient (the class docstring)."""
+        rho = (1 + tols.HARD_EXTRA_ROUNDINGS) * float(torch.finfo(
+            tols.accumulation_dtype(dtype)).eps) / 2
+        if self.cell:
+            return self._cell(g, case, rho)
+        net, arrays, layers = self._network(case)
+        errors = _gate_errors_backward(self.kind, g, net, arrays, layers.num_layers,
+                                       layers.bidirectional, layers.dropout,
+                                       layers.dropout_mask, self.nonlinearity, rho)
         return {k: v for k, v in errors.items()
                 if k in case.differentiable and (k not in ("h_0", "c_0") or k in case.arrays)}
 
@@ -1337,6 +1344,105 @@ def _sigmoid_error(e_up: Array, d_up: Array, s: Array, rho: float) -> Array:
     """The bound on the error of d_up s (1 - s): the upstream error through the exact factor,
     plus |d_up| |1 - 2 s| s rho, the factor formed from s (1 + delta), |delta| <= rho."""
     return e_up * s * (1.0 - s) + np.abs(d_up) * np.abs(1.0 - 2.0 * s) * s * rho
+
+
+@dataclass(frozen=True)
+class _Layers:
+    """A recurrent layer's stacking options, as the bounds walk them (dropout already 0 in
+    eval mode)."""
+
+    num_layers: int
+    bidirectional: bool
+    dropout: float
+    dropout_mask: Array | None
+
+
+def _step_sizes(kind: str, cache: Mapping[str, Array], p: Any, m_x: Array,
+                m_state: recurrent.State, nonlinearity: str) -> recurrent.State:
+    """M of one step's new state as the reference evaluates it (``references.recurrent._step``'s
+    equations, read top to bottom): the running error bound of each operation y = op(u, ...),
+    M_y = sum |dy/du| M_u + |y| (the operands' M carried through the operation's derivatives
+    in magnitude, plus the result's own rounding; an affine map's M is sum |W| (|x| + M_x) +
+    |b|, its terms' sizes), so rounding anywhere before, in this step, an earlier step
+    (``m_state``) or the layer below (``m_x``), bounds the new state's error to first order
+    in ulps of M. The GRU's h' = (1 - z) n + z h gets |h - n| M_z from its update gate: near
+    saturation (z = 1 - 4e-8, h' = -4e-8) that, not |h'|, is the size of its rounding."""
+    x, h = np.abs(cache["x"]), np.abs(cache["h"])
+
+    def affine(v: Array, m_v: Array, weight: Array, bias: Array | None) -> Array:
+        m = (v + m_v) @ np.abs(weight).T
+        return m if bias is None else m + np.abs(bias)
+
+    def sigmoid(s: Array, m_a: Array) -> Array:
+        return s * (1.0 - s) * m_a + s
+
+    def tanh(t: Array, m_a: Array) -> Array:
+        return (1.0 - t**2) * m_a + np.abs(t)
+
+    m_gi = affine(x, m_x, p.weight_ih, p.bias_ih)
+    m_gh = affine(h, m_state[0], p.weight_hh, p.bias_hh)
+    m_a = m_gi + m_gh
+    if kind == "rnn":
+        if nonlinearity == "tanh":
+            return (tanh(cache["h_new"], m_a),)
+        return ((cache["a"] > 0) * m_a,)  # relu is exact: a's own M passes through
+    if kind == "lstm":
+        i, f, g, o, tc, c = (cache[k] for k in ("i", "f", "g", "o", "tc", "c"))
+        m_ai, m_af, m_ag, m_ao = np.split(m_a, 4, axis=-1)
+        m_i, m_f, m_g, m_o = sigmoid(i, m_ai), sigmoid(f, m_af), tanh(g, m_ag), sigmoid(o, m_ao)
+        c_new = f * c + i * g
+        m_c = np.abs(c) * m_f + f * m_state[1] + np.abs(g) * m_i + i * m_g \
+            + np.abs(f * c) + np.abs(i * g) + np.abs(c_new)
+        m_m = np.abs(tc) * m_o + o * tanh(tc, m_c) + np.abs(cache["m"])
+        m_h = m_m if p.weight_hr is None else \
+            (np.abs(cache["m"]) + m_m) @ np.abs(p.weight_hr).T
+        return m_h, m_c
+    # gru: n = tanh(gi_n + r gh_n), h' = (1 - z) n + z h
+    r, z, n, ghn = (cache[k] for k in ("r", "z", "n", "ghn"))
+    m_ar, m_az, _ = np.split(m_a, 3, axis=-1)
+    m_r, m_z = sigmoid(r, m_ar), sigmoid(z, m_az)
+    m_n = tanh(n, np.split(m_gi, 3, axis=-1)[2] + r * np.split(m_gh, 3, axis=-1)[2]
+               + np.abs(ghn) * m_r)
+    h_new = (1.0 - z) * n + z * cache["h"]
+    return (np.abs(cache["h"] - n) * m_z + (1.0 - z) * m_n + z * m_state[0]
+            + (1.0 - z) * (2 * np.abs(n)) + z * h + np.abs(h_new),)
+
+
+def _network_sizes(kind: str, net: Any, weights: Mapping[str, Array], layers: _Layers,
+                   nonlinearity: str) -> Array:
+    """M of every output of a recurrent layer (``references.recurrent._flat``'s order: output,
+    h_n, then c_n): :func:`_step_sizes` scanned over the sequence as the forward scans (an
+    invalid step keeps the state, its output is an exact 0), each layer's input carrying the
+    M of the layer below (times the dropout scale), the first layer's input and the initial
+    states exact."""
+    layout = net.layout
+    dirs = 2 if layers.bidirectional else 1
+    m_input = np.zeros_like(net.inputs[0])
+    finals: list[recurrent.State] = []
+    for layer in range(layers.num_layers):
+        if layer > 0 and layers.dropout > 0.0:
+            assert layers.dropout_mask is not None  # the forward refused to run without it
+            scale = layout.to_time_major(layers.dropout_mask[layer - 1]) / \
+                (1.0 - layers.dropout) if layers.dropout < 1.0 else 0.0
+            m_input = m_input * np.abs(scale)
+        outs = []
+        for d in range(dirs):
+            scan = net.scans[layer, d]
+            p = recurrent._layer_params(weights, layer, d)
+            m_state: recurrent.State = tuple(np.zeros_like(s) for s in scan.final)
+            m_out = np.zeros_like(scan.out)
+            for t in recurrent._order(m_input.shape[0], bool(d)):
+                keep = net.valid[t][:, None]
+                new = _step_sizes(kind, scan.caches[t], p, m_input[t], m_state, nonlinearity)
+                m_state = tuple(np.where(keep, a, b) for a, b in zip(new, m_state, strict=True))
+                m_out[t] = np.where(keep, new[0], 0.0)
+            outs.append(m_out)
+            finals.append(m_state)
+        m_input = np.concatenate(outs, axis=-1)
+    parts = [layout.from_time_major(m_input), layout.state_out(np.stack([s[0] for s in finals]))]
+    if kind == "lstm":
+        parts.append(layout.state_out(np.stack([s[1] for s in finals])))
+    return np.concatenate([np.ravel(a) for a in parts])
 
 
 def _gate_errors_backward(kind: str, g: Array, net: Any, weights: Mapping[str, Array],

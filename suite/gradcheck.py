@@ -296,10 +296,10 @@ ForwardTerms = Callable[[Mapping[str, Array]], Array | None]
 
 def forward_terms(spec: OpSpec, case: Case) -> ForwardTerms | None:
     """M = sum |terms| of the forward at given arrays (the case's options), for a record that
-    declares ``terms``, or a recurrent cell's gate terms (``gates``, RecurrentGates.forward);
+    declares ``terms``, or a recurrent record's gates (``gates``, RecurrentGates.forward);
     None otherwise (the rounding floor then uses |f|)."""
     # ``forward`` is optional on a GateRounding (the protocol asks only for ``vjp``), and may
-    # give None (a layer): the floor then stays |f|. Evaluated only where the |f| floor fails.
+    # give None: the floor then stays |f|. Evaluated only where the |f| floor fails.
     measure: Callable[[OpSpec, Case], Any] | None = \
         spec.terms.forward if spec.terms is not None else getattr(spec.gates, "forward", None)
     if measure is None:

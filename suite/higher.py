@@ -143,12 +143,18 @@ def check_jvp(spec: OpSpec, case: Case, device: str = "cpu") -> None:
         return (_ref(spec, case, **{n: case.arrays[n] + t * v[n] for n in case.differentiable}),
                 _ref(spec, case, **{n: case.arrays[n] - t * v[n] for n in case.differentiable}))
 
-    def terms(t: float) -> tuple[Array, ...]:
-        """The forward's sum |terms| at x +- t v (suite/tolerances.py, FD_ROUNDING_ULPS)."""
-        assert spec.terms is not None
-        return tuple(np.asarray(spec.terms.forward(spec, _replaced(case, {
-            n: case.arrays[n] + sign * t * v[n] for n in case.differentiable})))
-            for sign in (1.0, -1.0))
+    sizes = gc.forward_terms(spec, case)
+
+    def terms(t: float) -> tuple[Array, ...] | None:
+        """The forward's sum |terms| at x +- t v (suite/tolerances.py, FD_ROUNDING_ULPS), for
+        a record that declares them or a recurrent record's gates (gradcheck.forward_terms)."""
+        if sizes is None:
+            return None
+        found = tuple(sizes({**case.arrays, **{n: case.arrays[n] + sign * t * v[n]
+                                               for n in case.differentiable}})
+                      for sign in (1.0, -1.0))
+        return None if any(m is None for m in found) else tuple(
+            m for m in found if m is not None)
 
     def fd_2h() -> Array:
         far_plus, far_minus = at(2 * h)
@@ -157,8 +163,7 @@ def check_jvp(spec: OpSpec, case: Case, device: str = "cpu") -> None:
     plus, minus = at(h)
     fd = (plus - minus) / (2 * h)
     _assert_matches_differences(
-        spec, jv, fd, (plus, minus), lambda: terms(h) if spec.terms is not None else None,
-        fd_2h,
+        spec, jv, fd, (plus, minus), lambda: terms(h), fd_2h,
         what=f"{spec.name}: J v by torch.func.jvp against central differences of the reference "
              f"forward (step {h:g})", context=context, case=case)
 

@@ -221,10 +221,12 @@ FD_ROUNDING_ULPS = 64
 # from two terms of size |x| and is itself ~x^3 / 3, so each evaluation is off by ~eps |x|, not
 # eps |f|. A record whose forward is such a difference declares M = sum |terms| of it
 # (``OpSpec.terms``, suite/conditioning.py), and the floor uses M(x +- h v) in place of |f|.
-# A recurrent cell's gates give it without declaring ``terms`` (RecurrentGates.forward): the
-# GRU's h' = (1 - z) n + z h is ~1e-8 where z saturates while each evaluation is off by
-# ~eps |n| (a correct gru_cell reference failed by 0.9 % at h = 1e-6 under the thorough
-# profile), so its floor uses |n| + |z| (|n| + |h|).
+# A recurrent record's gates give it without declaring ``terms`` (RecurrentGates.forward, a
+# running error bound through the reference's step, carried along the sequence and up the
+# layers): the GRU's h' = (1 - z) n + z h is ~1e-8 where z saturates while each evaluation is
+# off by ~eps |h - n| through z's rounding (a correct gru_cell reference failed by 0.9 % at
+# h = 1e-6 under the thorough profile, a one-step gru layer by 1.6x its |f| floor under seed
+# 2143), so its floor uses that M.
 #
 # The truncation error of a central difference, D(h) - f' v = c h^2 + O(h^4) with
 # c = f'''(x)[v, v, v] / 6, is relative to f''' v^3, not to the result: where f' vanishes and

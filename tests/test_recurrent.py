@@ -470,3 +470,86 @@ def test_gru_cell_finite_differences_still_catch_a_planted_vjp_error() -> None:
     for factor, case in ((1.1, spec.inputs.sized(12, seed=3)), (10.0, _SATURATED_GRU)):
         with pytest.raises(AssertionError, match=r"w\.r\.t\. weight_ih disagrees"):
             gc.check_reference_vjp(scaled(factor), case)
+
+
+# Seed 2143 (torch 2.14.1 and 2.13.0) drew a one-step GRU layer whose update gate saturates
+# (z = 1 - 4.3e-8, output -4.3e-8 from n ~ -1): the reference's finite differences and the JVP
+# check failed their floor of |f| by 1.6x (1.03e-10 against 6.3e-11). A layer now carries its
+# steps' M (RecurrentGates.forward) as a cell does.
+_SATURATED_GRU_LAYER = Case(
+    {"input": np.array([
+        0.17047446994658685, -0.8454802176096482, -2.4558008999192737, 6.692163206022598,
+        6.634744430922234, -7.551299002410242]).reshape((1, 6)),
+     "weight_ih_l0": np.array([
+        0.5622524470425171, -0.09450740419889243, 0.07366968591425628, 0.24425643192283555,
+        0.6863167282357586, 0.09945083536790324, 0.4579930698901042, -1.3991485634446017,
+        0.504351630620009, -0.8018735668585038, 2.178558662706579, -1.0399612328136416,
+        0.4402893715304192, 0.3121521966329616, 1.3599900025796006, -0.6176477033982081,
+        -1.9486573783482604, 1.3682686782157696]).reshape((3, 6)),
+     "weight_hh_l0": np.array([
+        -0.27213572018498106, -0.06758226451770291, -1.5132867535578232]).reshape((3, 1))},
+    ("input", "weight_ih_l0", "weight_hh_l0"),
+    {"num_layers": 1, "bidirectional": False, "batch_first": False}, 1045441)
+
+
+def test_saturated_gru_layer_passes_finite_differences_and_the_jvp_check() -> None:
+    spec = catalog.by_name("gru")
+    gc.check_reference_vjp(spec, _SATURATED_GRU_LAYER)
+    higher.check_jvp(spec, _SATURATED_GRU_LAYER)
+
+
+@pytest.mark.parametrize(("kind", "gates"), [("gru", 3), ("lstm", 4), ("rnn_tanh", 1)])
+def test_a_layers_rounding_sizes_are_its_cells_over_one_step(kind: str, gates: int) -> None:
+    """RecurrentGates.forward of a one-step, one-layer network equals that of the cell on the
+    same arrays (the layer's output and h_n are the cell's h'; the LSTM's c_n its c'); over two
+    steps the second step's M exceeds the cell's on that step alone, from exact inputs (the
+    first step's M is carried)."""
+    rng = np.random.default_rng(5)
+    batch, features, hidden = 3, 4, 5
+    options = {"num_layers": 1, "bidirectional": False, "batch_first": False}
+    layer, cell = catalog.by_name(kind), catalog.by_name(f"{kind}_cell")
+    assert layer.gates is not None and cell.gates is not None
+    weights = {"weight_ih": rng.standard_normal((gates * hidden, features)),
+               "weight_hh": rng.standard_normal((gates * hidden, hidden)),
+               "bias_ih": rng.standard_normal(gates * hidden)}
+    steps = rng.standard_normal((2, batch, features))
+
+    def of_layer(x: Array) -> Array:
+        arrays = {"input": x, **{f"{k}_l0": v for k, v in weights.items()}}
+        return np.asarray(layer.gates.forward(layer, Case(arrays, ("input",), options, 1)))
+
+    def of_cell(x: Array, **state: Array) -> Array:
+        arrays = {"input": x, **state, **weights}
+        return np.asarray(cell.gates.forward(cell, Case(arrays, ("input",), {}, 1)))
+
+    size = batch * hidden
+    m_one, m_cell = of_layer(steps[:1]), of_cell(steps[0])
+    np.testing.assert_allclose(m_one[:size], m_cell[:size], rtol=1e-14)  # output
+    np.testing.assert_allclose(m_one[size:], m_cell, rtol=1e-14)  # h_n (and c_n)
+    first = np.asarray(layer.ref(steps[:1], **{f"{k}_l0": v for k, v in weights.items()},
+                                 **options))
+    state = {"h_0": first[size:2 * size].reshape(batch, hidden)}
+    if kind == "lstm":
+        state["c_0"] = first[2 * size:].reshape(batch, hidden)
+    m_two, m_alone = of_layer(steps), of_cell(steps[1], **state)
+    assert np.all(m_two[2 * size:3 * size] > m_alone[:size])  # h_n after two steps
+
+
+def test_gru_layer_finite_differences_still_catch_a_planted_vjp_error() -> None:
+    """The layer's floor does not hide a VJP that is off: by 10 % on a typical case, and by a
+    factor of 2 on the saturated one of seed 2143, whose <J^T g, v> (1.2e-7) is 2.5x the floor
+    that 64 ulp of M give a difference quotient at h = 1e-6 (4.8e-8; the evaluations' actual
+    noise there was 1e-10: an adaptive step would resolve more)."""
+    spec = catalog.by_name("gru")
+    assert spec.ref_vjp is not None
+
+    def scaled(factor: float) -> OpSpec:
+        def planted(g: Array, **arrays: Array) -> dict[str, Array]:
+            grads = dict(spec.ref_vjp(g, **arrays))  # type: ignore[misc]
+            grads["input"] = factor * grads["input"]
+            return grads
+        return dataclasses.replace(spec, ref_vjp=planted)
+
+    for factor, case in ((1.1, spec.inputs.sized(12, seed=3)), (2.0, _SATURATED_GRU_LAYER)):
+        with pytest.raises(AssertionError, match=r"w\.r\.t\. input disagrees"):
+            gc.check_reference_vjp(scaled(factor), case)
