@@ -87,7 +87,7 @@ def _call(spec: OpSpec, case: Case, dtype: torch.dtype, device: str,
     grad_needed = bool(case.differentiable)
     with torch.set_grad_enabled(grad_needed):
         out = spec.torch_fn(**tensors, **case.options)
-    results, names = [compare.to_numpy(out)], ["forward"]
+    results, names, returned = [compare.to_numpy(out)], ["forward"], [out]
     if grad_needed and out.requires_grad:
         if g is None:
             g = round_to(gc.cotangent(case, tuple(out.shape)), dtype)
@@ -97,7 +97,21 @@ def _call(spec: OpSpec, case: Case, dtype: torch.dtype, device: str,
             if grad is not None:
                 results.append(compare.to_numpy(grad))
                 names.append(f"VJP w.r.t. {name}")
+                returned.append(grad)
+    _wipe(returned)
     return results, names, g
+
+
+def _wipe(tensors: list[torch.Tensor]) -> None:
+    """Zero the memory of what a call returned (copied already) before it is freed. A poisoned
+    call's output holds NaN where the kernel never wrote; the allocator may hand that very
+    memory to the next call (glibc reuses a freed chunk first, and ``poison.litter`` cannot
+    be sure to take it over), and an element the kernel never writes would then be NaN in both
+    calls, which compare as the same (seen once in a whole run: the planted kernel of
+    tests/test_determinism.py passed). Zero bytes are 0.0 in every floating dtype: finite."""
+    with torch.no_grad():
+        for t in tensors:
+            t.untyped_storage().fill_(0)
 
 
 def check_repeatable(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> None:

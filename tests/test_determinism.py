@@ -48,6 +48,33 @@ def test_an_unwritten_output_element_fails_the_repeat_check() -> None:
         nondeterminism.check_repeatable(spec, case, torch.float32, "cpu")
 
 
+_KEPT: list[torch.Tensor] = []
+
+
+def _tanh_into_its_last_output(input: torch.Tensor) -> torch.Tensor:
+    """tanh into the tensor it returned last time (an allocator handing a freed output back,
+    which glibc does), its last element never written."""
+    if not _KEPT or _KEPT[0].shape != input.shape or _KEPT[0].dtype != input.dtype:
+        _KEPT[:] = [torch.empty_like(input.detach())]
+    out = _KEPT[0]
+    out.reshape(-1)[:-1] = torch.tanh(input.detach()).reshape(-1)[:-1]
+    return out
+
+
+@needs_poison
+def test_the_repeat_check_fails_when_the_second_call_gets_the_first_calls_memory() -> None:
+    """Where call 2 is handed the memory call 1 returned, an element neither writes would be
+    NaN in both (call 1's poison) and compare as the same: the check zeroes what a call
+    returned before it lets it go, so call 2 reads 0 there."""
+    spec = dataclasses.replace(_record("tanh"), name="reusing_tanh",
+                               torch_fn=_tanh_into_its_last_output)
+    case = dataclasses.replace(spec.inputs.sized(16), differentiable=())
+    _KEPT.clear()
+    with pytest.raises(AssertionError, match="NaN in the poisoned call only: elements the "
+                                             "kernel never wrote"):
+        nondeterminism.check_repeatable(spec, case, torch.float32, "cpu")
+
+
 @needs_poison
 def test_poisoned_memory_fails_the_forward_check_wherever_the_allocator_was_kind() -> None:
     spec = dataclasses.replace(_record("tanh"), name="leaky_tanh",
