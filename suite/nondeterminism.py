@@ -111,7 +111,7 @@ def _wipe(tensors: list[torch.Tensor]) -> None:
     tests/test_determinism.py passed). Zero bytes are 0.0 in every floating dtype: finite."""
     with torch.no_grad():
         for t in tensors:
-            t.untyped_storage().fill_(0)
+            t.untyped_storage().fill_(0)  # type: ignore[attr-defined]  # in torch, not its stubs
 
 
 def check_repeatable(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> None:
