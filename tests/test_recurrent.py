@@ -452,26 +452,6 @@ def test_saturated_gru_cell_reference_passes_finite_differences() -> None:
     gc.check_reference_vjp(catalog.by_name("gru_cell"), _SATURATED_GRU)
 
 
-def test_gru_cell_finite_differences_still_catch_a_planted_vjp_error() -> None:
-    """The gate terms' floor does not hide a VJP that is off: by 10 % on weight_ih's gradient
-    on a typical case, and by a factor of 10 on the saturated one, whose derivative (2.9e-9)
-    sits below the floor that 64 ulp of |n| give a difference quotient at h = 1e-6 (1.7e-8;
-    the evaluations' actual noise there was 2.7e-11: an adaptive step would resolve more)."""
-    spec = catalog.by_name("gru_cell")
-    assert spec.ref_vjp is not None
-
-    def scaled(factor: float) -> OpSpec:
-        def planted(g: Array, **arrays: Array) -> dict[str, Array]:
-            grads = dict(spec.ref_vjp(g, **arrays))  # type: ignore[misc]
-            grads["weight_ih"] = factor * grads["weight_ih"]
-            return grads
-        return dataclasses.replace(spec, ref_vjp=planted)
-
-    for factor, case in ((1.1, spec.inputs.sized(12, seed=3)), (10.0, _SATURATED_GRU)):
-        with pytest.raises(AssertionError, match=r"w\.r\.t\. weight_ih disagrees"):
-            gc.check_reference_vjp(scaled(factor), case)
-
-
 # Seed 2143 (torch 2.14.1 and 2.13.0) drew a one-step GRU layer whose update gate saturates
 # (z = 1 - 4.3e-8, output -4.3e-8 from n ~ -1): the reference's finite differences and the JVP
 # check failed their floor of |f| by 1.6x (1.03e-10 against 6.3e-11). A layer now carries its
@@ -535,21 +515,30 @@ def test_a_layers_rounding_sizes_are_its_cells_over_one_step(kind: str, gates: i
     assert np.all(m_two[2 * size:3 * size] > m_alone[:size])  # h_n after two steps
 
 
-def test_gru_layer_finite_differences_still_catch_a_planted_vjp_error() -> None:
-    """The layer's floor does not hide a VJP that is off: by 10 % on a typical case, and by a
-    factor of 2 on the saturated one of seed 2143, whose <J^T g, v> (1.2e-7) is 2.5x the floor
-    that 64 ulp of M give a difference quotient at h = 1e-6 (4.8e-8; the evaluations' actual
-    noise there was 1e-10: an adaptive step would resolve more)."""
-    spec = catalog.by_name("gru")
+def _scaled_vjp(spec: OpSpec, name: str, factor: float) -> OpSpec:
+    """The record with its reference VJP w.r.t. ``name`` multiplied by ``factor`` (a planted
+    bug)."""
     assert spec.ref_vjp is not None
+    ref_vjp = spec.ref_vjp
 
-    def scaled(factor: float) -> OpSpec:
-        def planted(g: Array, **arrays: Array) -> dict[str, Array]:
-            grads = dict(spec.ref_vjp(g, **arrays))  # type: ignore[misc]
-            grads["input"] = factor * grads["input"]
-            return grads
-        return dataclasses.replace(spec, ref_vjp=planted)
+    def planted(g: Array, **arrays: Array) -> dict[str, Array]:
+        grads = dict(ref_vjp(g, **arrays))
+        grads[name] = factor * grads[name]
+        return grads
+    return dataclasses.replace(spec, ref_vjp=planted)
 
-    for factor, case in ((1.1, spec.inputs.sized(12, seed=3)), (2.0, _SATURATED_GRU_LAYER)):
-        with pytest.raises(AssertionError, match=r"w\.r\.t\. input disagrees"):
-            gc.check_reference_vjp(scaled(factor), case)
+
+@pytest.mark.parametrize(("record", "name", "saturated", "factor"), [
+    ("gru_cell", "weight_ih", _SATURATED_GRU, 10.0), ("gru", "input", _SATURATED_GRU_LAYER, 2.0)])
+def test_gru_finite_differences_still_catch_a_planted_vjp_error(
+        record: str, name: str, saturated: Case, factor: float) -> None:
+    """The floor from M (RecurrentGates.forward) does not hide a VJP that is off: by 10 % on a
+    typical case, and by the factor given on a saturated one, whose <J^T g, v> (2.9e-9 for the
+    cell's weight_ih, 1.2e-7 for the layer's input) is near the floor that 64 ulp of M give a
+    difference quotient at h = 1e-6 (M ~ 1: ~1.4e-8 per unit of |g|; the evaluations' actual
+    noise was 1e-10 to 3e-11: an adaptive step would resolve more)."""
+    spec = catalog.by_name(record)
+    assert isinstance(spec, OpSpec)
+    for bug, case in ((1.1, spec.inputs.sized(12, seed=3)), (factor, saturated)):
+        with pytest.raises(AssertionError, match=rf"w\.r\.t\. {name} disagrees"):
+            gc.check_reference_vjp(_scaled_vjp(spec, name, bug), case)
