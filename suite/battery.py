@@ -1069,11 +1069,14 @@ def backend_of(check: str) -> str:
 
 
 def _backend_entries(ops: list[Any], chosen: set[str]) -> list[tuple[str, str, str]]:
-    """(record, "<backend> backend", reason) for each backend a record does not run under."""
+    """(record, "<backend> backend", reason) for each backend a record does not run under (a
+    ``"<backend> backward"`` entry: for the checks that differentiate, the reason says)."""
     if not chosen & set(BACKEND_AWARE):
         return []
-    return [(s.name, f"{b}{_BACKEND_SUFFIX}", reason) for s in ops
-            for b, reason in sorted(s.backends.items())]
+    return [(s.name, f"{b.removesuffix(compiled.BACKWARD)}{_BACKEND_SUFFIX}",
+             f"for the checks that differentiate: {reason}" if b.endswith(compiled.BACKWARD)
+             else reason)
+            for s in ops for b, reason in sorted(s.backends.items())]
 
 
 def matches(pattern: str, test_name: str) -> bool:

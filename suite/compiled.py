@@ -100,11 +100,22 @@ def dynamo_refusal() -> str | None:
     return None
 
 
-def refusal(spec: Any, backend: str) -> str | None:
-    """Why ``spec`` (an op or optimizer record) does not run under ``backend``, or None."""
+#: The suffix of a ``backends`` key that refuses only the compiled checks that differentiate
+#: (``"aot_eager backward"``): torch compiles the op's forward but not its backward (an op whose
+#: backward has no fake-tensor implementation), so the forward check still runs compiled.
+BACKWARD = " backward"
+#: The battery's compiled checks that differentiate the compiled op.
+BACKWARD_CHECKS = ("test_gradient_matches_reference", "test_low_precision_matches_reference")
+
+
+def refusal(spec: Any, backend: str, backward: bool = False) -> str | None:
+    """Why ``spec`` (an op or optimizer record) does not run under ``backend``, or None;
+    ``backward``: for a check that differentiates the compiled op (``BACKWARD_CHECKS``), which
+    a ``"<backend> backward"`` entry refuses as well."""
     if backend == EAGER:
         return None
-    reason = dict(getattr(spec, "backends", {}) or {}).get(backend)
+    own = dict(getattr(spec, "backends", {}) or {})
+    reason = own.get(backend) or (own.get(backend + BACKWARD) if backward else None)
     return reason or dynamo_refusal()
 
 

@@ -134,8 +134,12 @@ def check_gradient(spec: OpSpec, case: Case, dtype: torch.dtype, device: str, *,
     case = case.rounded_to(dtype)
     nondeterminism.refuse_known(spec, "gradient", case, dtype, device)
     actual, g = _torch_gradients(spec, case, dtype, device)
-    # as_torch: torch's gradient where it is knowingly not the derivative (torch_vjp_options)
-    expected = spec.reference_vjp(g, case, as_torch=True)
+    try:
+        # as_torch: torch's gradient where it is knowingly not the derivative (torch_vjp_options)
+        expected = spec.reference_vjp(g, case, as_torch=True)
+    except Exception:
+        _require_output_shape(spec, case, np.shape(g), dtype, device)
+        raise
     check_vjp_shapes(spec, case, expected)
     context = _context(spec, case, dtype, device)
     if baselines.applies(spec, dtype):
@@ -172,6 +176,21 @@ def check_gradient(spec: OpSpec, case: Case, dtype: torch.dtype, device: str, *,
             grad, expected[name], tol=tol, what=f"{spec.name}: VJP w.r.t. {name}",
             context=context, inputs=case.arrays, case=case, verdict=verdict,
             slack=functools.partial(_allowance_of, allowances, name))
+
+
+def _require_output_shape(spec: OpSpec, case: Case, shape: tuple[int, ...], dtype: torch.dtype,
+                          device: str) -> None:
+    """Where the reference VJP could not take the cotangent, which has torch's output shape:
+    fail, as a mismatch, if that shape is not the reference output's (a compiled
+    multi_margin_loss of one sample returned (1,) where eager and the reference give ()); a
+    VJP that fails on the right shape is the reference's own error and propagates."""
+    __tracebackhide__ = True
+    want = np.shape(spec.reference(case))
+    if tuple(shape) != tuple(want):
+        compare.fail(f"{spec.name}: torch's output has shape {tuple(shape)} but the reference's "
+                     f"has shape {tuple(want)}, so no VJP can be compared  "
+                     f"[{_context(spec, case, dtype, device)}]\nCase:\n{case.describe()}\n"
+                     f"Reproduce: {reproduce.command()}")
 
 
 def _allowance_of(allowances: Callable[[], dict[str, Array]], name: str) -> Array | None:

@@ -332,7 +332,8 @@ def _backend_refused(item: pytest.Item) -> bool:
     if backend == compiled.EAGER:
         return item.get_closest_marker("compile") is not None
     item.add_marker(pytest.mark.compile)
-    return any(compiled.refusal(v, backend) for v in params.values()
+    backward = getattr(item, "originalname", item.name) in compiled.BACKWARD_CHECKS
+    return any(compiled.refusal(v, backend, backward) for v in params.values()
                if hasattr(v, "backends") and hasattr(v, "name"))
 
 

@@ -218,3 +218,15 @@ AA_BICUBIC_BACKWARD_SYMINT_SIZES = not torch_at_least("2.3") or torch_at_least("
 #: and the formula give 0.42; a target of only -1 gives 1 where 0 (a silently wrong loss).
 #: Measured wrong on 2.2.2 and 2.13.0, right on 2.14.1 and 2.15.0.
 COMPILED_MULTILABEL_MARGIN_IGNORES_END = not torch_at_least("2.14")
+#: Compiled multi_margin_loss (aot_eager and inductor, any ``dynamic``) with
+#: ``reduction='none'`` returns shape (1,) for a 0-d input and target, where eager and the
+#: documented shape give () (the loss of one sample): input 0.3, target 0. Measured wrong on
+#: 2.2.2, 2.13.0, 2.14.1 and 2.15.0; assumed on later releases until one is measured right (the
+#: strict xfail of tests/test_compiled.py then fails and says so).
+COMPILED_MULTI_MARGIN_ZERO_DIM_SHAPE = torch_at_least("2.2")
+#: aot_eager cannot compile fractional_max_pool3d's backward ("Backend compiler `aot_eager`
+#: failed with aten.fractional_max_pool3d_backward.default", an UnsupportedOperatorException:
+#: the op has no fake-tensor implementation) while inductor compiles it and the forward
+#: compiles under both. Measured on 2.13.0, 2.14.1 and 2.15.0; 2.2.2 fails earlier, in the
+#: forward, under both backends ("Multiple dispatch failed for 'torch.ops.aten.size'").
+AOT_EAGER_FRACTIONAL_MAX_POOL3D_BACKWARD = torch_at_least("2.2")

@@ -327,6 +327,57 @@ def test_compiled_multilabel_margin_loss_stops_at_minus_one() -> None:
     assert abs(got - want) <= 1e-12, f"compiled multilabel_margin_loss {got} where {want}"
 
 
+@pytest.mark.compile
+@pytest.mark.xfail(versions.COMPILED_MULTI_MARGIN_ZERO_DIM_SHAPE, strict=True,
+                   raises=AssertionError,
+                   reason="torch 2.2.2 to 2.15.0: compiled multi_margin_loss with reduction='none' "
+                          "returns shape (1,) for a 0-d input (KNOWN_DIFFERENCES.md)")
+def test_compiled_multi_margin_loss_of_one_sample_is_0_d() -> None:
+    """A 0-d input is one sample of one class; reduction='none' gives its loss, 0-d (torch's
+    documented output shape is the target's), as the reference and eager give."""
+    from references.losses_margin import multi_margin_loss as reference
+
+    want = np.asarray(reference(np.array(0.3), np.array(0), reduction="none"))
+    eager = torch.nn.functional.multi_margin_loss(torch.tensor(0.3, dtype=torch.float64),
+                                                  torch.tensor(0), reduction="none")
+    if want.shape != () or eager.shape != ():  # pytest.fail: not the AssertionError expected
+        pytest.fail(f"control: eager shape {tuple(eager.shape)}, reference {want.shape}")
+    torch._dynamo.reset()
+    loss = compiled.counted(torch.nn.functional.multi_margin_loss,
+                            "multi_margin_loss float64 cpu aot_eager", "aot_eager")
+    got = loss(torch.tensor(0.3, dtype=torch.float64, requires_grad=True), torch.tensor(0),
+               reduction="none")
+    assert tuple(got.shape) == (), f"compiled multi_margin_loss has shape {tuple(got.shape)}"
+    assert abs(got.item() - float(want)) <= 1e-12
+
+
+@pytest.mark.compile
+@pytest.mark.xfail(versions.AOT_EAGER_FRACTIONAL_MAX_POOL3D_BACKWARD, strict=True,
+                   raises=compiled.CompileError,
+                   reason="torch 2.13.0 to 2.15.0: aot_eager fails on fractional_max_pool3d's "
+                          "backward (2.2.2 already on its forward; KNOWN_DIFFERENCES.md)")
+def test_aot_eager_compiles_fractional_max_pool3d_backward() -> None:
+    """The compiled forward and backward on one fixed case match eager's (inductor compiles
+    both on torch 2.13.0 to 2.15.0). The input is a tensor of its own, as the record's checks
+    pass it: a view input (``_grad``'s reshape) takes another path through AOTAutograd, which
+    compiles."""
+    def arguments() -> dict[str, object]:
+        return {"input": _grad(1, 2, 3, 3).detach().clone().requires_grad_(True),
+                "kernel_size": (1, 1, 2),
+                "output_size": (1, 2, 1),
+                "_random_samples": torch.tensor([[[0.25, 0.5, 0.75]]])}
+
+    fn = torch.nn.functional.fractional_max_pool3d
+    torch._dynamo.reset()
+    got, want = arguments(), arguments()
+    with compiled.compiler_failures("fractional_max_pool3d [aot_eager] backward"):
+        out = compiled.counted(fn, "fractional_max_pool3d float32 cpu aot_eager",
+                               "aot_eager")(**got)
+        out.backward(torch.ones_like(out))
+    fn(**want).backward(torch.ones_like(out))
+    assert torch.equal(got["input"].grad, want["input"].grad)  # type: ignore[union-attr]
+
+
 # --- the plugin --------------------------------------------------------------------------------
 
 _BATTERY = """
@@ -360,6 +411,38 @@ def run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
                                             "--dtype", "float64", *args)
 
     return invoke
+
+
+_BACKWARD_REFUSED = """
+import dataclasses
+
+import gradsuite as gs
+from suite import catalog
+
+TestTanh = gs.battery(
+    dataclasses.replace(catalog.by_name("tanh"), backends={"aot_eager backward": "no backward"}),
+    only=("test_forward_matches_reference", "test_gradient_matches_reference"))
+"""
+
+
+def test_a_backward_refusal_leaves_the_compiled_forward_check(pytester: pytest.Pytester) -> None:
+    """``backends={"aot_eager backward": why}``: under aot_eager the forward check is collected,
+    the gradient check is not, and -v says why; eager collects both."""
+    pytester.makepyfile(test_tanh=_BACKWARD_REFUSED)
+
+    def collected(*args: str) -> list[str]:
+        result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--co", "--device",
+                                              "cpu", "--dtype", "float64", *args)
+        return result.outlines
+
+    ids = [line for line in collected("-q", "--backend", "aot_eager") if "::" in line]
+    assert any("test_forward_matches_reference[aot_eager-" in i for i in ids), ids
+    assert not any("test_gradient_matches_reference[aot_eager-" in i for i in ids), ids
+    listed = collected("-v", "--backend", "aot_eager")
+    assert "gradsuite: tanh: no aot_eager backend (for the checks that differentiate: no " \
+           "backward)" in listed, listed
+    eager = [line for line in collected("-q") if "::" in line]
+    assert any("test_gradient_matches_reference[" in i for i in eager), eager
 
 
 def test_default_run_collects_no_compiled_step_test(run) -> None:

@@ -143,6 +143,27 @@ def test_checks_require_each_vjp_to_have_its_arguments_shape(check: str) -> None
            "gradient must have exactly its argument's shape" in first, first  # ...and the shapes
 
 
+def _one_sample_as_a_vector(input: torch.Tensor, target: torch.Tensor,
+                            **options: object) -> torch.Tensor:
+    """multi_margin_loss with a 0-d result returned as shape (1,): what compiled
+    multi_margin_loss did with reduction='none' (KNOWN_DIFFERENCES.md, "Compiled ops")."""
+    return F.multi_margin_loss(input, target, **options).reshape(-1)  # type: ignore[arg-type]
+
+
+def test_the_gradient_check_names_an_output_of_the_wrong_shape() -> None:
+    """torch's output shape is the cotangent's; a reference VJP that cannot take it is reported
+    as the shape mismatch it is, not as the reference's own crash."""
+    spec = catalog.by_name("multi_margin_loss")
+    assert isinstance(spec, OpSpec)
+    case = Case({"input": np.array(0.3), "target": np.array(0)}, ("input",),
+                {"reduction": "none", "p": 1, "margin": 1.0}, 0)
+    gc.check_gradient(spec, case, torch.float64, "cpu")  # the control
+    message = _fails(gc.check_gradient,
+                     dataclasses.replace(spec, torch_fn=_one_sample_as_a_vector), case,
+                     torch.float64, "cpu")
+    assert "torch's output has shape (1,) but the reference's has shape ()" in message, message
+
+
 @pytest.mark.filterwarnings("ignore:Using a target size:UserWarning")
 def test_checks_pass_the_correct_broadcast_vjp() -> None:
     gc.check_reference_vjp(MSE, MSE_BROADCAST)  # the control for the planted unreduced VJP

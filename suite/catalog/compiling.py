@@ -1,19 +1,22 @@
 """The op records that one ``torch.compile`` backend does not check, each with the reason.
 
 ``OpSpec.backends`` is where a record says why it does not run under a backend. The catalogue's
-reasons live here, in one table, because they come from one measurement: the whole catalogue's
-forward check under inductor (``pytest --backend inductor --dtype float32 -k
+reasons live here, in one table, because they come from the catalogue-wide runs: the forward
+check under inductor (``pytest --backend inductor --dtype float32 -k
 "test_forward_matches_reference"``) and the same records under aot_eager, on torch 2.13.0,
-2026-12-01. Three kinds of reason:
+2026-12-01, and the gradient check under aot_eager (``pytest --backend aot_eager --device cpu
+-k test_gradient_matches_reference``), torch 2.13.0, 2026-12-02. Three kinds of reason:
 
 * torch refuses to trace the op (dynamo's or AOTAutograd's own words): no compiled check can
   run; the reason holds for every backend that traces;
 * the record's ``torch_fn`` builds a module per call (the recurrent records): dynamo refuses
   the ``nn.Parameter`` constructor inside a compiled function, which says nothing about the op;
 * a torch finding (KNOWN_DIFFERENCES.md, "Compiled ops"): the compile fails, or the compiled
-  op is wrong, on some draws; a test id that fails on some draws only cannot be a strict xfail,
-  so the record skips that backend with the finding as the reason, on the releases measured
-  wrong (``suite.versions``), and a fixed case in tests/test_compiled.py is the strict xfail.
+  op is wrong, on some draws; a test id that fails on some draws only cannot be a strict
+  xfail, so the record skips that backend with the finding as the reason, on the releases
+  measured wrong (``suite.versions``), and a fixed case in tests/test_compiled.py is the
+  strict xfail. A ``"<backend> backward"`` key skips only the checks that differentiate,
+  where the forward compiles (``suite.compiled.BACKWARD``).
 
 A user's record of the same name keeps its own ``backends`` (only the catalogue's records are
 given these).
@@ -76,6 +79,15 @@ _MHA = (f"{_VERSION}: not characterised yet: in the catalogue's inductor run, th
         "calls with the same tensors (0.2947 and 0.2290 where the reference gives 0.3194; "
         "query (2, 2), 2 heads, need_weights, dropout 0); a fresh compile of that case is "
         "right (KNOWN_DIFFERENCES.md)")
+_MULTI_MARGIN = (f"{_VERSION}: compiled multi_margin_loss (aot_eager and inductor) with "
+                 "reduction='none' returns shape (1,) for a 0-d input and target where eager "
+                 "gives (), shown by tests/test_compiled.py::"
+                 "test_compiled_multi_margin_loss_of_one_sample_is_0_d (KNOWN_DIFFERENCES.md)")
+_FRACTIONAL_3D_BACKWARD = (
+    f"{_VERSION}: aot_eager cannot compile fractional_max_pool3d's backward (\"Backend compiler "
+    "`aot_eager` failed with aten.fractional_max_pool3d_backward.default\"; inductor compiles "
+    "it), shown by tests/test_compiled.py::test_aot_eager_compiles_fractional_max_pool3d_backward "
+    "(KNOWN_DIFFERENCES.md)")
 _SKIPPED_FUNCTION = (f"{_MEASURED}: dynamo cannot trace the transformer stacks' forward "
                      "(\"Unsupported: Attempted to call function marked as skipped\")")
 
@@ -100,6 +112,10 @@ for _name, _wrong in (("adaptive_avg_pool2d", versions.INDUCTOR_ADAPTIVE_POOL_UN
         NOT_COMPILED[_name] = {"inductor": _RELATIONAL.format(_name, _name)}
 if versions.COMPILED_MULTILABEL_MARGIN_IGNORES_END:
     NOT_COMPILED["multilabel_margin_loss"] = dict.fromkeys(TRACED, _MULTILABEL)
+if versions.COMPILED_MULTI_MARGIN_ZERO_DIM_SHAPE:
+    NOT_COMPILED["multi_margin_loss"] = dict.fromkeys(TRACED, _MULTI_MARGIN)
+if versions.AOT_EAGER_FRACTIONAL_MAX_POOL3D_BACKWARD:  # the forward still runs compiled
+    NOT_COMPILED["fractional_max_pool3d"] = {"aot_eager backward": _FRACTIONAL_3D_BACKWARD}
 if versions.AA_BICUBIC_BACKWARD_SYMINT_SIZES:
     NOT_COMPILED["interpolate_bicubic_antialias"] = dict.fromkeys(TRACED, _BICUBIC_AA)
 if versions.LP_POOL_SYMINT_NORM:
