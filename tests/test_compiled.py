@@ -19,7 +19,7 @@ import torch
 
 from suite import catalog, compiled, versions
 from suite import optimcheck as oc
-from suite.specs import OptimizerRun
+from suite.specs import Case, OptimizerRun
 
 
 def _require_inductor() -> None:
@@ -349,6 +349,52 @@ def test_compiled_multi_margin_loss_of_one_sample_is_0_d() -> None:
                reduction="none")
     assert tuple(got.shape) == (), f"compiled multi_margin_loss has shape {tuple(got.shape)}"
     assert abs(got.item() - float(want)) <= 1e-12
+
+
+# check_low_precision's assume() outside a Hypothesis test (it passes: the cases are representable).
+_ASSUME_OUTSIDE_GIVEN = pytest.mark.filterwarnings(
+    "ignore::hypothesis.errors.HypothesisDeprecationWarning")
+
+
+def _pool3d_case() -> Case:
+    return Case({"input": np.linspace(-1.0, 1.0, 16).reshape(1, 2, 2, 2, 2)}, ("input",),
+                {"kernel_size": 2})
+
+
+@pytest.mark.compile
+@_ASSUME_OUTSIDE_GIVEN
+def test_a_compiled_ladder_check_skips_where_eager_has_no_half_kernel_either() -> None:
+    """avg_pool3d has no CPU float16 kernel in eager torch (torch 2.13.0: "avg_pool3d_out_frame"
+    not implemented for 'Half'); aot_eager runs eager's kernels, so the compiled ladder check
+    skips with torch's words, as the eager ladder does, instead of calling it a compiler
+    failure."""
+    spec = catalog.by_name("avg_pool3d")
+    eager = torch.nn.functional.avg_pool3d
+    try:  # the control: this torch's eager kernel is missing
+        eager(torch.zeros(1, 2, 2, 2, 2, dtype=torch.float16), 2)
+        pytest.skip(f"torch {torch.__version__} has a CPU float16 avg_pool3d: nothing to skip")
+    except NotImplementedError:
+        pass
+    with pytest.raises(pytest.skip.Exception, match="not implemented for 'Half'"):
+        compiled.check_low_precision(spec, _pool3d_case(), torch.float16, "cpu", "aot_eager")
+
+
+@_ASSUME_OUTSIDE_GIVEN
+@pytest.mark.parametrize("cause", [
+    NotImplementedError('"gelu_kernel" not implemented for \'Half\''),
+    RuntimeError("an unrelated compiler failure")], ids=["missing-kernel", "other"])
+def test_a_compiled_ladder_check_fails_where_only_the_compiled_op_lacks_a_kernel(
+        cause: Exception, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planted: the compiled gelu raises torch's "not implemented for 'Half'" (or any other
+    error) where eager gelu has a CPU float16 kernel: a failure, never a skip."""
+    def compiled_forward(*args: object) -> None:
+        raise compiled.CompileError("gelu [aot_eager] forward failed") from cause
+
+    monkeypatch.setattr(compiled, "check_forward", compiled_forward)
+    case = Case({"input": np.linspace(-2.0, 2.0, 9)}, ("input",), {"approximate": "none"})
+    with pytest.raises(compiled.CompileError, match="gelu"):
+        compiled.check_low_precision(catalog.by_name("gelu"), case, torch.float16, "cpu",
+                                     "aot_eager")
 
 
 @pytest.mark.compile
