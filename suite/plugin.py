@@ -297,7 +297,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     recorder = item.config.stash.get(_DRIFT_RECORDER, None)
     if call.when == "call" and recorder is not None and item.nodeid in recorder.entries:
         ratio = float(recorder.entries[item.nodeid]["ratio"])
-        report.user_properties.append((summary.RATIO, ratio))
+        _add_property(item, report, summary.RATIO, ratio)
     if call.when == "call":
         _report_compiles(item, call, report)
     script = reproduce.WRITTEN.pop(item.nodeid, None)
@@ -307,6 +307,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                                 f"Standalone reproducer: python {reproduce.shown(script)}"))
 
 
+def _add_property(item: pytest.Item, report: Any, name: str, value: object) -> None:
+    """A property of the call's report (what the summary reads) and of the item, whose
+    teardown report is the one JUnit XML writes its properties from."""
+    report.user_properties.append((name, value))
+    item.user_properties.append((name, value))
+
+
 def _report_compiles(item: pytest.Item, call: pytest.CallInfo[None], report: Any) -> None:
     """The test's compiles in its report (a section, and a property the summary counts); a
     compile failure's report is its one paragraph and Hypothesis's falsifying example, not
@@ -314,7 +321,7 @@ def _report_compiles(item: pytest.Item, call: pytest.CallInfo[None], report: Any
     compiles = compiled.LEDGER.pop(item.nodeid)
     if compiles is not None:
         report.sections.append(("gradsuite compile", compiles.describe()))
-        report.user_properties.append((summary.RECOMPILES, compiles.recompiles))
+        _add_property(item, report, summary.RECOMPILES, compiles.recompiles)
     if report.failed and call.excinfo is not None \
             and call.excinfo.errisinstance(compiled.CompileError):
         error = call.excinfo.value
