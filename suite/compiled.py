@@ -383,17 +383,22 @@ def compiled_op(spec: OpSpec, dtype: torch.dtype, device: str,
     return kept[1]
 
 
-def compiled_spec(spec: OpSpec, dtype: torch.dtype, device: str, backend: str) -> OpSpec:
+def compiled_spec(spec: OpSpec, dtype: torch.dtype, device: str, backend: str, *,
+                  training: bool = True) -> OpSpec:
     """The record with ``torch_fn`` compiled: every eager check of ``suite.gradcheck`` runs on
     it unchanged. Its name carries the backend (messages read ``gelu [inductor]: forward
     ...``).
 
-    The compiled op always runs with gradients enabled, so the forward check (which calls it
-    under ``no_grad``) and the gradient check share one graph, AOTAutograd's training graph,
-    whose forward half is what a compiled training step runs: a graph under ``no_grad`` would
-    be a second compile of every case (grad mode is one of dynamo's guards) for the same
-    forward formulas."""
+    ``training``: the compiled op runs with gradients enabled, so the forward check (which
+    calls it under ``no_grad``) and the gradient check share one graph, AOTAutograd's training
+    graph, whose forward half is what a compiled training step runs: a graph under ``no_grad``
+    would be a second compile of every case (grad mode is one of dynamo's guards) for the same
+    forward formulas. Compiling a training graph traces the backward too, so a record whose
+    backward the backend cannot compile (a ``"<backend> backward"`` refusal) has its forward
+    checked in the inference graph instead (``training=False``)."""
     op = compiled_op(spec, dtype, device, backend)
+    if not training:
+        return dataclasses.replace(spec, name=f"{spec.name} [{backend}]", torch_fn=op)
 
     def training_graph(*args: Any, **kwargs: Any) -> torch.Tensor:
         with torch.enable_grad():
@@ -421,12 +426,15 @@ def compiler_failures(what: str) -> Iterator[None]:
 
 def check_forward(spec: OpSpec, case: Case, dtype: torch.dtype, device: str,
                   backend: str) -> None:
-    """The compiled forward (inference graph, under no_grad) against the reference."""
+    """The compiled forward (the training graph's forward half; the inference graph where
+    the backend refuses the record's backward) against the reference."""
     __tracebackhide__ = True
     from suite import gradcheck as gc
 
+    training = refusal(spec, backend, backward=True) is None
     with compiler_failures(f"{spec.name} [{backend}] forward"):
-        gc.check_forward(compiled_spec(spec, dtype, device, backend), case, dtype, device)
+        gc.check_forward(compiled_spec(spec, dtype, device, backend, training=training), case,
+                         dtype, device)
 
 
 def check_gradient(spec: OpSpec, case: Case, dtype: torch.dtype, device: str,

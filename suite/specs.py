@@ -304,7 +304,8 @@ class OpSpec:
     with ``suite.versions`` where only some releases refuse). Every other backend runs the
     record's forward, gradient and precision-ladder checks compiled (``suite.compiled``);
     ``eager`` (no compile) always runs. A key ``"<backend> backward"`` leaves out only the
-    checks that differentiate (gradient and ladder), where the forward compiles."""
+    checks that differentiate (gradient and ladder), where the forward compiles; the forward
+    check then compiles the inference graph, which traces no backward."""
     vmap: bool | str | Mapping[str, str] = True
     """True: ``torch.func.vmap`` over an added batch dimension is checked against the
     per-example loop and the reference (``suite.vmapcheck``), every array batched in turn and

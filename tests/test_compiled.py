@@ -491,6 +491,27 @@ def test_a_backward_refusal_leaves_the_compiled_forward_check(pytester: pytest.P
     assert any("test_gradient_matches_reference[" in i for i in eager), eager
 
 
+@pytest.mark.compile
+def test_a_backward_refused_record_checks_its_compiled_forward_without_the_backward() -> None:
+    """fractional_max_pool3d's compiled forward under aot_eager, whose backward that backend
+    cannot compile (``"aot_eager backward"``): the forward check compiles the inference graph,
+    which traces no backward, and passes; the training graph, which the other records' forward
+    checks share with their gradient checks, would fail on the backward."""
+    spec = catalog.by_name("fractional_max_pool3d")
+    if compiled.refusal(spec, "aot_eager", backward=True) is None:
+        pytest.skip(f"torch {torch.__version__}: aot_eager compiles fractional_max_pool3d's "
+                    f"backward, so its forward shares the training graph")
+    case = spec.inputs.sized(4)
+    torch._dynamo.reset()
+    compiled.check_forward(spec, case, torch.float64, "cpu", "aot_eager")
+    with pytest.raises(compiled.CompileError, match="fractional_max_pool3d_backward"):
+        with compiled.compiler_failures("fractional_max_pool3d [aot_eager] forward"):
+            from suite import gradcheck as gc
+
+            gc.check_forward(compiled.compiled_spec(spec, torch.float64, "cpu", "aot_eager"),
+                             case, torch.float64, "cpu")
+
+
 def test_default_run_collects_no_compiled_step_test(run) -> None:
     eager = run("--collect-only", "-q")
     names = [line for line in eager.outlines if "::" in line]

@@ -16,7 +16,8 @@ check under inductor (``pytest --backend inductor --dtype float32 -k
   xfail, so the record skips that backend with the finding as the reason, on the releases
   measured wrong (``suite.versions``), and a fixed case in tests/test_compiled.py is the
   strict xfail. A ``"<backend> backward"`` key skips only the checks that differentiate,
-  where the forward compiles (``suite.compiled.BACKWARD``).
+  where the forward compiles (``suite.compiled.BACKWARD``); the forward check then compiles
+  the inference graph, which traces no backward.
 
 A user's record of the same name keeps its own ``backends`` (only the catalogue's records are
 given these).
