@@ -67,9 +67,12 @@ GROUP_NORM_BIAS_WITHOUT_WEIGHT_RAISES = not torch_at_least("2.14")
 
 #: float32 gelu at +inf in the vectorised kernel: NaN (a bug, KNOWN_DIFFERENCES.md) on 2.1.2,
 #: 2.5.1, 2.13.0, 2.14.1 and 2.15.0; inf, correctly, on 2.0.1 (measured). The NaN comes from
-#: torch's AVX512 kernels: the same 2.13.0 wheel gives inf on an AVX2-only CPU (AMD EPYC,
-#: capability AVX2, and with ATEN_CPU_CAPABILITY=default), and one binary runs the same AVX2
-#: code on every x86 CPU, so the machines that measured NaN ran the AVX512 path.
+#: oneDNN's AVX512 eltwise kernel, which torch uses for an input of more than one element: on
+#: an AVX512 CPU (AMD EPYC, 2026-12-02) the 2.13.0 wheel gives NaN even with
+#: ATEN_CPU_CAPABILITY=default or AVX2, and inf with ONEDNN_MAX_CPU_ISA=AVX2, with oneDNN off
+#: (torch.backends.mkldnn.flags(enabled=False)) or for one element; on an AVX2-only CPU it
+#: gives inf. oneDNN picks its ISA from the CPU, which ATen's capability reports unless
+#: ATEN_CPU_CAPABILITY lowers it.
 GELU_FLOAT32_INF_IS_NAN = torch_at_least("2.1") and CPU_CAPABILITY.startswith("AVX512")
 
 # Defects the hard tier found on torch 2.2.2 (CUDA wheel run on the CPU, AVX2) that 2.13.0 has

@@ -24,8 +24,8 @@ ACTIVATIONS = [s for s in catalog.OPS if s.family == "activation"]
 # expected failures (a fix in torch shows up as an unexpected pass).
 KNOWN_FAILURES = {
     "test_forward_and_gradient_with_special_values[*-float32-gelu-inf]":
-        "torch 2.1 to 2.15's AVX512 float32 gelu gives NaN at +inf (float64, the AVX2 and scalar "
-        "paths and torch 2.0.1 give inf)",
+        "torch 2.1 to 2.15's float32 gelu gives NaN at +inf in oneDNN's AVX512 kernel (float64, "
+        "one element, AVX2-only CPUs and torch 2.0.1 give inf)",
 } if versions.GELU_FLOAT32_INF_IS_NAN else {}
 
 # The battery's checks at special inputs, for every record whose inputs are Elementwise (the

@@ -89,6 +89,19 @@ def _gelu_tanh_gradient_overflows(case: Case, dtype: torch.dtype) -> str | None:
     return None
 
 
+def _gelu_defects(case: Case, dtype: torch.dtype) -> str | None:
+    """The tanh approximation's gradient overflow, and float32 gelu's NaN at +inf where torch
+    hands an input of more than one element to oneDNN's AVX512 kernel
+    (``versions.GELU_FLOAT32_INF_IS_NAN``; KNOWN_DIFFERENCES.md; measured on torch 2.13.0: one
+    element, or ``ONEDNN_MAX_CPU_ISA=AVX2``, gives inf; a strict xfail in
+    tests/test_activations.py shows it)."""
+    x = case.arrays["input"]
+    if versions.GELU_FLOAT32_INF_IS_NAN and dtype == torch.float32 and x.size > 1 \
+            and case.options.get("approximate", "none") == "none" and np.any(x == np.inf):
+        return "float32 gelu NaN at +inf (oneDNN's AVX512 kernel)"
+    return _gelu_tanh_gradient_overflows(case, dtype)
+
+
 def _elu_terms(name: str) -> conditioning.Formula:
     """The sum |terms| of elu's, celu's or selu's torch formula: expm1 for x < 0 (no
     cancellation: judged relatively) since 2.13; before (2.2.2 measured) exp(x) - 1, which
@@ -206,7 +219,7 @@ RECORDS = (
     # eps |x| there, not relative to the tiny result (KNOWN_DIFFERENCES.md); its terms say so.
     _record("gelu", F.gelu, "GELU",
             hi.Elementwise(min_dims=0, options={"approximate": st.sampled_from(["none", "tanh"])}),
-            terms=conditioning.GELU, known_defects=_gelu_tanh_gradient_overflows,
+            terms=conditioning.GELU, known_defects=_gelu_defects,
             module=ModuleForm(nn.GELU)),
     # glu's input gradient g a sigmoid(b) (1 - sigmoid(b)) takes 1 - sigmoid(b) from the
     # rounded saved sigmoid and scales it by |g a| up to ~70 (0.009 absolute seen in float16
