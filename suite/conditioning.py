@@ -24,7 +24,9 @@ on top of the row. Everything here is NumPy float64, evaluated on the rounded ca
   inv_std (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) is a sum of three signed terms inside
   each Jacobian entry (for two values per group it cancels exactly), so
   M = inv_std (|dxhat| + mean|dxhat| + |xhat| mean|dxhat xhat|); the weight and bias gradients
-  are sums of g xhat and of g over the batch.
+  are sums of g xhat and of g over the batch. batch_norm in training normalises with its batch
+  mean rounded to the input's type (torch saves its statistics in that type), so its xhat
+  carries M_xhat = |xhat| + |mean| inv_std in place of |xhat|.
 
 Not a sum |terms|: :class:`RecurrentGates` (``OpSpec.gates``, the hard tier only) bounds what
 gate derivatives formed from rounded activations (sigma' = s (1 - s) near saturation) move a
@@ -237,14 +239,36 @@ class _BatchNorm(_Normalization):
     def _centred(self, case: Case) -> bool:
         return bool(case.options.get("training", False))
 
+    # Training: torch keeps the batch statistics in the parameters' dtype (native_batch_norm
+    # returns save_mean and save_invstd in bfloat16 or float16 for parameters of that type,
+    # torch 2.13.0 CPU) and normalises with the rounded mean, so xhat carries that rounding:
+    # |d mean| <= u |mean| moves xhat by u |mean| inv_std, M_xhat = |xhat| + |mean| inv_std.
+    # Seen in bfloat16: an output of 0.0188 given as 0.0366, the mean 0.29978 used as 0.29883,
+    # at mean / std = 3 (tests/test_precision.py). Unlike layer_norm and group_norm, whose
+    # half-precision kernels keep float32 statistics; the hard tier's M_xhat (the centring
+    # formed from |x| and mean |x|) already covers it.
+    def _training_xhat_terms(self, case: Case
+                             ) -> tuple[Array, Array, Array, Array, Array, Axes, Axes]:
+        x, xhat, inv_std, w, b, axes, param_axes = self._parts(case)
+        mean = np.mean(x, axis=axes, keepdims=True)
+        return x, np.abs(xhat) + np.abs(mean) * inv_std, inv_std, w, b, axes, param_axes
+
     def forward(self, spec: OpSpec, case: Case) -> Array:
+        """Training: M = |w| (|xhat| + |mean| inv_std) + |b|; evaluation: one product."""
         if self._centred(case):
-            return super().forward(spec, case)
+            _, terms, _, w, b, _, _ = self._training_xhat_terms(case)
+            return np.reshape(np.abs(w) * terms + np.abs(b), case.arrays["input"].shape)
         return np.abs(spec.reference(case))
 
     def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+        """Training: the centred input gradient's M and sum |g| M_xhat, sum |g| with the
+        rounded mean's M_xhat in place of |xhat|; evaluation: one product."""
         if self._centred(case):
-            return super().vjp(spec, g, case)
+            x, terms, inv_std, w, _, axes, param_axes = self._training_xhat_terms(case)
+            g = np.reshape(g, x.shape)
+            return {"input": np.reshape(_centred_terms(g * w, terms, inv_std, axes, True),
+                                        case.arrays["input"].shape),
+                    **_parameter_terms(case, g, terms, param_axes)}
         x, _, param_shape, param_axes = self.layout(case)
         xhat = (x - np.reshape(case.arrays["running_mean"], param_shape)) / np.sqrt(
             np.reshape(case.arrays["running_var"], param_shape) + case.options.get("eps", 1e-5))
