@@ -24,6 +24,7 @@ from references import losses_margin as margin
 from references import losses_probabilistic as probabilistic
 from references import losses_regression as regression
 from suite import conditioning, versions
+from suite.devices import dtype_name
 from suite.inputs import losses as li
 from suite.specs import Case, ModuleForm, OpSpec
 from suite.tolerances import Kind, Tolerance
@@ -132,6 +133,24 @@ def _cross_entropy_smoothing_sum_overflows(case: Case, dtype: torch.dtype) -> st
     largest = max(total, float(np.max(per_row, initial=0.0)))
     if not np.isfinite(largest) or largest > float(torch.finfo(torch.float16).max):
         return "float16 cross_entropy's label-smoothing sum overflows float16"
+    return None
+
+
+def _multilabel_soft_margin_row_overflows(case: Case, dtype: torch.dtype) -> str | None:
+    """torch composes multilabel_soft_margin_loss as ``loss.sum(dim=-1) / C``: a sample's sum
+    over its classes, sum_c w_c l_c, is rounded to the half type before the division, so it is
+    inf once that sum passes the type's largest value although the loss, C times smaller, is
+    representable (float16 inf for 18070: a row of 8 classes at x = 3000, target 0, weights up
+    to 12; KNOWN_DIFFERENCES.md, a strict xfail in tests/test_hard.py)."""
+    if dtype not in (torch.float16, torch.bfloat16):
+        return None
+    x = np.asarray(case.arrays["input"], dtype=np.float64)
+    y = np.broadcast_to(np.asarray(case.arrays["target"], dtype=np.float64), x.shape)
+    w = np.asarray(case.arrays.get("weight", 1.0), dtype=np.float64)
+    terms = w * (y * np.logaddexp(0.0, -x) + (1.0 - y) * np.logaddexp(0.0, x))
+    row = np.abs(np.sum(terms, axis=-1)) if x.size else np.zeros(0)
+    if np.any(~np.isfinite(row) | (row > float(torch.finfo(dtype).max))):
+        return f"{dtype_name(dtype)} multilabel_soft_margin_loss's class sum overflows"
     return None
 
 
@@ -437,6 +456,7 @@ RECORDS = (
            broadcasts=("target",),
            torch_fn=F.multilabel_soft_margin_loss, ref=margin.multilabel_soft_margin_loss,
            ref_vjp=margin.multilabel_soft_margin_loss_vjp, overflow_prone=True,
+           known_defects=_multilabel_soft_margin_row_overflows,
            module=ModuleForm(nn.MultiLabelSoftMarginLoss, ctor_arrays=("weight",)),
            docs=_DOCS.format("MultiLabelSoftMarginLoss"),
            inputs=li.Pointwise(
