@@ -115,18 +115,24 @@ def test_local_response_norm_of_transposed_5d_input() -> None:
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason=f"{_TORCH_2_13}: float32 group_norm and float16 "
-                   "layer_norm of a constant group are not exactly 0 (-2.6e-6, 2.0e-6)")
-@pytest.mark.parametrize("op", ["group_norm-float32", "layer_norm-float16"])
+                   reason=f"{_TORCH_2_13}: float32 group_norm, float16 layer_norm and float64 "
+                   "group_norm with a weight of a constant group are not exactly 0 (-2.6e-6, "
+                   "2.0e-6, 2.6e-11)")
+@pytest.mark.parametrize("op", ["group_norm-float32", "layer_norm-float16", "group_norm-float64"])
 def test_constant_group_normalises_to_exactly_zero(op: str) -> None:
     """x - mean(x) is exactly 0 for equal values, so a constant group normalises to exactly
     0 (here without bias: the output is 0)."""
     # torch releases without this half-precision CPU kernel skip, with torch's words.
-    precision = torch.float16 if op.endswith("float16") else torch.float32
+    precision = {"float16": torch.float16, "float32": torch.float32,
+                 "float64": torch.float64}[op.split("-")[1]]
     with higher.skip_if_unsupported(precision, "cpu"):
         if op == "group_norm-float32":
             x = torch.tensor([[0.3, 0.3]], dtype=torch.float32)
             weight = torch.tensor([0.93395, 1.0629], dtype=torch.float32)
+            out = F.group_norm(x, 1, weight)
+        elif op == "group_norm-float64":
+            x = torch.tensor([[1000.0, 1000.0]], dtype=torch.float64)
+            weight = torch.tensor([0.97331, 1.994], dtype=torch.float64)
             out = F.group_norm(x, 1, weight)
         else:
             x = torch.tensor([0.30004883, 0.30004883], dtype=torch.float16)
