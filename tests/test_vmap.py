@@ -260,6 +260,29 @@ def test_max_unpool3d_vjp_under_vmap_with_indices_batched_at_dimension_3() -> No
     torch.testing.assert_close(got, loop, rtol=0, atol=0)
 
 
+@pytest.mark.xfail(strict=True, raises=RuntimeError,
+                   reason="torch 2.13.0 and 2.14.1 bug (KNOWN_DIFFERENCES.md): "
+                          "local_response_norm of a 5-d input calls .view, which raises 'view "
+                          "size is not compatible' for a batch dimension inside its last two")
+def test_local_response_norm_of_a_5d_input_under_vmap_batched_at_dimension_4() -> None:
+    """Found by seed 6106 under torch 2.14.1 (input (1, 1, 1, 2, 2), batched at dimension 4);
+    the vmap check batches such an input at dimension 0 only (``DIM_0_ONLY_AT_RANK``)."""
+    x = torch.randn(3, 1, 1, 1, 2, 2, dtype=torch.float64)
+    batched = x.movedim(0, 4).contiguous()  # the same examples, batch dimension 4
+    got = torch.func.vmap(lambda t: F.local_response_norm(t, 1), in_dims=4)(batched)
+    loop = torch.stack([F.local_response_norm(x[k], 1) for k in range(3)])
+    torch.testing.assert_close(got, loop, rtol=0, atol=0)
+
+
+def test_a_5d_local_response_norm_input_is_batched_at_dimension_0_only() -> None:
+    """The pin applies to a 5-d input only: a 4-d one is batched everywhere."""
+    spec = catalog.by_name("local_response_norm")
+    five = Case({"input": np.ones((1, 1, 1, 2, 2))}, ("input",), {"size": 1})
+    four = Case({"input": np.ones((1, 1, 2, 2))}, ("input",), {"size": 1})
+    assert list(vmapcheck.dim_0_only(spec, five)) == ["input"]
+    assert vmapcheck.dim_0_only(spec, four) == {}
+
+
 @pytest.mark.xfail(versions.VMAP_MHA_CROSS_BIAS_VIEW_RAISES, strict=True, raises=RuntimeError,
                    reason="torch 2.13.0 bug (KNOWN_DIFFERENCES.md): multi_head_attention_forward "
                           "with a separate key and in_proj_bias batched at dimension 1 raises "
