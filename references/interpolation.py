@@ -152,17 +152,29 @@ _FILTERS: dict[str, tuple[Callable[[Array], Array], int]] = {
     "bilinear": (_triangle, 2), "bicubic": (_pillow_cubic, 4), "lanczos": (_lanczos3, 6)}
 
 
-def _antialias_taps(n: int, o: int, align_corners: bool | None, s: float | None,
-                    mode: str) -> _separable.Taps:
-    f, taps = _FILTERS[mode]
+def _antialias_window(n: int, o: int, align_corners: bool | None, s: float | None,
+                      mode: str
+                      ) -> tuple[NDArray[np.int64], Array, NDArray[np.bool_], Array, float]:
+    """Output j's window: source indices i (o, K), the filter's arguments
+    (i - c_j + 0.5) / stretch, which taps lie inside it, the centres c_j, and the stretch."""
+    _, taps = _FILTERS[mode]
     scale = _scale(n, o, align_corners, s)
     stretch = max(scale, 1.0)
     support = taps / 2 * stretch
-    centre = scale * (np.arange(o) + 0.5)
+    centre: Array = scale * (np.arange(o, dtype=np.float64) + 0.5)
     xmin = np.maximum(np.trunc(centre - support + 0.5), 0).astype(np.int64)
     xmax = np.minimum(np.trunc(centre + support + 0.5), n).astype(np.int64)
-    i = xmin[:, None] + np.arange(max(int(np.max(xmax - xmin, initial=0)), 1))  # the windows
-    w = np.where(i < xmax[:, None], f((i - centre[:, None] + 0.5) / stretch), 0.0)
+    width = max(int(np.max(xmax - xmin, initial=0)), 1)
+    i: NDArray[np.int64] = xmin[:, None] + np.arange(width, dtype=np.int64)  # the windows
+    argument: Array = (i - centre[:, None] + 0.5) / stretch
+    return i, argument, i < xmax[:, None], centre, stretch
+
+
+def _antialias_taps(n: int, o: int, align_corners: bool | None, s: float | None,
+                    mode: str) -> _separable.Taps:
+    f, _ = _FILTERS[mode]
+    i, argument, inside, _, _ = _antialias_window(n, o, align_corners, s, mode)
+    w = np.where(inside, f(argument), 0.0)
     total = w.sum(axis=1, keepdims=True)
     return _separable.taps(i, np.divide(w, total, out=np.zeros_like(w), where=total != 0), n)
 

@@ -11,6 +11,8 @@ draws out (``suite.inputs.spatial.Resize``); the tests here keep them in view.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -254,3 +256,44 @@ def test_a_side_of_4000_is_resampled_right(name: str, mode: str, dims: int) -> N
     case = _long_side_case(mode, dims, 4000)
     gc.check_forward(spec, case, torch.float64, "cpu")  # type: ignore[arg-type]
     gc.check_gradient(spec, case, torch.float64, "cpu")  # type: ignore[arg-type]
+
+
+# The float32 lanczos draw of seed 6106 (torch 2.13.0 and 2.14.1 alike), rounded to float32:
+# 1.36e-5 off at an output of 0.82, which the kernel's float32 source coordinates explain.
+_LANCZOS_FOUND = Case({"input": np.array([
+    -2.222350597381592, -6.04364538192749, -8.086967468261719, -1.9727756977081299,
+    1.7522045373916626, 0.15180416405200958, 1.5133564472198486, -7.629360198974609,
+    6.3977556228637695, -2.4052469730377197, 5.319751739501953, -1.4208818674087524,
+    -1.5854889154434204, -3.567014217376709, 11.516990661621094, 5.05311918258667,
+    6.868574619293213, -6.62612247467041, 1.3511326313018799, -0.8683587908744812,
+    4.982879161834717]).reshape(1, 1, 7, 3)}, ("input",),
+    {"mode": "lanczos", "scale_factor": (1.875, 2.0), "antialias": True}, seed=420)
+
+
+def _coordinates_off(input: torch.Tensor, scale_factor: tuple[float, float],
+                     **options: object) -> torch.Tensor:
+    """Planted: source coordinates 1e-4 off (the scale factors read 1e-4 too large; the output
+    size is the same)."""
+    return F.interpolate(input, scale_factor=tuple(s * (1 + 1e-4) for s in scale_factor),
+                         **options)  # type: ignore[arg-type]
+
+
+def _output_off(input: torch.Tensor, **options: object) -> torch.Tensor:
+    """Planted: every output 0.1 % too large."""
+    return F.interpolate(input, **options) * 1.001  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("planted", [_coordinates_off, _output_off],
+                         ids=["coordinates-1e-4", "output-0.1%"])
+def test_antialiased_allowance_is_the_kernels_float32_coordinates(planted: object) -> None:
+    """suite/conditioning.py, ANTIALIASED_RESAMPLING: torch's float32 lanczos passes on the case
+    it failed by 1.36e-5 (forward and gradient), and a kernel whose coordinates are 1e-4 off,
+    or whose outputs are 0.1 % off, fails."""
+    spec = catalog.by_name("interpolate_lanczos")
+    if spec.torch_fn is not F.interpolate:
+        pytest.skip(f"torch {torch.__version__} has no mode 'lanczos' in F.interpolate")
+    gc.check_forward(spec, _LANCZOS_FOUND, torch.float32, "cpu")
+    gc.check_gradient(spec, _LANCZOS_FOUND, torch.float32, "cpu")
+    bad = dataclasses.replace(spec, torch_fn=planted)
+    with pytest.raises(AssertionError, match="forward is not close"):
+        gc.check_forward(bad, _LANCZOS_FOUND, torch.float32, "cpu")

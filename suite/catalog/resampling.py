@@ -85,7 +85,8 @@ def _interpolation(name: str, mode: str, dims: tuple[int, ...], **inputs: Any) -
                   ref_vjp=getattr(ref_interpolation, f"{name}_vjp"),
                   # each output is a weighted sum of a few inputs and each input gradient a sum
                   # over the outputs reading it: sums of signed terms (conditioning)
-                  terms=conditioning.MULTILINEAR,
+                  terms=conditioning.ANTIALIASED_RESAMPLING if antialias
+                  else conditioning.MULTILINEAR,
                   inputs=spatial.Resize(mode, dims, **inputs),
                   docs="https://pytorch.org/docs/stable/generated/"
                        "torch.nn.functional.interpolate.html",
