@@ -15,12 +15,14 @@ view's values, and its input gradient is mapped back onto the leaf:
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import event, given, settings
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
 from suite import compare
@@ -136,6 +138,39 @@ KNOWN_LAYOUT: dict[tuple[str, str], tuple[Callable[[Case, torch.Tensor], bool], 
 }
 
 
+def _above(value: object, bound: int) -> bool:
+    """Whether an option spelled as an int, a tuple or 'same' / 'valid' exceeds ``bound``
+    anywhere ('same' pads, conservatively counted as above)."""
+    if isinstance(value, str):
+        return value == "same"
+    values = value if isinstance(value, tuple | list) else (value,)
+    return any(int(v) > bound for v in values)  # type: ignore[call-overload]
+
+
+def _conv3d_channels_last_crash(case: Case, view: torch.Tensor) -> bool:
+    """torch 2.13.0 and 2.14.1 (CPU) end the process with a segmentation fault in F.conv3d of
+    a channels_last_3d input with a bias, a dilation above 1, a padding and a stride above 1
+    (seed 6107, 2026-12-02; KNOWN_DIFFERENCES.md). Measured: without the bias, the dilation,
+    the padding or the stride it runs, and in float64 (another kernel); groups and batch do
+    not matter. A crash cannot be caught in the process: such cases are set aside (in every
+    dtype: the predicate does not see it), and
+    test_conv3d_of_a_channels_last_input_with_a_bias_dilation_and_padding runs one in a
+    subprocess (strict xfail)."""
+    options = case.options
+    return (_batched_channels_last_3d(case, view) and case.arrays.get("bias") is not None
+            and _above(options.get("dilation", 1), 1) and _above(options.get("padding", 0), 0)
+            and _above(options.get("stride", 1), 1))
+
+
+# torch crashes a layout runs into (the process dies, so nothing can be caught): (record,
+# layout) -> (the cases it hits, what torch does); set aside with Hypothesis's assume.
+CRASHES: dict[tuple[str, str], tuple[Callable[[Case, torch.Tensor], bool], str]] = {
+    ("conv3d", "channels_last"): (_conv3d_channels_last_crash,
+                                  "torch 2.13.0/2.14.1 conv3d of a channels_last_3d input with "
+                                  "bias, dilation, padding and stride: segmentation fault"),
+}
+
+
 @pytest.mark.parametrize(("spec", "layout"),
                          [(s, name) for s in SPATIAL for name in _layouts(s)],
                          ids=[f"{s.name}-{name}" for s in SPATIAL for name in _layouts(s)])
@@ -150,6 +185,10 @@ def test_non_contiguous_input(spec: OpSpec, layout: str, dtype: torch.dtype, dev
     case = data.draw(spec.cases(), label="case")
     known = KNOWN_LAYOUT.get((spec.name, layout))
     view = LAYOUTS[layout](case.arrays["input"])
+    crash = CRASHES.get((spec.name, layout))
+    if crash is not None and crash[0](case, view[1](torch.tensor(view[0]))):
+        event(f"set aside, known torch crash: {crash[1]}")
+        assume(False)
     if known is not None and known[0](case, view[1](torch.tensor(view[0]))):
         with pytest.raises(RuntimeError, match=known[1]):
             _check_layout(spec, case, layout, dtype, device)
@@ -165,6 +204,30 @@ def test_layouts_cover_the_spatial_records() -> None:
 
 
 # --- known differences (KNOWN_DIFFERENCES.md) ----------------------------------------------
+
+_CONV3D_CRASH = """
+import torch, torch.nn.functional as F
+torch.manual_seed(0)
+x = torch.randn(2, 8, 1, 3, 1)
+w, b = torch.randn(8, 4, 3, 1, 1), torch.randn(8)
+options = dict(stride=(3, 2, 3), padding=(1, 2, 2), dilation=(1, 2, 2), groups=2)
+want = F.conv3d(x, w, b, **options)
+got = F.conv3d(x.contiguous(memory_format=torch.channels_last_3d), w, b, **options)
+assert torch.allclose(got, want, rtol=1e-5, atol=1e-5), (got - want).abs().max()
+"""
+
+
+@pytest.mark.xfail(strict=True,
+                   reason="torch 2.13.0 and 2.14.1 (CPU): F.conv3d of a channels_last_3d input "
+                          "with a bias, dilation, padding and stride ends the process with a "
+                          "segmentation fault (KNOWN_DIFFERENCES.md)")
+def test_conv3d_of_a_channels_last_input_with_a_bias_dilation_and_padding() -> None:
+    """The case seed 6107 drew, in float32 (float64 runs): the channels-last input gives the
+    contiguous input's result. Run in a subprocess, which the crash ends."""
+    result = subprocess.run([sys.executable, "-c", _CONV3D_CRASH], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, \
+        f"exit status {result.returncode}: {result.stderr.strip()[-300:]}"
 
 
 @pytest.mark.xfail(strict=True, raises=RuntimeError,
