@@ -236,18 +236,22 @@ def _limits() -> Any:
     return config.patch({k: v for k, v in wanted.items() if k in names})
 
 
+def _causes(error: BaseException) -> list[BaseException]:
+    """``error`` and the chain of exceptions that caused it (dynamo's ``inner_exception``, else
+    ``__cause__``), outermost first, each once."""
+    chain = [error]
+    while True:
+        inner = getattr(chain[-1], "inner_exception", None) or chain[-1].__cause__
+        if inner is None or any(inner is e for e in chain):
+            return chain
+        chain.append(inner)
+
+
 def summary(error: BaseException, what: str) -> str:
     """One paragraph: ``what`` failed, the chain of exception types down to the innermost
     cause, and that cause's first lines (dynamo's hints and traces left out)."""
-    chain, root = [type(error).__name__], error
-    seen = {id(error)}
-    while True:
-        inner = getattr(root, "inner_exception", None) or root.__cause__
-        if inner is None or id(inner) in seen:
-            break
-        seen.add(id(inner))
-        root = inner
-        chain.append(type(root).__name__)
+    causes = _causes(error)
+    chain, root = [type(e).__name__ for e in causes], causes[-1]
     lines: list[str] = []
     for line in str(root).strip().splitlines():
         line = line.strip()
@@ -471,12 +475,6 @@ def check_low_precision(spec: OpSpec, case: Case, dtype: torch.dtype, device: st
         raise
 
 
-def _innermost(error: BaseException) -> BaseException:
-    while error.__cause__ is not None and error.__cause__ is not error:
-        error = error.__cause__
-    return error
-
-
 def _skip_if_eager_lacks(error: CompileError, spec: OpSpec, case: Case, dtype: torch.dtype,
                          device: str) -> None:
     """Skip where the compiled op failed for want of a kernel in ``dtype`` (torch's own "not
@@ -485,7 +483,7 @@ def _skip_if_eager_lacks(error: CompileError, spec: OpSpec, case: Case, dtype: t
     from suite import gradcheck as gc
     from suite import higher
 
-    cause = _innermost(error)
+    cause = _causes(error)[-1]
     if not (isinstance(cause, RuntimeError) and higher._unsupported(cause, dtype)):
         return
     with higher.skip_if_unsupported(dtype, device):
