@@ -33,6 +33,7 @@ and the plugin leaves those tests out.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import itertools
@@ -44,7 +45,7 @@ import sysconfig
 import tempfile
 import types
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,19 +163,51 @@ def toolchain_problem() -> str | None:
 # --- compile accounting ------------------------------------------------------------------------
 
 
+#: Why a recompile happened, read from the guard that failed against the graph compiled last
+#: (dynamo logs one failed guard per cached graph, newest first). Only ``size`` and ``number``
+#: are recompiles that dynamic shapes could in principle have avoided (dynamo specialises a
+#: dimension of size 0 or 1, and a Python number that reaches a kernel as a constant); a new
+#: rank, layout, dtype, option or argument is a new graph under any setting.
+RECOMPILE_CAUSES: tuple[tuple[str, str], ...] = (
+    ("rank", r"rank mismatch"),
+    ("size", r"size mismatch|size\(\)\[|0/1 specialization"),
+    ("layout", r"stride mismatch|stride\(\)\[|storage_offset|is_contiguous"),
+    ("dtype", r"dtype mismatch|device mismatch|dispatch key set mismatch"),
+    ("grad", r"requires_grad mismatch|grad_mode|GradMode"),
+    ("argument", r"\bis (not )?None\b|len\(|\bnot (args|kwargs)\b|___check_type_id|"
+                 r"___check_obj_id|hasattr"),
+    ("option", r"== '|== \"|== (True|False)\b"),
+    ("number", r"== -?(\d|inf|nan)"),
+)
+
+
+def recompile_cause(reason: str) -> str:
+    """The kind of guard ``reason`` (one of dynamo's recompile reasons, ``"0/3: ..."``) is:
+    the first ``RECOMPILE_CAUSES`` pattern it matches, else ``other``."""
+    text = reason.split(": ", 1)[-1]
+    return next((name for name, pattern in RECOMPILE_CAUSES if re.search(pattern, text)),
+                "other")
+
+
 @dataclass
 class TestCompiles:
-    """What one test compiled: graphs, and how many of them were recompiles."""
+    """What one test compiled: graphs, how many of them were recompiles, and why."""
 
     graphs: int = 0
     recompiles: int = 0
     labels: list[str] = field(default_factory=list)
     warned: bool = False
+    causes: collections.Counter[str] = field(default_factory=collections.Counter)
 
     def describe(self) -> str:
         where = "; ".join(self.labels)
+        why = f": {self.why()}" if self.causes else ""
         return (f"{self.graphs} graph{'s' * (self.graphs != 1)} compiled, {self.recompiles} "
-                f"recompile{'s' * (self.recompiles != 1)} ({where})")
+                f"recompile{'s' * (self.recompiles != 1)}{why} ({where})")
+
+    def why(self) -> str:
+        """The recompiles by cause, most frequent first: ``"rank 3, option 1"``."""
+        return ", ".join(f"{name} {n}" for name, n in self.causes.most_common())
 
 
 @dataclass
@@ -185,10 +218,13 @@ class Ledger:
     tests: dict[str, TestCompiles] = field(default_factory=dict)
     first: set[tuple[str, bool, int]] = field(default_factory=set)
 
-    def count(self, label: str, grad_mode: bool, graphs: int, instance: int = 0) -> None:
+    def count(self, label: str, grad_mode: bool, graphs: int, instance: int = 0,
+              reasons: Sequence[str] = ()) -> None:
         """``graphs`` new graphs of the callable ``label`` (of one ``instance``: an optimizer
         built per example compiles its own step) in one grad mode: all but the first ever
-        compiled for that callable, instance and mode are recompiles."""
+        compiled for that callable, instance and mode are recompiles. ``reasons``: dynamo's
+        recompile reasons logged meanwhile for the callable's own frame, newest graph first
+        (a graph compiled after a graph break has none of its own: ``other``)."""
         if graphs <= 0:
             return
         entry = self.tests.setdefault(self.current or "", TestCompiles())
@@ -197,15 +233,19 @@ class Ledger:
         self.first.add(key)
         entry.graphs += graphs
         entry.recompiles += recompiles
+        if recompiles > 0:
+            cause = recompile_cause(reasons[0]) if reasons else "other"
+            entry.causes[cause] += recompiles
         if label not in entry.labels:
             entry.labels.append(label)
         if entry.recompiles > MANY_RECOMPILES and not entry.warned:
             entry.warned = True
             warnings.warn(RecompileWarning(
                 f"{label}: recompiled {entry.recompiles} times in one test (more than "
-                f"{MANY_RECOMPILES}): dynamic shapes did not cover the drawn cases (ranks, "
-                f"size-0/1 dimensions and string or bool options each compile a graph); "
-                f"TORCH_LOGS=recompiles names each guard that failed"), stacklevel=2)
+                f"{MANY_RECOMPILES}; by cause: {entry.why()}): dynamic shapes did not cover "
+                f"the drawn cases (ranks, size-0/1 dimensions and string or bool options each "
+                f"compile a graph); TORCH_LOGS=recompiles names each guard that failed"),
+                stacklevel=2)
 
     def pop(self, nodeid: str) -> TestCompiles | None:
         return self.tests.pop(nodeid, None)
@@ -218,6 +258,16 @@ def _graphs() -> int:
     from torch._dynamo.utils import counters
 
     return int(counters["stats"]["unique_graphs"])
+
+
+def _reasons(code: types.CodeType) -> list[str]:
+    """dynamo's recompile reasons so far for frames of ``code`` (a list per code object that
+    grows by one reason per cached graph at each recompile, newest graph first)."""
+    try:
+        from torch._dynamo.utils import guard_failures
+    except ImportError:  # pragma: no cover - a torch without it: causes read "other"
+        return []
+    return [str(r) for r in guard_failures.get(code, ())]
 
 
 def _limits() -> Any:
@@ -304,7 +354,7 @@ def counted(fn: Callable[..., Any], label: str, backend: str, *, dynamic: bool |
 
     def run(*args: Any, **kwargs: Any) -> Any:
         mode = torch.is_grad_enabled()
-        before = _graphs()
+        before, logged = _graphs(), len(_reasons(own.__code__))
         try:
             with _limits():
                 return compiled(*args, **kwargs)
@@ -313,7 +363,8 @@ def counted(fn: Callable[..., Any], label: str, backend: str, *, dynamic: bool |
         finally:
             new = _graphs() - before
             result.graphs += new
-            LEDGER.count(label, mode, new, instance)
+            reasons = _reasons(own.__code__)[logged:] if new else []
+            LEDGER.count(label, mode, new, instance, reasons)
 
     result = Counted(run)
     result.__name__ = result.__qualname__ = f"compiled_{name}"  # type: ignore[attr-defined]

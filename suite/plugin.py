@@ -322,6 +322,8 @@ def _report_compiles(item: pytest.Item, call: pytest.CallInfo[None], report: Any
     if compiles is not None:
         report.sections.append(("gradsuite compile", compiles.describe()))
         _add_property(item, report, summary.RECOMPILES, compiles.recompiles)
+        if compiles.causes:
+            _add_property(item, report, summary.RECOMPILE_CAUSES, compiles.why())
     if report.failed and call.excinfo is not None \
             and call.excinfo.errisinstance(compiled.CompileError):
         error = call.excinfo.value

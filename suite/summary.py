@@ -16,6 +16,7 @@ and feeds every report to a :class:`Summary`.
 from __future__ import annotations
 
 import collections
+import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,8 @@ from suite.compiled import MANY_RECOMPILES
 RECORD, DTYPE, DEVICE, RATIO = ("gradsuite_record", "gradsuite_dtype", "gradsuite_device",
                                 "gradsuite_error_ratio")
 BACKEND, RECOMPILES = "gradsuite_backend", "gradsuite_recompiles"
+# The recompiles by cause (``TestCompiles.why``: "rank 3, option 1").
+RECOMPILE_CAUSES = "gradsuite_recompile_causes"
 OUTCOMES = ("passed", "failed", "xfailed", "skipped")
 MAX_LISTED = 50
 
@@ -65,6 +68,9 @@ class Summary:
     skips: collections.Counter[str] = field(default_factory=collections.Counter)
     failures: list[str] = field(default_factory=list)
     recompiled: list[tuple[str, int]] = field(default_factory=list)  # (node id, recompiles)
+    causes: collections.Counter[str] = field(default_factory=collections.Counter)
+    # recompiles per compiled test (its call report), for the median and maximum
+    per_test: list[int] = field(default_factory=list)
 
     def add(self, report: Any) -> None:
         """Count a pytest TestReport once per test: its call phase, or a setup phase that did
@@ -92,8 +98,10 @@ class Summary:
         recompiles = props.get(RECOMPILES)
         if isinstance(recompiles, int):
             row.recompiles = (row.recompiles or 0) + recompiles
+            self.per_test.append(recompiles)
             if recompiles > MANY_RECOMPILES:
                 self.recompiled.append((report.nodeid, recompiles))
+        self.causes.update(_causes(props.get(RECOMPILE_CAUSES)))
 
     def totals(self) -> collections.Counter[str]:
         total: collections.Counter[str] = collections.Counter()
@@ -126,6 +134,12 @@ class Summary:
             lines += [f"- `{n}`" for n in self.failures[:MAX_LISTED]]
             if len(self.failures) > MAX_LISTED:
                 lines.append(f"- ... and {len(self.failures) - MAX_LISTED} more")
+        if self.per_test:
+            median = statistics.median(self.per_test)
+            why = ", ".join(f"{name} {n}" for name, n in self.causes.most_common())
+            lines += ["", f"Recompiles per compiled test: median {median:g}, maximum "
+                          f"{max(self.per_test)} over {len(self.per_test)} tests"
+                          + (f"; by the guard that failed: {why}" if why else "")]
         if self.recompiled:
             lines += ["", f"### Recompiled more than {MANY_RECOMPILES} times "
                           f"({len(self.recompiled)})", ""]
@@ -135,6 +149,17 @@ class Summary:
             lines += [f"| {n} | {reason.replace('|', '/')} |"
                       for reason, n in self.skips.most_common(MAX_LISTED)]
         return "\n".join(lines) + "\n"
+
+
+def _causes(text: object) -> collections.Counter[str]:
+    """``"rank 3, option 1"`` (a ``RECOMPILE_CAUSES`` property) as a Counter."""
+    counts: collections.Counter[str] = collections.Counter()
+    if isinstance(text, str):
+        for part in text.split(", "):
+            name, _, n = part.rpartition(" ")
+            if name and n.isdigit():
+                counts[name] += int(n)
+    return counts
 
 
 def _skip_reason(report: Any) -> str:

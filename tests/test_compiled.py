@@ -614,6 +614,58 @@ def test_battery_compiled_op_check_fails_on_a_compile_only_bug(
     assert any("gelu [aot_eager]" in line for line in result.outlines), "\n".join(result.outlines)
 
 
+def _planted_recompiles(input: torch.Tensor, weight: torch.Tensor | None = None,
+                        mode: str = "a") -> torch.Tensor:
+    out = input * 2
+    if weight is not None:
+        out = out * weight
+    if mode == "b":
+        out = out + 1
+    return out
+
+
+@pytest.mark.compile
+def test_each_recompile_is_attributed_to_the_guard_that_failed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One compiled callable fed, in turn, a new size (no recompile: dynamic shapes), a new
+    rank, a new string option, a weight where there was none, and a dimension of size 1: the
+    ledger counts four recompiles, one of each cause, read from dynamo's own reasons."""
+    import collections
+
+    monkeypatch.setattr(compiled, "LEDGER", compiled.Ledger(current="planted"))
+    op = compiled.counted(_planted_recompiles, "planted float64 cpu aot_eager", "aot_eager")
+    x = torch.ones
+    op(x(3, 4, dtype=torch.float64), mode="a")
+    op(x(5, 4, dtype=torch.float64), mode="a")           # a new size: the same graph
+    op(x(5, dtype=torch.float64), mode="a")              # rank
+    op(x(5, dtype=torch.float64), mode="b")              # option
+    op(x(5, dtype=torch.float64), x(5, dtype=torch.float64), mode="b")  # argument
+    op(x(1, dtype=torch.float64), x(1, dtype=torch.float64), mode="b")  # size (0/1)
+    entry = compiled.LEDGER.pop("planted")
+    assert entry is not None and (entry.graphs, entry.recompiles) == (5, 4), entry
+    assert entry.causes == collections.Counter(rank=1, option=1, argument=1, size=1), entry
+    assert "4 recompiles: " in entry.describe(), entry.describe()
+
+
+@pytest.mark.parametrize("reason, cause", [
+    ("0/0: tensor 'kwargs['input']' rank mismatch. expected 0, actual 2", "rank"),
+    ("0/1: tensor 'input' size mismatch at index 0. expected 1, actual 5", "size"),
+    ("0/0: 2 <= input.size()[0]  # (0/1 specialization in the framework)", "size"),
+    ("0/2: kwargs['approximate'] == 'none'  # return fn(*args, **kwargs)", "option"),
+    ("1/0: kwargs['eps'] == 0.1  # return fn(*args, **kwargs)", "number"),
+    ("1/1: len(kwargs) == 5  # return fn(*args, **kwargs)", "argument"),
+    ("0/3: weight is None  # <string>:5 in f", "argument"),
+    ("0/1: not kwargs  # return fn(*args, **kwargs)", "argument"),
+    ("0/0: tensor 'x' dtype mismatch. expected Float, actual Double", "dtype"),
+    ("0/0: tensor 'x' stride mismatch at index 0. expected 4, actual 1", "layout"),
+    ("0/0: ___some_guard_of_a_new_kind(x)", "other"),
+])
+def test_recompile_cause_reads_dynamos_reason(reason: str, cause: str) -> None:
+    """Each kind of guard dynamo logs (wording of torch 2.13.0's recompile reasons) is read as
+    its cause; a guard of an unknown kind is "other", never dropped."""
+    assert compiled.recompile_cause(reason) == cause
+
+
 _RECOMPILING_OP_BATTERY = """
 import torch.nn.functional as F
 
@@ -669,4 +721,13 @@ def test_a_test_that_recompiles_every_example_is_reported(
             f"float64-gelu]`: {recompiles}") in listed, listed
     # JUnit XML (what the version matrix reads) keeps the count as a property.
     assert f'<property name="gradsuite_recompiles" value="{recompiles}" />' \
+        in junit.read_text(encoding="utf-8")
+    # Each recompile has a cause (the guard that failed against the graph compiled last: here
+    # the value of CALLS[0], or a new rank or size that Hypothesis drew first), and the causes
+    # add up to the recompiles in the report, the summary and JUnit XML alike.
+    why = counted[0].split(" recompiles: ")[1].split(" (")[0]
+    assert sum(int(part.rsplit(" ", 1)[1]) for part in why.split(", ")) == recompiles, text
+    assert (f"Recompiles per compiled test: median {recompiles}, maximum {recompiles} over 1 "
+            f"tests; by the guard that failed: {why}") in listed, listed
+    assert f'<property name="gradsuite_recompile_causes" value="{why}" />' \
         in junit.read_text(encoding="utf-8")
