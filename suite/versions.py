@@ -204,6 +204,40 @@ INDUCTOR_CONV_DYNAMIC_STRIDE = not torch_at_least("2.3") or (torch_at_least("2.1
 #: Releases between: not measured.
 INDUCTOR_ADAPTIVE_POOL_UNBATCHED = not torch_at_least("2.3") or (torch_at_least("2.13")
                                                                  and not torch_at_least("2.14"))
+#: The same lowering fails for ``F.interpolate(mode="area")``, which calls adaptive_avg_pool2d:
+#: a batched (1, 1, 3, 1) input to size (2, 1) under inductor, dynamic=True ("Relational:
+#: (((2*s + 1)//s)) > 25"; measured on 2.13.0 and 2.2.2, right on 2.14.1 and 2.15.0): this flag
+#: covers both records.
+#: inductor's backward of avg_pool1d/2d/3d with ``ceil_mode=True`` and ``count_include_pad=True``
+#: divides the gradient of a last window that overhangs the padded input by the whole kernel,
+#: where the forward (eager's and its own) divides by the window's part inside the padded input:
+#: input [0.1, 0.2, 0.64], kernel 2, gradient [0.5, 0.5, 0.5] where [0.5, 0.5, 1]. The compiled
+#: backward is not the derivative of the compiled forward (a silently wrong gradient). Any
+#: ``dynamic``; aot_eager (eager's backward kernel) is right. Measured wrong on 2.2.2 (1-d and
+#: 2-d; its avg_pool3d is right), 2.13.0, 2.14.1 and 2.15.0 (all three); assumed on later
+#: releases until one is measured right (the strict xfail of tests/test_compiled.py then fails
+#: and says so). Keyed by the pooling's dimensions.
+INDUCTOR_AVG_POOL_CEIL_OVERHANG_GRADIENT = {1: torch_at_least("2.2"), 2: torch_at_least("2.2"),
+                                            3: torch_at_least("2.13")}
+#: inductor's fractional_max_pool3d reads ``_random_samples`` in another order than eager's
+#: kernel (which takes sample 0 for depth, 1 for height, 2 for width): on a case where only the
+#: width's windows depend on the sample (input side 4, kernel 1, output 3) the compiled windows
+#: follow the depth's sample, so the forward and the gradient pick other elements (0.1 off on
+#: the fixed case of tests/test_compiled.py: a silently wrong result). Any ``dynamic``.
+#: Measured wrong on 2.13.0, 2.14.1 and 2.15.0; right on 2.2.2 (dynamic=False; dynamic=True
+#: fails to trace there). Releases between: not measured.
+INDUCTOR_FRACTIONAL_MAX_POOL3D_SAMPLE_ORDER = torch_at_least("2.13")
+#: inductor (dynamic=True) fails to lower conv3d's backward on some shapes ("LoweringException:
+#: ValueRangeError: Invalid ranges [0:-1] target: aten.convolution_backward.default"; input (2,
+#: 1, 1, 3, 2), weight (1, 1, 1, 1, 1), stride (1, 2, 1), padding (0, 0, 1), dilation (1, 1,
+#: 2)); the forward compiles. Measured on 2.13.0; right on 2.14.1 and 2.15.0; 2.2.2 fails on
+#: the same case ("BackendCompilerFailed"). Releases between: not measured.
+INDUCTOR_CONV3D_BACKWARD_DYNAMIC = not torch_at_least("2.3") or (torch_at_least("2.13")
+                                                                 and not torch_at_least("2.14"))
+#: inductor (dynamic=True) fails to compile max_unpool2d's and max_unpool3d's backward
+#: ("ValueError: Exponent must be non-negative."; input (2, 2, 4, 2), kernel (2, 3), padding
+#: (0, 1)); the forward compiles. Measured on 2.13.0; right on 2.2.2, 2.14.1 and 2.15.0.
+INDUCTOR_MAX_UNPOOL_BACKWARD_DYNAMIC = torch_at_least("2.13") and not torch_at_least("2.14")
 #: torch.compile(F.lp_pool1d/2d, dynamic=True) with an integer norm_type fails in AOTAutograd
 #: (aot_eager and inductor): "false INTERNAL ASSERT FAILED at c10/core/Scalar.h ... NYI SymInt
 #: equality". A float norm_type compiles. Measured on 2.13.0; right on 2.14.1 and 2.15.0.

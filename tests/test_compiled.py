@@ -281,6 +281,20 @@ _DYNAMIC_CASES = {
                                       lambda: {"input": _grad(1, 1, 1, 1), "mode": "bicubic",
                                                "size": (1, 2), "antialias": True},
                                       versions.AA_BICUBIC_BACKWARD_SYMINT_SIZES, "aot_eager"),
+    "interpolate_area": (torch.nn.functional.interpolate,
+                         lambda: {"input": _grad(1, 1, 3, 1), "mode": "area", "size": (2, 1)},
+                         versions.INDUCTOR_ADAPTIVE_POOL_UNBATCHED, "inductor"),
+    # These two compile their forward and fail in the backward (run below).
+    "conv3d": (torch.conv3d, lambda: {"input": _grad(2, 1, 1, 3, 2),
+                                      "weight": _grad(1, 1, 1, 1, 1), "stride": (1, 2, 1),
+                                      "padding": (0, 0, 1), "dilation": (1, 1, 2), "groups": 1},
+               versions.INDUCTOR_CONV3D_BACKWARD_DYNAMIC, "inductor"),
+    "max_unpool2d": (torch.nn.functional.max_unpool2d,
+                     lambda: {"input": _grad(2, 2, 4, 2),
+                              # distinct positions of each 8 x 4 output plane
+                              "indices": torch.arange(16).reshape(2, 4, 2).expand(2, 2, 4, 2)
+                              .contiguous(), "kernel_size": (2, 3), "padding": (0, 1)},
+                     versions.INDUCTOR_MAX_UNPOOL_BACKWARD_DYNAMIC, "inductor"),
 }
 
 
@@ -292,15 +306,80 @@ _DYNAMIC_CASES = {
                                          f"case (KNOWN_DIFFERENCES.md, \"Compiled ops\")"))
     for name, (_, _, wrong, backend) in _DYNAMIC_CASES.items()])
 def test_compiles_dynamic_shapes(name: str) -> None:
-    """The op compiles under dynamic=True on the case and matches eager there."""
+    """The op compiles under dynamic=True on the case, forward and backward (AOTAutograd
+    compiles the backward when it first runs), and matches eager there."""
     fn, arguments, _, backend = _DYNAMIC_CASES[name]
     if backend == "inductor":
         _require_inductor()
     torch._dynamo.reset()
-    got = compiled.counted(fn, f"{name} float32 cpu {backend}", backend)(**arguments())
-    want = fn(**arguments())
+    mine, theirs = arguments(), arguments()
+    got = compiled.counted(fn, f"{name} float32 cpu {backend}", backend)(**mine)
+    want = fn(**theirs)
     assert got.shape == want.shape and torch.allclose(got, want, rtol=1e-6, atol=1e-6), \
         f"compiled {name} differs from eager by {(got - want).abs().max().item():.3g}"
+    with compiled.compiler_failures(f"{name} [{backend}] backward"):
+        got.sum().backward()
+    want.sum().backward()
+    for key, tensor in mine.items():
+        if isinstance(tensor, torch.Tensor) and tensor.requires_grad:
+            assert torch.allclose(tensor.grad, theirs[key].grad, rtol=1e-6, atol=1e-6), \
+                f"compiled {name}'s gradient w.r.t. {key} differs from eager's"
+
+
+@pytest.mark.compile
+@pytest.mark.parametrize("dims", [pytest.param(dims, marks=pytest.mark.xfail(
+    wrong, strict=True, raises=AssertionError,
+    reason=f"torch {torch.__version__}: inductor's avg_pool{dims}d backward divides an "
+           f"overhanging ceil_mode window's gradient by the whole kernel (KNOWN_DIFFERENCES.md)"))
+    for dims, wrong in versions.INDUCTOR_AVG_POOL_CEIL_OVERHANG_GRADIENT.items()])
+def test_inductor_avg_pool_gradient_of_an_overhanging_window(dims: int) -> None:
+    """Input [0.1, 0.2, 0.64] along the last side, kernel 2, stride 2, ceil_mode: the second
+    window [2, 4) overhangs the (unpadded) input, so with count_include_pad it averages over
+    its part inside the padded input, x[2] / 1 (torch's documented divisor, what eager and
+    the reference compute). The gradient of z = ((x0 + x1) / 2, x2 / 1) under a cotangent of
+    ones is [0.5, 0.5, 1]; the compiled forward must give (0.15, 0.64) as control."""
+    _require_inductor()
+    pool = getattr(torch.nn.functional, f"avg_pool{dims}d")
+    kernel = (1,) * (dims - 1) + (2,)
+    x = torch.tensor([0.1, 0.2, 0.64], dtype=torch.float64).reshape((1, 1) + (1,) * (dims - 1)
+                                                                   + (3,)).requires_grad_()
+    torch._dynamo.reset()
+    op = compiled.counted(pool, f"avg_pool{dims}d float64 cpu inductor", "inductor")
+    out = op(x, kernel_size=kernel, ceil_mode=True, count_include_pad=True)
+    if not torch.allclose(out.flatten(), torch.tensor([0.15, 0.64], dtype=torch.float64)):
+        pytest.fail(f"control (compiled forward) {out.flatten().tolist()} where [0.15, 0.64]")
+    out.sum().backward()
+    got = x.grad.flatten().tolist()
+    assert np.allclose(got, [0.5, 0.5, 1.0], rtol=0, atol=1e-15), \
+        f"compiled avg_pool{dims}d gradient {got} where [0.5, 0.5, 1.0]"
+
+
+@pytest.mark.compile
+@pytest.mark.xfail(versions.INDUCTOR_FRACTIONAL_MAX_POOL3D_SAMPLE_ORDER, strict=True,
+                   raises=AssertionError,
+                   reason="torch 2.13.0 to 2.15.0: inductor's fractional_max_pool3d reads "
+                          "_random_samples in another order than eager (KNOWN_DIFFERENCES.md)")
+def test_inductor_fractional_max_pool3d_reads_samples_in_depth_height_width_order() -> None:
+    """Input (1, 2, 3, 4) (unbatched: depth 2, height 3, width 4), kernel (1, 2, 1), output
+    (1, 1, 3), samples (0.4, 0.9, 0.2) for (depth, height, width). Depth and height have one
+    window, the last (start side - kernel); the width's windows start at
+    floor((i + u) a) - floor(u a) with a = (4 - 1) / (3 - 1) = 1.5 and u = 0.2: 0, 1, then the
+    last, 3. The reference computes the same (references/pooling.py); the depth's sample would
+    give 0, 2, 3."""
+    from references.pooling import fractional_max_pool3d as reference
+
+    _require_inductor()
+    rows = np.array([[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8], [0.9, 1.0, 1.1, 1.2]])
+    x = np.stack([rows, rows + 2])[None]
+    samples = np.array([[[0.4, 0.9, 0.2]]])
+    options = {"kernel_size": (1, 2, 1), "output_size": (1, 1, 3)}
+    want = reference(x, _random_samples=samples, **options).flatten()
+    torch._dynamo.reset()
+    op = compiled.counted(torch.nn.functional.fractional_max_pool3d,
+                          "fractional_max_pool3d float64 cpu inductor", "inductor")
+    got = op(torch.tensor(x, requires_grad=True), _random_samples=torch.tensor(samples),
+             **options).detach().flatten().numpy()
+    assert np.array_equal(got, want), f"compiled fractional_max_pool3d {got} where {want}"
 
 
 @pytest.mark.compile

@@ -4,8 +4,11 @@
 reasons live here, in one table, because they come from the catalogue-wide runs: the forward
 check under inductor (``pytest --backend inductor --dtype float32 -k
 "test_forward_matches_reference"``) and the same records under aot_eager, on torch 2.13.0,
-2026-12-01, and the gradient check under aot_eager (``pytest --backend aot_eager --device cpu
--k test_gradient_matches_reference``), torch 2.13.0, 2026-12-02. Three kinds of reason:
+2026-12-01, the gradient check under aot_eager (``pytest --backend aot_eager --device cpu
+-k test_gradient_matches_reference``), torch 2.13.0, 2026-12-02, and the float64 gradient
+check under inductor (``pytest --backend inductor --device cpu --dtype float64 -k
+test_gradient_matches_reference``), torch 2.13.0 and 2.15.0, 2026-12-02. Three kinds of
+reason:
 
 * torch refuses to trace the op (dynamo's or AOTAutograd's own words): no compiled check can
   run; the reason holds for every backend that traces;
@@ -89,6 +92,21 @@ _FRACTIONAL_3D_BACKWARD = (
     "`aot_eager` failed with aten.fractional_max_pool3d_backward.default\"; inductor compiles "
     "it), shown by tests/test_compiled.py::test_aot_eager_compiles_fractional_max_pool3d_backward "
     "(KNOWN_DIFFERENCES.md)")
+_AVG_POOL_CEIL = (
+    f"{_VERSION}: inductor's avg_pool backward with ceil_mode and count_include_pad divides the "
+    "gradient of a last window overhanging the padded input by the whole kernel, where the "
+    "forward divides by its part inside (input [0.1, 0.2, 0.64], kernel 2: [0.5, 0.5, 0.5] "
+    "where [0.5, 0.5, 1]): a silently wrong gradient, shown by tests/test_compiled.py::"
+    "test_inductor_avg_pool_gradient_of_an_overhanging_window (KNOWN_DIFFERENCES.md)")
+_FRACTIONAL_3D_SAMPLES = (
+    f"{_VERSION}: inductor's fractional_max_pool3d reads _random_samples in another order than "
+    "eager (width's windows from depth's sample): a silently wrong forward and gradient (0.1 "
+    "off on the fixed case), shown by tests/test_compiled.py::"
+    "test_inductor_fractional_max_pool3d_reads_samples_in_depth_height_width_order "
+    "(KNOWN_DIFFERENCES.md)")
+_BACKWARD_DYNAMIC = (f"{_VERSION}: inductor (dynamic=True) fails to compile {{}}'s backward on "
+                     "some shapes ({{}}), shown by tests/test_compiled.py::"
+                     "test_compiles_dynamic_shapes[{{}}] (KNOWN_DIFFERENCES.md)")
 _SKIPPED_FUNCTION = (f"{_MEASURED}: dynamo cannot trace the transformer stacks' forward "
                      "(\"Unsupported: Attempted to call function marked as skipped\")")
 
@@ -108,6 +126,7 @@ if versions.TORCH[:2] == (2, 13):  # seen on 2.13.0 only; elsewhere the check ru
 if versions.INDUCTOR_CELU_STALE_ALPHA:
     NOT_COMPILED["celu"] = {"inductor": _CELU}
 for _name, _wrong in (("adaptive_avg_pool2d", versions.INDUCTOR_ADAPTIVE_POOL_UNBATCHED),
+                      ("interpolate_area", versions.INDUCTOR_ADAPTIVE_POOL_UNBATCHED),
                       ("conv2d", versions.INDUCTOR_CONV_DYNAMIC_STRIDE)):
     if _wrong:
         NOT_COMPILED[_name] = {"inductor": _RELATIONAL.format(_name, _name)}
@@ -117,6 +136,18 @@ if versions.COMPILED_MULTI_MARGIN_ZERO_DIM_SHAPE:
     NOT_COMPILED["multi_margin_loss"] = dict.fromkeys(TRACED, _MULTI_MARGIN)
 if versions.AOT_EAGER_FRACTIONAL_MAX_POOL3D_BACKWARD:  # the forward still runs compiled
     NOT_COMPILED["fractional_max_pool3d"] = {"aot_eager backward": _FRACTIONAL_3D_BACKWARD}
+if versions.INDUCTOR_FRACTIONAL_MAX_POOL3D_SAMPLE_ORDER:
+    NOT_COMPILED.setdefault("fractional_max_pool3d", {})["inductor"] = _FRACTIONAL_3D_SAMPLES
+for _dims, _wrong in versions.INDUCTOR_AVG_POOL_CEIL_OVERHANG_GRADIENT.items():
+    if _wrong:  # the forward is right: it still runs compiled
+        NOT_COMPILED[f"avg_pool{_dims}d"] = {"inductor backward": _AVG_POOL_CEIL}
+if versions.INDUCTOR_CONV3D_BACKWARD_DYNAMIC:
+    NOT_COMPILED["conv3d"] = {"inductor backward": _BACKWARD_DYNAMIC.format(
+        "conv3d", "\"LoweringException: ValueRangeError: Invalid ranges [0:-1]\"", "conv3d")}
+if versions.INDUCTOR_MAX_UNPOOL_BACKWARD_DYNAMIC:
+    for _name in ("max_unpool2d", "max_unpool3d"):
+        NOT_COMPILED[_name] = {"inductor backward": _BACKWARD_DYNAMIC.format(
+            _name, "\"ValueError: Exponent must be non-negative.\"", "max_unpool2d")}
 if versions.AA_BICUBIC_BACKWARD_SYMINT_SIZES:
     NOT_COMPILED["interpolate_bicubic_antialias"] = dict.fromkeys(TRACED, _BICUBIC_AA)
 if versions.LP_POOL_SYMINT_NORM:
