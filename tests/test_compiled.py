@@ -407,26 +407,28 @@ def test_compiled_multilabel_margin_loss_stops_at_minus_one() -> None:
 
 
 @pytest.mark.compile
-@pytest.mark.xfail(versions.COMPILED_MULTI_MARGIN_ZERO_DIM_SHAPE, strict=True,
-                   raises=AssertionError,
-                   reason="torch 2.2.2 to 2.15.0: compiled multi_margin_loss with reduction='none' "
-                          "returns shape (1,) for a 0-d input (KNOWN_DIFFERENCES.md)")
-def test_compiled_multi_margin_loss_of_one_sample_is_0_d() -> None:
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.xfail(
+    wrong, strict=True, raises=AssertionError,
+    reason=f"torch {torch.__version__}: compiled {name} with reduction='none' returns shape (1,) "
+           f"for a 0-d input (KNOWN_DIFFERENCES.md)"))
+    for name, wrong in (("multi_margin_loss", versions.COMPILED_MULTI_MARGIN_ZERO_DIM_SHAPE),
+                        ("multilabel_margin_loss",
+                         versions.COMPILED_MULTILABEL_MARGIN_ZERO_DIM_SHAPE))])
+def test_compiled_margin_loss_of_one_sample_is_0_d(name: str) -> None:
     """A 0-d input is one sample of one class; reduction='none' gives its loss, 0-d (torch's
     documented output shape is the target's), as the reference and eager give."""
-    from references.losses_margin import multi_margin_loss as reference
+    import references.losses_margin as references
 
-    want = np.asarray(reference(np.array(0.3), np.array(0), reduction="none"))
-    eager = torch.nn.functional.multi_margin_loss(torch.tensor(0.3, dtype=torch.float64),
-                                                  torch.tensor(0), reduction="none")
+    want = np.asarray(getattr(references, name)(np.array(0.3), np.array(0), reduction="none"))
+    fn = getattr(torch.nn.functional, name)
+    eager = fn(torch.tensor(0.3, dtype=torch.float64), torch.tensor(0), reduction="none")
     if want.shape != () or eager.shape != ():  # pytest.fail: not the AssertionError expected
         pytest.fail(f"control: eager shape {tuple(eager.shape)}, reference {want.shape}")
     torch._dynamo.reset()
-    loss = compiled.counted(torch.nn.functional.multi_margin_loss,
-                            "multi_margin_loss float64 cpu aot_eager", "aot_eager")
+    loss = compiled.counted(fn, f"{name} float64 cpu aot_eager", "aot_eager")
     got = loss(torch.tensor(0.3, dtype=torch.float64, requires_grad=True), torch.tensor(0),
                reduction="none")
-    assert tuple(got.shape) == (), f"compiled multi_margin_loss has shape {tuple(got.shape)}"
+    assert tuple(got.shape) == (), f"compiled {name} has shape {tuple(got.shape)}"
     assert abs(got.item() - float(want)) <= 1e-12
 
 

@@ -83,10 +83,16 @@ _MHA = (f"{_VERSION}: not characterised yet: in the catalogue's inductor run, th
         "calls with the same tensors (0.2947 and 0.2290 where the reference gives 0.3194; "
         "query (2, 2), 2 heads, need_weights, dropout 0); a fresh compile of that case is "
         "right (KNOWN_DIFFERENCES.md)")
+_MULTILABEL_ONE_SAMPLE = (
+    f"{_VERSION}: compiled multilabel_margin_loss (aot_eager and inductor) with "
+    "reduction='none' returns shape (1,) for a 0-d input and target where eager gives (), "
+    "shown by tests/test_compiled.py::test_compiled_margin_loss_of_one_sample_is_0_d"
+    "[multilabel_margin_loss] (KNOWN_DIFFERENCES.md)")
 _MULTI_MARGIN = (f"{_VERSION}: compiled multi_margin_loss (aot_eager and inductor) with "
                  "reduction='none' returns shape (1,) for a 0-d input and target where eager "
                  "gives (), shown by tests/test_compiled.py::"
-                 "test_compiled_multi_margin_loss_of_one_sample_is_0_d (KNOWN_DIFFERENCES.md)")
+                 "test_compiled_margin_loss_of_one_sample_is_0_d[multi_margin_loss] "
+                 "(KNOWN_DIFFERENCES.md)")
 _FRACTIONAL_3D_BACKWARD = (
     f"{_VERSION}: aot_eager cannot compile fractional_max_pool3d's backward (\"Backend compiler "
     "`aot_eager` failed with aten.fractional_max_pool3d_backward.default\"; inductor compiles "
@@ -130,7 +136,9 @@ for _name, _wrong in (("adaptive_avg_pool2d", versions.INDUCTOR_ADAPTIVE_POOL_UN
                       ("conv2d", versions.INDUCTOR_CONV_DYNAMIC_STRIDE)):
     if _wrong:
         NOT_COMPILED[_name] = {"inductor": _RELATIONAL.format(_name, _name)}
-if versions.COMPILED_MULTILABEL_MARGIN_IGNORES_END:
+if versions.COMPILED_MULTILABEL_MARGIN_ZERO_DIM_SHAPE:
+    NOT_COMPILED["multilabel_margin_loss"] = dict.fromkeys(TRACED, _MULTILABEL_ONE_SAMPLE)
+if versions.COMPILED_MULTILABEL_MARGIN_IGNORES_END:  # the silently wrong loss, named first
     NOT_COMPILED["multilabel_margin_loss"] = dict.fromkeys(TRACED, _MULTILABEL)
 if versions.COMPILED_MULTI_MARGIN_ZERO_DIM_SHAPE:
     NOT_COMPILED["multi_margin_loss"] = dict.fromkeys(TRACED, _MULTI_MARGIN)
