@@ -113,6 +113,10 @@ _FRACTIONAL_3D_SAMPLES = (
 _BACKWARD_DYNAMIC = (f"{_VERSION}: inductor (dynamic=True) fails to compile {{}}'s backward on "
                      "some shapes ({{}}), shown by tests/test_compiled.py::"
                      "test_compiles_dynamic_shapes[{{}}] (KNOWN_DIFFERENCES.md)")
+_SLOW_UNPOOL3D = (f"{_VERSION}: inductor (dynamic=True) took 16 minutes to compile one "
+                  "max_unpool3d training graph with its kernel, stride and padding as SymInts "
+                  "(sympy simplifying strides in the C++ codegen's tiling; measured on 2.15.0, "
+                  "KNOWN_DIFFERENCES.md): a catalogue run would spend hours on this record")
 _SKIPPED_FUNCTION = (f"{_MEASURED}: dynamo cannot trace the transformer stacks' forward "
                      "(\"Unsupported: Attempted to call function marked as skipped\")")
 
@@ -152,6 +156,8 @@ for _dims, _wrong in versions.INDUCTOR_AVG_POOL_CEIL_OVERHANG_GRADIENT.items():
 if versions.INDUCTOR_CONV3D_BACKWARD_DYNAMIC:
     NOT_COMPILED["conv3d"] = {"inductor backward": _BACKWARD_DYNAMIC.format(
         "conv3d", "\"LoweringException: ValueRangeError: Invalid ranges [0:-1]\"", "conv3d")}
+if versions.INDUCTOR_MAX_UNPOOL3D_SLOW_COMPILE:
+    NOT_COMPILED["max_unpool3d"] = {"inductor": _SLOW_UNPOOL3D}
 if versions.INDUCTOR_MAX_UNPOOL_BACKWARD_DYNAMIC:
     for _name in ("max_unpool2d", "max_unpool3d"):
         NOT_COMPILED[_name] = {"inductor backward": _BACKWARD_DYNAMIC.format(
