@@ -17,8 +17,10 @@ How compiling is kept honest:
   too: a compiled check never runs eagerly without saying so.
 * **Recompiles are counted** per test (``LEDGER``): what remains after dynamic shapes is a new
   graph per rank, per size-0/1 dimension (dynamo specialises them) and per option that is a
-  string or a bool. The plugin prints the count in the test's report and the run summary, and a
-  test that recompiled more than ``MANY_RECOMPILES`` times warns (``RecompileWarning``).
+  string or a bool. Each recompile is attributed to the guard that failed against the graph
+  compiled last (``recompile_cause``, from dynamo's own reason). The plugin prints the count and
+  causes in the test's report, JUnit XML and the run summary, and a test that recompiled more
+  than ``MANY_RECOMPILES`` times warns (``RecompileWarning``).
 * **A compile failure is a failure** (``CompileError``), distinct from a numerical mismatch:
   any exception raised while compiling or running compiled code, summarised in one paragraph
   (the innermost cause's type and first lines, never dynamo's whole trace).
