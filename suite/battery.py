@@ -36,7 +36,7 @@ import torch
 from hypothesis import Phase, assume, given, settings
 from hypothesis import strategies as st
 
-from suite import checks, compiled, layouts, optimcheck, reproduce
+from suite import checks, compiled, layouts, optimcheck, reproduce, versions
 from suite import strategies as hs
 from suite.devices import dtype_name
 from suite.inputs import Elementwise
@@ -760,15 +760,15 @@ def _compiled_optimizer_steps(records: list[OptimizerSpec]) -> Callable[..., Non
         if reason:
             pytest.skip(reason)
         # Float64 (torch findings, suite/optimcheck.py): a 0-d parameter loses its whole
-        # update in many compiled steps (COMPILED_FLOAT64_ZERO_DIM, strict xfails per pair in
-        # tests/test_compiled.py), so no 0-d parameter is drawn; the cases that fail on every
-        # draw are strict xfails (COMPILED_FLOAT64_FINDINGS, marked by the plugin); those that
-        # fail on some draws only are skipped with their finding.
+        # update in many compiled steps on torch 2.13 (COMPILED_FLOAT64_ZERO_DIM, strict xfails
+        # per pair in tests/test_compiled.py), so no 0-d parameter is drawn there; the cases
+        # that fail on every draw are strict xfails (COMPILED_FLOAT64_FINDINGS, marked by the
+        # plugin); those that fail on some draws only are skipped with their finding.
         if dtype == torch.float64 and torch_optimizer(spec) and (
                 why := optimcheck.COMPILED_FLOAT64_UNCHARACTERISED.get((spec.name,
                                                                         implementation))):
             pytest.skip(why)
-        zero_dim = dtype != torch.float64
+        zero_dim = dtype != torch.float64 or not versions.COMPILED_STEP_LOSES_ZERO_DIM_FLOAT64
         # inductor cannot compile SGD's foreach step on complex parameters (torch finding,
         # optimcheck.COMPILED_COMPLEX_FAILS; a strict xfail in tests/test_compiled.py).
         complex_ok = not (torch_optimizer(spec) and optimcheck.compiled_complex_failure(

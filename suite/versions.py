@@ -182,6 +182,12 @@ VMAP_UNBATCHED_OUTPUT_MISPLACED = not torch_at_least("2.3") or (torch_at_least("
 #: an integer rounds up to it and the left neighbour's weight is lost (up to 2.5e-3 at a side of
 #: 50000; KNOWN_DIFFERENCES.md). Measured on 2.2.2, 2.13.0, 2.14.1 and 2.15.0.
 INTERPOLATE_SOURCE_INDEX_FLOORED_IN_FLOAT = True
+#: torch.compile(optimizer.step) (aot_eager and inductor) leaves a lone 0-d float64 parameter
+#: unchanged: the whole update lost, for the pairs of
+#: ``suite.optimcheck.COMPILED_FLOAT64_ZERO_DIM``.
+#: Measured wrong on 2.13.0; right on 2.2.2, 2.14.1 and 2.15.0 (2026-12-02). Releases between
+#: 2.2.2 and 2.13: not measured, so not assumed.
+COMPILED_STEP_LOSES_ZERO_DIM_FLOAT64 = torch_at_least("2.13") and not torch_at_least("2.14")
 #: F.conv3d of a channels_last_3d float32 input with a bias, a dilation, a padding and a stride
 #: above 1 ends the process with a segmentation fault (x (2, 8, 1, 3, 1), stride (3, 2, 3),
 #: padding (1, 2, 2), dilation (1, 2, 2), groups 2). Measured on 2.13.0 and 2.14.1; right on
