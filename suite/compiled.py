@@ -262,14 +262,14 @@ def _graphs() -> int:
     return int(counters["stats"]["unique_graphs"])
 
 
-def _reasons(code: types.CodeType) -> list[str]:
-    """dynamo's recompile reasons so far for frames of ``code`` (a list per code object that
-    grows by one reason per cached graph at each recompile, newest graph first)."""
+def _logged(code: types.CodeType) -> Sequence[Any]:
+    """dynamo's recompile reasons so far for frames of ``code``, unconverted (a list per code
+    object that grows by one reason per cached graph at each recompile, newest graph first)."""
     try:
         from torch._dynamo.utils import guard_failures
     except ImportError:  # pragma: no cover - a torch without it: causes read "other"
-        return []
-    return [str(r) for r in guard_failures.get(code, ())]
+        return ()
+    return guard_failures.get(code, ())
 
 
 def _limits() -> Any:
@@ -356,7 +356,7 @@ def counted(fn: Callable[..., Any], label: str, backend: str, *, dynamic: bool |
 
     def run(*args: Any, **kwargs: Any) -> Any:
         mode = torch.is_grad_enabled()
-        before, logged = _graphs(), len(_reasons(own.__code__))
+        before, logged = _graphs(), len(_logged(own.__code__))
         try:
             with _limits():
                 return compiled(*args, **kwargs)
@@ -365,7 +365,8 @@ def counted(fn: Callable[..., Any], label: str, backend: str, *, dynamic: bool |
         finally:
             new = _graphs() - before
             result.graphs += new
-            reasons = _reasons(own.__code__)[logged:] if new else []
+            # only the reasons logged during this call are read (and converted)
+            reasons = [str(r) for r in _logged(own.__code__)[logged:]] if new else []
             LEDGER.count(label, mode, new, instance, reasons)
 
     result = Counted(run)
