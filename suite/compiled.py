@@ -191,6 +191,12 @@ def recompile_cause(reason: str) -> str:
                 "other")
 
 
+def describe_causes(causes: collections.Counter[str]) -> str:
+    """Recompiles by cause, most frequent first: ``"rank 3, option 1"`` (what the test report,
+    JUnit XML and the run summary print)."""
+    return ", ".join(f"{name} {n}" for name, n in causes.most_common())
+
+
 @dataclass
 class TestCompiles:
     """What one test compiled: graphs, how many of them were recompiles, and why."""
@@ -209,7 +215,7 @@ class TestCompiles:
 
     def why(self) -> str:
         """The recompiles by cause, most frequent first: ``"rank 3, option 1"``."""
-        return ", ".join(f"{name} {n}" for name, n in self.causes.most_common())
+        return describe_causes(self.causes)
 
 
 @dataclass

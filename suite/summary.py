@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from suite.compiled import MANY_RECOMPILES
+from suite.compiled import MANY_RECOMPILES, describe_causes
 
 # user_properties keys written by the plugin.
 RECORD, DTYPE, DEVICE, RATIO = ("gradsuite_record", "gradsuite_dtype", "gradsuite_device",
@@ -136,7 +136,7 @@ class Summary:
                 lines.append(f"- ... and {len(self.failures) - MAX_LISTED} more")
         if self.per_test:
             median = statistics.median(self.per_test)
-            why = ", ".join(f"{name} {n}" for name, n in self.causes.most_common())
+            why = describe_causes(self.causes)
             lines += ["", f"Recompiles per compiled test: median {median:g}, maximum "
                           f"{max(self.per_test)} over {len(self.per_test)} tests"
                           + (f"; by the guard that failed: {why}" if why else "")]
