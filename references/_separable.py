@@ -83,6 +83,12 @@ def transpose(w: Taps) -> Taps:
     return Taps(source, weights, out)
 
 
+# Maps with more taps than this per output, and at most this many entries dense, are applied
+# as one dense product (the tap loop below costs a pass over x per tap).
+_WIDE_TAPS = 64
+_DENSE_ELEMENTS = 1 << 22
+
+
 def _apply_axis(x: Array, w: Taps, axis: int) -> Array:
     """z[.., o, ..] = sum_k weight[o, k] x[.., source[o, k], ..] along ``axis``: one gather per
     tap k, of the whole dimension where most rows have a k-th tap (a row without one adds
@@ -90,6 +96,13 @@ def _apply_axis(x: Array, w: Taps, axis: int) -> Array:
     (the edges of a padding, say)."""
     out, k_taps = w.source.shape
     shape = (*x.shape[:axis], out, *x.shape[axis + 1:])
+    if k_taps > _WIDE_TAPS and out * x.shape[axis] <= _DENSE_ELEMENTS:
+        # Wide windows (an adaptive mean over 10^4 inputs): one product with the dense map,
+        # where a gather per tap would loop 10^4 times.
+        dense = np.zeros((out, x.shape[axis]))
+        np.add.at(dense, (np.repeat(np.arange(out), k_taps), w.source.ravel()),
+                  w.weight.ravel())
+        return np.moveaxis(np.tensordot(dense, x, axes=([1], [axis])), 0, axis)
     trailing = (1,) * (x.ndim - axis - 1)  # a per-row factor broadcasts along ``axis``
     z = None
     for k in range(k_taps):

@@ -46,9 +46,11 @@ def cosine_similarity(x1: Array, x2: Array, dim: int = 1, eps: float = 1e-8) -> 
     which differs where a norm is below eps (KNOWN_DIFFERENCES.md).
     """
     a, b = _broadcast(x1, x2)
-    c1 = np.maximum(np.linalg.norm(a, axis=dim), eps)
-    c2 = np.maximum(np.linalg.norm(b, axis=dim), eps)
-    return np.sum(a * b, axis=dim) / (c1 * c2)
+    c1 = np.maximum(np.linalg.norm(a, axis=dim, keepdims=True), eps)
+    c2 = np.maximum(np.linalg.norm(b, axis=dim, keepdims=True), eps)
+    # (a / c1) . (b / c2): the same quotient, without a . b and c1 c2 (~|x|^2) overflowing
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.sum(a / c1 * (b / c2), axis=dim)
 
 
 def _cosine_side(g: Array, a: Array, b: Array, dim: int, eps: float,
@@ -59,16 +61,20 @@ def _cosine_side(g: Array, a: Array, b: Array, dim: int, eps: float,
         g (b / (c_a c_b) - (a . b) / (c_a^2 c_b) * a / n * [n > eps])
 
     the derivative; with ``straight_through`` the indicator is [n > 0] (torch clamps the norm
-    in place under no_grad, so autograd differentiates the norm as if unclamped)."""
+    in place under no_grad, so autograd differentiates the norm as if unclamped). Evaluated as
+    g (b / c_b - ((a / c_a) . (b / c_b)) a / n [.]) / c_a, which is the same expression: each
+    factor is O(1) or the result's own 1 / c_a, whereas c_a^2 c_b (~|x|^3) overflows float64
+    above ~5.6e102 and drops the second term."""
     n_a = np.linalg.norm(a, axis=dim, keepdims=True)
     c_a = np.maximum(n_a, eps)
     c_b = np.maximum(np.linalg.norm(b, axis=dim, keepdims=True), eps)
-    dot = np.sum(a * b, axis=dim, keepdims=True)
     g = np.expand_dims(g, dim)
     active = (n_a > 0) if straight_through else (n_a > eps)
     with np.errstate(divide="ignore", invalid="ignore"):
         unit = np.where(active, a / np.where(n_a > 0, n_a, 1.0), 0.0)
-    return g * (b / (c_a * c_b) - dot / (c_a * c_a * c_b) * unit)
+        b_unit = b / c_b
+        cos = np.sum(a / c_a * b_unit, axis=dim, keepdims=True)
+        return g * (b_unit - cos * unit) / c_a
 
 
 def cosine_similarity_vjp(g: Array, x1: Array, x2: Array, dim: int = 1, eps: float = 1e-8, *,
@@ -108,13 +114,21 @@ def pairwise_distance(x1: Array, x2: Array, p: float = 2.0, eps: float = 1e-6,
 
 
 def _norm(d: Array, p: float, keepdim: bool) -> Array:
+    """||d||_p over the last axis, evaluated scaled as m (sum_i (|d_i| / m)^p)^(1 / p) with m =
+    max_i |d_i| for p > 0 and min_i |d_i| for p < 0 (the dominant term, so every term is at
+    most 1 and one is 1): the unscaled sum |d_i|^p underflows for subnormal d (and overflows
+    for huge d) where the norm is representable."""
     ad = np.abs(d)
     if p == 0:
         return np.sum(ad != 0, axis=-1, keepdims=keepdim).astype(np.float64)
     if math.isinf(p):
         return (np.max if p > 0 else np.min)(ad, axis=-1, keepdims=keepdim)
-    with np.errstate(divide="ignore"):  # |0|^p = inf for p < 0: the norm is then 0, as torch
-        return np.sum(ad**p, axis=-1, keepdims=keepdim) ** (1.0 / p)
+    m = (np.max(ad, axis=-1, keepdims=True, initial=0.0) if p > 0
+         else np.min(ad, axis=-1, keepdims=True, initial=math.inf))
+    m = np.where((m > 0) & np.isfinite(m), m, 1.0)
+    with np.errstate(divide="ignore", over="ignore"):  # |0|^p = inf for p < 0: the norm is 0
+        out = np.sum((ad / m) ** p, axis=-1, keepdims=True) ** (1.0 / p) * m
+    return out if keepdim else out[..., 0]
 
 
 def pairwise_distance_vjp(g: Array, x1: Array, x2: Array, p: float = 2.0, eps: float = 1e-6,
@@ -142,8 +156,10 @@ def pairwise_distance_vjp(g: Array, x1: Array, x2: Array, p: float = 2.0, eps: f
         dd = np.sign(d) * extreme / np.sum(extreme, axis=-1, keepdims=True)
     else:
         dist = _norm(d, p, keepdim=True)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dd = np.sign(d) * ad ** (p - 1.0) / dist ** (p - 1.0)
+        # |d_i|^(p-1) / dist^(p-1) in logs: each power alone leaves float64's range for
+        # subnormal or huge d, and the quotient |d_i| / dist can be subnormal (few digits)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            dd = np.sign(d) * np.exp((p - 1.0) * (np.log(ad) - np.log(dist)))
         dd = np.where((d == 0) | (dist == 0), 0.0, dd)
     return {"x1": _sum_to_shape(gk * dd, np.shape(x1)),
             "x2": _sum_to_shape(-gk * dd, np.shape(x2))}

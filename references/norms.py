@@ -411,9 +411,18 @@ def local_response_norm_vjp(g: Array, input: Array, size: int, alpha: float = 1e
     window transposed):
 
         dL/da_j = g_j s_j^(-beta) - (2 alpha beta / n) a_j sum_{c} g_c a_c s_c^(-beta - 1).
+
+    Evaluated as 2 beta (a_j / t) sum_c g_c s_c^(-beta) ((alpha / n) a_c t / s_c), t a power of
+    two near max |a| (exact scaling): each term of that sum is of the result's size, whereas
+    s_c^(-beta - 1) alone (~|a|^(-2 beta - 2)) underflows float64 for |a| ~ 1e153 although
+    the gradient is a normal number.
     """
     x = np.asarray(input, dtype=np.float64)
     s = _lrn_scale(x, size, alpha, k)
-    r = g * x * s ** (-beta - 1.0)
+    finite = np.abs(x[np.isfinite(x)])
+    top = float(np.max(finite, initial=0.0))
+    t = math.ldexp(1.0, math.frexp(top)[1]) if top > 0 else 1.0
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        r = g * s**-beta * (alpha / size * x / s * t)
     back = _channel_window_sum(r, (size - 1) // 2, size // 2)
-    return {"input": g * s**-beta - 2.0 * alpha * beta / size * x * back}
+    return {"input": g * s**-beta - 2.0 * beta * (x / t) * back}

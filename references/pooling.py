@@ -309,8 +309,42 @@ def _lp_pool(input: Array, d: int, norm_type: float, kernel_size: IntOrTuple,
         z = np.max(np.abs(w), axis=axes) if p > 0 else np.min(
             np.where(_inside(pool, d), np.abs(w), np.inf), axis=axes)
     else:
-        z = np.power(np.sum(np.power(w, p), axis=axes), 1.0 / p)
+        z = np.squeeze(_lp_norm(w, p, axes)[0], axis=axes)
     return z[0] if pool.unbatched else z
+
+
+def _lp_norm(w: Array, p: float, axes: tuple[int, ...]) -> tuple[Array, Array]:
+    r"""Each window's z = S^(1/p) (keepdims) and dz/dw = w^(p-1) z^(1-p), for finite p > 0:
+    unscaled where S = sum w^p is a normal float64 number (or the window is all zeros), so
+    an element of the window far below the others keeps its own w^(p-1) exactly; scaled by a
+    power of two (:func:`_lp_scaled`: z = m T^(1/p), dz/dw = (w / m)^(p-1) T^(1/p - 1), the
+    derivative homogeneous of degree 0) where S under- or overflows float64."""
+    s = np.sum(np.power(w, p), axis=axes, keepdims=True)
+    m, t = _lp_scaled(w, p, axes)
+    zeros = np.max(np.abs(w), axis=axes, keepdims=True) == 0
+    plain = zeros | (np.isfinite(s) & (np.abs(s) >= np.finfo(np.float64).tiny))
+    z = np.where(plain, np.power(s, 1.0 / p), m * np.power(t, 1.0 / p))
+    dz = np.where(plain, np.power(w, p - 1.0) * np.power(z, 1.0 - p),
+                  np.power(w / m, p - 1.0) * np.power(t, 1.0 / p - 1.0))
+    return z, dz
+
+
+def _lp_scaled(w: Array, p: float, axes: tuple[int, ...]) -> tuple[Array, Array]:
+    r"""Each window's scale m, the power of two with max |w| in [m / 2, m) (1 for a window of
+    zeros), and scaled sum T = sum (w / m)^p, with keepdims: S = sum w^p = m^p T, and
+    z = S^(1/p) = m T^(1/p).
+
+    The terms (w / m)^p have |.| < 1 and the largest is at least 2^-p, so T lies in [2^-p, k]
+    for even or nonnegative terms (k the window's size) and neither T nor m T^(1/p) under- or
+    overflows where the p-norm itself is a float64 number; summing w^p unscaled loses S (0 or
+    inf) for |w| beyond ~1e-154 or ~1e154 at p = 2 (LAPACK's nrm2 scales so). Dividing by a
+    power of two is exact, so where the unscaled sum is in range T is it times m^-p, and a
+    p = 1 window summing to exactly 0 still gives exactly 0. The signs are those of w^p: w / m
+    has w's sign, so p = 1 sums signed values and a non-integer p of a negative w is NaN, as
+    unscaled. A window of zeros keeps S = 0: T = 0, z = 0."""
+    _, e = np.frexp(np.max(np.abs(w), axis=axes, keepdims=True))
+    m = np.ldexp(1.0, e)
+    return m, np.sum(np.power(w / m, p), axis=axes, keepdims=True)
 
 
 def _inside(pool: _Pool, d: int) -> Array:
@@ -335,8 +369,7 @@ def _lp_pool_vjp(g: Array, input: Array, d: int, norm_type: float, kernel_size: 
                   == np.argmax(flat, axis=2)[:, :, None]).reshape(w.shape)
         gw = gz * onehot * np.sign(w)
     else:
-        z = np.power(np.sum(np.power(w, p), axis=axes, keepdims=True), 1.0 / p)
-        gw = gz * np.power(w, p - 1.0) * np.power(z, 1.0 - p)
+        gw = gz * _lp_norm(w, p, axes)[1]
     gx = _crop(_windows_vjp(gw, pool.xp.shape, pool.kernel, pool.stride, pool.dilation),
                pool.pads, np.shape(input)[-d:])
     return {"input": gx[0] if pool.unbatched else gx}
@@ -385,6 +418,11 @@ def lp_pool2d_vjp(g: Array, input: Array, norm_type: float, kernel_size: IntOrTu
     so dL/dx sums g z^(1 - p) x^(p - 1) over the windows containing x (col2im). For p = inf
     the gradient is g sign(x) at each window's first argmax of |x| (for p = -inf its first
     argmin). Differentiable where S > 0 (the drawn inputs keep every window's S away from 0).
+
+    Forward and VJP are evaluated scaled by a power of two m ~ max |x| per window (p > 0):
+    with T = sum (x / m)^p, z = m T^(1/p) and x^(p - 1) z^(1 - p) = (x / m)^(p - 1)
+    T^(1/p - 1), so S = m^p T is never formed and a representable p-norm of subnormal or
+    huge inputs keeps its value and its O(1) derivative in float64 (``_lp_scaled``).
     """
     return _lp_pool_vjp(g, input, 2, norm_type, kernel_size, stride, ceil_mode)
 
