@@ -39,7 +39,7 @@ import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -69,6 +69,49 @@ class Multilinear:
         assert spec.ref_vjp is not None
         grads = spec.ref_vjp(np.abs(g), **_absolute(case), **case.options, **spec.ref_options)
         return {k: np.abs(v) for k, v in grads.items()}
+
+
+class Copies(Multilinear):
+    """Ops that only move values (padding, shuffles, fold and unfold, flatten and unflatten,
+    unpooling): each result is one input element, a constant, or a sum of a few copies (fold's
+    overlapping blocks; a reflected, replicated or wrapped element's gradient). A copy is exact
+    in every dtype; a sum of k copies is within gamma_(k-1) of the sum of their magnitudes in
+    ANY order (Higham, sec. 4.2), in the dtype's own unit (torch's CPU backward kernels add into
+    a gradient of the input's type), then rounded once; a constant option is rounded once to
+    the dtype. ``suite.hardcheck`` requires exactly that (``exact``), with k the largest number
+    of copies one result sums (``length``), no relative row and no absolute floor, so a kernel
+    that flushes a subnormal or moves a copy by one ulp fails. M is the sum of the copies'
+    magnitudes (``Multilinear``: the reference at absolute values)."""
+
+    exact = True
+
+    @staticmethod
+    def _filled(case: Case, fill: float) -> dict[str, Array]:
+        return {k: np.full_like(v, fill, dtype=np.float64) if k in case.differentiable else v
+                for k, v in case.arrays.items()}
+
+    def constants(self, spec: OpSpec, case: Case) -> Array:
+        """f(0): what the forward places that is no input's copy (a constant pad's value)."""
+        assert spec.ref is not None
+        return np.asarray(spec.ref(**self._filled(case, 0.0), **case.options), dtype=np.float64)
+
+    def counts(self, spec: OpSpec, case: Case, forward: bool) -> Array:
+        """k per result element: how many copies it sums. The maps are affine in the values (a
+        constant pad adds its value), so the forward's counts are f(1) - f(0) on the case's
+        shapes, and the VJP's (linear in g) the VJP of ones (of the first differentiable
+        argument: every Copies record has one)."""
+        assert spec.ref is not None and spec.ref_vjp is not None
+        ones = self._filled(case, 1.0)
+        out = np.asarray(spec.ref(**ones, **case.options), dtype=np.float64)
+        if forward:
+            return np.abs(out - self.constants(spec, case))
+        grads = spec.ref_vjp(np.ones_like(out), **ones, **case.options, **spec.ref_options)
+        return np.abs(np.asarray(grads[case.differentiable[0]], dtype=np.float64))
+
+    def length(self, spec: OpSpec, case: Case) -> int:
+        """k: the most copies one result sums, forward or VJP."""
+        most = [np.max(self.counts(spec, case, f), initial=0.0) for f in (True, False)]
+        return max(1, *(round(float(m)) for m in most))
 
 
 class Prelu:
@@ -313,18 +356,64 @@ class LinearCrossEntropy:
     dL/da = G W, dL/dW = G^T a, dL/db = sum_n G, as signed sums: M = (|G| + E) |W|, (|G| + E)^T |a|
     and sum_n (|G| + E). A probability target's gradient -s (1 - eps) w log p moves with
     log p by at most |s| (1 - eps) w (u + sum_j p_j u_j).
+
+    On top of the logits' rounding, the cross entropy of z carries its own conditioning
+    (:data:`CROSS_ENTROPY`'s terms on the logits, ``_cross_entropy_pointwise`` and
+    ``_cross_entropy_vjp``): log p = z - max - log S is formed from terms of size |z - max| and
+    log S (log S off by ~u absolutely however small it is: float64 gave 0 for a loss of
+    1.7e-207, w log(1 + e^-475)), and G_c = s (p_c sum(q) - q_c) cancels terms of size
+    |s| p_c sum|q| and |s q_c| (torch's chunked path forms the two parts separately: one class,
+    where G = 0 exactly, gave an input gradient of 3.6e-20 at |W| ~ 4e-16 in bfloat16). Their M
+    joins the loss's, and |G| in the Linear layer's VJP.
     """
 
+    def _logits_case(self, case: Case, z: Array) -> Case:
+        """The cross_entropy case of the logits (its layout: classes at dim 0 unbatched, 1
+        batched)."""
+        arrays = {"input": z, "target": case.arrays["target"]}
+        if "weight" in case.arrays:
+            arrays["weight"] = case.arrays["weight"]
+        differentiable = ("input", "target") if "target" in case.differentiable else ("input",)
+        return Case(arrays, differentiable, case.options, case.seed)
+
     def forward(self, spec: OpSpec, case: Case) -> Array:
-        """sum_c |dl/dz_c| u_c: per sample for "none", summed for a reduced loss."""
+        """sum_c |dl/dz_c| u_c: per sample for "none", summed for a reduced loss (the logits'
+        rounding, in the dtype: the half ladder's M)."""
+        return self._forward(spec, case, own=False)
+
+    def forward_accumulated(self, spec: OpSpec, case: Case) -> Array:
+        """M plus cross_entropy's own M of each sample's loss (summed over the mean's
+        denominator for a reduced loss): its log-softmax is formed in the accumulation type, so
+        the hard tier's M_acc, not the half ladder's M."""
+        return self._forward(spec, case, own=True)
+
+    def _forward(self, spec: OpSpec, case: Case, own: bool) -> Array:
         z, u, class_dim = _linear_logits(case)
         value = spec.reference(case)
         per_sample = np.sum(np.abs(_logit_gradient(np.ones(np.shape(value)), case, z)) * u,
                             axis=class_dim)
-        return per_sample if np.ndim(value) else np.asarray(np.sum(per_sample))
+        if not own:
+            return per_sample if np.ndim(value) else np.asarray(np.sum(per_sample))
+        logits = self._logits_case(case, z)
+        pointwise = _cross_entropy_pointwise(spec, logits)
+        if np.ndim(value):
+            return per_sample + pointwise
+        if case.options.get("reduction", "mean") == "mean":
+            denominator = float(_cross_entropy_parts(logits)[4])
+            pointwise = pointwise / max(denominator, np.finfo(np.float64).tiny)
+        return np.asarray(np.sum(per_sample) + np.sum(pointwise))
 
     def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
-        """(|G| + E) through the Linear layer's VJP; the probability target's log p term."""
+        """(|G| + E) through the Linear layer's VJP; the probability target's log p term (the
+        logits' rounding: the half ladder's M)."""
+        return self._vjp(spec, g, case, own=False)
+
+    def vjp_accumulated(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+        """M plus cross_entropy's own M of the logit gradient, through the same VJP (formed in
+        the accumulation type: the hard tier's M_acc)."""
+        return self._vjp(spec, g, case, own=True)
+
+    def _vjp(self, spec: OpSpec, g: Array, case: Case, own: bool) -> Mapping[str, Array]:
         from references import layers
         from references.activations import softmax
 
@@ -334,7 +423,9 @@ class LinearCrossEntropy:
         p = softmax(z, dim=class_dim)
         spread = u + np.sum(p * u, axis=class_dim, keepdims=True)
         scale, mass = _scale_and_mass(case, g, z, class_dim)
-        effective = np.abs(_logit_gradient(g, case, z)) + scale * mass * p * spread
+        ce_own = _cross_entropy_vjp(spec, g, self._logits_case(case, z)) if own else {}
+        effective = np.abs(_logit_gradient(g, case, z)) + ce_own.get("input", 0.0) \
+            + scale * mass * p * spread
         lin = layers.linear_vjp(effective.reshape((*a.shape[:-1], -1)), np.abs(a),
                                 np.abs(w).reshape(-1, w.shape[-1]),
                                 None if b is None else np.abs(b).reshape(-1))
@@ -346,7 +437,8 @@ class LinearCrossEntropy:
             per_class = np.reshape(np.ones(z.shape[class_dim]) if weight is None else weight,
                                    (-1,) + (1,) * (z.ndim - class_dim - 1))
             smoothing = case.options.get("label_smoothing", 0.0)
-            terms["target"] = scale * (1.0 - smoothing) * per_class * spread
+            terms["target"] = scale * (1.0 - smoothing) * per_class * spread \
+                + ce_own.get("target", 0.0)
         return terms
 
 
@@ -457,7 +549,54 @@ class CosineSimilarity:
 MULTILINEAR = Multilinear()
 
 
-class AntialiasedResampling(Multilinear):
+class _MovedWeights(Multilinear):
+    """Resampling whose kernel forms its weights from rounded coordinates: the sums of signed
+    terms (``Multilinear``) plus D, per unit of u, the bound on what the rounding moves each
+    weight by (``_maps``: per resampled dimension the exact |weights| and D), applied in each
+    dimension in turn (the other dimensions' maps as |W|) to |x| for the forward and to |g| for
+    the VJP."""
+
+    def _maps(self, case: Case) -> tuple[list[_separable.Taps], list[_separable.Taps]]:
+        raise NotImplementedError
+
+    def _each_dimension_moved(self, apply: Callable[[Array, list[_separable.Taps]], Array],
+                              a: Array, case: Case) -> Array:
+        """D applied to ``a`` (>= 0), formed on ``a`` scaled to at most 1 by a power of two and
+        scaled back: near float64's largest numbers (the hard tier's extremes) D |a| may pass
+        it while the maps' partial products would turn inf x 0 into NaN. A bound that leaves
+        float64's range bounds nothing: the case is set aside, as a sum that overflows its
+        accumulation type is (suite/hardcheck.py, ``_sums_representable``)."""
+        from hypothesis import assume
+
+        exact, moved = self._maps(case)
+        top = float(np.max(a, initial=0.0))
+        scale = 2.0 ** math.frexp(top)[1] if top > 0 and math.isfinite(top) else 1.0
+        with np.errstate(over="ignore"):
+            bound = sum((apply(a / scale, [moved[k] if k == d else exact[k]
+                                           for k in range(len(exact))])
+                         for d in range(len(exact))), np.zeros(())) * scale
+        assume(bool(np.all(np.isfinite(bound))))
+        return bound
+
+    def sums(self, spec: OpSpec, case: Case) -> Array:
+        """The sums' M alone (``sums_forward``: D is a bound per unit of u, not a sum)."""
+        return super().forward(spec, case)
+
+    def forward(self, spec: OpSpec, case: Case) -> Array:
+        """The sums' M plus the moved weights' D applied to |x|."""
+        x = np.abs(case.arrays["input"])
+        return super().forward(spec, case) + self._each_dimension_moved(_separable.apply, x,
+                                                                        case)
+
+    def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+        """The sums' M plus the moved weights' D applied to |g| (the transposed maps)."""
+        terms = dict(super().vjp(spec, g, case))
+        terms["input"] = terms["input"] + self._each_dimension_moved(
+            _separable.apply_vjp, np.abs(g), case)
+        return terms
+
+
+class AntialiasedResampling(_MovedWeights):
     r"""Antialiased interpolation (bilinear, bicubic, lanczos): the sums of signed terms
     (``Multilinear``), and the kernel's own filter weights. A kernel forms each weight
     w_i = f((i - c + 0.5) / stretch), normalised by the window's total, from a source centre
@@ -476,10 +615,9 @@ class AntialiasedResampling(Multilinear):
     here is the half type's (CPU torch 2.13.0 has no half-precision antialiasing kernel, so the
     ladder skips these records there; a CUDA run would allow more than it needs)."""
 
-    def _maps(self, case: Case, shape: tuple[int, ...]
-              ) -> tuple[list[_separable.Taps], list[_separable.Taps]]:
+    def _maps(self, case: Case) -> tuple[list[_separable.Taps], list[_separable.Taps]]:
         options = case.options
-        sides = shape[2:]
+        sides = np.shape(case.arrays["input"])[2:]
         out, scales = interp._output_geometry(sides, options.get("size"),
                                               options.get("scale_factor"),
                                               options.get("recompute_scale_factor"))
@@ -502,27 +640,140 @@ class AntialiasedResampling(Multilinear):
             moved.append(_separable.taps(i, d, n))
         return exact, moved
 
-    def _each_dimension_moved(self, apply: Callable[[Array, list[_separable.Taps]], Array],
-                              a: Array, case: Case) -> Array:
-        exact, moved = self._maps(case, np.shape(case.arrays["input"]))
-        return sum((apply(a, [moved[k] if k == d else exact[k] for k in range(len(exact))])
-                    for d in range(len(exact))), np.zeros(()))
+class CoordinateRounding(_MovedWeights):
+    r"""Linear, bilinear, trilinear and bicubic interpolation (not antialiased): the sums of
+    signed terms (``Multilinear``), and what a correct kernel's rounded source coordinates move
+    the weights by. torch's CPU kernels (aten/src/ATen/native/UpSample.h,
+    ``area_pixel_compute_scale``, ``area_pixel_compute_source_index``,
+    ``guard_index_and_lambda``, ``get_cubic_upsample_coefficients``; cpu/UpSampleKernel.cpp
+    ``HelperInterpLinear``/``HelperInterpCubic``, cpu/UpSampleMoreKernel.cpp and
+    UpSampleBicubic2d.cpp for the backward) work in the op-math type (float32 for float16,
+    bfloat16 and float32 inputs; float64 for float64), unit roundoff u:
 
-    def forward(self, spec: OpSpec, case: Case) -> Array:
-        """The sums' M plus the moved weights' D applied to |x|."""
-        x = np.abs(case.arrays["input"])
-        return super().forward(spec, case) + self._each_dimension_moved(_separable.apply, x,
-                                                                        case)
+    * the scale s~ = fl(n / o), fl(1 / scale_factor) or fl((n - 1) / (o - 1)): |s~ - s| <= u s;
+    * the coordinate c~ = fl(fl(s~ (j + 0.5)) - 0.5) (j + 0.5 is exact): the product is off by
+      2 u |c + 0.5| (the scale's and its own rounding), the subtraction by u |c|, so
+      |c~ - c| <= u (3 |c| + 1) + O(u^2 |c|) <= u (3 |c| + 2); with align_corners c~ =
+      fl(s~ j), within 2 u |c|;
+    * t = c~ - floor(c~) is exact (both in [0, 2^24) on one binade's grid), so the weight
+      argument carries the coordinate's error; a floor that lands on the other side of an
+      integer moves the whole tap window, which the kernel's continuity makes the same first
+      order error (linear's hat and Keys' cubic are continuous, the cubic's slope vanishes at
+      its support's end |s| = 2);
+    * linear: lambda1 = t is stored in the input's type (the generic channels-first forward),
+      off by u_dtype t <= u_dtype, and lambda0 = 1 - lambda1 formed from it: a further shift of
+      the coordinate by at most u_dtype, and a relative rounding of lambda0 (a weight rounding,
+      in M);
+    * bicubic: the four arguments t + 1, t, 1 - t, 2 - t are formed with up to 3 u more, and
+      each coefficient by Horner's rule in 5 (|s| <= 1) or 6 (1 < |s| < 2) roundings, within
+      gamma_k of the polynomial with absolute coefficients (Higham, sec. 5.1):
+      H(s) = 6 (1.25 s^3 + 2.25 s^2 + 1) or 7 (0.75 s^3 + 3.75 s^2 + 6 s + 3), in u, absolute
+      (a coefficient near 0 is not off relatively: M does not cover it).
 
-    def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
-        """The sums' M plus the moved weights' D applied to |g| (the transposed maps)."""
-        terms = dict(super().vjp(spec, g, case))
-        terms["input"] = terms["input"] + self._each_dimension_moved(
-            _separable.apply_vjp, np.abs(g), case)
-        return terms
+    So every weight w_m(j) = K(c - m) of output j is off by at most
+    |K'| (3 |c| + 3) u (+ 3 u for bicubic's arguments) + H(|c - m|) u, first order, where K is
+    the hat (linear, support 1) or Keys' cubic with A = -0.75 (support 2) and |K'| is its
+    largest slope within the coordinate's error of c - m (one-sided at the hat's kinks, plus
+    max |K''| = 4.5 times the error for the cubic), over every input position m (clamped to
+    the side, as torch clamps indices) within the support plus that error: the neighbour a
+    shifted floor brings in. The error bound used for the window is float32's coordinate error
+    plus bfloat16's lambda rounding, the largest of any dtype's. Per unit of u that bound D
+    takes, in each resampled dimension in turn, the place of |W| in the map applied to |x| (the
+    other dimensions' maps as |W|), added to M; the VJP likewise with |g| (the backward forms
+    the same coordinates and weights in the op-math type and adds w g into an op-math buffer).
+    As for AntialiasedResampling, the unit is the dtype's: float16 and bfloat16 form the
+    coordinates in float32, so there D overstates all but the lambda rounding.
+
+    A long side makes this the dominant term: float32 resampling 10^4 positions to 19999 is off
+    by up to 3.6e-3 at inputs ~1 (torch 2.13.0: ~6e-4 of a position at c ~ 10^4 times
+    |x_1 - x_0|), 42x what the sums alone allow even with n the largest array's 19999 terms;
+    with D the error is 4 % of the allowance, and a kernel whose coordinates are 1e-3 of a
+    position off is 224x over it (tests/test_hard_resampling.py). ``length`` is the longest sum
+    torch forms: the taps of one output (2 or 4 per dimension) or the (output, tap) pairs one
+    input receives in the VJP."""
+
+    _SUPPORT: ClassVar[Mapping[str, int]] = {"linear": 1, "bilinear": 1, "trilinear": 1,
+                                             "bicubic": 2}
+    # The window's coordinate error, absolute: float32's u (3 |c| + 6) (the op-math type of
+    # every dtype but float64, whose u is smaller) plus bfloat16's lambda rounding (2^-8).
+    _WINDOW_U, _WINDOW_LAMBDA = 2.0**-24, 2.0**-8
+
+    @staticmethod
+    def _slope(s: Array, cubic: bool) -> Array:
+        """|K'(s)| for s >= 0 (0 past the support)."""
+        if not cubic:
+            return np.where(s < 1.0, 1.0, 0.0)
+        a = interp.KEYS_A
+        near = np.abs((3 * (a + 2.0) * s - 2 * (a + 3.0)) * s)
+        far = np.abs((3 * a * s - 10 * a) * s + 8 * a)
+        return np.where(s <= 1.0, near, np.where(s < 2.0, far, 0.0))
+
+    @staticmethod
+    def _horner(s: Array) -> Array:
+        """The coefficients' own rounding, in u (class docstring): gamma_k of the polynomial
+        with absolute coefficients, k the roundings of Horner's rule plus one."""
+        near = 6.0 * ((1.25 * s + 2.25) * s * s + 1.0)
+        far = 7.0 * (((0.75 * s + 3.75) * s + 6.0) * s + 3.0)
+        return np.where(s <= 1.0, near, np.where(s <= 2.0, far, 0.0))
+
+    def _moved(self, n: int, o: int, align_corners: bool | None, scale: float | None,
+               mode: str) -> _separable.Taps:
+        """D of one dimension, per unit of u: the bound on each weight's error (o x taps)."""
+        cubic = mode == "bicubic"
+        radius = self._SUPPORT[mode]
+        c = interp._source(n, o, align_corners, scale)
+        units = 3.0 * np.abs(c) + (6.0 if cubic else 3.0)
+        window = self._WINDOW_U * units + self._WINDOW_LAMBDA
+        at = c if cubic else np.maximum(c, 0.0)  # linear clamps the coordinate at 0
+        m = np.floor(at)[:, None] + np.arange(-radius, radius + 2)
+        s = np.abs(at[:, None] - m)
+        near = s < radius + window[:, None]
+        lo = np.maximum(s - window[:, None], 0.0)
+        if cubic:
+            slope = self._slope(s, True) + 4.5 * window[:, None]
+            moved = slope * units[:, None] + self._horner(np.minimum(s + window[:, None], 2.0))
+        else:
+            moved = self._slope(lo, False) * units[:, None]
+        index = np.clip(m, 0, n - 1).astype(np.int64)
+        return _separable.taps(index, np.where(near, moved, 0.0), n)
+
+    def _geometry(self, case: Case) -> list[tuple[int, int, float | None]]:
+        options = case.options
+        sides = np.shape(case.arrays["input"])[2:]
+        out, scales = interp._output_geometry(sides, options.get("size"),
+                                              options.get("scale_factor"),
+                                              options.get("recompute_scale_factor"))
+        return list(zip(sides, out, scales, strict=True))
+
+    def _maps(self, case: Case) -> tuple[list[_separable.Taps], list[_separable.Taps]]:
+        options = case.options
+        mode, corners = options["mode"], options.get("align_corners")
+        exact = interp._maps(np.shape(case.arrays["input"])[2:], mode, options.get("size"),
+                             options.get("scale_factor"), corners,
+                             options.get("recompute_scale_factor"), False)
+        exact = [w._replace(weight=np.abs(w.weight)) for w in exact]
+        moved = [self._moved(n, o, corners, s, mode) for n, o, s in self._geometry(case)]
+        return exact, moved
+
+    def length(self, spec: OpSpec, case: Case) -> int:
+        """The longest sum torch forms: an output's taps (the product over the resampled
+        dimensions of 2 or 4), or the (output, tap) pairs that one input's gradient adds up (the
+        product of each dimension's most, clamped edge taps counted each time)."""
+        options = case.options
+        maps = interp._maps(np.shape(case.arrays["input"])[2:], options["mode"],
+                            options.get("size"), options.get("scale_factor"),
+                            options.get("align_corners"),
+                            options.get("recompute_scale_factor"), False)
+        forward = math.prod(int(w.source.shape[1]) for w in maps)
+        backward = math.prod(int(_separable.transpose(w).source.shape[1]) for w in maps)
+        return max(forward, backward, 1)
+
+
+COORDINATE_ROUNDING = CoordinateRounding()
 
 
 ANTIALIASED_RESAMPLING = AntialiasedResampling()
+COPIES = Copies()
 PRELU = Prelu()
 GLU = Glu()
 LINEAR_CROSS_ENTROPY = LinearCrossEntropy()
@@ -548,6 +799,15 @@ def accumulated_forward(spec: OpSpec, case: Case) -> Array | None:
         return None
     forward = getattr(terms, "forward_accumulated", terms.forward)
     return np.asarray(forward(spec, case))
+
+
+def sums_forward(spec: OpSpec, case: Case) -> Array | None:
+    """The magnitudes of the sums the forward forms (whether they stay in the accumulation
+    type's range): M_acc, except where the record's terms add a bound that is not a sum but a
+    per-unit-of-u error of one (``terms.sums``: the resampling records' moved weights, whose
+    D |x| grows with the source coordinate while the sum itself stays of |x|'s size)."""
+    own = getattr(spec.terms, "sums", None)
+    return np.asarray(own(spec, case)) if own is not None else accumulated_forward(spec, case)
 
 
 def accumulated_vjp(spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
@@ -830,6 +1090,658 @@ class Attention:
 
 
 ATTENTION = Attention()
+
+
+class MultiheadAttentionTerms:
+    """M for multi_head_attention (F.multi_head_attention_forward): :class:`Attention`'s
+    derivation per head, on projections that are themselves rounded sums. Batch-first, per
+    head (references/transformer.py's layout):
+
+    * projections q = x_q W_q^T + b_q (k, v alike; bias_k/bias_v rows appended, zero rows
+      for add_zero_attn): each within u sum|terms| of exact, M_q = |x_q| |W_q|^T + |b_q|;
+    * scores s = scale q k^T + mask: a score's error is scale (|dq| |k| + |q| |dk|) plus its
+      own rounding, all within u T with T = scale M_q M_k^T + |float mask| (|q| <= M_q); the
+      softmax passes it on as a relative change of P of R = T + sum_keys P T (Attention);
+    * head = P v: M = P (1 + R) M_v; concat, out = concat W_o^T + b_o: M_out = M_concat
+      |W_o|^T + |b_o|; the weights output: P (1 + R) (their mean over heads when averaged).
+
+    The VJP with g exact: d concat = g W_o (M |g| |W_o|), dW_o = g^T concat (|g|^T M_concat),
+    db_o = sum g; dv = P^T d head (M (P (1 + R))^T M_dhead), dP = d head v^T (M_dP = M_dhead
+    M_v^T), dS = P (dP - sum P dP) with M_dS = P (M_dP + sum P M_dP) + P R |dP - sum P dP|
+    (Attention), dq = scale dS k, dk = scale dS^T q (M_dS M_k scale, M_dS^T M_q scale), the
+    masks' dS; then each projection's linear VJP with those M: d x = dq W (M_dq |W|),
+    dW = dq^T x (M_dq^T |x|), db = sum dq; self-attention sums the three inputs' M.
+    Torch's flash kernel breaks what no input perturbation breaks (P's rows summing to 1 with
+    lse ~ |s| stored rounded; sum_keys dS = 0, whose rounding is then multiplied by keys of a
+    large common offset), which these terms bound and the hard tier's shake cannot see."""
+
+    def _parts(self, case: Case) -> dict[str, Any]:
+        from references import transformer as ref
+
+        a, o = case.arrays, case.options
+        params = {k: a.get(k) for k in ref._PROJECTIONS}
+        att, batched = ref._mha_call(a["query"], a.get("key"), a.get("value"),
+                                     a.get("key_padding_mask"), a.get("attn_mask"), params,
+                                     o["num_heads"], o.get("add_zero_attn", False),
+                                     o.get("batch_first", False))
+        h = att.heads
+        n, _, e = att.q_in.shape
+        s = att.k_in.shape[1]
+        w_q, w_k, w_v = (np.abs(w) for w in att.p.weights())
+        b_q, b_k, b_v = (0.0 if b is None else np.abs(b) for b in att.p.biases())
+        m_q = np.abs(att.q_in) @ w_q.T + b_q
+        m_k = np.abs(att.k_in) @ w_k.T + b_k
+        m_v = np.abs(att.v_in) @ w_v.T + b_v
+        if att.p.bias_k is not None and att.p.bias_v is not None:
+            m_k = np.concatenate([m_k, np.broadcast_to(np.abs(np.reshape(att.p.bias_k,
+                                                                         (1, 1, e))),
+                                                       (n, 1, e))], 1)
+            m_v = np.concatenate([m_v, np.broadcast_to(np.abs(np.reshape(att.p.bias_v,
+                                                                         (1, 1, e))),
+                                                       (n, 1, e))], 1)
+        m_q4, m_k4, m_v4 = (ref._split_heads(m, h) for m in (m_q, m_k, m_v))
+        if att.add_zero_attn:
+            zeros = np.zeros((n, h, 1, e // h))
+            m_k4, m_v4 = (np.concatenate([m, zeros], axis=2) for m in (m_k4, m_v4))
+        scale = 1.0 / math.sqrt(e // h)
+        p = att.softmax
+        t = m_q4 @ np.swapaxes(m_k4, -1, -2) * scale
+        if att.mask is not None:
+            t = t + np.where(np.isfinite(att.mask), np.abs(att.mask), 0.0)
+        t = np.where(p > 0, t, 0.0)
+        spread = t + np.sum(p * t, axis=-1, keepdims=True)
+        m_heads = (p * (1.0 + spread)) @ m_v4
+        m_concat = ref._merge_heads(m_heads)
+        b_o = att.p.out_proj_bias
+        m_out = m_concat @ np.abs(att.p.out_proj_weight).T + (0.0 if b_o is None
+                                                               else np.abs(b_o))
+        return {"att": att, "batched": batched, "m_q4": m_q4, "m_k4": m_k4, "m_v4": m_v4,
+                "p": p, "spread": spread, "m_concat": m_concat, "m_out": m_out,
+                "scale": scale, "s": s, "w": (w_q, w_k, w_v)}
+
+    def forward(self, spec: OpSpec, case: Case) -> Array:
+        """M of attn_output (or of the weights), in the output's layout."""
+        from references import transformer as ref
+
+        parts, o = self._parts(case), case.options
+        batched = parts["batched"]
+        if o.get("output", "attn_output") == "attn_output":
+            return ref._from_batch_first(parts["m_out"], batched, o.get("batch_first", False))
+        m_w = parts["p"] * (1.0 + parts["spread"])
+        m_w = m_w.mean(axis=1) if o.get("average_attn_weights", True) else m_w
+        return m_w if batched else m_w[0]
+
+    def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+        """M of every gradient (the reference's names and layouts)."""
+        from references import transformer as ref
+
+        parts, o, a = self._parts(case), case.options, case.arrays
+        att, batched, p, spread = parts["att"], parts["batched"], parts["p"], parts["spread"]
+        m_q4, m_k4, m_v4, scale = parts["m_q4"], parts["m_k4"], parts["m_v4"], parts["scale"]
+        h, s = att.heads, parts["s"]
+        n, lq, _ = att.q_in.shape
+        batch_first = o.get("batch_first", False)
+        grads: dict[str, Array] = {}
+        if o.get("output", "attn_output") == "attn_output":
+            gb = np.abs(ref._batch_first(np.asarray(g, dtype=np.float64), batched,
+                                         batch_first))
+            grads["out_proj_weight"] = np.einsum("nle,nlf->ef", gb, parts["m_concat"])
+            if att.p.out_proj_bias is not None:
+                grads["out_proj_bias"] = gb.sum(axis=(0, 1))
+            m_dheads = ref._split_heads(gb @ np.abs(att.p.out_proj_weight), h)
+            # dP = d head v^T, exact value from the reference's own v (for |dP - sum P dP|)
+            d_heads = ref._split_heads(ref._batch_first(np.asarray(g, dtype=np.float64),
+                                                        batched, batch_first)
+                                       @ att.p.out_proj_weight, h)
+            dp = d_heads @ np.swapaxes(att.v4, -1, -2)
+            m_dp = m_dheads @ np.swapaxes(m_v4, -1, -2)
+            m_dv4 = np.swapaxes(p * (1.0 + spread), -1, -2) @ m_dheads
+        else:
+            g4 = np.asarray(g, dtype=np.float64) if batched else np.asarray(g)[None]
+            if o.get("average_attn_weights", True):
+                g4 = np.broadcast_to(g4[:, None] / h, p.shape)
+            dp, m_dp = g4, np.abs(g4)
+            m_dv4 = np.zeros(m_v4.shape)
+        centred = np.abs(dp - np.sum(p * dp, axis=-1, keepdims=True))
+        m_ds = p * (m_dp + np.sum(p * m_dp, axis=-1, keepdims=True)) + p * spread * centred
+        m_dq4 = m_ds @ m_k4 * scale
+        m_dk4 = np.swapaxes(m_ds, -1, -2) @ m_q4 * scale
+        if att.add_zero_attn:
+            m_dk4, m_dv4 = m_dk4[:, :, :-1], m_dv4[:, :, :-1]
+        m_dq, m_dk, m_dv = (ref._merge_heads(m) for m in (m_dq4, m_dk4, m_dv4))
+        if att.p.bias_k is not None and att.p.bias_v is not None:
+            grads["bias_k"] = m_dk[:, s:].sum(axis=0).reshape(np.shape(att.p.bias_k))
+            grads["bias_v"] = m_dv[:, s:].sum(axis=0).reshape(np.shape(att.p.bias_v))
+            m_dk, m_dv = m_dk[:, :s], m_dv[:, :s]
+        w_q, w_k, w_v = parts["w"]
+        inputs = []
+        weights = []
+        biases = []
+        for m_d, x, w in ((m_dq, att.q_in, w_q), (m_dk, att.k_in, w_k), (m_dv, att.v_in, w_v)):
+            inputs.append(m_d @ w)
+            weights.append(np.einsum("nte,ntf->ef", m_d, np.abs(x)))
+            biases.append(m_d.sum(axis=(0, 1)))
+        if att.p.in_proj_weight is not None:
+            grads["in_proj_weight"] = np.concatenate(weights)
+        else:
+            grads["q_proj_weight"], grads["k_proj_weight"], grads["v_proj_weight"] = weights
+        if att.p.in_proj_bias is not None:
+            grads["in_proj_bias"] = np.concatenate(biases)
+        dm = m_ds[..., :s]
+        mask = a.get("attn_mask")
+        if mask is not None and mask.dtype != np.bool_:
+            grads["attn_mask"] = dm.sum(axis=(0, 1)) if mask.ndim == 2 \
+                else dm.reshape(n * h, lq, s)
+        kpm = a.get("key_padding_mask")
+        if kpm is not None and kpm.dtype != np.bool_:
+            m_kpm = dm.sum(axis=(1, 2))
+            grads["key_padding_mask"] = m_kpm if batched else m_kpm[0]
+        dq, dk, dv = (ref._from_batch_first(m, batched, batch_first) for m in inputs)
+        if "key" not in a:
+            grads["query"] = dq + dk + dv
+        elif "value" not in a:
+            grads["query"], grads["key"] = dq, dk + dv
+        else:
+            grads["query"], grads["key"], grads["value"] = dq, dk, dv
+        return {k: v for k, v in grads.items() if k in case.differentiable}
+
+
+MULTI_HEAD_ATTENTION = MultiheadAttentionTerms()
+
+
+# --- the transformer layers: a running error bound through the reference's blocks ----------
+#
+# Each intermediate z of a layer carries E_z, a bound on torch's error in z divided by the
+# allowance's (n + 8) u_acc: the first-order rounding bound of the chain (Higham, sec. 3.3 and
+# 4.2), every operation adding its own sum |terms| (its local rounding) to what its absolute
+# Jacobian carries of its inputs' E:
+#   linear y = x W^T + b:  E_y = (|x| + E_x) |W|^T + |b|;
+#   attention: MultiheadAttentionTerms with |x| + E_x for each input (scores' T, P's R, P v);
+#   residual x + y: E_x + E_y + |x + y|;
+#   layer norm: E_xhat = inv_std (E_x + mean E_x + |xhat| mean(|xhat| E_x)) (its Jacobian)
+#     + (|x| + mean |x|) inv_std (the centring's terms, _Normalization); E_y = |w| (|xhat| +
+#     E_xhat) + |b|;
+#   gelu: E = G1(z) E_z + 0.5 |z| (1 + |erf|) (GELU's terms; G1 = its derivative's terms);
+#     relu: [z > 0] (|z| + E_z).
+# The VJP carries E_g back the same way, with |g| + E_g for the cotangent and |z| + E_z for every
+# saved activation in each product: linear's dx = g W, dW = g^T x; attention's as
+# MultiheadAttentionTerms.vjp; layer norm's inv_std (D + mean D + X mean(D X)) with D = (|g| +
+# E_g) |w|, X = |xhat| + E_xhat, times 1 + mean(|xhat| E_xhat) (inv_std's own error);
+# gelu's (|dact| + E_dact) G1(z) + |dact| |gelu''(z)| E_z.
+
+
+def _lmean(a: Array) -> Array:
+    return np.mean(a, axis=-1, keepdims=True)
+
+
+def _attention_block_bounds(att: Any, e_q: Array | float, e_kv: Array | float,
+                            gamma: float) -> dict[str, Any]:
+    """A layer's attention block (packed projections, no bias_k, no zero attention) with
+    input bounds e_q (query) and e_kv (key and value): the forward's parts and E_out. Every
+    product of two carried quantities is bounded by |a| E_b + E_a |b| + gamma E_a E_b (the
+    product's own rounding |a| |b| inside E_a, E_b; gamma = (n + 8) u_acc, E being errors
+    over gamma)."""
+    from references import transformer as ref
+
+    h = att.heads
+    e = att.q_in.shape[-1]
+    w_q, w_k, w_v = (np.abs(w) for w in att.p.weights())
+    b_q, b_k, b_v = (0.0 if b is None else np.abs(b) for b in att.p.biases())
+    aq, akv = np.abs(att.q_in), np.abs(att.k_in)
+    a_q4, a_k4, a_v4 = (ref._split_heads(m, h) for m in (aq @ w_q.T + b_q, akv @ w_k.T + b_k,
+                                                           akv @ w_v.T + b_v))
+    e_q4, e_k4, e_v4 = (ref._split_heads(m, h) for m in (
+        (aq + e_q) @ w_q.T + b_q, (akv + e_kv) @ w_k.T + b_k, (akv + e_kv) @ w_v.T + b_v))
+    scale = 1.0 / math.sqrt(e // h)
+    p = att.softmax
+    t = (a_q4 @ np.swapaxes(e_k4, -1, -2) + e_q4 @ np.swapaxes(a_k4, -1, -2)
+         + gamma * e_q4 @ np.swapaxes(e_k4, -1, -2)) * scale
+    if att.mask is not None:
+        t = t + np.where(np.isfinite(att.mask), np.abs(att.mask), 0.0)
+    t = np.where(p > 0, t, 0.0)
+    spread = t + np.sum(p * t, axis=-1, keepdims=True)
+    pr = np.where(p > 0, p * spread, 0.0)  # P R: P's error (0 where P is exactly 0)
+    a_concat = ref._merge_heads(p @ a_v4)
+    e_concat = ref._merge_heads(pr @ a_v4 + p @ e_v4 + gamma * pr @ e_v4)
+    b_o = att.p.out_proj_bias
+    e_out = (a_concat + e_concat) @ np.abs(att.p.out_proj_weight).T \
+        + (0.0 if b_o is None else np.abs(b_o))
+    return {"att": att, "aq": aq, "akv": akv, "e_q": e_q, "e_kv": e_kv, "a_q4": a_q4,
+            "a_k4": a_k4, "a_v4": a_v4, "e_q4": e_q4, "e_k4": e_k4, "e_v4": e_v4, "p": p,
+            "pr": pr, "scale": scale, "a_concat": a_concat, "e_concat": e_concat,
+            "out": e_out, "w": (w_q, w_k, w_v), "gamma": gamma}
+
+
+def _first_order(a: Array, e_a: Array, b: Array, e_b: Array, spec: str,
+                 gamma: float) -> Array:
+    """The bound of a product's error over gamma: |a| E_b + E_a |b| + gamma E_a E_b (einsum
+    ``spec``)."""
+    return np.einsum(spec, a, e_b) + np.einsum(spec, e_a, b) + gamma * np.einsum(spec, e_a, e_b)
+
+
+def _attention_block_vjp_bounds(parts: dict[str, Any], g: Array, e_g: Array
+                                ) -> tuple[Array, Array, dict[str, Array]]:
+    """E of d query, of d key + d value, and the block's parameter and float-mask gradients
+    (by _attend_vjp's names), for the cotangent g with bound e_g."""
+    from references import transformer as ref
+
+    att, p, pr, scale = parts["att"], parts["p"], parts["pr"], parts["scale"]
+    gamma = parts["gamma"]
+    h = att.heads
+    n, lq, _ = att.q_in.shape
+    s = att.k_in.shape[1]
+    w_o = np.abs(att.p.out_proj_weight)
+    ag = np.abs(g)
+    grads: dict[str, Array] = {"out_proj_weight": _first_order(
+        ag, e_g + ag, parts["a_concat"], parts["e_concat"] + parts["a_concat"], "nle,nlf->ef",
+        gamma)}
+    if att.p.out_proj_bias is not None:
+        grads["out_proj_bias"] = (ag + e_g).sum(axis=(0, 1))
+    d_heads = ref._split_heads(g @ att.p.out_proj_weight, h)
+    a_dh = np.abs(d_heads)
+    e_dh = ref._split_heads((ag + e_g) @ w_o, h)
+    dp = d_heads @ np.swapaxes(att.v4, -1, -2)
+    a_v4, e_v4 = parts["a_v4"], parts["e_v4"]
+    e_dp = a_dh @ np.swapaxes(e_v4, -1, -2) + e_dh @ np.swapaxes(a_v4, -1, -2) \
+        + gamma * e_dh @ np.swapaxes(e_v4, -1, -2)
+    e_dv4 = np.swapaxes(pr, -1, -2) @ a_dh + np.swapaxes(p, -1, -2) @ e_dh \
+        + gamma * np.swapaxes(pr, -1, -2) @ e_dh
+    centred = dp - np.sum(p * dp, axis=-1, keepdims=True)
+    ds = p * centred
+    e_ds = p * (e_dp + np.sum(p * e_dp, axis=-1, keepdims=True)) \
+        + pr * (np.abs(centred) + gamma * (e_dp + np.sum(p * e_dp, axis=-1, keepdims=True)))
+    a_ds = np.abs(ds)
+    q4, k4 = att.q4, att.k4
+    e_dq4 = (e_ds @ np.abs(k4) + a_ds @ parts["e_k4"] + gamma * e_ds @ parts["e_k4"]) * scale
+    e_dk4 = (np.swapaxes(e_ds, -1, -2) @ np.abs(q4) + np.swapaxes(a_ds, -1, -2) @ parts["e_q4"]
+             + gamma * np.swapaxes(e_ds, -1, -2) @ parts["e_q4"]) * scale
+    dq, dk, dv = (ref._merge_heads(x) for x in (ds @ k4 * scale,
+                                                 np.swapaxes(ds, -1, -2) @ q4 * scale,
+                                                 np.swapaxes(att.probs, -1, -2) @ d_heads))
+    e_dq, e_dk, e_dv = (ref._merge_heads(x) for x in (e_dq4, e_dk4, e_dv4))
+    w_q, w_k, w_v = parts["w"]
+    e_x = {"q": (parts["aq"], parts["e_q"]), "kv": (parts["akv"], parts["e_kv"])}
+    weights, biases = [], []
+    for d, e_d, which in ((dq, e_dq, "q"), (dk, e_dk, "kv"), (dv, e_dv, "kv")):
+        ax, ex = e_x[which]
+        ex = np.broadcast_to(np.asarray(ex, dtype=np.float64), ax.shape)
+        weights.append(_first_order(np.abs(d), e_d + np.abs(d), ax, ex + ax, "nte,ntf->ef",
+                                    gamma))
+        biases.append((np.abs(d) + e_d).sum(axis=(0, 1)))
+    grads["in_proj_weight"] = np.concatenate(weights)
+    if att.p.in_proj_bias is not None:
+        grads["in_proj_bias"] = np.concatenate(biases)
+    if att.attn_mask is not None and att.attn_mask.dtype != np.bool_:
+        grads["attn_mask"] = e_ds.sum(axis=(0, 1)) if att.attn_mask.ndim == 2 \
+            else e_ds.reshape(n * h, lq, s)
+    if att.key_padding_mask is not None and att.key_padding_mask.dtype != np.bool_:
+        grads["key_padding_mask"] = e_ds.sum(axis=(1, 2))
+    return ((np.abs(dq) + e_dq) @ w_q, (np.abs(dk) + e_dk) @ w_k + (np.abs(dv) + e_dv) @ w_v,
+            grads)
+
+
+def _norm_bounds(x: Array, e_x: Array, w: Array | None, b: Array | None, eps: float,
+                 gamma: float) -> dict[str, Any]:
+    xc = x - _lmean(x)
+    inv = 1.0 / np.sqrt(_lmean(xc**2) + eps)
+    xhat = xc * inv
+    e_xhat = inv * (e_x + _lmean(e_x) + np.abs(xhat) * _lmean(np.abs(xhat) * e_x)) \
+        + (np.abs(x) + _lmean(np.abs(x))) * inv
+    aw = np.ones(x.shape[-1]) if w is None else np.abs(w)
+    out = aw * (np.abs(xhat) + e_xhat) + (0.0 if b is None else np.abs(b))
+    return {"xhat": xhat, "inv": inv, "e_xhat": e_xhat, "aw": aw, "out": out, "gamma": gamma}
+
+
+def _norm_vjp_bounds(parts: dict[str, Any], g: Array, e_g: Array
+                     ) -> tuple[Array, Array, Array]:
+    """E of d x, and the weight's and bias's (summed over all but the feature axis), to first
+    order: the local terms inv_std (|d| + mean |d| + |xhat| mean |d xhat|) (d = g w), the
+    cotangent's E_g through the same map, xhat's E_xhat in the products with it, and inv_std's
+    own relative error mean(|xhat| E_xhat) times the local terms; gamma times the products
+    of two errors (E_g's with E_xhat's)."""
+    inv, xa, e_xhat, gamma = parts["inv"], np.abs(parts["xhat"]), parts["e_xhat"], \
+        parts["gamma"]
+    d = np.abs(g) * parts["aw"]
+    e_d = e_g * parts["aw"]
+    local = inv * (d + _lmean(d) + xa * _lmean(d * xa))
+    carried = inv * (e_d + _lmean(e_d) + xa * _lmean(e_d * xa))
+    from_xhat = inv * (e_xhat * _lmean(d * xa) + xa * _lmean(d * e_xhat))
+    both = inv * (e_xhat * _lmean(e_d * xa) + xa * _lmean(e_d * e_xhat)
+                  + e_xhat * _lmean((d + e_d) * e_xhat))
+    e_dx = local + carried + from_xhat + gamma * both \
+        + (local + carried) * _lmean(xa * e_xhat)
+    lead = tuple(range(g.ndim - 1))
+    ag = np.abs(g)
+    m_w = np.sum(ag * xa + e_g * xa + ag * e_xhat + gamma * e_g * e_xhat, axis=lead)
+    return e_dx, m_w, np.sum(ag + e_g, axis=lead)
+
+
+def _gelu_second(z: Array) -> Array:
+    return np.abs(np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi) * (2.0 - z * z))
+
+
+def _gamma(case: Case) -> float:
+    """(n + 8) u_acc of the case (n: ``length``, its largest array), for the bounds' products of
+    two errors: u of float32 where every float array holds float32 values (the hard tier
+    rounds a case to the dtype under test first), else of float64 (a float64 case held in
+    float32 only gets the larger, safe, second-order term)."""
+    floats = [a for a in case.arrays.values() if a.dtype.kind == "f"]
+    single = all(np.array_equal(a.astype(np.float32).astype(np.float64), a, equal_nan=True)
+                 for a in floats)
+    n = max((int(a.size) for a in case.arrays.values()), default=1)
+    return (n + 8) * (2.0**-24 if single else 2.0**-53)
+
+
+def _in_range(bounds: Mapping[str, Array] | Array) -> None:
+    """Set the case aside (hypothesis.assume) where a bound left float64's range (inf, or NaN
+    from inf times an exact 0): the derivation bounds nothing there, as a sum that overflows
+    its accumulation type has no computable answer (suite/hardcheck.py, _sums_representable)."""
+    from hypothesis import assume
+
+    values = bounds.values() if isinstance(bounds, Mapping) else (bounds,)
+    assume(all(bool(np.all(np.isfinite(v))) for v in values))
+
+
+class _LayerBounds:
+    """The transformer terms' shared face: ``_run(case, g)`` carries the first-order bound
+    through the layers (forward, and the VJP of ``g``); a bound that leaves float64's range sets
+    the case aside (``_in_range``)."""
+
+    def _run(self, case: Case, g: Array | None) -> tuple[Array, dict[str, Array]]:
+        raise NotImplementedError
+
+    def forward(self, spec: OpSpec, case: Case) -> Array:
+        with np.errstate(all="ignore"):
+            out = self._run(case, None)[0]
+        _in_range(out)
+        return out
+
+    def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+        with np.errstate(all="ignore"):
+            grads = self._run(case, g)[1]
+        _in_range(grads)
+        return grads
+
+
+class TransformerLayerTerms(_LayerBounds):
+    """M (E_acc) for nn.TransformerEncoderLayer / nn.TransformerDecoderLayer records: the
+    running error bound above, through the reference's own blocks and caches."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def _run(self, case: Case, g: Array | None) -> tuple[Array, dict[str, Array]]:
+        from references import transformer as ref
+
+        a, o = case.arrays, case.options
+        decoder = self.name == "transformer_decoder_layer"
+        first, blocks = ("tgt", ref._DECODER) if decoder else ("src", ref._ENCODER)
+        layer, x, batched = ref._prepare(a[first], a.get("memory"), dict(a), o["nhead"],
+                                         o.get("activation", "relu"),
+                                         o.get("layer_norm_eps", 1e-5),
+                                         o.get("batch_first", False), o.get("norm_first", False))
+        _, e_out, states = _layer_forward_bounds(layer, blocks, x, np.zeros(x.shape), 0.0,
+                                                 _gamma(case))
+        if g is None:
+            return ref._from_batch_first(e_out, batched, o.get("batch_first", False)), {}
+        gv = ref._batch_first(np.asarray(g, dtype=np.float64), batched,
+                              o.get("batch_first", False))
+        _, e_dx, grads = _layer_vjp_bounds(layer, states, gv, np.zeros(gv.shape))
+        grads[first] = ref._from_batch_first(e_dx, batched, o.get("batch_first", False))
+        if "memory" in grads:
+            grads["memory"] = ref._from_batch_first(grads["memory"], batched,
+                                                    o.get("batch_first", False))
+        for k in grads:
+            if k.endswith("key_padding_mask") and not batched:
+                grads[k] = grads[k][0]
+        return e_out, {k: v for k, v in grads.items() if k in case.differentiable}
+
+
+
+def _block_bounds(layer: Any, b: Any, cache: Any, e_in: Array, e_mem: Array | float,
+                  gamma: float) -> dict[str, Any]:
+    """E of a block's output (attention or feed-forward) for an input bound e_in (and the
+    memory's, e_mem)."""
+    if b.kind == "ff":
+        w1, w2 = (np.abs(layer.required(f"linear{i}_weight")) for i in (1, 2))
+        b1, b2 = (layer.get(f"linear{i}_bias") for i in (1, 2))
+        e_z = (np.abs(cache.h) + e_in) @ w1.T + (0.0 if b1 is None else np.abs(b1))
+        z = cache.z
+        if layer.activation == "gelu":
+            slope = _gelu_vjp(np.ones(z.shape), z)
+            e_act = slope * e_z + _gelu_forward(z)
+        else:
+            slope = (z > 0).astype(np.float64)
+            e_act = slope * (np.abs(z) + e_z)
+        out = (np.abs(cache.act) + e_act) @ w2.T + (0.0 if b2 is None else np.abs(b2))
+        return {"e_in": e_in, "e_z": e_z, "e_act": e_act, "slope": slope, "out": out,
+                "gamma": gamma}
+    e_kv = e_in if b.kind == "self_attn" else e_mem
+    return _attention_block_bounds(cache, e_in, e_kv, gamma)
+
+
+def _block_vjp_bounds(layer: Any, b: Any, cache: Any, parts: dict[str, Any], g: Array,
+                      e_g: Array) -> tuple[Array, Array, dict[str, Array]]:
+    """The exact d input (the reference's), its bound, and the bounds of the block's
+    gradients by the layer's names."""
+    from references import transformer as ref
+
+    dh, _ = ref._block_vjp(layer, b, g, cache)
+    gb = np.abs(g) + e_g
+    if b.kind == "ff":
+        w1, w2 = (layer.required(f"linear{i}_weight") for i in (1, 2))
+        dact = g @ w2
+        e_dact = gb @ np.abs(w2)
+        ag, aact = np.abs(g), np.abs(cache.act)
+        grads = {"linear2_weight": _first_order(ag, gb, aact, aact + parts["e_act"],
+                                                "nti,ntj->ij", parts["gamma"]),
+                 "linear2_bias": gb.reshape(-1, gb.shape[-1]).sum(axis=0)}
+        e_dz = (np.abs(dact) + e_dact) * parts["slope"]
+        if layer.activation == "gelu":
+            e_dz = e_dz + (np.abs(dact) + parts["gamma"] * e_dact) * _gelu_second(cache.z) \
+                * parts["e_z"]
+        adz = np.abs(dact) * parts["slope"]  # |dz| <= |dact| slope
+        dzb = adz + e_dz
+        ah = np.abs(cache.h)
+        grads["linear1_weight"] = _first_order(adz, dzb, ah, ah + parts["e_in"],
+                                               "nti,ntj->ij", parts["gamma"])
+        grads["linear1_bias"] = dzb.reshape(-1, dzb.shape[-1]).sum(axis=0)
+        grads = {k: v for k, v in grads.items() if layer.get(k) is not None}
+        return dh, dzb @ np.abs(w1), grads
+    e_dq, e_dkv, inner = _attention_block_vjp_bounds(parts, g, e_g)
+    grads = {}
+    if b.kind == "self_attn":
+        e_dh = e_dq + e_dkv
+    else:
+        e_dh = e_dq
+        grads["memory"] = e_dkv
+    for mask, name in (("attn_mask", b.attn_mask), ("key_padding_mask", b.key_padding_mask)):
+        if mask in inner:
+            grads[name] = inner.pop(mask)
+    grads |= {f"{b.kind}_{k}": v for k, v in inner.items()}
+    return dh, e_dh, grads
+
+
+class TransformerStackTerms(_LayerBounds):
+    """M (E_acc) for nn.TransformerEncoder / nn.TransformerDecoder / nn.Transformer records:
+    :class:`TransformerLayerTerms`'s running bound through every layer in turn and the final
+    layer norm; nn.Transformer's decoder reads the encoder's output with its bound, and the
+    memory's gradient (exact, the reference's, and its bound) goes back into the encoder."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    @staticmethod
+    def _forward(st: Any, x: Array, e_x: Array, e_mem: Array | float, gamma: float
+                 ) -> tuple[Array, Array, list[Any], Any]:
+        layers = []
+        for i in range(st.num_layers):
+            layer = st.layer(i)
+            x, e_x, states = _layer_forward_bounds(layer, st.blocks, x, e_x, e_mem, gamma)
+            layers.append((layer, states))
+        norm = None
+        if st.final_norm:
+            norm = (x, _norm_bounds(x, e_x, st.norm_weight, st.norm_bias, st.eps, gamma))
+            e_x = norm[1]["out"]
+            from references import norms as rnorms
+
+            x = rnorms.layer_norm(x, (x.shape[-1],), st.norm_weight, st.norm_bias, st.eps)
+        return x, e_x, layers, norm
+
+    @staticmethod
+    def _vjp(st: Any, layers: list[Any], norm: Any, gv: Array, e_g: Array
+             ) -> tuple[Array, Array, dict[str, Array]]:
+        from references import norms as rnorms
+
+        grads: dict[str, Array] = {}
+        if norm is not None:
+            before, parts = norm
+            d = rnorms.layer_norm_vjp(gv, before, (gv.shape[-1],), st.norm_weight,
+                                      st.norm_bias, st.eps)
+            e_g, m_w, m_b = _norm_vjp_bounds(parts, gv, e_g)
+            gv = d["input"]
+            grads["norm_weight"] = m_w
+            if st.norm_bias is not None:
+                grads["norm_bias"] = m_b
+        per_layer: list[dict[str, Array]] = []
+        for layer, states in reversed(layers):
+            gv, e_g, lg = _layer_vjp_bounds(layer, states, gv, e_g)
+            per_layer.insert(0, lg)
+        for k in per_layer[0]:
+            parts_k = [lg[k] for lg in per_layer]
+            grads[k] = np.stack(parts_k) if k in st.params else np.sum(parts_k, axis=0)
+        return gv, e_g, grads
+
+    def _run(self, case: Case, g: Array | None) -> tuple[Array, dict[str, Array]]:
+        from references import transformer as ref
+
+        a, o = case.arrays, case.options
+        bf = o.get("batch_first", False)
+        common = (o["nhead"], o.get("activation", "relu"), o.get("layer_norm_eps", 1e-5))
+        params = {k: v for k, v in a.items() if not k.startswith(("src", "tgt", "memory",
+                                                                   "mask"))
+                  and not k.startswith(("norm_", "encoder_norm_", "decoder_norm_"))}
+        grads: dict[str, Array] = {}
+        if self.name == "transformer":
+            masks = {k: a.get(k) for k in ("src_mask", "tgt_mask", "memory_mask",
+                                           "src_key_padding_mask", "tgt_key_padding_mask",
+                                           "memory_key_padding_mask")}
+            norm = {k: a.get(k) for k in ("encoder_norm_weight", "encoder_norm_bias",
+                                          "decoder_norm_weight", "decoder_norm_bias")}
+            enc, dec, x, y, batched = ref._transformer_stacks(
+                a["src"], a["tgt"], masks, norm, params, *common, bf,
+                o.get("norm_first", False))
+            memory, e_mem, enc_layers, enc_norm = self._forward(enc, x, np.zeros(x.shape), 0.0,
+                                                                _gamma(case))
+            dec = ref._replace_memory(dec, memory)
+            _, e_out, dec_layers, dec_norm = self._forward(dec, y, np.zeros(y.shape), e_mem,
+                                                           _gamma(case))
+            if g is None:
+                return ref._from_batch_first(e_out, batched, bf), {}
+            gv = ref._batch_first(np.asarray(g, dtype=np.float64), batched, bf)
+            _, dec_caches = ref._stack_forward(dec, y)
+            _, exact = ref._stack_vjp(dec, gv, dec_caches)
+            _, e_dy, dgrads = self._vjp(dec, dec_layers, dec_norm, gv, np.zeros(gv.shape))
+            e_mem_g = dgrads.pop("memory")
+            _, e_dx, egrads = self._vjp(enc, enc_layers, enc_norm, exact["memory"], e_mem_g)
+            grads = {("decoder_" + k if k in dec.params or k.startswith("norm_") else k): v
+                     for k, v in dgrads.items()}
+            grads |= {("encoder_" + k if k in enc.params or k.startswith("norm_") else k): v
+                      for k, v in egrads.items()}
+            grads["src"] = ref._from_batch_first(e_dx, batched, bf)
+            grads["tgt"] = ref._from_batch_first(e_dy, batched, bf)
+        else:
+            decoder = self.name == "transformer_decoder"
+            first = "tgt" if decoder else "src"
+            blocks: tuple[Any, ...]
+            if decoder:
+                mask_names = {"tgt_mask": "tgt_mask", "memory_mask": "memory_mask",
+                              "tgt_key_padding_mask": "tgt_key_padding_mask",
+                              "memory_key_padding_mask": "memory_key_padding_mask"}
+                blocks = ref._DECODER
+            else:
+                mask_names = {"src_mask": "mask", "src_key_padding_mask":
+                              "src_key_padding_mask"}
+                blocks = ref._ENCODER
+            x, mem, masks, batched = ref._stack_layout(
+                a[first], a.get("memory"), {k: a.get(v) for k, v in mask_names.items()}, bf)
+            st = ref._Stack(blocks, masks, params, mem, *common, o.get("norm_first", False),
+                            a.get("norm_weight"), a.get("norm_bias"), "norm_weight" in a)
+            _, e_out, layers, norm_state = self._forward(st, x, np.zeros(x.shape), 0.0,
+                                                         _gamma(case))
+            if g is None:
+                return ref._from_batch_first(e_out, batched, bf), {}
+            gv = ref._batch_first(np.asarray(g, dtype=np.float64), batched, bf)
+            _, e_dx, grads = self._vjp(st, layers, norm_state, gv, np.zeros(gv.shape))
+            grads[first] = ref._from_batch_first(e_dx, batched, bf)
+            if "memory" in grads:
+                grads["memory"] = ref._from_batch_first(grads["memory"], batched, bf)
+            if not decoder and "src_mask" in grads:
+                grads["mask"] = grads.pop("src_mask")
+        grads = {k: (v[0] if k.endswith("key_padding_mask") and not batched else v)
+                 for k, v in grads.items()}
+        return e_out, {k: v for k, v in grads.items() if k in case.differentiable}
+
+
+
+def _layer_forward_bounds(layer: Any, blocks: Any, x: Array, e_x: Array,
+                          e_mem: Array | float, gamma: float
+                          ) -> tuple[Array, Array, list[Any]]:
+    """A layer's output (batch-first), its bound for an input bound e_x (the memory's e_mem),
+    and what the VJP bound reads."""
+    from references import transformer as ref
+
+    states = []
+    for b in blocks:
+        if layer.norm_first:
+            norm = _norm_bounds(x, e_x, layer.get(f"{b.norm}_weight"),
+                                layer.get(f"{b.norm}_bias"), layer.eps, gamma)
+            y, cache = ref._block(layer, b, layer.layer_norm(b.norm, x))
+            block = _block_bounds(layer, b, cache, norm["out"], e_mem, gamma)
+            states.append((b, norm, block, cache, x))
+            x = x + y
+            e_x = e_x + block["out"] + np.abs(x)
+        else:
+            y, cache = ref._block(layer, b, x)
+            block = _block_bounds(layer, b, cache, e_x, e_mem, gamma)
+            u = x + y
+            norm = _norm_bounds(u, e_x + block["out"] + np.abs(u),
+                                layer.get(f"{b.norm}_weight"), layer.get(f"{b.norm}_bias"),
+                                layer.eps, gamma)
+            states.append((b, norm, block, cache, u))
+            x = layer.layer_norm(b.norm, u)
+            e_x = norm["out"]
+    return x, e_x, states
+
+
+def _layer_vjp_bounds(layer: Any, states: list[Any], gv: Array, e_g: Array
+                      ) -> tuple[Array, Array, dict[str, Array]]:
+    """The exact d input (batch-first), its bound, and the bounds of the layer's gradients
+    (by the layer's names; the memory's summed over the blocks) for the cotangent gv with
+    bound e_g."""
+    grads: dict[str, Array] = {}
+
+    def add(more: dict[str, Array]) -> None:
+        for k, v in more.items():
+            grads[k] = grads[k] + v if k in grads else v
+
+    for b, norm, block, cache, inner in reversed(states):
+        if layer.norm_first:
+            dh, e_dh, bgrads = _block_vjp_bounds(layer, b, cache, block, gv, e_g)
+            d_ln, _ = layer.layer_norm_vjp(b.norm, dh, inner)
+            e_dx, m_w, m_b = _norm_vjp_bounds(norm, dh, e_dh)
+            gv = gv + d_ln
+            e_g = e_g + e_dx + np.abs(gv)
+        else:
+            du, _ = layer.layer_norm_vjp(b.norm, gv, inner)
+            e_du, m_w, m_b = _norm_vjp_bounds(norm, gv, e_g)
+            dxb, e_dxb, bgrads = _block_vjp_bounds(layer, b, cache, block, du, e_du)
+            gv = du + dxb
+            e_g = e_du + e_dxb + np.abs(gv)
+        add(bgrads)
+        add({k: v for k, v in ((f"{b.norm}_weight", m_w), (f"{b.norm}_bias", m_b))
+             if layer.get(k) is not None})
+    return gv, e_g, grads
 
 
 def _bce_logits_parts(case: Case) -> tuple[Array, Array, Array, Array]:
@@ -1229,6 +2141,68 @@ POISSON_NLL = Reduced(vjp=_poisson_nll_vjp, pointwise=_poisson_nll_pointwise)
 INSTANCE_NORM = _InstanceNorm(_instance_norm_layout)
 LOCAL_RESPONSE_NORM = LocalResponseNorm()
 COSINE_SIMILARITY = CosineSimilarity()
+
+
+class PairwiseDistance:
+    """pairwise_distance: dist = S^(1/p), S = sum_i |d_i|^p over the last dim, d = x1 - x2 + eps.
+    S is a sum of n non-negative terms (finite p != 0; p < 0 too), so its rounding is relative
+    to S itself, and dist's is 1/|p| of that: within (n - 1) u max(1, 1/|p|) dist (Higham eq.
+    (4.4)). d is formed by two roundings, a relative error of at most
+    2 u c_i, c_i = (|x1_i| + |x2_i| + |eps|) / |d_i| (large where x1 - x2 cancels), which moves
+    dist by dist sum_i w_i 2 u c_i, w_i = |d_i|^p / S (each |d_i|^p moves by p times its
+    relative error, dist by 1/p of S's). So M_acc = dist (max(1, 1/|p|) + sum_i w_i c_i) per
+    unit of (n + 8) u; for p = +-inf (no sum) dist (1 + c_i) at the extreme component.
+    The gradient g sign(d_i) (|d_i| / dist)^(p - 1) moves relatively by |p - 1| times
+    (d_i's relative error + dist's): M_acc = |grad_i| (1 + |p - 1| (c_i + max(1, 1/|p|) +
+    sum_j w_j c_j)), summed back over broadcast copies like the gradient; p = +-inf gives
+    sign(d_i) over the tied count, exact (M = |grad|). Components with d_i = 0 contribute
+    nothing (their gradient is 0 by convention, their term |0|^p is 0 for p > 0)."""
+
+    def _parts(self, case: Case) -> tuple[Array, Array, Array, Array, float]:
+        """(d, c, w, dist keeping the last dim, p) on the broadcast pair."""
+        p, eps = case.options.get("p", 2.0), case.options.get("eps", 1e-6)
+        a, b = np.broadcast_arrays(case.arrays["x1"], case.arrays["x2"])
+        d = a - b + eps
+        ad = np.abs(d)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            c = np.where(ad > 0, (np.abs(a) + np.abs(b) + abs(eps)) / np.where(ad > 0, ad, 1.0),
+                         0.0)
+            if math.isinf(p):
+                extreme = ad == (np.max if p > 0 else np.min)(ad, axis=-1, keepdims=True)
+                w = extreme / np.sum(extreme, axis=-1, keepdims=True)
+                dist = np.max(np.where(extreme, ad, 0.0), axis=-1, keepdims=True)
+            elif p == 0:
+                w = np.zeros(d.shape)
+                dist = np.sum(ad != 0, axis=-1, keepdims=True).astype(np.float64)
+            else:
+                powers = np.where(ad > 0, ad ** p, 0.0 if p > 0 else np.inf)
+                s = np.sum(powers, axis=-1, keepdims=True)
+                w = np.nan_to_num(np.where(ad > 0, powers / s, 0.0))
+                dist = s ** (1.0 / p)
+        return d, c, w, dist, p
+
+    def _relative(self, w: Array, c: Array, p: float) -> Array:
+        """dist's relative error per unit of (n + 8) u: the sum's and d's."""
+        summed = 1.0 if math.isinf(p) or p == 0 else max(1.0, 1.0 / abs(p))
+        return summed + np.sum(w * c, axis=-1, keepdims=True)
+
+    def forward(self, spec: OpSpec, case: Case) -> Array:
+        _, c, w, dist, p = self._parts(case)
+        m = np.abs(dist) * self._relative(w, c, p)
+        return m if case.options.get("keepdim", False) else m[..., 0]
+
+    def vjp(self, spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
+        _, c, w, _, p = self._parts(case)
+        a, b = np.broadcast_arrays(case.arrays["x1"], case.arrays["x2"])
+        with np.errstate(all="ignore"):
+            # |grad| on the broadcast pair (before the sum over copies): x1's, without the sum
+            full = np.abs(distance.pairwise_distance_vjp(g, a, b, **case.options)["x1"])
+            scale = 1.0 if math.isinf(p) or p == 0 else abs(p - 1.0)
+            m = np.nan_to_num(full * (1.0 + scale * (c + self._relative(w, c, p))))
+        return {k: distance._sum_to_shape(m, np.shape(case.arrays[k])) for k in ("x1", "x2")}
+
+
+PAIRWISE_DISTANCE = PairwiseDistance()
 
 
 class EmbeddingBag:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import pytest
@@ -46,6 +47,8 @@ def allowance(spec: OpSpec, kind: tols.Kind, dtype: torch.dtype, case: Case,
     perturbations (``shaken()``) instead (suite/tolerances.py, "The hard tier"). ``gates``: the
     record's bound on what gate derivatives formed from rounded activations move the result by
     (``OpSpec.gates``, suite/conditioning.py RecurrentGates), added to either."""
+    if getattr(spec.terms, "exact", False) and accumulated is not None:
+        return _exact_copies(spec, kind, dtype, case, accumulated, shape)
     n = conditioning.length(spec, case)
     big = conditioning.magnitude(case, g)
     row = spec.tolerance(kind, dtype)
@@ -73,6 +76,33 @@ def allowance(spec: OpSpec, kind: tols.Kind, dtype: torch.dtype, case: Case,
         slack = extra if slack is None else slack + extra
     slack, reason = _with_gates(slack, reason, gates, shape)
     return Allowance(tols.Tolerance(row.rtol, atol), slack, reason)
+
+
+def _exact_copies(spec: OpSpec, kind: tols.Kind, dtype: torch.dtype, case: Case,
+                  accumulated: Array, shape: tuple[int, ...]) -> Allowance:
+    """Results that are copies, or sums of k copies (``conditioning.Copies``; k per element):
+    gamma_(k-1) of the copies' magnitudes in the dtype's own unit (torch's CPU padding and fold
+    backward add into a gradient of the input's type, so a half type's sums round in it) and
+    one rounding to the dtype where k > 1, and in the forward one rounding of a constant option
+    (a pad value the kernel rounds to the dtype, ``Copies.constants``); nothing else: a copy
+    (k = 1) must be exact."""
+    terms = spec.terms
+    assert isinstance(terms, conditioning.Copies)
+    u = float(torch.finfo(dtype).eps) / 2
+    forward = kind == tols.Kind.FORWARD
+    k = np.broadcast_to(np.rint(terms.counts(spec, case, forward)), shape)
+    summed = np.maximum(k - 1, 0.0)
+    slack = u * (summed * np.broadcast_to(accumulated, shape)
+                 + np.where(k > 1, np.broadcast_to(np.abs(accumulated), shape), 0.0))
+    reason = (f"exact copies: where a result sums k > 1 copies (here up to "
+              f"{int(np.max(k, initial=1))}), (k - 1) u sum|copies| and one rounding to the "
+              f"dtype; a single copy exact")
+    if forward:
+        held = np.abs(terms.constants(spec, case))
+        if np.any(held):
+            slack = slack + u * np.broadcast_to(held, shape)
+            reason += "; u |constant| where a constant option is placed"
+    return Allowance(tols.Tolerance(0.0, 0.0), slack, reason)
 
 
 def _with_gates(slack: Array | None, reason: str, gates: Array | None,
@@ -180,7 +210,7 @@ def _check_hard(spec: OpSpec, case: Case, dtype: torch.dtype, device: str) -> No
     expected = spec.reference(case)
     assume(representable(expected, dtype, finite))
     accumulated = conditioning.accumulated_forward(spec, case)
-    assume(_sums_representable(spec, case, dtype, accumulated))
+    assume(_sums_representable(spec, case, dtype, conditioning.sums_forward(spec, case)))
     nondeterminism.refuse_known(spec, "hard", case, dtype, device)
 
     def run() -> list[Array]:
@@ -304,7 +334,7 @@ def check_argument_layout(spec: OpSpec, case: Case, name: str, layout: str,
         updated = updated or (versions.INSTANCE_NORM_WRITES_UNUSED_STATS
                               and "use_input_stats" in case.options)
         assume(not (name in ("running_mean", "running_var") and updated))
-        assume(not (name.endswith("mask") and case.options.get("is_causal", False)))
+        assume(not (name.endswith("mask") and _causal_hint(name, case.options)))
         # A key padding mask whose repeated row masks every key leaves a query no key: outside
         # the references' domain (references/transformer.py: a fully masked row is 0 / 0).
         if name.endswith("key_padding_mask") and values.dtype == np.bool_ and values.size:
@@ -350,6 +380,16 @@ def check_argument_layout(spec: OpSpec, case: Case, name: str, layout: str,
         compare.assert_close(actual, expected[arg], tol=gtol, what=f"{where}: VJP w.r.t. {arg}",
                              context=context, case=case, slack=sums.get(arg),
                              slack_reason=f"(n + 8) u_acc sum|terms| with n = {n}")
+
+
+def _causal_hint(mask: str, options: Mapping[str, Any]) -> bool:
+    """Whether the is_causal hint that covers ``mask`` is set: ``tgt_mask`` and
+    ``memory_mask`` have their own (``tgt_is_causal``, ``memory_is_causal``: the decoder's and
+    nn.Transformer's), any other mask ``is_causal`` or nn.Transformer's ``src_is_causal``."""
+    for prefix in ("tgt_", "memory_"):
+        if mask.startswith(prefix):
+            return bool(options.get(f"{prefix}is_causal", False))
+    return bool(options.get("is_causal", False) or options.get("src_is_causal", False))
 
 
 def _pulled_slack(layout: str, per_copy: Array, pull: Callable[[Array], Array],

@@ -318,6 +318,15 @@ KINK_MARGIN = 1e-3
 #   the terms cancel exactly (a constant row centred by a correct mean), M_acc is 0 and the
 #   exact answer is required.
 # * SUMMATION[dtype] M: half precision only, as on the ladder (above).
+# * Copies (``conditioning.Copies``: padding, shuffles, fold and unfold, flatten and unflatten,
+#   unpooling) take none of the above: a result that is one input element must be that element
+#   exactly (no rtol, no floor: a flushed subnormal or a copy one ulp off fails); one that sums
+#   k > 1 copies (fold's overlaps, a reflected or replicated element's gradient) is allowed
+#   (k - 1) u sum|copies| (gamma_(k-1), any order, in the dtype's own unit u: torch's CPU
+#   backward kernels add into a gradient of the input's type) and one rounding to the dtype; a
+#   constant option placed in the output (a pad value) one rounding of it. Counts k come from
+#   the reference (f(1) - f(0), the VJP of ones), element by element (suite/hardcheck.py,
+#   ``_exact_copies``; tests/test_hard.py plants a flush to zero and a one-ulp copy).
 # * hard_floor: below the accumulation type's smallest normal number a result is subnormal or
 #   flushed to zero, and an intermediate that underflows (sigmoid(-89) in float32 is
 #   1 / (1 + exp(89)) = 1 / inf = 0 where the exact value is 2.2e-39) loses up to that number,

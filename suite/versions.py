@@ -97,6 +97,12 @@ SOFTSHRINK_NAN_IS_ZERO = not torch_at_least("2.6")
 LOG_SOFTMAX_HALF_INNER_OVERFLOWS = _BEFORE_2_13
 #: lp_pool1d/2d with norm_type inf: 1 (sum(x^inf)^(1/inf) = inf^0), not max |x|.
 LP_POOL_INF_IS_ONE = _BEFORE_2_13
+#: before 2.13 (2.2.2 measured; 2.13.0 and 2.14.1 right) adaptive_max_pool1d and 2d in float16
+#: and bfloat16 keep the argmax index in the half type: past its exact integers (256 in
+#: bfloat16, 2048 in float16) the index rounds, the gradient lands on another element (bfloat16
+#: 9999 -> 9984) or past the plane (float16 9999 -> 10000; bfloat16 299 -> 300 corrupted the heap:
+#: "free(): invalid next size").
+ADAPTIVE_MAX_POOL_HALF_INDEX_ROUNDED = _BEFORE_2_13
 #: F.instance_norm with use_input_stats=False still writes running_mean / running_var, so an
 #: expanded (stride-0) running statistic raises "unsupported operation: more than one element
 #: of the written-to tensor refers to a single memory location".
@@ -177,10 +183,11 @@ VMAP_MHA_CROSS_BIAS_VIEW_RAISES = True
 #: tests/test_vmap.py keeps the bug as a strict xfail.
 VMAP_UNBATCHED_OUTPUT_MISPLACED = not torch_at_least("2.3") or (torch_at_least("2.13")
                                                                 and not torch_at_least("2.14"))
-#: F.interpolate's linear, bilinear, trilinear and bicubic CPU kernels take the integer part of a
-#: float64 source coordinate with ``floorf`` (float): past 2^13 positions a coordinate just below
-#: an integer rounds up to it and the left neighbour's weight is lost (up to 2.5e-3 at a side of
-#: 50000; KNOWN_DIFFERENCES.md). Measured on 2.2.2, 2.13.0, 2.14.1 and 2.15.0.
+#: F.interpolate's linear, bilinear, trilinear, bicubic, nearest and nearest-exact CPU kernels
+#: take the integer part of a float64 source coordinate with ``floorf`` (float): past 2^13
+#: positions a coordinate just below an integer rounds up to it, so the left neighbour's weight is
+#: lost (up to 2.5e-3 at a side of 50000) or nearest reads the next input (KNOWN_DIFFERENCES.md).
+#: Measured on 2.2.2, 2.13.0, 2.14.1 and 2.15.0 (nearest's forward: 2026-12-02).
 INTERPOLATE_SOURCE_INDEX_FLOORED_IN_FLOAT = True
 #: torch.compile(optimizer.step) (aot_eager and inductor) leaves a lone 0-d float64 parameter
 #: unchanged: the whole update lost, for the pairs of

@@ -46,6 +46,15 @@ def test_the_hard_tier_runs_sampled_unless_selected(markexpr: str, keyword: str,
     assert ("sampled" if sampled else "full") == how
 
 
+def test_every_input_maker_of_the_catalogue_has_a_hard_tier() -> None:
+    """Issue: "a hard tier for every input maker". A maker without ``hard`` silently drops its
+    records from test_hard_inputs_* (the battery lists them only under pytest -v)."""
+    missing = sorted({f"{type(s.inputs).__name__} ({s.name})" for s in catalog.OPS
+                      if s.ref is not None and hard.hard_strategy(s.inputs, torch.float32)
+                      is None})
+    assert not missing, f"input makers without a hard(dtype) strategy: {', '.join(missing)}"
+
+
 def test_every_hard_tier_test_is_marked_hard() -> None:
     for battery, names in ((TestHard, HARD_CHECKS), (TestHardOptimizers, HARD_OPTIMIZER_CHECKS)):
         for name in names:
@@ -178,6 +187,81 @@ def test_triplet_gradient_with_tiny_p3_distances() -> None:
                          context="torch.float32")
 
 
+_LP_MEASURED = "measured on torch 2.2.2, 2.13.0, 2.14.1 and 2.15.0, CPU"
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason=f"{_LP_MEASURED} (KNOWN_DIFFERENCES.md, 'bfloat16 lp_pool rounds the "
+                          "exponent 1/p to bfloat16'): x = 3.99e9, p = 3 gives 4.16e9 (4.2 %)")
+def test_bfloat16_lp_pool_with_p_3_is_the_window_norm() -> None:
+    """With kernel 1 the p-norm of a window is |x|: bfloat16 x = 3.99e9 (x^3 = 6.4e28, inside
+    bfloat16's range) must give x within bfloat16's relative tolerance."""
+    x = torch.tensor([[3.9929774e9]], dtype=torch.bfloat16)
+    out = F.lp_pool1d(x, 3, 1).double().item()
+    exact = x.double().item()
+    assert abs(out - exact) <= tols.resolve(torch.bfloat16, tols.Kind.FORWARD).rtol * exact, \
+        (out, exact)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason=f"{_LP_MEASURED} (KNOWN_DIFFERENCES.md, 'lp_pool in float16 stores "
+                          "x^p'): float16 p = 2 of [200, 200] is inf, gradient 0")
+def test_float16_lp_pool_whose_sum_of_squares_passes_65504() -> None:
+    """The 2-norm of [200, 200] is 282.8, a float16 number; its gradient is 1/sqrt(2) each (2.2.2
+    has no float16 avg_pool kernel and skips, with torch's words)."""
+    with higher.skip_if_unsupported(torch.float16, "cpu"):
+        x = torch.tensor([[200.0, 200.0]], dtype=torch.float16, requires_grad=True)
+        out = F.lp_pool1d(x, 2, 2)
+        out.sum().backward()
+        assert x.grad is not None
+        compare.assert_close(out.detach().double().numpy(), np.array([[200 * math.sqrt(2)]]),
+                             tol=tols.resolve(torch.float16, tols.Kind.FORWARD),
+                             what="float16 lp_pool1d, p = 2, [200, 200]", context="float16")
+        compare.assert_close(x.grad.double().numpy(), np.full((1, 2), math.sqrt(0.5)),
+                             tol=tols.resolve(torch.float16, tols.Kind.GRADIENT),
+                             what="float16 lp_pool1d gradient", context="float16")
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason=f"{_LP_MEASURED} (KNOWN_DIFFERENCES.md, 'lp_pool in float16 stores "
+                          "x^p'): float32 p = 2 of [1e-30, 1e-30] and float64 of "
+                          "[1e-170, 1e-170] give output 0 and gradient 0")
+@pytest.mark.parametrize(("precision", "tiny"), [(torch.float32, 1e-30), (torch.float64, 1e-170)])
+def test_lp_pool_of_tiny_inputs_keeps_its_gradient(precision: torch.dtype, tiny: float) -> None:
+    """The p-norm is homogeneous of degree 1, so its gradient x^(p-1) z^(1-p) does not depend
+    on the scale: 1/sqrt(2) each for p = 2 on [t, t], whatever t (references/pooling.py, scaled
+    by max |x|, gives it)."""
+    from references import pooling as ref_pooling
+
+    values = np.array([[tiny, tiny]])
+    x = torch.tensor(values, dtype=precision, requires_grad=True)
+    F.lp_pool1d(x, 2, 2).sum().backward()
+    assert x.grad is not None
+    expected = ref_pooling.lp_pool1d_vjp(np.ones((1, 1)), x.detach().double().numpy(), 2, 2)
+    compare.assert_close(x.grad.double().numpy(), expected["input"],
+                         tol=tols.resolve(precision, tols.Kind.GRADIENT),
+                         what=f"lp_pool1d gradient, p = 2, [{tiny}, {tiny}]",
+                         context=str(precision))
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason=f"{_LP_MEASURED} (KNOWN_DIFFERENCES.md, 'adaptive_avg_pool3d in half "
+                          "precision sums in the half type'): float16 means +-818.8 of 4840 "
+                          "values come out +-inf (a partial sum passes 65504)")
+def test_float16_adaptive_avg_pool3d_of_a_long_window_is_its_mean() -> None:
+    """A (22, 22, 20) float16 input, 8188 at the start and -8188 at the end of every row, 0
+    elsewhere, pooled to (1, 1, 2): each window's mean, +-8188 * 484 / 4840 = +-818.8, is a
+    float16 number (adaptive_avg_pool2d of the same values, summed in float32, gives it)."""
+    y = np.zeros((22, 22, 20))
+    y[..., 0], y[..., 19] = 8188.0, -8188.0
+    x = torch.tensor(y, dtype=torch.float16).reshape(1, 1, 22, 22, 20)
+    expected = np.array([y[..., :10].mean(), y[..., 10:].mean()])
+    compare.assert_close(F.adaptive_avg_pool3d(x, (1, 1, 2)).double().numpy().reshape(2),
+                         expected, tol=tols.resolve(torch.float16, tols.Kind.FORWARD),
+                         what="float16 adaptive_avg_pool3d of 22 x 22 x 10 windows",
+                         context="float16")
+
+
 @pytest.mark.parametrize("p", [1.5, 2.0, 3.0])
 @pytest.mark.parametrize("scale", [1e-3, 1e-10, 1e-16, 1e-20, 1e-23, 1e-30])
 def test_p_norm_underflow_is_set_aside_wherever_torch_loses_the_norm(p: float,
@@ -239,6 +323,151 @@ def test_ctc_loss_of_step_sliced_concatenated_targets() -> None:
     got = F.ctc_loss(log_probs, viewed, *lengths, reduction="none")
     expected = F.ctc_loss(log_probs, viewed.contiguous(), *lengths, reduction="none")
     np.testing.assert_array_equal(got.numpy(), expected.numpy())
+
+
+# The layers group's hard tier (embedding_bag, instance_norm, local_response_norm, the distances,
+# linear_cross_entropy): each defect was measured with its repro on these four releases, not
+# assumed between them; every one shows on all four where the op and kernel exist.
+_LAYERS_MEASURED = "measured on torch 2.2.2, 2.13.0, 2.14.1 and 2.15.0, CPU"
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason=f"{_LAYERS_MEASURED} (KNOWN_DIFFERENCES.md, 'embedding and "
+                          "embedding_bag sum a row's half-precision gradient in the half "
+                          "type'): 10^4 lookups of one row give 32 (bfloat16) / 256 (float16) "
+                          "for 1030.27")
+@pytest.mark.parametrize("op", ["embedding_bag", "embedding"])
+@pytest.mark.parametrize("precision", [torch.float16, torch.bfloat16])
+def test_half_gradient_of_a_row_looked_up_10000_times(op: str, precision: torch.dtype) -> None:
+    """The table gradient of a row is the sum of the cotangents of its lookups: 10^4 lookups of
+    g = 0.10302734 (a float16 and bfloat16 number) sum to 1030.27, representable in both."""
+    index = torch.zeros(1, 10_000, dtype=torch.long)
+    table = torch.tensor([[0.12597656]], dtype=precision, requires_grad=True)
+    g = torch.tensor([[0.10302734]], dtype=precision)
+    if op == "embedding_bag":
+        F.embedding_bag(index, table, mode="sum").backward(g)
+    else:
+        F.embedding(index, table).sum(dim=1).backward(g)
+    assert table.grad is not None
+    compare.assert_close(table.grad.double().numpy(), np.array([[10_000 * float(g)]]),
+                         tol=tols.resolve(precision, tols.Kind.GRADIENT),
+                         what=f"{op} table gradient, one row looked up 10^4 times",
+                         context=str(precision))
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason=f"{_LAYERS_MEASURED} (KNOWN_DIFFERENCES.md, 'local_response_norm's "
+                          "input gradient loses accuracy for large inputs'): float32 x = 5.19e8, "
+                          "beta 2 is 56 % off, x = 2.31e18, beta 0.75 1.3 %; float64 x = "
+                          "-7.67e150 has the wrong sign")
+@pytest.mark.parametrize(("precision", "x", "beta"), [
+    (torch.float32, 5.19e8, 2.0), (torch.float32, 2.3058429e18, 0.75),
+    (torch.float64, -7.6715122e150, 0.75)])
+def test_local_response_norm_gradient_of_large_inputs(precision: torch.dtype, x: float,
+                                                      beta: float) -> None:
+    """With size 1 the window is x alone: y = x s^-beta, s = k + alpha x^2, and dy/dx =
+    s^-beta (1 - 2 alpha beta x^2 / s), a normal number (float32 -4.13e-27, -1.43e-25;
+    float64 -2.35e-224)."""
+    value = float(torch.tensor(x, dtype=precision))
+    xt = torch.tensor([[[value]]], dtype=precision, requires_grad=True)
+    F.local_response_norm(xt, 1, alpha=1e-4, beta=beta, k=1.0).backward(torch.ones_like(xt))
+    assert xt.grad is not None
+    s = 1.0 + 1e-4 * value * value
+    exact = s**-beta * (1 - 2e-4 * beta * value * value / s)
+    got = xt.grad.double().item()  # relative: the absolute row dwarfs a gradient of 1e-25
+    assert abs(got - exact) <= tols.resolve(precision, tols.Kind.GRADIENT).rtol * abs(exact), \
+        (got, exact)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason=f"{_LAYERS_MEASURED} (KNOWN_DIFFERENCES.md, 'local_response_norm in "
+                          "float16 overflows and underflows its intermediates'): x = 300 gives "
+                          "0 for 53.35 (2.2.2 has no float16 kernel and skips)")
+def test_float16_local_response_norm_whose_square_passes_65504() -> None:
+    """size 1, alpha 1e-4, beta 0.75, k 1: x = 300 gives 300 (1 + 9)^-0.75 = 53.35, a float16
+    number, though x^2 = 9e4 is not."""
+    with higher.skip_if_unsupported(torch.float16, "cpu"):
+        x = torch.tensor([[[300.0]]], dtype=torch.float16)
+        out = F.local_response_norm(x, 1, alpha=1e-4, beta=0.75, k=1.0)
+    compare.assert_close(out.double().numpy().ravel(), np.array([300 * 10**-0.75]),
+                         tol=tols.resolve(torch.float16, tols.Kind.FORWARD),
+                         what="float16 local_response_norm of 300", context="float16")
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason=f"{_LAYERS_MEASURED} (KNOWN_DIFFERENCES.md, 'Half-precision "
+                          "cosine_similarity's backward leaves the normal range for small "
+                          "norms'): float16 d/dx2 is [inf, inf, nan] for [28096, -16247, 2962]; "
+                          "bfloat16 1.84e-34 for 1.42e-34")
+@pytest.mark.parametrize("precision", [torch.float16, torch.bfloat16])
+def test_half_cosine_similarity_gradient_of_a_small_vector(precision: torch.dtype) -> None:
+    """float16: ||x2|| = 8.1e-6 is above eps = 1e-8, so the cosine is differentiable there;
+    bfloat16: x1 = 0 is clamped to eps = 1e-6 and x2 holds a subnormal. The gradient (float64
+    reference on the same half values, relative: it is 1e-34 in bfloat16) is representable."""
+    from references import distance as ref_distance
+
+    if precision == torch.float16:
+        x1 = np.array([-5.9604644775e-08, -3.2324218750e-01, 8.4082031250e-01])
+        x2 = np.array([-1.9073486328e-06, -1.9073486328e-06, 7.6293945312e-06])
+        eps, wrt = 1e-8, "x2"
+    else:
+        x1, x2 = np.zeros(2), np.array([1.3, 1.8367099e-40])
+        eps, wrt = 1e-6, "x1"
+    a, b = (torch.tensor(v, dtype=precision).requires_grad_(True) for v in (x1, x2))
+    F.cosine_similarity(a, b, dim=0, eps=eps).backward(torch.tensor(1.0, dtype=precision))
+    expected = ref_distance.cosine_similarity_vjp(
+        np.array(1.0), a.detach().double().numpy(), b.detach().double().numpy(), dim=0,
+        eps=eps)[wrt]
+    grad = (a if wrt == "x1" else b).grad
+    assert grad is not None
+    got = grad.double().numpy()
+    rtol = tols.resolve(precision, tols.Kind.GRADIENT).rtol
+    assert np.all(np.abs(got - expected) <= rtol * np.abs(expected)), (got, expected)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason=f"{_LAYERS_MEASURED} (KNOWN_DIFFERENCES.md, 'float16 "
+                          "cosine_similarity with the default eps: 0 / 0 for a zero vector'): "
+                          "NaN where the documented formula gives 0")
+def test_float16_cosine_similarity_of_a_zero_vector_with_the_default_eps() -> None:
+    """x1 . x2 / (max(||x1||, eps) max(||x2||, eps)) is 0 for x1 = 0 (eps = 1e-8 > 0)."""
+    out = F.cosine_similarity(torch.tensor([[0.0], [-1.0]], dtype=torch.float16),
+                              torch.tensor([[2.0], [0.5]], dtype=torch.float16), dim=-1)
+    np.testing.assert_array_equal(out.float().numpy(), np.array([0.0, -1.0]))
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason=f"{_LAYERS_MEASURED} (KNOWN_DIFFERENCES.md, batch_norm's training-"
+                          "mode constant channel, reached through instance_norm): float32 "
+                          "1.3e-3 for [-2000] * 3, float64 4.6e-13, float16 0.027 (weight 1.3)")
+@pytest.mark.parametrize("precision", [torch.float16, torch.float32, torch.float64])
+def test_instance_norm_of_a_constant_instance_is_zero(precision: torch.dtype) -> None:
+    """x - mean(x) is exactly 0 for equal values: a constant instance normalises to 0 (times
+    the weight)."""
+    x = torch.full((1, 1, 3), -2000.0, dtype=precision)
+    weight = torch.tensor([1.3], dtype=precision)
+    out = F.instance_norm(x, weight=weight, eps=1e-3)
+    np.testing.assert_array_equal(out.float().numpy(), np.zeros((1, 1, 3)))
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason=f"{_LAYERS_MEASURED} (KNOWN_DIFFERENCES.md, 'p-norms of tiny vectors "
+                          "underflow', through pairwise_distance): float64 p = 3 gives a NaN "
+                          "gradient, p = -1 a norm of 0 and a NaN gradient")
+@pytest.mark.parametrize(("p", "x1", "expected"), [
+    (3.0, [-8.289046e-316], [-1.0]), (-1.0, [8.0947715e-320, 0.5], [1.0, 0.0])])
+def test_pairwise_distance_gradient_of_subnormal_differences(p: float, x1: list[float],
+                                                             expected: list[float]) -> None:
+    """||d||_p is homogeneous of degree 1: its gradient sign(d_i) (|d_i| / ||d||_p)^(p - 1) is
+    O(1) at any scale (x2 = 0, eps = 0: d = x1; 2.2.2 also loses p = 3's norm)."""
+    a = torch.tensor([x1], dtype=torch.float64, requires_grad=True)
+    F.pairwise_distance(a, torch.zeros_like(a), p=p, eps=0.0).backward(torch.ones(1,
+                                                                                  dtype=a.dtype))
+    assert a.grad is not None
+    compare.assert_close(a.grad.numpy().ravel(), np.array(expected),
+                         tol=tols.resolve(torch.float64, tols.Kind.GRADIENT),
+                         what=f"float64 pairwise_distance gradient, p = {p}, subnormal d",
+                         context="float64")
 
 
 # --- planted bugs (issue 13 item 3): kernels wrong only on hard inputs pass the typical checks
@@ -303,6 +532,54 @@ def test_a_bug_visible_only_on_hard_inputs_fails_the_hard_tier(planted: str) -> 
         hardcheck.check_hard(spec, case, torch.float32, "cpu")  # the correct torch passes
         with pytest.raises(AssertionError, match="on a hard input"):
             hardcheck.check_hard(bad, case, torch.float32, "cpu")
+
+
+def _flushing(fn: Any) -> Any:
+    """``fn`` with results below the smallest normal number flushed to 0 (a flush-to-zero
+    copy)."""
+    def flushed(*args: Any, **kwargs: Any) -> torch.Tensor:
+        y = fn(*args, **kwargs)
+        return torch.where(y.abs() < torch.finfo(y.dtype).smallest_normal, 0.0 * y, y)
+    return flushed
+
+
+def _one_ulp_off(fn: Any) -> Any:
+    """``fn`` with every result moved by one ulp (a copy through a lossy path)."""
+    def moved(*args: Any, **kwargs: Any) -> torch.Tensor:
+        y = fn(*args, **kwargs)
+        return torch.nextafter(y, torch.full_like(y, math.inf))
+    return moved
+
+
+# fold's typical case overlaps its blocks at every output (each a sum of copies, allowed
+# (k - 1) u sum|copies| plus a rounding: about an ulp), so only its flush is planted.
+_COPY_PLANTS = [(name, planted) for name in ("constant_pad2d", "replication_pad1d",
+                                             "pixel_shuffle", "fold", "unfold", "max_unpool2d",
+                                             "flatten")
+                for planted in ("flush to zero", "one ulp") if (name, planted) != ("fold",
+                                                                                   "one ulp")]
+
+
+@pytest.mark.parametrize(("name", "planted"), _COPY_PLANTS)
+@pytest.mark.parametrize("precision", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_a_copy_that_is_not_exact_fails_the_hard_tier(name: str, planted: str,
+                                                      precision: torch.dtype) -> None:
+    """Ops that only move values (conditioning.Copies) must copy exactly: a subnormal flushed
+    to 0, or a copy one ulp off, fails the hard tier, where the typical tier's relative row
+    and absolute floor (1e-5 in float32) let both pass; torch passes the same case."""
+    spec = _record(name)
+    typical = spec.inputs.sized(16)
+    scenario = "subnormal" if planted == "flush to zero" else "offset"
+    x, label = hard.values(np.random.default_rng(0), typical.arrays["input"].shape, scenario,
+                           precision)
+    case = hard.rewrite(typical, {"input": x}, label)
+    bad = dataclasses.replace(spec, torch_fn=(_flushing if planted == "flush to zero"
+                                              else _one_ulp_off)(spec.torch_fn))
+    with warnings.catch_warnings():  # hardcheck's assume() outside a Hypothesis test
+        warnings.simplefilter("ignore", HypothesisDeprecationWarning)
+        hardcheck.check_hard(spec, case, precision, "cpu")
+        with pytest.raises(AssertionError, match="on a hard input"):
+            hardcheck.check_hard(bad, case, precision, "cpu")
 
 
 def test_a_scalar_tail_unlike_the_vector_body_fails_the_hard_tier() -> None:
@@ -651,6 +928,25 @@ def test_lp_pool_with_infinite_norm_is_the_window_max() -> None:
     np.testing.assert_array_equal(F.lp_pool1d(x, float("inf"), 2).numpy(), [[0.5, 3.0]])
 
 
+@pytest.mark.xfail(versions.ADAPTIVE_MAX_POOL_HALF_INDEX_ROUNDED, strict=True,
+                   raises=AssertionError,
+                   reason=f"{_OLDER}: adaptive_max_pool1d/2d in bfloat16 round the argmax index "
+                          "to bfloat16 (9999 -> 9984)")
+@pytest.mark.parametrize("d", [1, 2])
+def test_half_adaptive_max_pool_returns_the_argmax_index(d: int) -> None:
+    """The index of a plane of 10^4 elements whose maximum is the last: 9999, exactly (an
+    int64), and the gradient there. The index stays inside the plane (299 -> 300 past a plane
+    of 300 corrupted 2.2.2's heap), so the test cannot crash."""
+    x = torch.zeros(10000, dtype=torch.bfloat16)
+    x[-1] = 1.0  # the one maximum
+    x = x.reshape(1, *((10000,) if d == 1 else (100, 100))).requires_grad_()
+    pool = F.adaptive_max_pool1d if d == 1 else F.adaptive_max_pool2d
+    y, index = pool(x, 1, return_indices=True)
+    y.sum().backward()
+    assert index.flatten().tolist() == [9999]
+    assert torch.nonzero(x.grad.flatten()).flatten().tolist() == [9999]
+
+
 @pytest.mark.xfail(versions.INSTANCE_NORM_WRITES_UNUSED_STATS, strict=True,
                    raises=RuntimeError,
                    reason=f"{_OLDER}: instance_norm with use_input_stats=False raises 'more "
@@ -883,3 +1179,33 @@ def test_a_gate_bound_outside_float64s_range_adds_nothing() -> None:
     at |x| 1.7e153 was 2e-16 off relatively and failed)."""
     slack, _ = hardcheck._with_gates(np.ones(3), "rows", np.array([np.nan, np.inf, 2.0]), (3,))
     assert slack is not None and slack.tolist() == [1.0, 1.0, 3.0]
+
+
+def _output_scaled(fn: Any, factor: float) -> Any:
+    """``fn`` whose (first) output is ``factor`` times torch's."""
+    def scaled(*args: Any, **kwargs: Any) -> Any:
+        y = fn(*args, **kwargs)
+        return (y[0] * factor, *y[1:]) if isinstance(y, tuple) else y * factor
+    return scaled
+
+
+@pytest.mark.parametrize("scenario", ["offset", "ties", "constant"])
+@pytest.mark.parametrize("name", ["multi_head_attention", "transformer_encoder_layer",
+                                  "transformer_decoder_layer"])
+def test_attention_allowance_does_not_hide_an_output_off_by_a_thousandth(
+        name: str, scenario: str) -> None:
+    """The attention and transformer layers' derived bounds (conditioning,
+    MultiheadAttentionTerms, TransformerLayerTerms: first order, loose where large offsets
+    cancel) pass torch on a hard float32 input and still fail an output 0.1 % off."""
+    spec = _record(name)
+    typical = spec.inputs.sized(16)
+    key = typical.differentiable[0]
+    x, label = hard.values(np.random.default_rng(0), typical.arrays[key].shape, scenario,
+                           torch.float32, power=2, axes=(-1,))
+    case = hard.rewrite(typical, {key: x}, label)
+    bad = dataclasses.replace(spec, torch_fn=_output_scaled(spec.torch_fn, 1 + 1e-3))
+    with warnings.catch_warnings():  # hardcheck's assume() outside a Hypothesis test
+        warnings.simplefilter("ignore", HypothesisDeprecationWarning)
+        hardcheck.check_hard(spec, case, torch.float32, "cpu")
+        with pytest.raises(AssertionError, match="on a hard input"):
+            hardcheck.check_hard(bad, case, torch.float32, "cpu")

@@ -125,7 +125,8 @@ RECORDS = (
                                params=("weight", "bias")))
       for d, max_side in ((1, 12), (2, 8), (3, 4))),
     OpSpec(name="fold", family="layer", torch_fn=F.fold, ref=ref.fold, ref_vjp=ref.fold_vjp,
-           terms=conditioning.MULTILINEAR,
+           # sums of overlapping blocks' copies; its VJP copies (conditioning.Copies)
+           terms=conditioning.COPIES,
            inputs=spatial.Blocks("fold"), docs=_DOCS.format("Fold"), module=ModuleForm(nn.Fold)),
     OpSpec(name="max_pool1d", family="layer", torch_fn=F.max_pool1d, ref=ref.max_pool1d,
            exact_points=ties,
@@ -141,7 +142,8 @@ RECORDS = (
            known_defects=unbatched_channels_last_view,
            docs=_DOCS.format("MaxPool3d"), module=ModuleForm(nn.MaxPool3d)),
     OpSpec(name="unfold", family="layer", torch_fn=F.unfold, ref=ref.unfold,
-           ref_vjp=ref.unfold_vjp, terms=conditioning.MULTILINEAR,
+           # copies; its VJP sums overlapping blocks' copies (conditioning.Copies)
+           ref_vjp=ref.unfold_vjp, terms=conditioning.COPIES,
            inputs=spatial.Blocks("unfold"), docs=_DOCS.format("Unfold"),
            module=ModuleForm(nn.Unfold)),
 )

@@ -7,6 +7,7 @@ form in tests/test_ops.py.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -15,7 +16,7 @@ from references import layers as ref
 from suite import conditioning
 from suite.inputs import layers as hi
 from suite.specs import Case, ModuleForm, OpSpec
-from suite.tolerances import Kind, Tolerance
+from suite.tolerances import Kind, Tolerance, summation
 
 _DOCS = "https://pytorch.org/docs/stable/generated/torch.nn.{}.html"
 
@@ -46,6 +47,30 @@ def _unflatten_module(case: Case) -> nn.Module:
     return nn.Unflatten(case.options["dim"], case.options["sizes"])
 
 
+def _half_row_gradient_accumulates(case: Case, dtype: torch.dtype) -> str | None:
+    """torch's float16 / bfloat16 backward of embedding and embedding_bag sums a table row's
+    gradient over its lookups in the half type (KNOWN_DIFFERENCES.md, "embedding and
+    embedding_bag sum a row's half-precision gradient in the half type"; one row looked up 10^4
+    times: 32 in bfloat16, 256 in float16 where 1030.27 is right; a strict xfail in
+    tests/test_hard.py). Recursive summation of k terms errs by up to (k - 1) u |terms| (u the
+    half type's unit roundoff), and the hard tier allows SUMMATION = 2 eps = 4 u per unit of
+    |terms| (suite/tolerances.py): so a row looked up more than 1 + SUMMATION / u = 5 times
+    (padding_idx's lookups, which get no gradient, not counted) is set aside."""
+    if dtype not in (torch.float16, torch.bfloat16):
+        return None
+    index = np.asarray(case.arrays["input"]).ravel().astype(np.int64)
+    padding = case.options.get("padding_idx")
+    if padding is not None:
+        rows = case.arrays["weight"].shape[0]
+        index = index[index != (padding + rows if padding < 0 else padding)]
+    if not index.size:
+        return None
+    limit = 1 + summation(dtype) / (float(torch.finfo(dtype).eps) / 2)
+    if int(np.bincount(index - index.min()).max()) > limit:
+        return f"a table row's gradient summed in {dtype} over more than {limit:g} lookups"
+    return None
+
+
 def _linear_module(case: Case) -> nn.Module:
     n_out, n_in = case.arrays["weight"].shape
     return nn.Linear(n_in, n_out, bias="bias" in case.arrays)
@@ -64,6 +89,7 @@ RECORDS = (
     OpSpec(name="embedding", family="layer", torch_fn=F.embedding, ref=ref.embedding,
            terms=conditioning.MULTILINEAR,
            ref_vjp=ref.embedding_vjp, inputs=hi.Lookup(), docs=_DOCS.format("Embedding"),
+           known_defects=_half_row_gradient_accumulates,
            module=ModuleForm(nn.Embedding, factory=_embedding_module, params=("weight",))),
     OpSpec(name="linear", family="layer", torch_fn=F.linear, ref=ref.linear,
            terms=conditioning.MULTILINEAR,
@@ -77,7 +103,7 @@ RECORDS = (
            docs="https://pytorch.org/docs/stable/generated/torch.nn.Linear.html"),
     OpSpec(name="embedding_bag", family="layer", torch_fn=F.embedding_bag,
            ref=ref.embedding_bag, ref_vjp=ref.embedding_bag_vjp, inputs=hi.Bags(),
-           terms=conditioning.EMBEDDING_BAG,
+           terms=conditioning.EMBEDDING_BAG, known_defects=_half_row_gradient_accumulates,
            second_order="torch 2.13.0 has neither forward-mode AD nor a double backward for "
                         "_embedding_bag ('not implemented')",
            docs=_DOCS.format("EmbeddingBag"),
@@ -92,10 +118,10 @@ RECORDS = (
     # Reshapes: every output element is one input element, exact in any dtype, and the
     # Jacobian is constant (second derivatives 0).
     OpSpec(name="flatten", family="layer", torch_fn=torch.flatten, ref=ref.flatten,
-           ref_vjp=ref.flatten_vjp, inputs=hi.Reshaped("flatten"),
+           ref_vjp=ref.flatten_vjp, inputs=hi.Reshaped("flatten"), terms=conditioning.COPIES,
            docs=_DOCS.format("Flatten"), module=ModuleForm(nn.Flatten)),
     OpSpec(name="unflatten", family="layer", torch_fn=torch.unflatten, ref=ref.unflatten,
-           ref_vjp=ref.unflatten_vjp, inputs=hi.Reshaped("unflatten"),
+           ref_vjp=ref.unflatten_vjp, inputs=hi.Reshaped("unflatten"), terms=conditioning.COPIES,
            docs=_DOCS.format("Unflatten"),
            module=ModuleForm(nn.Unflatten, factory=_unflatten_module)),
 )

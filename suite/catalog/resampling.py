@@ -24,7 +24,7 @@ from references import shuffle as ref_shuffle
 from suite import conditioning
 from suite.catalog.pooling import functional
 from suite.inputs import spatial
-from suite.specs import Case, ModuleForm, OpSpec
+from suite.specs import Case, ModuleForm, OpSpec, SumTerms
 
 _DOCS = "https://pytorch.org/docs/stable/generated/torch.nn.{}.html"
 
@@ -52,9 +52,9 @@ def _pad(prefix: str, cls_prefix: str, mode: str, d: int) -> OpSpec:
     cls = getattr(nn, f"{cls_prefix}{d}d", None)
     return OpSpec(name=name, family="layer", torch_fn=F.pad, ref=getattr(ref_padding, name),
                   ref_vjp=getattr(ref_padding, f"{name}_vjp"),
-                  # the VJP adds g over an element's copies (replicated edges, mirror images,
-                  # periodic copies): sums of signed terms, linear in g (conditioning)
-                  terms=conditioning.MULTILINEAR,
+                  # copies; the VJP adds g over an element's copies (replicated edges, mirror
+                  # images, periodic copies): exact but for those sums (conditioning.Copies)
+                  terms=conditioning.COPIES,
                   inputs=spatial.Padding(mode, d, max_side=8 if d < 3 else 5),
                   docs=_DOCS.format(f"{cls_prefix}{d}d"),
                   module=None if cls is None else ModuleForm(cls, factory=_pad_module(cls)))
@@ -75,6 +75,17 @@ def _without_lanczos(**_: object) -> torch.Tensor:
     pytest.skip(f"torch {torch.__version__} has no mode 'lanczos' in F.interpolate")
 
 
+def _terms(mode: str, antialias: bool) -> SumTerms:
+    """The record's sum |terms|: the antialiased filters' moved weights, the linear and cubic
+    weights' moved by their rounded coordinates, the sums alone for nearest and area (whose
+    weights are 1, or 1 / window: no coordinate moves them)."""
+    if antialias:
+        return conditioning.ANTIALIASED_RESAMPLING
+    if mode in ("linear", "bilinear", "trilinear", "bicubic"):
+        return conditioning.COORDINATE_ROUNDING
+    return conditioning.MULTILINEAR
+
+
 def _interpolation(name: str, mode: str, dims: tuple[int, ...], **inputs: Any) -> OpSpec:
     """A record of F.interpolate in ``mode``; nn.Upsample (which has no antialias) is its
     module form except for the antialiased records."""
@@ -84,9 +95,11 @@ def _interpolation(name: str, mode: str, dims: tuple[int, ...], **inputs: Any) -
                   ref=getattr(ref_interpolation, name),
                   ref_vjp=getattr(ref_interpolation, f"{name}_vjp"),
                   # each output is a weighted sum of a few inputs and each input gradient a sum
-                  # over the outputs reading it: sums of signed terms (conditioning)
-                  terms=conditioning.ANTIALIASED_RESAMPLING if antialias
-                  else conditioning.MULTILINEAR,
+                  # over the outputs reading it: sums of signed terms (conditioning); the
+                  # filters' weights come from rounded source coordinates, which move them
+                  # (antialiased filters; linear and cubic weights of coordinates up to the
+                  # side's length: conditioning.CoordinateRounding)
+                  terms=_terms(mode, antialias),
                   inputs=spatial.Resize(mode, dims, **inputs),
                   docs="https://pytorch.org/docs/stable/generated/"
                        "torch.nn.functional.interpolate.html",
@@ -119,15 +132,18 @@ RECORDS = (
                    **_KEPT),
     OpSpec(name="channel_shuffle", family="layer", torch_fn=functional("channel_shuffle"),
            ref=ref_shuffle.channel_shuffle, ref_vjp=ref_shuffle.channel_shuffle_vjp,
+           terms=conditioning.COPIES,  # a permutation: exact
            inputs=spatial.Shuffling("channel"),
            docs=_DOCS.format("ChannelShuffle"),
            module=ModuleForm.optional(getattr(nn, "ChannelShuffle", None))),
     OpSpec(name="pixel_shuffle", family="layer", torch_fn=F.pixel_shuffle,
            ref=ref_shuffle.pixel_shuffle, ref_vjp=ref_shuffle.pixel_shuffle_vjp,
+           terms=conditioning.COPIES,  # a permutation: exact
            inputs=spatial.Shuffling("pixel"),
            docs=_DOCS.format("PixelShuffle"), module=ModuleForm(nn.PixelShuffle)),
     OpSpec(name="pixel_unshuffle", family="layer", torch_fn=F.pixel_unshuffle,
            ref=ref_shuffle.pixel_unshuffle, ref_vjp=ref_shuffle.pixel_unshuffle_vjp,
+           terms=conditioning.COPIES,  # a permutation: exact
            inputs=spatial.Shuffling("unpixel"),
            docs=_DOCS.format("PixelUnshuffle"), module=ModuleForm(nn.PixelUnshuffle)),
 )

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from references import transformer as ref
-from suite import versions
+from suite import conditioning, versions
 from suite.inputs import transformer as ti
 from suite.specs import Case, ModuleForm, OpSpec
 from suite.tolerances import Kind, Tolerance
@@ -332,6 +332,9 @@ RECORDS = (
     OpSpec(name="multi_head_attention", family="layer", torch_fn=multi_head_attention,
            ref=ref.multi_head_attention, ref_vjp=ref.multi_head_attention_vjp,
            inputs=ti.MultiheadAttention(), docs=_DOCS.format("MultiheadAttention"),
+           # sum |terms| of the projections, scores and softmax (the hard tier's allowance:
+           # suite/conditioning.py, MultiheadAttentionTerms)
+           terms=conditioning.MULTI_HEAD_ATTENTION,
            vmap=_masks_unbatched(("key_padding_mask", "attn_mask")),
            module=ModuleForm(nn.MultiheadAttention, factory=_MultiheadAttention,
                              params=_MHA_PARAMS),
@@ -348,6 +351,9 @@ RECORDS = (
     *(OpSpec(name=name, family="layer", torch_fn=_transformer_layer(name),
              ref=getattr(ref, name), ref_vjp=getattr(ref, f"{name}_vjp"),
              inputs=ti.TransformerLayer(name), docs=_DOCS.format(cls),
+             # the hard tier's allowance: a running error bound through the layer's blocks
+             # (suite/conditioning.py, TransformerLayerTerms)
+             terms=conditioning.TransformerLayerTerms(name),
              known_defects=None if "decoder" in name else _encoder_fast_path_raises,
              vmap=_masks_unbatched(_LAYER_INPUTS[name][1:] if "encoder" in name
                                    else _LAYER_INPUTS[name][2:]),
@@ -369,6 +375,9 @@ RECORDS = (
     *(OpSpec(name=name, family="layer", torch_fn=_transformer_stack(name),
              ref=getattr(ref, name), ref_vjp=getattr(ref, f"{name}_vjp"),
              inputs=ti.TransformerStack(name), docs=_DOCS.format(cls),
+             # the hard tier's allowance: the layers' running error bound through the stack
+             # (suite/conditioning.py, TransformerStackTerms)
+             terms=conditioning.TransformerStackTerms(name),
              known_defects=None if "decoder" in name else _encoder_fast_path_raises,
              vmap={**_masks_unbatched([m for m in _STACK_INPUTS[name] if "mask" in m]),
                    **{mask: _CAUSAL_DETECTION for mask in _CAUSAL_DETECTED[name]}},

@@ -941,6 +941,35 @@ def hard_convolution(maker: Convolution | Pooling, dtype: torch.dtype
     return cases()
 
 
+def _untie_bag_maxima(arrays: Mapping[str, Array], options: Mapping[str, Any],
+                      dtype: torch.dtype) -> Array:
+    """embedding_bag's ``input`` with every tie between different rows at a bag's maximum
+    (in a column, the table rounded to ``dtype``) removed by redirecting the bag's lookups of
+    the other tied rows to the first of them (padding positions are left alone): each bag's
+    maximum in each column is then held by one row, looked up once or several times."""
+    from references.layers import _bag_terms
+    from suite.specs import round_to
+
+    table = round_to(arrays["weight"], dtype)
+    index = np.array(arrays["input"], dtype=np.int64)
+    flat = index.reshape(-1)
+    _, bag, keep, _, _, n_bags = _bag_terms(arrays["input"], table, arrays.get("offsets"),
+                                            None, options["include_last_offset"],
+                                            options["padding_idx"])
+    for b in range(n_bags):
+        where = np.flatnonzero((bag == b) & (keep > 0))
+        while where.size:
+            rows = flat[where]
+            values = table[rows]
+            tied = values == values.max(axis=0)
+            shared = [np.unique(rows[tied[:, j]]) for j in range(table.shape[1])]
+            column = next((t for t in shared if t.size > 1), None)
+            if column is None:
+                break
+            flat[where[np.isin(rows, column[1:])]] = column[0]
+    return index
+
+
 @dataclass(frozen=True)
 class Bags:
     """embedding_bag: int64 indices ``input``, 2-D (B, N: a bag per row) or 1-D with
@@ -977,27 +1006,71 @@ class Bags:
         differentiable = tuple(k for k in ("weight", "per_sample_weights") if k in arrays)
         return Case(arrays, differentiable, options, seed)
 
+    def _draw_arguments(self, draw: st.DrawFn) -> dict[str, Any]:
+        """The keyword arguments of :meth:`_case`, every choice through ``draw``."""
+        num = draw(st.integers(1, 10), label="num_embeddings")
+        layout = draw(st.sampled_from(["2-D", "offsets", "offsets, include_last_offset"]),
+                      label="layout")
+        bags = draw(st.integers(1, 5), label="bags")
+        sizes = [draw(st.integers(0, 4), label=f"bag size {i}") for i in range(bags)]
+        if layout != "2-D" and sum(sizes) == 0:
+            sizes[-1] = 1  # at least one index
+        mode = draw(st.sampled_from(["sum", "mean", "max"]), label="mode")
+        padding = draw(st.one_of(st.none(), st.integers(-num, num - 1)), label="padding_idx")
+        return {"num": num, "dim": draw(st.integers(1, 6), label="embedding_dim"),
+                "layout": layout, "sizes": sizes,
+                "width": draw(st.integers(1, 4), label="bag width (2-D)"), "mode": mode,
+                "weighted": mode == "sum" and draw(st.booleans(), label="per_sample_weights"),
+                "padding_idx": padding, "scale": draw(VALUE_SCALES, label="scale"),
+                "seed": draw(SEEDS, label="seed")}
+
     def strategy(self) -> st.SearchStrategy[Case]:
+        return st.composite(lambda draw: self._case(**self._draw_arguments(draw)))()
+
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): every mode, layout and option drawn as usual; the
+        table of a drawn scenario, groups along the rows (what a bag reduces over: ``constant``
+        gives every row the same value in a column, ``offset`` a column offset far above the
+        rows' spread), and per_sample_weights of the same scenario (power 2 with them: sum
+        mode multiplies the two; else power 1); ``simd``: embedding dims of each
+        ``suite.hard.SIMD_SIZES`` size with extremes in the vector body and tail of the
+        table's rows; ``long``: one bag of ``suite.hard.long_terms()`` indices (its sum, mean
+        or max, and each row's gradient summed over its thousands of lookups), values as
+        usual (extremes summed over thousands of lookups would only overflow).
+
+        Max mode: torch documents no rule for which of several rows tied at a bag's maximum
+        receives the gradient (its CPU kernel keeps the first), so ties are drawn only where
+        the choice does not matter: wherever two different rows of a bag tie at its maximum
+        in a column (in the dtype under test: ``ties``, ``constant``, ``signed zeros``, zeros
+        among ``subnormal``, values that round together), the bag's lookups of the other rows
+        are redirected to one of them, so tied maxima are repeated lookups of one row (the
+        output and each row's gradient are the same whichever copy wins)."""
+
         @st.composite
         def cases(draw: st.DrawFn) -> Case:
-            num = draw(st.integers(1, 10), label="num_embeddings")
-            layout = draw(st.sampled_from(["2-D", "offsets", "offsets, include_last_offset"]),
-                          label="layout")
-            bags = draw(st.integers(1, 5), label="bags")
-            sizes = [draw(st.integers(0, 4), label=f"bag size {i}") for i in range(bags)]
-            if layout != "2-D" and sum(sizes) == 0:
-                sizes[-1] = 1  # at least one index
-            mode = draw(st.sampled_from(["sum", "mean", "max"]), label="mode")
-            padding = draw(st.one_of(st.none(), st.integers(-num, num - 1)),
-                           label="padding_idx")
-            return self._case(num=num, dim=draw(st.integers(1, 6), label="embedding_dim"),
-                              layout=layout, sizes=sizes,
-                              width=draw(st.integers(1, 4), label="bag width (2-D)"),
-                              mode=mode,
-                              weighted=mode == "sum" and draw(st.booleans(),
-                                                              label="per_sample_weights"),
-                              padding_idx=padding, scale=draw(VALUE_SCALES, label="scale"),
-                              seed=draw(SEEDS, label="seed"))
+            scenario = hard.scenario(draw)
+            arguments = self._draw_arguments(draw)
+            if scenario == "simd":
+                arguments["dim"] = hard.simd_size(draw, zero_dim=False) or 1
+            elif scenario == "long":
+                arguments["sizes"] = [hard.long_terms()]
+                arguments["width"] = hard.long_terms()
+            case = self._case(**arguments)
+            power = 2 if arguments["weighted"] else 1
+            rng, drawn = hard.rng_for(case.seed), draw(st.integers(0, 2**16), label="position")
+            arrays, label = dict(case.arrays), "values as usual"
+            if scenario in hard.VALUE_SCENARIOS:
+                arrays["weight"], label = hard.values(rng, arrays["weight"].shape, scenario,
+                                                      dtype, power=power, axes=(0,))
+                if "per_sample_weights" in arrays:
+                    arrays["per_sample_weights"], _ = hard.values(
+                        rng, arrays["per_sample_weights"].shape, scenario, dtype, power=power)
+            elif scenario == "simd":
+                arrays["weight"], label = hard.place(rng, arrays["weight"], dtype, drawn,
+                                                     power=power)
+            if arguments["mode"] == "max":
+                arrays["input"] = _untie_bag_maxima(arrays, case.options, dtype)
+            return hard.rewrite(case, arrays, f"{scenario}: {label}")
 
         return cases()
 
@@ -1020,27 +1093,73 @@ class InstanceNormalized:
             d = draw(st.integers(1, 3), label="spatial dims")
             spatial = draw(shapes(min_dims=d, max_dims=d, max_side=5, max_size=24).filter(
                 lambda s: math.prod(s) >= 2), label="spatial")
-            n = draw(st.integers(1, 3), label="N")
-            channels = draw(st.integers(1, 4), label="C")
-            use_input_stats = draw(st.booleans(), label="use_input_stats")
-            running = not use_input_stats or draw(st.booleans(), label="running stats")
-            scale = draw(VALUE_SCALES, label="scale")
-            offset = draw(st.sampled_from((0.0, 3.0)), label="offset")
-            seed = draw(SEEDS, label="seed")
-            rng = np.random.default_rng(seed)
-            shape = (n, channels, *spatial)
-            arrays = {"input": _spread(rng, shape, tuple(range(2, 2 + d)), scale, offset)}
-            if running:
-                arrays["running_mean"] = _normal(rng, (channels,))
-                arrays["running_var"] = rng.uniform(0.25, 4.0, channels)
-            arrays |= _affine_params(draw, rng, (channels,))
-            options = {"use_input_stats": use_input_stats,
-                       "momentum": draw(st.floats(0.0, 1.0), label="momentum"),
-                       "eps": draw(EPS, label="eps")}
-            differentiable = tuple(k for k in arrays if not k.startswith("running_"))
-            return Case(arrays, differentiable, options, seed)
+            return self._case(draw, spatial)
 
         return cases()
+
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): instances ((n, c) pairs, over the spatial dims) of a
+        drawn scenario (power 2: a variance): offsets up to 1e4 times the spread, constant
+        instances (with input statistics they must normalise to exactly 0 before the affine:
+        x - mean is 0 exactly), nearly constant ones (a spread of a few ulp, far below
+        sqrt(eps)), magnitudes whose squares approach overflow and underflow; running
+        statistics, weight, bias and options drawn as usual (with running statistics only,
+        nothing is centred); ``simd``: a last spatial side of each ``suite.hard.SIMD_SIZES``
+        size with extremes in its vector body and tail; ``long``: instances of
+        ``suite.hard.long_terms()`` elements (one spatial side, or two of its square root)."""
+
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            scenario = hard.scenario(draw)
+            if scenario == "simd":
+                size = hard.simd_size(draw, zero_dim=False) or 1
+                lead: Shape = draw(st.sampled_from([(), (2,), (3,), (2, 1)]), label="sides")
+                spatial: Shape = (*lead, size) if size > 1 or lead else (2, size)
+            elif scenario == "long":
+                length = hard.long_terms()
+                spatial = draw(st.sampled_from([(length,), (math.isqrt(length),) * 2]),
+                               label="spatial")
+            else:
+                d = draw(st.integers(1, 3), label="spatial dims")
+                spatial = draw(shapes(min_dims=d, max_dims=d, max_side=5, max_size=24).filter(
+                    lambda s: math.prod(s) >= 2), label="spatial")
+            case = self._case(draw, spatial, small=scenario in hard.SIZE_SCENARIOS)
+            x = case.arrays["input"]
+            rng, drawn = hard.rng_for(case.seed), draw(st.integers(0, 2**16), label="position")
+            if scenario in hard.VALUE_SCENARIOS:
+                x, label = hard.values(rng, x.shape, scenario, dtype, power=2,
+                                       axes=tuple(range(2, x.ndim)))
+            elif scenario == "simd":
+                x, label = hard.place(rng, x, dtype, drawn, power=2)
+            else:
+                label = f"instances of {math.prod(spatial)} elements"
+            return hard.rewrite(case, {"input": x}, f"{scenario}: {label}")
+
+        return cases()
+
+    def _case(self, draw: st.DrawFn, spatial: Shape, small: bool = False) -> Case:
+        """The case for ``spatial`` sides, every other choice through ``draw`` (``small``: N
+        and C of at most 2)."""
+        d = len(spatial)
+        n = draw(st.integers(1, 2 if small else 3), label="N")
+        channels = draw(st.integers(1, 2 if small else 4), label="C")
+        use_input_stats = draw(st.booleans(), label="use_input_stats")
+        running = not use_input_stats or draw(st.booleans(), label="running stats")
+        scale = draw(VALUE_SCALES, label="scale")
+        offset = draw(st.sampled_from((0.0, 3.0)), label="offset")
+        seed = draw(SEEDS, label="seed")
+        rng = np.random.default_rng(seed)
+        shape = (n, channels, *spatial)
+        arrays = {"input": _spread(rng, shape, tuple(range(2, 2 + d)), scale, offset)}
+        if running:
+            arrays["running_mean"] = _normal(rng, (channels,))
+            arrays["running_var"] = rng.uniform(0.25, 4.0, channels)
+        arrays |= _affine_params(draw, rng, (channels,))
+        options = {"use_input_stats": use_input_stats,
+                   "momentum": draw(st.floats(0.0, 1.0), label="momentum"),
+                   "eps": draw(EPS, label="eps")}
+        differentiable = tuple(k for k in arrays if not k.startswith("running_"))
+        return Case(arrays, differentiable, options, seed)
 
     def sized(self, n: int, seed: int = 0) -> Case:
         rng = np.random.default_rng(seed)
@@ -1064,14 +1183,64 @@ class ResponseNormalized:
                            label="spatial")
             channels = draw(st.integers(1, 8), label="C")
             n = draw(st.integers(1, 3), label="N")
-            seed = draw(SEEDS, label="seed")
-            x = _normal(np.random.default_rng(seed), (n, channels, *spatial),
-                        draw(VALUE_SCALES, label="scale"))
-            options = {"size": draw(st.integers(1, channels + 2), label="size"),
-                       "alpha": draw(st.sampled_from((1e-4, 0.01, 0.5, 2.0)), label="alpha"),
-                       "beta": draw(st.sampled_from((0.75, 0.5, 1.0, 2.0)), label="beta"),
-                       "k": draw(st.sampled_from((1.0, 0.5, 2.0)), label="k")}
-            return Case({"input": x}, ("input",), options, seed)
+            return self._case(draw, (n, channels, *spatial))
+
+        return cases()
+
+    def _case(self, draw: st.DrawFn, shape: Shape, sizes: st.SearchStrategy[int] | None = None
+              ) -> Case:
+        """The case of an input of ``shape`` (N, C, *spatial), its values and options through
+        ``draw`` (``sizes``: the window sizes, 1 to C + 2 unless given)."""
+        seed = draw(SEEDS, label="seed")
+        x = _normal(np.random.default_rng(seed), shape, draw(VALUE_SCALES, label="scale"))
+        options = {"size": draw(st.integers(1, shape[1] + 2) if sizes is None else sizes,
+                                 label="size"),
+                   "alpha": draw(st.sampled_from((1e-4, 0.01, 0.5, 2.0)), label="alpha"),
+                   "beta": draw(st.sampled_from((0.75, 0.5, 1.0, 2.0)), label="beta"),
+                   "k": draw(st.sampled_from((1.0, 0.5, 2.0)), label="k")}
+        return Case({"input": x}, ("input",), options, seed)
+
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): inputs of a drawn scenario, groups along the channels
+        (the windows' dimension: ``constant`` gives every window equal squares), every option
+        drawn as usual; power 2 beta for beta > 1, else 2: the window sums x^2 and torch raises
+        it to beta, so huge inputs stop where s^beta nears overflow and tiny ones where x^2
+        nears underflow; ``simd``: a last spatial side of each ``suite.hard.SIMD_SIZES`` size
+        with extremes in its vector body and tail; ``long``: ``suite.hard.long_terms()``
+        channels (every window position along them) with windows of 5, 100 or 101 channels
+        (a window as wide as 10^4 channels costs 10^8 additions, 0.5 s in torch alone).
+        In float16 and bfloat16 inputs are (N, C, L): torch has no half-precision kernel for
+        4-d and 5-d ones (KNOWN_DIFFERENCES.md), which would only skip the test."""
+        most = 1 if dtype in (torch.float16, torch.bfloat16) else 3
+
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            scenario = hard.scenario(draw)
+            sizes = None
+            if scenario == "simd":
+                lead: Shape = draw(st.sampled_from([(), (2,)][:most]), label="sides")
+                shape: Shape = (draw(st.integers(1, 2), label="N"),
+                                draw(st.integers(1, 4), label="C"), *lead,
+                                hard.simd_size(draw, zero_dim=False) or 1)
+            elif scenario == "long":
+                shape = (1, hard.long_terms(), 1)
+                sizes = st.sampled_from((5, 100, 101))
+            else:
+                spatial = draw(shapes(min_dims=1, max_dims=most, max_side=4, max_size=16),
+                               label="spatial")
+                shape = (draw(st.integers(1, 3), label="N"),
+                         draw(st.integers(1, 8), label="C"), *spatial)
+            case = self._case(draw, shape, sizes)
+            power = 2 * max(1.0, case.options["beta"])
+            rng, drawn = hard.rng_for(case.seed), draw(st.integers(0, 2**16), label="position")
+            x = case.arrays["input"]
+            if scenario in hard.VALUE_SCENARIOS:
+                x, label = hard.values(rng, shape, scenario, dtype, power=power, axes=(1,))
+            elif scenario == "simd":
+                x, label = hard.place(rng, x, dtype, drawn, power=power)
+            else:
+                label = f"{shape[1]} channels, windows of {case.options['size']}"
+            return hard.rewrite(case, {"input": x}, f"{scenario}: {label}")
 
         return cases()
 
@@ -1082,6 +1251,36 @@ class ResponseNormalized:
 
 
 # --- distances -----------------------------------------------------------------------------
+
+
+def _off_rounding_kinks(arrays: Mapping[str, Array], typical: Mapping[str, Array],
+                        options: Mapping[str, Any], dtype: torch.dtype) -> dict[str, Array]:
+    """pairwise_distance's hard x1 and x2 with the rows (along the last dim) whose derivative
+    rounding decides replaced by the typical case's rows: where d = x1 - x2 + eps formed in
+    ``dtype`` (as torch forms it) and in float64 (the reference) has another set of components
+    attaining max |d| (p = inf) or min |d| (p = -inf), or, for p <= 1, another sign pattern
+    (an exact 0 on one side only): there the derivative jumps, and which side of the jump
+    torch lands on is the rounding of d, not a rule to check. Exact ties and zeros on both
+    sides (``ties``, ``constant``, ``signed zeros``) stay."""
+    from suite.specs import round_to
+
+    p, eps = options["p"], options["eps"]
+    if not (math.isinf(p) or p <= 1):
+        return dict(arrays)
+    a, b = round_to(arrays["x1"], dtype), round_to(arrays["x2"], dtype)
+    exact = a - b + eps
+    formed = round_to(round_to(a - b, dtype) + float(round_to(np.array(eps), dtype)), dtype)
+
+    def pattern(d: Array) -> Array:
+        if math.isinf(p):
+            m = np.abs(d)
+            return m == (np.max if p > 0 else np.min)(m, axis=-1, keepdims=True)
+        return np.sign(d)
+
+    moved = np.any(pattern(exact) != pattern(formed), axis=-1, keepdims=True)
+    return {k: np.where(moved, typical[k], arrays[k]) for k in ("x1", "x2")}
+
+
 
 
 @dataclass(frozen=True)
@@ -1122,22 +1321,70 @@ class Pair:
             x1 = x2 - options["eps"] + diff
         return Case({"x1": x1, "x2": x2}, ("x1", "x2"), options, seed)
 
+    def _options(self, draw: st.DrawFn, shape: Shape) -> dict[str, Any]:
+        if self.kind == "cosine":
+            return {"dim": draw(st.integers(-len(shape), len(shape) - 1), label="dim"),
+                    "eps": draw(st.sampled_from((1e-8, 1e-6)), label="eps")}
+        return {"p": draw(st.sampled_from((2.0, 1.0, 3.0, 1.5, 0.5, math.inf, -math.inf, -1.0)),
+                          label="p"),
+                "eps": draw(st.sampled_from((1e-6, 0.0, 1e-3)), label="eps"),
+                "keepdim": draw(st.booleans(), label="keepdim")}
+
     def strategy(self) -> st.SearchStrategy[Case]:
         @st.composite
         def cases(draw: st.DrawFn) -> Case:
             shape = draw(shapes(min_dims=1, max_dims=3, max_side=8, max_size=48), label="shape")
-            if self.kind == "cosine":
-                options: dict[str, Any] = {
-                    "dim": draw(st.integers(-len(shape), len(shape) - 1), label="dim"),
-                    "eps": draw(st.sampled_from((1e-8, 1e-6)), label="eps")}
-            else:
-                options = {"p": draw(st.sampled_from((2.0, 1.0, 3.0, 1.5, 0.5, math.inf,
-                                                       -math.inf, -1.0)), label="p"),
-                           "eps": draw(st.sampled_from((1e-6, 0.0, 1e-3)), label="eps"),
-                           "keepdim": draw(st.booleans(), label="keepdim")}
+            options = self._options(draw, shape)
             scales = st.sampled_from((1.0, 5.0)) if self.kind == "cosine" else VALUE_SCALES
             return self._case(shape, options, draw(scales, label="scale"),
                               draw(SEEDS, label="seed"))
+
+        return cases()
+
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): x1 and x2 of a drawn scenario, groups along the
+        reduced dimension (cosine's ``dim``, pairwise's last), every option drawn as usual.
+        cosine: power 2 (dot products and squared norms); ``constant`` gives parallel or
+        antiparallel vectors (cos = +-1, the gradient cancels to 0), ``nearly constant`` nearly
+        parallel ones, ``tiny``, ``subnormal`` and ``signed zeros`` norms at or below eps (the
+        clamp). pairwise: power 2, or p for finite p > 2 (|d_i|^p is summed); the difference
+        x1 - x2 + eps cancels in ``constant`` and ``nearly constant`` groups and is exactly 0
+        where both are zeros (eps 0): the kink torch and the reference give 0 at;
+        ``ties``: equal |d_i| (x1 and x2 from one small set), where p = +-inf shares the
+        gradient between the tied components. ``simd``: the reduced dimension of each
+        ``suite.hard.SIMD_SIZES`` size with extremes in the vector body and tail of both;
+        ``long``: a reduction over ``suite.hard.long_terms()`` elements, values as usual."""
+
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            scenario = hard.scenario(draw)
+            if scenario in hard.SIZE_SCENARIOS:
+                size = hard.simd_size(draw, zero_dim=False) or 1 if scenario == "simd" \
+                    else hard.long_terms()
+                lead: Shape = draw(st.sampled_from([(), (2,), (3,)]), label="batch")
+                shape: Shape = (*lead, size)
+            else:
+                shape = draw(shapes(min_dims=1, max_dims=3, max_side=8, max_size=48),
+                             label="shape")
+            options = self._options(draw, shape)
+            if scenario in hard.SIZE_SCENARIOS and self.kind == "cosine":
+                options["dim"] = draw(st.sampled_from([-1, len(shape) - 1]), label="dim")
+            case = self._case(shape, options, 1.0, draw(SEEDS, label="seed"))
+            p = options.get("p", 2.0)
+            power = p if self.kind == "pairwise" and math.isfinite(p) and p > 2 else 2
+            axis = options.get("dim", -1)
+            rng, drawn = hard.rng_for(case.seed), draw(st.integers(0, 2**16), label="position")
+            arrays, label = {}, f"a reduction over {shape[axis]} elements"
+            for name in ("x1", "x2"):
+                if scenario in hard.VALUE_SCENARIOS:
+                    arrays[name], label = hard.values(rng, shape, scenario, dtype, power=power,
+                                                      axes=(axis,))
+                elif scenario == "simd":
+                    arrays[name], label = hard.place(rng, case.arrays[name], dtype, drawn,
+                                                     power=power, axis=axis)
+            if self.kind == "pairwise" and arrays:
+                arrays = _off_rounding_kinks(arrays, case.arrays, options, dtype)
+            return hard.rewrite(case, arrays, f"{scenario}: {label}")
 
         return cases()
 
@@ -1168,32 +1415,74 @@ class Reshaped:
             ndim = len(shape)
             if self.kind == "flatten" and ndim and draw(st.booleans(), label="a side of 0"):
                 shape[draw(st.integers(0, ndim - 1), label="empty side")] = 0
-            seed = draw(SEEDS, label="seed")
-            x = _normal(np.random.default_rng(seed), tuple(shape),
-                        draw(VALUE_SCALES, label="scale"))
+            return self._case(draw, tuple(shape))
 
-            def spelled(d: int, label: str) -> int:
-                return d - max(ndim, 1) if draw(st.booleans(), label=f"{label} negative") else d
+        return cases()
 
-            if self.kind == "flatten":
-                start = draw(st.integers(0, max(ndim - 1, 0)), label="start")
-                end = draw(st.integers(start, max(ndim - 1, 0)), label="end")
-                options: dict[str, Any] = {"start_dim": spelled(start, "start_dim"),
-                                           "end_dim": spelled(end, "end_dim")}
-            else:
+    def _case(self, draw: st.DrawFn, shape: Shape, dim: int | None = None) -> Case:
+        """The case of an input of ``shape``, its values and options through ``draw``
+        (unflatten's ``dim``: drawn unless given)."""
+        ndim = len(shape)
+        seed = draw(SEEDS, label="seed")
+        x = _normal(np.random.default_rng(seed), shape, draw(VALUE_SCALES, label="scale"))
+
+        def spelled(d: int, label: str) -> int:
+            return d - max(ndim, 1) if draw(st.booleans(), label=f"{label} negative") else d
+
+        if self.kind == "flatten":
+            start = draw(st.integers(0, max(ndim - 1, 0)), label="start")
+            end = draw(st.integers(start, max(ndim - 1, 0)), label="end")
+            options: dict[str, Any] = {"start_dim": spelled(start, "start_dim"),
+                                       "end_dim": spelled(end, "end_dim")}
+        else:
+            if dim is None:
                 dim = draw(st.integers(0, ndim - 1), label="dim")
-                n, sizes = shape[dim], []
-                for i in range(draw(st.integers(0, 2), label="splits")):
-                    divisors = [k for k in range(1, n + 1) if n % k == 0]
-                    k = draw(st.sampled_from(divisors), label=f"factor {i}")
-                    sizes.append(k)
-                    n //= k
-                sizes.append(n)
-                sizes = draw(st.permutations(sizes), label="order")
-                if draw(st.booleans(), label="infer one size"):
-                    sizes[draw(st.integers(0, len(sizes) - 1), label="inferred")] = -1
-                options = {"dim": spelled(dim, "dim"), "sizes": tuple(sizes)}
-            return Case({"input": x}, ("input",), options, seed)
+            n, sizes = shape[dim], []
+            for i in range(draw(st.integers(0, 2), label="splits")):
+                divisors = [k for k in range(1, n + 1) if n % k == 0]
+                k = draw(st.sampled_from(divisors), label=f"factor {i}")
+                sizes.append(k)
+                n //= k
+            sizes.append(n)
+            sizes = draw(st.permutations(sizes), label="order")
+            if draw(st.booleans(), label="infer one size"):
+                sizes[draw(st.integers(0, len(sizes) - 1), label="inferred")] = -1
+            options = {"dim": spelled(dim, "dim"), "sizes": tuple(sizes)}
+        return Case({"input": x}, ("input",), options, seed)
+
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): every output element is one input element, so any
+        value must come through bit for bit: inputs of each value scenario (power 1, the whole
+        input one group), options drawn as usual; ``simd``: a last dimension (the copy's
+        vectorised one; 0-d too for flatten) of each ``suite.hard.SIMD_SIZES`` size with
+        extremes in its vector body and tail; ``long``: a last dimension of
+        ``suite.hard.long_terms()`` elements (nothing is reduced; unflatten splits it)."""
+
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            scenario = hard.scenario(draw)
+            dim = None
+            if scenario in hard.SIZE_SCENARIOS:
+                size = hard.simd_size(draw, zero_dim=self.kind == "flatten") \
+                    if scenario == "simd" else hard.long_terms()
+                lead: Shape = draw(st.sampled_from([(), (2,), (2, 3)]), label="lead")
+                shape: Shape = () if size is None else (*lead, size)
+                if self.kind == "unflatten":
+                    dim = len(shape) - 1  # the long or vectorised dim is the one split
+            else:
+                low = 0 if self.kind == "flatten" else 1
+                shape = draw(shapes(min_dims=low, max_dims=4 if low == 0 else 3, max_side=12,
+                                    max_size=64), label="shape")
+            case = self._case(draw, shape, dim)
+            rng, drawn = hard.rng_for(case.seed), draw(st.integers(0, 2**16), label="position")
+            x = case.arrays["input"]
+            if scenario in hard.VALUE_SCENARIOS:
+                x, label = hard.values(rng, shape, scenario, dtype)
+            elif scenario == "simd":
+                x, label = hard.place(rng, x, dtype, drawn)
+            else:
+                label = f"a last dimension of {shape[-1]} elements"
+            return hard.rewrite(case, {"input": x}, f"{scenario}: {label}")
 
         return cases()
 

@@ -511,12 +511,7 @@ class Classification:
                 case = self._fill(draw, rng, values, 1, seed)
             arrays = dict(case.arrays)
             if "weight" in arrays:
-                arrays["weight"] = _hard_weight(rng, arrays["weight"], scenario, dtype, {}, 0)
-                kept = case.options.get("ignore_index", -100)
-                target = arrays["target"]
-                if target.dtype.kind == "i" and not np.any(
-                        (target != kept) & (arrays["weight"][np.clip(target, 0, None)] > 0)):
-                    arrays["weight"] = np.where(arrays["weight"] > 0, arrays["weight"], 1.0)
+                arrays["weight"] = _hard_class_weight(rng, arrays, scenario, dtype, case.options)
             if arrays["target"].dtype.kind == "f":
                 arrays["target"] = _hard_target_distribution(rng, arrays["target"],
                                                              1 if values.ndim > 1 else 0)
@@ -642,6 +637,19 @@ def _hard_kl_target(rng: np.random.Generator, a: Array, scenario: str, dtype: An
                     ctx: Context, drawn: int) -> Array:
     maker = _hard_reals if ctx.get("log_target", False) else _hard_probability
     return maker(rng, a, scenario, dtype, ctx, drawn)
+
+
+def _hard_class_weight(rng: np.random.Generator, arrays: Mapping[str, Array], scenario: str,
+                       dtype: torch.dtype, options: Mapping[str, Any]) -> Array:
+    """The hard class weights of a class-index loss (``_hard_weight``), with every weight made
+    positive where no kept target would otherwise weigh anything (a mean over weights summing
+    to 0 is 0 / 0)."""
+    weight = _hard_weight(rng, arrays["weight"], scenario, dtype, {}, 0)
+    kept, target = options.get("ignore_index", -100), arrays["target"]
+    if target.dtype.kind == "i" and not np.any(
+            (target != kept) & (weight[np.clip(target, 0, None)] > 0)):
+        weight = np.where(weight > 0, weight, 1.0)
+    return weight
 
 
 def _hard_target_distribution(rng: np.random.Generator, p: Array, class_dim: int) -> Array:
@@ -859,6 +867,27 @@ def _accepted_acc_policies() -> list[str]:
 _ACC_POLICIES = st.sampled_from(_accepted_acc_policies())
 
 
+def _logits_resolved(arrays: Mapping[str, Array], dtype: torch.dtype) -> bool:
+    """Whether the logits z = linear(input, linear_weight, linear_bias), a tensor of ``dtype`` in
+    F.linear_cross_entropy's documented equivalent, resolve one unit in a half type: their
+    rounding, up to eps/2 (|a| |W|^T + |b|) (suite/conditioning.py, LinearCrossEntropy), stays
+    within 1. Past it the documented loss is not determined by the inputs in that type (each
+    p_c moves by a factor up to e^(eps (|a| |W| + |b|)): a class at p = 2e-24 came out at
+    7e-13 in bfloat16 for logits ~4e4, which bfloat16 spaces 256 apart), beyond the first-order
+    allowance, and logits past the type's largest number are inf. float32 and float64 resolve
+    every logit the hard tier draws where the softmax is not already exactly 0 or 1."""
+    if dtype not in (torch.float16, torch.bfloat16):
+        return True
+    from references import losses_classification as ce
+    from suite.specs import round_to
+
+    a, w = round_to(arrays["input"], dtype), round_to(arrays["linear_weight"], dtype)
+    b = arrays.get("linear_bias")
+    u, _, _ = ce._linear_logits(np.abs(a), np.abs(w), None if b is None
+                                else np.abs(round_to(b, dtype)))
+    return bool(float(torch.finfo(dtype).eps) / 2 * float(np.max(u, initial=0.0)) <= 1.0)
+
+
 @dataclass(frozen=True)
 class LinearClassification:
     """A Linear layer's ``input`` and ``linear_weight`` (and ``linear_bias``), a ``target`` and
@@ -883,65 +912,117 @@ class LinearClassification:
     max_features: int = 8
 
     def strategy(self) -> st.SearchStrategy[Case]:
+        return st.composite(lambda draw: self._draw_case(draw))()
+
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): input, linear_weight and linear_bias of a drawn
+        scenario (power 2: the logits are a matmul), every layout, target and option drawn as
+        usual; the input grouped along the features, the weight and bias along the classes
+        (``constant``: every class has the same weight row and bias, so the logits of a sample
+        tie exactly and the softmax is uniform; ``offset``: a common part far above the
+        classes' spread, which the softmax must cancel), class weights spanning 1e-6 to 1e6
+        with zeros among them, probability targets at the simplex's edges (as
+        ``Classification``'s); ``simd``: in_features or C of each ``suite.hard.SIMD_SIZES``
+        size, with extremes in the vector body and tail of input and weight along the
+        features; ``long``: ``suite.hard.long_terms()`` features (each logit a dot product of
+        that length) or classes (a softmax over them), values as usual."""
+
         @st.composite
         def cases(draw: st.DrawFn) -> Case:
-            layouts = ["unbatched", "batched"] + ([] if self.chunked else ["k-dim"])
-            layout = draw(st.sampled_from(layouts), label="layout")
+            scenario = hard.scenario(draw)
+            sizes = None
+            if scenario in hard.SIZE_SCENARIOS:
+                n = draw(st.integers(1, 3), label="N")
+                size = hard.simd_size(draw, zero_dim=False) or 1 if scenario == "simd" \
+                    else hard.long_terms()
+                other = draw(st.integers(1, 4), label="the other of C, in_features")
+                sizes = (n, size, other) if draw(st.booleans(), label="long C") \
+                    else (n, other, size)
+            case = self._draw_case(draw, sizes)
+            rng = hard.rng_for(case.seed)
+            drawn = draw(st.integers(0, 2**16), label="position")
+            arrays = dict(case.arrays)
+            label = f"C = {arrays['linear_weight'].shape[0]}, " \
+                f"in_features = {arrays['input'].shape[-1]}"
+            groups = {"input": (-1,), "linear_weight": (0,), "linear_bias": (0,)}
+            for name, axes in groups.items():
+                if name not in arrays:
+                    continue
+                if scenario in hard.VALUE_SCENARIOS:
+                    arrays[name], label = hard.values(rng, arrays[name].shape, scenario, dtype,
+                                                      power=2, axes=axes)
+                elif scenario == "simd" and name != "linear_bias":
+                    arrays[name], label = hard.place(rng, arrays[name], dtype, drawn, power=2)
+            if "weight" in arrays:
+                arrays["weight"] = _hard_class_weight(rng, arrays, scenario, dtype, case.options)
+            if arrays["target"].dtype.kind == "f":
+                class_dim = arrays["input"].ndim - 1
+                arrays["target"] = _hard_target_distribution(rng, arrays["target"], class_dim)
+            assume(_logits_resolved(arrays, dtype))
+            return hard.rewrite(case, arrays, f"{scenario}: {label}")
+
+        return cases()
+
+    def _draw_case(self, draw: st.DrawFn, sizes: tuple[int, int, int] | None = None) -> Case:
+        """One case, every choice through ``draw``; ``sizes``: (N, C, in_features) given."""
+        layouts = ["unbatched", "batched"] + ([] if self.chunked else ["k-dim"])
+        layout = draw(st.sampled_from(layouts), label="layout")
+        if sizes is None:
             n = draw(st.one_of(st.integers(1, 4), st.integers(1, self.max_batch)), label="N")
             c = draw(st.one_of(st.integers(1, 4), st.integers(1, self.max_classes)), label="C")
             features = draw(st.integers(1, self.max_features), label="in_features")
-            extra: Shape = ()
-            if layout == "k-dim":
-                extra = tuple(draw(st.lists(st.integers(1, 3), min_size=1, max_size=2),
-                                   label="d1..."))
-            batch: Shape = () if layout == "unbatched" else (n,)
-            scale = draw(st.sampled_from(REALS.scales), label="scale")
-            seed = draw(SEEDS, label="seed")
-            rng = np.random.default_rng(seed)
-            # Logits z = W a + b of about the drawn scale: a ~ N(0, 1), W ~ N(0, scale^2 / in).
-            arrays: dict[str, Array] = {
-                "input": rng.standard_normal((*batch, features)),
-                "linear_weight": rng.standard_normal((c, *extra, features))
-                * scale / math.sqrt(features)}
-            differentiable: list[str] = ["input", "linear_weight"]
-            options: dict[str, Any] = {"reduction": draw(REDUCTIONS, label="reduction")}
-            logits_shape = (*batch, c, *extra)
-            class_dim = len(batch)
-            if not self.chunked and draw(st.booleans(), label="probability target"):
-                p = rng.dirichlet(np.ones(c), size=math.prod(logits_shape) // c)
-                probs = np.moveaxis(p.reshape((*batch, *extra, c)), -1, class_dim)
-                arrays["target"] = np.ascontiguousarray(probs)
-                differentiable.append("target")
-            else:
-                target = rng.integers(0, c, size=(*batch, *extra))
-                ignore = draw(st.sampled_from(["none", "default", "class"]), label="ignore")
-                if ignore != "none":
-                    flat = target.reshape(-1)
-                    ignored = -100 if ignore == "default" or c == 1 else int(flat[-1])
-                    if target.size > 1:
-                        if flat[0] == ignored:
-                            flat[0] = (ignored + 1) % c
-                        dropped = rng.random(flat.size) < 0.3
-                        dropped[0] = False  # keep one target, so "mean" is defined
-                        target = np.where(dropped, ignored, flat).reshape(target.shape)
-                    elif flat[0] == ignored:  # a single target stays kept
-                        ignored = -100
-                    options["ignore_index"] = ignored
-                arrays["target"] = target.astype(np.int64)
-            if draw(st.booleans(), label="linear bias"):
-                arrays["linear_bias"] = rng.standard_normal((c, *extra)) * scale
-                differentiable.append("linear_bias")
-            if draw(st.booleans(), label="class weights"):
-                arrays["weight"] = rng.uniform(0.1, 2.0, size=c)
-            if self.chunked:
-                options["options"] = draw(_chunking_options(n if batch else 1),
-                                          label="options")
-            else:
-                options["label_smoothing"] = draw(st.one_of(st.just(0.0), st.floats(0.0, 1.0)),
-                                                  label="label_smoothing")
-            return Case(arrays, tuple(differentiable), options, seed)
-
-        return cases()
+        else:
+            n, c, features = sizes
+        extra: Shape = ()
+        if layout == "k-dim":
+            extra = tuple(draw(st.lists(st.integers(1, 3), min_size=1, max_size=2),
+                               label="d1..."))
+        batch: Shape = () if layout == "unbatched" else (n,)
+        scale = draw(st.sampled_from(REALS.scales), label="scale")
+        seed = draw(SEEDS, label="seed")
+        rng = np.random.default_rng(seed)
+        # Logits z = W a + b of about the drawn scale: a ~ N(0, 1), W ~ N(0, scale^2 / in).
+        arrays: dict[str, Array] = {
+            "input": rng.standard_normal((*batch, features)),
+            "linear_weight": rng.standard_normal((c, *extra, features))
+            * scale / math.sqrt(features)}
+        differentiable: list[str] = ["input", "linear_weight"]
+        options: dict[str, Any] = {"reduction": draw(REDUCTIONS, label="reduction")}
+        logits_shape = (*batch, c, *extra)
+        class_dim = len(batch)
+        if not self.chunked and draw(st.booleans(), label="probability target"):
+            p = rng.dirichlet(np.ones(c), size=math.prod(logits_shape) // c)
+            probs = np.moveaxis(p.reshape((*batch, *extra, c)), -1, class_dim)
+            arrays["target"] = np.ascontiguousarray(probs)
+            differentiable.append("target")
+        else:
+            target = rng.integers(0, c, size=(*batch, *extra))
+            ignore = draw(st.sampled_from(["none", "default", "class"]), label="ignore")
+            if ignore != "none":
+                flat = target.reshape(-1)
+                ignored = -100 if ignore == "default" or c == 1 else int(flat[-1])
+                if target.size > 1:
+                    if flat[0] == ignored:
+                        flat[0] = (ignored + 1) % c
+                    dropped = rng.random(flat.size) < 0.3
+                    dropped[0] = False  # keep one target, so "mean" is defined
+                    target = np.where(dropped, ignored, flat).reshape(target.shape)
+                elif flat[0] == ignored:  # a single target stays kept
+                    ignored = -100
+                options["ignore_index"] = ignored
+            arrays["target"] = target.astype(np.int64)
+        if draw(st.booleans(), label="linear bias"):
+            arrays["linear_bias"] = rng.standard_normal((c, *extra)) * scale
+            differentiable.append("linear_bias")
+        if draw(st.booleans(), label="class weights"):
+            arrays["weight"] = rng.uniform(0.1, 2.0, size=c)
+        if self.chunked:
+            options["options"] = draw(_chunking_options(n if batch else 1),
+                                      label="options")
+        else:
+            options["label_smoothing"] = draw(st.one_of(st.just(0.0), st.floats(0.0, 1.0)),
+                                              label="label_smoothing")
+        return Case(arrays, tuple(differentiable), options, seed)
 
     def sized(self, n: int, seed: int = 0) -> Case:
         rng = np.random.default_rng(seed)

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
+from hypothesis import assume
 from hypothesis import strategies as st
 
 from references import transformer as ref
-from suite import versions
+from suite import hard, versions
 from suite.specs import Array, Case
 from suite.strategies import SEEDS, Shape
 
@@ -150,38 +152,55 @@ class MultiheadAttention:
                                if a.dtype.kind == "f" and k not in unused)
         return Case(arrays, differentiable, {"num_heads": heads, **options}, seed)
 
-    def strategy(self) -> st.SearchStrategy[Case]:
-        @st.composite
-        def cases(draw: st.DrawFn) -> Case:
+    def _draw(self, draw: st.DrawFn, *, embed: int | None = None, keys: int | None = None,
+              batch: int = 3) -> Case:
+        """A typical case (:meth:`strategy`); the hard tier's sizes: ``embed`` fixes E (the
+        head count a drawn divisor of it, :func:`_heads`), ``keys`` fixes S with one query
+        (key and value apart from the query: self-attention has S = L) and no causal hint (it
+        would leave the query key 0 alone), ``batch`` caps N."""
+        if embed is None:
             heads = draw(st.integers(1, 3), label="num_heads")
             head_dim = draw(st.integers(1, 4), label="head_dim")
-            e = heads * head_dim
-            n = draw(st.one_of(st.none(), st.integers(1, 3)), label="batch (None: unbatched)")
+        else:
+            heads = _heads(draw, embed)
+            head_dim = embed // heads
+        e = heads * head_dim
+        n = draw(st.one_of(st.none(), st.integers(1, batch)), label="batch (None: unbatched)")
+        if keys is None:
             lq, s = draw(st.integers(1, 5), label="L"), draw(st.integers(1, 5), label="S")
             kind = draw(st.sampled_from(["self", "shared key/value", "separate"]),
                         label="query/key/value")
-            kdim = vdim = None
-            if kind != "self" and draw(st.booleans(), label="separate projections"):
-                kdim = draw(st.integers(1, 6), label="kdim")
-                vdim = kdim if kind != "separate" else draw(st.integers(1, 6), label="vdim")
-                if (kdim, vdim) == (e, e):  # nn.MultiheadAttention packs them then
-                    kdim = vdim = e + 1
-            bias_kv = draw(st.booleans(), label="add_bias_kv")
-            zero = draw(st.booleans(), label="add_zero_attn")
-            masks = draw_masks(draw, allow_causal=not (bias_kv or zero))
-            need_weights = draw(st.booleans(), label="need_weights")
-            weights = need_weights and draw(st.booleans(), label="compare the weights")
-            options = {"add_zero_attn": zero,
-                       "batch_first": draw(st.booleans(), label="batch_first"),
-                       "need_weights": need_weights,
-                       "average_attn_weights": draw(st.booleans(), label="average_attn_weights"),
-                       "is_causal": masks.causal,
-                       "output": "attn_output_weights" if weights else "attn_output"}
-            return self._case(n=n, heads=heads, head_dim=head_dim, lq=lq, s=s, kind=kind,
-                              kdim=kdim, vdim=vdim, bias=draw(st.booleans(), label="bias"),
-                              bias_kv=bias_kv, masks=masks, options=options,
-                              scale=draw(VALUE_SCALES, label="scale"),
-                              seed=draw(SEEDS, label="seed"))
+        else:
+            lq, s = 1, keys
+            kind = draw(st.sampled_from(["shared key/value", "separate"]),
+                        label="query/key/value")
+        kdim = vdim = None
+        if kind != "self" and draw(st.booleans(), label="separate projections"):
+            kdim = draw(st.integers(1, 6), label="kdim")
+            vdim = kdim if kind != "separate" else draw(st.integers(1, 6), label="vdim")
+            if (kdim, vdim) == (e, e):  # nn.MultiheadAttention packs them then
+                kdim = vdim = e + 1
+        bias_kv = draw(st.booleans(), label="add_bias_kv")
+        zero = draw(st.booleans(), label="add_zero_attn")
+        masks = draw_masks(draw, allow_causal=not (bias_kv or zero) and keys is None)
+        need_weights = draw(st.booleans(), label="need_weights")
+        weights = need_weights and draw(st.booleans(), label="compare the weights")
+        options = {"add_zero_attn": zero,
+                   "batch_first": draw(st.booleans(), label="batch_first"),
+                   "need_weights": need_weights,
+                   "average_attn_weights": draw(st.booleans(), label="average_attn_weights"),
+                   "is_causal": masks.causal,
+                   "output": "attn_output_weights" if weights else "attn_output"}
+        return self._case(n=n, heads=heads, head_dim=head_dim, lq=lq, s=s, kind=kind,
+                          kdim=kdim, vdim=vdim, bias=draw(st.booleans(), label="bias"),
+                          bias_kv=bias_kv, masks=masks, options=options,
+                          scale=draw(VALUE_SCALES, label="scale"),
+                          seed=draw(SEEDS, label="seed"))
+
+    def strategy(self) -> st.SearchStrategy[Case]:
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            return self._draw(draw)
 
         return cases()
 
@@ -193,6 +212,72 @@ class MultiheadAttention:
                           kdim=None, vdim=None, bias=True, bias_kv=False,
                           masks=Masks("none", False, False), options=options, scale=1.0,
                           seed=seed)
+
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): ``query``, ``key`` and ``value`` (those present) of
+        a drawn value scenario along the embedding dim (power 2: scores are products of two
+        projections; ``offset`` shifts each token's features alike, ``constant`` tokens give
+        constant projections, hence tied scores in a row where the keys are constant,
+        ``huge``/``tiny``/``exp edge`` saturate or flatten the softmax), weights, masks and
+        options as in typical cases; ``simd``: E of each ``suite.hard.SIMD_SIZES`` size (a
+        drawn divisor of it as the head count, 1 always), batch <= 2, extremes placed in the
+        vector body and tail of every token of the three inputs; ``long``: one query over
+        ``suite.hard.long_terms()`` keys (10^4: an example takes ~0.1 s; key and value apart
+        from the query, no causal hint), typical values, a softmax and P v over them all."""
+
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            scenario = hard.scenario(draw)
+            if scenario == "simd":
+                case = self._draw(draw, embed=hard.simd_size(draw, zero_dim=False) or 1,
+                                  batch=2)
+            elif scenario == "long":
+                case = self._draw(draw, keys=hard.long_terms(), batch=2)
+            else:
+                case = self._draw(draw)
+            return _hard_inputs(case, ("query", "key", "value"), scenario, dtype,
+                                draw(st.integers(0, 2**16), label="position"))
+
+        return cases()
+
+
+def _heads(draw: st.DrawFn, embed: int) -> int:
+    """A head count dividing ``embed`` (up to 8; 1 always does)."""
+    return draw(st.sampled_from([h for h in range(1, min(embed, 8) + 1) if embed % h == 0]),
+                label="heads (a divisor of the embedding dim)")
+
+
+def _hard_inputs(case: Case, names: tuple[str, ...], scenario: str, dtype: torch.dtype,
+                 drawn: int, stream: int = 7) -> Case:
+    """``case`` with its float inputs ``names`` (those present; weights and masks keep their
+    values) made hard: a value scenario along the embedding (last) dim, power 2 (every input
+    enters products: projections, scores, P v); ``simd``, extremes placed along it (power 2);
+    ``long``, the typical values (the size is the scenario). ``stream``: the hard values'
+    random stream (``suite.hard.rng_for``)."""
+    rng = hard.rng_for(case.seed, stream)
+    arrays: dict[str, Array] = {}
+    labels = []
+    for name in names:
+        if name not in case.arrays:
+            continue
+        a = case.arrays[name]
+        if scenario in hard.VALUE_SCENARIOS:
+            arrays[name], label = hard.values(rng, a.shape, scenario, dtype, power=2,
+                                              axes=(-1,))
+        elif scenario == "simd":
+            arrays[name], label = hard.place(rng, a, dtype, drawn, power=2)
+        else:
+            continue
+        labels.append(f"{name} {label}")
+    if scenario == "long":
+        labels = [f"{_longest(case)} keys, typical values"]
+    return hard.rewrite(case, arrays, f"{scenario}: {'; '.join(labels)}")
+
+
+def _longest(case: Case) -> int:
+    """The longest sequence of a case (its inputs' largest dimension)."""
+    return max(max(case.arrays[k].shape, default=1) for k in
+               ("query", "key", "value", "src", "tgt", "memory") if k in case.arrays)
 
 
 _HINTS = {"transformer_encoder_layer": ("is_causal",),
@@ -273,34 +358,54 @@ class TransformerLayer:
         differentiable = tuple(k for k, a in arrays.items() if a.dtype.kind == "f")
         return Case(arrays, differentiable, {"nhead": nhead, **options}, seed)
 
-    def strategy(self) -> st.SearchStrategy[Case]:
-        @st.composite
-        def cases(draw: st.DrawFn) -> Case:
+    def _draw(self, draw: st.DrawFn, *, embed: int | None = None, length: int | None = None,
+              batch: int = 3) -> Case:
+        """A typical case (:meth:`strategy`); the hard tier's sizes: ``embed`` fixes d_model
+        (nhead a drawn divisor of it, :func:`_heads`), ``length`` the sequence the attention
+        reduces over (the encoder's L; the decoder's memory S with one target position, and no
+        causal memory mask, which would leave it key 0 alone) with gelu only (relu's kink
+        among that many pre-activations: :func:`_hard_layer`), ``batch`` caps N. d_model 1
+        takes gelu too: a layer norm over one feature returns its bias (0 without one), so
+        every relu pre-activation is exactly 0 without biases, where no redraw moves it."""
+        if embed is None:
             nhead = draw(st.integers(1, 3), label="nhead")
             # d_model >= 4: a layer norm over E features divides by their spread sigma, and
             # over 2 values sigma = |x1 - x2| / 2 is often near 0, where float32 results are
             # rounding noise amplified by 1 / sigma (the layer_norm record draws its spread for
             # that reason; here the normalized values are the layer's own).
             head_dim = draw(st.integers(-(-4 // nhead), 4), label="head_dim")
-            n = draw(st.one_of(st.none(), st.integers(1, 3)), label="batch (None: unbatched)")
+        else:
+            nhead = _heads(draw, embed)
+            head_dim = embed // nhead
+        n = draw(st.one_of(st.none(), st.integers(1, batch)), label="batch (None: unbatched)")
+        if length is None:
             lq = draw(st.integers(1, 5), label="L")
             s = draw(st.integers(1, 5), label="S") if self.decoder else lq
-            prefixes = ("tgt ", "memory ") if self.decoder else ("src ",)
-            masks = tuple(draw_masks(draw, prefix=p) for p in prefixes)
-            options: dict[str, Any] = {
-                "activation": draw(st.sampled_from(["relu", "gelu"]), label="activation"),
-                "layer_norm_eps": draw(st.sampled_from((1e-5, 1e-3, 0.1)),
-                                       label="layer_norm_eps"),
-                "batch_first": draw(st.booleans(), label="batch_first"),
-                "norm_first": draw(st.booleans(), label="norm_first")}
-            for hint, m in zip(_HINTS[self.name], masks, strict=True):
-                options[hint] = m.causal
-            bias = not versions.TRANSFORMER_BIAS_ARGUMENT or draw(st.booleans(), label="bias")
-            return self._case(n=n, nhead=nhead, head_dim=head_dim,
-                              ff=draw(st.integers(1, 12), label="dim_feedforward"), lq=lq,
-                              s=s, masks=masks, bias=bias, options=options,
-                              scale=draw(_LAYER_SCALES, label="scale"),
-                              seed=draw(SEEDS, label="seed"))
+        else:
+            lq, s = (1, length) if self.decoder else (length, length)
+        prefixes = ("tgt ", "memory ") if self.decoder else ("src ",)
+        masks = tuple(draw_masks(draw, prefix=p,
+                                 allow_causal=length is None or p != "memory ")
+                      for p in prefixes)
+        activations = ["relu", "gelu"] if length is None and embed != 1 else ["gelu"]
+        options: dict[str, Any] = {
+            "activation": draw(st.sampled_from(activations), label="activation"),
+            "layer_norm_eps": draw(st.sampled_from((1e-5, 1e-3, 0.1)), label="layer_norm_eps"),
+            "batch_first": draw(st.booleans(), label="batch_first"),
+            "norm_first": draw(st.booleans(), label="norm_first")}
+        for hint, m in zip(_HINTS[self.name], masks, strict=True):
+            options[hint] = m.causal
+        bias = not versions.TRANSFORMER_BIAS_ARGUMENT or draw(st.booleans(), label="bias")
+        return self._case(n=n, nhead=nhead, head_dim=head_dim,
+                          ff=draw(st.integers(1, 12), label="dim_feedforward"), lq=lq,
+                          s=s, masks=masks, bias=bias, options=options,
+                          scale=draw(_LAYER_SCALES, label="scale"),
+                          seed=draw(SEEDS, label="seed"))
+
+    def strategy(self) -> st.SearchStrategy[Case]:
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            return self._draw(draw)
 
         return cases()
 
@@ -313,6 +418,85 @@ class TransformerLayer:
         return self._case(n=2, nhead=4, head_dim=4, ff=32, lq=length, s=length,
                           masks=(none, none) if self.decoder else (none,), bias=True,
                           options=options, scale=1.0, seed=seed)
+
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): ``src`` (or ``tgt`` and ``memory``) of a drawn
+        value scenario along the embedding dim (power 2: attention's products), parameters,
+        masks and options as in typical cases: ``offset`` is each token's features at up to
+        1e4 times their spread, what every layer norm of the layer (norm_first) or the first
+        (post-norm: x + attention(x) keeps the offset) normalises; ``constant`` tokens make
+        a pre-norm layer norm's centred row exactly 0 (its output the bias) and tie the
+        scores of a row; ``huge``/``tiny``/``exp edge`` saturate or flatten the softmax and
+        scale the residual; ``simd``: d_model of each ``suite.hard.SIMD_SIZES`` size (nhead a
+        drawn divisor, 1 always), batch <= 2, extremes placed in the vector body and tail of
+        every token; ``long``: attention over a long sequence, typical values, gelu, batch
+        <= 2: the decoder's one target position over ``suite.hard.long_terms()`` memory
+        positions (10^4: ~0.1 s an example), the encoder's self-attention over
+        :data:`_LONG_SELF_ATTENTION` positions (its L^2 scores; ~0.2 s an example). With
+        relu, the hard values are redrawn until every feed-forward pre-activation is off the
+        kink by more than the tier allows rounding to move it (:func:`_hard_layer`)."""
+
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            scenario = hard.scenario(draw)
+            if scenario == "simd":
+                case = self._draw(draw, embed=hard.simd_size(draw, zero_dim=False) or 1,
+                                  batch=2)
+            elif scenario == "long":
+                case = self._draw(draw, length=hard.long_terms() if self.decoder
+                                  else _LONG_SELF_ATTENTION, batch=2)
+            else:
+                case = self._draw(draw)
+            names = ("tgt", "memory") if self.decoder else ("src",)
+            return _hard_layer(self.name, case, names, scenario, dtype,
+                               draw(st.integers(0, 2**16), label="position"))
+
+        return cases()
+
+
+# The hard tier's long self-attention (the encoder layers and stacks, nn.Transformer's
+# encoder): L queries over L keys, L^2 scores per head; set so that an example stays well under
+# half a second (measured below).
+_LONG_SELF_ATTENTION = 400
+# Random streams the hard values of a relu layer are drawn from before the case is set aside.
+_HARD_REDRAWS = 20
+
+
+def _hard_layer(name: str, case: Case, names: tuple[str, ...], scenario: str,
+                dtype: torch.dtype, drawn: int) -> Case:
+    """:func:`_hard_inputs` for a transformer layer; with relu, redrawn from the next random
+    streams (up to ``_HARD_REDRAWS``, then set aside) until every feed-forward pre-activation
+    is off the kink (:func:`_off_the_kink`)."""
+    for attempt in range(_HARD_REDRAWS):
+        made = _hard_inputs(case, names, scenario, dtype, drawn, stream=7 + attempt)
+        if case.options["activation"] != "relu" or _off_the_kink(name, made, dtype):
+            return made
+    assume(False)
+    raise AssertionError("unreachable")
+
+
+def _off_the_kink(name: str, case: Case, dtype: torch.dtype) -> bool:
+    """Whether every feed-forward pre-activation z of ``case`` (rounded to ``dtype``) is at
+    least ``_RELU_MARGIN`` plus HARD_SENSITIVITY times the largest change of z, over
+    HARD_SHAKES draws, when every float array is scaled by 1 + d, d uniform in
+    +-HARD_SHAKE_ULPS u_acc, away from 0: the hard tier's reading of what rounding moves a
+    result by (suite/tolerances.py, "The hard tier"; ``suite.hardcheck.shake``), applied to z,
+    so that torch's z and the reference's lie on the same side of relu's kink (an offset of
+    1e4 moves float32's layer-norm outputs, and z, by ~1e4 u)."""
+    from suite import tolerances as tols
+
+    rounded = case.rounded_to(dtype)
+    u = float(torch.finfo(tols.accumulation_dtype(dtype)).eps) / 2
+    rng = np.random.default_rng([case.seed, 12])
+    with np.errstate(all="ignore"):
+        z = ref._feedforward_inputs(name, **rounded.arrays, **rounded.options)
+        moved = np.zeros(np.shape(z))
+        for _ in range(tols.HARD_SHAKES):
+            arrays = {k: a * (1 + tols.HARD_SHAKE_ULPS * u * rng.uniform(-1, 1, a.shape))
+                      if a.dtype.kind == "f" else a for k, a in rounded.arrays.items()}
+            z1 = ref._feedforward_inputs(name, **arrays, **rounded.options)
+            moved = np.maximum(moved, np.abs(z1 - z))
+        return bool(np.all(np.abs(z) >= _RELU_MARGIN + tols.HARD_SENSITIVITY * moved))
 
 
 # Input scales of the layers: not 5. At scale 5 a layer's weight gradients can be
@@ -392,34 +576,51 @@ class TransformerStack:
         differentiable = tuple(k for k, a in arrays.items() if a.dtype.kind == "f")
         return Case(arrays, differentiable, {"nhead": nhead, **options}, seed)
 
+    def _draw(self, draw: st.DrawFn, *, embed: int | None = None,
+              length: int | None = None) -> Case:
+        """A typical case (:meth:`strategy`); the hard tier's sizes: ``embed`` fixes d_model
+        (nhead a drawn divisor of it, :func:`_heads`), ``length`` the sequence attention
+        reduces over: the encoder's L; the decoder's memory S with one target position;
+        nn.Transformer's S (its encoder's self-attention and the decoder's cross-attention)
+        with one target position; no causal memory mask then (it would leave the target
+        position key 0 alone)."""
+        if embed is None:
+            nhead = draw(st.integers(1, 2), label="nhead")
+            head_dim = draw(st.integers(-(-4 // nhead), 4), label="head_dim")  # d_model >= 4
+        else:
+            nhead = _heads(draw, embed)
+            head_dim = embed // nhead
+        n = draw(st.one_of(st.none(), st.integers(1, 2)), label="batch (None: unbatched)")
+        masks = (draw_masks(draw, prefix="src "), draw_masks(draw, prefix="tgt "),
+                 draw_masks(draw, prefix="memory ", allow_causal=length is None))
+        options: dict[str, Any] = {
+            "activation": "gelu",
+            "layer_norm_eps": draw(st.sampled_from((1e-5, 1e-3)), label="layer_norm_eps"),
+            "batch_first": draw(st.booleans(), label="batch_first"),
+            "norm_first": draw(st.booleans(), label="norm_first")}
+        if self.name != "transformer_encoder":
+            options["memory_is_causal"] = masks[2].causal
+        bias = not versions.TRANSFORMER_BIAS_ARGUMENT or draw(st.booleans(), label="bias")
+        layers = (1, 1) if self.name == "transformer" else \
+            (draw(st.integers(1, 2), label="layers"),) * 2
+        ff = draw(st.integers(1, 6), label="dim_feedforward")
+        if length is None:
+            lq, s = draw(st.integers(1, 4), label="L"), draw(st.integers(1, 4), label="S")
+        else:
+            lq, s = (length, length) if self.name == "transformer_encoder" else (1, length)
+        return self._case(
+            # nn.Transformer: one layer each (its stacks are nn.TransformerEncoder and
+            # nn.TransformerDecoder, whose records draw two; every layer multiplies the
+            # finite-difference check's cost, ~0.5 s an example at two each)
+            layers=layers, n=n, nhead=nhead, head_dim=head_dim, ff=ff, lq=lq, s=s,
+            masks=masks, bias=bias, final_norm=draw(st.booleans(), label="final norm"),
+            options=options, scale=draw(_STACK_SCALES, label="scale"),
+            seed=draw(SEEDS, label="seed"))
+
     def strategy(self) -> st.SearchStrategy[Case]:
         @st.composite
         def cases(draw: st.DrawFn) -> Case:
-            nhead = draw(st.integers(1, 2), label="nhead")
-            head_dim = draw(st.integers(-(-4 // nhead), 4), label="head_dim")  # d_model >= 4
-            n = draw(st.one_of(st.none(), st.integers(1, 2)), label="batch (None: unbatched)")
-            masks = (draw_masks(draw, prefix="src "), draw_masks(draw, prefix="tgt "),
-                     draw_masks(draw, prefix="memory "))
-            options: dict[str, Any] = {
-                "activation": "gelu",
-                "layer_norm_eps": draw(st.sampled_from((1e-5, 1e-3)), label="layer_norm_eps"),
-                "batch_first": draw(st.booleans(), label="batch_first"),
-                "norm_first": draw(st.booleans(), label="norm_first")}
-            if self.name != "transformer_encoder":
-                options["memory_is_causal"] = masks[2].causal
-            bias = not versions.TRANSFORMER_BIAS_ARGUMENT or draw(st.booleans(), label="bias")
-            return self._case(
-                # nn.Transformer: one layer each (its stacks are nn.TransformerEncoder and
-                # nn.TransformerDecoder, whose records draw two; every layer multiplies the
-                # finite-difference check's cost, ~0.5 s an example at two each)
-                layers=(1, 1) if self.name == "transformer" else
-                (draw(st.integers(1, 2), label="layers"),) * 2,
-                n=n, nhead=nhead, head_dim=head_dim,
-                ff=draw(st.integers(1, 6), label="dim_feedforward"),
-                lq=draw(st.integers(1, 4), label="L"), s=draw(st.integers(1, 4), label="S"),
-                masks=masks, bias=bias, final_norm=draw(st.booleans(), label="final norm"),
-                options=options, scale=draw(_STACK_SCALES, label="scale"),
-                seed=draw(SEEDS, label="seed"))
+            return self._draw(draw)
 
         return cases()
 
@@ -433,3 +634,32 @@ class TransformerStack:
         return self._case(layers=(2, 2), n=2, nhead=4, head_dim=4, ff=32, lq=length, s=length,
                           masks=(none, none, none), bias=True, final_norm=True,
                           options=options, scale=1.0, seed=seed)
+
+    def hard(self, dtype: torch.dtype) -> st.SearchStrategy[Case]:
+        """The hard tier (``suite.hard``): the inputs (``src``, ``tgt``, ``memory``: those
+        present) of a drawn value scenario along the embedding dim, power 2, parameters,
+        masks and options as in typical cases (:meth:`TransformerLayer.hard` says what each
+        scenario does to a layer; the first layer meets the values, the later ones and the
+        final norm its normalised output); ``simd``: d_model of each ``suite.hard.SIMD_SIZES``
+        size (nhead a drawn divisor, 1 always) with extremes placed in the vector body and
+        tail of every token; ``long``: typical values over a long sequence: the decoder's one
+        target position over ``suite.hard.long_terms()`` memory positions (10^4; ~0.2 s an
+        example at two layers), the encoder's and nn.Transformer's self-attention over
+        :data:`_LONG_SELF_ATTENTION` positions (nn.Transformer's one target position attends
+        to all of them)."""
+
+        @st.composite
+        def cases(draw: st.DrawFn) -> Case:
+            scenario = hard.scenario(draw)
+            if scenario == "simd":
+                case = self._draw(draw, embed=hard.simd_size(draw, zero_dim=False) or 1)
+            elif scenario == "long":
+                case = self._draw(draw, length=hard.long_terms()
+                                  if self.name == "transformer_decoder"
+                                  else _LONG_SELF_ATTENTION)
+            else:
+                case = self._draw(draw)
+            return _hard_inputs(case, ("src", "tgt", "memory"), scenario, dtype,
+                                draw(st.integers(0, 2**16), label="position"))
+
+        return cases()
