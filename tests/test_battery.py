@@ -376,7 +376,9 @@ import gradsuite as gs
 def softplus(input, beta=1.0, threshold=20.0):
     x = input.float()
     scaled = x * beta
-    e = torch.exp(torch.clamp(scaled, max=threshold))
+    # not clamp(max=threshold): its gradient at the bound is 0 from torch 2.14 (1 before), which
+    # at scaled == threshold would lose this branch's derivative (found by seed 6204 on 2.14.1)
+    e = torch.exp(torch.where(scaled > threshold, threshold, scaled))
     # {naive}: log(1 + e) in the input's dtype, where 1 + e rounds to 1 for e below its eps
     soft = torch.log(1 + e.to(input.dtype)).float() if {naive} else torch.log1p(e)
     return torch.where(scaled > threshold, x, soft / beta).to(input.dtype)
