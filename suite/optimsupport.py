@@ -38,9 +38,10 @@ VARIANTS: dict[str, dict[str, bool]] = {
     "capturable": {"capturable": True},
 }
 # torch's own words when it declines a configuration (torch 2.13.0: capturable off CUDA,
-# fused with complex parameters, lr as a tensor with foreach).
+# fused with complex parameters, lr as a tensor with foreach; torch 2.2.2 words capturable off
+# CUDA "If capturable=True, params and state_steps must be CUDA or XLA tensors.").
 REFUSALS = ("must be on supported devices", "not supported", "requires all the params to be "
-            "floating point", "not implemented")
+            "floating point", "not implemented", "must be CUDA or XLA tensors")
 
 _CACHE: dict[tuple[Any, ...], str | None] = {}
 
