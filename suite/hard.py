@@ -242,6 +242,12 @@ def simd_size(draw: st.DrawFn, zero_dim: bool = True) -> int | None:
     return draw(st.sampled_from(sizes), label="simd size (None: 0-d)")
 
 
+def size_for(draw: st.DrawFn, scenario: str) -> int:
+    """The vectorised dimension's size in a size scenario: a :data:`SIMD_SIZES` size for
+    ``simd`` (no 0-d), :func:`long_terms` for ``long``."""
+    return simd_size(draw, zero_dim=False) or 1 if scenario == "simd" else long_terms()
+
+
 def rng_for(seed: int, stream: int = 7) -> np.random.Generator:
     """The generator of a hard case's values: its own stream of the case's seed, so rewriting a
     typical case does not replay the typical values' draws."""

@@ -517,8 +517,7 @@ class Normalized:
         def cases(draw: st.DrawFn) -> Case:
             scenario = hard.scenario(draw)
             if scenario in hard.SIZE_SCENARIOS:
-                size = hard.simd_size(draw, zero_dim=False) or 1 if scenario == "simd" \
-                    else hard.long_terms()
+                size = hard.size_for(draw, scenario)
                 normalized: Shape = (size,)
                 batch: Shape = draw(st.sampled_from([(), (2,), (3,)]), label="batch")
             else:
@@ -864,8 +863,7 @@ class Attention:
             arrays = dict(case.arrays)
             if scenario in hard.SIZE_SCENARIOS:
                 q, k, v = arrays["query"], arrays["key"], arrays["value"]
-                size = hard.simd_size(draw, zero_dim=False) or 1 if scenario == "simd" \
-                    else hard.long_terms()
+                size = hard.size_for(draw, scenario)
                 e = size if scenario == "simd" else q.shape[-1]
                 s_keys = size if scenario == "long" or draw(st.booleans(), label="S") \
                     else k.shape[-2]
@@ -1359,8 +1357,7 @@ class Pair:
         def cases(draw: st.DrawFn) -> Case:
             scenario = hard.scenario(draw)
             if scenario in hard.SIZE_SCENARIOS:
-                size = hard.simd_size(draw, zero_dim=False) or 1 if scenario == "simd" \
-                    else hard.long_terms()
+                size = hard.size_for(draw, scenario)
                 lead: Shape = draw(st.sampled_from([(), (2,), (3,)]), label="batch")
                 shape: Shape = (*lead, size)
             else:

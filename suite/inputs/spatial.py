@@ -55,11 +55,7 @@ def _hard_last_side(draw: st.DrawFn, scenario: str) -> int | None:
     """The last (vectorised) side a hard case fixes: a ``suite.hard.SIMD_SIZES`` size for
     ``simd``, ``suite.hard.long_terms()`` for ``long``, None (drawn as usual) otherwise. None of
     these ops takes a 0-d input."""
-    if scenario == "simd":
-        return hard.simd_size(draw, zero_dim=False) or 1
-    if scenario == "long":
-        return hard.long_terms()
-    return None
+    return hard.size_for(draw, scenario) if scenario in hard.SIZE_SCENARIOS else None
 
 
 def _hard_maker(maker: Any, scenario: str) -> Any:
