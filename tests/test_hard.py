@@ -30,6 +30,17 @@ HARD_OPTIMIZER_CHECKS = ("test_hard_optimizer_steps_match_reference",)
 TestHardOptimizers = gs.battery(*catalog.OPTIMIZERS, only=HARD_OPTIMIZER_CHECKS)
 
 
+def _torch_passes_and_the_plant_fails(spec: Any, bad: Any, case: Any,
+                                      dtype: torch.dtype) -> None:
+    """The hard check passes torch on ``case`` and fails the planted record ``bad`` there
+    (hardcheck's assume() runs outside a Hypothesis test: its deprecation warning is muted)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HypothesisDeprecationWarning)
+        hardcheck.check_hard(spec, case, dtype, "cpu")
+        with pytest.raises(AssertionError, match="on a hard input"):
+            hardcheck.check_hard(bad, case, dtype, "cpu")
+
+
 @pytest.mark.parametrize(("markexpr", "keyword", "how"), [
     ("", "", "sampled"),  # a plain `pytest`: a few examples a test
     ("", "relu", "sampled"),  # a -k that picks records samples their hard tier
@@ -527,11 +538,7 @@ def test_a_bug_visible_only_on_hard_inputs_fails_the_hard_tier(planted: str) -> 
         x, label = hard.values(np.random.default_rng(0), typical.arrays["input"].shape, "huge",
                                torch.float32)
         case = hard.rewrite(typical, {"input": x}, label)
-    with warnings.catch_warnings():  # hardcheck's assume() outside a Hypothesis test
-        warnings.simplefilter("ignore", HypothesisDeprecationWarning)
-        hardcheck.check_hard(spec, case, torch.float32, "cpu")  # the correct torch passes
-        with pytest.raises(AssertionError, match="on a hard input"):
-            hardcheck.check_hard(bad, case, torch.float32, "cpu")
+    _torch_passes_and_the_plant_fails(spec, bad, case, torch.float32)
 
 
 def _flushing(fn: Any) -> Any:
@@ -575,11 +582,7 @@ def test_a_copy_that_is_not_exact_fails_the_hard_tier(name: str, planted: str,
     case = hard.rewrite(typical, {"input": x}, label)
     bad = dataclasses.replace(spec, torch_fn=(_flushing if planted == "flush to zero"
                                               else _one_ulp_off)(spec.torch_fn))
-    with warnings.catch_warnings():  # hardcheck's assume() outside a Hypothesis test
-        warnings.simplefilter("ignore", HypothesisDeprecationWarning)
-        hardcheck.check_hard(spec, case, precision, "cpu")
-        with pytest.raises(AssertionError, match="on a hard input"):
-            hardcheck.check_hard(bad, case, precision, "cpu")
+    _torch_passes_and_the_plant_fails(spec, bad, case, precision)
 
 
 def test_a_scalar_tail_unlike_the_vector_body_fails_the_hard_tier() -> None:
@@ -626,11 +629,8 @@ def test_cross_entropy_allowance_does_not_hide_logits_off_by_five_percent(
             return F.cross_entropy(input * 1.05, target, **options)  # type: ignore[arg-type]
 
         case = spec.inputs.sized(64)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", HypothesisDeprecationWarning)
-            hardcheck.check_hard(spec, case, half, "cpu")
-            with pytest.raises(AssertionError, match="on a hard input"):
-                hardcheck.check_hard(dataclasses.replace(spec, torch_fn=hot), case, half, "cpu")
+        _torch_passes_and_the_plant_fails(spec, dataclasses.replace(spec, torch_fn=hot), case,
+                                          half)
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
@@ -841,11 +841,8 @@ def test_a_reduction_accumulated_in_float16_fails_the_long_reduction() -> None:
         n = hard.long_terms()
         long = gs.Case({"input": rng.standard_normal(n), "target": rng.standard_normal(n)},
                        ("input", "target"), {"reduction": "sum"}, 0)
-        with warnings.catch_warnings():  # hardcheck's assume() outside a Hypothesis test
-            warnings.simplefilter("ignore", HypothesisDeprecationWarning)
-            hardcheck.check_hard(spec, long, torch.float16, "cpu")  # torch accumulates in float32
-            with pytest.raises(AssertionError, match="on a hard input"):
-                hardcheck.check_hard(bad, long, torch.float16, "cpu")
+        # torch accumulates in float32: it passes; the float16 accumulation fails
+        _torch_passes_and_the_plant_fails(spec, bad, long, torch.float16)
 
 
 # --- torch 2.2.2's defects that 2.13.0 has not (KNOWN_DIFFERENCES.md, "Older torch: the hard
@@ -1204,8 +1201,4 @@ def test_attention_allowance_does_not_hide_an_output_off_by_a_thousandth(
                            torch.float32, power=2, axes=(-1,))
     case = hard.rewrite(typical, {key: x}, label)
     bad = dataclasses.replace(spec, torch_fn=_output_scaled(spec.torch_fn, 1 + 1e-3))
-    with warnings.catch_warnings():  # hardcheck's assume() outside a Hypothesis test
-        warnings.simplefilter("ignore", HypothesisDeprecationWarning)
-        hardcheck.check_hard(spec, case, torch.float32, "cpu")
-        with pytest.raises(AssertionError, match="on a hard input"):
-            hardcheck.check_hard(bad, case, torch.float32, "cpu")
+    _torch_passes_and_the_plant_fails(spec, bad, case, torch.float32)
