@@ -18,7 +18,7 @@ import hypothesis
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 from suite import battery, compiled, devices, drift, optimcheck, poison, reproduce, summary
 from suite import options as opts
@@ -239,7 +239,7 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
         recorder.current = item.nodeid
     compiled.LEDGER.current = item.nodeid
     try:
-        with _fewer_examples(item):
+        with _call_settings(item):
             yield
     finally:
         if recorder is not None:
@@ -248,23 +248,42 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 
 
 @contextlib.contextmanager
-def _fewer_examples(item: pytest.Item) -> Iterator[None]:
-    """A test draws at most ``_examples_cap(item)`` Hypothesis examples. The test function is
+def _call_settings(item: pytest.Item) -> Iterator[None]:
+    """The Hypothesis settings of this call: at most ``_examples_cap(item)`` examples, and no
+    shrinking in a strict expected failure (a recorded defect fails on its first failing
+    example; shrinking it, which nobody reads, cost up to 9 s a test). The test function is
     shared by every parametrization, so its settings (which Hypothesis reads when the test is
-    called, from the attribute its own pytest plugin reads too) are lowered for the call and
+    called, from the attribute its own pytest plugin reads too) are changed for the call and
     restored after it."""
-    cap = _examples_cap(item)
     test = getattr(getattr(item, "obj", None), "__func__", getattr(item, "obj", None))
     current = getattr(test, "_hypothesis_internal_use_settings", None)
-    if cap is None or current is None or current.max_examples <= cap:
+    if current is None:
         yield
         return
-    test._hypothesis_internal_use_settings = settings(  # type: ignore[union-attr]
-        current, max_examples=cap)
+    changes: dict[str, Any] = {}
+    cap = _examples_cap(item)
+    if cap is not None and current.max_examples > cap:
+        changes["max_examples"] = cap
+    if _strictly_expected_to_fail(item) and Phase.shrink in current.phases:
+        changes["phases"] = tuple(p for p in current.phases if p is not Phase.shrink)
+    if not changes:
+        yield
+        return
+    test._hypothesis_internal_use_settings = settings(current, **changes)  # type: ignore[union-attr]
     try:
         yield
     finally:
         test._hypothesis_internal_use_settings = current  # type: ignore[union-attr]
+
+
+def _strictly_expected_to_fail(item: pytest.Item) -> bool:
+    """A strict xfail marker that applies (its condition, where it has one, is true)."""
+    for mark in item.iter_markers("xfail"):
+        condition = mark.args[0] if mark.args else mark.kwargs.get("condition", True)
+        strict = mark.kwargs.get("strict", item.config.getini("xfail_strict"))
+        if strict and mark.kwargs.get("run", True) and condition is True:
+            return True
+    return False
 
 
 def _examples_cap(item: pytest.Item) -> int | None:

@@ -283,3 +283,37 @@ def test_a_plain_run_samples_the_hard_and_vmap_tiers(run, pytester: pytest.Pytes
         assert result.ret == 0, result.outlines[-20:]
         drawn = len(log.read_text().splitlines())
         assert least <= drawn <= most, (args, drawn)
+
+
+_ALWAYS_FAILS = '''
+import pytest
+from hypothesis import given, settings, strategies as st
+
+@pytest.mark.xfail({xfail}, strict=True, reason="a recorded defect")
+@settings(max_examples=20, database=None)
+@given(st.lists(st.integers(0, 10**6), min_size=5, max_size=5))
+def test_always_fails(xs):
+    with open({log!r}, "a") as f:
+        f.write("example\\n")
+    assert False
+'''
+
+
+@pytest.mark.parametrize(("xfail", "outcome"), [(True, "xfailed"), (False, "failed")],
+                         ids=["strict-xfail", "plain-failure"])
+def test_a_strict_expected_failure_is_not_shrunk(run, pytester: pytest.Pytester,
+                                                 tmp_path: pathlib.Path, xfail: bool,
+                                                 outcome: str) -> None:
+    """A strict xfail stops at its first failing example (and Hypothesis's replay of it): the
+    shrinking nobody reads is skipped. A failure that is not expected is still shrunk, so its
+    report shows the smallest example."""
+    log = tmp_path / "examples.log"
+    pytester.makepyfile(test_fails=_ALWAYS_FAILS.format(xfail=xfail, log=str(log)))
+    result = run("--hypothesis-profile", "dev", "test_fails.py")
+    result.assert_outcomes(**{outcome: 1})
+    calls = len(log.read_text().splitlines())
+    if xfail:
+        assert calls <= 2, calls  # the failing example, and Hypothesis's final replay of it
+    else:
+        assert calls > 5, calls  # shrinking five drawn integers towards 0 takes many calls
+        assert any("xs=[0, 0, 0, 0, 0]" in line for line in result.outlines), result.outlines[-30:]
