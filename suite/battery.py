@@ -36,7 +36,7 @@ import torch
 from hypothesis import Phase, assume, given, settings
 from hypothesis import strategies as st
 
-from suite import checks, compiled, layouts, optimcheck, reproduce, versions
+from suite import checks, compiled, layouts, optimcheck, optimsupport, reproduce, versions
 from suite import strategies as hs
 from suite.devices import dtype_name
 from suite.inputs import Elementwise
@@ -700,8 +700,10 @@ def _build_runs(spec: OptimizerSpec, implementation: str, dtype: torch.dtype,
                 zero_dim: bool = True, complex_params: bool = True
                 ) -> st.SearchStrategy[OptimizerRun]:
     # Complex parameters wherever torch takes them (not in fused implementations).
+    # (and not where a recorded torch defect meets them: optimsupport.complex_defect).
     complex_ok = complex_params and optimcheck.complex_refusal(spec, implementation,
-                                                                dtype) is None
+                                                                dtype) is None and \
+        optimsupport.complex_defect(spec, implementation) is None
     return hs.optimizer_runs(spec.hyper, min_steps=1, max_steps=20, groups=True,
                              none_grads=True, complex_params=complex_ok,
                              tensor_lr=implementation not in spec.tensor_lr_fails,
@@ -709,6 +711,17 @@ def _build_runs(spec: OptimizerSpec, implementation: str, dtype: torch.dtype,
                              first_step_complete=implementation in spec.late_first_grad_fails,
                              param_dims=(spec.param_dims[0] if zero_dim
                                          else max(1, spec.param_dims[0]), spec.param_dims[1]))
+
+
+def _skip_unless_runnable(spec: OptimizerSpec, implementation: str, dtype: torch.dtype,
+                          device: str) -> None:
+    """Skip, with the reason, an implementation torch does not run here
+    (``optimcheck.unavailable``) or one whose every run meets a recorded torch defect
+    (``optimsupport.implementation_defect``; a test of its own shows the defect)."""
+    reason = optimcheck.unavailable(spec, implementation, dtype, device, sparse_grads=True) \
+        or optimsupport.implementation_defect(spec, implementation)
+    if reason:
+        pytest.skip(reason)
 
 
 def _optimizer_steps(records: list[OptimizerSpec]) -> Callable[..., None]:
@@ -720,9 +733,7 @@ def _optimizer_steps(records: list[OptimizerSpec]) -> Callable[..., None]:
                                              dtype: torch.dtype, device: str,
                                              data: st.DataObject) -> None:
         """Up to 20 steps in lockstep: parameters and every state entry after every step."""
-        reason = optimcheck.unavailable(spec, implementation, dtype, device, sparse_grads=True)
-        if reason:
-            pytest.skip(reason)
+        _skip_unless_runnable(spec, implementation, dtype, device)
         run = data.draw(_runs(spec, implementation, dtype), label="run")
         _run(spec, "optimizer_steps", run, implementation=implementation, dtype=dtype,
              device=device)
@@ -756,9 +767,7 @@ def _compiled_optimizer_steps(records: list[OptimizerSpec]) -> Callable[..., Non
         """torch.compile(optimizer.step) (compiled backends only: ``--backend``), up to 20
         steps in lockstep with the reference: parameters and every state entry after every
         step."""
-        reason = optimcheck.unavailable(spec, implementation, dtype, device, sparse_grads=True)
-        if reason:
-            pytest.skip(reason)
+        _skip_unless_runnable(spec, implementation, dtype, device)
         # Float64 (torch findings, suite/optimcheck.py): a 0-d parameter loses its whole
         # update in many compiled steps on torch 2.13 (COMPILED_FLOAT64_ZERO_DIM, strict xfails
         # per pair in tests/test_compiled.py), so no 0-d parameter is drawn there; the cases
@@ -790,9 +799,7 @@ def _round_trip(records: list[OptimizerSpec]) -> Callable[..., None]:
                                                          implementation: str, dtype: torch.dtype,
                                                          device: str,
                                                          data: st.DataObject) -> None:
-        reason = optimcheck.unavailable(spec, implementation, dtype, device, sparse_grads=True)
-        if reason:
-            pytest.skip(reason)
+        _skip_unless_runnable(spec, implementation, dtype, device)
         run = data.draw(_runs(spec, implementation, dtype), label="run")
         split = data.draw(st.integers(1, len(run.grads)), label="save after step")
         _run(spec, "state_dict_round_trip", run, implementation=implementation, dtype=dtype,
@@ -888,9 +895,7 @@ def _optimizer_flag_pairs(records: list[OptimizerSpec]) -> Callable[..., None]:
         branch-selecting hyper-parameters (suite.covering.optimizer_factors: amsgrad,
         maximize, nesterov, centered, ..., zero or nonzero weight decay and momentum), in every
         implementation: every pair of flag values in every example."""
-        reason = optimcheck.unavailable(spec, implementation, dtype, device, sparse_grads=True)
-        if reason:
-            pytest.skip(reason)
+        _skip_unless_runnable(spec, implementation, dtype, device)
         base = data.draw(_runs(spec, implementation, dtype), label="run")
         rows = _flag_rows(spec, base.hyper)
         if not rows:
@@ -925,9 +930,7 @@ def _hard_optimizer_steps(records: list[OptimizerSpec]) -> Callable[..., None]:
         30 decades in float32 and 200 in float64, vanishing and returning, lr and eps at their
         extremes), judged element by element (suite/tolerances.py, "The optimizer hard
         tier"); runs meeting a recorded torch defect are set aside."""
-        reason = optimcheck.unavailable(spec, implementation, dtype, device, sparse_grads=True)
-        if reason:
-            pytest.skip(reason)
+        _skip_unless_runnable(spec, implementation, dtype, device)
         run = data.draw(_hard_runs(spec, implementation, dtype), label="run")
         from suite import hard
 

@@ -15,11 +15,13 @@ torch_cls=MySGD)`` shares its name with torch's SGD).
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from suite import versions
 from suite.devices import dtype_name
 from suite.specs import OptimizerSpec
 
@@ -73,8 +75,12 @@ def _refused(error: Exception) -> str | None:
     return None
 
 
-def _probe(key: tuple[Any, ...], attempt: Callable[[], None]) -> str | None:
-    """Run ``attempt`` once per key: None when it works, torch's refusal when it is one."""
+def _probe(key: tuple[Any, ...], attempt: Callable[[], None],
+           outside_contract: str | None = None) -> str | None:
+    """Run ``attempt`` once per key: None when it works, torch's refusal when it is one.
+
+    ``outside_contract``: torch's documentation does not offer what ``attempt`` tries, so any
+    exception it raises is that limitation (this string), not a crash."""
     if key not in _CACHE:
         try:
             attempt()
@@ -82,7 +88,7 @@ def _probe(key: tuple[Any, ...], attempt: Callable[[], None]) -> str | None:
         # torch states some refusals with a bare assert (capturable off CUDA, torch 2.13.0)
         except (RuntimeError, ValueError, TypeError, NotImplementedError,
                 AssertionError) as error:
-            reason = _refused(error)
+            reason = _refused(error) or outside_contract
             if reason is None:
                 raise
             _CACHE[key] = reason
@@ -153,7 +159,10 @@ def tensor_lr_refusal(spec: OptimizerSpec, implementation: str) -> str | None:
     """torch's reason for refusing ``lr`` as a tensor in ``implementation``, or None.
 
     (torch 2.13: "lr as a Tensor is not supported for capturable=False and foreach=True" for
-    Adam and AdamW; a documented limitation, so such runs give torch the float.)
+    Adam and AdamW; a documented limitation, so such runs give torch the float. torch 2.2.2
+    documents ``lr (float, optional)`` for all but Adam and AdamW, and foreach Adamax and NAdam
+    then fail inside ``_foreach_addcdiv_``: outside the documented contract, so a refusal too,
+    in the documentation's words. Where the documentation offers a tensor, a crash fails.)
     """
     flags = flags_for(spec, implementation)
 
@@ -162,7 +171,44 @@ def tensor_lr_refusal(spec: OptimizerSpec, implementation: str) -> str | None:
         _step(spec, leaf.clone() if flags.get("differentiable") else leaf, flags,
               lr=torch.tensor(1e-3))
 
-    return _probe((spec.torch_cls, implementation, "tensor lr"), attempt)
+    return _probe((spec.torch_cls, implementation, "tensor lr"), attempt,
+                  outside_contract=_lr_documented_as_float(spec))
+
+
+def _lr_documented_as_float(spec: OptimizerSpec) -> str | None:
+    """The class docstring's ``lr (...)`` line when it names no Tensor type, or None (a tensor
+    is documented, or the class documents no ``lr`` line: a class of your own)."""
+    found = re.search(r"^\s*lr \(([^)]*)\)", getattr(spec.torch_cls, "__doc__", None) or "",
+                      re.MULTILINE)
+    if found is None or "Tensor" in found.group(1):
+        return None
+    return (f"torch {torch.__version__} documents {_class_name(spec)}'s lr as "
+            f"({found.group(1)}): a tensor lr is outside its contract")
+
+
+def implementation_defect(spec: OptimizerSpec, implementation: str) -> str | None:
+    """A recorded defect of the installed torch that every run of ``implementation`` of a
+    torch optimizer meets (suite/versions.py; KNOWN_DIFFERENCES.md), or None."""
+    if versions.ASGD_FOREACH_ETA_POWER_MISPLACED and implementation == "foreach" and \
+            spec.torch_cls is torch.optim.ASGD:
+        return (f"torch {torch.__version__}: foreach ASGD updates eta = lr / (1 + lambd lr "
+                f"t^alpha), not lr / (1 + lambd lr t)^alpha (KNOWN_DIFFERENCES.md; "
+                f"tests/test_optimizers.py::test_foreach_asgd_eta_follows_the_documented_schedule)")
+    return None
+
+
+def complex_defect(spec: OptimizerSpec, implementation: str) -> str | None:
+    """A recorded defect of the installed torch that complex parameters meet in
+    ``implementation`` (suite/versions.py; KNOWN_DIFFERENCES.md), or None: the lockstep checks
+    then draw real parameters only."""
+    if versions.FOREACH_MAXIMIZE_COMPLEX_RAISES and implementation == "foreach" and \
+            getattr(spec.torch_cls, "__module__", "").startswith("torch.optim") and \
+            getattr(spec.torch_cls, "__name__", "") in versions.FOREACH_MAXIMIZE_COMPLEX_CLASSES:
+        return (f"torch {torch.__version__}: foreach {_class_name(spec)} with maximize=True "
+                f"and a complex parameter raises TypeError (KNOWN_DIFFERENCES.md; "
+                f"tests/test_optimizers.py::"
+                f"test_foreach_maximize_with_a_complex_parameter_steps)")
+    return None
 
 
 def _class_name(spec: OptimizerSpec) -> str:

@@ -117,6 +117,25 @@ TRANSFORMER_NO_BIAS_FAST_PATH_RAISES = _BEFORE_2_13
 #: the forward.
 NO_DERIVATIVE: frozenset[str] = frozenset({"channel_shuffle"} if _BEFORE_2_13 else ())
 
+# Optimizer defects of older releases (KNOWN_DIFFERENCES.md, "Older torch: the optimizer checks
+# on 2.2.2"); the typical tiers set their runs aside, and tests/test_optimizers.py states the
+# right behaviour (strict xfails where the flag is on).
+#: foreach Adam, AdamW, Adamax, Adagrad and Adadelta with maximize=True and a complex parameter
+#: raise "TypeError: 'tuple' object does not support item assignment" (the negated gradients are
+#: a tuple that ``_view_as_real`` writes into). Measured on 2.2.2; right on 2.13.0, 2.14.1 and
+#: 2.15.0. The helper arrived in 2.2 (pytorch/pytorch#110706) and the fix in 2.3
+#: (pytorch/pytorch#118160), by their merge dates; 2.3 is not measured.
+FOREACH_MAXIMIZE_COMPLEX_RAISES = torch_at_least("2.2") and not torch_at_least("2.3")
+#: The optimizer classes that defect hits (measured on 2.2.2: ASGD, RMSprop, Rprop and SGD with
+#: foreach, maximize and a complex parameter step; NAdam and RAdam have no maximize there).
+FOREACH_MAXIMIZE_COMPLEX_CLASSES = frozenset({"Adam", "AdamW", "Adamax", "Adagrad", "Adadelta"})
+#: foreach ASGD updates eta = lr / (1 + lambd lr t^alpha), where the for-loop and the documented
+#: schedule take lr / (1 + lambd lr t)^alpha. Measured on 2.2.2 (relative error 3.1e-6 after
+#: one step at lr 0.0625, lambd 1e-4, alpha 0.5); right on 2.13.0. Written in 2.1
+#: (pytorch/pytorch#107857) and fixed in 2.4 (pytorch/pytorch#125440), by their merge dates;
+#: 2.1, 2.3 not measured.
+ASGD_FOREACH_ETA_POWER_MISPLACED = torch_at_least("2.1") and not torch_at_least("2.4")
+
 # Inputs an older torch rejects, which the input makers then do not draw.
 #: scaled_dot_product_attention's ``scale`` argument is new in 2.1 (2.0.1: "got an unexpected
 #: keyword argument 'scale'"; the default 1/sqrt(E) is still checked there).

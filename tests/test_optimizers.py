@@ -71,6 +71,50 @@ def test_fused_sgd_with_a_late_first_gradient() -> None:
     assert torch.equal(b.detach(), torch.full((2,), -0.1))
 
 
+@pytest.mark.parametrize("name", sorted(versions.FOREACH_MAXIMIZE_COMPLEX_CLASSES))
+@pytest.mark.xfail(versions.FOREACH_MAXIMIZE_COMPLEX_RAISES, strict=True, raises=TypeError,
+                   reason=f"torch {torch.__version__} bug (KNOWN_DIFFERENCES.md): foreach "
+                          "optimizers with maximize=True write the complex parameters' real "
+                          "views into the tuple of negated gradients")
+def test_foreach_maximize_with_a_complex_parameter_steps(name: str) -> None:
+    """torch documents a complex parameter as stepped like its real view (docs: "Complex
+    Numbers", optimizers): the foreach step that maximizes a complex parameter equals the
+    for-loop step of its view_as_real, to rounding."""
+    cls = getattr(torch.optim, name)
+    start = torch.tensor([0.5 - 0.25j, -1.5 + 2.0j], dtype=torch.complex128)
+    grad = torch.tensor([0.75 + 0.5j, -0.125 - 1.0j], dtype=torch.complex128)
+    as_complex = start.clone().requires_grad_(True)
+    as_real = torch.view_as_real(start).clone().requires_grad_(True)
+    for param, g, foreach in ((as_complex, grad, True), (as_real, torch.view_as_real(grad), False)):
+        opt = cls([param], lr=0.0625, maximize=True, foreach=foreach)
+        for _ in range(2):
+            param.grad = g.clone()
+            opt.step()
+    torch.testing.assert_close(torch.view_as_real(as_complex.detach()), as_real.detach(),
+                               rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("foreach", [
+    pytest.param(False, id="for-loop"),
+    pytest.param(True, id="foreach", marks=pytest.mark.xfail(
+        versions.ASGD_FOREACH_ETA_POWER_MISPLACED, strict=True, raises=AssertionError,
+        reason=f"torch {torch.__version__} bug (KNOWN_DIFFERENCES.md): foreach ASGD raises the "
+               "step count, not 1 + lambd lr t, to the power alpha"))])
+def test_foreach_asgd_eta_follows_the_documented_schedule(foreach: bool) -> None:
+    """ASGD's eta after step t is lr / (1 + lambd lr t)^alpha (torch's docs and the for-loop;
+    Bottou 2012), held in float32: after two steps at lr 0.0625, lambd 0.1, alpha 0.5 that is
+    0.0621130..., where lr / (1 + lambd lr t^alpha) would be 0.0619524... (2.6e-3 apart)."""
+    lr, lambd, alpha = 0.0625, 0.1, 0.5
+    param = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.ASGD([param], lr=lr, lambd=lambd, alpha=alpha, foreach=foreach)
+    for _ in range(2):
+        param.grad = torch.ones_like(param)
+        opt.step()
+    eta = float(opt.state[param]["eta"])
+    expected = lr / (1 + lambd * lr * 2) ** alpha
+    assert abs(eta - expected) <= 2.4e-7 * expected, (eta, expected)  # float32's half ulp
+
+
 def _rosenbrock(x: np.ndarray) -> tuple[float, np.ndarray]:
     f = (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
     return f, np.array([-2 * (1 - x[0]) - 400 * x[0] * (x[1] - x[0] ** 2),
@@ -229,3 +273,42 @@ def test_muon_reference_emulates_torchs_bfloat16_iteration_bit_for_bit() -> None
         adjusted = optim_muon._adjusted_lr(1.0, None, (rows, cols))  # torch's sqrt(max(1, A/B))
         np.testing.assert_array_equal(p.detach().numpy(), -(adjusted * ortho))
     assert checked >= 10, f"only {checked} of 40 draws were free of ties"
+
+
+def _optimizer_documenting_lr(lr_types: str) -> type:
+    """An SGD whose docstring documents ``lr (<lr_types>)`` and whose step, like torch 2.2.2's
+    foreach Adamax, fails with a TypeError on a tensor lr."""
+
+    class Documented(torch.optim.SGD):
+        __doc__ = f"""Plain SGD.
+
+        Args:
+            lr ({lr_types}): learning rate
+        """
+
+        def step(self, closure=None):  # type: ignore[no-untyped-def]
+            if any(isinstance(g["lr"], torch.Tensor) for g in self.param_groups):
+                raise TypeError("_foreach_addcdiv_() received an invalid combination of "
+                                "arguments")
+            return super().step(closure)
+
+    return Documented
+
+
+@pytest.mark.parametrize(("lr_types", "refused"), [("float, optional", True),
+                                                    ("float, Tensor, optional", False)],
+                         ids=["documented-float", "documented-tensor"])
+def test_a_tensor_lr_crash_is_a_refusal_only_outside_the_documented_contract(
+        lr_types: str, refused: bool) -> None:
+    """Where the class documents lr as a float, a tensor lr that crashes is a limitation, named
+    in the documentation's words (the runs give torch the float); where it documents a tensor,
+    the same crash propagates: a bug fails, it never skips."""
+    from suite import optimsupport
+
+    spec = gs.like("sgd", torch_cls=_optimizer_documenting_lr(lr_types))
+    if refused:
+        reason = optimsupport.tensor_lr_refusal(spec, "for-loop")
+        assert reason is not None and f"lr as ({lr_types})" in reason, reason
+    else:
+        with pytest.raises(TypeError, match="_foreach_addcdiv_"):
+            optimsupport.tensor_lr_refusal(spec, "for-loop")
