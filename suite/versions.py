@@ -94,9 +94,21 @@ SOFTSHRINK_NAN_IS_ZERO = not torch_at_least("2.6")
 #: float16/bfloat16 log_softmax along a dimension that is not the last: -inf or inf at some
 #: positions once the input's elements differ by more than ~89 (float32's exp range; on 8000
 #: random (1, n) draws each, none below a spread of 89; also along a dimension of size 2).
+#: In the vectorised body, on AVX2 and AVX512 alike: a (1, 29) input overflows on AVX2 only,
+#: since AVX512's wider vector leaves all 29 to the scalar tail (measured 2026-12-02 with
+#: ATEN_CPU_CAPABILITY=avx2 and avx512: 5 and 0 wrong of 29, 20 and 16 of 64).
 LOG_SOFTMAX_HALF_INNER_OVERFLOWS = _BEFORE_2_13
 #: lp_pool1d/2d with norm_type inf: 1 (sum(x^inf)^(1/inf) = inf^0), not max |x|.
 LP_POOL_INF_IS_ONE = _BEFORE_2_13
+#: ctc_loss of a sequence whose input length is 0 (CPU): inf where its target is empty (the
+#: loss is -log 1 = 0) and a finite value (-log 2 = -0.693 on the probe) where its target is
+#: not (no alignment: inf). Measured on 2.2.2; right on 2.13.0, 2.14.1 and 2.15.0.
+CTC_EMPTY_INPUT_WRONG = _BEFORE_2_13
+#: nn.TransformerEncoderLayer's fast path (evaluation, no autograd) reads a float src_mask as a
+#: boolean mask, nonzero = masked out (attention.cpp converts it), where the documented mask is
+#: added to the scores: 0.35 off with a 0 / 0.7 mask, NaN where no entry of a row is 0.
+#: pytorch/pytorch#118628 (open). Measured on 2.2.2, 2.13.0, 2.14.1 and 2.15.0.
+TRANSFORMER_FAST_PATH_FLOAT_MASK_AS_BOOL = True
 #: before 2.13 (2.2.2 measured; 2.13.0 and 2.14.1 right) adaptive_max_pool1d and 2d in float16
 #: and bfloat16 keep the argmax index in the half type: past its exact integers (256 in
 #: bfloat16, 2048 in float16) the index rounds, the gradient lands on another element (bfloat16

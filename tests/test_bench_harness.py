@@ -444,8 +444,9 @@ def test_the_timed_target_gets_the_variants_layout(monkeypatch) -> None:
 _RELU_BENCH = """
 import gradsuite as gs
 
-TestRelu = gs.battery(gs.like("relu"), gs.like("mse_loss"), only=["test_benchmark"])
+TestRelu = gs.battery(gs.like("relu"), gs.like("l1_loss"), only=["test_benchmark"])
 """
+# (l1_loss, not mse_loss: torch 2.2.2 has no bfloat16 mse_loss on the CPU, which skips.)
 
 
 def test_other_settings_run_once_per_device_in_the_float32_slot(pytester, monkeypatch) -> None:
@@ -464,10 +465,10 @@ def test_other_settings_run_once_per_device_in_the_float32_slot(pytester, monkey
     pytester.makepyfile(test_relu=_RELU_BENCH)
     result = pytester.runpytest_inprocess(
         "-p", "no:cacheprovider", "--device", "cpu", "-m", "bench", "-rs",
-        "-k", "n1024 and (relu-bfloat16 or mse_loss-bfloat16 or mse_loss-reduction_sum-forward "
-              "or mse_loss-reduction_sum-bfloat16)",
+        "-k", "n1024 and (relu-bfloat16 or l1_loss-bfloat16 or l1_loss-reduction_sum-forward "
+              "or l1_loss-reduction_sum-bfloat16)",
         "--benchmark-json", "out.json")
-    # relu-bfloat16, mse_loss-bfloat16, mse_loss-reduction_sum, mse_loss-reduction_sum-bfloat16:
+    # relu-bfloat16, l1_loss-bfloat16, l1_loss-reduction_sum, l1_loss-reduction_sum-bfloat16:
     # 4 settings x 2 passes, each run in the float32 slot and skipped in the float64 one
     result.assert_outcomes(passed=8, skipped=8)
     result.stdout.fnmatch_lines(["*timed once per device, in the float32 slot of --dtype*"])
@@ -476,8 +477,8 @@ def test_other_settings_run_once_per_device_in_the_float32_slot(pytester, monkey
                   b["extra_info"].get("variant") or "", b["extra_info"]["pass"])
                  for b in data["benchmarks"])
     want = sorted((op, dtype, variant, p) for op, dtype, variant in (
-        ("relu", "bfloat16", ""), ("mse_loss", "bfloat16", ""),
-        ("mse_loss", "float32", "reduction_sum"), ("mse_loss", "bfloat16", "reduction_sum"))
+        ("relu", "bfloat16", ""), ("l1_loss", "bfloat16", ""),
+        ("l1_loss", "float32", "reduction_sum"), ("l1_loss", "bfloat16", "reduction_sum"))
         for p in ("forward", "forward+backward"))
     assert got == want
     sums = [b for b in data["benchmarks"] if b["extra_info"].get("variant") == "reduction_sum"]

@@ -909,12 +909,31 @@ def test_softshrink_of_nan_is_nan(precision: torch.dtype, n: int) -> None:
 @pytest.mark.parametrize("precision", [torch.float16, torch.bfloat16])
 def test_half_log_softmax_over_a_single_element_dimension_is_zero(
         precision: torch.dtype) -> None:
-    """log_softmax over a dimension of size 1 is x - x = 0 whatever x."""
-    x = torch.tensor([[-100.0, 100.0, 100.0, -100.0, -100.0, -100.0, -100.0, 100.0, 100.0, -100.0,
-                       -100.0, -100.0, -100.0, -100.0, 100.0, -100.0, 100.0, 100.0, -100.0, -100.0,
-                       100.0, 100.0, -100.0, -100.0, 100.0, 100.0, 100.0, -100.0, -100.0]],
-                     dtype=precision)  # (1, 29), dim 0: the hard tier's case (seed 22)
-    np.testing.assert_array_equal(F.log_softmax(x, 0).float().numpy(), np.zeros((1, 29)))
+    """log_softmax over a dimension of size 1 is x - x = 0 whatever x. 64 positions: the
+    vectorised body of the AVX2 and the AVX512 kernels (the hard tier's (1, 29) case of seed 22
+    reached AVX2's only, and passed on an AVX512 machine)."""
+    row = [-100.0, 100.0, 100.0, -100.0, -100.0, -100.0, -100.0, 100.0, 100.0, -100.0, -100.0,
+           -100.0, -100.0, -100.0, 100.0, -100.0, 100.0, 100.0, -100.0, -100.0, 100.0, 100.0,
+           -100.0, -100.0, 100.0, 100.0, 100.0, -100.0, -100.0]
+    x = torch.tensor([(row * 3)[:64]], dtype=precision)  # (1, 64), dim 0
+    np.testing.assert_array_equal(F.log_softmax(x, 0).float().numpy(), np.zeros((1, 64)))
+
+
+@pytest.mark.xfail(versions.CTC_EMPTY_INPUT_WRONG, strict=True, raises=AssertionError,
+                   reason=f"{_OLDER}: ctc_loss of a zero-length input is inf for an empty "
+                          "target and finite for a non-empty one")
+def test_ctc_loss_of_an_empty_input() -> None:
+    """No frames: the empty target has the one (empty) alignment, loss -log 1 = 0; a target of
+    one label has none, loss inf (torch's docs: zero_infinity=False keeps inf)."""
+    log_probs = torch.log_softmax(torch.tensor([[[0.5, -1.0, 0.25], [1.0, 0.0, -0.5]]],
+                                               dtype=torch.float64), -1)  # (T=1, N=2, C=3)
+    targets = torch.tensor([[1], [2]])
+    # (input lengths, target lengths, the sequence without frames, its loss)
+    for inputs, labels, empty, expected in (([0, 1], [0, 1], 0, 0.0), ([1, 0], [1, 0], 1, 0.0),
+                                            ([0, 1], [1, 1], 0, float("inf"))):
+        loss = F.ctc_loss(log_probs, targets, torch.tensor(inputs), torch.tensor(labels),
+                          reduction="none")
+        assert float(loss[empty]) == expected, (inputs, labels, loss.tolist())
 
 
 @pytest.mark.xfail(versions.LP_POOL_INF_IS_ONE, strict=True, raises=AssertionError,
@@ -1110,6 +1129,8 @@ def test_sparse_adam_first_moment_with_beta1_zero() -> None:
                                rtol=1e-6)
 
 
+@pytest.mark.skipif(not hasattr(torch.optim, "Adafactor"),
+                    reason=f"torch {torch.__version__} has no optim.Adafactor (new in 2.5)")
 @pytest.mark.xfail(strict=True, raises=AssertionError,
                    reason=f"{_TORCH_2_13}: Adafactor forms its factored estimate as "
                           "(R @ C) / mean(R); the product of two means of g^2 overflows in "

@@ -18,7 +18,7 @@ import torch
 from hypothesis.errors import HypothesisDeprecationWarning
 
 import gradsuite as gs
-from suite import catalog, conditioning, hard, hardcheck, versions
+from suite import catalog, conditioning, hard, hardcheck, higher, versions
 
 _LINEAR_MODES = [("interpolate_linear", 1), ("interpolate_bilinear", 2),
                  ("interpolate_trilinear", 3), ("interpolate_bicubic", 2)]
@@ -102,7 +102,8 @@ def test_a_correct_long_side_passes_the_hard_tier(name: str, dims: int,
     within CoordinateRounding's allowance in every dtype CPU has kernels for (float64: the
     4000-position side the recorded float-floor bug leaves right)."""
     spec = _record(name)
-    _check_hard(spec, _long_case(spec, float_type, dims, up), float_type)
+    with higher.skip_if_unsupported(float_type, "cpu"):  # torch 2.2.2: no float16 kernel
+        _check_hard(spec, _long_case(spec, float_type, dims, up), float_type)
 
 
 @pytest.mark.parametrize("float_type", [torch.float32, torch.float64], ids=["float32", "float64"])

@@ -6,6 +6,7 @@ found, each kept as a strict expected failure (KNOWN_DIFFERENCES.md)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import hypothesis
 import numpy as np
@@ -397,4 +398,29 @@ def test_an_op_without_a_batching_rule_skips_in_torchs_words() -> None:
     spec = dataclasses.replace(TANH, name="my_tanh",
                                torch_fn=lambda input: _TanhWithoutBatchingRule.apply(input))
     with pytest.raises(pytest.skip.Exception, match="does not have vmap support"):
+        vmapcheck.check_vmap(spec, CASE)
+
+
+def _tanh_failing_under_vmap(message: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """tanh, raising ``message`` when vmap hands it a batched tensor (as torch 2.2.2's
+    multi-head attention did, from inside scaled_dot_product_attention)."""
+    def fn(input: torch.Tensor) -> torch.Tensor:
+        if torch._C._functorch.is_batchedtensor(input):
+            raise RuntimeError(message)
+        return torch.tanh(input)
+    return fn
+
+
+@pytest.mark.parametrize(("message", "skips"), [
+    ("Batching rule not implemented for aten::_scaled_dot_product_flash_attention. We could not "
+     "generate a fallback.", True),
+    ("Batching rule not implemented for aten::tanh; the output is wrong", False),
+], ids=["no-fallback", "other-error"])
+def test_an_aten_op_without_a_fallback_skips_and_other_errors_fail(message: str,
+                                                                   skips: bool) -> None:
+    """torch's own words for an aten op with neither a batching rule nor a fallback skip the
+    check, quoting them; any other error under vmap is a failure."""
+    spec = dataclasses.replace(TANH, name="my_tanh", torch_fn=_tanh_failing_under_vmap(message))
+    expected = pytest.skip.Exception if skips else RuntimeError
+    with pytest.raises(expected, match="Batching rule not implemented"):
         vmapcheck.check_vmap(spec, CASE)

@@ -151,6 +151,13 @@ class _MultiheadAttention(nn.MultiheadAttention):
         return out if self._output == "attn_output" else weights
 
 
+def fastpath_settings() -> tuple[bool, ...]:
+    """The fast-path settings a test can select: on and off where torch has the switch
+    (``torch.backends.mha.set_fastpath_enabled``; not in torch 2.2.2), on alone otherwise."""
+    mha = getattr(torch.backends, "mha", None)
+    return (True, False) if hasattr(mha, "set_fastpath_enabled") else (True,)
+
+
 @contextlib.contextmanager
 def fastpath(enabled: bool) -> Iterator[None]:
     """torch.backends.mha's fast-path switch (nn.MultiheadAttention's and the transformer
