@@ -1223,3 +1223,26 @@ def test_attention_allowance_does_not_hide_an_output_off_by_a_thousandth(
     case = hard.rewrite(typical, {key: x}, label)
     bad = dataclasses.replace(spec, torch_fn=_output_scaled(spec.torch_fn, 1 + 1e-3))
     _torch_passes_and_the_plant_fails(spec, bad, case, torch.float32)
+
+
+def _reads_weight_as_contiguous(input: torch.Tensor, weight: torch.Tensor,
+                                bias: torch.Tensor | None = None) -> torch.Tensor:
+    """F.linear that reads ``weight``'s storage as if the tensor were contiguous: the planted
+    stride bug of a kernel that ignores a view's strides (right on a contiguous weight)."""
+    rows, cols = weight.shape
+    return F.linear(input, weight.as_strided((rows, cols), (cols, 1)), bias)
+
+
+@pytest.mark.parametrize("planted", [False, True], ids=["torch", "planted"])
+def test_the_layout_check_fails_a_kernel_that_ignores_a_views_strides(planted: bool) -> None:
+    """The layout check passes torch's linear with a transposed weight and fails a linear that
+    reads the transposed weight's storage in contiguous order, in its forward."""
+    spec = _record("linear")
+    case = spec.inputs.sized(6)
+    assert case.arrays["weight"].ndim == 2 and min(case.arrays["weight"].shape) > 1
+    if not planted:
+        hardcheck.check_argument_layout(spec, case, "weight", "transposed", torch.float64, "cpu")
+        return
+    bad = dataclasses.replace(spec, torch_fn=_reads_weight_as_contiguous)
+    with pytest.raises(AssertionError, match="weight as a transposed view: forward"):
+        hardcheck.check_argument_layout(bad, case, "weight", "transposed", torch.float64, "cpu")
