@@ -6,7 +6,10 @@ torch.optim offers one algorithm through several implementations selected by con
 is read from the constructor's signature. Whether torch then runs it is asked of torch itself:
 a tiny step is attempted, and only a refusal in torch's own words ("must be on supported
 devices", "not supported", ...) makes the variant unavailable, with torch's message as the
-reason. Any other exception is a crash, and propagates: a bug fails, it never skips.
+reason. Any other exception is a crash, and propagates: a bug fails, it never skips. (One
+exception: a tensor ``lr`` where the class's own docstring documents ``lr`` as a float alone,
+outside torch's contract, is that limitation in the documentation's words, and those runs give
+torch the float; see ``tensor_lr_refusal``.)
 
 Probes are cached per optimizer class (not per record name: ``gradsuite.like("sgd",
 torch_cls=MySGD)`` shares its name with torch's SGD).
