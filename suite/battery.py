@@ -704,11 +704,11 @@ def _runs(spec: OptimizerSpec, implementation: str, dtype: torch.dtype,
 def _build_runs(spec: OptimizerSpec, implementation: str, dtype: torch.dtype,
                 zero_dim: bool = True, complex_params: bool = True
                 ) -> st.SearchStrategy[OptimizerRun]:
-    # Complex parameters wherever torch takes them (not in fused implementations).
-    # (and not where a recorded torch defect meets them: optimsupport.complex_defect).
-    complex_ok = complex_params and optimcheck.complex_refusal(spec, implementation,
-                                                                dtype) is None and \
-        optimsupport.complex_defect(spec, implementation) is None
+    # Complex parameters wherever torch takes them (not in fused implementations) and no
+    # recorded torch defect meets them (optimsupport.complex_defect).
+    complex_ok = (complex_params
+                  and optimcheck.complex_refusal(spec, implementation, dtype) is None
+                  and optimsupport.complex_defect(spec, implementation) is None)
     return hs.optimizer_runs(spec.hyper, min_steps=1, max_steps=20, groups=True,
                              none_grads=True, complex_params=complex_ok,
                              tensor_lr=implementation not in spec.tensor_lr_fails,
