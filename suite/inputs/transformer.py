@@ -198,11 +198,7 @@ class MultiheadAttention:
                           seed=draw(SEEDS, label="seed"))
 
     def strategy(self) -> st.SearchStrategy[Case]:
-        @st.composite
-        def cases(draw: st.DrawFn) -> Case:
-            return self._draw(draw)
-
-        return cases()
+        return st.composite(lambda draw: self._draw(draw))()
 
     def sized(self, n: int, seed: int = 0) -> Case:
         length = max(2, n // 8)
@@ -403,11 +399,7 @@ class TransformerLayer:
                           seed=draw(SEEDS, label="seed"))
 
     def strategy(self) -> st.SearchStrategy[Case]:
-        @st.composite
-        def cases(draw: st.DrawFn) -> Case:
-            return self._draw(draw)
-
-        return cases()
+        return st.composite(lambda draw: self._draw(draw))()
 
     def sized(self, n: int, seed: int = 0) -> Case:
         length = max(2, n // 8)
@@ -618,11 +610,7 @@ class TransformerStack:
             seed=draw(SEEDS, label="seed"))
 
     def strategy(self) -> st.SearchStrategy[Case]:
-        @st.composite
-        def cases(draw: st.DrawFn) -> Case:
-            return self._draw(draw)
-
-        return cases()
+        return st.composite(lambda draw: self._draw(draw))()
 
     def sized(self, n: int, seed: int = 0) -> Case:
         length = max(2, n // 8)
