@@ -11,6 +11,7 @@ batch_first or not, and unbatched inputs; need_weights, average_attn_weights; th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -223,18 +224,24 @@ class MultiheadAttention:
 
         @st.composite
         def cases(draw: st.DrawFn) -> Case:
-            scenario = hard.scenario(draw)
-            if scenario == "simd":
-                case = self._draw(draw, embed=hard.simd_size(draw, zero_dim=False) or 1,
-                                  batch=2)
-            elif scenario == "long":
-                case = self._draw(draw, keys=hard.long_terms(), batch=2)
-            else:
-                case = self._draw(draw)
+            scenario, case = _scenario_case(draw, self._draw, keys=hard.long_terms())
             return _hard_inputs(case, ("query", "key", "value"), scenario, dtype,
                                 draw(st.integers(0, 2**16), label="position"))
 
         return cases()
+
+
+def _scenario_case(draw: st.DrawFn, make: Callable[..., Case], **long: int) -> tuple[str, Case]:
+    """A drawn hard scenario (``suite.hard.scenario``) and the maker's case for it: ``simd``
+    an embedding dim of a ``suite.hard.SIMD_SIZES`` size, ``long`` the maker's long dimension
+    (``long``, its keyword and length), both at batch 2; any other scenario a typical case
+    (whose values ``_hard_inputs`` then makes hard)."""
+    scenario = hard.scenario(draw)
+    if scenario == "simd":
+        return scenario, make(draw, embed=hard.simd_size(draw, zero_dim=False) or 1, batch=2)
+    if scenario == "long":
+        return scenario, make(draw, **long, batch=2)
+    return scenario, make(draw)
 
 
 def _heads(draw: st.DrawFn, embed: int) -> int:
@@ -430,15 +437,9 @@ class TransformerLayer:
 
         @st.composite
         def cases(draw: st.DrawFn) -> Case:
-            scenario = hard.scenario(draw)
-            if scenario == "simd":
-                case = self._draw(draw, embed=hard.simd_size(draw, zero_dim=False) or 1,
-                                  batch=2)
-            elif scenario == "long":
-                case = self._draw(draw, length=hard.long_terms() if self.decoder
-                                  else _LONG_SELF_ATTENTION, batch=2)
-            else:
-                case = self._draw(draw)
+            scenario, case = _scenario_case(
+                draw, self._draw,
+                length=hard.long_terms() if self.decoder else _LONG_SELF_ATTENTION)
             names = ("tgt", "memory") if self.decoder else ("src",)
             return _hard_layer(self.name, case, names, scenario, dtype,
                                draw(st.integers(0, 2**16), label="position"))
