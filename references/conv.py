@@ -24,7 +24,7 @@ same with one and three spatial dimensions).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -452,34 +452,79 @@ def _unbatch(z: Array, pool: _Pool) -> Array:
     return z[0] if pool.unbatched else z
 
 
-def _max_windows(pool: _Pool) -> tuple[Array, NDArray[np.intp]]:
-    """The windows flattened to (N, C, prod(kernel), *out) and each one's argmax: the first
-    maximum in row-major window order (torch's CPU kernels scan so and keep a value only if
-    it is greater, ``val > maxval``; ``np.argmax`` also returns the first)."""
-    w = _windows(pool.xp, pool.kernel, pool.stride, pool.dilation, pool.out)
-    flat = w.reshape(*w.shape[:2], math.prod(pool.kernel), *pool.out)
-    return flat, np.argmax(flat, axis=2)
+def _window_offsets(pool: _Pool) -> Iterator[tuple[int, tuple[Any, ...], Array]]:
+    """Each window offset k: its row-major number, the index of the padded input's elements
+    it reads in every window (``xp[..., o * stride + k * dilation]``) and those elements
+    (shape (N, C, *out)). A window reduction taken one offset at a time never builds the
+    (N, C, *kernel, *out) windows."""
+    for i, k in enumerate(np.ndindex(*pool.kernel)):
+        source: tuple[Any, ...] = (..., *_slices(k, pool.stride, pool.dilation, pool.out))
+        yield i, source, pool.xp[source]
+
+
+def _window_max(pool: _Pool) -> Array:
+    """Each window's maximum (a NaN in a window is its maximum: ``np.maximum`` propagates it,
+    as torch's CPU kernels do)."""
+    z: Array | None = None
+    for _, _, v in _window_offsets(pool):
+        z = v.copy() if z is None else np.maximum(z, v, out=z)
+    assert z is not None
+    return z
+
+
+def _first_argmax(pool: _Pool) -> NDArray[np.intp]:
+    """Each window's first maximum in row-major window order, as the offset's number: torch's
+    CPU kernels scan so and keep a value only if it is greater (``val > maxval``), and a NaN
+    is the maximum (its first, as ``np.argmax`` of the window would give)."""
+    has_nan = bool(np.isnan(pool.xp).any())
+    best: Array | None = None
+    arg = np.zeros(0, dtype=np.intp)
+    for i, _, v in _window_offsets(pool):
+        if best is None:
+            best, arg = v.copy(), np.zeros(v.shape, dtype=np.intp)
+            continue
+        wins = v > best
+        if has_nan:  # a NaN wins over a number, and a later NaN over none
+            wins |= np.isnan(v) & ~np.isnan(best)
+        np.copyto(best, v, where=wins)
+        np.copyto(arg, i, where=wins)
+    return arg
+
+
+def _argmax_positions(pool: _Pool, arg: NDArray[np.intp]) -> list[NDArray[np.intp]]:
+    """Per spatial dimension, where in the padded input each window's maximum (offset number
+    ``arg``) sits: o * stride + k * dilation."""
+    offsets = np.unravel_index(arg, pool.kernel)
+    d = len(pool.kernel)
+    return [np.arange(pool.out[i]).reshape([-1 if j == i else 1 for j in range(d)])
+            * pool.stride[i] + offsets[i] * pool.dilation[i] for i in range(d)]
+
+
+def _scatter_to(g: Array, indices: NDArray[np.integer[Any]], shape: tuple[int, ...]) -> Array:
+    """dL/dx of a gather by flat plane indices: each g added at its index (repeats add up),
+    a bincount over the indices in the whole array."""
+    n, c = shape[:2]
+    plane = math.prod(shape[2:])
+    at = np.reshape(indices, (n * c, -1)) + plane * np.arange(n * c)[:, None]
+    sums = np.bincount(at.ravel(), weights=np.ravel(g), minlength=n * c * plane)
+    return sums.astype(np.float64, copy=False).reshape(shape)  # float64 already (weighted)
 
 
 def _max_pool(input: Array, d: int, kernel_size: IntOrTuple, stride: IntOrTuple | None,
               padding: IntOrTuple, dilation: IntOrTuple, ceil_mode: bool) -> Array:
     pool = _pool_setup(input, d, kernel_size, stride, padding, dilation, ceil_mode, -np.inf)
-    flat, _ = _max_windows(pool)
-    return _unbatch(flat.max(axis=2), pool)
+    return _unbatch(_window_max(pool), pool)
 
 
 def _max_pool_vjp(g: Array, input: Array, d: int, kernel_size: IntOrTuple,
                   stride: IntOrTuple | None, padding: IntOrTuple, dilation: IntOrTuple,
                   ceil_mode: bool) -> dict[str, Array]:
+    """Each window's g added at its first maximum's place in the padded input, then cropped."""
     pool = _pool_setup(input, d, kernel_size, stride, padding, dilation, ceil_mode, -np.inf)
-    flat, arg = _max_windows(pool)
-    offsets = np.arange(flat.shape[2]).reshape(-1, *(1,) * d)
-    onehot = offsets == arg[:, :, None]
-    gz = np.reshape(g, (*flat.shape[:2], 1, *pool.out))
-    gw = (onehot * gz).reshape(*flat.shape[:2], *pool.kernel, *pool.out)
-    gx = _crop(_windows_vjp(gw, pool.xp.shape, pool.kernel, pool.stride, pool.dilation),
-               pool.pads, np.shape(input)[-d:])
-    return {"input": _unbatch(gx, pool)}
+    at = np.ravel_multi_index(tuple(_argmax_positions(pool, _first_argmax(pool))),
+                              pool.xp.shape[2:])
+    gxp = _scatter_to(np.reshape(g, at.shape), at, pool.xp.shape)
+    return {"input": _unbatch(_crop(gxp, pool.pads, np.shape(input)[-d:]), pool)}
 
 
 def max_pool_indices(input: Array, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
@@ -496,13 +541,8 @@ def max_pool_indices(input: Array, kernel_size: IntOrTuple, stride: IntOrTuple |
     input makers draw their indices with it.
     """
     pool = _pool_setup(input, dims, kernel_size, stride, padding, dilation, ceil_mode, -np.inf)
-    _, arg = _max_windows(pool)
-    offsets = np.unravel_index(arg, pool.kernel)
-    positions = []
-    for i in range(dims):
-        along = np.arange(pool.out[i]).reshape([-1 if j == i else 1 for j in range(dims)])
-        positions.append(along * pool.stride[i] + offsets[i] * pool.dilation[i]
-                         - pool.pads[i][0])
+    positions = [p - pool.pads[i][0]
+                 for i, p in enumerate(_argmax_positions(pool, _first_argmax(pool)))]
     sides = np.shape(input)[-dims:]
     return _unbatch(np.ravel_multi_index(tuple(positions), sides).astype(np.int64), pool)
 

@@ -33,7 +33,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from references import _separable
-from references.conv import _crop, _Pool, _pool_setup, _tuple, _windows, _windows_vjp
+from references.conv import (
+    _crop,
+    _Pool,
+    _pool_setup,
+    _scatter_to,
+    _tuple,
+    _window_offsets,
+    _windows,
+    _windows_vjp,
+)
 
 Array = NDArray[np.float64]
 Index = NDArray[np.int64]
@@ -107,16 +116,6 @@ def _box_max(x: Array, starts: Sequence[Index], lengths: Sequence[Index], indice
     for i in reversed(range(len(sides))):
         z, flat = _max_along(z, flat, 2 + i, starts[i], lengths[i])
     return z, None if flat is None else np.ascontiguousarray(np.broadcast_to(flat, z.shape))
-
-
-def _scatter_to(g: Array, indices: Index, shape: tuple[int, ...]) -> Array:
-    """dL/dx of a gather by flat plane indices: each g added at its index (repeats add up),
-    a bincount over the indices in the whole array."""
-    n, c = shape[:2]
-    plane = math.prod(shape[2:])
-    at = np.reshape(indices, (n * c, -1)) + plane * np.arange(n * c)[:, None]
-    sums = np.bincount(at.ravel(), weights=np.ravel(g), minlength=n * c * plane)
-    return sums.astype(np.float64, copy=False).reshape(shape)  # float64 already (weighted)
 
 
 # --- adaptive pooling ----------------------------------------------------------------------
@@ -302,28 +301,54 @@ def _lp_parts(input: Array, d: int, norm_type: float, kernel_size: IntOrTuple,
 
 def _lp_pool(input: Array, d: int, norm_type: float, kernel_size: IntOrTuple,
              stride: IntOrTuple | None, ceil_mode: bool) -> Array:
+    p = float(norm_type)
+    plain = _lp_plain(input, d, p, kernel_size, stride, ceil_mode)
+    if plain is not None:
+        pool, s = plain
+        z = s ** (1.0 / p)
+        return z[0] if pool.unbatched else z
     pool, w = _lp_parts(input, d, norm_type, kernel_size, stride, ceil_mode)
     axes = tuple(range(2, 2 + d))
-    p = float(norm_type)
     if math.isinf(p):
         z = np.max(np.abs(w), axis=axes) if p > 0 else np.min(
             np.where(_inside(pool, d), np.abs(w), np.inf), axis=axes)
     else:
-        z = np.squeeze(_lp_norm(w, p, axes)[0], axis=axes)
+        z = np.squeeze(_lp_norm(w, p, axes, derivative=False)[0], axis=axes)
     return z[0] if pool.unbatched else z
 
 
-def _lp_norm(w: Array, p: float, axes: tuple[int, ...]) -> tuple[Array, Array]:
-    r"""Each window's z = S^(1/p) (keepdims) and dz/dw = w^(p-1) z^(1-p), for finite p > 0:
-    unscaled where S = sum w^p is a normal float64 number (or the window is all zeros), so
-    an element of the window far below the others keeps its own w^(p-1) exactly; scaled by a
-    power of two (:func:`_lp_scaled`: z = m T^(1/p), dz/dw = (w / m)^(p-1) T^(1/p - 1), the
-    derivative homogeneous of degree 0) where S under- or overflows float64."""
+def _lp_plain(input: Array, d: int, p: float, kernel_size: IntOrTuple,
+              stride: IntOrTuple | None, ceil_mode: bool) -> tuple[_Pool, Array] | None:
+    """For a finite p, the pooling and each window's S = sum x^p (shape (N, C, *out)), summed
+    one window offset at a time (:func:`_window_offsets`, no windows built), where every S is
+    a normal float64 number: there the unscaled forms of :func:`_lp_norm` hold. None where p
+    is infinite or some S under- or overflows (the windowed forms then)."""
+    if math.isinf(p):
+        return None
+    pool = _pool_setup(input, d, kernel_size, stride, 0, 1, ceil_mode, 0.0)
+    s: Array | None = None
+    for _, _, v in _window_offsets(pool):
+        s = v**p if s is None else np.add(s, v**p, out=s)
+    assert s is not None
+    in_range = np.isfinite(s) & (np.abs(s) >= np.finfo(np.float64).tiny)
+    return (pool, s) if in_range.all() else None
+
+
+def _lp_norm(w: Array, p: float, axes: tuple[int, ...],
+             derivative: bool = True) -> tuple[Array, Array | None]:
+    r"""Each window's z = S^(1/p) (keepdims) and (if ``derivative``) dz/dw = w^(p-1) z^(1-p),
+    for finite p > 0: unscaled where S = sum w^p is a normal float64 number (or the window is
+    all zeros), so an element of the window far below the others keeps its own w^(p-1)
+    exactly; scaled by a power of two (:func:`_lp_scaled`: z = m T^(1/p), dz/dw = (w / m)^(p-1)
+    T^(1/p - 1), the derivative homogeneous of degree 0) where S under- or overflows float64.
+    (Where every window's S is in range, :func:`_lp_plain` gives S without the windows.)"""
     s = np.sum(np.power(w, p), axis=axes, keepdims=True)
     m, t = _lp_scaled(w, p, axes)
     zeros = np.max(np.abs(w), axis=axes, keepdims=True) == 0
     plain = zeros | (np.isfinite(s) & (np.abs(s) >= np.finfo(np.float64).tiny))
     z = np.where(plain, np.power(s, 1.0 / p), m * np.power(t, 1.0 / p))
+    if not derivative:
+        return z, None
     dz = np.where(plain, np.power(w, p - 1.0) * np.power(z, 1.0 - p),
                   np.power(w / m, p - 1.0) * np.power(t, 1.0 / p - 1.0))
     return z, dz
@@ -358,9 +383,19 @@ def _inside(pool: _Pool, d: int) -> Array:
 
 def _lp_pool_vjp(g: Array, input: Array, d: int, norm_type: float, kernel_size: IntOrTuple,
                  stride: IntOrTuple | None, ceil_mode: bool) -> dict[str, Array]:
+    p = float(norm_type)
+    plain = _lp_plain(input, d, p, kernel_size, stride, ceil_mode)
+    if plain is not None:  # dL/dx += g dz/dx = g x^(p-1) z^(1-p), one window offset at a time
+        pool, s = plain
+        z_1p = (s ** (1.0 / p)) ** (1.0 - p)
+        g_z = np.reshape(g, s.shape)
+        gxp = np.zeros(pool.xp.shape)
+        for _, source, v in _window_offsets(pool):
+            gxp[source] += g_z * (v ** (p - 1.0) * z_1p)
+        gx = _crop(gxp, pool.pads, np.shape(input)[-d:])
+        return {"input": gx[0] if pool.unbatched else gx}
     pool, w = _lp_parts(input, d, norm_type, kernel_size, stride, ceil_mode)
     axes = tuple(range(2, 2 + d))
-    p = float(norm_type)
     gz = np.reshape(g, (*w.shape[:2], *(1,) * d, *pool.out))
     if math.isinf(p):
         a = np.abs(w) if p > 0 else -np.where(_inside(pool, d), np.abs(w), np.inf)
@@ -369,7 +404,9 @@ def _lp_pool_vjp(g: Array, input: Array, d: int, norm_type: float, kernel_size: 
                   == np.argmax(flat, axis=2)[:, :, None]).reshape(w.shape)
         gw = gz * onehot * np.sign(w)
     else:
-        gw = gz * _lp_norm(w, p, axes)[1]
+        dz = _lp_norm(w, p, axes)[1]
+        assert dz is not None
+        gw = gz * dz
     gx = _crop(_windows_vjp(gw, pool.xp.shape, pool.kernel, pool.stride, pool.dilation),
                pool.pads, np.shape(input)[-d:])
     return {"input": gx[0] if pool.unbatched else gx}

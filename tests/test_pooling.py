@@ -246,7 +246,8 @@ def _even_split_vjp(g: Array, input: Array, kernel_size: int, stride: int | None
     """A planted wrong convention: tied maxima share the window's gradient equally."""
     pool = ref_conv._pool_setup(input, 2, kernel_size, stride, padding, dilation, ceil_mode,
                                 -np.inf)
-    flat, _ = ref_conv._max_windows(pool)
+    w = ref_conv._windows(pool.xp, pool.kernel, pool.stride, pool.dilation, pool.out)
+    flat = w.reshape(*w.shape[:2], -1, *pool.out)
     top = flat == flat.max(axis=2, keepdims=True)
     share = top / top.sum(axis=2, keepdims=True) * np.asarray(g)[:, :, None]
     gx = ref_conv._windows_vjp(share.reshape(*flat.shape[:2], *pool.kernel, *pool.out),
