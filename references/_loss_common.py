@@ -12,16 +12,17 @@ loss-specific denominator D (the element count for MSE, the total target weight 
 entropy). Hence the VJP of the reduction is the same for every loss, :func:`_reduce_vjp`:
 dL/dl_n = g_n, g or g / D.
 
-Also here: the adjoint of broadcasting (:func:`_sum_to_shape`), the float64 view of an
-(input, target) pair, the overflow-free softplus and sigmoid, and the active set of a hinge
-max(z, 0). The torch documentation followed: https://pytorch.org/docs/stable/nn.html#loss-functions.
+Also here: the float64 view of an (input, target) pair, the overflow-free softplus and
+sigmoid, and the active set of a hinge max(z, 0); the adjoint of broadcasting is
+``references._broadcast.sum_to_shape``. The torch documentation followed: https://pytorch.org/docs/stable/nn.html#loss-functions.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import special
+
+from references import activations
 
 Array = NDArray[np.float64]
 
@@ -60,14 +61,6 @@ def _reduce_vjp(g: Array, shape: tuple[int, ...], reduction: str, denominator: f
     return np.broadcast_to(g, shape)
 
 
-def _sum_to_shape(grad: Array, shape: tuple[int, ...]) -> Array:
-    r"""Adjoint of broadcasting to ``grad.shape``: sum over the axes that broadcasting created."""
-    leading = grad.ndim - len(shape)
-    grad = np.sum(grad, axis=tuple(range(leading)))
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-    return np.sum(grad, axis=stretched, keepdims=True)
-
-
 def _pair(input: Array, target: Array) -> tuple[Array, Array, Array]:
     x = np.asarray(input, dtype=np.float64)
     y = np.asarray(target, dtype=np.float64)
@@ -80,9 +73,10 @@ def _softplus(z: Array) -> Array:
 
 
 def _sigmoid(z: Array) -> Array:
-    r"""1 / (1 + exp(-z)) by ``scipy.special.expit``: full relative precision for z < 0 (exp(-z)
-    large, no cancellation); 0 below z = -709.78, where the value is a subnormal < 2.3e-308."""
-    return special.expit(z)
+    r"""1 / (1 + exp(-z)) by :func:`references.activations.sigmoid`: full relative precision
+    for z < 0 (exp(-z) large, no cancellation); 0 below z = -709.78, where the value is a
+    subnormal < 2.3e-308."""
+    return activations.sigmoid(z)
 
 
 def _active(z: Array, clamp_closed: bool) -> NDArray[np.bool_]:

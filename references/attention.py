@@ -10,13 +10,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from references._broadcast import sum_to_shape as _sum_to_shape
+
 Array = NDArray[np.float64]
-
-
-def _sum_to_shape(a: Array, shape: tuple[int, ...]) -> Array:
-    """The VJP of broadcasting an array of ``shape`` up to ``a.shape``: sum the added axes."""
-    a = np.sum(a, axis=tuple(range(a.ndim - len(shape))))
-    return np.sum(a, axis=tuple(i for i, n in enumerate(shape) if n == 1), keepdims=True)
 
 
 def _bias(attn_mask: Array | None, is_causal: bool, shape: tuple[int, ...]) -> Array | float:

@@ -17,14 +17,9 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
+from references._broadcast import sum_to_shape as _sum_to_shape
+
 Array = NDArray[np.float64]
-
-
-def _sum_to_shape(a: Array, shape: tuple[int, ...]) -> Array:
-    """The VJP of broadcasting an array of ``shape`` up to ``a.shape``: sum the added axes and
-    the axes of size 1."""
-    a = np.sum(a, axis=tuple(range(a.ndim - len(shape))))
-    return np.sum(a, axis=tuple(i for i, n in enumerate(shape) if n == 1), keepdims=True)
 
 
 def _broadcast(x1: Array, x2: Array) -> tuple[Array, Array]:
@@ -154,6 +149,10 @@ def pairwise_distance_vjp(g: Array, x1: Array, x2: Array, p: float = 2.0, eps: f
     elif math.isinf(p):
         extreme = ad == (np.max if p > 0 else np.min)(ad, axis=-1, keepdims=True)
         dd = np.sign(d) * extreme / np.sum(extreme, axis=-1, keepdims=True)
+    elif p == 2:  # d_i / ||d||_2, one correctly rounded quotient (the logs' form at p = 2)
+        dist = _norm(d, p, keepdim=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dd = np.where(dist == 0, 0.0, d / dist)
     else:
         dist = _norm(d, p, keepdim=True)
         # |d_i|^(p-1) / dist^(p-1) in logs: each power alone leaves float64's range for

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from references._broadcast import sum_to_shape as _sum_to_shape
 from references._loss_common import (
     Array,
     _active,
@@ -28,7 +29,6 @@ from references._loss_common import (
     _reduce_vjp,
     _sigmoid,
     _softplus,
-    _sum_to_shape,
 )
 
 

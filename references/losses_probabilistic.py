@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from references._broadcast import sum_to_shape as _sum_to_shape
 from references._loss_common import (
     Array,
     _pair,
     _reduce,
     _reduce_vjp,
-    _sum_to_shape,
 )
 
 

@@ -51,11 +51,12 @@ def _standardize(x: Array, axes: Axes, eps: float) -> tuple[Array, Array]:
         return np.zeros(x.shape), np.ones([1 if a in axes else n for a, n in enumerate(x.shape)])
     first = tuple(slice(0, 1) if i in {a % x.ndim for a in axes} else slice(None)
                   for i in range(x.ndim))
-    x0 = x[first]
-    centred = x - (x0 + np.mean(x - x0, axis=axes, keepdims=True))
-    var = np.mean(centred * centred, axis=axes, keepdims=True)
+    centred = x - x[first]
+    centred -= np.mean(centred, axis=axes, keepdims=True)  # x - (x0 + mean(x - x0))
+    var = np.mean(np.square(centred), axis=axes, keepdims=True)
     inv_std = 1.0 / np.sqrt(var + eps)
-    return centred * inv_std, inv_std
+    centred *= inv_std  # in place: xhat
+    return centred, inv_std
 
 
 def _standardize_vjp(dxhat: Array, xhat: Array, inv_std: Array, axes: Axes) -> Array:
@@ -65,7 +66,11 @@ def _standardize_vjp(dxhat: Array, xhat: Array, inv_std: Array, axes: Axes) -> A
         return np.zeros(dxhat.shape)
     mean_dxhat = np.mean(dxhat, axis=axes, keepdims=True)
     mean_dxhat_xhat = np.mean(dxhat * xhat, axis=axes, keepdims=True)
-    return (dxhat - (xhat * mean_dxhat_xhat + mean_dxhat)) * inv_std
+    out = xhat * mean_dxhat_xhat  # then in place: (dxhat - (that + mean_dxhat)) * inv_std
+    out += mean_dxhat
+    np.subtract(dxhat, out, out=out)
+    out *= inv_std
+    return out
 
 
 def _affine_vjp(g: Array, xhat: Array, weight: Array | None, bias: Array | None,

@@ -46,6 +46,7 @@ import torch
 
 from references import _separable, distance, norms, recurrent
 from references import interpolation as interp
+from references._broadcast import sum_to_shape
 from suite import tolerances as tols
 from suite.specs import Array, Case, OpSpec
 
@@ -542,8 +543,8 @@ class CosineSimilarity:
         with np.errstate(divide="ignore", invalid="ignore"):
             m_a = gk * (b / (c_a * c_b) + np.where(n_a > 0, cos * a / (c_a * n_a), 0.0))
             m_b = gk * (a / (c_a * c_b) + np.where(n_b > 0, cos * b / (c_b * n_b), 0.0))
-        return {"x1": distance._sum_to_shape(m_a, case.arrays["x1"].shape),
-                "x2": distance._sum_to_shape(m_b, case.arrays["x2"].shape)}
+        return {"x1": sum_to_shape(m_a, case.arrays["x1"].shape),
+                "x2": sum_to_shape(m_b, case.arrays["x2"].shape)}
 
 
 MULTILINEAR = Multilinear()
@@ -1076,16 +1077,15 @@ class Attention:
         centred = np.abs(dp - np.sum(p * dp, axis=-1, keepdims=True))
         m_ds = p * (m_dp + np.sum(p * m_dp, axis=-1, keepdims=True)) + p * spread * centred
         # An argument broadcast over batch dimensions sums its gradient over them (the
-        # reference's _sum_to_shape): so do the magnitudes.
-        from references.attention import _sum_to_shape
+        # reference's sum_to_shape): so do the magnitudes.
 
-        grads = {"query": _sum_to_shape(m_ds @ np.abs(k) * scale, q.shape),
-                 "key": _sum_to_shape(np.swapaxes(m_ds, -1, -2) @ np.abs(q) * scale, k.shape),
-                 "value": _sum_to_shape(np.swapaxes(p * (1.0 + spread), -1, -2) @ np.abs(g),
+        grads = {"query": sum_to_shape(m_ds @ np.abs(k) * scale, q.shape),
+                 "key": sum_to_shape(np.swapaxes(m_ds, -1, -2) @ np.abs(q) * scale, k.shape),
+                 "value": sum_to_shape(np.swapaxes(p * (1.0 + spread), -1, -2) @ np.abs(g),
                                         v.shape)}
         mask = case.arrays.get("attn_mask")
         if mask is not None and mask.dtype != np.bool_:
-            grads["attn_mask"] = _sum_to_shape(m_ds, np.shape(mask))
+            grads["attn_mask"] = sum_to_shape(m_ds, np.shape(mask))
         return grads
 
 
@@ -2070,7 +2070,6 @@ def _gaussian_nll_vjp(spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]
     dl/dvar = 0.5 s (1 / v - (x - t)^2 / v^2) cancels where (x - t)^2 ~ v: M = 0.5 s (1 / v +
     2 (|x| + |t|)^2 / v^2). s = |g| per element (over the element count for "mean"); each
     summed to its argument's shape over the dimensions it was broadcast along."""
-    from references._loss_common import _sum_to_shape
 
     size, _, v, var_shape = _gaussian_nll_parts(case)
     s = np.abs(np.asarray(g, dtype=np.float64))
@@ -2082,9 +2081,9 @@ def _gaussian_nll_vjp(spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]
     x_shape = np.shape(case.arrays["input"])
     if var_shape == x_shape[:-1] and var_shape != x_shape:
         m_var = np.sum(m_var, axis=-1)
-    return {"input": _sum_to_shape(m_x, x_shape),
-            "target": _sum_to_shape(m_x, np.shape(case.arrays["target"])),
-            "var": np.reshape(_sum_to_shape(m_var, var_shape), var_shape)}
+    return {"input": sum_to_shape(m_x, x_shape),
+            "target": sum_to_shape(m_x, np.shape(case.arrays["target"])),
+            "var": np.reshape(sum_to_shape(m_var, var_shape), var_shape)}
 
 
 GAUSSIAN_NLL = Reduced(vjp=_gaussian_nll_vjp, pointwise=_gaussian_nll_pointwise)
@@ -2122,7 +2121,6 @@ def _poisson_nll_vjp(spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
     """dl/dx = exp(x) - y (log_input) or 1 - y / (x + eps): a difference of terms of
     M = s (exp(x) + |y|) or s (1 + |y| / (x + eps)), s = |g| per element (over the element
     count for "mean"), summed to the input's shape. The target's gradient is not derived."""
-    from references._loss_common import _sum_to_shape
 
     x, y, _, log_input = _poisson_parts(case)
     eps = float(case.options.get("eps", 1e-8))
@@ -2132,7 +2130,7 @@ def _poisson_nll_vjp(spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
     s = np.broadcast_to(s, x.shape)
     with np.errstate(all="ignore"):
         m = s * (np.exp(x) + np.abs(y)) if log_input else s * (1 + np.abs(y) / np.abs(x + eps))
-    return {"input": _sum_to_shape(m, np.shape(case.arrays["input"]))}
+    return {"input": sum_to_shape(m, np.shape(case.arrays["input"]))}
 
 
 POISSON_NLL = Reduced(vjp=_poisson_nll_vjp, pointwise=_poisson_nll_pointwise)
@@ -2199,7 +2197,7 @@ class PairwiseDistance:
             full = np.abs(distance.pairwise_distance_vjp(g, a, b, **case.options)["x1"])
             scale = 1.0 if math.isinf(p) or p == 0 else abs(p - 1.0)
             m = np.nan_to_num(full * (1.0 + scale * (c + self._relative(w, c, p))))
-        return {k: distance._sum_to_shape(m, np.shape(case.arrays[k])) for k in ("x1", "x2")}
+        return {k: sum_to_shape(m, np.shape(case.arrays[k])) for k in ("x1", "x2")}
 
 
 PAIRWISE_DISTANCE = PairwiseDistance()
