@@ -244,7 +244,10 @@ INDUCTOR_CELU_STALE_ALPHA = torch_at_least("2.13")
 #: truth value of Relational: 1 < s71"; input (1, 1, 2), weight (1, 1, 1, 1), stride (1, 2),
 #: dilation (1, 2)). Measured on 2.13.0 and 2.14.1; right on 2.15.0. 2.2.2 fails on the same
 #: case with another message ("LoweringException: RuntimeError: Overloaded torch operator
-#: invoked from Python failed to many any schema"). Releases between: not measured.
+#: invoked from Python failed to many any schema"). conv_transpose2d likewise (input (1, 1, 2),
+#: weight (1, 1, 1, 1), padding (0, 1), output_padding (0, 1), dilation (1, 2)): the same
+#: message on 2.13.0 and 2.14.1, BackendCompilerFailed on 2.2.2, right on 2.15.0 (2026-12-02).
+#: Releases between: not measured.
 INDUCTOR_CONV_DYNAMIC_STRIDE = not torch_at_least("2.3") or (torch_at_least("2.13")
                                                              and not torch_at_least("2.15"))
 #: inductor (dynamic=True) cannot lower adaptive_avg_pool2d of an unbatched (1, 1, n) input with
@@ -280,7 +283,11 @@ INDUCTOR_FRACTIONAL_MAX_POOL3D_SAMPLE_ORDER = torch_at_least("2.13")
 #: ValueRangeError: Invalid ranges [0:-1] target: aten.convolution_backward.default"; input (2,
 #: 1, 1, 3, 2), weight (1, 1, 1, 1, 1), stride (1, 2, 1), padding (0, 0, 1), dilation (1, 1,
 #: 2)); the forward compiles. Measured on 2.13.0; right on 2.14.1 and 2.15.0; 2.2.2 fails on
-#: the same case ("BackendCompilerFailed"). Releases between: not measured.
+#: the same case ("BackendCompilerFailed"). conv_transpose3d's backward fails with the same
+#: message on 2.13.0 in the catalogue's inductor run (input (1, 2, 3, 4, 3), weight (2, 2, 3,
+#: 3, 2), stride (3, 1, 2), padding (0, 0, 1), output_padding (2, 0, 0), groups 2, dilation (1,
+#: 1, 2), compiled after three other cases; alone it compiles); 2.2.2 fails to compile that
+#: case alone; 2.14.1 not measured. Releases between: not measured.
 INDUCTOR_CONV3D_BACKWARD_DYNAMIC = not torch_at_least("2.3") or (torch_at_least("2.13")
                                                                  and not torch_at_least("2.14"))
 #: inductor (dynamic=True) fails to compile max_unpool2d's and max_unpool3d's training graph
