@@ -304,3 +304,22 @@ def test_lp_pool_float16_gradient_where_x_squared_is_subnormal() -> None:
     assert x.grad is not None
     allowed = catalog.by_name("lp_pool1d").tolerance(tols.Kind.GRADIENT, torch.float16)
     torch.testing.assert_close(x.grad, -torch.ones_like(x), rtol=allowed.rtol, atol=allowed.atol)
+
+
+def test_lp_pool_reference_scales_only_the_windows_that_leave_float64s_range() -> None:
+    """The reference sums x^p one window offset at a time while every window's sum is a
+    normal float64 number, and takes the windowed, power-of-two-scaled forms once one is not:
+    [3, 4] is 5 with gradient [0.6, 0.8] either way, and [t, t] at t = 1e-170 (t^2 underflows)
+    is sqrt(2) t with gradient 1/sqrt(2) each (the norm is homogeneous of degree 1), alone or
+    beside [3, 4] in one input."""
+    plain, tiny = np.array([[[3.0, 4.0]]]), np.array([[[1e-170, 1e-170]]])
+    both = np.concatenate([plain, tiny], axis=1)  # two channels: one window in range, one not
+    g = np.ones((1, 2, 1))
+    z = ref_pooling.lp_pool1d(both, 2.0, 2)
+    grad = ref_pooling.lp_pool1d_vjp(g, both, 2.0, 2)["input"]
+    np.testing.assert_allclose(z[:, :, 0], [[5.0, np.sqrt(2) * 1e-170]], rtol=1e-15)
+    np.testing.assert_allclose(grad, [[[0.6, 0.8], [2**-0.5, 2**-0.5]]], rtol=1e-15)
+    for alone, channel in ((plain, 0), (tiny, 1)):  # each window alone gives the same
+        np.testing.assert_array_equal(ref_pooling.lp_pool1d(alone, 2.0, 2)[0, 0], z[0, channel])
+        np.testing.assert_allclose(ref_pooling.lp_pool1d_vjp(g[:, :1], alone, 2.0, 2)["input"][0],
+                                   grad[0, channel:channel + 1], rtol=1e-15)
