@@ -78,11 +78,6 @@ _MULTILABEL = (f"{_VERSION}: compiled multilabel_margin_loss (aot_eager and indu
                "the -1 that ends a target row's classes: target [2, -1, 0] gives 2.513 where "
                "0.42, a silently wrong loss, shown by tests/test_compiled.py::"
                "test_compiled_multilabel_margin_loss_stops_at_minus_one (KNOWN_DIFFERENCES.md)")
-_MHA = (f"{_VERSION}: not characterised yet: in the catalogue's inductor run, the compiled "
-        "multi_head_attention (9 recompiles into the test) returned different outputs on two "
-        "calls with the same tensors (0.2947 and 0.2290 where the reference gives 0.3194; "
-        "query (2, 2), 2 heads, need_weights, dropout 0); a fresh compile of that case is "
-        "right (KNOWN_DIFFERENCES.md)")
 _MULTILABEL_ONE_SAMPLE = (
     f"{_VERSION}: compiled multilabel_margin_loss (aot_eager and inductor) with "
     "reduction='none' returns shape (1,) for a 0-d input and target where eager gives (), "
@@ -136,8 +131,6 @@ NOT_COMPILED: dict[str, dict[str, str]] = {
     **{name: dict.fromkeys(TRACED, _SKIPPED_FUNCTION)
        for name in ("transformer", "transformer_decoder", "transformer_encoder")},
 }
-if versions.TORCH[:2] == (2, 13):  # seen on 2.13.0 only; elsewhere the check runs
-    NOT_COMPILED["multi_head_attention"] = {"inductor": _MHA}
 if versions.INDUCTOR_CELU_STALE_ALPHA:
     NOT_COMPILED["celu"] = {"inductor": _CELU}
 for _name, _wrong in (("adaptive_avg_pool2d", versions.INDUCTOR_ADAPTIVE_POOL_UNBATCHED),
