@@ -465,10 +465,10 @@ def _window_offsets(pool: _Pool) -> Iterator[tuple[int, tuple[Any, ...], Array]]
 def _window_max(pool: _Pool) -> Array:
     """Each window's maximum (a NaN in a window is its maximum: ``np.maximum`` propagates it,
     as torch's CPU kernels do)."""
-    z: Array | None = None
-    for _, _, v in _window_offsets(pool):
-        z = v.copy() if z is None else np.maximum(z, v, out=z)
-    assert z is not None
+    offsets = _window_offsets(pool)
+    z = next(offsets)[2].copy()  # a kernel has at least one offset
+    for _, _, v in offsets:
+        np.maximum(z, v, out=z)
     return z
 
 
@@ -477,12 +477,10 @@ def _first_argmax(pool: _Pool) -> NDArray[np.intp]:
     CPU kernels scan so and keep a value only if it is greater (``val > maxval``), and a NaN
     is the maximum (its first, as ``np.argmax`` of the window would give)."""
     has_nan = bool(np.isnan(pool.xp).any())
-    best: Array | None = None
-    arg = np.zeros(0, dtype=np.intp)
-    for i, _, v in _window_offsets(pool):
-        if best is None:
-            best, arg = v.copy(), np.zeros(v.shape, dtype=np.intp)
-            continue
+    offsets = _window_offsets(pool)
+    best = next(offsets)[2].copy()  # offset 0 until a later one wins
+    arg = np.zeros(best.shape, dtype=np.intp)
+    for i, _, v in offsets:
         wins = v > best
         if has_nan:  # a NaN wins over a number, and a later NaN over none
             wins |= np.isnan(v) & ~np.isnan(best)

@@ -293,21 +293,32 @@ def adaptive_max_pool_indices(input: Array, output_size: OutputSize, dims: int) 
 # --- LP pooling ----------------------------------------------------------------------------
 
 
-def _lp_parts(input: Array, d: int, norm_type: float, kernel_size: IntOrTuple,
-              stride: IntOrTuple | None, ceil_mode: bool) -> tuple[_Pool, Array]:
-    pool = _pool_setup(input, d, kernel_size, stride, 0, 1, ceil_mode, 0.0)
-    return pool, _windows(pool.xp, pool.kernel, pool.stride, pool.dilation, pool.out)
+def _lp_setup(input: Array, d: int, kernel_size: IntOrTuple, stride: IntOrTuple | None,
+              ceil_mode: bool) -> _Pool:
+    """LP pooling's geometry: no padding but the ceil-mode overhang, filled with 0 (x^p = 0
+    there adds nothing to a window's sum)."""
+    return _pool_setup(input, d, kernel_size, stride, 0, 1, ceil_mode, 0.0)
+
+
+def _lp_windows(pool: _Pool) -> Array:
+    return _windows(pool.xp, pool.kernel, pool.stride, pool.dilation, pool.out)
+
+
+def _in_range(s: Array) -> NDArray[np.bool_]:
+    """Where a window's S = sum x^p is a normal float64 number: there the unscaled forms of
+    :func:`_lp_norm` hold."""
+    return np.isfinite(s) & (np.abs(s) >= np.finfo(np.float64).tiny)
 
 
 def _lp_pool(input: Array, d: int, norm_type: float, kernel_size: IntOrTuple,
              stride: IntOrTuple | None, ceil_mode: bool) -> Array:
     p = float(norm_type)
-    plain = _lp_plain(input, d, p, kernel_size, stride, ceil_mode)
-    if plain is not None:
-        pool, s = plain
+    pool = _lp_setup(input, d, kernel_size, stride, ceil_mode)
+    s = _lp_plain(pool, p)
+    if s is not None:
         z = s ** (1.0 / p)
         return z[0] if pool.unbatched else z
-    pool, w = _lp_parts(input, d, norm_type, kernel_size, stride, ceil_mode)
+    w = _lp_windows(pool)
     axes = tuple(range(2, 2 + d))
     if math.isinf(p):
         z = np.max(np.abs(w), axis=axes) if p > 0 else np.min(
@@ -317,21 +328,18 @@ def _lp_pool(input: Array, d: int, norm_type: float, kernel_size: IntOrTuple,
     return z[0] if pool.unbatched else z
 
 
-def _lp_plain(input: Array, d: int, p: float, kernel_size: IntOrTuple,
-              stride: IntOrTuple | None, ceil_mode: bool) -> tuple[_Pool, Array] | None:
-    """For a finite p, the pooling and each window's S = sum x^p (shape (N, C, *out)), summed
-    one window offset at a time (:func:`_window_offsets`, no windows built), where every S is
-    a normal float64 number: there the unscaled forms of :func:`_lp_norm` hold. None where p
-    is infinite or some S under- or overflows (the windowed forms then)."""
+def _lp_plain(pool: _Pool, p: float) -> Array | None:
+    """For a finite p, each window's S = sum x^p (shape (N, C, *out)), summed one window
+    offset at a time (:func:`_window_offsets`, no windows built), where every S is a normal
+    float64 number (:func:`_in_range`). None where p is infinite or some S under- or
+    overflows (the windowed forms then)."""
     if math.isinf(p):
         return None
-    pool = _pool_setup(input, d, kernel_size, stride, 0, 1, ceil_mode, 0.0)
-    s: Array | None = None
-    for _, _, v in _window_offsets(pool):
-        s = v**p if s is None else np.add(s, v**p, out=s)
-    assert s is not None
-    in_range = np.isfinite(s) & (np.abs(s) >= np.finfo(np.float64).tiny)
-    return (pool, s) if in_range.all() else None
+    offsets = _window_offsets(pool)
+    s = next(offsets)[2] ** p
+    for _, _, v in offsets:
+        s += v**p
+    return s if _in_range(s).all() else None
 
 
 def _lp_norm(w: Array, p: float, axes: tuple[int, ...],
@@ -345,7 +353,7 @@ def _lp_norm(w: Array, p: float, axes: tuple[int, ...],
     s = np.sum(np.power(w, p), axis=axes, keepdims=True)
     m, t = _lp_scaled(w, p, axes)
     zeros = np.max(np.abs(w), axis=axes, keepdims=True) == 0
-    plain = zeros | (np.isfinite(s) & (np.abs(s) >= np.finfo(np.float64).tiny))
+    plain = zeros | _in_range(s)
     z = np.where(plain, np.power(s, 1.0 / p), m * np.power(t, 1.0 / p))
     if not derivative:
         return z, None
@@ -384,9 +392,9 @@ def _inside(pool: _Pool, d: int) -> Array:
 def _lp_pool_vjp(g: Array, input: Array, d: int, norm_type: float, kernel_size: IntOrTuple,
                  stride: IntOrTuple | None, ceil_mode: bool) -> dict[str, Array]:
     p = float(norm_type)
-    plain = _lp_plain(input, d, p, kernel_size, stride, ceil_mode)
-    if plain is not None:  # dL/dx += g dz/dx = g x^(p-1) z^(1-p), one window offset at a time
-        pool, s = plain
+    pool = _lp_setup(input, d, kernel_size, stride, ceil_mode)
+    s = _lp_plain(pool, p)
+    if s is not None:  # dL/dx += g dz/dx = g x^(p-1) z^(1-p), one window offset at a time
         z_1p = (s ** (1.0 / p)) ** (1.0 - p)
         g_z = np.reshape(g, s.shape)
         gxp = np.zeros(pool.xp.shape)
@@ -394,7 +402,7 @@ def _lp_pool_vjp(g: Array, input: Array, d: int, norm_type: float, kernel_size: 
             gxp[source] += g_z * (v ** (p - 1.0) * z_1p)
         gx = _crop(gxp, pool.pads, np.shape(input)[-d:])
         return {"input": gx[0] if pool.unbatched else gx}
-    pool, w = _lp_parts(input, d, norm_type, kernel_size, stride, ceil_mode)
+    w = _lp_windows(pool)
     axes = tuple(range(2, 2 + d))
     gz = np.reshape(g, (*w.shape[:2], *(1,) * d, *pool.out))
     if math.isinf(p):

@@ -1078,7 +1078,6 @@ class Attention:
         m_ds = p * (m_dp + np.sum(p * m_dp, axis=-1, keepdims=True)) + p * spread * centred
         # An argument broadcast over batch dimensions sums its gradient over them (the
         # reference's sum_to_shape): so do the magnitudes.
-
         grads = {"query": sum_to_shape(m_ds @ np.abs(k) * scale, q.shape),
                  "key": sum_to_shape(np.swapaxes(m_ds, -1, -2) @ np.abs(q) * scale, k.shape),
                  "value": sum_to_shape(np.swapaxes(p * (1.0 + spread), -1, -2) @ np.abs(g),
@@ -2070,7 +2069,6 @@ def _gaussian_nll_vjp(spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]
     dl/dvar = 0.5 s (1 / v - (x - t)^2 / v^2) cancels where (x - t)^2 ~ v: M = 0.5 s (1 / v +
     2 (|x| + |t|)^2 / v^2). s = |g| per element (over the element count for "mean"); each
     summed to its argument's shape over the dimensions it was broadcast along."""
-
     size, _, v, var_shape = _gaussian_nll_parts(case)
     s = np.abs(np.asarray(g, dtype=np.float64))
     if case.options.get("reduction", "mean") == "mean":
@@ -2121,7 +2119,6 @@ def _poisson_nll_vjp(spec: OpSpec, g: Array, case: Case) -> Mapping[str, Array]:
     """dl/dx = exp(x) - y (log_input) or 1 - y / (x + eps): a difference of terms of
     M = s (exp(x) + |y|) or s (1 + |y| / (x + eps)), s = |g| per element (over the element
     count for "mean"), summed to the input's shape. The target's gradient is not derived."""
-
     x, y, _, log_input = _poisson_parts(case)
     eps = float(case.options.get("eps", 1e-8))
     s = np.abs(np.asarray(g, dtype=np.float64))
