@@ -295,6 +295,38 @@ INDUCTOR_CONV3D_BACKWARD_DYNAMIC = not torch_at_least("2.3") or (torch_at_least(
 #: non-negative."; input (2, 2, 4, 2), kernel (2, 3), padding (0, 1)); the inference graph
 #: compiles. Measured on 2.13.0; right on 2.2.2, 2.14.1 and 2.15.0.
 INDUCTOR_MAX_UNPOOL_BACKWARD_DYNAMIC = torch_at_least("2.13") and not torch_at_least("2.14")
+#: torch 2.2's dynamo and inductor (dynamic=True, fullgraph=True) fail to compile a dozen of the
+#: catalogue's ops on some or all shapes, each in its own words (suite/catalog/compiling.py
+#: quotes them per record; tests/test_compiled.py::test_compiles_dynamic_shapes has a fixed
+#: case of each): SymInt sizes and options that 2.2's meta functions, decompositions and
+#: lowerings do not take ("expected int at position 0, but got: SymInt", "failed to many any
+#: schema", "Multiple dispatch failed for 'torch.ops.aten.size'", "SymIntArrayRef expected to
+#: contain only concrete integers", divmod of a SymInt), and aten.channel_shuffle, which 2.2
+#: cannot trace at all. Measured on 2.2.2 (catalogue run at seed 1503, 2026-12-02, and the
+#: fixed cases, 2026-12-03); right on 2.13.0 and 2.15.0. Releases between: not measured.
+INDUCTOR_DYNAMIC_TORCH_2_2 = not torch_at_least("2.3")
+#: inductor (dynamic=True) computes bilinear interpolation wrongly where one side is upsampled
+#: and the other downsampled: input (1, 1, 1, 2) to size (2, 1) gives a forward 0.2 and a
+#: gradient 1.0 off eager's (a silently wrong result, float64); and bicubic interpolation in
+#: float64 only to about float32's precision (input (1, 1, 2, 2) to size (3, 2): 2.4e-7 off in
+#: the forward, 3.3e-7 in the gradient). Measured on 2.2.2; right on 2.13.0 (bicubic; the
+#: bilinear case does not compile there: INDUCTOR_UPSAMPLE_SIDE_ONE), 2.14.1 and 2.15.0.
+#: Releases between: not measured.
+INDUCTOR_INTERPOLATION_WRONG_TORCH_2_2 = not torch_at_least("2.3")
+#: inductor (dynamic=True) gives a wrong gradient of nearest and nearest-exact interpolation on
+#: some drawn cases (the catalogue run at seed 1503: input (2, 3, 5, 2) to size (1, 4), then
+#: 1-d inputs to size 5: up to 2.0 off, the reference agreeing with finite differences). Not
+#: reduced to a fixed case (the same shapes alone, contiguous, are right). Measured on 2.2.2;
+#: right in the 2.13.0 and 2.15.0 catalogue runs. Releases between: not measured.
+INDUCTOR_NEAREST_GRADIENT_TORCH_2_2 = not torch_at_least("2.3")
+#: inductor (dynamic=True) on more than one thread fails to compile float64 linear, bilinear,
+#: bicubic and trilinear upsampling of a side of length 1 (input (1, 1, 1) to size (3,), mode
+#: "linear": "InductorError: AssertionError" from the C++ codegen's vectorised store, ``assert
+#: isinstance(index, CppCSEVariable) and index.is_vec``); on one thread, as the suite runs
+#: torch, and in float32 it compiles, so no record skips for it. Measured on 2.13.0; right on 2.14.1 and 2.15.0
+#: (2026-12-03); 2.2.2 fails on the same cases for other reasons (INDUCTOR_DYNAMIC_TORCH_2_2).
+#: The catalogue's 2.13.0 run at seed 1502 drew no such case. Releases between: not measured.
+INDUCTOR_UPSAMPLE_SIDE_ONE = torch_at_least("2.13") and not torch_at_least("2.14")
 #: inductor (dynamic=True) takes 16 minutes (976 s, 2 cores with one other job) to compile
 #: max_unpool3d's training graph when kernel_size, stride and padding are arguments of the
 #: compiled function (so SymInts), on input (2, 2, 2, 6, 2), kernel (3, 1, 2), stride (2, 1, 1),

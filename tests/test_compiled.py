@@ -16,9 +16,11 @@ import os
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from suite import catalog, compiled, versions
 from suite import optimcheck as oc
+from suite.catalog.attention import scaled_dot_product_attention_math
 from suite.specs import Case, OptimizerRun
 
 
@@ -259,8 +261,13 @@ def test_inductor_celu_follows_alpha() -> None:
                                  f"errors {[f'{e:.3g}' for e in errors]} (alpha 1.5, 1.0, 0.25)")
 
 
-def _grad(*shape: int) -> torch.Tensor:
-    return torch.linspace(-1, 1, int(np.prod(shape))).reshape(shape).requires_grad_(True)
+def _grad(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    return torch.linspace(-1, 1, int(np.prod(shape)), dtype=dtype).reshape(shape).requires_grad_()
+
+
+def _unit(*shape: int) -> torch.Tensor:
+    """Values in (0, 1) (probabilities), requiring grad."""
+    return torch.linspace(0.1, 0.9, int(np.prod(shape))).reshape(shape).requires_grad_(True)
 
 
 # Fixed cases that torch.compile(dynamic=True) failed to compile (KNOWN_DIFFERENCES.md,
@@ -301,6 +308,48 @@ _DYNAMIC_CASES = {
                               "indices": torch.arange(16).reshape(2, 4, 2).expand(2, 2, 4, 2)
                               .contiguous(), "kernel_size": (2, 3), "padding": (0, 1)},
                      versions.INDUCTOR_MAX_UNPOOL_BACKWARD_DYNAMIC, "inductor"),
+    # torch 2.2's failures (versions.INDUCTOR_DYNAMIC_TORCH_2_2), each on a case of its own.
+    **{name: (fn, arguments, versions.INDUCTOR_DYNAMIC_TORCH_2_2, "inductor")
+       for name, (fn, arguments) in {
+           "binary_cross_entropy": (F.binary_cross_entropy, lambda: {
+               "input": _unit(3), "target": _unit(3), "weight": _unit(3).detach(),
+               "reduction": "mean"}),
+           "cross_entropy": (F.cross_entropy, lambda: {
+               "input": _grad(2), "target": _unit(2), "weight": _unit(2).detach(),
+               "reduction": "mean", "label_smoothing": 0.0}),
+           "conv1d": (F.conv1d, lambda: {"input": _grad(1, 1, 3), "weight": _grad(1, 1, 1),
+                                         "stride": (2,)}),
+           "conv_transpose1d": (F.conv_transpose1d, lambda: {
+               "input": _grad(1, 1, 3), "weight": _grad(1, 1, 2), "dilation": (2,)}),
+           "embedding_bag": (F.embedding_bag, lambda: {
+               "input": torch.tensor([0, 2, 1, 3]), "weight": _grad(5, 3),
+               "offsets": torch.tensor([0, 2]), "mode": "mean"}),
+           # float64: float32's gradient differs by reordered sums beyond the 1e-6 compared
+           "group_norm": (F.group_norm, lambda: {"input": _grad(2, 4, 3, dtype=torch.float64),
+                                                 "num_groups": 2,
+                                                 "weight": _grad(4, dtype=torch.float64),
+                                                 "bias": _grad(4, dtype=torch.float64)}),
+           "interpolate_bilinear_antialias": (F.interpolate, lambda: {
+               "input": _grad(1, 1, 2, 2), "size": (1, 1), "mode": "bilinear",
+               "antialias": True}),
+           "lp_pool1d_inf": (F.lp_pool1d, lambda: {"input": _grad(1, 1, 4),
+                                                   "norm_type": float("inf"),
+                                                   "kernel_size": 2}),
+           "pixel_shuffle": (F.pixel_shuffle, lambda: {"input": _grad(1, 4, 1, 2),
+                                                       "upscale_factor": 2}),
+           "pixel_unshuffle": (F.pixel_unshuffle, lambda: {"input": _grad(1, 1, 3),
+                                                           "downscale_factor": 1}),
+           "fractional_max_pool2d": (F.fractional_max_pool2d, lambda: {
+               "input": _grad(1, 3, 1), "kernel_size": (1, 1), "output_size": (2, 1),
+               "_random_samples": torch.tensor([[[0.3, 0.6]]])}),
+           "fractional_max_pool3d": (F.fractional_max_pool3d, lambda: {
+               "input": _grad(1, 2, 3, 4), "kernel_size": (1, 1, 2), "output_size": (1, 2, 1),
+               "_random_samples": torch.tensor([[[0.3, 0.6, 0.2]]])}),
+           "channel_shuffle": (F.channel_shuffle, lambda: {"input": _grad(1, 4, 2),
+                                                           "groups": 2}),
+           "scaled_dot_product_attention": (scaled_dot_product_attention_math, lambda: {
+               "query": _grad(2, 3, 4), "key": _grad(2, 5, 4), "value": _grad(2, 5, 4)}),
+       }.items()},
 }
 
 
@@ -330,6 +379,73 @@ def test_compiles_dynamic_shapes(name: str) -> None:
         if isinstance(tensor, torch.Tensor) and tensor.requires_grad:
             assert torch.allclose(tensor.grad, theirs[key].grad, rtol=1e-6, atol=1e-6), \
                 f"compiled {name}'s gradient w.r.t. {key} differs from eager's"
+
+
+@pytest.mark.compile
+@pytest.mark.parametrize("mode, shape, size", [
+    pytest.param("bilinear", (1, 1, 1, 2), (2, 1),
+                 marks=pytest.mark.xfail(
+                     versions.INDUCTOR_INTERPOLATION_WRONG_TORCH_2_2, strict=True,
+                     raises=AssertionError,
+                     reason=f"torch {torch.__version__}: inductor's bilinear interpolation is "
+                            f"wrong on this case (KNOWN_DIFFERENCES.md)"), id="bilinear"),
+    pytest.param("bicubic", (1, 1, 2, 2), (3, 2), marks=pytest.mark.xfail(
+        versions.INDUCTOR_INTERPOLATION_WRONG_TORCH_2_2, strict=True, raises=AssertionError,
+        reason=f"torch {torch.__version__}: inductor's float64 bicubic interpolation is only "
+               f"float32-accurate (KNOWN_DIFFERENCES.md)"), id="bicubic"),
+])
+def test_inductor_interpolation_matches_eager_in_float64(mode: str, shape: tuple[int, ...],
+                                                         size: tuple[int, int]) -> None:
+    """Compiled float64 interpolation, forward and gradient, against eager's to float64's
+    precision: a few roundings of values of order 1 (1e-12 leaves room for a reordered sum and
+    catches float32 arithmetic, whose rounding is ~6e-8)."""
+    _require_inductor()
+    torch._dynamo.reset()
+    x = torch.linspace(-1, 1, int(np.prod(shape)), dtype=torch.float64).reshape(shape)
+    mine, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+    op = compiled.counted(F.interpolate, f"interpolate_{mode} float64 cpu inductor", "inductor")
+    got, want = op(mine, size=size, mode=mode), F.interpolate(theirs, size=size, mode=mode)
+    cotangent = torch.linspace(0.5, 1.5, want.numel(), dtype=torch.float64).reshape(want.shape)
+    with compiled.compiler_failures(f"interpolate_{mode} [inductor] backward"):
+        got.backward(cotangent)
+    want.backward(cotangent)
+    forward, gradient = ((got - want).abs().max().item(),
+                         (mine.grad - theirs.grad).abs().max().item())
+    assert forward <= 1e-12 and gradient <= 1e-12, \
+        f"compiled {mode} interpolation differs from eager's by {forward:.3g} (forward) and " \
+        f"{gradient:.3g} (gradient) on input {shape} to size {size}"
+
+
+@pytest.mark.compile
+@pytest.mark.xfail(versions.INDUCTOR_UPSAMPLE_SIDE_ONE or versions.INDUCTOR_DYNAMIC_TORCH_2_2,
+                   strict=True, raises=compiled.CompileError,
+                   reason=f"torch {torch.__version__}: inductor cannot compile float64 linear "
+                          f"upsampling of a side of length 1 on two threads (2.13) or at all "
+                          f"(2.2) (KNOWN_DIFFERENCES.md)")
+@pytest.mark.parametrize("shape, size", [((1, 1, 1), (3,)), ((1, 1, 1, 1, 1), (1, 1, 3))],
+                         ids=["linear", "trilinear"])
+def test_inductor_upsamples_a_side_of_length_1_on_two_threads(shape: tuple[int, ...],
+                                                              size: tuple[int, ...]) -> None:
+    """The suite runs torch on one thread, where torch 2.13's inductor compiles this; on two
+    its C++ codegen's vectorised store asserts. Compiled on two threads, then compared with
+    eager (every output element is the one input element)."""
+    _require_inductor()
+    mode = "linear" if len(shape) == 3 else "trilinear"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch._dynamo.reset()
+        x = torch.full(shape, 0.25, dtype=torch.float64, requires_grad=True)
+        op = compiled.counted(F.interpolate, f"interpolate_{mode} float64 cpu inductor",
+                              "inductor")
+        got = op(x, size=size, mode=mode)
+        with compiled.compiler_failures(f"interpolate_{mode} [inductor] backward"):
+            got.sum().backward()
+    finally:
+        torch.set_num_threads(threads)
+        torch._dynamo.reset()  # nothing compiled on two threads is reused on one
+    assert torch.equal(got.detach(), torch.full(got.shape, 0.25, dtype=torch.float64))
+    assert x.grad is not None and x.grad.item() == 3.0, f"gradient {x.grad} where 3"
 
 
 @pytest.mark.compile

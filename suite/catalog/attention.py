@@ -13,17 +13,23 @@ from suite.inputs import layers as hi
 from suite.specs import OpSpec
 from suite.tolerances import Kind, Tolerance
 
+try:
+    from torch.nn.attention import SDPBackend, sdpa_kernel  # torch >= 2.3
+
+    def _math_path() -> Any:
+        return sdpa_kernel(SDPBackend.MATH)
+except ImportError:  # older torch: the math path is the CPU one unless a fused kernel applies
+    def _math_path() -> Any:
+        return torch.backends.cuda.sdp_kernel(enable_flash=False, enable_math=True,
+                                              enable_mem_efficient=False)
+
 
 def scaled_dot_product_attention_math(**kwargs: Any) -> torch.Tensor:
     """F.scaled_dot_product_attention forced onto its math path, the documented reference
-    implementation (fused CPU/CUDA kernels are other algorithms, with other roundings)."""
-    try:
-        from torch.nn.attention import SDPBackend, sdpa_kernel  # torch >= 2.3
-    except ImportError:  # older torch: the math path is the CPU one unless a fused kernel applies
-        with torch.backends.cuda.sdp_kernel(enable_flash=False, enable_math=True,
-                                            enable_mem_efficient=False):
-            return F.scaled_dot_product_attention(**kwargs)
-    with sdpa_kernel(SDPBackend.MATH):
+    implementation (fused CPU/CUDA kernels are other algorithms, with other roundings). The
+    context is chosen once, at import: dynamo (torch 2.2.2) cannot trace a failed import inside
+    a compiled function ("InternalTorchDynamoError: No module named 'torch.nn.attention'")."""
+    with _math_path():
         return F.scaled_dot_product_attention(**kwargs)
 
 

@@ -8,11 +8,10 @@ the exact edge cases (kinks, ignored targets, probabilities at 0 and 1, extreme 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -26,6 +25,7 @@ from references import losses_regression as regression
 from suite import conditioning, versions
 from suite.devices import dtype_name
 from suite.inputs import losses as li
+from suite.missing import functional
 from suite.specs import Case, ModuleForm, OpSpec
 from suite.tolerances import Kind, Tolerance
 
@@ -212,16 +212,6 @@ def _floats(lo: float, hi: float) -> st.SearchStrategy[float]:
 
 
 
-def _missing(name: str, since: str) -> Callable[..., torch.Tensor]:
-    """A stand-in for a torch function this build lacks: every check of it skips, saying why."""
-
-    def unavailable(*_: object, **__: object) -> torch.Tensor:
-        pytest.skip(f"torch {torch.__version__} has no torch.nn.functional.{name} "
-                    f"(added in torch {since})")
-
-    unavailable.__name__ = f"{name} (missing)"
-    return unavailable
-
 
 def linear_cross_entropy_chunked(input: torch.Tensor, linear_weight: torch.Tensor,
                                  target: torch.Tensor, *, options: Mapping[str, Any],
@@ -231,7 +221,7 @@ def linear_cross_entropy_chunked(input: torch.Tensor, linear_weight: torch.Tenso
     torch's warning that it ignores ``options`` and falls back to the reference path is an
     error here: the record checks the chunked path, never the fallback."""
     if not hasattr(F, "linear_cross_entropy"):
-        return _missing("linear_cross_entropy", "2.13")()
+        return functional("linear_cross_entropy", "2.13")()
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=r"linear_cross_entropy: ``options`` ignored")
         return F.linear_cross_entropy(input, linear_weight, target,
@@ -412,8 +402,7 @@ RECORDS = (
                                {"reduction": _R}, kinks=li.difference_kinks(lambda o: (0.0,)),
                                sized_options={"reduction": "mean"})),
     OpSpec(name="linear_cross_entropy", family="loss",
-           torch_fn=getattr(F, "linear_cross_entropy", None)
-           or _missing("linear_cross_entropy", "2.13"),
+           torch_fn=functional("linear_cross_entropy", "2.13"),
            ref=classification.linear_cross_entropy,
            ref_vjp=classification.linear_cross_entropy_vjp, inputs=li.LinearClassification(),
            overflow_prone=True, terms=conditioning.LINEAR_CROSS_ENTROPY,

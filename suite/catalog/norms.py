@@ -10,10 +10,8 @@ initial value (weight 1, bias 0), which computes the same numbers as its absence
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,20 +19,11 @@ from torch import nn
 from references import norms as ref
 from suite import conditioning, versions
 from suite.inputs import layers as hi
+from suite.missing import functional
 from suite.specs import Case, ModuleForm, OpSpec
 
 _DOCS = "https://pytorch.org/docs/stable/generated/torch.nn.{}.html"
 
-
-def _missing(name: str, since: str) -> Callable[..., torch.Tensor]:
-    """A stand-in for a torch function this build lacks: every check of it skips, saying why."""
-
-    def unavailable(**_: object) -> torch.Tensor:
-        pytest.skip(f"torch {torch.__version__} has no torch.nn.functional.{name} "
-                    f"(added in torch {since})")
-
-    unavailable.__name__ = f"{name} (missing)"
-    return unavailable
 
 
 def _affine(case: Case) -> bool:
@@ -289,7 +278,7 @@ RECORDS = (
     # reason (the record stays, so its reference is still checked against finite differences).
     OpSpec(name="rms_norm", family="layer",
            terms=conditioning.RMS_NORM,
-           torch_fn=getattr(F, "rms_norm", None) or _missing("rms_norm", "2.4"),
+           torch_fn=functional("rms_norm", "2.4"),
            ref=ref.rms_norm, ref_vjp=ref.rms_norm_vjp, inputs=hi.Normalized("rms"),
            known_defects=_rms_norm_gradient_underflows,
            docs=_DOCS.format("RMSNorm"),

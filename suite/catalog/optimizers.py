@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pytest
 import torch
 from hypothesis import strategies as st
 
@@ -25,8 +24,8 @@ from references import (
     optim_sgd,
 )
 from references._optim_common import _gradient
+from suite import missing, versions
 from suite import tolerances as tols
-from suite import versions
 from suite.specs import ClosureOptimizerSpec, OptimizerSpec
 
 _DOCS = "https://pytorch.org/docs/stable/generated/torch.optim.{}.html"
@@ -189,13 +188,7 @@ def _optimizer(name: str, since: str) -> Callable[..., torch.optim.Optimizer]:
     cls = getattr(torch.optim, name, None)
     if cls is not None:
         return cls
-
-    def unavailable(*_: object, **__: object) -> torch.optim.Optimizer:
-        pytest.skip(f"torch {torch.__version__} has no torch.optim.{name} (added in torch "
-                    f"{since})")
-
-    unavailable.__name__ = name
-    return unavailable
+    return missing.stand_in(f"torch.optim.{name}", name, since)
 
 
 def _muon_ties(param: np.ndarray, grad: np.ndarray, state: Any, dtype: torch.dtype,

@@ -13,9 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from references import pooling as ref
@@ -23,24 +21,10 @@ from suite import conditioning, versions
 from suite import tolerances as tols
 from suite.catalog.conv import ties, unbatched_channels_last_view
 from suite.inputs import spatial
+from suite.missing import functional
 from suite.specs import Case, ModuleForm, OpSpec
 
 _DOCS = "https://pytorch.org/docs/stable/generated/torch.nn.{}.html"
-
-
-def functional(name: str) -> Callable[..., torch.Tensor]:
-    """``torch.nn.functional.<name>``, or where this torch lacks it (lp_pool3d is newer than
-    torch 2.0, for one) a stand-in whose every check skips, saying so: the record stays, so its
-    reference is still checked against finite differences."""
-    found = getattr(F, name, None)
-    if found is not None:
-        return found
-
-    def unavailable(*_: object, **__: object) -> torch.Tensor:
-        pytest.skip(f"torch {torch.__version__} has no torch.nn.functional.{name}")
-
-    unavailable.__name__ = f"{name} (missing)"
-    return unavailable
 
 
 def _lp_ties(options: Mapping[str, Any]) -> tuple[float, ...]:

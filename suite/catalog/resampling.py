@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,8 +21,8 @@ from references import interpolation as ref_interpolation
 from references import padding as ref_padding
 from references import shuffle as ref_shuffle
 from suite import conditioning
-from suite.catalog.pooling import functional
 from suite.inputs import spatial
+from suite.missing import functional, stand_in
 from suite.specs import Case, ModuleForm, OpSpec, SumTerms
 
 _DOCS = "https://pytorch.org/docs/stable/generated/torch.nn.{}.html"
@@ -70,9 +69,7 @@ def _has_lanczos() -> bool:
     return True
 
 
-def _without_lanczos(**_: object) -> torch.Tensor:
-    """F.interpolate's stand-in where torch has no Lanczos mode: every check skips, saying so."""
-    pytest.skip(f"torch {torch.__version__} has no mode 'lanczos' in F.interpolate")
+_WITHOUT_LANCZOS = stand_in("mode 'lanczos' in F.interpolate", "interpolate (no lanczos)", "2.13")
 
 
 def _terms(mode: str, antialias: bool) -> SumTerms:
@@ -90,7 +87,7 @@ def _interpolation(name: str, mode: str, dims: tuple[int, ...], **inputs: Any) -
     """A record of F.interpolate in ``mode``; nn.Upsample (which has no antialias) is its
     module form except for the antialiased records."""
     antialias = inputs.get("antialias", False)
-    torch_fn = F.interpolate if mode != "lanczos" or _has_lanczos() else _without_lanczos
+    torch_fn = F.interpolate if mode != "lanczos" or _has_lanczos() else _WITHOUT_LANCZOS
     return OpSpec(name=name, family="layer", torch_fn=torch_fn,
                   ref=getattr(ref_interpolation, name),
                   ref_vjp=getattr(ref_interpolation, f"{name}_vjp"),
