@@ -323,9 +323,10 @@ INDUCTOR_NEAREST_GRADIENT_TORCH_2_2 = not torch_at_least("2.3")
 #: bicubic and trilinear upsampling of a side of length 1 (input (1, 1, 1) to size (3,), mode
 #: "linear": "InductorError: AssertionError" from the C++ codegen's vectorised store, ``assert
 #: isinstance(index, CppCSEVariable) and index.is_vec``); on one thread, as the suite runs
-#: torch, and in float32 it compiles, so no record skips for it. Measured on 2.13.0; right on 2.14.1 and 2.15.0
-#: (2026-12-03); 2.2.2 fails on the same cases for other reasons (INDUCTOR_DYNAMIC_TORCH_2_2).
-#: The catalogue's 2.13.0 run at seed 1502 drew no such case. Releases between: not measured.
+#: torch, and in float32 it compiles, so no record skips for it. Measured on 2.13.0; right on
+#: 2.14.1 and 2.15.0 (2026-12-03); 2.2.2 fails on the same cases for other reasons
+#: (INDUCTOR_DYNAMIC_TORCH_2_2). The catalogue's 2.13.0 run at seed 1502 drew no such case.
+#: Releases between: not measured.
 INDUCTOR_UPSAMPLE_SIDE_ONE = torch_at_least("2.13") and not torch_at_least("2.14")
 #: inductor (dynamic=True) takes 16 minutes (976 s, 2 cores with one other job) to compile
 #: max_unpool3d's training graph when kernel_size, stride and padding are arguments of the
