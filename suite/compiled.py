@@ -187,8 +187,10 @@ RECOMPILE_CAUSES: tuple[tuple[str, str], ...] = (
 
 def recompile_cause(reason: str) -> str:
     """The kind of guard ``reason`` (one of dynamo's recompile reasons, ``"0/3: ..."``) is:
-    the first ``RECOMPILE_CAUSES`` pattern it matches, else ``other``."""
-    text = reason.split(": ", 1)[-1]
+    the first ``RECOMPILE_CAUSES`` pattern it matches, else ``other``. torch 2.2's reasons
+    have no ``"0/3: "`` prefix, and their source comment may hold ": " (``# if mode == "b":``),
+    so only a leading frame id is removed."""
+    text = re.sub(r"^\d+/\d+: ", "", reason)
     return next((name for name, pattern in RECOMPILE_CAUSES if re.search(pattern, text)),
                 "other")
 

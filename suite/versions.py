@@ -328,6 +328,14 @@ INDUCTOR_NEAREST_GRADIENT_TORCH_2_2 = not torch_at_least("2.3")
 #: (INDUCTOR_DYNAMIC_TORCH_2_2). The catalogue's 2.13.0 run at seed 1502 drew no such case.
 #: Releases between: not measured.
 INDUCTOR_UPSAMPLE_SIDE_ONE = torch_at_least("2.13") and not torch_at_least("2.14")
+#: torch.compile(optimizer.step) on the CPU under torch 2.2 (aot_eager; torch's compiled-
+#: optimizer recipe of 2.2 is for CUDA): for most records and implementations dynamo compiles no
+#: graph (Adam, Adamax, RAdam, SGD: every call runs eagerly, so nothing compiled could be
+#: checked), SGD's for-loop float64 step fails ("InternalTorchDynamoError: list index out of
+#: range"), and Rprop's compiled for-loop step counts state['step'] 3 where 1 after one call (a
+#: silently wrong state, tests/test_compiled.py::test_compiled_rprop_counts_one_step_per_call).
+#: Measured on 2.2.2 (2026-12-03); right on 2.13.0. Releases between: not measured.
+COMPILED_OPTIMIZER_STEP_TORCH_2_2 = not torch_at_least("2.3")
 #: inductor (dynamic=True) takes 16 minutes (976 s, 2 cores with one other job) to compile
 #: max_unpool3d's training graph when kernel_size, stride and padding are arguments of the
 #: compiled function (so SymInts), on input (2, 2, 2, 6, 2), kernel (3, 1, 2), stride (2, 1, 1),
