@@ -114,9 +114,9 @@ def test_compiled_linear_regression_trajectory_matches_reference(dtype, device, 
 # the compiled model is checked on its own with Adam's eager step.
 @pytest.mark.compile
 @pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="torch 2.13.0: torch.compile(Adam.step) in float64 computes lr and the "
-                          "bias corrections in float32: the MLP trajectory leaves the reference "
-                          "by ~4e-6 after 100 steps (row: 1e-9; KNOWN_DIFFERENCES.md)")
+                   reason="torch 2.2.2 and 2.13.0: torch.compile(Adam.step) in float64 computes "
+                          "lr and the bias corrections in float32: the MLP trajectory leaves the "
+                          "reference by ~4e-6 after 100 steps (row: 1e-9; KNOWN_DIFFERENCES.md)")
 @settings(max_examples=COMPILED_LOOP_EXAMPLES, phases=_COMPILED_PHASES)
 @given(**_MLP_DRAWS)
 def test_compiled_mlp_classifier_trajectory_matches_reference(device, backend, seed, n, n_in,
