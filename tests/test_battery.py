@@ -396,7 +396,9 @@ def test_baseline_relative_tolerance(pytester: pytest.Pytester, run, naive: bool
     that forms 1 + exp(x) in float16 (losing exp(x) below eps) is not, and the message shows
     both errors."""
     pytester.makepyfile(test_half=_HALF_SOFTPLUS.format(naive=naive))
-    result = run("-k", "float16 and not bfloat16")
+    # A fixed seed: the naive form's loss shows only on draws with exp(x) below float16's eps,
+    # which the quick profile's few random examples missed once (2.14.1, outer seed 8303).
+    result = run("-k", "float16 and not bfloat16", "--hypothesis-seed=0")
     result.assert_outcomes(**{outcome: 1})
     if naive:
         # The forward or, on draws where the gradient is compared first, the gradient (the
