@@ -296,14 +296,15 @@ INDUCTOR_CONV3D_BACKWARD_DYNAMIC = not torch_at_least("2.3") or (torch_at_least(
 #: compiles. Measured on 2.13.0; right on 2.2.2, 2.14.1 and 2.15.0.
 INDUCTOR_MAX_UNPOOL_BACKWARD_DYNAMIC = torch_at_least("2.13") and not torch_at_least("2.14")
 #: torch 2.2's dynamo and inductor (dynamic=True, fullgraph=True) fail to compile a dozen of the
-#: catalogue's ops on some or all shapes, each in its own words (suite/catalog/compiling.py
-#: quotes them per record; tests/test_compiled.py::test_compiles_dynamic_shapes has a fixed
-#: case of each): SymInt sizes and options that 2.2's meta functions, decompositions and
-#: lowerings do not take ("expected int at position 0, but got: SymInt", "failed to many any
-#: schema", "Multiple dispatch failed for 'torch.ops.aten.size'", "SymIntArrayRef expected to
-#: contain only concrete integers", divmod of a SymInt), and aten.channel_shuffle, which 2.2
-#: cannot trace at all. Measured on 2.2.2 (catalogue run at seed 1503, 2026-12-02, and the
-#: fixed cases, 2026-12-03); right on 2.13.0 and 2.15.0. Releases between: not measured.
+#: catalogue's ops on some or all shapes, each in its own words (suite/catalog/compiling.py quotes
+#: them per record; tests/test_compiled.py has a fixed case of all but three, lp_pool with a finite
+#: norm, max_pool2d's backward and sdpa's context): SymInt sizes and options that 2.2's meta
+#: functions, decompositions and lowerings do not take ("expected int at position 0, but got:
+#: SymInt", "failed to many any schema", "Multiple dispatch failed for 'torch.ops.aten.size'",
+#: "SymIntArrayRef expected to contain only concrete integers", divmod of a SymInt), and
+#: aten.channel_shuffle, which 2.2 cannot trace at all. Measured on 2.2.2 (catalogue run at seed
+#: 1503, 2026-12-02, and the fixed cases, 2026-12-03); right on 2.13.0 and 2.15.0. Releases between:
+#: not measured.
 INDUCTOR_DYNAMIC_TORCH_2_2 = not torch_at_least("2.3")
 #: inductor (dynamic=True) computes bilinear interpolation wrongly where one side is upsampled
 #: and the other downsampled: input (1, 1, 1, 2) to size (2, 1) gives a forward 0.2 and a

@@ -11,7 +11,6 @@ collect or skip, and run by default.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import os
 from typing import Any
 
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 from suite import catalog, compiled, versions
 from suite import optimcheck as oc
 from suite.catalog.attention import scaled_dot_product_attention_math
+from suite.catalog.optimizers import accepted
 from suite.specs import Case, OptimizerRun
 
 
@@ -137,11 +137,8 @@ ZERO_DIM_HYPER = {
 
 
 def _accepted(name: str, hyper: dict[str, Any]) -> dict[str, Any]:
-    """The options the record's constructor takes: one newer than the installed torch (RAdam's
-    and NAdam's ``maximize``, absent in 2.2) is left out, and the reference then uses its
-    default, as torch does (the catalogue's strategies do the same)."""
-    params = inspect.signature(catalog.by_name(name).torch_cls).parameters
-    return {key: value for key, value in hyper.items() if key in params}
+    """The options the record's constructor takes (the catalogue's own filter)."""
+    return accepted(catalog.by_name(name).torch_cls, hyper)
 
 
 def _one_step(name: str, shape: tuple[int, ...]) -> OptimizerRun:

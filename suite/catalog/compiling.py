@@ -144,8 +144,6 @@ _TORCH_2_2_WORDS = {
     "lp_pool1d": "LoweringException: OverflowError: cannot convert float infinity to integer "
                  "(norm_type inf), and RuntimeError: NYI SymFloat equality",
     "lp_pool2d": "RuntimeError: NYI SymFloat equality",
-    "max_pool2d": "LoweringException: AssertionError: target: "
-                  "aten.max_pool2d_with_indices_backward.default (an unbatched input)",
     "pixel_shuffle": "TypeError: Multiple dispatch failed for 'torch.ops.aten.size'; all "
                      "__torch_dispatch__ handlers returned NotImplemented",
     "pixel_unshuffle": "TypeError: Multiple dispatch failed for 'torch.ops.aten.size'",
@@ -162,7 +160,7 @@ _TORCH_2_2_WORDS = {
 }
 _TORCH_2_2 = (f"{_VERSION}: torch.compile (dynamic=True, fullgraph=True) fails on this record "
               "on some or all shapes: \"{}\" (torch 2.2.2; right on 2.13.0 and 2.15.0; "
-              "KNOWN_DIFFERENCES.md, tests/test_compiled.py::test_compiles_dynamic_shapes)")
+              "KNOWN_DIFFERENCES.md; a fixed case in tests/test_compiled.py where one was found)")
 _INTERPOLATION_2_2 = (
     f"{_VERSION}: inductor (dynamic=True) computes {{}} interpolation wrongly on some shapes "
     "({}), shown by tests/test_compiled.py::"
@@ -221,8 +219,10 @@ if versions.LP_POOL_SYMINT_NORM:
 if versions.INDUCTOR_DYNAMIC_TORCH_2_2:
     for _name, _words in _TORCH_2_2_WORDS.items():
         # measured under inductor only (some fail in dynamo, so aot_eager would fail too)
-        _key = "inductor backward" if _name == "max_pool2d" else "inductor"  # its forward compiles
-        NOT_COMPILED[_name] = {_key: _TORCH_2_2.format(_words)}
+        NOT_COMPILED[_name] = {"inductor": _TORCH_2_2.format(_words)}
+    NOT_COMPILED["max_pool2d"] = {"inductor backward": _TORCH_2_2.format(  # its forward compiles
+        "LoweringException: AssertionError: target: aten.max_pool2d_with_indices_backward.default"
+        " (an unbatched input)")}
 if versions.INDUCTOR_INTERPOLATION_WRONG_TORCH_2_2:
     NOT_COMPILED["interpolate_bilinear"] = {"inductor": _INTERPOLATION_2_2.format(
         "bilinear", "input (1, 1, 1, 2) to size (2, 1): forward 0.2, gradient 1.0 off")}

@@ -211,8 +211,6 @@ def _floats(lo: float, hi: float) -> st.SearchStrategy[float]:
     return st.floats(lo, hi, allow_subnormal=False).map(lambda v: float(np.float32(v)))
 
 
-
-
 def linear_cross_entropy_chunked(input: torch.Tensor, linear_weight: torch.Tensor,
                                  target: torch.Tensor, *, options: Mapping[str, Any],
                                  **kwargs: Any) -> torch.Tensor:

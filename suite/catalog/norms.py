@@ -25,7 +25,6 @@ from suite.specs import Case, ModuleForm, OpSpec
 _DOCS = "https://pytorch.org/docs/stable/generated/torch.nn.{}.html"
 
 
-
 def _affine(case: Case) -> bool:
     return "weight" in case.arrays or "bias" in case.arrays
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -123,12 +123,17 @@ _RMSPROP = st.fixed_dictionaries({
     "weight_decay": WEIGHT_DECAY, "momentum": st.one_of(st.just(0.0), st.floats(0.0, 0.99)),
     # centered: v - g_ave^2 >= 0 holds mathematically; eps keeps sqrt(0) + eps > 0.
     "centered": st.booleans(), "maximize": st.booleans()})
-def _accepted(cls: type, strategies: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
-    """The options ``cls``'s constructor takes: an option newer than the installed torch
-    (RAdam's and NAdam's ``decoupled_weight_decay``, absent in 2.0 and 2.1) is not drawn, and the
-    reference then uses its default, as torch does."""
+def accepted(cls: Callable[..., Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``options`` ``cls``'s constructor takes: an option newer than the installed torch
+    (RAdam's and NAdam's ``decoupled_weight_decay``, absent in 2.0 and 2.1; their ``maximize``,
+    absent in 2.2) is left out, and the reference then uses its default, as torch does."""
     params = inspect.signature(cls).parameters
-    return st.fixed_dictionaries({k: v for k, v in strategies.items() if k in params})
+    return {key: value for key, value in options.items() if key in params}
+
+
+def _accepted(cls: type, strategies: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """The strategies of the options ``cls`` takes (``accepted``): the others are not drawn."""
+    return st.fixed_dictionaries(accepted(cls, strategies))
 
 
 _NADAM = _accepted(torch.optim.NAdam, {
