@@ -294,7 +294,8 @@ def _measure(args: argparse.Namespace) -> int:
     sampling.check_pytest_args(args.pytest_args)
     sampling.planted_slowdown(os.environ)
     check_out_file(args.out)
-    run = sampling.measure(args.pytest_args, args.processes, args.out)
+    sampling.check_parallel(args.parallel)
+    run = sampling.measure(args.pytest_args, args.processes, args.out, parallel=args.parallel)
     print(f"wrote {args.out}: {len(run.benchmarks)} benchmarks, {run.processes} processes")
     return 0
 
@@ -347,7 +348,8 @@ def _gate_study(args: argparse.Namespace) -> int:
 
     check_out_dir(args.out)
     plan = study.plan(ops=args.ops, sizes=args.sizes, pairs=args.pairs,
-                      processes=args.processes, slowdown=args.slowdown, alpha=args.alpha)
+                      processes=args.processes, slowdown=args.slowdown, alpha=args.alpha,
+                      rounds=args.rounds, parallel=args.parallel)
     print(study.describe(plan))
     if args.plan:
         return 0
@@ -429,6 +431,10 @@ def parser() -> argparse.ArgumentParser:
                            help="fresh processes to run, at least 2 (default: 10; the gate "
                                 "can only fail when C(2K, K) exceeds the benchmarks compared "
                                 "divided by alpha: K = 9 for 2000 at alpha 0.05)")
+    measuring.add_argument("--parallel", type=_count(1), default=1, metavar="J",
+                           help="processes measured at a time, each on its own core (default: 1; "
+                                "the timings then hold the neighbours' cache and memory "
+                                "traffic)")
     measuring.add_argument("--out", required=True, metavar="FILE",
                            help="the run file to write (atomically, once every process is done)")
     measuring.add_argument("pytest_args", nargs="*", metavar="PYTEST_ARG",
@@ -488,6 +494,13 @@ def parser() -> argparse.ArgumentParser:
                           help="the gate's significance level (default: 0.05)")
     studying.add_argument("--out", default="gate-study", metavar="DIR",
                           help="where runs and the report go (default: gate-study)")
+    studying.add_argument("--rounds", type=_count(5), default=None, metavar="N",
+                          help="rounds a benchmark in every process (pytest --bench-rounds; "
+                               "default: as suite.bench schedules them, 10 to 40)")
+    studying.add_argument("--parallel", type=_count(1), default=1, metavar="J",
+                          help="processes measured at a time, each on its own core (default: 1; "
+                                "the timings then hold the neighbours' cache and memory "
+                                "traffic)")
     studying.add_argument("--plan", action="store_true",
                           help="print the benchmarks and runs it would measure, and exit")
     studying.set_defaults(run=_gate_study)

@@ -63,6 +63,9 @@ ROUND_S = 0.005
 BUDGET_S = 0.4
 MIN_ROUNDS = 10
 MAX_ROUNDS = 40
+# ``--bench-rounds N`` (the plugin sets it): exactly N rounds a benchmark instead, for runs that
+# sample many processes, where the process rather than the round is the unit (suite.sampling).
+FIXED_ROUNDS: int | None = None
 
 # Back-compatibility name: the sweep of records that declare none.
 BENCH_SIZES = DEFAULT_SIZES
@@ -224,11 +227,12 @@ def warm_up(target: Callable[[], Any], device: str) -> float:
 
 
 def schedule(call_s: float) -> tuple[int, int]:
-    """``(rounds, iterations)`` for a target whose one call takes ``call_s`` seconds."""
+    """``(rounds, iterations)`` for a target whose one call takes ``call_s`` seconds
+    (``FIXED_ROUNDS`` rounds when set)."""
     iterations = max(1, math.ceil(ROUND_S / max(call_s, 1e-9)))
     round_s = iterations * max(call_s, 1e-9)
     rounds = min(MAX_ROUNDS, max(MIN_ROUNDS, round(BUDGET_S / round_s)))
-    return rounds, iterations
+    return (FIXED_ROUNDS or rounds), iterations
 
 
 def timer(device: str) -> Callable[[], float]:
@@ -362,4 +366,5 @@ def machine_info() -> dict[str, Any]:
     return {"torch_version": torch.__version__, "torch_cuda": torch.version.cuda,
             "numpy_version": np.__version__, "cpu_model": cpu_model(),
             "cuda_device": device_name("cuda") if cuda_available() else None,
-            "torch_threads": torch.get_num_threads(), "blas_threads": blas_threads()}
+            "torch_threads": torch.get_num_threads(), "blas_threads": blas_threads(),
+            "bench_rounds": FIXED_ROUNDS}

@@ -89,7 +89,8 @@ MACHINE_FIELDS = ("machine", "cpu.brand_raw", "gradsuite.cpu_model", "gradsuite.
 # Builds and settings that change timings: comparing across them is legitimate (a torch
 # upgrade) but must be said loudly.
 BUILD_FIELDS = ("python_version", "gradsuite.torch_version", "gradsuite.torch_cuda",
-                "gradsuite.numpy_version", "gradsuite.torch_threads", "gradsuite.blas_threads")
+                "gradsuite.numpy_version", "gradsuite.torch_threads", "gradsuite.blas_threads",
+                "gradsuite.bench_rounds")
 MIN_ROUNDS = 5
 BOOTSTRAP = 1000
 # Up to this many pooled units the Mann-Whitney p-value is exact (module docstring).

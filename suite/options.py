@@ -86,6 +86,21 @@ def parse_threads(value: str) -> int:
     return n
 
 
+def parse_rounds(value: str) -> int:
+    """A round count of at least the gate's minimum (suite.gate.MIN_ROUNDS)."""
+    from suite import gate
+
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < gate.MIN_ROUNDS:
+        raise argparse.ArgumentTypeError(f"--bench-rounds needs a whole number of at least "
+                                         f"{gate.MIN_ROUNDS} (the gate's rank test), got "
+                                         f"{value!r}")
+    return n
+
+
 def parse_poison(value: str) -> str:
     """``on``, ``off`` or ``auto``."""
     from suite import poison
@@ -141,6 +156,11 @@ BACKEND = Option(
 THREADS = Option(
     "--torch-threads", "GRADSUITE_TORCH_THREADS", parse_threads, "1", "N",
     "Threads for torch's intra-op pool (torch.set_num_threads); recorded with every benchmark.")
+BENCH_ROUNDS = Option(
+    "--bench-rounds", "GRADSUITE_BENCH_ROUNDS", parse_rounds, None, "N",
+    "Time each benchmark for exactly N rounds (at least 5) instead of as many as fit 0.4 s "
+    "(10 to 40): a cheaper run for sampling many processes (python -m suite measure), where "
+    "the process is the unit; recorded in machine_info, and compare warns when runs differ.")
 DRIFT = Option(
     "--drift-json", "GRADSUITE_DRIFT_JSON", parse_path, None, "PATH",
     "Write each test's largest error relative to its tolerance to PATH (JSON; merged across "
@@ -163,8 +183,8 @@ REPRO_DIR = Option(
     "Where a failing check writes its standalone reproducer script (relative to the rootdir; "
     "'none' writes none).")
 
-OPTIONS: tuple[Option, ...] = (DEVICE, DTYPE, BACKEND, THREADS, POISON, DRIFT, SUMMARY,
-                               REPRO_DIR)
+OPTIONS: tuple[Option, ...] = (DEVICE, DTYPE, BACKEND, THREADS, BENCH_ROUNDS, POISON, DRIFT,
+                               SUMMARY, REPRO_DIR)
 
 
 def add_to(group: Any) -> None:

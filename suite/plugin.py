@@ -20,7 +20,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, Phase, settings
 
-from suite import battery, compiled, devices, drift, optimcheck, poison, reproduce, summary
+from suite import battery, bench, compiled, devices, drift, optimcheck, poison, reproduce, summary
 from suite import options as opts
 
 _COMMON: dict[str, Any] = {
@@ -63,7 +63,7 @@ _SETTINGS = pytest.StashKey[dict[str, Any]]()
 _DRIFT_PARTS = pytest.StashKey[list[dict[str, Any]]]()
 _DRIFT_RECORDER = pytest.StashKey[drift.Recorder]()
 _SUMMARY = pytest.StashKey[summary.Summary]()
-_OUTER = pytest.StashKey[tuple[Any, Any, Any]]()
+_OUTER = pytest.StashKey[tuple[Any, Any, Any, Any]]()
 #: Why inductor's CPU tests are skipped here (no C++ toolchain), or None.
 _NO_INDUCTOR = pytest.StashKey[str | None]()
 #: The deterministic-algorithm flags to restore when this session poisoned memory.
@@ -142,7 +142,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SAMPLED] = markers_sampled(config.option.markexpr or "",
                                              config.option.keyword or "")
     # A session run inside another (pytester) must hand back what it replaces.
-    config.stash[_OUTER] = (drift.RECORDER, reproduce.saved(), _ACTIVE_SUMMARY[0])
+    config.stash[_OUTER] = (drift.RECORDER, reproduce.saved(), _ACTIVE_SUMMARY[0],
+                            bench.FIXED_ROUNDS)
     if config.option.help:
         return  # `pytest --help` shows the options; it must not fail on the machine's devices
     opts.check_profile(config)
@@ -156,6 +157,7 @@ def pytest_configure(config: pytest.Config) -> None:
                                                     values[opts.REPRO_DIR.dest], config.rootpath)
     reproduce.set_directory(values[opts.REPRO_DIR.dest], config.rootpath)
     torch.set_num_threads(values[opts.THREADS.dest])
+    bench.FIXED_ROUNDS = values[opts.BENCH_ROUNDS.dest]
     try:
         poisoned = poison.wanted(values[opts.POISON.dest], opts.profile(config))
     except ValueError as error:
@@ -579,7 +581,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         poison.restore(unpoison)
     outer = config.stash.get(_OUTER, None)
     if outer is not None:
-        drift.RECORDER, saved, _ACTIVE_SUMMARY[0] = outer
+        drift.RECORDER, saved, _ACTIVE_SUMMARY[0], bench.FIXED_ROUNDS = outer
         reproduce.restore(saved)
 
 
@@ -595,8 +597,6 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 def pytest_benchmark_update_machine_info(config: pytest.Config,
                                          machine_info: dict[str, Any]) -> None:
     """Saved benchmark runs carry the builds and settings that change timings."""
-    from suite import bench
-
     machine_info["gradsuite"] = bench.machine_info()
 
 

@@ -4,14 +4,16 @@ A benchmark's speed differs more between processes than between the rounds of on
 (memory layout and alignment are drawn when a process starts; ``suite.gate`` explains), so the
 regression gate compares samples of processes. ``measure`` runs the same selection,
 ``python -m pytest -m bench ARGS --benchmark-json=...``, in K fresh processes one after the
-other (pyperf's workers, for the same reason), and merges them into one run file:
+other (pyperf's workers, for the same reason), or J at a time with ``--parallel J`` (each on
+its own core: with one torch thread the clock is the thread's CPU time, but the neighbours'
+cache and memory traffic is then in the timings), and merges them into one run file:
 
 - pytest-benchmark's layout (``machine_info``, ``commit_info``, ``benchmarks`` with ``name``,
   ``fullname``, ``group``, ``extra_info`` and ``stats.data`` = every round of every process,
   so tools that read pytest-benchmark files still read it), plus
 - per benchmark ``processes``: the rounds of each process that ran it, in order, and
 - ``gradsuite``: ``{"format": "gradsuite-processes/1", "processes": K, "pytest_args": ARGS,
-  "planted_slowdown": ...}``.
+  "planted_slowdown": ..., "parallel": J}``.
 
 ``stats.median`` is the median of the per-process medians, the figure the gate reports. A
 benchmark skipped in some processes (a size at the ``suite.bench.MAX_CALL_S`` ceiling) keeps
@@ -29,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +89,7 @@ def _last_line(text: str) -> str:
 
 
 def merge(parts: Sequence[tuple[dict[str, Any], gt.Run]], *, pytest_args: Sequence[str],
-          planted: float | None = None) -> dict[str, Any]:
+          planted: float | None = None, parallel: int = 1) -> dict[str, Any]:
     """One run file from the (raw JSON, loaded run) of each process (see the module docstring).
 
     Raises GateError when the processes ran on different machines."""
@@ -120,27 +123,30 @@ def merge(parts: Sequence[tuple[dict[str, Any], gt.Run]], *, pytest_args: Sequen
     return {"machine_info": first.machine_info, "commit_info": first.commit_info,
             "datetime": first_raw.get("datetime"), "version": first_raw.get("version"),
             "gradsuite": {"format": gt.PROCESSES_FORMAT, "processes": len(parts),
-                          "pytest_args": list(pytest_args), "planted_slowdown": planted},
+                          "pytest_args": list(pytest_args), "planted_slowdown": planted,
+                          "parallel": parallel},
             "benchmarks": benchmarks}
 
 
 def measure(pytest_args: Sequence[str], processes: int, out: str | os.PathLike[str], *,
-            env: Mapping[str, str] | None = None,
+            env: Mapping[str, str] | None = None, parallel: int = 1,
             progress: Callable[[str], None] | None = print) -> gt.Run:
-    """Run the benchmarks ``pytest_args`` select in ``processes`` fresh processes, one after
-    the other, merge them and write ``out`` atomically; return the merged run.
+    """Run the benchmarks ``pytest_args`` select in ``processes`` fresh processes, ``parallel``
+    at a time (default one after the other), merge them and write ``out`` atomically; return
+    the merged run.
 
     ``env`` adds to (or overrides) this process's environment for the measuring processes.
     Raises GateError (nothing written) when a process fails or selects no benchmark."""
     if processes < 1:
         raise gt.GateError(f"--processes needs a positive count, got {processes}")
+    check_parallel(parallel)
     check_pytest_args(pytest_args)
     environment = {**os.environ, **(env or {})}
     planted = planted_slowdown(environment)
-    parts: list[tuple[dict[str, Any], gt.Run]] = []
     start = time.perf_counter()
+    finished = [0]
     with tempfile.TemporaryDirectory(prefix="gradsuite-measure-") as tmp:
-        for i in range(1, processes + 1):
+        def one(i: int) -> tuple[dict[str, Any], gt.Run]:
             path = os.path.join(tmp, f"process-{i}.json")
             t0 = time.perf_counter()
             done = subprocess.run(pytest_command(pytest_args, path), capture_output=True,
@@ -154,17 +160,36 @@ def measure(pytest_args: Sequence[str], processes: int, out: str | os.PathLike[s
                                    f"; nothing written")
             run = gt.load_run(path)
             with open(path, encoding="utf-8") as f:
-                parts.append((json.load(f), run))
+                raw = json.load(f)
+            finished[0] += 1
             if progress is not None:
-                elapsed = time.perf_counter() - start
-                left = elapsed / i * (processes - i)
+                n = finished[0]
+                left = (time.perf_counter() - start) / n * (processes - n)
                 progress(f"process {i}/{processes}: {len(run.benchmarks)} benchmarks in "
                          f"{time.perf_counter() - t0:.0f} s"
-                         + (f" (about {left:.0f} s left)" if i < processes else ""))
-    merged = merge(parts, pytest_args=pytest_args, planted=planted)
+                         + (f" (about {left:.0f} s left)" if n < processes else ""))
+            return raw, run
+
+        if parallel == 1:
+            parts = [one(i) for i in range(1, processes + 1)]
+        else:
+            # Threads only wait on their subprocess; a failure surfaces from map in order
+            # (the others still finish: a process cannot be half measured).
+            with ThreadPoolExecutor(max_workers=parallel) as pool:
+                parts = list(pool.map(one, range(1, processes + 1)))
+    merged = merge(parts, pytest_args=pytest_args, planted=planted, parallel=parallel)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     drift.write_json_atomic(out, merged)
     return gt.load_run(out)
+
+
+def check_parallel(parallel: int) -> None:
+    """Refuse more simultaneous processes than cores: each must have a core to itself, or
+    the clock measures the waiting."""
+    cores = os.cpu_count() or 1
+    if parallel < 1 or parallel > cores:
+        raise gt.GateError(f"--parallel {parallel}: use 1 to {cores} (this machine's cores; "
+                           f"each measuring process needs one to itself)")
 
 
 def rerun(base: gt.Run, flagged: Sequence[str], *, threshold: float, alpha: float,

@@ -68,6 +68,13 @@ class Plan:
     alpha: float
     ops: tuple[str, ...] = ()
     sizes: tuple[int, ...] = ()
+    rounds: int | None = None  # --bench-rounds of every process (None: suite.bench's schedule)
+    parallel: int = 1  # processes measured at a time
+
+    def pytest_args(self) -> list[str]:
+        """What each measuring process is given: the node ids, and the round count if fixed."""
+        fixed = [f"--bench-rounds={self.rounds}"] if self.rounds else []
+        return [*fixed, *self.node_ids]
 
     def runs(self) -> list[tuple[str, float | None]]:
         """(run name, planted slowdown) in measuring order."""
@@ -118,7 +125,8 @@ def choose(node_ids: Sequence[str], ops: Sequence[str], sizes: Sequence[int]) ->
 
 def plan(*, ops: Sequence[str] | None = None, sizes: Sequence[int] | None = None,
          pairs: int = 10, processes: int = 10, slowdown: float = 1.5,
-         alpha: float = 0.05, node_ids: Sequence[str] | None = None) -> Plan:
+         alpha: float = 0.05, node_ids: Sequence[str] | None = None,
+         rounds: int | None = None, parallel: int = 1) -> Plan:
     """Select the benchmarks (collecting them unless ``node_ids`` is given) and check that
     the gate can fail with this many processes, before anything is measured."""
     from suite import catalog
@@ -147,8 +155,9 @@ def plan(*, ops: Sequence[str] | None = None, sizes: Sequence[int] | None = None
     if processes < needed:
         raise gt.GateError(f"--processes {processes}: with {len(chosen)} benchmarks the gate "
                            f"could never fail at alpha {alpha:g} (Holm); use at least {needed}")
+    sampling.check_parallel(parallel)
     return Plan(tuple(chosen), dict(sorted(counts.items())), pairs, processes, slowdown, alpha,
-                ops, sizes)
+                ops, sizes, rounds, parallel)
 
 
 def describe(p: Plan) -> str:
@@ -158,7 +167,9 @@ def describe(p: Plan) -> str:
             f"n = {', '.join(map(str, p.sizes))}; {', '.join(DTYPES)})\n"
             f"{3 * p.pairs} runs of {p.processes} processes each: {p.pairs} same-build pairs "
             f"and {p.pairs} runs planted {p.slowdown:g}x slower, "
-            f"{3 * p.pairs * p.processes} processes in all")
+            f"{3 * p.pairs * p.processes} processes in all, {p.parallel} at a time; "
+            + (f"{p.rounds} rounds a benchmark" if p.rounds else
+               "rounds as suite.bench schedules them (10 to 40)"))
 
 
 def _reusable(path: Path, p: Plan, planted: float | None) -> gt.Run | None:
@@ -169,8 +180,9 @@ def _reusable(path: Path, p: Plan, planted: float | None) -> gt.Run | None:
         run = gt.load_run(path)
     except (OSError, ValueError, AttributeError, gt.GateError):
         return None
-    same = (ours.get("pytest_args") == list(p.node_ids) and ours.get("processes") == p.processes
-            and ours.get("planted_slowdown") == planted)
+    same = (ours.get("pytest_args") == p.pytest_args() and ours.get("processes") == p.processes
+            and ours.get("planted_slowdown") == planted
+            and ours.get("parallel", 1) == p.parallel)
     return run if same else None
 
 
@@ -248,7 +260,9 @@ def markdown(p: Plan, tallies: list[Tally], runs: dict[str, gt.Run], seconds: fl
     lines = [f"# Gate study, {datetime.date.today().isoformat()}", "",
              f"`python -m suite gate-study --pairs {p.pairs} --processes {p.processes} "
              f"--slowdown {p.slowdown:g} --ops {','.join(p.ops)} --sizes "
-             f"{','.join(map(str, p.sizes))} --alpha {p.alpha:g}`", "",
+             f"{','.join(map(str, p.sizes))} --alpha {p.alpha:g}"
+             + (f" --rounds {p.rounds}" if p.rounds else "")
+             + (f" --parallel {p.parallel}" if p.parallel > 1 else "") + "`", "",
              f"- machine: {ours.get('cpu_model', '?')}; torch {ours.get('torch_version', '?')}, "
              f"numpy {ours.get('numpy_version', '?')}; torch threads "
              f"{ours.get('torch_threads', '?')}",
@@ -283,8 +297,8 @@ def run(p: Plan, out: Path, *, progress: Callable[[str], None] | None = print) -
             continue
         env = {sampling.PLANTED_ENV: f"{planted:g}" if planted else ""}
         t0 = time.perf_counter()
-        runs[name] = sampling.measure(list(p.node_ids), p.processes, path, env=env,
-                                      progress=None)
+        runs[name] = sampling.measure(p.pytest_args(), p.processes, path, env=env,
+                                      parallel=p.parallel, progress=None)
         measured += 1
         spent = time.perf_counter() - start
         left = spent / measured * (len(order) - index)
@@ -297,6 +311,7 @@ def run(p: Plan, out: Path, *, progress: Callable[[str], None] | None = print) -
     drift.write_json_atomic(out / "study.json", {
         "node_ids": list(p.node_ids), "families": p.families, "pairs": p.pairs,
         "processes": p.processes, "slowdown": p.slowdown, "alpha": p.alpha,
+        "rounds": p.rounds, "parallel": p.parallel,
         "measuring_seconds": seconds,
         "tallies": [{"unit": t.unit, "threshold": t.threshold, "same_alarms": t.same_alarms,
                      "slow_flagged": t.slow_flagged, "compared": t.compared,

@@ -638,3 +638,14 @@ def test_report_keeps_a_variant_apart_from_the_default(tmp_path: Path) -> None:
     assert series["torch cpu float32 [dilation2]"] == {1024: 9e-3}
     written = report.render(gate.load_run(path), out=str(tmp_path / "r"), plots=False)
     assert "| conv2d | forward | torch cpu float32 [dilation2] |" in Path(written[0]).read_text()
+
+
+def test_bench_rounds_fix_every_benchmarks_round_count(monkeypatch) -> None:
+    from suite import bench
+
+    assert bench.schedule(1e-6)[0] == bench.MAX_ROUNDS  # cheap calls: as many as allowed
+    assert bench.schedule(0.1)[0] == bench.MIN_ROUNDS
+    monkeypatch.setattr(bench, "FIXED_ROUNDS", 7)
+    assert [bench.schedule(s)[0] for s in (1e-6, 0.1)] == [7, 7]
+    assert bench.schedule(1e-6)[1] == 5000  # the round's length is unchanged
+    assert bench.machine_info()["bench_rounds"] == 7

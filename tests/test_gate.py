@@ -328,13 +328,33 @@ def test_measure_merges_processes_keeping_each_ones_rounds(tmp_path: Path, monke
     assert len(calls) == 4 and all(c[-4:-2] == ["-k", "tanh"] for c in calls)
     data = json.loads(out.read_text())
     assert data["gradsuite"] == {"format": gate.PROCESSES_FORMAT, "processes": 4,
-                                 "pytest_args": ["-k", "tanh"], "planted_slowdown": None}
+                                 "pytest_args": ["-k", "tanh"], "planted_slowdown": None,
+                                 "parallel": 1}
     run = gate.load_run(out)
     assert run.processes == 4
     assert [len(b.processes) for b in run.benchmarks.values()] == [4, 3, 4]
     b = run.benchmarks[f"{sr.FILE}::test_op[b000]"]
     assert b.rounds.size == 48 and data["benchmarks"][0]["stats"]["median"] == b.median
     assert "wrote" in capsys.readouterr().out
+
+
+def test_measure_runs_processes_side_by_side_when_asked(tmp_path: Path, monkeypatch) -> None:
+    calls = _fake_pytest(tmp_path, monkeypatch)
+    out = tmp_path / "run.json"
+    assert main(["measure", "--processes", "4", "--parallel", "2", "--out", str(out),
+                 "--", "-k", "tanh"]) == 0
+    data = json.loads(out.read_text())
+    assert len(calls) == 4 and data["gradsuite"]["parallel"] == 2
+    assert [len(b.processes) for b in gate.load_run(out).benchmarks.values()] == [4, 4, 4]
+
+
+def test_measure_refuses_more_processes_at_a_time_than_cores(tmp_path: Path, monkeypatch,
+                                                             capsys) -> None:
+    calls = _fake_pytest(tmp_path, monkeypatch)
+    monkeypatch.setattr(sampling.os, "cpu_count", lambda: 2)
+    code = main(["measure", "--parallel", "3", "--out", str(tmp_path / "run.json")])
+    assert code == 2 and not calls and not list(tmp_path.iterdir())
+    assert "--parallel 3: use 1 to 2" in _one_line_error(capsys)
 
 
 def test_measure_writes_nothing_when_a_process_fails(tmp_path: Path, monkeypatch,
@@ -344,6 +364,9 @@ def test_measure_writes_nothing_when_a_process_fails(tmp_path: Path, monkeypatch
     assert main(["measure", "--out", str(out), "--", "nosuch"]) == 2
     err = _one_line_error(capsys)
     assert "process 1/10: pytest exited 4 (ERROR: file or directory not found: nosuch)" in err
+    assert not out.exists() and not list(tmp_path.iterdir())
+    assert main(["measure", "--parallel", "2", "--out", str(out), "--", "nosuch"]) == 2
+    assert "pytest exited 4" in _one_line_error(capsys)
     assert not out.exists() and not list(tmp_path.iterdir())
 
 

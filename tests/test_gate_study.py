@@ -49,15 +49,16 @@ def test_plan_counts_families_and_refuses_what_cannot_work() -> None:
 def _fake_measure(calls: list[str]):
     """Synthetic runs in suite.sampling's layout: two speed modes per process, the planted
     factor applied when the environment asks for it."""
-    def measure(args, processes, out, *, env=None, progress=None):
+    def measure(args, processes, out, *, env=None, parallel=1, progress=None):
         calls.append(str(out))
         factor = float((env or {}).get(sampling.PLANTED_ENV) or 1.0)
-        per = sr.simulate(len(calls), [a.split("::")[-1] for a in args], processes=processes,
+        nodes = [a for a in args if "::" in a]
+        per = sr.simulate(len(calls), [a.split("::")[-1] for a in nodes], processes=processes,
                           modes=sr.TWO_MODES, slowdown=factor)
         data = sr.run_data(per, extra_info={"planted_slowdown": factor} if factor > 1 else {})
-        data["gradsuite"].update(pytest_args=list(args),
+        data["gradsuite"].update(pytest_args=list(args), parallel=parallel,
                                  planted_slowdown=factor if factor > 1 else None)
-        for entry, node in zip(data["benchmarks"], args, strict=True):
+        for entry, node in zip(data["benchmarks"], nodes, strict=True):
             entry["fullname"] = node
         Path(out).write_text(json.dumps(data))
         return gate.load_run(out)
@@ -89,3 +90,28 @@ def test_study_reports_false_alarms_and_detection_and_resumes(tmp_path: Path,
     study.run(study.plan(ops=["tanh", "linear", "adam"], sizes=[16, 64], pairs=1,
                          processes=11, node_ids=NODES), tmp_path, progress=None)
     assert len(calls) == 9
+
+
+def test_study_passes_its_round_count_and_parallelism_to_every_run(tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    seen: list[tuple[list[str], int]] = []
+    fake = _fake_measure([])
+
+    def measure(args, processes, out, **kwargs):
+        seen.append((list(args), kwargs["parallel"]))
+        return fake(args, processes, out, **kwargs)
+
+    monkeypatch.setattr(sampling, "measure", measure)
+    monkeypatch.setattr(sampling.os, "cpu_count", lambda: 2)
+    p = study.plan(ops=["tanh"], sizes=[16], pairs=1, processes=10, node_ids=NODES, rounds=5,
+                   parallel=2)
+    text = study.run(p, tmp_path, progress=None)
+    assert len(seen) == 3 and all(args[0] == "--bench-rounds=5" and parallel == 2
+                                  for args, parallel in seen)
+    assert "--rounds 5 --parallel 2" in text
+    # The same study with the default schedule measures every run again.
+    study.run(study.plan(ops=["tanh"], sizes=[16], pairs=1, processes=10, node_ids=NODES,
+                         parallel=2), tmp_path, progress=None)
+    assert len(seen) == 6
+    with pytest.raises(gate.GateError, match="--parallel 3: use 1 to 2"):
+        study.plan(ops=["tanh"], sizes=[16], node_ids=NODES, parallel=3)
