@@ -250,9 +250,13 @@ def _compare(args: argparse.Namespace) -> int:
     print(gate.summary(result))
     slower = result.slower
     if args.rerun and slower:
+        # Re-measured as NEW was: as many processes, as many at a time, as many rounds.
+        rounds = (new.machine_info.get("gradsuite") or {}).get("bench_rounds")
+        fixed = [f"--bench-rounds={rounds}"] if rounds and not any(
+            a.startswith("--bench-rounds") for a in args.pytest_arg) else []
         again = sampling.rerun(base, [c.fullname for c in slower], threshold=args.threshold,
                                alpha=args.alpha, processes=new.processes,
-                               pytest_args=args.pytest_arg)
+                               parallel=new.parallel, pytest_args=[*fixed, *args.pytest_arg])
         confirmed = {c.fullname for c in again.slower}
         print(f"\nre-measured the {len(slower)} slower benchmarks:")
         print(gate.table(again, markdown=args.markdown))

@@ -145,6 +145,7 @@ class Run:
     commit_info: dict[str, Any]
     benchmarks: dict[str, Benchmark] = field(default_factory=dict)
     processes: int = 1  # how many processes measured it (suite.sampling)
+    parallel: int = 1  # how many of them ran at a time
 
 
 def _rounds(values: Any) -> FloatArray | None:
@@ -186,8 +187,10 @@ def load_run(path: str | os.PathLike[str]) -> Run:
         if not isinstance(processes, int) or isinstance(processes, bool) or processes < 1:
             raise GateError(f"{path}: its 'gradsuite.processes' is {processes!r}, not a "
                             f"process count; measure it again with `python -m suite measure`")
+    parallel = ours.get("parallel", 1)
     run = Run(str(path), _object(data, "machine_info", str(path)),
-              _object(data, "commit_info", str(path)), processes=processes)
+              _object(data, "commit_info", str(path)), processes=processes,
+              parallel=parallel if isinstance(parallel, int) and parallel >= 1 else 1)
     for b in data["benchmarks"]:
         fullname = str(b.get("fullname", "?")) if isinstance(b, dict) else "?"
         per_process: list[FloatArray | None] | None = None

@@ -193,9 +193,10 @@ def check_parallel(parallel: int) -> None:
 
 
 def rerun(base: gt.Run, flagged: Sequence[str], *, threshold: float, alpha: float,
-          processes: int, pytest_args: Sequence[str] = ()) -> gt.GateResult:
+          processes: int, pytest_args: Sequence[str] = (), parallel: int = 1) -> gt.GateResult:
     """Measure the ``flagged`` benchmarks again (``processes`` fresh processes of just those
-    node ids, in the current environment) and test the new measurement against ``base``.
+    node ids, ``parallel`` at a time up to this machine's cores, in the current environment)
+    and test the new measurement against ``base``.
 
     A slowdown is real when it shows in two independent measurements; a burst of load from
     another process during one measurement (the typical false alarm on a shared machine)
@@ -203,7 +204,8 @@ def rerun(base: gt.Run, flagged: Sequence[str], *, threshold: float, alpha: floa
     with tempfile.TemporaryDirectory(prefix="gradsuite-rerun-") as tmp:
         out = Path(tmp) / "rerun.json"
         if processes > 1:
-            again = measure([*pytest_args, *flagged], processes, out, progress=None)
+            again = measure([*pytest_args, *flagged], processes, out, progress=None,
+                            parallel=min(parallel, os.cpu_count() or 1))
         else:
             cmd = pytest_command([*pytest_args, *flagged], str(out))
             done = subprocess.run(cmd, capture_output=True, text=True, check=False)

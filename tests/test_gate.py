@@ -409,6 +409,29 @@ def test_planted_slowdown_multiplies_each_calls_time(monkeypatch) -> None:
             sampling.planted_slowdown({sampling.PLANTED_ENV: text})
 
 
+def test_compare_rerun_measures_as_the_new_run_was_measured(tmp_path: Path, monkeypatch,
+                                                             capsys) -> None:
+    seen = {}
+
+    def fake_rerun(base, flagged, **kwargs):
+        seen.update(kwargs)
+        return gate.compare_runs(base, base, threshold=0.1, alpha=0.05)
+
+    monkeypatch.setattr(sampling, "rerun", fake_rerun)
+    names = sr.names(3)
+    base = sr.write(tmp_path / "base.json", sr.simulate(0, names, processes=10))
+    data = sr.run_data(sr.simulate(1, names, processes=10, slowdown=2.0),
+                       machine={**sr.MACHINE, "gradsuite": {**sr.MACHINE["gradsuite"],
+                                                            "bench_rounds": 5}})
+    data["gradsuite"]["parallel"] = 2
+    new = tmp_path / "new.json"
+    new.write_text(json.dumps(data))
+    assert main(["compare", str(base), str(new), "--rerun", "--pytest-arg=--device=cpu"]) == 0
+    assert seen["processes"] == 10 and seen["parallel"] == 2
+    assert seen["pytest_args"] == ["--bench-rounds=5", "--device=cpu"]
+    assert "0 of 3 slowdowns confirmed" in capsys.readouterr().out
+
+
 def test_rerun_measures_in_as_many_processes_as_the_new_run(tmp_path: Path,
                                                             monkeypatch) -> None:
     seen = {}
