@@ -444,6 +444,12 @@ def compare_runs(base: Run, new: Run, *, threshold: float = 0.20, alpha: float =
                             f"measure both sides with `python -m suite measure`")
         else:
             warnings.append(ONE_PROCESS_WARNING)
+    elif base.parallel != new.parallel:
+        # Neighbouring processes slow each other (measured: per-process medians spread 1.83x
+        # two at a time against 1.40x one at a time, README, Benchmarks).
+        warnings.append(f"{base.path} was measured {base.parallel} process(es) at a time and "
+                        f"{new.path} {new.parallel}: neighbours change timings; measure both "
+                        f"sides with the same --parallel")
     for run in (base, new):
         if (factor := _planted(run)) is not None:
             warnings.append(f"{run.path} was measured with a planted slowdown of {factor:g}x "

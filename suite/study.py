@@ -14,8 +14,9 @@ them where it runs:
 - **runs**: for each pair i = 1..PAIRS, in this order, ``same-i-a``, ``same-i-b`` (the same
   build twice) and ``slow-i`` (the same build with every benchmark's target made SLOWDOWN
   times slower, ``GRADSUITE_BENCH_PLANTED_SLOWDOWN``, ``suite.bench.planted``); each run is
-  ``suite.sampling.measure`` of PROCESSES fresh processes. Interleaving the three kinds spreads
-  slow changes of the machine's load over all of them;
+  ``suite.sampling.measure`` of PROCESSES fresh processes (``--parallel J`` at a time; with
+  ``--rounds N`` each benchmark gets N rounds a process, ``pytest --bench-rounds``).
+  Interleaving the three kinds spreads slow changes of the machine's load over all of them;
 - **verdicts**: at thresholds 10% and 20%, ``compare_runs(same-i-a, same-i-b)`` (a pair with
   any SLOWER benchmark is a false alarm: the gate would exit 1) and
   ``compare_runs(same-i-a, slow-i)`` (caught when the gate exits 1), at ``--alpha``. For

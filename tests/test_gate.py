@@ -429,7 +429,9 @@ def test_compare_rerun_measures_as_the_new_run_was_measured(tmp_path: Path, monk
     assert main(["compare", str(base), str(new), "--rerun", "--pytest-arg=--device=cpu"]) == 0
     assert seen["processes"] == 10 and seen["parallel"] == 2
     assert seen["pytest_args"] == ["--bench-rounds=5", "--device=cpu"]
-    assert "0 of 3 slowdowns confirmed" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "0 of 3 slowdowns confirmed" in out
+    assert "measured 1 process(es) at a time and" in err and "bench_rounds" in err
 
 
 def test_rerun_measures_in_as_many_processes_as_the_new_run(tmp_path: Path,
